@@ -1,0 +1,4 @@
+"""`python -m orchestrator` is the `snail` command."""
+from orchestrator.cli.main import main
+
+main()

@@ -1,0 +1,43 @@
+"""One place that makes boto3 clients: region, profile, endpoint and the retry policy for throttling."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Throttling, 5xx and connection errors are retried here, by botocore, and nowhere else in the engine.
+# `total_max_attempts` counts requests (botocore's `max_attempts` counts retries — see notes/moto-and-docker.md).
+RETRY_CONFIG = {"mode": "standard", "total_max_attempts": 6}
+
+
+@dataclass
+class AwsContext:
+    """How to reach AWS (or moto, or the sandbox): one cached client per service."""
+
+    region: str = "us-east-1"
+    profile: str | None = None
+    endpoint_url: str | None = None
+    credentials: dict[str, str] | None = None
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+    _session: Any = field(default=None, repr=False)
+
+    def session(self) -> Any:
+        """The boto3 session (imported lazily so `snail --help` stays fast)."""
+        if self._session is None:
+            import boto3
+
+            kwargs: dict[str, Any] = {"region_name": self.region}
+            if self.profile:
+                kwargs["profile_name"] = self.profile
+            if self.credentials:
+                kwargs.update(self.credentials)
+            self._session = boto3.session.Session(**kwargs)
+        return self._session
+
+    def client(self, service: str) -> Any:
+        """A boto3 client with our retry policy and endpoint."""
+        if service not in self._clients:
+            from botocore.config import Config
+
+            cfg = Config(retries=dict(RETRY_CONFIG), connect_timeout=5, read_timeout=30, user_agent_extra="snail-trail")
+            self._clients[service] = self.session().client(service, endpoint_url=self.endpoint_url, config=cfg)
+        return self._clients[service]

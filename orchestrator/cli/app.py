@@ -1,0 +1,124 @@
+"""The typed application context every command gets on ctx.obj: options, pipeline, AWS, state, progress."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.aws.session import AwsContext
+from orchestrator.config.model import Pipeline
+
+
+@dataclass
+class App:
+    """Global options plus lazily built collaborators."""
+
+    file: str = "pipeline.yaml"
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    sandbox: bool = False
+    output: str = "text"
+    log_format: str = "console"
+    verbose: int = 0
+    _pipeline: Pipeline | None = field(default=None, repr=False)
+    _aws: AwsContext | None = field(default=None, repr=False)
+    _store: Any = field(default=None, repr=False)
+    _sandbox_info: Any = field(default=None, repr=False)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """pipeline.yaml, loaded and checked once."""
+        if self._pipeline is None:
+            from orchestrator.config import load_pipeline
+
+            self._pipeline = load_pipeline(self.file)
+        return self._pipeline
+
+    def sandbox_info(self, start: bool = False) -> Any:
+        """The running sandbox (started if asked and not up)."""
+        if self._sandbox_info is None:
+            from orchestrator.sandbox import control
+
+            spec = control.SandboxSpec.from_pipeline(self.pipeline)
+            state_dir = self.pipeline.state_dir()
+            info = control.ensure_up(spec, state_dir) if start else control.status(state_dir)
+            if info is None:
+                from orchestrator.errors import UsageError
+
+                raise UsageError("the sandbox is not running: start it with `snail sandbox up` (or use `snail run --sandbox`)")
+            self._sandbox_info = info
+        return self._sandbox_info
+
+    def aws(self, start_sandbox: bool = False) -> AwsContext:
+        """How to reach AWS: the sandbox's endpoint, an explicit endpoint, or the real thing."""
+        if self._aws is None:
+            region = self.region or self.pipeline.service.region
+            if self.sandbox:
+                kw = self.sandbox_info(start=start_sandbox).client_kwargs()
+                self._aws = AwsContext(
+                    region=kw.get("region_name", region), endpoint_url=kw["endpoint_url"],
+                    credentials={"aws_access_key_id": kw["aws_access_key_id"],
+                                 "aws_secret_access_key": kw["aws_secret_access_key"]},
+                )
+            else:
+                self._aws = AwsContext(region=region, profile=self.profile, endpoint_url=self.endpoint_url)
+        return self._aws
+
+    def registry_url(self) -> str | None:
+        """In the sandbox, pushes go to its local registry instead of ECR's data plane."""
+        return self.sandbox_info().registry if self.sandbox else None
+
+    @property
+    def store(self) -> Any:
+        """The state store pipeline.yaml asks for."""
+        if self._store is None:
+            from orchestrator.state import open_store
+
+            self._store = open_store(self.pipeline, self.aws() if self.pipeline.state.backend == "dynamodb" else None)
+        return self._store
+
+    def progress(self) -> Any:
+        """The human progress display (off for JSON output or JSON logs)."""
+        from orchestrator.cli.progress import Progress
+
+        return Progress(enabled=self.output == "text" and self.log_format != "json")
+
+    def emit(self, data: Any, text: str) -> None:
+        """Print a result: JSON with --output json, else the text."""
+        if self.output == "json":
+            click.echo(json.dumps(data, indent=2, default=str))
+        else:
+            click.echo(text)
+
+    def engine(self, start_sandbox: bool = False) -> Any:
+        """An engine wired to this context."""
+        from orchestrator.engine.executor import Engine
+        from orchestrator.engine.images import Images
+
+        aws = self.aws(start_sandbox=start_sandbox)
+        progress = self.progress()
+        images = Images(self.pipeline, aws, registry_url=self.registry_url(),
+                        progress=lambda ev: progress("build_step", ev))
+        return Engine(self.pipeline, aws, self.store, images=images, progress=progress,
+                      diagnose=_diagnoser(self.pipeline, aws))
+
+
+def _diagnoser(pipeline: Pipeline, aws: AwsContext) -> Any:
+    def diagnose(revision_arn: str, cause: Any) -> str:
+        from orchestrator.doctor import diagnose as run
+
+        return run(pipeline, aws, since=None, revision_arn=revision_arn).summary()
+
+    return diagnose
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def root_of(app: App) -> Path:
+    """The pipeline's folder."""
+    return Path(app.file).resolve().parent

@@ -1,0 +1,112 @@
+"""`snail`: the command group, global options (each with an environment variable) and the one error boundary."""
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from orchestrator.cli.app import App
+from orchestrator.errors import ConfigErrors, ExitCode, Interrupted, SnailError
+
+COMMANDS = {
+    "validate": "orchestrator.cli.validate:command",
+    "doctor": "orchestrator.cli.doctor:command",
+    "plan": "orchestrator.cli.plan:command",
+    "run": "orchestrator.cli.run:command",
+    "promote": "orchestrator.cli.promote:command",
+    "rollback": "orchestrator.cli.rollback:command",
+    "status": "orchestrator.cli.status:command",
+    "history": "orchestrator.cli.history:command",
+    "trail": "orchestrator.cli.trail:command",
+    "unlock": "orchestrator.cli.unlock:command",
+    "sandbox": "orchestrator.cli.sandbox:group",
+}
+HELP = {
+    "validate": "Check pipeline.yaml and phases/*.yaml (file:line errors).",
+    "doctor": "Preflight: catch the field log's incidents before a rollout.",
+    "plan": "Show what run would do: images, task-definition diff, update, gates.",
+    "run": "Run the pipeline; roll back automatically on any failure.",
+    "promote": "Run exactly the next phase (or the one named).",
+    "rollback": "Roll back to a good revision, verified by its gates.",
+    "status": "Current revision and phase, last good per phase, lock holder.",
+    "history": "Runs, newest first.",
+    "trail": "The journal as the field log (Markdown), JSON or an HTML page.",
+    "unlock": "Remove a stuck lock (recorded).",
+    "sandbox": "ECS in a box: the embedded default, no AWS account needed.",
+}
+
+
+class LazyGroup(click.Group):
+    """Commands are imported only when used, so `snail --help` does not import boto3 or docker."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        import importlib
+
+        mod, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(mod), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(n, HELP[n]) for n in COMMANDS])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("-f", "--file", default="pipeline.yaml", show_default=True, envvar="SNAIL_FILE", help="pipeline.yaml to use [SNAIL_FILE]")
+@click.option("--region", envvar="SNAIL_REGION", help="AWS region (default: service.region) [SNAIL_REGION]")
+@click.option("--profile", envvar="SNAIL_PROFILE", help="AWS profile [SNAIL_PROFILE]")
+@click.option("--endpoint-url", envvar="SNAIL_ENDPOINT_URL", help="AWS endpoint, e.g. a moto server [SNAIL_ENDPOINT_URL]")
+@click.option("--sandbox/--no-sandbox", default=False, envvar="SNAIL_SANDBOX", help="use the local sandbox [SNAIL_SANDBOX]")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", envvar="SNAIL_OUTPUT", help="result format [SNAIL_OUTPUT]")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console", envvar="SNAIL_LOG_FORMAT", help="log format on stderr [SNAIL_LOG_FORMAT]")
+@click.option("-v", "--verbose", count=True, envvar="SNAIL_VERBOSE", help="more logs (-vv for debug) [SNAIL_VERBOSE]")
+@click.version_option(package_name="snail-trail", prog_name="snail")
+@click.pass_context
+def cli(ctx: click.Context, **opts: Any) -> None:
+    """🐌 snail-trail: progressive delivery for Amazon ECS, with a trail of what happened.
+
+    Exit codes: 0 done, 1 rolled back, 2 usage/config error, 3 human needed,
+    4 locked, 5 preflight failed, 130 interrupted."""
+    from orchestrator.log import configure
+
+    configure(opts["log_format"], opts["verbose"])
+    ctx.obj = App(**opts)
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    # SIGTERM behaves like Ctrl-C: the engine rolls back what is in flight, then exits 130.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn every error into its exit code, at this one boundary."""
+    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        rv = cli.main(args=argv, prog_name="snail", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        code = ExitCode.INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        code = ExitCode.USAGE
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except ConfigErrors as exc:
+        for e in exc.errors:
+            click.echo(f"error: {e}", err=True)
+        code = ExitCode.USAGE
+    except SnailError as exc:
+        run = f" (run {exc.data['run_id']}; see `snail trail --run {exc.data['run_id']}`)" if exc.data.get("run_id") else ""
+        click.echo(f"error: {exc}{run}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        code = Interrupted.exit_code
+    sys.exit(code)

@@ -1,0 +1,48 @@
+"""The progress display: what is happening now, separate from decisions, printing only what is new."""
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+_ICONS = {
+    "run_started": "🚀", "phase_started": "🐌", "image_ready": "📦", "revision_registered": "📝",
+    "revision_reused": "♻️ ", "service_updated": "🔄", "service_created": "🆕", "gate_passed": "✅",
+    "gate_failed": "❌", "bake_done": "🍞", "phase_passed": "🎉", "phase_skipped": "⏭️ ", "decision": "🚨",
+    "rollback_started": "⏪", "rollback_verified": "✅", "rollback_failed": "🆘", "rollback_impossible": "🆘",
+    "paused": "✋", "noop": "💤", "run_finished": "🏁", "reconciled": "🩹", "lock_taken_over": "🔓",
+    "service_unchanged": "=", "gate_retry": "↻", "gate_waiting": "…", "build_step": "🔨",
+}
+
+
+class Progress:
+    """Prints one line per recorded event and per *new* waiting state (repeated polls are not reprinted)."""
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool = True) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self._last: dict[str, str] = {}
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if not self.enabled or kind in ("gate_attempt", "run_finished"):
+            return
+        phase = data.get("phase")
+        if kind in ("gate_waiting", "gate_retry"):
+            text = f"{data.get('gate')} attempt {data.get('attempt')}: {data.get('waiting_for') or data.get('summary')}"
+            key = f"{phase}:{data.get('gate')}"
+            core = data.get("waiting_for") or data.get("summary") or ""
+            if self._last.get(key) == core:
+                return
+            self._last[key] = core
+        elif kind == "build_step":
+            line = str(data.get("line", "")).strip()
+            if not line.startswith("Step"):
+                return
+            text = line
+        elif kind == "baking":
+            text = f"baking {data.get('seconds'):g}s"
+        else:
+            text = str(data.get("message", kind))
+        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        where = f"[{phase}] " if phase else ""
+        print(f"{_ICONS.get(kind, '·')} {stamp} {where}{text}", file=self.stream, flush=True)

@@ -1,0 +1,20 @@
+"""snail rollback: back to a revision that passed our gates, verified by them again, recorded."""
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli.app import App, pass_app
+from orchestrator.errors import UsageError
+
+
+@click.command("rollback")
+@click.option("--to-revision", help="revision number (or family:N) that passed snail's gates")
+@click.option("--to-phase", help="the last good revision of this phase")
+@pass_app
+def command(app: App, to_revision: str | None, to_phase: str | None) -> int:
+    """Roll back (default: the good revision before the live one)."""
+    from orchestrator.cli.common import finish
+
+    if to_revision and to_phase:
+        raise UsageError("give --to-revision or --to-phase, not both")
+    return finish(app, app.engine().rollback(to_revision=to_revision, to_phase=to_phase))

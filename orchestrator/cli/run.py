@@ -1,0 +1,33 @@
+"""snail run: the pipeline, phase by phase, with automatic rollback on any failure."""
+from __future__ import annotations
+
+import click
+
+from orchestrator.cli.app import App, pass_app
+
+
+@click.command("run")
+@click.option("--from", "from_phase", help="start at this phase (even if it already passed)")
+@click.option("--to", "to_phase", help="stop after this phase")
+@click.option("--dry-run", is_flag=True, help="print the plan and change nothing")
+@click.option("--create-service", is_flag=True, help="create the ECS service from pipeline.yaml if it is missing")
+@click.option("--skip-preflight", is_flag=True, help="do not run `doctor` first")
+@click.option("--approve", multiple=True, help="approve a manual phase in advance (repeatable)")
+@pass_app
+def command(app: App, from_phase: str | None, to_phase: str | None, dry_run: bool, create_service: bool,
+            skip_preflight: bool, approve: tuple[str, ...]) -> int:
+    """Run the pipeline (all phases, or --from/--to); exit 0 done, 1 rolled back, 3 human needed."""
+    from orchestrator.cli.common import finish, preflight
+    from orchestrator.engine.executor import RunOptions
+    from orchestrator.plan import render_plan
+
+    engine = app.engine(start_sandbox=app.sandbox)
+    opts = RunOptions(from_phase=from_phase, to_phase=to_phase, dry_run=dry_run, create_service=create_service,
+                      approved=set(approve), command="run")
+    if dry_run:
+        out = engine.run(opts)
+        app.emit(out.plan.to_dict(), render_plan(out.plan, app.pipeline) + "\n(dry run: nothing was changed)")
+        return out.exit_code
+    if not skip_preflight:
+        preflight(app, allow_missing_service=create_service)
+    return finish(app, engine.run(opts))

@@ -1,0 +1,58 @@
+"""snail status: what the service runs, which phase that is, last good per phase, lock holder, in-flight run."""
+from __future__ import annotations
+
+import time
+
+import click
+
+from orchestrator.cli.app import App, pass_app
+from orchestrator.errors import ExitCode
+
+
+@click.command("status")
+@pass_app
+def command(app: App) -> int:
+    """Show the live revision and phase, the good revisions, the lock and any in-flight run."""
+    from orchestrator.aws.ecs import EcsClient
+
+    p = app.pipeline
+    svc = EcsClient(app.aws()).service(p.service.cluster, p.service.name)
+    store = app.store
+    history = store.good_history(p.service.name)
+    live = svc.task_definition if svc else None
+    live_good = next((g for g in history if g.revision_arn == live), None)
+    per_phase = {name: next((g for g in history if g.phase == name), None) for name in p.phase_names()}
+    holder = store.lock_holder(p.service.name, time.time())
+    inflight = [r for r in store.runs(p.service.name, 50) if r.status == "running"]
+    open_steps = store.open_steps(p.service.name)
+    data = {
+        "service": p.service.name,
+        "exists": svc is not None,
+        "revision": live,
+        "phase": live_good.phase if live_good else None,
+        "deployments": [d.__dict__ for d in svc.deployments] if svc else [],
+        "good": {k: (v.to_dict() if v else None) for k, v in per_phase.items()},
+        "lock": holder,
+        "in_flight": [r.to_dict() for r in inflight],
+        "open_steps": [{"run_id": s.run_id, "kind": s.kind, "phase": s.phase, "intent": s.intent} for s in open_steps],
+    }
+    lines = []
+    if svc is None:
+        lines.append(f"service {p.service.name}: MISSING in cluster {p.service.cluster}")
+    else:
+        prim = svc.primary
+        lines.append(f"service {p.service.name}: {live.rsplit('/', 1)[-1]} — "
+                     + (f"phase {live_good.phase} (passed its gates {live_good.at})" if live_good else "NOT a revision that passed snail's gates"))
+        if prim:
+            lines.append(f"  primary deployment {prim.id}: {prim.rollout_state}, {prim.running}/{prim.desired} running, {prim.failed} failed")
+        for d in svc.others:
+            lines.append(f"  draining {d.id}: {d.task_definition.rsplit('/', 1)[-1]}, {d.running} running")
+    for name, g in per_phase.items():
+        lines.append(f"  [{'x' if g else ' '}] {name}: " + (f"{g.revision_arn.rsplit('/', 1)[-1]} {g.image} ({g.at})" if g else "never passed"))
+    lines.append("lock: " + (f"held by run {holder['run_id']} ({holder.get('user')}@{holder.get('host')}, {holder.get('command')}) since {holder.get('since')}" if holder else "free"))
+    for r in inflight:
+        lines.append(f"in flight: run {r.run_id} ({r.command}) since {r.started_at}")
+    for s in open_steps:
+        lines.append(f"unfinished step: {s.kind} of run {s.run_id} ({s.phase}) — the next run reconciles it")
+    app.emit(data, "\n".join(lines))
+    return ExitCode.OK

@@ -1,0 +1,358 @@
+"""load_pipeline(): pipeline.yaml + phases/*.yaml -> a frozen Pipeline, or every mistake with file:line."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.config import schema as s
+from orchestrator.config.model import (
+    GateSpec,
+    ImageSpec,
+    LoadBalancerSpec,
+    NetworkSpec,
+    Phase,
+    Pipeline,
+    ProbeSpec,
+    RegistrySpec,
+    Retries,
+    ServiceSpec,
+    StateSpec,
+    TaskSpec,
+)
+from orchestrator.errors import ConfigError, ConfigErrors
+
+GATE_TYPES = ("ecs-rollout", "http", "command", "target-health", "alarm")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+_retries = s.Mapping(
+    {
+        "attempts": s.Field(s.integer(1, 1000)),
+        "wait": s.Field(s.duration),
+        "backoff": s.Field(s.number(1.0)),
+        "max_wait": s.Field(s.duration),
+    }
+)
+
+_COMMON = {
+    "type": s.Field(s.one_of(*GATE_TYPES), required=True),
+    "name": s.Field(s.string),
+    "timeout": s.Field(s.duration),
+    "retries": s.Field(_retries),
+}
+
+_GATE_FIELDS: dict[str, dict[str, s.Field]] = {
+    "ecs-rollout": {"poll": s.Field(s.duration)},
+    "http": {
+        "path": s.Field(s.string),
+        "url": s.Field(s.string),
+        "port": s.Field(s.port),
+        "method": s.Field(s.one_of("GET", "HEAD", "POST")),
+        "expect": s.Field(
+            s.Mapping(
+                {
+                    "status": s.Field(s.anything),
+                    "json": s.Field(s.anything),
+                    "body_contains": s.Field(s.string),
+                    "max_latency": s.Field(s.duration),
+                }
+            )
+        ),
+        "consecutive": s.Field(s.integer(1, 100)),
+        "request_timeout": s.Field(s.duration),
+    },
+    "command": {
+        "run": s.Field(s.anything, required=True),
+        "env": s.Field(s.str_map),
+        "cwd": s.Field(s.string),
+    },
+    "target-health": {"target_group_arn": s.Field(s.string)},
+    "alarm": {"alarms": s.Field(s.list_of(s.string, 1), required=True)},
+}
+
+
+def _gate(node: yaml.Node, key: str, errors: s.Errors) -> Any:
+    """A gate: the common keys plus the keys of its type."""
+    if not isinstance(node, yaml.MappingNode):
+        errors.add(node, key, "a gate must be a mapping with a `type`")
+        return s._MISSING
+    gtype = next((str(v.value) for k, v in node.value if k.value == "type"), None)
+    fields = dict(_COMMON)
+    fields.update(_GATE_FIELDS.get(gtype or "", {}))
+    raw = s.Mapping(fields)(node, key, errors)
+    if raw is s._MISSING or raw.get("type") is None:
+        return s._MISSING
+    if raw["type"] == "http" and not (raw.get("path") or raw.get("url")):
+        errors.add(node, key, "an http gate needs `path` or `url`")
+        return s._MISSING
+    if raw["type"] == "http":
+        _check_expect(node, key, raw.get("expect") or {}, errors)
+    r = raw.get("retries") or {}
+    retries = Retries(
+        attempts=r.get("attempts") or 1,
+        wait=r.get("wait") or 0.0,
+        backoff=r.get("backoff") or 1.0,
+        max_wait=r.get("max_wait") or 60.0,
+    )
+    params = {k: v for k, v in raw.items() if k not in _COMMON and v is not None}
+    return GateSpec(
+        type=raw["type"],
+        params=params,
+        timeout=raw.get("timeout"),
+        retries=retries,
+        name=raw.get("name"),
+        source=f"{errors.path}:{node.start_mark.line + 1}",
+    )
+
+
+def _check_expect(node: yaml.Node, key: str, expect: dict[str, Any], errors: s.Errors) -> None:
+    status = expect.get("status")
+    codes = status if isinstance(status, list) else [status] if status is not None else []
+    for c in codes:
+        if isinstance(c, bool) or not isinstance(c, int) or not 100 <= c <= 599:
+            errors.add(node, f"{key}.expect.status", f"{c!r} is not an HTTP status code")
+    js = expect.get("json")
+    if js is not None and not isinstance(js, dict):
+        errors.add(node, f"{key}.expect.json", "expected a mapping of field -> value or list of allowed values")
+
+
+_image = s.Mapping(
+    {
+        "context": s.Field(s.string),
+        "ref": s.Field(s.string),
+        "dockerfile": s.Field(s.string),
+        "build_args": s.Field(s.str_map),
+        "probe": s.Field(s.anything),
+    },
+    extra=lambda d: (
+        [("image", "give exactly one of `context` or `ref`")]
+        if bool(d.get("context")) == bool(d.get("ref"))
+        else []
+    ),
+)
+
+_task = s.Mapping(
+    {
+        "cpu": s.Field(s.integer(128, 16384)),
+        "memory": s.Field(s.integer(128, 122880)),
+        "environment": s.Field(s.str_map),
+        "secrets": s.Field(s.str_map),
+        "command": s.Field(s.list_of(s.string)),
+    }
+)
+
+_phase = s.Mapping(
+    {
+        "name": s.Field(s.string, required=True),
+        "image": s.Field(_image, required=True),
+        "task": s.Field(_task),
+        "gates": s.Field(s.list_of(_gate)),
+        "inherit_gates": s.Field(s.boolean, default=True),
+        "approval": s.Field(s.one_of("auto", "manual"), default="auto"),
+        "bake": s.Field(s.duration),
+    }
+)
+
+_service = s.Mapping(
+    {
+        "cluster": s.Field(s.string, required=True),
+        "name": s.Field(s.string, required=True),
+        "region": s.Field(s.string, default="us-east-1"),
+        "container": s.Field(s.string, required=True),
+        "port": s.Field(s.port, required=True),
+        "task_definition": s.Field(s.string),
+        "desired_count": s.Field(s.integer(0, 1000), default=1),
+        "launch_type": s.Field(s.one_of("FARGATE", "EC2", "EXTERNAL"), default="FARGATE"),
+        "endpoint": s.Field(s.string),
+        "circuit_breaker": s.Field(s.boolean, default=True),
+        "network": s.Field(
+            s.Mapping(
+                {
+                    "subnets": s.Field(s.list_of(s.string)),
+                    "security_groups": s.Field(s.list_of(s.string)),
+                    "assign_public_ip": s.Field(s.boolean, default=False),
+                }
+            )
+        ),
+        "load_balancer": s.Field(
+            s.Mapping(
+                {
+                    "target_group_arn": s.Field(s.string, required=True),
+                    "container_port": s.Field(s.port),
+                }
+            )
+        ),
+    }
+)
+
+_registry = s.Mapping(
+    {"ecr": s.Field(s.string), "url": s.Field(s.string), "create": s.Field(s.boolean, default=False)},
+    extra=lambda d: (
+        [("registry", "give exactly one of `ecr` or `url`")] if bool(d.get("ecr")) == bool(d.get("url")) else []
+    ),
+)
+
+_state = s.Mapping(
+    {
+        "backend": s.Field(s.one_of("local", "dynamodb"), default="local"),
+        "path": s.Field(s.string, default=".snail"),
+        "table": s.Field(s.string),
+        "lease": s.Field(s.duration, default=300.0),
+    },
+    extra=lambda d: (
+        [("table", "the dynamodb backend needs `table`")] if d.get("backend") == "dynamodb" and not d.get("table") else []
+    ),
+)
+
+_defaults = s.Mapping(
+    {
+        "gates": s.Field(s.list_of(_gate), default=[]),
+        "bake": s.Field(s.duration, default=0.0),
+        "build_args": s.Field(s.str_map, default={}),
+    }
+)
+
+_pipeline = s.Mapping(
+    {
+        "version": s.Field(s.integer(1, 1), required=True),
+        "service": s.Field(_service, required=True),
+        "registry": s.Field(_registry, required=True),
+        "state": s.Field(_state),
+        "defaults": s.Field(_defaults),
+        "phases": s.Field(s.list_of(s.string, 1), required=True),
+    }
+)
+
+
+def _compose(path: Path) -> yaml.Node:
+    """Parse a YAML file into nodes (line numbers kept); syntax errors name the line."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigErrors([ConfigError(str(path), None, "file not found")]) from None
+    except OSError as exc:
+        raise ConfigErrors([ConfigError(str(path), None, f"cannot read: {exc.strerror}")]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigErrors([ConfigError(str(path), line, f"YAML syntax error: {exc.problem}")]) from None
+    if node is None:
+        raise ConfigErrors([ConfigError(str(path), None, "file is empty")])
+    return node
+
+
+def _rel(root: Path, p: str) -> Path:
+    q = Path(p)
+    return q if q.is_absolute() else root / q
+
+
+def _phase_from(raw: dict[str, Any], path: Path, defaults: dict[str, Any]) -> Phase:
+    img = raw["image"]
+    probe_raw = img.get("probe")
+    probe = None
+    if img.get("context") and probe_raw is not False:
+        pr = probe_raw if isinstance(probe_raw, dict) else {}
+        probe = ProbeSpec(path=str(pr.get("path", "/health")), timeout=s.parse_duration(pr.get("timeout", 30)))
+    build_args = {**defaults.get("build_args", {}), **(img.get("build_args") or {})}
+    image = ImageSpec(
+        context=_rel(path.parent.parent, img["context"]) if img.get("context") else None,
+        ref=img.get("ref"),
+        dockerfile=img.get("dockerfile"),
+        build_args=build_args,
+        probe=probe,
+    )
+    t = raw.get("task") or {}
+    task = TaskSpec(
+        cpu=t.get("cpu"),
+        memory=t.get("memory"),
+        environment=dict(t.get("environment") or {}),
+        secrets=dict(t.get("secrets") or {}),
+        command=tuple(t["command"]) if t.get("command") else None,
+    )
+    own = tuple(raw.get("gates") or ())
+    gates = (tuple(defaults.get("gates") or ()) if raw.get("inherit_gates", True) else ()) + own
+    bake = raw["bake"] if raw.get("bake") is not None else defaults.get("bake", 0.0)
+    return Phase(
+        name=raw["name"], image=image, task=task, gates=gates, bake=bake,
+        approval=raw.get("approval") or "auto", path=path,
+    )
+
+
+def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
+    """Load and check pipeline.yaml and every phase file; raise ConfigErrors listing every mistake."""
+    path = Path(path).resolve() if Path(path).exists() else Path(path)
+    errors = s.Errors(str(path))
+    raw = _pipeline(_compose(path), "", errors)
+    all_errors: list[ConfigError] = list(errors.items)
+    if raw is s._MISSING or errors.items:
+        raise ConfigErrors(all_errors)
+
+    root = path.parent
+    defaults = raw.get("defaults") or {"gates": [], "bake": 0.0, "build_args": {}}
+    phases: list[Phase] = []
+    seen: set[str] = set()
+    names_node = next(v for k, v in _compose(path).value if k.value == "phases")
+    for i, name in enumerate(raw["phases"]):
+        line = names_node.value[i].start_mark.line + 1
+        if not _NAME.match(name):
+            all_errors.append(ConfigError(str(path), line, f"bad phase name {name!r} (use a-z, 0-9, - and _)", f"phases[{i}]"))
+            continue
+        if name in seen:
+            all_errors.append(ConfigError(str(path), line, f"phase {name!r} is listed twice", f"phases[{i}]"))
+            continue
+        seen.add(name)
+        ppath = root / "phases" / f"{name}.yaml"
+        if not ppath.exists():
+            all_errors.append(ConfigError(str(path), line, f"phase file {ppath.relative_to(root)} does not exist", f"phases[{i}]"))
+            continue
+        perr = s.Errors(str(ppath))
+        try:
+            node = _compose(ppath)
+        except ConfigErrors as exc:
+            all_errors.extend(exc.errors)
+            continue
+        praw = _phase(node, "", perr)
+        if praw is not s._MISSING and not perr.items and praw["name"] != name:
+            perr.add(node, "name", f"is {praw['name']!r} but the file is {ppath.name} (listed as {name!r})")
+        if praw is not s._MISSING and not perr.items and praw["image"].get("context"):
+            ctx = _rel(root, praw["image"]["context"])
+            if not ctx.is_dir():
+                perr.add(node, "image.context", f"build context {praw['image']['context']} is not a folder")
+        all_errors.extend(perr.items)
+        if praw is not s._MISSING and not perr.items:
+            phases.append(_phase_from(praw, ppath, defaults))
+
+    svc = raw["service"]
+    tdef = svc.get("task_definition")
+    if tdef and not _rel(root, tdef).exists():
+        all_errors.append(ConfigError(str(path), None, f"task definition template {tdef} does not exist", "service.task_definition"))
+    if all_errors:
+        raise ConfigErrors(all_errors)
+
+    net = svc.get("network")
+    lb = svc.get("load_balancer")
+    st = raw.get("state") or {}
+    reg = raw["registry"]
+    return Pipeline(
+        version=raw["version"],
+        service=ServiceSpec(
+            cluster=svc["cluster"], name=svc["name"], region=svc["region"], container=svc["container"],
+            port=svc["port"], task_definition=_rel(root, tdef) if tdef else None,
+            desired_count=svc["desired_count"], launch_type=svc["launch_type"], endpoint=svc.get("endpoint"),
+            network=NetworkSpec(tuple(net.get("subnets") or ()), tuple(net.get("security_groups") or ()),
+                                bool(net.get("assign_public_ip"))) if net else None,
+            load_balancer=LoadBalancerSpec(lb["target_group_arn"], lb.get("container_port")) if lb else None,
+            circuit_breaker=svc["circuit_breaker"],
+        ),
+        registry=RegistrySpec(ecr=reg.get("ecr"), url=reg.get("url"), create=bool(reg.get("create"))),
+        state=StateSpec(backend=st.get("backend") or "local", path=st.get("path") or ".snail",
+                        table=st.get("table"), lease=st.get("lease") or 300.0),
+        phases=tuple(phases),
+        path=path,
+        defaults_gates=tuple(defaults.get("gates") or ()),
+        bake=defaults.get("bake") or 0.0,
+    )

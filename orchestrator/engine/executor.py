@@ -1,0 +1,437 @@
+"""The engine: executes the plan phase by phase; any failure after a deploy rolls back to the last good revision.
+
+Each phase: image -> register revision (reused if identical) -> update service -> gates -> bake -> mark good.
+Every mutation is a journal step (intent written before, result after); every decision is a trail event."""
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from orchestrator import taskdef
+from orchestrator.aws.ecs import EcsClient, revision_of
+from orchestrator.aws.session import AwsContext
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.config.model import GateSpec, Phase, Pipeline
+from orchestrator.engine.images import Images
+from orchestrator.engine.journal import Journal
+from orchestrator.errors import (
+    ExitCode,
+    GateFailed,
+    Interrupted,
+    NotFound,
+    PreflightFailed,
+    RollbackFailed,
+    RolledBack,
+    SnailError,
+    UsageError,
+)
+from orchestrator.gates import GateContext, Verdict, run_gate
+from orchestrator.gates import ecs_rollout
+from orchestrator.plan import Plan, PhasePlan, make_plan
+from orchestrator.state.base import GoodRecord, RunRecord, StateStore
+
+ROLLOUT_GATE = GateSpec(type="ecs-rollout", timeout=600.0, name="ecs-rollout")
+
+
+def new_run_id(clock: Clock) -> str:
+    """A sortable, readable run id: r-YYYYmmdd-HHMMSS-xxxx."""
+    return clock.now().strftime("r-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+@dataclass
+class RunOptions:
+    """What the user asked `run` / `promote` for."""
+
+    from_phase: str | None = None
+    to_phase: str | None = None
+    dry_run: bool = False
+    create_service: bool = False
+    approved: set[str] = field(default_factory=set)
+    only: str | None = None  # promote: exactly this phase
+    command: str = "run"
+
+
+@dataclass
+class Outcome:
+    """How a command ended: exit code, one-line message, the run id (if a run was recorded)."""
+
+    exit_code: int
+    message: str
+    run_id: str | None = None
+    plan: Plan | None = None
+    status: str = "succeeded"
+
+
+class _Deployed(Exception):
+    """Internal: wraps a failure that happened after the service was pointed at a new revision."""
+
+    def __init__(self, cause: BaseException, revision_arn: str, verdict: Verdict | None = None) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.revision_arn = revision_arn
+        self.verdict = verdict
+
+
+class Heartbeat:
+    """Keeps the lease alive while a run works (a dead process stops renewing, so its lease expires)."""
+
+    def __init__(self, store: StateStore, service: str, run_id: str, lease: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(store, service, run_id, lease), daemon=True)
+
+    def _beat(self, store: StateStore, service: str, run_id: str, lease: float) -> None:
+        while not self._stop.wait(max(1.0, lease / 3)):
+            try:
+                store.heartbeat(service, run_id, lease, time.time())
+            except Exception:  # a missed beat is survivable: the lease still has two thirds left
+                pass
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+
+
+class Engine:
+    """Runs phases, gates and rollbacks for one service."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        aws: AwsContext,
+        store: StateStore,
+        *,
+        clock: Clock | None = None,
+        images: Images | None = None,
+        progress: Callable[[str, dict[str, Any]], None] | None = None,
+        diagnose: Callable[[str, Any], str] | None = None,
+    ) -> None:
+        self.p = pipeline
+        self.aws = aws
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.ecs = EcsClient(aws)
+        self.images = images or Images(pipeline, aws)
+        self.progress = progress
+        self.diagnose = diagnose
+        self.svc = pipeline.service
+
+    # ---------------------------------------------------------------- selection and planning
+    def select(self, opts: RunOptions) -> list[Phase]:
+        """The phases a command covers, in pipeline order."""
+        names = self.p.phase_names()
+        for n in (opts.from_phase, opts.to_phase, opts.only):
+            if n and n not in names:
+                raise UsageError(f"no phase named {n!r} (phases: {', '.join(names)})")
+        if opts.only:
+            return [self.p.phase(opts.only)]
+        lo = names.index(opts.from_phase) if opts.from_phase else 0
+        hi = names.index(opts.to_phase) if opts.to_phase else len(names) - 1
+        if lo > hi:
+            raise UsageError(f"--from {opts.from_phase} comes after --to {opts.to_phase}")
+        return list(self.p.phases[lo : hi + 1])
+
+    def plan(self, opts: RunOptions) -> Plan:
+        """The read-only plan for these options."""
+        return make_plan(self.p, self.ecs, self.store, self.images, self.select(opts),
+                         explicit_start=bool(opts.from_phase or opts.only))
+
+    # ---------------------------------------------------------------- locking and run records
+    def _begin(self, command: str, phases: list[str]) -> Journal:
+        run_id = new_run_id(self.clock)
+        holder = {"run_id": run_id, "user": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
+                  "command": command, "since": self.clock.now().isoformat(timespec="seconds")}
+        taken = self.store.acquire_lock(self.svc.name, holder, self.p.state.lease, time.time())
+        self.store.start_run(RunRecord(run_id, self.svc.name, command, "running", holder["since"],
+                                       user=holder["user"], host=holder["host"], phases=phases))
+        j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
+        j.event("run_started", f"{command} started by {holder['user']}@{holder['host']}: phases {', '.join(phases) or '-'}",
+                command=command)
+        if taken:
+            j.event("lock_taken_over", f"took over the expired lock of run {taken.get('run_id')} "
+                    f"({taken.get('user')}@{taken.get('host')}, {taken.get('command')} since {taken.get('since')})",
+                    previous=taken)
+        self._reconcile(j)
+        return j
+
+    def _finish(self, j: Journal, outcome: Outcome) -> Outcome:
+        j.phase = None
+        j.event("run_finished", outcome.message, status=outcome.status, exit_code=outcome.exit_code)
+        self.store.finish_run(j.run_id, outcome.status, outcome.exit_code, outcome.message, j.now())
+        self.store.release_lock(self.svc.name, j.run_id)
+        outcome.run_id = j.run_id
+        return outcome
+
+    def _reconcile(self, j: Journal) -> None:
+        """Steps a crashed run left open are closed with what ECS really shows, and the trail says so."""
+        for st in self.store.open_steps(self.svc.name):
+            if st.run_id == j.run_id:
+                continue
+            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+            live = svc.task_definition if svc else None
+            target = st.intent.get("to")
+            happened = bool(target) and live == target
+            self.store.end_step(st.step_id, "interrupted",
+                                {"reconciled_by": j.run_id, "service_revision": live, "took_effect": happened}, j.now())
+            run = self.store.get_run(st.run_id)
+            if run and run.status == "running":
+                self.store.finish_run(st.run_id, "interrupted", ExitCode.INTERRUPTED,
+                                      f"interrupted during {st.kind}; reconciled by {j.run_id}", j.now())
+            j.event("reconciled", f"run {st.run_id} was interrupted during {st.kind} ({st.phase or '-'}); "
+                    f"the service runs {(live or '?').rsplit('/', 1)[-1]}", step=st.kind, took_effect=happened)
+
+    # ---------------------------------------------------------------- run
+    def run(self, opts: RunOptions) -> Outcome:
+        """Run the selected phases; roll back on any failure after a deploy."""
+        plan = self.plan(opts)
+        if opts.dry_run:
+            return Outcome(ExitCode.OK, "dry run: nothing was changed", plan=plan, status="dry_run")
+        if plan.service is None and not opts.create_service:
+            raise PreflightFailed(
+                f"service {self.svc.name!r} does not exist in cluster {self.svc.cluster!r} (the field log's first "
+                "incident): run with --create-service to create it from pipeline.yaml, or check cluster/region"
+            )
+        j = self._begin(opts.command, [pp.phase.name for pp in plan.todo])
+        try:
+            with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease):
+                return self._finish(j, self._run_phases(j, plan, opts))
+        except SnailError as exc:
+            status = {ExitCode.ROLLED_BACK: "rolled_back", ExitCode.INTERRUPTED: "interrupted"}.get(exc.exit_code, "failed")
+            self._finish(j, Outcome(exc.exit_code, str(exc), status=status))
+            exc.data["run_id"] = j.run_id
+            raise
+
+    def _run_phases(self, j: Journal, plan: Plan, opts: RunOptions) -> Outcome:
+        if not plan.todo:
+            last = plan.phases[-1] if plan.phases else None
+            msg = (f"nothing to do: phase {last.phase.name} is already live and good "
+                   f"({last.good.revision_arn.rsplit('/', 1)[-1]}, image {last.identity})") if last and last.good else "nothing to do"
+            j.event("noop", msg)
+            return Outcome(ExitCode.OK, msg, status="noop")
+        for pp in plan.phases:
+            if pp.skip:
+                j.phase = pp.phase.name
+                j.event("phase_skipped", f"{pp.phase.name}: {pp.skip}")
+        done = []
+        for pp in plan.todo:
+            if pp.phase.manual and pp.phase.name not in opts.approved and opts.only != pp.phase.name:
+                j.phase = pp.phase.name
+                msg = f"phase {pp.phase.name} needs manual approval: run `snail promote {pp.phase.name}` to continue"
+                j.event("paused", msg)
+                return Outcome(ExitCode.OK, msg, status="paused")
+            try:
+                self._run_phase(j, plan, pp, create=opts.create_service)
+            except _Deployed as d:
+                self._roll_back(j, pp.phase.name, d)
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted before phase {pp.phase.name} changed the service") from None
+            done.append(pp.phase.name)
+        return Outcome(ExitCode.OK, f"done: {', '.join(done)} passed their gates", status="succeeded")
+
+    def _gate_ctx(self, j: Journal, revision_arn: str, phase: str) -> GateContext:
+        return GateContext(
+            cluster=self.svc.cluster, service=self.svc.name, revision_arn=revision_arn, port=self.svc.port,
+            ecs=self.ecs, aws=self.aws, endpoint=self.svc.endpoint, deployed_at=self.clock.now(), clock=self.clock,
+            progress=j.progress, phase=phase, workdir=str(self.p.root),
+        )
+
+    def _run_phase(self, j: Journal, plan: Plan, pp: PhasePlan, create: bool) -> None:
+        ph = pp.phase
+        j.phase = ph.name
+        j.event("phase_started", f"phase {ph.name} started", gates=[g.label for g in ph.gates])
+        with j.step("image", phase=ph.name, identity=pp.identity) as r:
+            img = self.images.resolve(ph)
+            r.update(ref=img.ref, built=img.built, pushed=img.pushed)
+        verb = "built and pushed" if img.pushed else "built" if img.built else "reused"
+        j.event("image_ready", f"image {verb}: {img.ref}", ref=img.ref, digest=img.digest, built=img.built, pushed=img.pushed)
+        base = plan.base or {}
+        desired = taskdef.compose(base, self.svc, ph, img.ref)
+        arn = self._register(j, ph, desired, pp.spec_hash, img.digest)
+        svc = self.ecs.service(self.svc.cluster, self.svc.name)
+        if svc is None:
+            if not create:
+                raise PreflightFailed(f"service {self.svc.name!r} disappeared")
+            with j.step("create_service", to=arn) as r:
+                from orchestrator.doctor import create_service
+
+                r["service_arn"] = create_service(self.p, self.aws, arn)
+            j.event("service_created", f"created missing ECS service {self.svc.name!r} on {arn.rsplit('/', 1)[-1]}")
+            before = None
+        else:
+            before = svc.task_definition
+        try:
+            if before is not None and before != arn:
+                with j.step("update_service", **{"from": before, "to": arn}) as r:
+                    after = self.ecs.update_service(self.svc.cluster, self.svc.name, arn)
+                    r["deployment"] = after.primary.id if after.primary else None
+                j.event("service_updated", f"service {self.svc.name} -> {arn.rsplit('/', 1)[-1]}",
+                        previous=before, revision=arn)
+            elif before == arn:
+                j.event("service_unchanged", f"service already runs {arn.rsplit('/', 1)[-1]}; gating it again")
+            ctx = self._gate_ctx(j, arn, ph.name)
+            self._gates(j, ph.gates, ctx, ph.name)
+            if ph.bake > 0:
+                j.progress("baking", {"seconds": ph.bake})
+                self.clock.sleep(ph.bake)
+                self._after_bake(j, ph, ctx)
+                j.event("bake_done", f"baked {ph.bake:g}s: still ours and healthy")
+        except _Deployed:
+            raise
+        except (SnailError, KeyboardInterrupt) as exc:
+            raise _Deployed(exc, arn) from None
+        self.store.mark_good(GoodRecord(self.svc.name, ph.name, arn, img.ref, img.digest, j.run_id, j.now(), pp.spec_hash))
+        j.event("phase_passed", f"phase {ph.name} passed its gates on {arn.rsplit('/', 1)[-1]}: marked good",
+                revision=arn, image=img.ref)
+
+    def _gates(self, j: Journal, gates: tuple[GateSpec, ...], ctx: GateContext, phase: str) -> None:
+        for g in gates:
+            v = run_gate(g, ctx)
+            data = {"gate": g.label, "status": v.status, "attempts": v.attempts, "evidence": v.evidence}
+            if v.passed:
+                if v.attempts > 1:
+                    j.event("gate_passed", f"[x] {g.label}: {v.summary} (after {v.attempts} attempts)", **data)
+                else:
+                    j.event("gate_passed", f"[x] {g.label}: {v.summary}", **data)
+                continue
+            j.event("gate_failed", f"[ ] {g.label}: {v.status}: {v.summary}", **data)
+            raise GateFailed(phase, v)
+
+    def _after_bake(self, j: Journal, ph: Phase, ctx: GateContext) -> None:
+        """After the bake: the service must still run our revision (nobody replaced it), alarms still quiet."""
+        v = ecs_rollout.judge(self.ecs.service(self.svc.cluster, self.svc.name), ctx.revision_arn, "bake")
+        if v.status == "failed":
+            j.event("gate_failed", f"[ ] bake: {v.summary}", gate="bake", status=v.status, evidence=v.evidence)
+            raise GateFailed(ph.name, v)
+        self._gates(j, tuple(g for g in ph.gates if g.type == "alarm"), ctx, ph.name)
+
+    def _register(self, j: Journal, ph: Phase, desired: dict[str, Any], spec: str, digest: str | None) -> str:
+        """Register the phase's revision, or reuse an identical one (same spec hash and image)."""
+        image = taskdef.container(desired, self.svc.container)["image"]  # type: ignore[index]
+        candidates = []
+        svc = self.ecs.service(self.svc.cluster, self.svc.name)
+        if svc is not None and svc.task_definition:
+            candidates.append(svc.task_definition)
+        latest = self.ecs.latest_revision(desired["family"])
+        if latest and latest not in candidates:
+            candidates.append(latest)
+        for arn in candidates:
+            td, tags = self.ecs.task_definition(arn)
+            cd = taskdef.container(td, self.svc.container)
+            if tags.get(taskdef.TAG_SPEC) == spec and cd is not None and cd.get("image") == image:
+                j.event("revision_reused", f"identical revision {arn.rsplit('/', 1)[-1]} reused (spec {spec})", revision=arn)
+                return arn
+        tags = {taskdef.TAG_PHASE: ph.name, taskdef.TAG_SPEC: spec, taskdef.TAG_RUN: j.run_id}
+        if digest:
+            tags[taskdef.TAG_DIGEST] = digest
+        with j.step("register", family=desired["family"], spec=spec, image=image) as r:
+            arn = self.ecs.register_revision(desired, tags)
+            r["revision"] = arn
+        j.event("revision_registered", f"registered task definition revision {revision_of(arn)} ({arn.rsplit('/', 1)[-1]})",
+                revision=arn)
+        return arn
+
+    # ---------------------------------------------------------------- rollback
+    def _roll_back(self, j: Journal, phase: str, d: _Deployed) -> None:
+        """Decide, record, act, verify. Raises RolledBack (exit 1), RollbackFailed (3) or Interrupted (130)."""
+        cause = d.cause
+        interrupted = isinstance(cause, (KeyboardInterrupt, Interrupted))
+        reason = "interrupted" if interrupted else str(cause)
+        target = next((g for g in self.store.good_history(self.svc.name) if g.revision_arn != d.revision_arn), None)
+        diagnosis = ""
+        if self.diagnose is not None and not interrupted:
+            try:
+                diagnosis = self.diagnose(d.revision_arn, cause)
+            except Exception as exc:  # the diagnosis explains; it must never block the rollback
+                diagnosis = f"(diagnosis failed: {exc})"
+        evidence = cause.verdict.evidence if isinstance(cause, GateFailed) else {}
+        if target is None:
+            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+            state = (f"the service runs {svc.task_definition.rsplit('/', 1)[-1]}; "
+                     + (f"primary deployment {svc.primary.rollout_state}, {svc.primary.running}/{svc.primary.desired} running"
+                        if svc and svc.primary else "no primary deployment")) if svc else "the service is missing"
+            msg = (f"phase {phase} failed ({reason}) and no revision has passed its gates yet, so there is nothing "
+                   f"to roll back to: {state}. A human is needed.")
+            j.event("rollback_impossible", msg, reason=reason, evidence=evidence, diagnosis=diagnosis)
+            raise RollbackFailed(msg)
+        short = target.revision_arn.rsplit("/", 1)[-1]
+        j.event("decision", f"rolling back to {short} (phase {target.phase}, last good) because {reason}"
+                + (f" — diagnosis: {diagnosis}" if diagnosis else ""),
+                reason=reason, target=target.revision_arn, evidence=evidence, diagnosis=diagnosis)
+        try:
+            self._restore(j, target, d.revision_arn)
+        except KeyboardInterrupt:
+            raise RollbackFailed(f"interrupted while rolling back to {short}; the trail says where it stopped") from None
+        if interrupted:
+            raise Interrupted(f"interrupted during phase {phase}; rolled back to {short} (phase {target.phase}), verified")
+        raise RolledBack(f"phase {phase} failed: {reason}; rolled back to {short} (phase {target.phase}), verified by its gates"
+                         + (f"\ndiagnosis: {diagnosis}" if diagnosis else ""))
+
+    def _restore(self, j: Journal, target: GoodRecord, failed_arn: str | None) -> None:
+        """Point the service at a good revision and verify it with the rollout gate and its phase's gates."""
+        short = target.revision_arn.rsplit("/", 1)[-1]
+        j.phase = target.phase
+        try:
+            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+            with j.step("rollback", **{"from": svc.task_definition if svc else None, "to": target.revision_arn}):
+                self.ecs.update_service(self.svc.cluster, self.svc.name, target.revision_arn)
+            j.event("rollback_started", f"service {self.svc.name} -> {short}", revision=target.revision_arn)
+            gates = self._verification_gates(target.phase)
+            self._gates(j, gates, self._gate_ctx(j, target.revision_arn, target.phase), target.phase)
+        except SnailError as exc:
+            j.event("rollback_failed", f"rollback to {short} could not be verified: {exc}. A human is needed.")
+            raise RollbackFailed(f"rollback to {short} failed: {exc}") from None
+        j.event("rollback_verified", f"rolled back to {short} (phase {target.phase}): gates passed", revision=target.revision_arn)
+
+    def _verification_gates(self, phase_name: str) -> tuple[GateSpec, ...]:
+        try:
+            gates = self.p.phase(phase_name).gates
+        except KeyError:
+            gates = self.p.defaults_gates
+        if not any(g.type == "ecs-rollout" for g in gates):
+            gates = (ROLLOUT_GATE,) + tuple(gates)
+        return tuple(gates)
+
+    def rollback(self, to_revision: str | None = None, to_phase: str | None = None) -> Outcome:
+        """Manual rollback: to a revision, a phase's last good revision, or the good revision before the live one."""
+        svc = self.ecs.require_service(self.svc.cluster, self.svc.name)
+        history = self.store.good_history(self.svc.name)
+        if to_revision:
+            want = to_revision if ":" in to_revision else f"{taskdef_family(svc.task_definition)}:{to_revision}"
+            target = next((g for g in history if g.revision_arn.endswith("/" + want) or g.revision_arn == want), None)
+            if target is None:
+                raise UsageError(f"revision {want} never passed snail's gates for {self.svc.name}; "
+                                 f"good revisions: {', '.join(sorted({g.revision_arn.rsplit('/', 1)[-1] for g in history})) or 'none'}")
+        elif to_phase:
+            target = next((g for g in history if g.phase == to_phase), None)
+            if target is None:
+                raise UsageError(f"phase {to_phase!r} has no good revision yet")
+        else:
+            target = next((g for g in history if g.revision_arn != svc.task_definition), None)
+            if target is None:
+                raise RollbackFailed("no good revision other than the live one: nothing to roll back to")
+        j = self._begin("rollback", [target.phase])
+        try:
+            with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease):
+                j.event("decision", f"manual rollback to {target.revision_arn.rsplit('/', 1)[-1]} (phase {target.phase}) "
+                        f"from {svc.task_definition.rsplit('/', 1)[-1]}", target=target.revision_arn)
+                self._restore(j, target, None)
+                return self._finish(j, Outcome(ExitCode.OK, f"rolled back to {target.revision_arn.rsplit('/', 1)[-1]} "
+                                                             f"(phase {target.phase}), verified by its gates", status="succeeded"))
+        except SnailError as exc:
+            self._finish(j, Outcome(exc.exit_code, str(exc), status="failed"))
+            raise
+
+
+def taskdef_family(arn: str) -> str:
+    """The family of a revision ARN."""
+    from orchestrator.aws.ecs import family_of
+
+    return family_of(arn)

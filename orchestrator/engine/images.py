@@ -1,0 +1,93 @@
+"""A phase's image: a prebuilt reference, or a build context built, probed and pushed (orchestrator.build)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from orchestrator.aws.session import AwsContext
+from orchestrator.config.model import Phase, Pipeline
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """What the task definition will run."""
+
+    ref: str  # repo@sha256:… when a digest is known, else repo:tag
+    digest: str | None
+    built: bool = False
+    pushed: bool = False
+
+
+def digest_of(ref: str) -> str | None:
+    """The sha256 digest pinned in a reference, if any."""
+    return ref.split("@", 1)[1] if "@" in ref else None
+
+
+class Images:
+    """Resolves each phase's image; Docker and the registry are only touched for build contexts."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        aws: AwsContext,
+        registry_url: str | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.aws = aws
+        self.registry_url = registry_url  # the sandbox's local registry stands in for ECR's data plane
+        self.progress = progress
+        self._builder: Any = None
+        self._target: Any = None
+
+    def identity(self, phase: Phase) -> str:
+        """What the image *is*, computable without Docker: the content tag of a build, or the ref."""
+        if phase.image.ref:
+            return phase.image.ref
+        from orchestrator.build import content_tag
+
+        assert phase.image.context is not None
+        return content_tag(phase.name, phase.image.context, phase.image.build_args, phase.image.dockerfile)
+
+    def repository(self) -> str:
+        """Where built images go, for display (no AWS call for a URL registry or the sandbox)."""
+        if self.registry_url:
+            return f"{self.registry_url.rstrip('/')}/{self.pipeline.registry.repository_name}"
+        if self.pipeline.registry.url:
+            return self.pipeline.registry.url
+        return f"<ecr>/{self.pipeline.registry.ecr}"
+
+    def target(self) -> Any:
+        """The registry target (ECR auth is fetched once)."""
+        if self._target is None:
+            from orchestrator.build import RegistryTarget
+
+            if self.registry_url:
+                self._target = RegistryTarget.from_url(self.repository())
+            elif self.pipeline.registry.url:
+                self._target = RegistryTarget.from_url(self.pipeline.registry.url)
+            else:
+                self._target = RegistryTarget.from_ecr(
+                    self.aws.client("ecr"), self.pipeline.registry.ecr, create=self.pipeline.registry.create
+                )
+        return self._target
+
+    def resolve(self, phase: Phase) -> ResolvedImage:
+        """Build, probe and push when needed; a prebuilt ref is used as it is."""
+        if phase.image.ref:
+            return ResolvedImage(phase.image.ref, digest_of(phase.image.ref))
+        from orchestrator.build import ImageBuilder
+
+        if self._builder is None:
+            self._builder = ImageBuilder(progress=self.progress)
+        assert phase.image.context is not None
+        probe = None
+        if phase.image.probe is not None:
+            from orchestrator.build import ProbeSpec as BuildProbe
+
+            probe = BuildProbe(port=self.pipeline.service.port, path=phase.image.probe.path, timeout=phase.image.probe.timeout)
+        built = self._builder.build_and_push(
+            phase.name, phase.image.context, self.target(), build_args=dict(phase.image.build_args),
+            dockerfile=phase.image.dockerfile, probe=probe,
+        )
+        return ResolvedImage(built.ref, built.digest, built.built, built.pushed)

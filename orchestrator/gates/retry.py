@@ -1,0 +1,72 @@
+"""Retry policies as data: the YAML `retries:` block becomes a tenacity policy on our injected clock."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import structlog
+import tenacity
+
+from orchestrator.clock import Clock
+from orchestrator.config.model import Retries
+
+log = structlog.get_logger()
+
+
+def stop_at_deadline(clock: Clock, deadline: float | None) -> tenacity.stop.stop_base:
+    """Stop once our clock passes the deadline (monotonic seconds), or never if there is none."""
+
+    class _Stop(tenacity.stop.stop_base):
+        def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+            return deadline is not None and clock.monotonic() >= deadline
+
+    return _Stop()
+
+
+def wait_for(retries: Retries) -> tenacity.wait.wait_base:
+    """Fixed wait, or exponential backoff capped at max_wait when backoff > 1."""
+    if retries.backoff > 1.0 and retries.wait > 0:
+        return tenacity.wait_exponential(multiplier=retries.wait, exp_base=retries.backoff, min=retries.wait, max=retries.max_wait)
+    return tenacity.wait_fixed(retries.wait)
+
+
+def retrying(
+    retries: Retries,
+    clock: Clock,
+    *,
+    retry_if: Callable[[Any], bool],
+    deadline: float | None = None,
+    on_retry: Callable[[tenacity.RetryCallState], None] | None = None,
+) -> tenacity.Retrying:
+    """A tenacity policy: stop after `attempts` or at the deadline; wait on our clock; retry while `retry_if(result)`."""
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(retries.attempts) | stop_at_deadline(clock, deadline),
+        wait=wait_for(retries),
+        sleep=clock.sleep,
+        retry=tenacity.retry_if_result(retry_if),
+        before_sleep=on_retry,
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        reraise=True,
+    )
+
+
+def poll_until(
+    check: Callable[[], Any],
+    done: Callable[[Any], bool],
+    clock: Clock,
+    *,
+    timeout: float,
+    first_wait: float = 2.0,
+    max_wait: float = 15.0,
+    on_poll: Callable[[Any], None] | None = None,
+) -> Any:
+    """Call `check` with exponential backoff until `done(result)` or the timeout; returns the last result."""
+    deadline = clock.monotonic() + timeout
+    policy = tenacity.Retrying(
+        stop=stop_at_deadline(clock, deadline),
+        wait=tenacity.wait_exponential(multiplier=first_wait, exp_base=1.5, min=first_wait, max=max_wait),
+        sleep=clock.sleep,
+        retry=tenacity.retry_if_result(lambda r: not done(r)),
+        before_sleep=(lambda st: on_poll(st.outcome.result())) if on_poll else None,
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+    )
+    return policy(check)

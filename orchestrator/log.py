@@ -1,0 +1,33 @@
+"""structlog set-up: pretty console on a TTY, JSON lines with --log-format json (CI)."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure(fmt: str = "console", verbose: int = 0) -> None:
+    """Configure structlog once per process; logs go to stderr, never stdout (stdout is for results)."""
+    level = logging.WARNING
+    if fmt == "json":
+        level = logging.INFO
+    if verbose >= 1:
+        level = logging.INFO
+    if verbose >= 2:
+        level = logging.DEBUG
+    processors: list = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if fmt == "json":
+        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    else:
+        processors += [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
