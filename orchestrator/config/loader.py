@@ -288,14 +288,17 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
     errors = s.Errors(str(path))
     raw = _pipeline(_compose(path), "", errors)
     all_errors: list[ConfigError] = list(errors.items)
-    if raw is s._MISSING or errors.items:
+    if raw is s._MISSING or "phases" not in raw:
         raise ConfigErrors(all_errors)
 
     root = path.parent
     defaults = raw.get("defaults") or {"gates": [], "bake": 0.0, "build_args": {}}
+    defaults = {k: v for k, v in defaults.items() if v is not s._MISSING}
     phases: list[Phase] = []
     seen: set[str] = set()
     names_node = next(v for k, v in _compose(path).value if k.value == "phases")
+    if not isinstance(names_node, yaml.SequenceNode):
+        raise ConfigErrors(all_errors)
     for i, name in enumerate(raw["phases"]):
         line = names_node.value[i].start_mark.line + 1
         if not _NAME.match(name):
@@ -326,7 +329,7 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
         if praw is not s._MISSING and not perr.items:
             phases.append(_phase_from(praw, ppath, defaults))
 
-    svc = raw["service"]
+    svc = raw.get("service") or {}
     tdef = svc.get("task_definition")
     if tdef and not _rel(root, tdef).exists():
         all_errors.append(ConfigError(str(path), None, f"task definition template {tdef} does not exist", "service.task_definition"))

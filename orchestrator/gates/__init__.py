@@ -39,7 +39,7 @@ def run_gate(spec: GateSpec, ctx: GateContext) -> Verdict:
             v = evaluate(spec, ctx)
         except SnailError as exc:  # an AWS call failed after botocore's retries: an error verdict, not a crash
             v = Verdict(spec.label, ERROR, str(exc), {"error": type(exc).__name__})
-        return Verdict(v.gate, v.status, v.summary, v.evidence, v.terminal, attempts["n"])
+        return Verdict(v.gate, v.status, v.summary, v.evidence, v.terminal, max(v.attempts, attempts["n"]))
 
     def again(v: Verdict) -> bool:
         return decide(v, attempts_left=True) is Action.RETRY

@@ -61,9 +61,15 @@ def poll_until(
 ) -> Any:
     """Call `check` with exponential backoff until `done(result)` or the timeout; returns the last result."""
     deadline = clock.monotonic() + timeout
+    backoff = tenacity.wait_exponential(multiplier=first_wait, exp_base=1.5, min=first_wait, max=max_wait)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        # never sleep past the deadline: the last look happens at the timeout, not up to max_wait after it
+        return max(0.0, min(backoff(state), deadline - clock.monotonic()))
+
     policy = tenacity.Retrying(
         stop=stop_at_deadline(clock, deadline),
-        wait=tenacity.wait_exponential(multiplier=first_wait, exp_base=1.5, min=first_wait, max=max_wait),
+        wait=wait,
         sleep=clock.sleep,
         retry=tenacity.retry_if_result(lambda r: not done(r)),
         before_sleep=(lambda st: on_poll(st.outcome.result())) if on_poll else None,

@@ -1,0 +1,109 @@
+"""Shared fixtures: a fake clock, a pipeline folder builder, and real HTTP servers on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+from orchestrator.clock import FakeClock  # noqa: E402
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock that never really sleeps."""
+    return FakeClock()
+
+
+PIPELINE = """\
+version: 1
+service:
+  cluster: shine
+  name: shine-api-gateway
+  region: us-east-1
+  container: api
+  port: 5000
+registry:
+  url: 127.0.0.1:5055/shine-api-gateway
+defaults:
+  gates:
+    - {type: http, path: /health, expect: {status: 200}}
+  bake: 0s
+phases: [one, two]
+"""
+
+PHASE = """\
+name: {name}
+image: {{ref: "127.0.0.1:5055/shine-api-gateway@sha256:{digest}"}}
+"""
+
+
+@pytest.fixture
+def make_pipeline(tmp_path: Path) -> Callable[..., Path]:
+    """Write pipeline.yaml and phase files into a temp folder; returns pipeline.yaml's path."""
+
+    def make(pipeline: str = PIPELINE, phases: dict[str, str] | None = None) -> Path:
+        (tmp_path / "phases").mkdir(exist_ok=True)
+        (tmp_path / "pipeline.yaml").write_text(textwrap.dedent(pipeline))
+        if phases is None:
+            phases = {n: PHASE.format(name=n, digest=(c * 64)) for n, c in (("one", "a"), ("two", "b"))}
+        for name, text in phases.items():
+            (tmp_path / "phases" / f"{name}.yaml").write_text(textwrap.dedent(text))
+        return tmp_path / "pipeline.yaml"
+
+    return make
+
+
+class Behaviour:
+    """What a test HTTP server answers; tests change it while the server runs."""
+
+    def __init__(self, status: int = 200, body: dict | str = None, delay: float = 0.0) -> None:
+        self.status = status
+        self.body = body if body is not None else {"status": "ok"}
+        self.delay = delay
+        self.hits = 0
+
+
+@pytest.fixture
+def http_server() -> Callable[[Behaviour], tuple[str, Behaviour]]:
+    """Start real HTTP servers on 127.0.0.1 with a given behaviour; returns (base_url, behaviour)."""
+    servers = []
+
+    def start(behaviour: Behaviour | None = None) -> tuple[str, Behaviour]:
+        b = behaviour or Behaviour()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                b.hits += 1
+                if b.delay:
+                    time.sleep(b.delay)
+                payload = b.body if isinstance(b.body, str) else json.dumps({**b.body, "path": self.path})
+                data = payload.encode()
+                self.send_response(b.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}", b
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
