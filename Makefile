@@ -1,0 +1,45 @@
+# snail-trail: `make demo` runs the reference pipeline in the sandbox; `make test` passes the whole suite.
+# Both set up everything they need on a fresh Debian machine (packages, Docker Engine, local registry).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SNAIL  := $(VENV)/bin/snail
+export SNAIL_BASE_IMAGE ?= snail-base/python:3.11
+
+.PHONY: setup docker test test-unit test-functional test-e2e demo bench clean down
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed            ## Python packages in .venv (reuses what the system already has)
+
+docker:                              ## Docker Engine + local registry on 127.0.0.1:5055 + offline base image
+	bash scripts/docker-up.sh
+
+test: setup docker                   ## the whole suite: unit, functional (moto), e2e (real Docker + registry)
+	$(PY) -m pytest -q tests
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+test-functional: setup
+	$(PY) -m pytest -q tests/functional
+
+test-e2e: setup docker
+	$(PY) -m pytest -q tests/e2e
+
+demo: setup docker                   ## the reference pipeline in the sandbox, a broken release, the rollback, the trail
+	bash scripts/demo.sh
+
+bench: setup docker                  ## benchmarks (figures go to bench/README.md)
+	$(PY) bench/run.py
+
+down:                                ## stop the sandbox and the registry
+	-$(SNAIL) sandbox down
+	-bash scripts/docker-down.sh
+
+clean: down
+	rm -rf $(VENV) .snail

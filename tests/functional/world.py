@@ -1,0 +1,88 @@
+"""A moto world for engine tests: moto's ECS (with the sandbox extension) driven by the sandbox agent with an
+InstantLauncher, on a fake clock whose every sleep lets the agent take one step. No real waiting, no Docker."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import boto3
+
+from orchestrator.clock import FakeClock
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+REPO = "127.0.0.1:5055/shine-api-gateway"
+
+
+def image(tag: str) -> str:
+    """A pinned image reference whose digest is derived from a short tag."""
+    return f"{REPO}@sha256:{tag * (64 // len(tag))}{'0' * (64 % len(tag))}"
+
+
+class AgentClock(FakeClock):
+    """Fake time; each sleep advances it and lets the agent reconcile once (the world moves while we wait)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.agent = None
+        self.on_sleep: list[Callable[[], None]] = []
+
+    def sleep(self, seconds: float) -> None:
+        """Advance time, then let the agent and any test hook act."""
+        super().sleep(seconds)
+        if self.agent is not None:
+            self.agent.reconcile_once()
+        for hook in list(self.on_sleep):
+            hook()
+
+
+def seed_service(ecs, desired: int = 1, circuit_breaker: bool = True) -> str:  # noqa: ANN001
+    """Cluster + a bootstrap revision + the service on it; returns the bootstrap revision ARN."""
+    ecs.create_cluster(clusterName="shine")
+    td = ecs.register_task_definition(
+        family="shine-api-gateway", networkMode="bridge",
+        containerDefinitions=[{"name": "api", "image": image("0"), "memory": 256, "essential": True,
+                               "portMappings": [{"containerPort": 5000, "protocol": "tcp"}]}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(
+        cluster="shine", serviceName="shine-api-gateway", taskDefinition=td, desiredCount=desired,
+        deploymentConfiguration={"deploymentCircuitBreaker": {"enable": circuit_breaker, "rollback": False},
+                                 "maximumPercent": 200, "minimumHealthyPercent": 100},
+    )
+    return td
+
+
+PIPELINE = """\
+version: 1
+service:
+  cluster: shine
+  name: shine-api-gateway
+  region: us-east-1
+  container: api
+  port: 5000
+registry:
+  url: 127.0.0.1:5055/shine-api-gateway
+state:
+  path: {state}
+defaults:
+  gates:
+    - {{type: ecs-rollout, timeout: 2m, poll: 1s}}
+    - {{type: http, path: /health, expect: {{status: 200}}, retries: {{attempts: 3, wait: 1s}}}}
+  bake: 5s
+phases: [{phases}]
+"""
+
+
+def write_pipeline(root: Path, phases: dict[str, str], extra: dict[str, str] | None = None) -> Path:
+    """pipeline.yaml + one phase file per (name -> image tag) in order."""
+    (root / "phases").mkdir(parents=True, exist_ok=True)
+    (root / "pipeline.yaml").write_text(PIPELINE.format(state=root / ".snail", phases=", ".join(phases)))
+    for name, tag in phases.items():
+        text = f'name: {name}\nimage: {{ref: "{image(tag)}"}}\n' + (extra or {}).get(name, "")
+        (root / "phases" / f"{name}.yaml").write_text(text)
+    return root / "pipeline.yaml"
+
+
+def boto(service: str):  # noqa: ANN201
+    """A boto3 client in the test's moto account."""
+    return boto3.client(service, region_name=REGION)
