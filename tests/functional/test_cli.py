@@ -1,0 +1,153 @@
+"""The CLI as a separate process against moto's server (ThreadedMotoServer + the sandbox agent in this process);
+results are checked through boto3, the state store and the trail's text."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from orchestrator.sandbox.agent import EcsAgent
+from orchestrator.sandbox.launchers import InstantLauncher
+from tests.conftest import Behaviour
+from tests.functional.world import ACCOUNT, REGION, image, seed_service, write_pipeline
+
+
+@pytest.fixture(scope="module")
+def server():
+    """moto's server on 127.0.0.1 with the agent moving deployments (real time, 0.2 s rounds)."""
+    from moto.server import ThreadedMotoServer
+
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    ports: dict[str, int] = {}
+    agent = EcsAgent(InstantLauncher(host_port_for=lambda img: ports.get(img)), account_id=ACCOUNT, region=REGION,
+                     interval=0.2, steady_after=0.5)
+    agent.start()
+    yield {"url": f"http://{host}:{port}", "ports": ports}
+    agent.stop(stop_tasks=True)
+    srv.stop()
+
+
+@pytest.fixture
+def world(server, tmp_path, http_server):
+    """A fresh moto state, a seeded service, HTTP servers per image and a pipeline folder."""
+    import requests
+
+    requests.post(f"{server['url']}/moto-api/reset", timeout=10)
+    ecs = boto3.client("ecs", region_name=REGION, endpoint_url=server["url"])
+    seed_service(ecs)
+
+    def serve(tag: str, behaviour: Behaviour | None = None) -> None:
+        url, _ = http_server(behaviour or Behaviour())
+        server["ports"][image(tag)] = int(url.rsplit(":", 1)[1])
+
+    return {"ecs": ecs, "url": server["url"], "root": tmp_path, "serve": serve}
+
+
+def snail(world, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `python -m orchestrator` against the moto server, as a user would run `snail`."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "SNAIL_ENDPOINT_URL": world["url"], "SNAIL_FILE": str(world["root"] / "pipeline.yaml")}
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=world["root"])
+
+
+def live(world) -> str:
+    """The service's task definition, read through boto3."""
+    return world["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0]["taskDefinition"]
+
+
+def test_cli_two_phase_run_then_status_history_trail(world) -> None:
+    """`snail run` delivers two phases (exit 0); status, history and trail tell the same story."""
+    write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
+    world["serve"]("a"), world["serve"]("b")
+    r = snail(world, "run", "--skip-preflight")
+    assert r.returncode == 0, r.stderr
+    assert "done: health-only, hybrid-ml passed their gates" in r.stdout
+    assert live(world).endswith("shine-api-gateway:3")
+    td = world["ecs"].describe_task_definition(taskDefinition=live(world), include=["TAGS"])
+    assert {t["key"]: t["value"] for t in td["tags"]}["snail:phase"] == "hybrid-ml"
+    st = json.loads(snail(world, "--output", "json", "status").stdout)
+    assert st["phase"] == "hybrid-ml" and st["lock"] is None
+    assert st["good"]["health-only"]["revision_arn"].endswith(":2")
+    hist = json.loads(snail(world, "--output", "json", "history").stdout)
+    assert hist[0]["status"] == "succeeded" and hist[0]["exit_code"] == 0
+    trail = snail(world, "trail").stdout
+    assert "# 🐌 **SNAIL TRAIL LOG: shine-api-gateway**" in trail
+    assert "- [X] **health-only**: complete" in trail and "- [X] **hybrid-ml**: complete" in trail
+    again = snail(world, "run", "--skip-preflight")
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_cli_failing_phase_rolls_back_exit_1(world) -> None:
+    """Phase two's /health answers 500: exit 1, the service is back on phase one's revision, the trail says why."""
+    write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
+    world["serve"]("a"), world["serve"]("b", Behaviour(500, {"error": "ML dependencies failed"}))
+    r = snail(world, "run", "--skip-preflight")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "rolled back to shine-api-gateway:2 (phase health-only), verified" in r.stderr
+    assert live(world).endswith("shine-api-gateway:2")
+    trail = snail(world, "trail", "--format", "md").stdout
+    assert "## 🚨 **EMERGENCY ROLLBACK EVENTS**" in trail
+    assert "status 500, expected 200" in trail
+    assert "[Resolution]: rolled back to shine-api-gateway:2 (phase health-only): gates passed" in trail
+    page = world["root"] / "trail.html"
+    assert snail(world, "trail", "--format", "html", "-o", str(page)).returncode == 0
+    assert "<h2>🚨 Rollbacks</h2>" in page.read_text()
+
+
+def test_cli_plan_is_read_only_and_shows_diff(world) -> None:
+    """`snail plan` shows the image, the diff and the gates, and registers nothing."""
+    write_pipeline(world["root"], {"health-only": "a"})
+    before = world["ecs"].list_task_definitions()["taskDefinitionArns"]
+    r = snail(world, "plan")
+    assert r.returncode == 0, r.stderr
+    assert "phase health-only" in r.stdout and "gates:    ecs-rollout, http /health" in r.stdout
+    added = [line.strip() for line in r.stdout.splitlines() if line.strip().startswith("+")]
+    assert '+"name": "SNAIL_PHASE",' in [a.replace(" ", "").replace('+"name":"SNAIL_PHASE",', '+"name": "SNAIL_PHASE",') for a in added]
+    assert any(a.startswith("+") and image("a") in a for a in added)  # the image change, as a unified diff
+    assert world["ecs"].list_task_definitions()["taskDefinitionArns"] == before
+    dry = snail(world, "run", "--dry-run")
+    assert dry.returncode == 0 and "dry run: nothing was changed" in dry.stdout
+    assert world["ecs"].list_task_definitions()["taskDefinitionArns"] == before
+
+
+def test_cli_validate_reports_file_line(world) -> None:
+    """A YAML mistake exits 2 and names file, line and key; nothing is touched."""
+    path = write_pipeline(world["root"], {"health-only": "a"})
+    path.write_text(path.read_text().replace("port: 5000", "port: 8o80"))
+    r = snail(world, "validate")
+    assert r.returncode == 2
+    assert f"{path}:7: service.port: expected a port number, got '8o80'" in r.stdout
+    r = snail(world, "run", "--skip-preflight")
+    assert r.returncode == 2 and "service.port" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_second_run_is_locked_out(world) -> None:
+    """Two runs at once: the second exits 4 naming the holder; the first finishes normally."""
+    write_pipeline(world["root"], {"health-only": "a"})
+    (world["root"] / "phases" / "health-only.yaml").write_text(
+        f'name: health-only\nimage: {{ref: "{image("a")}"}}\nbake: 6s\n')
+    world["serve"]("a")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "SNAIL_ENDPOINT_URL": world["url"], "SNAIL_FILE": str(world["root"] / "pipeline.yaml")}
+    first = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "--skip-preflight"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=world["root"])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        st = json.loads(snail(world, "--output", "json", "status").stdout)
+        if st["lock"]:
+            break
+        time.sleep(0.3)
+    second = snail(world, "run", "--skip-preflight")
+    assert second.returncode == 4, second.stderr
+    assert "another run holds the lock: run r-" in second.stderr and "(run) since" in second.stderr
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
