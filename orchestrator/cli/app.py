@@ -102,7 +102,7 @@ class App:
         aws = self.aws(start_sandbox=start_sandbox)
         progress = self.progress()
         images = Images(self.pipeline, aws, registry_url=self.registry_url(),
-                        progress=lambda ev: progress("build_step", ev))
+                        progress=lambda ev: progress(str(ev.get("event", "build_step")), ev))
         return Engine(self.pipeline, aws, self.store, images=images, progress=progress,
                       diagnose=_diagnoser(self.pipeline, aws))
 

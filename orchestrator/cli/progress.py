@@ -15,6 +15,9 @@ _ICONS = {
 }
 
 
+_QUIET = {"gate_attempt", "run_finished", "build_output", "push_layer"}
+
+
 class Progress:
     """Prints one line per recorded event and per *new* waiting state (repeated polls are not reprinted)."""
 
@@ -26,6 +29,8 @@ class Progress:
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         if not self.enabled or kind in ("gate_attempt", "run_finished"):
             return
+        if kind in _QUIET:
+            return
         phase = data.get("phase")
         if kind in ("gate_waiting", "gate_retry"):
             text = f"{data.get('gate')} attempt {data.get('attempt')}: {data.get('waiting_for') or data.get('summary')}"
@@ -35,10 +40,10 @@ class Progress:
                 return
             self._last[key] = core
         elif kind == "build_step":
-            line = str(data.get("line", "")).strip()
-            if not line.startswith("Step"):
-                return
-            text = line
+            text = f"{data.get('phase') or ''} build step {data.get('step', '?')}{' (cached)' if data.get('cached') else ''}: " \
+                   f"{str(data.get('line', '')).strip()[:100]}"
+        elif kind in ("build_done", "build_skipped", "push_done", "probe_passed", "probe_failed"):
+            text = str(data.get("message") or " ".join(f"{k}={v}" for k, v in data.items() if k not in ("event", "phase") and v is not None))[:200]
         elif kind == "baking":
             text = f"baking {data.get('seconds'):g}s"
         else:

@@ -139,10 +139,10 @@ class Engine:
             raise UsageError(f"--from {opts.from_phase} comes after --to {opts.to_phase}")
         return list(self.p.phases[lo : hi + 1])
 
-    def plan(self, opts: RunOptions) -> Plan:
-        """The read-only plan for these options."""
+    def plan(self, opts: RunOptions, with_diff: bool = True) -> Plan:
+        """The read-only plan for these options (the diff costs one more describe; `run` does without it)."""
         return make_plan(self.p, self.ecs, self.store, self.images, self.select(opts),
-                         explicit_start=bool(opts.from_phase or opts.only))
+                         explicit_start=bool(opts.from_phase or opts.only), with_diff=with_diff)
 
     # ---------------------------------------------------------------- locking and run records
     def _begin(self, command: str, phases: list[str]) -> Journal:
@@ -191,7 +191,7 @@ class Engine:
     # ---------------------------------------------------------------- run
     def run(self, opts: RunOptions) -> Outcome:
         """Run the selected phases; roll back on any failure after a deploy."""
-        plan = self.plan(opts)
+        plan = self.plan(opts, with_diff=opts.dry_run)
         if opts.dry_run:
             return Outcome(ExitCode.OK, "dry run: nothing was changed", plan=plan, status="dry_run")
         if plan.service is None and not opts.create_service:

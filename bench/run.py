@@ -1,0 +1,127 @@
+"""Benchmarks: CLI cold start, a two-phase run and a no-op re-run against moto's server (wall time, AWS API
+calls, peak memory). Prints a Markdown table; figures are copied into bench/README.md. Not a test."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+def cold_start(n: int = 10) -> dict:
+    """`snail --help` in a fresh interpreter, n times: median and worst wall time."""
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "orchestrator", "--help"], capture_output=True, check=True)
+        times.append(time.perf_counter() - t)
+    heavy = subprocess.run(
+        [sys.executable, "-c", "import sys, orchestrator.cli.main; print(sorted(m for m in ('boto3','botocore','docker','moto') if m in sys.modules))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    return {"median_s": statistics.median(times), "max_s": max(times), "heavy_imports": heavy}
+
+
+class _Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        body = b'{"status": "ok"}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+
+def pipeline_runs() -> dict:
+    """A two-phase `snail run` and a no-op re-run, each a separate process, against moto's server + the agent."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    from orchestrator.sandbox.agent import EcsAgent
+    from orchestrator.sandbox.launchers import InstantLauncher
+    from tests.functional.world import image, seed_service, write_pipeline
+
+    health = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    threading.Thread(target=health.serve_forever, daemon=True).start()
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    url = f"http://{host}:{port}"
+    calls: Counter = Counter()
+    from moto.core import responses as moto_responses
+
+    orig = moto_responses.BaseResponse._dispatch
+
+    def counting(self, request, full_url, headers):  # type: ignore[no-untyped-def]
+        if threading.current_thread().name != "sandbox-agent":
+            target = headers.get("X-Amz-Target") or headers.get("x-amz-target") or ""
+            calls[target.split(".")[-1] or "other"] += 1
+        return orig(self, request, full_url, headers)
+
+    moto_responses.BaseResponse._dispatch = counting  # type: ignore[method-assign]
+    agent = EcsAgent(InstantLauncher(host_port_for=lambda img: health.server_address[1]), account_id="123456789012",
+                     region="us-east-1", interval=0.1, steady_after=0.2)
+    agent.start()
+    out = {}
+    try:
+        seed_service(boto3.client("ecs", region_name="us-east-1", endpoint_url=url))
+        with tempfile.TemporaryDirectory() as d:
+            root = Path(d)
+            write_pipeline(root, {"health-only": "a", "hybrid-ml": "b"})
+            text = (root / "pipeline.yaml").read_text().replace("poll: 1s", "poll: 0.2s").replace("bake: 5s", "bake: 0s")
+            (root / "pipeline.yaml").write_text(text)
+            env = {**os.environ, "SNAIL_ENDPOINT_URL": url, "SNAIL_FILE": str(root / "pipeline.yaml")}
+            for name in ("two_phase_run", "noop_rerun"):
+                calls.clear()
+                before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                t = time.perf_counter()
+                r = subprocess.run([sys.executable, "-m", "orchestrator", "run", "--skip-preflight"], env=env,
+                                   capture_output=True, text=True, cwd=root)
+                wall = time.perf_counter() - t
+                assert r.returncode == 0, r.stderr
+                out[name] = {"wall_s": wall, "aws_calls": sum(calls.values()), "by_operation": dict(calls.most_common()),
+                             "peak_rss_mb": max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024,
+                             "stdout": r.stdout.strip().splitlines()[0]}
+    finally:
+        agent.stop(stop_tasks=True)
+        srv.stop()
+        health.shutdown()
+        moto_responses.BaseResponse._dispatch = orig  # type: ignore[method-assign]
+    return out
+
+
+def main() -> None:
+    """Run every benchmark and print the table."""
+    cs = cold_start()
+    runs = pipeline_runs()
+    print("| benchmark | figure |\n|---|---|")
+    print(f"| `snail --help` cold start (median of 10 / worst) | {cs['median_s'] * 1000:.0f} ms / {cs['max_s'] * 1000:.0f} ms |")
+    print(f"| heavy modules imported by the CLI entry point | {cs['heavy_imports']} |")
+    for name, r in runs.items():
+        print(f"| {name}: wall time | {r['wall_s']:.2f} s |")
+        print(f"| {name}: AWS API calls | {r['aws_calls']} |")
+        print(f"| {name}: peak RSS of the snail process | {r['peak_rss_mb']:.0f} MB |")
+    print()
+    print(json.dumps({k: v["by_operation"] for k, v in runs.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
