@@ -38,7 +38,8 @@ if docker info >/dev/null 2>&1; then
 else
   [[ $(id -u) == 0 ]] || die "docker info fails and we are not root: start the engine (sudo dockerd &)"
   say "starting dockerd (log: $STATE_DIR/dockerd.log)"
-  nohup dockerd >"$STATE_DIR/dockerd.log" 2>&1 &
+  # setsid: the engine must outlive the shell (and process group) that started it
+  setsid nohup dockerd >"$STATE_DIR/dockerd.log" 2>&1 </dev/null &
   echo $! >"$STATE_DIR/dockerd.pid"
   for ((i = 0; i < WAIT * 2; i++)); do
     docker info >/dev/null 2>&1 && break
@@ -81,7 +82,7 @@ http:
     X-Content-Type-Options: [nosniff]
 YAML
   say "starting registry on 127.0.0.1:$PORT (storage $REG_DIR/data, log $REG_DIR/registry.log)"
-  nohup docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/registry.log" 2>&1 &
+  setsid nohup docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/registry.log" 2>&1 </dev/null &
   echo $! >"$REG_DIR/registry.pid"
   for ((i = 0; i < 40; i++)); do
     registry_up && break

@@ -46,7 +46,7 @@ class App:
             spec = control.SandboxSpec.from_pipeline(self.pipeline)
             state_dir = self.pipeline.state_dir()
             info = control.ensure_up(spec, state_dir) if start else control.status(state_dir)
-            if info is None:
+            if info is None or not info.healthy:
                 from orchestrator.errors import UsageError
 
                 raise UsageError("the sandbox is not running: start it with `snail sandbox up` (or use `snail run --sandbox`)")

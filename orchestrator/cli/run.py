@@ -4,24 +4,30 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli.app import App, pass_app
+from orchestrator.errors import UsageError
 
 
 @click.command("run")
 @click.option("--from", "from_phase", help="start at this phase (even if it already passed)")
 @click.option("--to", "to_phase", help="stop after this phase")
 @click.option("--dry-run", is_flag=True, help="print the plan and change nothing")
+@click.option("--resume", is_flag=True, help="continue an interrupted run from the phase it was in")
 @click.option("--create-service", is_flag=True, help="create the ECS service from pipeline.yaml if it is missing")
 @click.option("--skip-preflight", is_flag=True, help="do not run `doctor` first")
 @click.option("--approve", multiple=True, help="approve a manual phase in advance (repeatable)")
 @pass_app
-def command(app: App, from_phase: str | None, to_phase: str | None, dry_run: bool, create_service: bool,
-            skip_preflight: bool, approve: tuple[str, ...]) -> int:
+def command(app: App, from_phase: str | None, to_phase: str | None, dry_run: bool, resume: bool,
+            create_service: bool, skip_preflight: bool, approve: tuple[str, ...]) -> int:
     """Run the pipeline (all phases, or --from/--to); exit 0 done, 1 rolled back, 3 human needed."""
     from orchestrator.cli.common import finish, preflight
     from orchestrator.engine.executor import RunOptions
     from orchestrator.plan import render_plan
 
     engine = app.engine(start_sandbox=app.sandbox)
+    if resume:
+        if from_phase:
+            raise UsageError("give --resume or --from, not both")
+        from_phase = engine.resume_point()
     opts = RunOptions(from_phase=from_phase, to_phase=to_phase, dry_run=dry_run, create_service=create_service,
                       approved=set(approve), command="run")
     if dry_run:

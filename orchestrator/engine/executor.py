@@ -24,6 +24,7 @@ from orchestrator.errors import (
     ExitCode,
     GateFailed,
     Interrupted,
+    Locked,
     NotFound,
     PreflightFailed,
     RollbackFailed,
@@ -149,18 +150,31 @@ class Engine:
         run_id = new_run_id(self.clock)
         holder = {"run_id": run_id, "user": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
                   "command": command, "since": self.clock.now().isoformat(timespec="seconds")}
-        taken = self.store.acquire_lock(self.svc.name, holder, self.p.state.lease, time.time())
+        taken = self._acquire(holder)
         self.store.start_run(RunRecord(run_id, self.svc.name, command, "running", holder["since"],
                                        user=holder["user"], host=holder["host"], phases=phases))
         j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
         j.event("run_started", f"{command} started by {holder['user']}@{holder['host']}: phases {', '.join(phases) or '-'}",
                 command=command)
         if taken:
-            j.event("lock_taken_over", f"took over the expired lock of run {taken.get('run_id')} "
-                    f"({taken.get('user')}@{taken.get('host')}, {taken.get('command')} since {taken.get('since')})",
+            why = f"its process {taken.get('pid')} is gone" if taken.get("dead_pid") else "its lease expired"
+            j.event("lock_taken_over", f"took over the lock of run {taken.get('run_id')} ({why}; "
+                    f"{taken.get('user')}@{taken.get('host')}, {taken.get('command')} since {taken.get('since')})",
                     previous=taken)
         self._reconcile(j)
         return j
+
+    def _acquire(self, holder: dict[str, Any]) -> dict[str, Any] | None:
+        """Take the lease; a holder on this host whose process is gone is taken over at once (no lease wait)."""
+        try:
+            return self.store.acquire_lock(self.svc.name, holder, self.p.state.lease, time.time())
+        except Locked as exc:
+            old = exc.holder
+            if old.get("host") != holder["host"] or not old.get("pid") or _pid_alive(int(old["pid"])):
+                raise
+            self.store.force_unlock(self.svc.name)
+            self.store.acquire_lock(self.svc.name, holder, self.p.state.lease, time.time())
+            return {**old, "dead_pid": True}
 
     def _finish(self, j: Journal, outcome: Outcome) -> Outcome:
         j.phase = None
@@ -187,6 +201,20 @@ class Engine:
                                       f"interrupted during {st.kind}; reconciled by {j.run_id}", j.now())
             j.event("reconciled", f"run {st.run_id} was interrupted during {st.kind} ({st.phase or '-'}); "
                     f"the service runs {(live or '?').rsplit('/', 1)[-1]}", step=st.kind, took_effect=happened)
+
+    def resume_point(self) -> str:
+        """The phase an interrupted run was in (for `run --resume`); UsageError when nothing was interrupted."""
+        for r in self.store.runs(self.svc.name, 20):
+            if r.status in ("running", "interrupted"):
+                phases = [e.phase for e in self.store.events(self.svc.name, r.run_id) if e.phase]
+                names = self.p.phase_names()
+                for ph in reversed(phases):
+                    if ph in names:
+                        return ph
+                return r.phases[0] if r.phases else names[0]
+            if r.status not in ("noop",):
+                break
+        raise UsageError("nothing to resume: the last run was not interrupted (see `snail history`)")
 
     # ---------------------------------------------------------------- run
     def run(self, opts: RunOptions) -> Outcome:
@@ -428,6 +456,16 @@ class Engine:
         except SnailError as exc:
             self._finish(j, Outcome(exc.exit_code, str(exc), status="failed"))
             raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def taskdef_family(arn: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterator
 import structlog
 
 from orchestrator.clock import Clock
+from orchestrator.engine import failpoints
 from orchestrator.state.base import StateStore, TrailEvent
 
 
@@ -51,10 +52,12 @@ class Journal:
     def step(self, kind: str, **intent: Any) -> Iterator[dict[str, Any]]:
         """Write the intent, act, write the result; a crash in between leaves an open step to reconcile."""
         step_id = self.store.begin_step(self.run_id, self.phase, kind, intent, self.now())
+        failpoints.hit(f"{kind}:intent")
         result: dict[str, Any] = {}
         try:
             yield result
         except BaseException as exc:
             self.store.end_step(step_id, "failed", {**result, "error": str(exc) or type(exc).__name__}, self.now())
             raise
+        failpoints.hit(f"{kind}:acted")
         self.store.end_step(step_id, "ok", result, self.now())

@@ -9,59 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
-import pytest
-
-from orchestrator.sandbox.agent import EcsAgent
-from orchestrator.sandbox.launchers import InstantLauncher
 from tests.conftest import Behaviour
-from tests.functional.world import ACCOUNT, REGION, image, seed_service, write_pipeline
-
-
-@pytest.fixture(scope="module")
-def server():
-    """moto's server on 127.0.0.1 with the agent moving deployments (real time, 0.2 s rounds)."""
-    from moto.server import ThreadedMotoServer
-
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    host, port = srv.get_host_and_port()
-    ports: dict[str, int] = {}
-    agent = EcsAgent(InstantLauncher(host_port_for=lambda img: ports.get(img)), account_id=ACCOUNT, region=REGION,
-                     interval=0.2, steady_after=0.5)
-    agent.start()
-    yield {"url": f"http://{host}:{port}", "ports": ports}
-    agent.stop(stop_tasks=True)
-    srv.stop()
-
-
-@pytest.fixture
-def world(server, tmp_path, http_server):
-    """A fresh moto state, a seeded service, HTTP servers per image and a pipeline folder."""
-    import requests
-
-    requests.post(f"{server['url']}/moto-api/reset", timeout=10)
-    ecs = boto3.client("ecs", region_name=REGION, endpoint_url=server["url"])
-    seed_service(ecs)
-
-    def serve(tag: str, behaviour: Behaviour | None = None) -> None:
-        url, _ = http_server(behaviour or Behaviour())
-        server["ports"][image(tag)] = int(url.rsplit(":", 1)[1])
-
-    return {"ecs": ecs, "url": server["url"], "root": tmp_path, "serve": serve}
-
-
-def snail(world, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run `python -m orchestrator` against the moto server, as a user would run `snail`."""
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "SNAIL_ENDPOINT_URL": world["url"], "SNAIL_FILE": str(world["root"] / "pipeline.yaml")}
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=world["root"])
-
-
-def live(world) -> str:
-    """The service's task definition, read through boto3."""
-    return world["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0]["taskDefinition"]
+from tests.functional.world import image, live, server, snail, world, write_pipeline  # noqa: F401 - fixtures
 
 
 def test_cli_two_phase_run_then_status_history_trail(world) -> None:

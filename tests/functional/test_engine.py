@@ -70,8 +70,11 @@ class World:
 @pytest.fixture
 def aws():
     """In-process moto for every AWS call of the test."""
+    from orchestrator.sandbox import extension
+
     with mock_aws():
         yield
+    extension.uninstall()  # the agent patched moto's ECS; later tests may want plain moto
 
 
 def test_two_phase_run_passes(aws, tmp_path, http_server) -> None:

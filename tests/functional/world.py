@@ -2,10 +2,14 @@
 InstantLauncher, on a fake clock whose every sleep lets the agent take one step. No real waiting, no Docker."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
 import boto3
+import pytest
 
 from orchestrator.clock import FakeClock
 
@@ -86,3 +90,57 @@ def write_pipeline(root: Path, phases: dict[str, str], extra: dict[str, str] | N
 def boto(service: str):  # noqa: ANN201
     """A boto3 client in the test's moto account."""
     return boto3.client(service, region_name=REGION)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """moto's server on 127.0.0.1 with the agent moving deployments (real time, 0.2 s rounds)."""
+    from moto.server import ThreadedMotoServer
+
+    from orchestrator.sandbox.agent import EcsAgent
+    from orchestrator.sandbox.launchers import InstantLauncher
+
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    ports: dict[str, int] = {}
+    agent = EcsAgent(InstantLauncher(host_port_for=lambda img: ports.get(img)), account_id=ACCOUNT, region=REGION,
+                     interval=0.2, steady_after=0.5)
+    agent.start()
+    yield {"url": f"http://{host}:{port}", "ports": ports}
+    agent.stop(stop_tasks=True)
+    srv.stop()
+    from orchestrator.sandbox import extension
+
+    extension.uninstall()  # the agent patched moto's ECS; later tests may want plain moto
+
+
+@pytest.fixture
+def world(server, tmp_path, http_server):
+    """A fresh moto state, a seeded service, HTTP servers per image and a pipeline folder."""
+    import requests
+
+    from tests.conftest import Behaviour
+
+    requests.post(f"{server['url']}/moto-api/reset", timeout=10)
+    ecs = boto3.client("ecs", region_name=REGION, endpoint_url=server["url"])
+    seed_service(ecs)
+
+    def serve(tag: str, behaviour: "Behaviour | None" = None) -> None:
+        url, _ = http_server(behaviour or Behaviour())
+        server["ports"][image(tag)] = int(url.rsplit(":", 1)[1])
+
+    return {"ecs": ecs, "url": server["url"], "root": tmp_path, "serve": serve}
+
+
+def snail(world, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m orchestrator` against the moto server, as a user would run `snail`."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "SNAIL_ENDPOINT_URL": world["url"], "SNAIL_FILE": str(world["root"] / "pipeline.yaml"), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=world["root"])
+
+
+def live(world) -> str:
+    """The service's task definition, read through boto3."""
+    return world["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0]["taskDefinition"]

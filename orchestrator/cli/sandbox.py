@@ -1,0 +1,91 @@
+"""snail sandbox up|down|status: ECS in a box on 127.0.0.1, seeded for pipeline.yaml."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from orchestrator.cli.app import App, pass_app
+from orchestrator.errors import ExitCode
+
+
+@click.group("sandbox")
+def group() -> None:
+    """ECS in a box: moto, a local registry and real containers, no AWS account needed."""
+
+
+@group.command("up")
+@click.option("--port", type=int, envvar="SNAIL_SANDBOX_PORT", help="moto's port on 127.0.0.1 (default 4566 or a free one) [SNAIL_SANDBOX_PORT]")
+@click.option("--no-service", is_flag=True, help="seed everything but the ECS service (reproduces 'service MISSING')")
+@pass_app
+def up(app: App, port: int | None, no_service: bool) -> int:
+    """Start the sandbox if it is not running and seed what pipeline.yaml needs."""
+    from orchestrator.sandbox import control
+
+    spec = control.SandboxSpec.from_pipeline(app.pipeline, create_service=not no_service)
+    info = control.up(spec, app.pipeline.state_dir(), port=port)
+    seeded = info.seeded
+    lines = [
+        f"sandbox up: pid {info.pid}, endpoint {info.endpoint_url}, registry {info.registry}, region {info.region}",
+        f"  cluster        {seeded.get('cluster_arn')}",
+        f"  service        {seeded.get('service_arn') or 'not created (--no-service)'}",
+        f"  task def       {seeded.get('task_definition_arn')}",
+        f"  vpc            {seeded.get('vpc_id')} subnets {', '.join(seeded.get('subnet_ids', []))}",
+        f"  igw / routes   {seeded.get('internet_gateway_id')} / {seeded.get('route_table_id')}",
+        f"  security group {seeded.get('security_group_id')} (tcp {spec.port} open)",
+        f"  repository     {seeded.get('repository_uri')} (pushes go to {info.registry})",
+        f"  log group      {seeded.get('log_group')}",
+        f"  execution role {seeded.get('execution_role_arn')}",
+        "use it: snail --sandbox run   (or SNAIL_SANDBOX=1)",
+    ]
+    app.emit(info.to_json(), "\n".join(lines))
+    return ExitCode.OK
+
+
+@group.command("down")
+@click.option("--all", "all_containers", is_flag=True, help="also remove containers of other sandboxes (label snail-sandbox=1)")
+@pass_app
+def down(app: App, all_containers: bool) -> int:
+    """Stop the sandbox and remove every container it started."""
+    from orchestrator.sandbox import control
+
+    result = control.down(app.pipeline.state_dir(), all_containers=all_containers)
+    text = (
+        f"sandbox down: daemon {result['daemon'] or 'was not recorded'}, "
+        f"{result['containers_removed']} leftover container(s) removed"
+        + (", registry stopped" if result["registry_stopped"] else "")
+    )
+    app.emit(result, text)
+    return ExitCode.OK
+
+
+@group.command("status")
+@pass_app
+def status(app: App) -> int:
+    """Whether the sandbox runs and answers, and its services, deployments and tasks."""
+    from orchestrator.sandbox import control
+
+    info = control.status(app.pipeline.state_dir(), with_services=True)
+    if info is None:
+        app.emit({"running": False}, "sandbox: not running (start it with `snail sandbox up`)")
+        return ExitCode.OK
+    data: dict[str, Any] = {**info.to_json(), "alive": info.alive, "answering": info.answering, "services": info.services}
+    if not info.healthy:
+        why = "process is gone" if not info.alive else "endpoint does not answer"
+        app.emit(data, f"sandbox: DEAD (pid {info.pid}: {why}); `snail sandbox up` cleans up and restarts it")
+        return ExitCode.OK
+    lines = [f"sandbox: up since {info.started_at}, pid {info.pid}, {info.endpoint_url}, registry {info.registry}"]
+    for svc in info.services:
+        lines.append(
+            f"  {svc['cluster']}/{svc['service']}: {svc['running']}/{svc['desired']} running, "
+            f"{(svc['task_definition'] or '-').rsplit('/', 1)[-1]}"
+        )
+        for d in svc["deployments"]:
+            lines.append(
+                f"    {d['status']:<7} {d['id']} {d['rolloutState']} {(d['taskDefinition'] or '').rsplit('/', 1)[-1]} "
+                f"running {d['runningCount']} failed {d['failedTasks']}"
+            )
+        for t in svc["tasks"]:
+            lines.append(f"    task {t['id'][:12]} {t['last_status']} {t['task_definition']} {' '.join(t['endpoints'])}")
+    app.emit(data, "\n".join(lines))
+    return ExitCode.OK

@@ -1,0 +1,696 @@
+"""Start, seed, inspect and stop the sandbox: what `snail sandbox up|down|status` and `--sandbox` call.
+
+The sandbox is one detached process (`daemon.py`) whose moto answers on 127.0.0.1; its pid and endpoint
+are kept in `<state_dir>/sandbox.json`. Seeding goes through boto3 against that endpoint, the same way the
+product talks to AWS, and is idempotent: `up` on a running sandbox only adds what is missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from orchestrator.errors import DockerUnavailable, ExitCode, SnailError
+from orchestrator.sandbox.daemon import DEFAULT_ACCOUNT_ID, sandbox_id_for
+
+log = structlog.get_logger(__name__)
+
+INFO_FILE = "sandbox.json"
+LOG_FILE = "daemon.log"
+DEFAULT_PORT = 4566
+CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+BASE_IMAGE = "snail-base/python:3.11"
+EXECUTION_ROLE = "ecsTaskExecutionRole"
+EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+NAME_TAG = "snail-sandbox"
+VPC_CIDR = "10.42.0.0/16"
+SUBNETS = (("10.42.1.0/24", "a"), ("10.42.2.0/24", "b"))
+
+# The bootstrap revision: answers 200 on /health (and /) so the first phase starts from a healthy service,
+# and exits on SIGTERM (a Python PID 1 ignores it otherwise, and every drain would wait for SIGKILL).
+BOOTSTRAP_SERVER = """
+import http.server, json, os, signal, sys
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.path.split('?')[0] in ('/', '/health')
+        body = json.dumps({'status': 'healthy' if ok else 'not found', 'phase': 'bootstrap'}).encode()
+        self.send_response(200 if ok else 404)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(('0.0.0.0', int(os.environ.get('PORT', '5000'))), H).serve_forever()
+"""
+
+
+class SandboxError(SnailError):
+    """The sandbox could not be started, seeded or stopped; nothing in the pipeline was changed."""
+
+    exit_code = ExitCode.USAGE
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What the sandbox must hold for one pipeline: its cluster, service, container port and repository."""
+
+    cluster: str
+    service: str
+    region: str = "us-east-1"
+    container: str = "api"
+    port: int = 5000
+    repository: str | None = None
+    desired_count: int = 1
+    create_service: bool = True
+    circuit_breaker: bool = True
+
+    @classmethod
+    def from_pipeline(cls, p: Any, create_service: bool = True) -> "SandboxSpec":
+        """Read the spec from a loaded pipeline (`p.service.*`, `p.registry.ecr` or `.url`)."""
+        svc = p.service
+        registry = getattr(p, "registry", None)
+        repository = getattr(registry, "ecr", None) if registry else None
+        if not repository and registry is not None and getattr(registry, "url", None):
+            repository = str(registry.url).rstrip("/").rsplit("/", 1)[-1].split(":")[0]
+        return cls(
+            cluster=svc.cluster,
+            service=svc.name,
+            region=svc.region,
+            container=svc.container,
+            port=int(svc.port),
+            repository=repository or svc.name,
+            desired_count=int(getattr(svc, "desired_count", 1) or 1),
+            create_service=create_service,
+            circuit_breaker=bool(getattr(svc, "circuit_breaker", True)),
+        )
+
+
+@dataclass
+class SandboxInfo:
+    """A sandbox as recorded in sandbox.json, plus what `status` found."""
+
+    pid: int
+    endpoint_url: str
+    registry: str
+    region: str
+    account_id: str = DEFAULT_ACCOUNT_ID
+    started_at: str = ""
+    state_dir: str = ""
+    sandbox_id: str = ""
+    registry_started: bool = False
+    seeded: dict[str, Any] = field(default_factory=dict)
+    alive: bool | None = None
+    answering: bool | None = None
+    services: list[dict[str, Any]] = field(default_factory=list)
+
+    def client_kwargs(self, region: str | None = None) -> dict[str, str]:
+        """boto3 client/session arguments that reach the sandbox (endpoint, region, dummy credentials)."""
+        return {"endpoint_url": self.endpoint_url, "region_name": region or self.region, **CREDENTIALS}
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A boto3 client for the sandbox."""
+        import boto3
+
+        return boto3.client(service, **self.client_kwargs(region))
+
+    @property
+    def healthy(self) -> bool:
+        """The daemon process is alive and its endpoint answers."""
+        return bool(self.alive and self.answering)
+
+    def to_json(self) -> dict[str, Any]:
+        """What sandbox.json holds (runtime observations left out)."""
+        data = asdict(self)
+        for key in ("alive", "answering", "services"):
+            data.pop(key)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "SandboxInfo":
+        """Read sandbox.json's content."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+# ------------------------------------------------------------------------------------------------ public
+
+
+def up(
+    spec: SandboxSpec | None,
+    state_dir: Path,
+    port: int | None = None,
+    registry_port: int = 5055,
+    manage_docker: bool = True,
+    wait_steady: float = 90.0,
+) -> SandboxInfo:
+    """Start the sandbox if it is not up (cleaning up a dead one first), then seed what `spec` needs."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    info = status(state_dir)
+    if info is not None and not info.healthy:
+        log.warning("sandbox_dead_found", pid=info.pid, alive=info.alive, answering=info.answering)
+        _stop_daemon(info)
+        _remove_containers(sandbox_id_for(state_dir))
+        (state_dir / INFO_FILE).unlink(missing_ok=True)
+        info = None
+    if info is None:
+        registry = f"127.0.0.1:{registry_port}"
+        registry_started = _ensure_docker(registry_port) if manage_docker else False
+        info = _start_daemon(state_dir, port, spec.region if spec else "us-east-1", registry)
+        info.registry_started = registry_started
+        _write_info(state_dir, info)
+    else:
+        log.info("sandbox_already_up", pid=info.pid, endpoint_url=info.endpoint_url)
+    if spec is not None:
+        started = time.monotonic()
+        info.seeded = {**info.seeded, **seed(info, spec)}
+        _write_info(state_dir, info)
+        log.info("sandbox_seeded", seconds=round(time.monotonic() - started, 2), service=spec.service)
+        if spec.create_service and wait_steady:
+            wait_for_steady(info, spec, wait_steady)
+    info.alive = info.answering = True
+    return info
+
+
+def ensure_up(spec: SandboxSpec, state_dir: Path, **kwargs: Any) -> SandboxInfo:
+    """For `snail run --sandbox`: the sandbox, started and seeded if needed (same as `up`)."""
+    return up(spec, state_dir, **kwargs)
+
+
+def down(state_dir: Path, all_containers: bool = False, stop_registry: bool = True) -> dict[str, Any]:
+    """Stop the daemon, remove its containers (every snail-sandbox one with `all_containers`), forget it."""
+    state_dir = Path(state_dir)
+    info = _read_info(state_dir)
+    result: dict[str, Any] = {"daemon": None, "containers_removed": 0, "registry_stopped": False}
+    if info is not None:
+        result["daemon"] = _stop_daemon(info)
+    label = None if all_containers else sandbox_id_for(state_dir)
+    result["containers_removed"] = _remove_containers(label)
+    if info is not None and info.registry_started and stop_registry:
+        result["registry_stopped"] = _run_script("docker-down.sh", check=False) == 0
+    (state_dir / INFO_FILE).unlink(missing_ok=True)
+    log.info("sandbox_down", **result)
+    return result
+
+
+def status(state_dir: Path, with_services: bool = False) -> SandboxInfo | None:
+    """The recorded sandbox with `alive`/`answering` checked, or None if there is none."""
+    info = _read_info(Path(state_dir))
+    if info is None:
+        return None
+    info.alive = _pid_alive(info.pid)
+    info.answering = info.alive and _answering(info.endpoint_url)
+    if info.healthy and with_services:
+        info.services = services_summary(info)
+    return info
+
+
+def services_summary(info: SandboxInfo) -> list[dict[str, Any]]:
+    """Every service in the sandbox's region with its deployments and tasks (for `sandbox status`)."""
+    ecs = info.client("ecs")
+    out = []
+    for cluster_arn in ecs.list_clusters()["clusterArns"]:
+        arns = ecs.list_services(cluster=cluster_arn)["serviceArns"]
+        if not arns:
+            continue
+        for svc in ecs.describe_services(cluster=cluster_arn, services=arns[:10])["services"]:
+            task_arns = ecs.list_tasks(cluster=cluster_arn, serviceName=svc["serviceName"])["taskArns"]
+            tasks = ecs.describe_tasks(cluster=cluster_arn, tasks=task_arns)["tasks"] if task_arns else []
+            out.append(
+                {
+                    "cluster": cluster_arn.rsplit("/", 1)[-1],
+                    "service": svc["serviceName"],
+                    "status": svc["status"],
+                    "task_definition": svc.get("taskDefinition"),
+                    "desired": svc["desiredCount"],
+                    "running": svc["runningCount"],
+                    "pending": svc["pendingCount"],
+                    "deployments": [
+                        {k: d.get(k) for k in ("id", "status", "rolloutState", "taskDefinition", "runningCount", "failedTasks")}
+                        for d in svc.get("deployments", [])
+                    ],
+                    "tasks": [
+                        {
+                            "id": t["taskArn"].rsplit("/", 1)[-1],
+                            "last_status": t["lastStatus"],
+                            "task_definition": t["taskDefinitionArn"].rsplit("/", 1)[-1],
+                            "endpoints": [
+                                f"{b['bindIP']}:{b['hostPort']}"
+                                for c in t.get("containers", [])
+                                for b in c.get("networkBindings", [])
+                            ],
+                        }
+                        for t in tasks
+                    ],
+                }
+            )
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ seeding
+
+
+def seed(info: SandboxInfo, spec: SandboxSpec) -> dict[str, Any]:
+    """Create (idempotently) what the pipeline needs in the sandbox; return the ids."""
+    c = {name: info.client(name, spec.region) for name in ("ecs", "ec2", "ecr", "logs", "iam")}
+    seeded: dict[str, Any] = {}
+    seeded["cluster_arn"] = _seed_cluster(c["ecs"], spec.cluster)
+    seeded.update(_seed_network(c["ec2"], spec.port))
+    seeded["repository_uri"] = _seed_repository(c["ecr"], spec.repository or spec.service)
+    seeded["log_group"] = _seed_log_group(c["logs"], f"/ecs/{spec.service}")
+    seeded["execution_role_arn"] = _seed_execution_role(c["iam"])
+    seeded["task_definition_arn"] = _seed_task_definition(c["ecs"], spec, seeded)
+    seeded["service_arn"] = _seed_service(c["ecs"], spec, seeded) if spec.create_service else None
+    seeded["registry"] = info.registry
+    for key, value in seeded.items():
+        log.debug("sandbox_seed", key=key, value=value)
+    return seeded
+
+
+def _seed_cluster(ecs: Any, name: str) -> str:
+    found = ecs.describe_clusters(clusters=[name])["clusters"]
+    if found and found[0]["status"] == "ACTIVE":
+        return found[0]["clusterArn"]
+    return ecs.create_cluster(clusterName=name)["cluster"]["clusterArn"]
+
+
+def _tag_filter(vpc_id: str | None = None) -> list[dict[str, Any]]:
+    filters = [{"Name": "tag:Name", "Values": [NAME_TAG]}]
+    if vpc_id:
+        filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+    return filters
+
+
+def _name_tags(resource: str) -> list[dict[str, Any]]:
+    return [{"ResourceType": resource, "Tags": [{"Key": "Name", "Value": NAME_TAG}]}]
+
+
+def _seed_network(ec2: Any, port: int) -> dict[str, Any]:
+    """A VPC like a public Fargate service needs: DNS on, 2 public subnets, IGW route, an open SG port."""
+    vpcs = ec2.describe_vpcs(Filters=_tag_filter())["Vpcs"]
+    if vpcs:
+        vpc_id = vpcs[0]["VpcId"]
+    else:
+        vpc_id = ec2.create_vpc(CidrBlock=VPC_CIDR, TagSpecifications=_name_tags("vpc"))["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": True})
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+
+    region = ec2.meta.region_name
+    existing = {s["CidrBlock"]: s["SubnetId"] for s in ec2.describe_subnets(Filters=_tag_filter(vpc_id))["Subnets"]}
+    subnet_ids = []
+    for cidr, az in SUBNETS:
+        subnet_id = existing.get(cidr) or ec2.create_subnet(
+            VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=f"{region}{az}", TagSpecifications=_name_tags("subnet")
+        )["Subnet"]["SubnetId"]
+        ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
+        subnet_ids.append(subnet_id)
+
+    igws = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])["InternetGateways"]
+    if igws:
+        igw_id = igws[0]["InternetGatewayId"]
+    else:
+        igw_id = ec2.create_internet_gateway(TagSpecifications=_name_tags("internet-gateway"))["InternetGateway"][
+            "InternetGatewayId"
+        ]
+        ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id)
+
+    tables = ec2.describe_route_tables(Filters=_tag_filter(vpc_id))["RouteTables"]
+    if tables:
+        table = tables[0]
+    else:
+        table = ec2.create_route_table(VpcId=vpc_id, TagSpecifications=_name_tags("route-table"))["RouteTable"]
+    table_id = table["RouteTableId"]
+    if not any(r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in table.get("Routes", [])):
+        ec2.create_route(RouteTableId=table_id, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
+    associated = {a.get("SubnetId") for a in table.get("Associations", [])}
+    for subnet_id in subnet_ids:
+        if subnet_id not in associated:
+            ec2.associate_route_table(RouteTableId=table_id, SubnetId=subnet_id)
+
+    groups = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [NAME_TAG]}, {"Name": "vpc-id", "Values": [vpc_id]}]
+    )["SecurityGroups"]
+    if groups:
+        group = groups[0]
+    else:
+        group_id = ec2.create_security_group(
+            GroupName=NAME_TAG, Description="snail-trail sandbox service", VpcId=vpc_id
+        )["GroupId"]
+        group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    open_ports = {
+        (p.get("FromPort"), p.get("ToPort"))
+        for p in group.get("IpPermissions", [])
+        if any(r.get("CidrIp") == "0.0.0.0/0" for r in p.get("IpRanges", []))
+    }
+    if (port, port) not in open_ports:
+        ec2.authorize_security_group_ingress(
+            GroupId=group["GroupId"],
+            IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+            ],
+        )
+    return {
+        "vpc_id": vpc_id,
+        "subnet_ids": subnet_ids,
+        "internet_gateway_id": igw_id,
+        "route_table_id": table_id,
+        "security_group_id": group["GroupId"],
+    }
+
+
+def _seed_repository(ecr: Any, name: str) -> str:
+    try:
+        return ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryUri"]
+    except ecr.exceptions.RepositoryNotFoundException:
+        return ecr.create_repository(repositoryName=name)["repository"]["repositoryUri"]
+
+
+def _seed_log_group(logs: Any, name: str) -> str:
+    try:
+        logs.create_log_group(logGroupName=name)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    return name
+
+
+def _seed_execution_role(iam: Any) -> str:
+    try:
+        arn = iam.get_role(RoleName=EXECUTION_ROLE)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        arn = iam.create_role(RoleName=EXECUTION_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    attached = iam.list_attached_role_policies(RoleName=EXECUTION_ROLE)["AttachedPolicies"]
+    if not any(p["PolicyArn"] == EXECUTION_POLICY for p in attached):
+        iam.attach_role_policy(RoleName=EXECUTION_ROLE, PolicyArn=EXECUTION_POLICY)
+    return arn
+
+
+def _seed_task_definition(ecs: Any, spec: SandboxSpec, seeded: dict[str, Any]) -> str:
+    """The bootstrap revision, only if the family has none yet (never a new revision on a second `up`)."""
+    existing = ecs.list_task_definitions(familyPrefix=spec.service, status="ACTIVE")["taskDefinitionArns"]
+    existing = [a for a in existing if a.rsplit("/", 1)[-1].rsplit(":", 1)[0] == spec.service]
+    if existing:
+        return max(existing, key=lambda a: int(a.rsplit(":", 1)[-1]))
+    container = {
+        "name": spec.container,
+        "image": BASE_IMAGE,
+        "essential": True,
+        "command": ["python3", "-c", BOOTSTRAP_SERVER],
+        "environment": [{"name": "PORT", "value": str(spec.port)}],
+        "portMappings": [{"containerPort": spec.port, "hostPort": spec.port, "protocol": "tcp"}],
+        "memory": 512,
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {
+                "awslogs-group": seeded["log_group"],
+                "awslogs-region": spec.region,
+                "awslogs-stream-prefix": "ecs",
+            },
+        },
+    }
+    return ecs.register_task_definition(
+        family=spec.service,
+        containerDefinitions=[container],
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        executionRoleArn=seeded["execution_role_arn"],
+        tags=[{"key": "snail:bootstrap", "value": "true"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+
+
+def _seed_service(ecs: Any, spec: SandboxSpec, seeded: dict[str, Any]) -> str:
+    found = ecs.describe_services(cluster=spec.cluster, services=[spec.service])["services"]
+    if found and found[0]["status"] == "ACTIVE":
+        return found[0]["serviceArn"]
+    return ecs.create_service(
+        cluster=spec.cluster,
+        serviceName=spec.service,
+        taskDefinition=seeded["task_definition_arn"],
+        desiredCount=spec.desired_count,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": seeded["subnet_ids"],
+                "securityGroups": [seeded["security_group_id"]],
+                "assignPublicIp": "ENABLED",
+            }
+        },
+        deploymentConfiguration={
+            "deploymentCircuitBreaker": {"enable": spec.circuit_breaker, "rollback": False},
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+        },
+    )["service"]["serviceArn"]
+
+
+def wait_for_steady(info: SandboxInfo, spec: SandboxSpec, timeout: float) -> dict[str, Any]:
+    """Wait until the service's PRIMARY deployment is COMPLETED; raise SandboxError after `timeout`."""
+    ecs = info.client("ecs", spec.region)
+    deadline = time.monotonic() + timeout
+    service: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        found = ecs.describe_services(cluster=spec.cluster, services=[spec.service])["services"]
+        service = found[0] if found else {}
+        deps = service.get("deployments", [])
+        if len(deps) == 1 and deps[0].get("rolloutState") == "COMPLETED":
+            return service
+        if deps and deps[0].get("rolloutState") == "FAILED":
+            break
+        time.sleep(0.25)
+    events = [e["message"] for e in service.get("events", [])[:5]]
+    raise SandboxError(
+        f"sandbox service {spec.service} did not reach a steady state in {timeout:.0f}s; latest events: {events}",
+        service=spec.service,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ process
+
+
+def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str) -> SandboxInfo:
+    port = port or _pick_port()
+    log_path = state_dir / LOG_FILE
+    repo_root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo_root), env.get("PYTHONPATH", "")) if p)
+    cmd = [
+        sys.executable, "-m", "orchestrator.sandbox.daemon",
+        "--state-dir", str(state_dir), "--port", str(port), "--region", region, "--registry", registry,
+    ]
+    started = time.monotonic()
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SandboxError(f"sandbox daemon exited with {proc.returncode}: {_tail(log_path)}", log=str(log_path))
+        if _answering(endpoint):
+            break
+        time.sleep(0.1)
+    else:
+        proc.terminate()
+        raise SandboxError(f"sandbox daemon did not answer on {endpoint} within 30s: {_tail(log_path)}")
+    log.info("sandbox_daemon_started", pid=proc.pid, endpoint_url=endpoint, seconds=round(time.monotonic() - started, 2))
+    return SandboxInfo(
+        pid=proc.pid,
+        endpoint_url=endpoint,
+        registry=registry,
+        region=region,
+        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        state_dir=str(state_dir),
+        sandbox_id=sandbox_id_for(state_dir),
+    )
+
+
+def _stop_daemon(info: SandboxInfo, timeout: float = 30.0) -> str:
+    """SIGTERM (it stops its containers), then SIGKILL if it does not exit in time."""
+    if not _pid_alive(info.pid):
+        return "not running"
+    os.kill(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(info.pid):
+            return "stopped"
+        time.sleep(0.1)
+    os.kill(info.pid, signal.SIGKILL)
+    return "killed"
+
+
+def _pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a daemon we started and nobody reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+            except ChildProcessError:
+                pass
+            return False
+    except OSError:
+        pass
+    return True
+
+
+def _answering(endpoint: str, timeout: float = 2.0) -> bool:
+    """moto answers an ECS ListClusters on `endpoint`."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        endpoint,
+        data=b"{}",
+        headers={
+            "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.ListClusters",
+            "Content-Type": "application/x-amz-json-1.1",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=sandbox/20250101/us-east-1/ecs/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status == 200 and b"clusterArns" in response.read()
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _pick_port() -> int:
+    """DEFAULT_PORT if free, else any free loopback port."""
+    for candidate in (DEFAULT_PORT, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise SandboxError("no free port on 127.0.0.1")
+
+
+def _read_info(state_dir: Path) -> SandboxInfo | None:
+    path = state_dir / INFO_FILE
+    try:
+        return SandboxInfo.from_json(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as exc:
+        log.warning("sandbox_info_unreadable", path=str(path), error=str(exc))
+        return None
+
+
+def _write_info(state_dir: Path, info: SandboxInfo) -> None:
+    path = state_dir / INFO_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info.to_json(), indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# ------------------------------------------------------------------------------------------------ docker
+
+
+def scripts_dir() -> Path:
+    """The repository's scripts/ directory (docker-up.sh, docker-down.sh)."""
+    import orchestrator
+
+    return Path(orchestrator.__file__).resolve().parents[1] / "scripts"
+
+
+def _run_script(name: str, *args: str, check: bool = True, env: dict[str, str] | None = None) -> int:
+    script = scripts_dir() / name
+    if not script.exists():
+        if check:
+            raise DockerUnavailable(f"{script} not found: run snail from a checkout of snail-trail")
+        return 127
+    started = time.monotonic()
+    # A new session: the dockerd and registry the script may start must outlive whoever called `up`
+    # (a killed test run or shell job takes its whole process group with it).
+    proc = subprocess.run(
+        ["bash", str(script), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+    log.info("sandbox_script_ran", script=name, rc=proc.returncode, seconds=round(time.monotonic() - started, 2))
+    if proc.returncode != 0 and check:
+        raise DockerUnavailable(
+            f"{name} failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-800:]}\n"
+            "The sandbox needs a Docker Engine and a local registry: as root, `scripts/docker-up.sh` installs and "
+            "starts both (apt-get install -y docker.io docker-registry; dockerd &)."
+        )
+    return proc.returncode
+
+
+def _registry_answering(port: int) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2)
+        return True
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _ensure_docker(registry_port: int) -> bool:
+    """Docker and the local registry up (via scripts/docker-up.sh); return whether we started the registry."""
+    was_up = _registry_answering(registry_port)
+    env_port = os.environ.get("SNAIL_REGISTRY_PORT")
+    if env_port and int(env_port) != registry_port:
+        log.warning("sandbox_registry_port_mismatch", env=env_port, requested=registry_port)
+    _run_script("docker-up.sh", env={"SNAIL_REGISTRY_PORT": str(registry_port)})
+    if not _registry_answering(registry_port):
+        raise DockerUnavailable(f"the local registry does not answer on 127.0.0.1:{registry_port} after docker-up.sh")
+    return not was_up
+
+
+def _remove_containers(sandbox_id: str | None) -> int:
+    """Remove the sandbox's containers (all snail-sandbox ones when `sandbox_id` is None)."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        label = f"snail-sandbox-id={sandbox_id}" if sandbox_id else "snail-sandbox=1"
+        containers = client.containers.list(all=True, filters={"label": label})
+        for container in containers:
+            container.remove(force=True)
+        return len(containers)
+    except Exception as exc:  # noqa: BLE001 - no Docker: there is nothing to remove
+        log.warning("sandbox_containers_not_removed", error=str(exc))
+        return 0

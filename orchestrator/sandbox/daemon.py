@@ -1,0 +1,149 @@
+"""The sandbox process: moto's server on 127.0.0.1, the ECS extension, and the agent running real containers.
+
+    python -m orchestrator.sandbox.daemon --state-dir DIR --port P [--registry 127.0.0.1:5055]
+
+Runs until SIGTERM or SIGINT, then stops every container it started. `control.up()` starts it detached;
+`control.down()` stops it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account: what any access key without a mapping gets
+
+
+def sandbox_id_for(state_dir: Path) -> str:
+    """A short id naming one sandbox (its state directory), used to label its containers."""
+    return hashlib.sha1(str(Path(state_dir).resolve()).encode()).hexdigest()[:10]
+
+
+def run(
+    state_dir: Path,
+    port: int,
+    region: str = "us-east-1",
+    account_id: str = DEFAULT_ACCOUNT_ID,
+    registry: str | None = "127.0.0.1:5055",
+    interval: float = 0.5,
+    launcher: Any = None,
+    stop_event: threading.Event | None = None,
+) -> int:
+    """Serve until `stop_event` is set (the signal handlers set it); return the process exit status."""
+    from moto.server import ThreadedMotoServer
+
+    from orchestrator.sandbox import extension
+    from orchestrator.sandbox.agent import EcsAgent
+    from orchestrator.sandbox.launchers import DockerLauncher
+
+    # The execution role needs AmazonECSTaskExecutionRolePolicy; moto only knows AWS managed policies if asked.
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    stop_event = stop_event or threading.Event()
+    sandbox_id = sandbox_id_for(state_dir)
+    started = time.monotonic()
+    extension.install()
+    if launcher is None:
+        launcher = DockerLauncher(registry=registry, extra_labels={"snail-sandbox-id": sandbox_id})
+        # A sandbox that died left its containers behind; this moto knows nothing of them.
+        removed = _remove_own_containers(launcher, sandbox_id)
+        if removed:
+            log.info("sandbox_stale_containers_removed", count=removed)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound = server.get_host_and_port()
+    # Every region: a pipeline may name any region, the same sandbox serves them all.
+    agent = EcsAgent(launcher, account_id=account_id, region=None, interval=interval)
+    agent.start()
+    log.info(
+        "sandbox_daemon_ready",
+        endpoint_url=f"http://{host}:{bound}",
+        region=region,
+        sandbox_id=sandbox_id,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    try:
+        while not stop_event.wait(1.0):
+            pass
+    finally:
+        log.info("sandbox_daemon_stopping")
+        agent.stop(stop_tasks=True)
+        close = getattr(launcher, "close", None)
+        if close:
+            close()
+        if isinstance(launcher, DockerLauncher):
+            _remove_own_containers(launcher, sandbox_id)
+        server.stop()
+        log.info("sandbox_daemon_stopped")
+    return 0
+
+
+def _remove_own_containers(launcher: Any, sandbox_id: str) -> int:
+    try:
+        containers = launcher.client.containers.list(all=True, filters={"label": f"snail-sandbox-id={sandbox_id}"})
+    except Exception as exc:  # noqa: BLE001 - Docker down: nothing we can remove
+        log.warning("sandbox_docker_unreachable", error=str(exc))
+        return 0
+    for container in containers:
+        try:
+            container.remove(force=True)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("sandbox_container_remove_failed", container=container.short_id, error=str(exc))
+    return len(containers)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, install signal handlers, serve."""
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.sandbox.daemon", description=__doc__)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID)
+    parser.add_argument("--registry", default="127.0.0.1:5055")
+    parser.add_argument("--interval", type=float, default=0.5)
+    args = parser.parse_args(argv)
+    _configure_logging()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("sandbox_daemon_signal", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    return run(
+        args.state_dir,
+        args.port,
+        region=args.region,
+        account_id=args.account_id,
+        registry=args.registry or None,
+        interval=args.interval,
+        stop_event=stop,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,462 @@
+"""A small, version-pinned extension of moto's ECS backend so deployments can move like ECS's.
+
+moto 5.x keeps one PRIMARY deployment per service forever, drops `deploymentConfiguration` on create, stores
+`taskDefinition` as the raw string given to `update_service`, and filters nothing by `serviceName` in
+`list_tasks` (notes/moto-and-docker.md). This module patches exactly those behaviours; the agent
+(`agent.py`) then drives the deployment records from what the tasks really do.
+
+Everything here runs inside the moto process. The backend is shared between moto's request threads and the
+agent's thread, so every ECS request (including serialisation of the response) and every agent mutation
+holds `BACKEND_LOCK`.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from typing import Any
+
+import moto
+import structlog
+from moto.core.utils import utcnow
+from moto.ecs import models as ecs_models
+from moto.ecs import responses as ecs_responses
+from moto.ecs.models import EC2ContainerServiceBackend, Service, Task
+from moto.moto_api._internal import mock_random
+
+log = structlog.get_logger(__name__)
+
+# The patches below reach into moto internals (Service/Task attributes, backend method signatures, the
+# response class's `call_action`). They are written against 5.x; a major upgrade must be re-checked.
+SUPPORTED_MOTO_MAJOR = "5."
+
+BACKEND_LOCK = threading.RLock()
+
+# What ECS returns for a service created without a deploymentConfiguration.
+DEFAULT_DEPLOYMENT_CONFIGURATION: dict[str, Any] = {
+    "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+    "maximumPercent": 200,
+    "minimumHealthyPercent": 100,
+}
+MAX_EVENTS = 100  # ECS keeps the last 100 service events
+
+_ORIGINALS: dict[str, Any] = {}
+
+
+def check_moto_version(version: str | None = None) -> None:
+    """Refuse to patch a moto whose major version we have not read."""
+    version = version or moto.__version__
+    if not version.startswith(SUPPORTED_MOTO_MAJOR):
+        raise RuntimeError(
+            f"orchestrator.sandbox.extension supports moto {SUPPORTED_MOTO_MAJOR}x, found {version}: "
+            "re-check the patched internals before widening the pin"
+        )
+
+
+def ecs_backend(account_id: str, region: str) -> EC2ContainerServiceBackend:
+    """The in-process moto ECS backend for one account and region."""
+    from moto.backends import get_backend
+
+    return get_backend("ecs")[account_id][region]
+
+
+# ----------------------------------------------------------------------------------------------- records
+
+
+def new_deployment_id() -> str:
+    """An ECS-shaped deployment id (`ecs-svc/` + 19 digits)."""
+    return f"ecs-svc/{mock_random.randint(10**18, 10**19 - 1)}"
+
+
+def service_label(service: Service) -> str:
+    """The prefix every ECS service event starts with."""
+    return f"(service {service.name})"
+
+
+def add_event(service: Service, message: str) -> dict[str, Any]:
+    """Prepend an ECS-style event (newest first, capped like ECS) and return it."""
+    event = {"id": str(uuid.uuid4()), "createdAt": utcnow(), "message": message}
+    # Copy-on-write: a response may be serialising the old list in another thread.
+    service.events = [event, *list(service.events or [])][:MAX_EVENTS]
+    log.debug("sandbox_service_event", service=service.name, message=message)
+    return event
+
+
+def make_deployment(service: Service, task_definition_arn: str | None, status: str = "PRIMARY") -> dict[str, Any]:
+    """A new deployment record shaped like ECS's, IN_PROGRESS with no tasks yet."""
+    dep_id = new_deployment_id()
+    now = utcnow()
+    launch_type = service.launch_type
+    return {
+        "id": dep_id,
+        "status": status,
+        "taskDefinition": task_definition_arn,
+        "desiredCount": service.desired_count,
+        "pendingCount": 0,
+        "runningCount": 0,
+        "failedTasks": 0,
+        "createdAt": now,
+        "updatedAt": now,
+        "launchType": launch_type,
+        "platformVersion": service.platform_version or ("LATEST" if launch_type == "FARGATE" else None),
+        "platformFamily": "Linux" if launch_type == "FARGATE" else None,
+        "networkConfiguration": copy.deepcopy(service.network_configuration) or None,
+        "rolloutState": "IN_PROGRESS",
+        "rolloutStateReason": f"ECS deployment {dep_id} in progress.",
+    }
+
+
+def primary_deployment(service: Service) -> dict[str, Any] | None:
+    """The service's PRIMARY deployment record, if any."""
+    return next((d for d in service.deployments or [] if d.get("status") == "PRIMARY"), None)
+
+
+def start_deployment(service: Service, task_definition_arn: str, reason: str = "update") -> dict[str, Any]:
+    """Make a new PRIMARY deployment for `task_definition_arn`, demoting the current PRIMARY to ACTIVE."""
+    new = make_deployment(service, task_definition_arn)
+    others = []
+    for dep in service.deployments or []:
+        if dep.get("status") == "PRIMARY":
+            dep = {**dep, "status": "ACTIVE", "updatedAt": utcnow()}
+        others.append(dep)
+    service.deployments = [new, *others]
+    service.task_definition = task_definition_arn
+    service.sandbox_steady = False
+    log.info(
+        "sandbox_deployment_started",
+        service=service.name,
+        deployment=new["id"],
+        task_definition=task_definition_arn,
+        reason=reason,
+    )
+    return new
+
+
+def merge_deployment_configuration(current: dict[str, Any] | None, given: dict[str, Any] | None) -> dict[str, Any]:
+    """ECS keeps the fields an update does not name; start from ECS's defaults."""
+    merged = copy.deepcopy(current or DEFAULT_DEPLOYMENT_CONFIGURATION)
+    for key, value in (given or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+# ------------------------------------------------------------------------------------------------- tasks
+
+
+class SandboxContainer:
+    """One container of a sandbox task, with the attributes moto's serializer picks for `Container`."""
+
+    def __init__(self, task_arn: str, container_def: dict[str, Any], image: str | None = None) -> None:
+        self.container_arn = f"{task_arn.replace(':task/', ':container/')}/{uuid.uuid4()}"
+        self.task_arn = task_arn
+        self.name = container_def.get("name")
+        self.image = image or container_def.get("image")
+        self.image_digest: str | None = None
+        self.runtime_id: str | None = None
+        self.last_status = "PENDING"
+        self.exit_code: int | None = None
+        self.reason: str | None = None
+        self.network_bindings: list[dict[str, Any]] = []
+        self.network_interfaces: list[dict[str, Any]] = []
+        self.health_status = "UNKNOWN"
+        self.cpu = str(container_def.get("cpu", 0))
+        self.memory = str(container_def["memory"]) if container_def.get("memory") else None
+        self.memory_reservation = (
+            str(container_def["memoryReservation"]) if container_def.get("memoryReservation") else None
+        )
+        self.essential = container_def.get("essential", True)
+
+
+class SandboxTask(Task):
+    """A task the agent started for a service deployment; its status moves only when the agent says so.
+
+    moto's own `Task` drifts RUNNING -> STOPPED on every describe (its state manager); this one keeps a
+    plain `last_status`, so `describe_tasks` shows what the container really does.
+    """
+
+    def __init__(
+        self,
+        backend: EC2ContainerServiceBackend,
+        cluster: Any,
+        service: Service,
+        task_definition: Any,
+        deployment_id: str,
+    ) -> None:
+        # Deliberately not calling Task.__init__: it needs an awsvpc network configuration, always creates
+        # an ENI, and starts moto's state machine. We set every attribute moto's code and serializer read.
+        self.model_name = "ecs::task"
+        self._tick = 0
+        self._last_status = "PROVISIONING"
+        self.id = uuid.uuid4().hex
+        self.cluster_name = cluster.name
+        self.cluster_arn = cluster.arn
+        self.container_instance_arn = None
+        self.desired_status = "RUNNING"
+        self.task_definition_arn = task_definition.arn
+        self.overrides: dict[str, Any] = {}
+        self.started_by = deployment_id
+        self.tags: list[dict[str, str]] = []
+        self.launch_type = service.launch_type or "FARGATE"
+        self.platform_version = service.platform_version or ("1.4.0" if self.launch_type == "FARGATE" else None)
+        self.platform_family = "Linux" if self.launch_type == "FARGATE" else None
+        self.stopped_reason: str | None = None
+        self.stop_code: str | None = None
+        self.resource_requirements = None
+        self.region_name = cluster.region_name
+        self._account_id = backend.account_id
+        self._backend = backend
+        self.attachments: list[dict[str, Any]] = []
+        self.group = f"service:{service.name}"
+        self.cpu = task_definition.cpu
+        self.memory = task_definition.memory
+        self.availability_zone = f"{self.region_name}a"
+        self.connectivity = "CONNECTED"
+        now = utcnow()
+        self.created_at = now
+        self.connectivity_at = now
+        self.pull_started_at = None
+        self.pull_stopped_at = None
+        self.started_at = None
+        self.stopping_at = None
+        self.stopped_at = None
+        self.execution_stopped_at = None
+        self.health_status = "UNKNOWN"
+        self.version = 1
+        self.network_configuration = copy.deepcopy(service.network_configuration) or None
+        self.eni_id: str | None = None
+        self.containers = [SandboxContainer(self.task_arn, c) for c in task_definition.container_definitions]
+        self._attach_eni()
+
+    @property
+    def last_status(self) -> str:  # type: ignore[override]
+        """The status the agent set; no drift on describe."""
+        return self._last_status
+
+    @last_status.setter
+    def last_status(self, value: str) -> None:
+        self._last_status = value
+        self.version += 1
+
+    @property
+    def status(self) -> str:  # type: ignore[override]
+        """moto's ManagedState name for last_status."""
+        return self._last_status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self.last_status = value
+
+    def advance(self) -> None:
+        """moto calls this on every describe; a sandbox task does not drift."""
+
+    def _attach_eni(self) -> None:
+        """Give an awsvpc task its ENI attachment like ECS does (best effort: the subnet may be gone)."""
+        conf = (self.network_configuration or {}).get("awsvpcConfiguration") or {}
+        if not conf.get("subnets"):
+            return
+        try:
+            from moto.ec2.models import ec2_backends
+            from moto.ec2.utils import random_private_ip
+
+            ec2 = ec2_backends[self._account_id][self.region_name]
+            eni = ec2.create_network_interface(
+                subnet=conf["subnets"][0],
+                private_ip_address=random_private_ip(),
+                group_ids=conf.get("securityGroups") or [],
+                description=f"arn:aws:ecs:{self.region_name}:{self._account_id}:attachment/{self.id}",
+            )
+            eni.status = "in-use"
+            eni.device_index = 0
+        except Exception as exc:  # noqa: BLE001 - a missing subnet must not stop the task
+            log.warning("sandbox_eni_not_attached", task=self.id, error=str(exc))
+            return
+        self.eni_id = eni.id
+        self.attachments = [
+            {
+                "id": str(uuid.uuid4()),
+                "type": "ElasticNetworkInterface",
+                "status": "ATTACHED",
+                "details": [
+                    {"name": "subnetId", "value": conf["subnets"][0]},
+                    {"name": "networkInterfaceId", "value": eni.id},
+                    {"name": "macAddress", "value": eni.mac_address},
+                    {"name": "privateDnsName", "value": eni.private_dns_name},
+                    {"name": "privateIPv4Address", "value": eni.private_ip_address},
+                ],
+            }
+        ]
+
+    def release_eni(self) -> None:
+        """Detach and delete the task's ENI once it stopped, as ECS does."""
+        if not self.eni_id:
+            return
+        try:
+            from moto.ec2.models import ec2_backends
+
+            ec2_backends[self._account_id][self.region_name].delete_network_interface(self.eni_id)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+        self.attachments = [{**a, "status": "DELETED"} for a in self.attachments]
+        self.eni_id = None
+
+
+# ----------------------------------------------------------------------------------------------- patches
+
+
+def _create_service(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> Service:
+    """moto's create_service, then the first deployment starts IN_PROGRESS with no tasks, like ECS."""
+    service = _ORIGINALS["backend.create_service"](self, *args, **kwargs)
+    service.running_count = 0
+    service.pending_count = 0
+    service.created_at = utcnow()
+    service.created_by = f"arn:aws:iam::{self.account_id}:root"
+    service.platform_family = "Linux" if service.launch_type == "FARGATE" else None
+    service.sandbox_steady = False
+    service.sandbox_last_completed = None
+    if not getattr(service, "deployment_configuration", None):
+        service.deployment_configuration = copy.deepcopy(DEFAULT_DEPLOYMENT_CONFIGURATION)
+    if service.deployment_controller.get("type", "ECS") == "ECS":
+        service.deployments = [make_deployment(service, service.task_definition)]
+        log.info(
+            "sandbox_service_created",
+            service=service.name,
+            deployment=service.deployments[0]["id"],
+            task_definition=service.task_definition,
+        )
+    return service
+
+
+def _update_service(self: EC2ContainerServiceBackend, service_properties: dict[str, Any]) -> Service:
+    """moto's update_service, plus a new PRIMARY deployment on a new revision or forceNewDeployment."""
+    props = dict(service_properties)
+    cluster_str = props.get("cluster", "default")
+    name = str(props.get("service", "")).split("/")[-1]
+    service = self._get_service(cluster_str, name)  # ServiceNotFoundException before anything changes
+    td_str = props.get("task_definition")
+    new_td_arn = self.describe_task_definition(td_str).arn if td_str else None
+    force = bool(props.get("force_new_deployment"))
+    given_config = props.pop("deployment_configuration", None)
+    netconf_before = copy.deepcopy(service.network_configuration)
+    deployments_before = [dict(d) for d in service.deployments or []]  # moto mutates on force
+    counts_before = (service.running_count, service.pending_count)
+
+    _ORIGINALS["backend.update_service"](self, props)
+
+    # Undo what moto fakes: it rewrites the deployment id on force, sets running = desired, keeps the raw
+    # task definition string. Counts belong to the agent.
+    service.deployments = deployments_before
+    service.running_count, service.pending_count = counts_before
+    if given_config:
+        service.deployment_configuration = merge_deployment_configuration(
+            getattr(service, "deployment_configuration", None), given_config
+        )
+    primary = primary_deployment(service)
+    current_td = primary["taskDefinition"] if primary else service.task_definition
+    service.task_definition = current_td
+    if props.get("desired_count") is not None and primary is not None:
+        service.deployments = [
+            {**d, "desiredCount": service.desired_count, "updatedAt": utcnow()} if d is primary else d
+            for d in service.deployments
+        ]
+        service.sandbox_steady = False
+    netconf_changed = service.network_configuration != netconf_before
+    if service.deployment_controller.get("type", "ECS") != "ECS":
+        if new_td_arn:
+            service.task_definition = new_td_arn
+        return service
+    if (new_td_arn and new_td_arn != current_td) or force or netconf_changed:
+        reason = "force_new_deployment" if force and not (new_td_arn and new_td_arn != current_td) else "update"
+        start_deployment(service, new_td_arn or current_td, reason=reason)
+    return service
+
+
+def _list_tasks(
+    self: EC2ContainerServiceBackend,
+    cluster_str: str | None = None,
+    container_instance: str | None = None,
+    family: str | None = None,
+    started_by: str | None = None,
+    service_name: str | None = None,
+    desiredStatus: str | None = None,  # noqa: N803 - moto's parameter name
+) -> list[Task]:
+    """moto's list_tasks, filtering by serviceName and defaulting to desiredStatus RUNNING like ECS."""
+    tasks = _ORIGINALS["backend.list_tasks"](
+        self, cluster_str, container_instance, family, started_by, None, desiredStatus or "RUNNING"
+    )
+    if service_name:
+        group = f"service:{service_name.split('/')[-1]}"
+        tasks = [t for t in tasks if getattr(t, "group", None) == group]
+    return tasks
+
+
+def _response_create_service(self: Any) -> Any:
+    """moto's CreateService handler, keeping the deploymentConfiguration it drops."""
+    result = _ORIGINALS["response.create_service"](self)
+    service = result.result["service"]
+    given = self._get_param("deploymentConfiguration")
+    service.deployment_configuration = merge_deployment_configuration(None, given)
+    return result
+
+
+def _response_call_action(self: Any) -> Any:
+    """Every ECS request, serialisation included, sees the backend only between agent steps."""
+    with BACKEND_LOCK:
+        return _ORIGINALS["response.call_action"](self)
+
+
+_PATCHES = {
+    "backend.create_service": (EC2ContainerServiceBackend, "create_service", _create_service),
+    "backend.update_service": (EC2ContainerServiceBackend, "update_service", _update_service),
+    "backend.list_tasks": (EC2ContainerServiceBackend, "list_tasks", _list_tasks),
+    "response.create_service": (ecs_responses.EC2ContainerServiceResponse, "create_service", _response_create_service),
+    "response.call_action": (ecs_responses.EC2ContainerServiceResponse, "call_action", _response_call_action),
+}
+
+
+def install() -> None:
+    """Patch moto's ECS backend in this process (idempotent)."""
+    check_moto_version()
+    with BACKEND_LOCK:
+        if _ORIGINALS:
+            return
+        for key, (owner, attr, replacement) in _PATCHES.items():
+            _ORIGINALS[key] = getattr(owner, attr)
+            setattr(owner, attr, replacement)
+    log.debug("sandbox_extension_installed", moto_version=moto.__version__)
+
+
+def uninstall() -> None:
+    """Restore moto's own methods (for tests that want plain moto afterwards)."""
+    with BACKEND_LOCK:
+        for key, (owner, attr, _replacement) in _PATCHES.items():
+            if key in _ORIGINALS:
+                if attr in owner.__dict__ and owner.__dict__[attr] is _replacement:
+                    if key == "response.call_action":
+                        delattr(owner, attr)  # inherited from BaseResponse originally
+                    else:
+                        setattr(owner, attr, _ORIGINALS[key])
+        _ORIGINALS.clear()
+
+
+def installed() -> bool:
+    """Whether the patches are in place."""
+    return bool(_ORIGINALS)
+
+
+__all__ = [
+    "BACKEND_LOCK",
+    "DEFAULT_DEPLOYMENT_CONFIGURATION",
+    "SandboxContainer",
+    "SandboxTask",
+    "add_event",
+    "ecs_backend",
+    "ecs_models",
+    "install",
+    "installed",
+    "primary_deployment",
+    "start_deployment",
+    "uninstall",
+]
