@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -91,14 +90,15 @@ def pipeline_runs() -> dict:
             env = {**os.environ, "SNAIL_ENDPOINT_URL": url, "SNAIL_FILE": str(root / "pipeline.yaml")}
             for name in ("two_phase_run", "noop_rerun"):
                 calls.clear()
-                before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                rss_file = root / f"{name}.rss"
                 t = time.perf_counter()
-                r = subprocess.run([sys.executable, "-m", "orchestrator", "run", "--skip-preflight"], env=env,
+                r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), sys.executable, "-m",
+                                    "orchestrator", "run", "--skip-preflight"], env=env,
                                    capture_output=True, text=True, cwd=root)
                 wall = time.perf_counter() - t
                 assert r.returncode == 0, r.stderr
                 out[name] = {"wall_s": wall, "aws_calls": sum(calls.values()), "by_operation": dict(calls.most_common()),
-                             "peak_rss_mb": max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024,
+                             "peak_rss_mb": int(rss_file.read_text().split()[-1]) / 1024,
                              "stdout": r.stdout.strip().splitlines()[0]}
     finally:
         agent.stop(stop_tasks=True)
