@@ -74,11 +74,16 @@ class App:
 
     @property
     def store(self) -> Any:
-        """The state store pipeline.yaml asks for."""
+        """The state store pipeline.yaml asks for; the sandbox keeps its own, which lives and dies with it."""
         if self._store is None:
             from orchestrator.state import open_store
 
-            self._store = open_store(self.pipeline, self.aws() if self.pipeline.state.backend == "dynamodb" else None)
+            if self.sandbox and self.pipeline.state.backend == "local":
+                from orchestrator.state.sqlite import SqliteStore
+
+                self._store = SqliteStore(sandbox_store_path(self.pipeline))
+            else:
+                self._store = open_store(self.pipeline, self.aws() if self.pipeline.state.backend == "dynamodb" else None)
         return self._store
 
     def progress(self) -> Any:
@@ -108,15 +113,29 @@ class App:
 
 
 def _diagnoser(pipeline: Pipeline, aws: AwsContext) -> Any:
-    def diagnose(revision_arn: str, cause: Any) -> str:
+    def diagnose(revision_arn: str, cause: Any, since: Any = None) -> str:
         from orchestrator.doctor import diagnose as run
 
-        return run(pipeline, aws, since=None, revision_arn=revision_arn).summary()
+        return run(pipeline, aws, since=since, revision_arn=revision_arn).summary()
 
     return diagnose
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def sandbox_store_path(pipeline: Pipeline) -> Path:
+    """Where the sandbox's runs and good revisions are kept (never mixed with a real account's)."""
+    return pipeline.state_dir() / "sandbox" / "state.db"
+
+
+def forget_sandbox_state(pipeline: Pipeline) -> bool:
+    """Delete the sandbox's state store: the world it described is gone. True if there was one."""
+    path = sandbox_store_path(pipeline)
+    found = path.exists()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return found
 
 
 def root_of(app: App) -> Path:

@@ -42,7 +42,13 @@ class Progress:
         elif kind == "build_step":
             text = f"{data.get('phase') or ''} build step {data.get('step', '?')}{' (cached)' if data.get('cached') else ''}: " \
                    f"{str(data.get('line', '')).strip()[:100]}"
-        elif kind in ("build_done", "build_skipped", "push_done", "probe_passed", "probe_failed"):
+        elif kind == "build_skipped":
+            text = f"{data.get('tag')} is already in the registry ({str(data.get('digest'))[:19]}…): nothing to build"
+        elif kind == "build_done":
+            text = f"built {data.get('tag')} in {data.get('steps', '?')} steps"
+        elif kind == "push_done":
+            text = f"pushed {data.get('tag')} ({str(data.get('digest'))[:19]}…)"
+        elif kind in ("probe_passed", "probe_failed"):
             text = str(data.get("message") or " ".join(f"{k}={v}" for k, v in data.items() if k not in ("event", "phase") and v is not None))[:200]
         elif kind == "baking":
             text = f"baking {data.get('seconds'):g}s"

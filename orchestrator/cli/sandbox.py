@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from orchestrator.cli.app import App, pass_app
+from orchestrator.cli.app import App, forget_sandbox_state, pass_app
 from orchestrator.errors import ExitCode
 
 
@@ -23,6 +23,9 @@ def up(app: App, port: int | None, no_service: bool) -> int:
     from orchestrator.sandbox import control
 
     spec = control.SandboxSpec.from_pipeline(app.pipeline, create_service=not no_service)
+    before = control.status(app.pipeline.state_dir())
+    if before is None or not before.healthy:
+        forget_sandbox_state(app.pipeline)  # a new world: revisions recorded for the old one mean nothing here
     info = control.up(spec, app.pipeline.state_dir(), port=port)
     seeded = info.seeded
     lines = [
@@ -50,10 +53,12 @@ def down(app: App, all_containers: bool) -> int:
     from orchestrator.sandbox import control
 
     result = control.down(app.pipeline.state_dir(), all_containers=all_containers)
+    result["state_forgotten"] = forget_sandbox_state(app.pipeline)
     text = (
         f"sandbox down: daemon {result['daemon'] or 'was not recorded'}, "
         f"{result['containers_removed']} leftover container(s) removed"
         + (", registry stopped" if result["registry_stopped"] else "")
+        + (", sandbox state store removed" if result["state_forgotten"] else "")
     )
     app.emit(result, text)
     return ExitCode.OK

@@ -72,11 +72,11 @@ class Outcome:
 class _Deployed(Exception):
     """Internal: wraps a failure that happened after the service was pointed at a new revision."""
 
-    def __init__(self, cause: BaseException, revision_arn: str, verdict: Verdict | None = None) -> None:
+    def __init__(self, cause: BaseException, revision_arn: str, deployed_at: Any = None) -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.revision_arn = revision_arn
-        self.verdict = verdict
+        self.deployed_at = deployed_at
 
 
 class Heartbeat:
@@ -113,7 +113,7 @@ class Engine:
         clock: Clock | None = None,
         images: Images | None = None,
         progress: Callable[[str, dict[str, Any]], None] | None = None,
-        diagnose: Callable[[str, Any], str] | None = None,
+        diagnose: Callable[[str, Any, Any], str] | None = None,
     ) -> None:
         self.p = pipeline
         self.aws = aws
@@ -295,6 +295,7 @@ class Engine:
             before = None
         else:
             before = svc.task_definition
+        deployed_at = self.clock.now()
         try:
             if before is not None and before != arn:
                 with j.step("update_service", **{"from": before, "to": arn}) as r:
@@ -314,7 +315,7 @@ class Engine:
         except _Deployed:
             raise
         except (SnailError, KeyboardInterrupt) as exc:
-            raise _Deployed(exc, arn) from None
+            raise _Deployed(exc, arn, deployed_at) from None
         self.store.mark_good(GoodRecord(self.svc.name, ph.name, arn, img.ref, img.digest, j.run_id, j.now(), pp.spec_hash))
         j.event("phase_passed", f"phase {ph.name} passed its gates on {arn.rsplit('/', 1)[-1]}: marked good",
                 revision=arn, image=img.ref)
@@ -376,7 +377,7 @@ class Engine:
         diagnosis = ""
         if self.diagnose is not None and not interrupted:
             try:
-                diagnosis = self.diagnose(d.revision_arn, cause)
+                diagnosis = self.diagnose(d.revision_arn, cause, d.deployed_at)
             except Exception as exc:  # the diagnosis explains; it must never block the rollback
                 diagnosis = f"(diagnosis failed: {exc})"
         evidence = cause.verdict.evidence if isinstance(cause, GateFailed) else {}

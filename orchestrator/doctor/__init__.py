@@ -1,0 +1,30 @@
+"""`snail doctor`: preflight checks that name the field log's incidents with evidence and a fix,
+and the diagnosis bundle attached to a rollback."""
+from __future__ import annotations
+
+from orchestrator.aws.session import AwsContext
+from orchestrator.config.model import Pipeline
+from orchestrator.doctor import image_pull, network, ports, service_checks
+from orchestrator.doctor.context import DoctorContext, Skip
+from orchestrator.doctor.create import create_service
+from orchestrator.doctor.diagnose import Diagnosis, StoppedTask, diagnose
+from orchestrator.doctor.model import Check, DoctorReport
+from orchestrator.doctor.render import render_text
+
+GROUPS = (service_checks.checks, ports.checks, network.checks, image_pull.checks, service_checks.bindings_checks)
+
+
+def run_checks_on(ctx: DoctorContext) -> DoctorReport:
+    """Every check group against one context (its describes are shared)."""
+    return DoctorReport(tuple(c for group in GROUPS for c in group(ctx)))
+
+
+def run_doctor(pipeline: Pipeline, aws: AwsContext) -> DoctorReport:
+    """Run every preflight check; never raises for AWS errors (they become failed checks)."""
+    return run_checks_on(DoctorContext(pipeline, aws))
+
+
+__all__ = [
+    "Check", "Diagnosis", "DoctorContext", "DoctorReport", "Skip", "StoppedTask",
+    "create_service", "diagnose", "render_text", "run_checks_on", "run_doctor",
+]
