@@ -111,7 +111,7 @@ class GateFailed(SnailError):
     def __init__(self, phase: str, verdict: Any) -> None:
         self.phase = phase
         self.verdict = verdict
-        super().__init__(f"phase {phase}: gate {verdict.gate} {verdict.status}: {verdict.summary}")
+        super().__init__(f"gate {verdict.gate} {verdict.status}: {verdict.summary}")
 
 
 class RolledBack(SnailError):

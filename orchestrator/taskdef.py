@@ -100,6 +100,10 @@ def diff(current: dict[str, Any] | None, desired: dict[str, Any], label_from: st
     def lines(td: dict[str, Any] | None) -> list[str]:
         if td is None:
             return []
-        return json.dumps(_canon(mask_taskdef(strip_read_only(td))), indent=2, sort_keys=True).splitlines(keepends=True)
+        td = mask_taskdef(strip_read_only(td))
+        # ECS fills in `cpu: 0` on every container it describes; a template rarely says it. Not a change.
+        td["containerDefinitions"] = [{k: v for k, v in cd.items() if not (k == "cpu" and str(v) == "0")}
+                                      for cd in td.get("containerDefinitions", [])]
+        return json.dumps(_canon(td), indent=2, sort_keys=True).splitlines(keepends=True)
 
     return "".join(difflib.unified_diff(lines(current), lines(desired), fromfile=label_from, tofile=label_to))

@@ -28,9 +28,12 @@ def render(service: str, events: list[TrailEvent], runs: list[RunRecord], phase_
     out: list[str] = [f"# 🐌 **SNAIL TRAIL LOG: {service}**", "",
                       "> *Every step forward, every challenge overcome — recorded by snail-trail, not by hand.* 🛤️", ""]
     secs = sections(events)
-    last = {}
+    last: dict[str, object] = {}
+    passed: set[str] = set()
     for s in secs:
         last[s.phase] = s
+        if s.status in ("complete", "skipped"):
+            passed.add(s.phase)
     out += ["## 🎯 **MISSION STATUS**", ""]
     if runs:
         r = runs[0]
@@ -43,9 +46,11 @@ def render(service: str, events: list[TrailEvent], runs: list[RunRecord], phase_
     done = 0
     for name in phase_order:
         s = last.get(name)
-        st = s.status if s else "not started"
-        done += st in ("complete", "skipped")
-        out.append(f"- {'[X]' if st in ('complete', 'skipped') else '[ ]'} **{name}**: {st}")
+        st = s.status if s else "not started"  # type: ignore[attr-defined]
+        ok = name in passed
+        done += ok
+        note = st if not ok or st in ("complete", "skipped") else f"complete (latest attempt {st}, rolled back to the last good revision)"
+        out.append(f"- {'[X]' if ok else '[ ]'} **{name}**: {note}")
     if phase_order:
         out += ["", "```", f"🐌 Overall Progress: {100 * done // len(phase_order)}% Complete", "```"]
     out += ["", "---", ""]
@@ -65,7 +70,9 @@ def render(service: str, events: list[TrailEvent], runs: list[RunRecord], phase_
                 text = g.message[4:] if g.message.startswith(("[x] ", "[ ] ")) else g.message
                 out.append(f"- {box} {text}")
             out.append("")
-        challenges = [g for g in s.gates if g.kind == "gate_failed" or (g.data.get("attempts") or 1) > 1]
+        # ecs-rollout "attempts" are polls of a rollout in progress, not retries: only other gates' retries are challenges
+        challenges = [g for g in s.gates if g.kind == "gate_failed"
+                      or ((g.data.get("attempts") or 1) > 1 and g.data.get("gate") != "ecs-rollout")]
         if challenges:
             out += ["### **Challenges Encountered:**", "```"]
             for g in challenges:
