@@ -21,6 +21,7 @@ COMMANDS = {
     "history": "orchestrator.cli.history:command",
     "trail": "orchestrator.cli.trail:command",
     "unlock": "orchestrator.cli.unlock:command",
+    "state": "orchestrator.cli.state:group",
     "sandbox": "orchestrator.cli.sandbox:group",
 }
 HELP = {
@@ -34,6 +35,7 @@ HELP = {
     "history": "Runs, newest first.",
     "trail": "The journal as the field log (Markdown), JSON or an HTML page.",
     "unlock": "Remove a stuck lock (recorded).",
+    "state": "Create the shared DynamoDB state table; show where state lives.",
     "sandbox": "ECS in a box: the embedded default, no AWS account needed.",
 }
 

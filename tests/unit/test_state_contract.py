@@ -10,7 +10,7 @@ from orchestrator.errors import Locked
 from orchestrator.state.base import GoodRecord, RunRecord, TrailEvent
 from orchestrator.state.sqlite import SqliteStore
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "dynamodb"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -20,6 +20,16 @@ def store(request, tmp_path: Path):
         s = SqliteStore(tmp_path / "state.db")
         yield s
         s.close()
+    elif request.param == "dynamodb":
+        import boto3
+        from moto import mock_aws
+
+        from orchestrator.state.dynamodb import DynamoStore, create_table
+
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            create_table(client, "snail-state")
+            yield DynamoStore(client, "snail-state")
 
 
 def holder(run_id: str) -> dict:

@@ -1,0 +1,461 @@
+"""The shared state store: one DynamoDB table (single-table design) for runners on many machines.
+
+Items (string keys `pk`/`sk`; sequences are zero-padded so string order is numeric order):
+
+    pk=RUN#<run_id>      sk=RUN                        the run record (the truth for finish_run/get_run)
+    pk=RUNS              sk=RUN#<run_id>               id directory: get_run by a unique prefix
+    pk=SVC#<service>     sk=RUN#<started_at>#<seq>     runs of a service, newest first (points at the run)
+    pk=RUN#<run_id>      sk=STEP#<step_id>             a step: intent, then outcome and result
+    pk=STEP#<step_id>    sk=STEP                       where a step lives (end_step only knows its id)
+    pk=SVC#<service>     sk=OPEN#<step_id>             marker while a step is in flight (open_steps)
+    pk=SVC#<service>     sk=EVT#<seq>                  trail events in the order their sequence was taken
+    pk=SVC#<service>     sk=GOOD#<seq>                 revisions that passed our gates
+    pk=SVC#<service>     sk=LOCK                       the lease: run_id, holder (JSON), expires_at
+    pk=SVC#<service>     sk=SEQ#RUN|SEQ#EVT|SEQ#GOOD   atomic counters (UpdateItem ADD)
+    pk=SEQ               sk=STEP                       the table-wide step id counter
+
+Every read is strongly consistent: a runner must see the lock and the steps another runner just wrote.
+"""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Iterator
+
+import structlog
+
+from orchestrator.aws.errors import aws_call
+from orchestrator.errors import Locked, NotFound, UsageError
+from orchestrator.state.base import GoodRecord, RunRecord, StepRecord, TrailEvent
+
+KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+ATTRIBUTES = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}]
+_PAD = 12
+_BATCH_GET = 100  # BatchGetItem's limit per request
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+log = structlog.get_logger(__name__)
+
+
+# ---------------------------------------------------------------- the table
+def create_table(client: Any, table: str, wait_delay: float = 2.0, wait_attempts: int = 150) -> dict[str, Any]:
+    """Create the state table if it does not exist (idempotent) and wait until it is ACTIVE."""
+    from botocore.exceptions import ClientError
+
+    created = True
+    with aws_call("dynamodb:CreateTable"):
+        try:
+            client.create_table(TableName=table, KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES,
+                                BillingMode="PAY_PER_REQUEST")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise
+            created = False  # it exists already (or is being created by someone else): wait for it all the same
+    with aws_call("dynamodb:DescribeTable"):
+        client.get_waiter("table_exists").wait(
+            TableName=table, WaiterConfig={"Delay": wait_delay, "MaxAttempts": wait_attempts})
+        desc = client.describe_table(TableName=table)["Table"]
+    keys = sorted((k["AttributeName"], k["KeyType"]) for k in desc.get("KeySchema", []))
+    if keys != [("pk", "HASH"), ("sk", "RANGE")]:
+        raise UsageError(f"DynamoDB table {table} exists but its key is {keys}, not pk (HASH) + sk (RANGE) strings: "
+                         "it is not a snail state table; choose another state.table")
+    return {"table": table, "created": created, "status": desc.get("TableStatus"), "arn": desc.get("TableArn")}
+
+
+def table_status(client: Any, table: str) -> str | None:
+    """The table's status (ACTIVE, CREATING, ...), or None if it does not exist."""
+    try:
+        with aws_call("dynamodb:DescribeTable"):
+            return client.describe_table(TableName=table)["Table"].get("TableStatus")
+    except NotFound:
+        return None
+
+
+def create_table_cli(table: str, region: str | None = None) -> str:
+    """The AWS CLI commands that create the same table as `create_table`."""
+    reg = f" --region {region}" if region else ""
+    return (f"aws dynamodb create-table --table-name {table}"
+            " --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S"
+            " --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE"
+            f" --billing-mode PAY_PER_REQUEST{reg}\n"
+            f"aws dynamodb wait table-exists --table-name {table}{reg}")
+
+
+# ---------------------------------------------------------------- typed attribute values
+def _num(v: float | int) -> str:
+    # DynamoDB numbers are decimal strings; format without an exponent (repr(1e16) would be '1e+16').
+    return format(Decimal(repr(v)) if isinstance(v, float) else Decimal(v), "f")
+
+
+def _typed(v: Any) -> dict[str, Any]:
+    if isinstance(v, bool):
+        return {"BOOL": v}
+    if isinstance(v, (int, float)):
+        return {"N": _num(v)}
+    if isinstance(v, str):
+        return {"S": v}
+    raise TypeError(f"cannot store {type(v).__name__} in the state table")
+
+
+def _item(**attrs: Any) -> dict[str, Any]:
+    """A typed item; None values are left out (read back as None)."""
+    return {k: _typed(v) for k, v in attrs.items() if v is not None}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, tv in item.items():
+        (t, v), = tv.items()
+        if t == "N":
+            out[k] = int(v) if v.lstrip("-").isdigit() else float(v)
+        elif t == "NULL":
+            out[k] = None
+        else:
+            out[k] = v
+    return out
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def _seq(n: int) -> str:
+    return str(n).zfill(_PAD)
+
+
+def _code(exc: Exception) -> str:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+
+
+def _cancelled_by_condition(exc: Exception) -> bool:
+    if _code(exc) == _CONDITION_FAILED:
+        return True
+    reasons = getattr(exc, "response", {}).get("CancellationReasons", [])
+    return _code(exc) == "TransactionCanceledException" and any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+
+
+class DynamoStore:
+    """State in one DynamoDB table, shared by every runner; the lock and transitions are conditional writes."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+        self._service_of_run: dict[str, str] = {}
+        self._step_home: dict[int, tuple[str, str]] = {}  # step_id -> (run_id, service)
+
+    def close(self) -> None:
+        """Nothing to close (the client is shared); here for parity with SqliteStore."""
+
+    # ---------------------------------------------------------------- low-level helpers
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        with aws_call("dynamodb:GetItem"):
+            item = self.client.get_item(TableName=self.table, Key=_key(pk, sk), ConsistentRead=True).get("Item")
+        return _plain(item) if item else None
+
+    def _query(self, pk: str, prefix: str, newest_first: bool = False, limit: int | None = None,
+               filters: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """Items of a partition whose sort key starts with prefix, every page, stopping after `limit` matches."""
+        kw: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": not newest_first,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": prefix}},
+        }
+        if filters:
+            kw["FilterExpression"] = " AND ".join(f"#f{i} = :f{i}" for i in range(len(filters)))
+            kw["ExpressionAttributeNames"] = {f"#f{i}": name for i, name in enumerate(filters)}
+            kw["ExpressionAttributeValues"].update({f":f{i}": {"S": v} for i, v in enumerate(filters.values())})
+        if limit is not None and not filters:
+            kw["Limit"] = limit
+        seen = 0
+        while True:
+            with aws_call("dynamodb:Query"):
+                page = self.client.query(**kw)
+            for item in page.get("Items", []):
+                yield _plain(item)
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            if "LastEvaluatedKey" not in page:
+                return
+            kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _batch_get(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Items by key (missing ones are absent), every chunk, retrying unprocessed keys."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for i in range(0, len(keys), _BATCH_GET):
+            request = {self.table: {"Keys": [_key(pk, sk) for pk, sk in keys[i:i + _BATCH_GET]], "ConsistentRead": True}}
+            while request:
+                with aws_call("dynamodb:BatchGetItem"):
+                    resp = self.client.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self.table, []):
+                    d = _plain(item)
+                    found[(d["pk"], d["sk"])] = d
+                request = resp.get("UnprocessedKeys") or {}
+        return found
+
+    def _next(self, pk: str, sk: str) -> int:
+        """The next value of an atomic counter: unique across every writer of the table."""
+        with aws_call("dynamodb:UpdateItem"):
+            resp = self.client.update_item(
+                TableName=self.table, Key=_key(pk, sk), UpdateExpression="ADD #n :one",
+                ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW")
+        return int(resp["Attributes"]["n"]["N"])
+
+    def _transact(self, operation: str, items: list[dict[str, Any]]) -> bool:
+        """One all-or-nothing write; False if a condition failed (nothing was written)."""
+        from botocore.exceptions import ClientError
+
+        with aws_call(operation):
+            try:
+                self.client.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                if _cancelled_by_condition(exc):
+                    return False
+                raise
+        return True
+
+    # ---------------------------------------------------------------- runs
+    def start_run(self, run: RunRecord) -> None:
+        """Record a new run as running (its id must be new)."""
+        seq = self._next(f"SVC#{run.service}", "SEQ#RUN")
+        index_sk = f"RUN#{run.started_at}#{_seq(seq)}"
+        record = _item(pk=f"RUN#{run.run_id}", sk="RUN", run_id=run.run_id, service=run.service, command=run.command,
+                       status=run.status, started_at=run.started_at, user=run.user, host=run.host,
+                       message=run.message, finished_at=run.finished_at, exit_code=run.exit_code,
+                       phases=json.dumps(run.phases), index_sk=index_sk)
+        ok = self._transact("dynamodb:TransactWriteItems", [
+            {"Put": {"TableName": self.table, "Item": record, "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Put": {"TableName": self.table, "Item": _item(pk="RUNS", sk=f"RUN#{run.run_id}", service=run.service)}},
+            {"Put": {"TableName": self.table, "Item": _item(pk=f"SVC#{run.service}", sk=index_sk, run_id=run.run_id)}},
+        ])
+        if not ok:
+            raise UsageError(f"run {run.run_id} is already recorded in {self.table}")
+        self._service_of_run[run.run_id] = run.service
+
+    def finish_run(self, run_id: str, status: str, exit_code: int, message: str, at: str) -> None:
+        """Record how a run ended (a conditional write: never creates a run that was not started)."""
+        from botocore.exceptions import ClientError
+
+        with aws_call("dynamodb:UpdateItem"):
+            try:
+                self.client.update_item(
+                    TableName=self.table, Key=_key(f"RUN#{run_id}", "RUN"),
+                    UpdateExpression="SET #status = :s, exit_code = :c, message = :m, finished_at = :at",
+                    ConditionExpression="attribute_exists(pk)", ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={":s": _typed(status), ":c": _typed(exit_code), ":m": _typed(message),
+                                               ":at": _typed(at)})
+            except ClientError as exc:
+                if _code(exc) != _CONDITION_FAILED:
+                    raise
+                log.warning("state_finish_unknown_run", run_id=run_id, table=self.table)
+
+    @staticmethod
+    def _run(d: dict[str, Any]) -> RunRecord:
+        return RunRecord(run_id=d["run_id"], service=d["service"], command=d["command"], status=d["status"],
+                         started_at=d["started_at"], user=d.get("user", ""), host=d.get("host", ""),
+                         finished_at=d.get("finished_at"), exit_code=d.get("exit_code"), message=d.get("message", ""),
+                         phases=json.loads(d.get("phases") or "[]"))
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """One run by id (a unique prefix works too)."""
+        d = self._get(f"RUN#{run_id}", "RUN")
+        if d is None:
+            matches = list(self._query("RUNS", f"RUN#{run_id}", limit=2))
+            if len(matches) != 1:
+                return None
+            d = self._get(f"RUN#{matches[0]['sk'][4:]}", "RUN")
+        return self._run(d) if d else None
+
+    def runs(self, service: str, limit: int = 20) -> list[RunRecord]:
+        """Runs of a service, newest first."""
+        ids = [d["run_id"] for d in self._query(f"SVC#{service}", "RUN#", newest_first=True, limit=limit)]
+        found = self._batch_get([(f"RUN#{r}", "RUN") for r in ids])
+        return [self._run(found[(f"RUN#{r}", "RUN")]) for r in ids if (f"RUN#{r}", "RUN") in found]
+
+    # ---------------------------------------------------------------- steps
+    def _service(self, run_id: str) -> str:
+        if run_id not in self._service_of_run:
+            run = self._get(f"RUN#{run_id}", "RUN")
+            if run is None:
+                return ""  # as SqliteStore: a step of an unknown run belongs to no service
+            self._service_of_run[run_id] = run["service"]
+        return self._service_of_run[run_id]
+
+    def begin_step(self, run_id: str, phase: str | None, kind: str, intent: dict[str, Any], at: str) -> int:
+        """Write the intent of a mutation before acting; returns the step id (unique across runners)."""
+        service = self._service(run_id)
+        step_id = self._next("SEQ", "STEP")
+        sk = f"STEP#{_seq(step_id)}"
+        ok = self._transact("dynamodb:TransactWriteItems", [
+            {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
+                     "Item": _item(pk=f"RUN#{run_id}", sk=sk, step_id=step_id, run_id=run_id, service=service,
+                                   phase=phase, kind=kind, intent=json.dumps(intent, default=str), started_at=at)}},
+            {"Put": {"TableName": self.table, "Item": _item(pk=f"STEP#{step_id}", sk="STEP", run_id=run_id,
+                                                             service=service)}},
+            {"Put": {"TableName": self.table, "Item": _item(pk=f"SVC#{service}", sk=f"OPEN#{_seq(step_id)}",
+                                                             run_id=run_id, step_id=step_id)}},
+        ])
+        if not ok:  # the counter never hands out an id twice, so this is someone writing to our table by hand
+            raise UsageError(f"step {step_id} already exists in {self.table}: the step counter was reset")
+        self._step_home[step_id] = (run_id, service)
+        return step_id
+
+    def end_step(self, step_id: int, outcome: str, result: dict[str, Any], at: str) -> None:
+        """Write the result of a mutation after acting (a conditional write) and clear its open marker."""
+        home = self._step_home.get(step_id)
+        if home is None:
+            ptr = self._get(f"STEP#{step_id}", "STEP")
+            if ptr is None:
+                log.warning("state_end_unknown_step", step_id=step_id, table=self.table)
+                return
+            home = (ptr["run_id"], ptr["service"])
+        run_id, service = home
+        ok = self._transact("dynamodb:TransactWriteItems", [
+            {"Update": {"TableName": self.table, "Key": _key(f"RUN#{run_id}", f"STEP#{_seq(step_id)}"),
+                        "UpdateExpression": "SET outcome = :o, #result = :r, finished_at = :at",
+                        "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeNames": {"#result": "result"},
+                        "ExpressionAttributeValues": {":o": _typed(outcome), ":r": _typed(json.dumps(result, default=str)),
+                                                      ":at": _typed(at)}}},
+            {"Delete": {"TableName": self.table, "Key": _key(f"SVC#{service}", f"OPEN#{_seq(step_id)}")}},
+        ])
+        if not ok:
+            log.warning("state_end_unknown_step", step_id=step_id, table=self.table)
+
+    @staticmethod
+    def _step(d: dict[str, Any]) -> StepRecord:
+        return StepRecord(step_id=int(d["step_id"]), run_id=d["run_id"], phase=d.get("phase"), kind=d["kind"],
+                          intent=json.loads(d["intent"]), started_at=d["started_at"], outcome=d.get("outcome"),
+                          result=json.loads(d.get("result") or "{}"), finished_at=d.get("finished_at"))
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        """A run's steps in order."""
+        return [self._step(d) for d in self._query(f"RUN#{run_id}", "STEP#")]
+
+    def open_steps(self, service: str) -> list[StepRecord]:
+        """Steps whose intent was written but whose result never was (a crash mid-mutation)."""
+        markers = list(self._query(f"SVC#{service}", "OPEN#"))
+        keys = [(f"RUN#{m['run_id']}", f"STEP#{_seq(int(m['step_id']))}") for m in markers]
+        found = self._batch_get(keys)
+        out = []
+        for m, key in zip(markers, keys):
+            if key in found and found[key].get("outcome") is None:
+                self._step_home[int(m["step_id"])] = (m["run_id"], service)
+                out.append(self._step(found[key]))
+        return out
+
+    # ---------------------------------------------------------------- events
+    def append_event(self, event: TrailEvent) -> None:
+        """Append one journal line; its place in the trail is a sequence number no other writer gets."""
+        seq = self._next(f"SVC#{event.service}", "SEQ#EVT")
+        with aws_call("dynamodb:PutItem"):
+            self.client.put_item(
+                TableName=self.table, ConditionExpression="attribute_not_exists(pk)",
+                Item=_item(pk=f"SVC#{event.service}", sk=f"EVT#{_seq(seq)}", run_id=event.run_id, service=event.service,
+                           phase=event.phase, at=event.at, kind=event.kind, message=event.message,
+                           data=json.dumps(event.data, default=str)))
+
+    def events(self, service: str, run_id: str | None = None) -> list[TrailEvent]:
+        """Journal lines, oldest first (one run's, or the service's whole trail)."""
+        items = self._query(f"SVC#{service}", "EVT#", filters={"run_id": run_id} if run_id else None)
+        return [TrailEvent(run_id=d["run_id"], service=d["service"], at=d["at"], kind=d["kind"], message=d["message"],
+                           phase=d.get("phase"), data=json.loads(d.get("data") or "{}")) for d in items]
+
+    # ---------------------------------------------------------------- good revisions
+    def mark_good(self, record: GoodRecord) -> None:
+        """Record that a revision passed our gates for a phase."""
+        seq = self._next(f"SVC#{record.service}", "SEQ#GOOD")
+        with aws_call("dynamodb:PutItem"):
+            self.client.put_item(
+                TableName=self.table, ConditionExpression="attribute_not_exists(pk)",
+                Item=_item(pk=f"SVC#{record.service}", sk=f"GOOD#{_seq(seq)}", service=record.service,
+                           phase=record.phase, revision_arn=record.revision_arn, image=record.image,
+                           digest=record.digest, run_id=record.run_id, at=record.at, spec_hash=record.spec_hash))
+
+    @staticmethod
+    def _good(d: dict[str, Any]) -> GoodRecord:
+        return GoodRecord(service=d["service"], phase=d["phase"], revision_arn=d["revision_arn"], image=d["image"],
+                          digest=d.get("digest"), run_id=d["run_id"], at=d["at"], spec_hash=d.get("spec_hash", ""))
+
+    def last_good(self, service: str, phase: str | None = None) -> GoodRecord | None:
+        """The most recent good revision of the service (or of one phase)."""
+        for d in self._query(f"SVC#{service}", "GOOD#", newest_first=True, limit=1,
+                             filters={"phase": phase} if phase else None):
+            return self._good(d)
+        return None
+
+    def good_history(self, service: str) -> list[GoodRecord]:
+        """Every good record, newest first."""
+        return [self._good(d) for d in self._query(f"SVC#{service}", "GOOD#", newest_first=True)]
+
+    # ---------------------------------------------------------------- lock
+    def acquire_lock(self, service: str, holder: dict[str, Any], lease: float, now: float) -> dict[str, Any] | None:
+        """Take the service's lease; raises Locked if a live holder has it. Returns an expired holder taken over."""
+        from botocore.exceptions import ClientError
+
+        me = str(holder["run_id"])
+        with aws_call("dynamodb:PutItem"):
+            try:
+                # One conditional put decides: DynamoDB serialises writes to the item, so of two runners taking
+                # over the same expired lease the second sees the first's fresh expires_at and fails.
+                resp = self.client.put_item(
+                    TableName=self.table,
+                    Item=_item(pk=f"SVC#{service}", sk="LOCK", run_id=me, holder=json.dumps(holder, default=str),
+                               expires_at=now + lease),
+                    ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now OR run_id = :me",
+                    ExpressionAttributeValues={":now": _typed(now), ":me": _typed(me)},
+                    ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            except ClientError as exc:
+                if _code(exc) != _CONDITION_FAILED:
+                    raise
+                live = exc.response.get("Item")
+                current = _plain(live) if live else self._get(f"SVC#{service}", "LOCK")
+                raise Locked(json.loads(current["holder"]) if current else {"run_id": "?"}) from None
+        old = resp.get("Attributes")
+        if not old:
+            return None
+        previous = _plain(old)
+        return json.loads(previous["holder"]) if previous.get("run_id") != me else None
+
+    def heartbeat(self, service: str, run_id: str, lease: float, now: float) -> bool:
+        """Extend our lease; False if we no longer hold it."""
+        from botocore.exceptions import ClientError
+
+        with aws_call("dynamodb:UpdateItem"):
+            try:
+                self.client.update_item(
+                    TableName=self.table, Key=_key(f"SVC#{service}", "LOCK"), UpdateExpression="SET expires_at = :exp",
+                    ConditionExpression="run_id = :me",
+                    ExpressionAttributeValues={":exp": _typed(now + lease), ":me": _typed(run_id)})
+            except ClientError as exc:
+                if _code(exc) != _CONDITION_FAILED:
+                    raise
+                return False
+        return True
+
+    def release_lock(self, service: str, run_id: str) -> None:
+        """Give the lease back (only if we hold it)."""
+        from botocore.exceptions import ClientError
+
+        with aws_call("dynamodb:DeleteItem"):
+            try:
+                self.client.delete_item(TableName=self.table, Key=_key(f"SVC#{service}", "LOCK"),
+                                        ConditionExpression="run_id = :me",
+                                        ExpressionAttributeValues={":me": _typed(run_id)})
+            except ClientError as exc:
+                if _code(exc) != _CONDITION_FAILED:  # someone else holds it (or nobody): not ours to release
+                    raise
+
+    def lock_holder(self, service: str, now: float) -> dict[str, Any] | None:
+        """Who holds the lease now (None if free or expired)."""
+        d = self._get(f"SVC#{service}", "LOCK")
+        if d is None or float(d["expires_at"]) <= now:
+            return None
+        return {**json.loads(d["holder"]), "expires_at": float(d["expires_at"])}
+
+    def force_unlock(self, service: str) -> dict[str, Any] | None:
+        """Remove the lease whoever holds it; returns who did."""
+        with aws_call("dynamodb:DeleteItem"):
+            old = self.client.delete_item(TableName=self.table, Key=_key(f"SVC#{service}", "LOCK"),
+                                          ReturnValues="ALL_OLD").get("Attributes")
+        return json.loads(_plain(old)["holder"]) if old else None
