@@ -56,7 +56,7 @@ def pipeline_runs() -> dict:
 
     from orchestrator.sandbox.agent import EcsAgent
     from orchestrator.sandbox.launchers import InstantLauncher
-    from tests.functional.world import image, seed_service, write_pipeline
+    from tests.functional.world import seed_service, write_pipeline
 
     health = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
     threading.Thread(target=health.serve_forever, daemon=True).start()

@@ -96,7 +96,10 @@ class Diagnosis:
             if c.id not in used:
                 parts.append(f"doctor {c.id}: {c.cause}")
         if not parts and self.events:
-            parts.append(f"ECS says: {self.events[-1]['message']}")
+            # ECS is content (tasks run, none stopped) and the infrastructure checks pass: the application's own
+            # answers failed the gate, and the gate's evidence says how.
+            parts.append(f"no task stopped and no doctor check fails (ECS's last word: {self.events[-1]['message']}): "
+                         "the application's answers failed the gate")
         if not parts:
             parts.append("no stopped tasks, no unhealthy targets and no failing doctor checks: the gate's own evidence "
                          "is all there is")

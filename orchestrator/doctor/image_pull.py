@@ -94,7 +94,6 @@ def grants(patterns: list[str], action: str) -> bool:
 @check("image.execution-role", "the task execution role exists and may pull from ECR and write logs")
 def execution_role(ctx: DoctorContext) -> Result:
     """The agent pulls the image and ships logs as the execution role; without it tasks never start."""
-    s = ctx.spec
     definition, label = ctx.effective_taskdef()
     cd = ctx.container(definition) or {}
     uses_ecr = ".dkr.ecr." in str(cd.get("image", "")) or bool(ctx.pipeline.registry.ecr)

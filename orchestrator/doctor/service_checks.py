@@ -68,7 +68,7 @@ def service_exists(ctx: DoctorContext) -> Result:
                       f"snail run --create-service   (creates it from pipeline.yaml), or: {create_service_command(ctx)}")
     if svc.get("status") != "ACTIVE":
         return Result(FAILED, f"service {s.name!r} is {svc.get('status')} (being deleted), not ACTIVE",
-                      f"wait for the deletion to finish, then: snail run --create-service")
+                      "wait for the deletion to finish, then: snail run --create-service")
     return Result(PASSED, f"service {s.name} is ACTIVE on {svc.get('taskDefinition', '?').rsplit('/', 1)[-1]} "
                           f"(desired {svc.get('desiredCount')}, running {svc.get('runningCount')})")
 

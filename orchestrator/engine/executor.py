@@ -25,16 +25,16 @@ from orchestrator.errors import (
     GateFailed,
     Interrupted,
     Locked,
-    NotFound,
     PreflightFailed,
     RollbackFailed,
     RolledBack,
     SnailError,
     UsageError,
 )
-from orchestrator.gates import GateContext, Verdict, run_gate
+from orchestrator.gates import GateContext, run_gate
 from orchestrator.gates import ecs_rollout
 from orchestrator.plan import Plan, PhasePlan, make_plan
+from orchestrator.procs import pid_alive
 from orchestrator.state.base import GoodRecord, RunRecord, StateStore
 
 ROLLOUT_GATE = GateSpec(type="ecs-rollout", timeout=600.0, name="ecs-rollout")
@@ -170,7 +170,7 @@ class Engine:
             return self.store.acquire_lock(self.svc.name, holder, self.p.state.lease, time.time())
         except Locked as exc:
             old = exc.holder
-            if old.get("host") != holder["host"] or not old.get("pid") or _pid_alive(int(old["pid"])):
+            if old.get("host") != holder["host"] or not old.get("pid") or pid_alive(int(old["pid"])):
                 raise
             self.store.force_unlock(self.svc.name)
             self.store.acquire_lock(self.svc.name, holder, self.p.state.lease, time.time())
@@ -457,16 +457,6 @@ class Engine:
         except SnailError as exc:
             self._finish(j, Outcome(exc.exit_code, str(exc), status="failed"))
             raise
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def taskdef_family(arn: str) -> str:

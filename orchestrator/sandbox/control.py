@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from orchestrator.errors import DockerUnavailable, ExitCode, SnailError
+from orchestrator.procs import pid_alive
 from orchestrator.sandbox.daemon import DEFAULT_ACCOUNT_ID, sandbox_id_for
 
 log = structlog.get_logger(__name__)
@@ -210,7 +211,7 @@ def status(state_dir: Path, with_services: bool = False) -> SandboxInfo | None:
     info = _read_info(Path(state_dir))
     if info is None:
         return None
-    info.alive = _pid_alive(info.pid)
+    info.alive = pid_alive(info.pid)
     info.answering = info.alive and _answering(info.endpoint_url)
     if info.healthy and with_services:
         info.services = services_summary(info)
@@ -526,37 +527,16 @@ def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str)
 
 def _stop_daemon(info: SandboxInfo, timeout: float = 30.0) -> str:
     """SIGTERM (it stops its containers), then SIGKILL if it does not exit in time."""
-    if not _pid_alive(info.pid):
+    if not pid_alive(info.pid):
         return "not running"
     os.kill(info.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _pid_alive(info.pid):
+        if not pid_alive(info.pid):
             return "stopped"
         time.sleep(0.1)
     os.kill(info.pid, signal.SIGKILL)
     return "killed"
-
-
-def _pid_alive(pid: int) -> bool:
-    """The process exists and is not a zombie (a daemon we started and nobody reaped yet)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            try:
-                os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
-            except ChildProcessError:
-                pass
-            return False
-    except OSError:
-        pass
-    return True
 
 
 def _answering(endpoint: str, timeout: float = 2.0) -> bool:

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from tests.conftest import Behaviour
 from tests.functional.world import image, live, server, snail, world, write_pipeline  # noqa: F401 - fixtures

@@ -105,7 +105,8 @@ def test_diagnose_only_looks_at_the_given_revision(env):
 
 
 def test_diagnose_service_events_since_the_deploy(env):
-    """Only events since `since` are kept, oldest first; with nothing else wrong the summary quotes ECS."""
+    """Only events since `since` are kept, oldest first; with nothing else wrong the summary quotes ECS and
+    points at the application."""
     t0 = datetime(2025, 8, 11, 20, 40, tzinfo=timezone.utc)
     events = [
         {"id": "3", "createdAt": t0 + timedelta(minutes=5), "message": "(service shine-api-gateway) has reached a steady state."},
@@ -116,7 +117,8 @@ def test_diagnose_service_events_since_the_deploy(env):
                                            lambda parsed, **_: [s.update(events=events) for s in parsed.get("services", [])])
     d = diagnose(env.pipeline, env.aws, since=t0, revision_arn=env.taskdef_arn)
     assert [e["message"] for e in d.events] == [events[1]["message"], events[0]["message"]]
-    assert d.summary() == "ECS says: (service shine-api-gateway) has reached a steady state."
+    assert d.summary() == ("no task stopped and no doctor check fails (ECS's last word: (service shine-api-gateway) "
+                           "has reached a steady state.): the application's answers failed the gate")
 
 
 def test_diagnose_target_health_reasons(env):

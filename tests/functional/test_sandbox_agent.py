@@ -305,11 +305,11 @@ def test_unhealthy_task_is_stopped_for_failed_health_checks(ecs, agent, launcher
     """A task whose container healthCheck reports UNHEALTHY is stopped with ECS's health-check reason."""
     td = register(ecs, GOOD, health_check=True)
     create_service(ecs, td)
-    service = settle(agent, ecs, completed)
+    settle(agent, ecs, completed)
     [task] = tasks(ecs)
     assert task["healthStatus"] == "HEALTHY"
     launcher.set_health(task["taskArn"].split("/")[-1], "UNHEALTHY")
-    service = settle(agent, ecs, lambda s: s["deployments"][0]["failedTasks"] == 1)
+    settle(agent, ecs, lambda s: s["deployments"][0]["failedTasks"] == 1)
     [stopped] = ecs.describe_tasks(cluster=CLUSTER, tasks=[task["taskArn"]])["tasks"]
     assert stopped["stoppedReason"] == "Task failed container health checks"
 

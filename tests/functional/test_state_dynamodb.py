@@ -6,7 +6,6 @@ import functools
 import json
 import multiprocessing
 import threading
-from pathlib import Path
 
 import boto3
 import pytest
