@@ -7,6 +7,20 @@ import sys
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is *now*: a captured or replaced stream may be closed later (test runners,
+    click's CliRunner), and a logger must never hold on to a dead one."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(fmt: str = "console", verbose: int = 0) -> None:
     """Configure structlog once per process; logs go to stderr, never stdout (stdout is for results)."""
     level = logging.WARNING
@@ -28,6 +42,6 @@ def configure(fmt: str = "console", verbose: int = 0) -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -185,22 +185,35 @@ class Engine:
         return outcome
 
     def _reconcile(self, j: Journal) -> None:
-        """Steps a crashed run left open are closed with what ECS really shows, and the trail says so."""
+        """What a crashed run left behind is closed with what ECS really shows, and the trail says so.
+
+        We hold the lock, so any other run still marked running is dead: its open steps (intent written,
+        result never) are closed as interrupted, and the run itself is marked interrupted."""
+        live: str | None = None
+        looked = False
         for st in self.store.open_steps(self.svc.name):
             if st.run_id == j.run_id:
                 continue
-            svc = self.ecs.service(self.svc.cluster, self.svc.name)
-            live = svc.task_definition if svc else None
+            if not looked:
+                svc = self.ecs.service(self.svc.cluster, self.svc.name)
+                live, looked = (svc.task_definition if svc else None), True
             target = st.intent.get("to")
             happened = bool(target) and live == target
             self.store.end_step(st.step_id, "interrupted",
                                 {"reconciled_by": j.run_id, "service_revision": live, "took_effect": happened}, j.now())
-            run = self.store.get_run(st.run_id)
-            if run and run.status == "running":
-                self.store.finish_run(st.run_id, "interrupted", ExitCode.INTERRUPTED,
-                                      f"interrupted during {st.kind}; reconciled by {j.run_id}", j.now())
-            j.event("reconciled", f"run {st.run_id} was interrupted during {st.kind} ({st.phase or '-'}); "
-                    f"the service runs {(live or '?').rsplit('/', 1)[-1]}", step=st.kind, took_effect=happened)
+            self._mark_interrupted(j, st.run_id, f"during {st.kind} ({st.phase or '-'}); the service runs "
+                                   f"{(live or '?').rsplit('/', 1)[-1]}", step=st.kind, took_effect=happened)
+        for run in self.store.runs(self.svc.name, 50):
+            if run.run_id != j.run_id and run.status == "running":
+                done = [e for e in self.store.events(self.svc.name, run.run_id) if e.kind != "run_started"]
+                self._mark_interrupted(j, run.run_id, f"after: {done[-1].message}" if done else "before it changed anything")
+
+    def _mark_interrupted(self, j: Journal, run_id: str, where: str, **data: Any) -> None:
+        run = self.store.get_run(run_id)
+        if run and run.status == "running":
+            self.store.finish_run(run_id, "interrupted", ExitCode.INTERRUPTED,
+                                  f"interrupted {where}; reconciled by {j.run_id}", j.now())
+        j.event("reconciled", f"run {run_id} was interrupted {where}", run=run_id, **data)
 
     def resume_point(self) -> str:
         """The phase an interrupted run was in (for `run --resume`); UsageError when nothing was interrupted."""

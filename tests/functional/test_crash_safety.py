@@ -3,7 +3,12 @@ Each time the service ends on the new good revision (or the last good one), the 
 and the trail records the interruption."""
 from __future__ import annotations
 
+import os
+import random
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -66,3 +71,50 @@ def test_resume_continues_the_interrupted_run(world) -> None:
     started = [e.phase for e in events if e.kind == "phase_started"]
     assert started == ["hybrid-ml"]
     assert live(world) == store.last_good("shine-api-gateway", "hybrid-ml").revision_arn
+
+
+def _start(world, *args: str) -> subprocess.Popen:
+    """`snail …` as a background process against the moto server."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "SNAIL_ENDPOINT_URL": world["url"], "SNAIL_FILE": str(world["root"] / "pipeline.yaml")}
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=world["root"])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_kill_at_a_random_moment_then_rerun(world, seed: int) -> None:
+    """SIGKILL after a random delay (seeded); the next run ends with the store and ECS agreeing."""
+    rnd = random.Random(seed)
+    write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
+    world["serve"]("a"), world["serve"]("b")
+    proc = _start(world, "run", "--skip-preflight")
+    time.sleep(rnd.uniform(0.8, 5.0))
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    again = snail(world, "run", "--skip-preflight")
+    assert again.returncode == 0, again.stdout + again.stderr
+    store = SqliteStore(world["root"] / ".snail" / "state.db")
+    assert live(world) == store.last_good("shine-api-gateway", "hybrid-ml").revision_arn
+    assert store.open_steps("shine-api-gateway") == []
+    assert all(r.status != "running" for r in store.runs("shine-api-gateway"))
+
+
+def test_sigterm_during_a_rollout_rolls_back_and_exits_130(world) -> None:
+    """SIGTERM while phase two is being gated: the service goes back to phase one's revision, exit 130."""
+    write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
+    (world["root"] / "phases" / "hybrid-ml.yaml").write_text(
+        f'name: hybrid-ml\nimage: {{ref: "{image("b")}"}}\nbake: 30s\n')
+    world["serve"]("a"), world["serve"]("b")
+    proc = _start(world, "run", "--skip-preflight")
+    store = SqliteStore(world["root"] / ".snail" / "state.db")
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if any(e.kind == "gate_passed" and e.phase == "hybrid-ml" for e in store.events("shine-api-gateway")):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "interrupted during phase hybrid-ml; rolled back to shine-api-gateway:2" in err
+    assert live(world) == store.last_good("shine-api-gateway", "health-only").revision_arn
+    assert store.runs("shine-api-gateway")[0].status == "interrupted"
