@@ -222,6 +222,7 @@ _pipeline = s.Mapping(
         "state": s.Field(_state),
         "defaults": s.Field(_defaults),
         "phases": s.Field(s.list_of(s.string, 1), required=True),
+        "rollback": s.Field(s.Mapping({"on_interrupt": s.Field(s.one_of("rollback", "record"), default="rollback")})),
     }
 )
 
@@ -358,4 +359,5 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
         path=path,
         defaults_gates=tuple(defaults.get("gates") or ()),
         bake=defaults.get("bake") or 0.0,
+        on_interrupt=(raw.get("rollback") or {}).get("on_interrupt") or "rollback",
     )

@@ -160,6 +160,7 @@ class Pipeline:
     path: Path
     defaults_gates: tuple[GateSpec, ...] = ()
     bake: float = 0.0
+    on_interrupt: str = "rollback"  # rollback | record (leave the revision, record it for `run --resume`)
 
     @property
     def root(self) -> Path:

@@ -386,6 +386,12 @@ class Engine:
         cause = d.cause
         interrupted = isinstance(cause, (KeyboardInterrupt, Interrupted))
         reason = "interrupted" if interrupted else str(cause)
+        if interrupted and self.p.on_interrupt == "record":
+            short = d.revision_arn.rsplit("/", 1)[-1]
+            msg = (f"interrupted during phase {phase}; the service was left on {short}, which has NOT passed its gates "
+                   "(rollback.on_interrupt: record): `snail run --resume` continues, `snail rollback` goes back")
+            j.event("interrupted", msg, revision=d.revision_arn)
+            raise Interrupted(msg)
         target = next((g for g in self.store.good_history(self.svc.name) if g.revision_arn != d.revision_arn), None)
         diagnosis = ""
         if self.diagnose is not None and not interrupted:

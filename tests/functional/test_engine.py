@@ -264,3 +264,29 @@ def test_crashed_step_is_reconciled_by_next_run(aws, tmp_path, http_server) -> N
     assert w.store.get_run("r-dead").status == "interrupted"
     rec = [e for e in w.store.events("shine-api-gateway") if e.kind == "reconciled"]
     assert rec and "run r-dead was interrupted during update_service" in rec[0].message
+
+
+def test_interrupt_with_record_policy_leaves_revision_and_resume_finishes(aws, tmp_path, http_server) -> None:
+    """rollback.on_interrupt: record leaves the unproven revision in place, says so, and --resume completes it."""
+    w = World(tmp_path, http_server, {"health-only": "a", "hybrid-ml": "b"})
+    w.path.write_text(w.path.read_text() + "rollback: {on_interrupt: record}\n")
+    w.pipeline = load_pipeline(w.path)
+    w.server("a"), w.server("b")
+    w.engine().run(RunOptions(to_phase="health-only"))
+    state = {"armed": True}
+
+    def interrupt() -> None:
+        if state["armed"]:
+            state["armed"] = False
+            raise KeyboardInterrupt
+
+    w.clock.on_sleep.append(interrupt)
+    with pytest.raises(Interrupted) as exc:
+        w.engine().run(RunOptions())
+    assert "has NOT passed its gates (rollback.on_interrupt: record)" in str(exc.value)
+    assert w.live() != w.store.last_good("shine-api-gateway", "health-only").revision_arn
+    assert w.store.runs("shine-api-gateway")[0].status == "interrupted"
+    engine = w.engine()
+    out = engine.run(RunOptions(from_phase=engine.resume_point()))
+    assert out.exit_code == 0
+    assert w.live() == w.store.last_good("shine-api-gateway", "hybrid-ml").revision_arn
