@@ -90,4 +90,34 @@ class Images:
             phase.name, phase.image.context, self.target(), build_args=dict(phase.image.build_args),
             dockerfile=phase.image.dockerfile, probe=probe,
         )
+        if self.registry_url and self.pipeline.registry.ecr and built.digest:
+            return ResolvedImage(self._mirror_to_ecr(built), built.digest, built.built, built.pushed)
         return ResolvedImage(built.ref, built.digest, built.built, built.pushed)
+
+    def _mirror_to_ecr(self, built: Any) -> str:
+        """Sandbox only: record the pushed manifest in (moto's) ECR under the same digest, and name the image by
+        its ECR URI as a task definition on AWS would. The sandbox's agent pulls ECR URIs from the local registry."""
+        import requests
+
+        from orchestrator.aws.errors import aws_call
+        from orchestrator.build.registry import MANIFEST_TYPES
+
+        target = self.target()
+        resp = requests.get(f"{target.api_base}/{target.name}/manifests/{built.digest}",
+                            headers={"Accept": MANIFEST_TYPES}, timeout=10)
+        resp.raise_for_status()
+        ecr = self.aws.client("ecr")
+        name = self.pipeline.registry.ecr
+        with aws_call("ecr:DescribeRepositories"):
+            uri = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryUri"]
+        kwargs = {"repositoryName": name, "imageManifest": resp.text, "imageTag": built.tag, "imageDigest": built.digest}
+        media = resp.headers.get("Content-Type", "").split(";")[0]
+        if media:
+            kwargs["imageManifestMediaType"] = media
+        try:
+            with aws_call("ecr:PutImage"):
+                ecr.put_image(**kwargs)
+        except Exception as exc:  # already recorded (same tag and digest): nothing to do
+            if "AlreadyExists" not in str(exc):
+                raise
+        return f"{uri}@{built.digest}"
