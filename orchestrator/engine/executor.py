@@ -245,7 +245,8 @@ class Engine:
             with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease):
                 return self._finish(j, self._run_phases(j, plan, opts))
         except SnailError as exc:
-            status = {ExitCode.ROLLED_BACK: "rolled_back", ExitCode.INTERRUPTED: "interrupted"}.get(exc.exit_code, "failed")
+            status = exc.data.get("status") or {ExitCode.ROLLED_BACK: "rolled_back",
+                                                ExitCode.INTERRUPTED: "interrupted"}.get(exc.exit_code, "failed")
             self._finish(j, Outcome(exc.exit_code, str(exc), status=status))
             exc.data["run_id"] = j.run_id
             raise
@@ -274,6 +275,17 @@ class Engine:
                 self._roll_back(j, pp.phase.name, d)
             except KeyboardInterrupt:
                 raise Interrupted(f"interrupted before phase {pp.phase.name} changed the service") from None
+            except SnailError as exc:
+                if isinstance(exc, PreflightFailed):
+                    raise
+                svc = self.ecs.service(self.svc.cluster, self.svc.name)
+                where = svc.task_definition.rsplit("/", 1)[-1] if svc else "(no service)"
+                msg = (f"phase {pp.phase.name} failed before it changed the service: {exc}; nothing was deployed, "
+                       f"the service stays on {where}")
+                j.event("phase_failed", msg, error=type(exc).__name__)
+                exc.message, exc.args = msg, (msg,)
+                exc.data["status"] = "failed"
+                raise
             done.append(pp.phase.name)
         return Outcome(ExitCode.OK, f"done: {', '.join(done)} passed their gates", status="succeeded")
 

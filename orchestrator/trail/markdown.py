@@ -10,9 +10,9 @@ ICON = {
     "service_updated": "✅", "service_created": "✅", "service_unchanged": "🔁", "gate_passed": "✅",
     "gate_failed": "❌", "bake_done": "✅", "phase_passed": "🎉", "phase_skipped": "⏭️", "decision": "🚨",
     "rollback_started": "⏪", "rollback_verified": "✅", "rollback_failed": "🆘", "rollback_impossible": "🆘",
-    "paused": "✋", "noop": "💤", "reconciled": "🩹", "lock_taken_over": "🔓", "unlocked": "🔓",
+    "paused": "✋", "noop": "💤", "phase_failed": "❌", "reconciled": "🩹", "lock_taken_over": "🔓", "unlocked": "🔓",
 }
-STATUS = {"complete": "[X] Complete", "failed": "[ ] Complete | [X] Failed — rolled back",
+STATUS = {"complete": "[X] Complete", "failed": "[ ] Complete | [X] Failed",
           "skipped": "[X] Skipped (already good)", "paused": "[ ] Waiting for approval",
           "in progress": "[ ] Complete | [X] In Progress", "rollback": "[X] Rollback target"}
 

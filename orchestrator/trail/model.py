@@ -40,7 +40,7 @@ class PhaseSection:
         kinds = {e.kind for e in self.events}
         if "phase_passed" in kinds:
             return "complete"
-        if kinds & {"gate_failed", "rollback_impossible"} or any(e.kind == "step_failed" for e in self.events):
+        if kinds & {"gate_failed", "rollback_impossible", "phase_failed"}:
             return "failed"
         if "phase_skipped" in kinds:
             return "skipped"

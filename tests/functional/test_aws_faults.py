@@ -146,3 +146,21 @@ def test_access_denied_is_not_retried_and_names_the_permission(setup) -> None:
         setup["engine"].run(RunOptions())
     assert setup["injected"]["UpdateService"] == 1
     assert "the caller needs permission for ecs:UpdateService" in str(exc.value)
+
+
+def test_failure_before_the_update_changes_nothing_and_says_so(setup) -> None:
+    """RegisterTaskDefinition denied for phase two: exit 3 (a human must grant it), nothing was deployed, recorded."""
+    from orchestrator.errors import AccessDenied
+
+    setup["inject"]("RegisterTaskDefinition", 400, "AccessDeniedException",
+                    when=lambda n, body: image("b").split("@")[1] in body)
+    with pytest.raises(AccessDenied) as exc:
+        setup["engine"].run(RunOptions())
+    assert exc.value.exit_code == 3
+    assert "phase hybrid-ml failed before it changed the service" in str(exc.value)
+    assert "nothing was deployed, the service stays on shine-api-gateway:2" in str(exc.value)
+    live = setup["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0]["taskDefinition"]
+    assert live == setup["store"].last_good("shine-api-gateway", "health-only").revision_arn
+    run = setup["store"].runs("shine-api-gateway")[0]
+    assert (run.status, run.exit_code) == ("failed", 3)
+    assert any(e.kind == "phase_failed" for e in setup["store"].events("shine-api-gateway", run.run_id))
