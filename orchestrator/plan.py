@@ -102,7 +102,7 @@ def make_plan(
         current = ecs.task_definition(live)[0]
     for ph in phases:
         ident = images.identity(ph)
-        action = f"use {ident}" if ph.image.ref else f"build {ph.image.context.name if ph.image.context else '?'} -> {images.repository()}:{ident}"
+        action = images.planned_action(ph, ident) if with_diff else ident
         desired = taskdef.compose(base or _empty(pipeline), pipeline.service, ph, ident)
         spec = taskdef.spec_hash(desired)
         good = next((g for g in history if g.phase == ph.name), None)

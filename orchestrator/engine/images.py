@@ -57,6 +57,30 @@ class Images:
             return self.pipeline.registry.url
         return f"<ecr>/{self.pipeline.registry.ecr}"
 
+    def planned_action(self, phase: Phase, identity: str) -> str:
+        """What `plan` says about the image: use a ref, reuse a pushed content tag, or build (one HEAD request)."""
+        if phase.image.ref:
+            return f"use {identity}"
+        ctx = phase.image.context.name if phase.image.context else "?"
+        try:
+            from orchestrator.build import RegistryTarget, registry_digest
+            from orchestrator.errors import NotFound
+
+            if self._target is None and self.pipeline.registry.ecr and not self.registry_url:
+                try:  # read-only: plan never creates the repository, even with registry.create
+                    target = RegistryTarget.from_ecr(self.aws.client("ecr"), self.pipeline.registry.ecr, create=False)
+                except NotFound:
+                    return (f"build {ctx} -> {self.repository()}:{identity} (repository "
+                            f"{self.pipeline.registry.ecr} does not exist yet: run creates it)")
+            else:
+                target = self.target()
+            digest = registry_digest(target, identity, timeout=5)
+        except Exception as exc:  # the plan must not fail because the registry is away; say so instead
+            return f"build {ctx} -> {self.repository()}:{identity} (registry not checked: {type(exc).__name__})"
+        if digest:
+            return f"reuse {self.repository()}:{identity} (already pushed, {digest[:19]}…): nothing to build"
+        return f"build {ctx} -> {self.repository()}:{identity}, probe :{self.pipeline.service.port}, push"
+
     def target(self) -> Any:
         """The registry target (ECR auth is fetched once)."""
         if self._target is None:

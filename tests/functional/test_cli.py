@@ -99,3 +99,21 @@ def test_cli_second_run_is_locked_out(world) -> None:
     assert "another run holds the lock: run r-" in second.stderr and "(run) since" in second.stderr
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
+
+
+def test_cli_plan_never_creates_the_ecr_repository(world) -> None:
+    """With `registry: {ecr: …, create: true}` and no repository yet, plan says run will create it — and does not."""
+    path = write_pipeline(world["root"], {"health-only": "a"})
+    path.write_text(path.read_text().replace("  url: 127.0.0.1:5055/shine-api-gateway",
+                                             "  ecr: shine-api-gateway\n  create: true"))
+    ctx = world["root"] / "images" / "health-only"
+    ctx.mkdir(parents=True)
+    (ctx / "Dockerfile").write_text("FROM scratch\n")
+    (world["root"] / "phases" / "health-only.yaml").write_text("name: health-only\nimage: {context: images/health-only}\n")
+    r = snail(world, "plan")
+    assert r.returncode == 0, r.stderr
+    assert "repository shine-api-gateway does not exist yet: run creates it" in r.stdout
+    import boto3
+
+    ecr = boto3.client("ecr", region_name="us-east-1", endpoint_url=world["url"])
+    assert ecr.describe_repositories()["repositories"] == []
