@@ -10,6 +10,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import boto3
+import pytest
+from moto import mock_aws
+
 from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import (
     GateSpec, ImageSpec, NetworkSpec, Phase, Pipeline, RegistrySpec, ServiceSpec, StateSpec, TaskSpec,
@@ -161,3 +165,25 @@ def good_env(aws: AwsContext, root: Path, *, managed_policy: bool = False, creat
     return Env(aws=aws, pipeline=pipeline, vpc=vpc, subnets=(subnets[0], subnets[1]), igw=igw, route_table=rt,
                main_route_table=main, security_group=sg, repository_uri=repo_uri, image=image, role_arn=role_arn,
                log_group=LOG_GROUP, taskdef_arn=td_arn, service_arn=service_arn)
+
+
+SESSION = boto3.session.Session(region_name="us-east-1", aws_access_key_id="testing",
+                                aws_secret_access_key="testing")  # one session: service models load once
+
+
+def aws_context() -> AwsContext:
+    """A fresh AwsContext (own clients) on the shared boto3 session."""
+    return AwsContext(region="us-east-1", _session=SESSION)
+
+
+@pytest.fixture
+def aws():
+    """An AwsContext on in-process moto."""
+    with mock_aws():
+        yield aws_context()
+
+
+@pytest.fixture
+def env(aws, tmp_path):
+    """The known-good environment every test breaks one thing of."""
+    return good_env(aws, tmp_path)

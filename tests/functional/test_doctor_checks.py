@@ -4,36 +4,13 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import boto3
-import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
-from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import GateSpec, LoadBalancerSpec, NetworkSpec, RegistrySpec
 from orchestrator.doctor import render_text, run_doctor
-from tests.doctor_env import CLUSTER, LOG_GROUP, ROLE, SERVICE, good_env
+from tests.doctor_env import CLUSTER, LOG_GROUP, ROLE, SERVICE, good_env, aws, aws_context, env  # noqa: F401 - fixtures
 
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-SESSION = boto3.session.Session(region_name="us-east-1", **CREDS)  # one session: service models load once
-
-
-def aws_context():
-    """A fresh AwsContext (own clients) on the shared boto3 session."""
-    return AwsContext(region="us-east-1", _session=SESSION)
-
-
-@pytest.fixture
-def aws():
-    """An AwsContext on in-process moto."""
-    with mock_aws():
-        yield aws_context()
-
-
-@pytest.fixture
-def env(aws, tmp_path):
-    """The known-good environment every test breaks one thing of."""
-    return good_env(aws, tmp_path)
 
 
 def check(env, check_id, pipeline=None):

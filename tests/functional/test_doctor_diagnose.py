@@ -4,19 +4,15 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-import boto3
 import pytest
 from moto import mock_aws
 from moto.moto_api import state_manager
 
-from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import LoadBalancerSpec
 from orchestrator.doctor import create_service, diagnose
-from tests.doctor_env import CLUSTER, SERVICE, good_env
+from tests.doctor_env import CLUSTER, SERVICE, aws_context, good_env
 from orchestrator.errors import ConfigError
 
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-SESSION = boto3.session.Session(region_name="us-east-1", **CREDS)  # one session: service models load once
 PULL = ("CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref "
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/shine-api-gateway:enhanced-v5: i/o timeout")
 
@@ -26,7 +22,7 @@ def aws():
     """An AwsContext on in-process moto, with task states pinned (moto drifts them on every describe)."""
     with mock_aws():
         state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
-        yield AwsContext(region="us-east-1", _session=SESSION)
+        yield aws_context()
 
 
 @pytest.fixture

@@ -1,35 +1,11 @@
 """Each incident of the field log (seed/snail-trail-log.md), rebuilt in moto and named by doctor."""
 from __future__ import annotations
 
-import boto3
-import pytest
-from moto import mock_aws
 from moto.moto_api import state_manager
 
-from orchestrator.aws.session import AwsContext
 from orchestrator.doctor import render_text, run_doctor
-from tests.doctor_env import CLUSTER, SERVICE, good_env
+from tests.doctor_env import CLUSTER, SERVICE, good_env, aws, aws_context, env  # noqa: F401 - fixtures
 
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-SESSION = boto3.session.Session(region_name="us-east-1", **CREDS)  # one session: service models load once
-
-
-def aws_context():
-    """A fresh AwsContext (own clients) on the shared boto3 session."""
-    return AwsContext(region="us-east-1", _session=SESSION)
-
-
-@pytest.fixture
-def aws():
-    """An AwsContext on in-process moto."""
-    with mock_aws():
-        yield aws_context()
-
-
-@pytest.fixture
-def env(aws, tmp_path):
-    """The known-good environment every test breaks one thing of."""
-    return good_env(aws, tmp_path)
 
 
 def test_field_log_service_missing(aws, tmp_path):
