@@ -287,7 +287,8 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
     """Load and check pipeline.yaml and every phase file; raise ConfigErrors listing every mistake."""
     path = Path(path).resolve() if Path(path).exists() else Path(path)
     errors = s.Errors(str(path))
-    raw = _pipeline(_compose(path), "", errors)
+    root_node = _compose(path)
+    raw = _pipeline(root_node, "", errors)
     all_errors: list[ConfigError] = list(errors.items)
     if raw is s._MISSING or "phases" not in raw:
         raise ConfigErrors(all_errors)
@@ -297,7 +298,7 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
     defaults = {k: v for k, v in defaults.items() if v is not s._MISSING}
     phases: list[Phase] = []
     seen: set[str] = set()
-    names_node = next(v for k, v in _compose(path).value if k.value == "phases")
+    names_node = next(v for k, v in root_node.value if k.value == "phases")
     if not isinstance(names_node, yaml.SequenceNode):
         raise ConfigErrors(all_errors)
     for i, name in enumerate(raw["phases"]):

@@ -262,8 +262,8 @@ class Engine(RollbackMixin):
         j.event("image_ready", f"image {verb}: {img.ref}", ref=img.ref, digest=img.digest, built=img.built, pushed=img.pushed)
         base = plan.base or {}
         desired = taskdef.compose(base, self.svc, ph, img.ref)
-        arn = self._register(j, ph, desired, pp.spec_hash, img.digest)
-        svc = self.ecs.service(self.svc.cluster, self.svc.name)
+        svc = self.ecs.service(self.svc.cluster, self.svc.name)  # registering below does not change the service
+        arn = self._register(j, ph, desired, pp.spec_hash, img.digest, svc)
         if svc is None:
             if not create:
                 raise PreflightFailed(f"service {self.svc.name!r} disappeared")
@@ -321,11 +321,12 @@ class Engine(RollbackMixin):
             raise GateFailed(ph.name, v)
         self._gates(j, tuple(g for g in ph.gates if g.type == "alarm"), ctx, ph.name)
 
-    def _register(self, j: Journal, ph: Phase, desired: dict[str, Any], spec: str, digest: str | None) -> str:
-        """Register the phase's revision, or reuse an identical one (same spec hash and image)."""
+    def _register(self, j: Journal, ph: Phase, desired: dict[str, Any], spec: str, digest: str | None,
+                  svc: Any) -> str:
+        """Register the phase's revision, or reuse an identical one (same spec hash and image): the service's
+        current revision or the family's newest are the candidates."""
         image = taskdef.container(desired, self.svc.container)["image"]  # type: ignore[index]
         candidates = []
-        svc = self.ecs.service(self.svc.cluster, self.svc.name)
         if svc is not None and svc.task_definition:
             candidates.append(svc.task_definition)
         latest = self.ecs.latest_revision(desired["family"])
