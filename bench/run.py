@@ -1,5 +1,6 @@
 """Benchmarks: CLI cold start, a two-phase run and a no-op re-run against moto's server (wall time, AWS API
 calls, peak memory). Prints a Markdown table; figures are copied into bench/README.md. Not a test."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,15 @@ def cold_start(n: int = 10) -> dict:
         subprocess.run([sys.executable, "-m", "orchestrator", "--help"], capture_output=True, check=True)
         times.append(time.perf_counter() - t)
     heavy = subprocess.run(
-        [sys.executable, "-c", "import sys, orchestrator.cli.main; print(sorted(m for m in ('boto3','botocore','docker','moto') if m in sys.modules))"],
-        capture_output=True, text=True, check=True).stdout.strip()
+        [
+            sys.executable,
+            "-c",
+            "import sys, orchestrator.cli.main; print(sorted(m for m in ('boto3','botocore','docker','moto') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     return {"median_s": statistics.median(times), "max_s": max(times), "heavy_imports": heavy}
 
 
@@ -76,8 +84,13 @@ def pipeline_runs() -> dict:
         return orig(self, request, full_url, headers)
 
     moto_responses.BaseResponse._dispatch = counting  # type: ignore[method-assign]
-    agent = EcsAgent(InstantLauncher(host_port_for=lambda img: health.server_address[1]), account_id="123456789012",
-                     region="us-east-1", interval=0.1, steady_after=0.2)
+    agent = EcsAgent(
+        InstantLauncher(host_port_for=lambda img: health.server_address[1]),
+        account_id="123456789012",
+        region="us-east-1",
+        interval=0.1,
+        steady_after=0.2,
+    )
     agent.start()
     out = {}
     try:
@@ -85,21 +98,42 @@ def pipeline_runs() -> dict:
         with tempfile.TemporaryDirectory() as d:
             root = Path(d)
             write_pipeline(root, {"health-only": "a", "hybrid-ml": "b"})
-            text = (root / "pipeline.yaml").read_text().replace("poll: 1s", "poll: 0.2s").replace("bake: 5s", "bake: 0s")
+            text = (
+                (root / "pipeline.yaml").read_text().replace("poll: 1s", "poll: 0.2s").replace("bake: 5s", "bake: 0s")
+            )
             (root / "pipeline.yaml").write_text(text)
             env = {**os.environ, "SNAIL_ENDPOINT_URL": url, "SNAIL_FILE": str(root / "pipeline.yaml")}
             for name in ("two_phase_run", "noop_rerun"):
                 calls.clear()
                 rss_file = root / f"{name}.rss"
                 t = time.perf_counter()
-                r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), sys.executable, "-m",
-                                    "orchestrator", "run", "--skip-preflight"], env=env,
-                                   capture_output=True, text=True, cwd=root)
+                r = subprocess.run(
+                    [
+                        "/usr/bin/time",
+                        "-f",
+                        "%M",
+                        "-o",
+                        str(rss_file),
+                        sys.executable,
+                        "-m",
+                        "orchestrator",
+                        "run",
+                        "--skip-preflight",
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    cwd=root,
+                )
                 wall = time.perf_counter() - t
                 assert r.returncode == 0, r.stderr
-                out[name] = {"wall_s": wall, "aws_calls": sum(calls.values()), "by_operation": dict(calls.most_common()),
-                             "peak_rss_mb": int(rss_file.read_text().split()[-1]) / 1024,
-                             "stdout": r.stdout.strip().splitlines()[0]}
+                out[name] = {
+                    "wall_s": wall,
+                    "aws_calls": sum(calls.values()),
+                    "by_operation": dict(calls.most_common()),
+                    "peak_rss_mb": int(rss_file.read_text().split()[-1]) / 1024,
+                    "stdout": r.stdout.strip().splitlines()[0],
+                }
     finally:
         agent.stop(stop_tasks=True)
         srv.stop()
@@ -113,7 +147,9 @@ def main() -> None:
     cs = cold_start()
     runs = pipeline_runs()
     print("| benchmark | figure |\n|---|---|")
-    print(f"| `snail --help` cold start (median of 10 / worst) | {cs['median_s'] * 1000:.0f} ms / {cs['max_s'] * 1000:.0f} ms |")
+    print(
+        f"| `snail --help` cold start (median of 10 / worst) | {cs['median_s'] * 1000:.0f} ms / {cs['max_s'] * 1000:.0f} ms |"
+    )
     print(f"| heavy modules imported by the CLI entry point | {cs['heavy_imports']} |")
     for name, r in runs.items():
         print(f"| {name}: wall time | {r['wall_s']:.2f} s |")

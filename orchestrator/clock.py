@@ -1,4 +1,5 @@
 """Injected time: the engine, pollers and gates take a Clock so tests never really sleep."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """The error tree: every error carries its data and the exit code it maps to at the CLI boundary."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """structlog set-up: pretty console on a TTY, JSON lines with --log-format json (CI)."""
+
 from __future__ import annotations
 
 import logging

@@ -1,6 +1,7 @@
 """The planner: read-only. Current service state + the pipeline -> ordered phase plans.
 
 `snail plan` prints it, `run --dry-run` prints it and stops, and `run` executes exactly it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -118,7 +119,9 @@ def make_plan(
                 break
         if prefix == len(plan.phases) and plan.phases and live == plan.phases[-1].good.revision_arn:  # type: ignore[union-attr]
             for pp in plan.phases:
-                pp.skip = "already live and good" if pp is plan.phases[-1] else "passed earlier with the same image and spec"
+                pp.skip = (
+                    "already live and good" if pp is plan.phases[-1] else "passed earlier with the same image and spec"
+                )
         else:
             # keep the last good phase of the prefix out of the skip set when the service left it
             keep = prefix if prefix < len(plan.phases) else prefix - 1
@@ -127,7 +130,12 @@ def make_plan(
     prev = current
     for pp in plan.todo:
         if with_diff:
-            pp.diff = taskdef.diff(prev, pp.desired, live.rsplit("/", 1)[-1] if prev is current and live else "previous phase", f"{pp.phase.name} (new)")
+            pp.diff = taskdef.diff(
+                prev,
+                pp.desired,
+                live.rsplit("/", 1)[-1] if prev is current and live else "previous phase",
+                f"{pp.phase.name} (new)",
+            )
             prev = pp.desired
     return plan
 
@@ -135,8 +143,13 @@ def make_plan(
 def _empty(pipeline: Pipeline) -> dict[str, Any]:
     return {
         "family": pipeline.service.name,
-        "containerDefinitions": [{"name": pipeline.service.container, "essential": True,
-                                  "portMappings": [{"containerPort": pipeline.service.port, "protocol": "tcp"}]}],
+        "containerDefinitions": [
+            {
+                "name": pipeline.service.container,
+                "essential": True,
+                "portMappings": [{"containerPort": pipeline.service.port, "protocol": "tcp"}],
+            }
+        ],
     }
 
 
@@ -145,11 +158,19 @@ def render_plan(plan: Plan, pipeline: Pipeline) -> str:
     lines = []
     svc = plan.service
     if svc is None:
-        lines.append(f"service {pipeline.service.name}: MISSING in cluster {pipeline.service.cluster} (run with --create-service)")
+        lines.append(
+            f"service {pipeline.service.name}: MISSING in cluster {pipeline.service.cluster} (run with --create-service)"
+        )
     else:
-        lines.append(f"service {svc.name}: runs {svc.task_definition.rsplit('/', 1)[-1]} "
-                     f"({svc.running}/{svc.desired} running)"
-                     + (f", last good phase {plan.live_good.phase}" if plan.live_good else ", not a revision that passed our gates"))
+        lines.append(
+            f"service {svc.name}: runs {svc.task_definition.rsplit('/', 1)[-1]} "
+            f"({svc.running}/{svc.desired} running)"
+            + (
+                f", last good phase {plan.live_good.phase}"
+                if plan.live_good
+                else ", not a revision that passed our gates"
+            )
+        )
     for n in plan.notes:
         lines.append(f"note: {n}")
     if not plan.todo:

@@ -1,4 +1,5 @@
 """Processes on this host: is a recorded pid still a live process?"""
+
 from __future__ import annotations
 
 import os

@@ -1,12 +1,17 @@
 """Secrets never reach logs, plans, diffs or the trail: one place decides what to mask."""
+
 from __future__ import annotations
 
 import re
 from typing import Any
 
 MASK = "****"
-_SECRET_NAME = re.compile(r"(pass(word)?|secret|token|credential|api[_-]?key|private[_-]?key|access[_-]?key|auth)", re.I)
-_SECRET_VALUE = re.compile(r"(AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|ghp_[A-Za-z0-9]{20,}|xox[bp]-)")
+_SECRET_NAME = re.compile(
+    r"(pass(word)?|secret|token|credential|api[_-]?key|private[_-]?key|access[_-]?key|auth)", re.I
+)
+_SECRET_VALUE = re.compile(
+    r"(AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|ghp_[A-Za-z0-9]{20,}|xox[bp]-)"
+)
 
 
 def looks_secret(name: str, value: Any = "") -> bool:
@@ -22,7 +27,10 @@ def mask_taskdef(definition: dict[str, Any]) -> dict[str, Any]:
         cd = dict(cd)
         if "environment" in cd:
             cd["environment"] = [
-                {"name": e.get("name"), "value": MASK if looks_secret(e.get("name", ""), e.get("value")) else e.get("value")}
+                {
+                    "name": e.get("name"),
+                    "value": MASK if looks_secret(e.get("name", ""), e.get("value")) else e.get("value"),
+                }
                 for e in cd["environment"]
             ]
         if "repositoryCredentials" in cd:

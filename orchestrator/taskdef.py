@@ -1,4 +1,5 @@
 """Task definitions: compose a phase's revision from a base, compare revisions, diff them readably."""
+
 from __future__ import annotations
 
 import copy
@@ -42,7 +43,8 @@ def compose(base: dict[str, Any], service: ServiceSpec, phase: Phase, image: str
     names = [c.get("name") for c in td.get("containerDefinitions", [])]
     if service.container not in names:
         raise ConfigError(
-            str(service.task_definition or "service task definition"), None,
+            str(service.task_definition or "service task definition"),
+            None,
             f"has no container named {service.container!r} (containers: {', '.join(map(str, names))})",
             key="service.container",
         )
@@ -97,13 +99,16 @@ def container(definition: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 def diff(current: dict[str, Any] | None, desired: dict[str, Any], label_from: str, label_to: str) -> str:
     """A unified diff of two revisions (secrets masked, read-only fields dropped)."""
+
     def lines(td: dict[str, Any] | None) -> list[str]:
         if td is None:
             return []
         td = mask_taskdef(strip_read_only(td))
         # ECS fills in `cpu: 0` on every container it describes; a template rarely says it. Not a change.
-        td["containerDefinitions"] = [{k: v for k, v in cd.items() if not (k == "cpu" and str(v) == "0")}
-                                      for cd in td.get("containerDefinitions", [])]
+        td["containerDefinitions"] = [
+            {k: v for k, v in cd.items() if not (k == "cpu" and str(v) == "0")}
+            for cd in td.get("containerDefinitions", [])
+        ]
         return json.dumps(_canon(td), indent=2, sort_keys=True).splitlines(keepends=True)
 
     return "".join(difflib.unified_diff(lines(current), lines(desired), fromfile=label_from, tofile=label_to))

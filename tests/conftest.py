@@ -1,4 +1,5 @@
 """Shared fixtures: a fake clock, a pipeline folder builder, and real HTTP servers on 127.0.0.1."""
+
 from __future__ import annotations
 
 import json
@@ -6,9 +7,9 @@ import os
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

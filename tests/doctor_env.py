@@ -3,6 +3,7 @@
 moto's default VPC has no internet gateway (notes/moto-and-docker.md), so anything that wants doctor to pass
 must build its own network: this is that network, plus everything else doctor checks.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,15 @@ from moto import mock_aws
 
 from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import (
-    GateSpec, ImageSpec, NetworkSpec, Phase, Pipeline, RegistrySpec, ServiceSpec, StateSpec, TaskSpec,
+    GateSpec,
+    ImageSpec,
+    NetworkSpec,
+    Phase,
+    Pipeline,
+    RegistrySpec,
+    ServiceSpec,
+    StateSpec,
+    TaskSpec,
 )
 from orchestrator.doctor.create import create_service
 
@@ -29,21 +38,37 @@ ROLE = "ecsTaskExecutionRole"
 EXECUTION_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 INLINE_PULL_POLICY = {
     "Version": "2012-10-17",
-    "Statement": [{
-        "Effect": "Allow",
-        "Action": ["ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer",
-                   "ecr:BatchGetImage", "logs:CreateLogStream", "logs:PutLogEvents"],
-        "Resource": "*",
-    }],
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "ecr:GetAuthorizationToken",
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:GetDownloadUrlForLayer",
+                "ecr:BatchGetImage",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+            ],
+            "Resource": "*",
+        }
+    ],
 }
-TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                                                  "Action": "sts:AssumeRole"}]}
-MANIFEST = json.dumps({
-    "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-    "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
-               "digest": "sha256:" + "a" * 64},
-    "layers": [],
-})
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+MANIFEST = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 2,
+            "digest": "sha256:" + "a" * 64,
+        },
+        "layers": [],
+    }
+)
 
 
 @dataclass
@@ -93,29 +118,54 @@ def taskdef(image: str, role_arn: str, port: int = PORT) -> dict[str, Any]:
         "cpu": "256",
         "memory": "512",
         "executionRoleArn": role_arn,
-        "containerDefinitions": [{
-            "name": CONTAINER,
-            "image": image,
-            "essential": True,
-            "memory": 512,  # moto's run_task needs container-level memory
-            "portMappings": [{"containerPort": port, "protocol": "tcp"}],
-            "environment": [{"name": "PORT", "value": str(port)}],
-            "logConfiguration": {"logDriver": "awslogs", "options": {
-                "awslogs-group": LOG_GROUP, "awslogs-region": "us-east-1", "awslogs-stream-prefix": CONTAINER}},
-        }],
+        "containerDefinitions": [
+            {
+                "name": CONTAINER,
+                "image": image,
+                "essential": True,
+                "memory": 512,  # moto's run_task needs container-level memory
+                "portMappings": [{"containerPort": port, "protocol": "tcp"}],
+                "environment": [{"name": "PORT", "value": str(port)}],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": LOG_GROUP,
+                        "awslogs-region": "us-east-1",
+                        "awslogs-stream-prefix": CONTAINER,
+                    },
+                },
+            }
+        ],
     }
 
 
 def pipeline_for(root: Path, network: NetworkSpec | None, template: Path | None) -> Pipeline:
     """A one-phase pipeline for the good environment, rooted at `root`."""
-    gates = (GateSpec("ecs-rollout", {}, source="pipeline.yaml:20"),
-             GateSpec("http", {"path": "/health", "expect": {"status": 200}}, source="pipeline.yaml:21"))
-    phase = Phase(name="health-only", image=ImageSpec(context=root / "images" / "health-only"), task=TaskSpec(),
-                  gates=gates, bake=0.0, path=root / "phases" / "health-only.yaml")
+    gates = (
+        GateSpec("ecs-rollout", {}, source="pipeline.yaml:20"),
+        GateSpec("http", {"path": "/health", "expect": {"status": 200}}, source="pipeline.yaml:21"),
+    )
+    phase = Phase(
+        name="health-only",
+        image=ImageSpec(context=root / "images" / "health-only"),
+        task=TaskSpec(),
+        gates=gates,
+        bake=0.0,
+        path=root / "phases" / "health-only.yaml",
+    )
     return Pipeline(
         version=1,
-        service=ServiceSpec(cluster=CLUSTER, name=SERVICE, region="us-east-1", container=CONTAINER, port=PORT,
-                            task_definition=template, desired_count=1, network=network, circuit_breaker=True),
+        service=ServiceSpec(
+            cluster=CLUSTER,
+            name=SERVICE,
+            region="us-east-1",
+            container=CONTAINER,
+            port=PORT,
+            task_definition=template,
+            desired_count=1,
+            network=network,
+            circuit_breaker=True,
+        ),
         registry=RegistrySpec(ecr=SERVICE),
         state=StateSpec(),
         phases=(phase,),
@@ -136,16 +186,19 @@ def good_env(aws: AwsContext, root: Path, *, managed_policy: bool = False, creat
     ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
     rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     ec2.create_route(RouteTableId=rt, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
-    main = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
-                                              {"Name": "association.main", "Values": ["true"]}])["RouteTables"][0]["RouteTableId"]
+    main = ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+    )["RouteTables"][0]["RouteTableId"]
     subnets = []
     for i, az in enumerate(("us-east-1a", "us-east-1b")):
         sid = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
         ec2.associate_route_table(RouteTableId=rt, SubnetId=sid)
         subnets.append(sid)
     sg = ec2.create_security_group(GroupName="shine-api", Description="shine api tasks", VpcId=vpc)["GroupId"]
-    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.authorize_security_group_ingress(
+        GroupId=sg,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
     repo_uri = ecr.create_repository(repositoryName=SERVICE)["repository"]["repositoryUri"]
     ecr.put_image(repositoryName=SERVICE, imageManifest=MANIFEST, imageTag="health-only")
     image = f"{repo_uri}:health-only"
@@ -158,17 +211,35 @@ def good_env(aws: AwsContext, root: Path, *, managed_policy: bool = False, creat
     td = taskdef(image, role_arn)
     template = root / "phases" / "taskdef.json"
     template.parent.mkdir(parents=True, exist_ok=True)
-    template.write_text(json.dumps({**td, "containerDefinitions": [{**td["containerDefinitions"][0], "image": "PLACEHOLDER"}]}, indent=2))
+    template.write_text(
+        json.dumps(
+            {**td, "containerDefinitions": [{**td["containerDefinitions"][0], "image": "PLACEHOLDER"}]}, indent=2
+        )
+    )
     td_arn = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
     pipeline = pipeline_for(root, NetworkSpec(tuple(subnets), (sg,), True), template)
     service_arn = create_service(pipeline, aws, td_arn) if create else ""
-    return Env(aws=aws, pipeline=pipeline, vpc=vpc, subnets=(subnets[0], subnets[1]), igw=igw, route_table=rt,
-               main_route_table=main, security_group=sg, repository_uri=repo_uri, image=image, role_arn=role_arn,
-               log_group=LOG_GROUP, taskdef_arn=td_arn, service_arn=service_arn)
+    return Env(
+        aws=aws,
+        pipeline=pipeline,
+        vpc=vpc,
+        subnets=(subnets[0], subnets[1]),
+        igw=igw,
+        route_table=rt,
+        main_route_table=main,
+        security_group=sg,
+        repository_uri=repo_uri,
+        image=image,
+        role_arn=role_arn,
+        log_group=LOG_GROUP,
+        taskdef_arn=td_arn,
+        service_arn=service_arn,
+    )
 
 
-SESSION = boto3.session.Session(region_name="us-east-1", aws_access_key_id="testing",
-                                aws_secret_access_key="testing")  # one session: service models load once
+SESSION = boto3.session.Session(
+    region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+)  # one session: service models load once
 
 
 def aws_context() -> AwsContext:

@@ -1,4 +1,5 @@
 """The ECS adapter: domain verbs over boto3, read-only views with yes/no properties."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ class Deployment:
         return self.rollout_state == "FAILED"
 
     @classmethod
-    def from_api(cls, d: dict[str, Any]) -> "Deployment":
+    def from_api(cls, d: dict[str, Any]) -> Deployment:
         """Build from describe_services' shape."""
         return cls(
             id=d.get("id", ""),
@@ -91,7 +92,7 @@ class ServiceView:
         return tuple(d for d in self.deployments if not d.is_primary)
 
     @classmethod
-    def from_api(cls, s: dict[str, Any]) -> "ServiceView":
+    def from_api(cls, s: dict[str, Any]) -> ServiceView:
         """Build from describe_services' shape."""
         return cls(
             arn=s.get("serviceArn", ""),
@@ -130,7 +131,7 @@ class TaskView:
         return self.arn.rsplit("/", 1)[-1]
 
     @classmethod
-    def from_api(cls, t: dict[str, Any]) -> "TaskView":
+    def from_api(cls, t: dict[str, Any]) -> TaskView:
         """Build from describe_tasks' shape."""
         return cls(
             arn=t.get("taskArn", ""),
@@ -163,8 +164,14 @@ class TaskView:
 
 # Fields describe_task_definition returns that register_task_definition refuses.
 READ_ONLY_TASKDEF_FIELDS = (
-    "taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities",
-    "registeredAt", "registeredBy", "deregisteredAt",
+    "taskDefinitionArn",
+    "revision",
+    "status",
+    "requiresAttributes",
+    "compatibilities",
+    "registeredAt",
+    "registeredBy",
+    "deregisteredAt",
 )
 
 
@@ -206,7 +213,8 @@ class EcsClient:
         svc = self.service(cluster, name)
         if svc is None:
             raise NotFound(
-                "ecs:DescribeServices", "MISSING",
+                "ecs:DescribeServices",
+                "MISSING",
                 f"service {name!r} does not exist in cluster {cluster!r} "
                 "(create it with `snail run --create-service`, or check the cluster/region)",
             )

@@ -1,15 +1,21 @@
 """Turn botocore's ClientError into our own errors, inside the adapters and nowhere above them."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from orchestrator.errors import AccessDenied, AwsError, NotFound
 
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
 _MISSING = {
-    "ServiceNotFoundException", "ClusterNotFoundException", "RepositoryNotFoundException",
-    "ImageNotFoundException", "ResourceNotFoundException", "NoSuchEntity", "TargetGroupNotFound",
+    "ServiceNotFoundException",
+    "ClusterNotFoundException",
+    "RepositoryNotFoundException",
+    "ImageNotFoundException",
+    "ResourceNotFoundException",
+    "NoSuchEntity",
+    "TargetGroupNotFound",
 }
 
 

@@ -1,4 +1,5 @@
 """One place that makes boto3 clients: region, profile, endpoint and the retry policy for throttling."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """The typed application context every command gets on ctx.obj: options, pipeline, AWS, state, progress."""
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,9 @@ class App:
             if info is None or not info.healthy:
                 from orchestrator.errors import UsageError
 
-                raise UsageError("the sandbox is not running: start it with `snail sandbox up` (or use `snail run --sandbox`)")
+                raise UsageError(
+                    "the sandbox is not running: start it with `snail sandbox up` (or use `snail run --sandbox`)"
+                )
             self._sandbox_info = info
         return self._sandbox_info
 
@@ -60,9 +63,12 @@ class App:
             if self.sandbox:
                 kw = self.sandbox_info(start=start_sandbox).client_kwargs()
                 self._aws = AwsContext(
-                    region=kw.get("region_name", region), endpoint_url=kw["endpoint_url"],
-                    credentials={"aws_access_key_id": kw["aws_access_key_id"],
-                                 "aws_secret_access_key": kw["aws_secret_access_key"]},
+                    region=kw.get("region_name", region),
+                    endpoint_url=kw["endpoint_url"],
+                    credentials={
+                        "aws_access_key_id": kw["aws_access_key_id"],
+                        "aws_secret_access_key": kw["aws_secret_access_key"],
+                    },
                 )
             else:
                 self._aws = AwsContext(region=region, profile=self.profile, endpoint_url=self.endpoint_url)
@@ -83,7 +89,9 @@ class App:
 
                 self._store = SqliteStore(sandbox_store_path(self.pipeline))
             else:
-                self._store = open_store(self.pipeline, self.aws() if self.pipeline.state.backend == "dynamodb" else None)
+                self._store = open_store(
+                    self.pipeline, self.aws() if self.pipeline.state.backend == "dynamodb" else None
+                )
         return self._store
 
     def progress(self) -> Any:
@@ -106,10 +114,15 @@ class App:
 
         aws = self.aws(start_sandbox=start_sandbox)
         progress = self.progress()
-        images = Images(self.pipeline, aws, registry_url=self.registry_url(),
-                        progress=lambda ev: progress(str(ev.get("event", "build_step")), ev))
-        return Engine(self.pipeline, aws, self.store, images=images, progress=progress,
-                      diagnose=_diagnoser(self.pipeline, aws))
+        images = Images(
+            self.pipeline,
+            aws,
+            registry_url=self.registry_url(),
+            progress=lambda ev: progress(str(ev.get("event", "build_step")), ev),
+        )
+        return Engine(
+            self.pipeline, aws, self.store, images=images, progress=progress, diagnose=_diagnoser(self.pipeline, aws)
+        )
 
 
 def _diagnoser(pipeline: Pipeline, aws: AwsContext) -> Any:

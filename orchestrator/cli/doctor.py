@@ -1,4 +1,5 @@
 """snail doctor: preflight checks with evidence and the exact fix."""
+
 from __future__ import annotations
 
 import click

@@ -1,4 +1,5 @@
 """`snail`: the command group, global options (each with an environment variable) and the one error boundary."""
+
 from __future__ import annotations
 
 import signal
@@ -60,13 +61,36 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("-f", "--file", default="pipeline.yaml", show_default=True, envvar="SNAIL_FILE", help="pipeline.yaml to use [SNAIL_FILE]")
+@click.option(
+    "-f",
+    "--file",
+    default="pipeline.yaml",
+    show_default=True,
+    envvar="SNAIL_FILE",
+    help="pipeline.yaml to use [SNAIL_FILE]",
+)
 @click.option("--region", envvar="SNAIL_REGION", help="AWS region (default: service.region) [SNAIL_REGION]")
 @click.option("--profile", envvar="SNAIL_PROFILE", help="AWS profile [SNAIL_PROFILE]")
-@click.option("--endpoint-url", envvar="SNAIL_ENDPOINT_URL", help="AWS endpoint, e.g. a moto server [SNAIL_ENDPOINT_URL]")
-@click.option("--sandbox/--no-sandbox", default=False, envvar="SNAIL_SANDBOX", help="use the local sandbox [SNAIL_SANDBOX]")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", envvar="SNAIL_OUTPUT", help="result format [SNAIL_OUTPUT]")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console", envvar="SNAIL_LOG_FORMAT", help="log format on stderr [SNAIL_LOG_FORMAT]")
+@click.option(
+    "--endpoint-url", envvar="SNAIL_ENDPOINT_URL", help="AWS endpoint, e.g. a moto server [SNAIL_ENDPOINT_URL]"
+)
+@click.option(
+    "--sandbox/--no-sandbox", default=False, envvar="SNAIL_SANDBOX", help="use the local sandbox [SNAIL_SANDBOX]"
+)
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="SNAIL_OUTPUT",
+    help="result format [SNAIL_OUTPUT]",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    envvar="SNAIL_LOG_FORMAT",
+    help="log format on stderr [SNAIL_LOG_FORMAT]",
+)
 @click.option("-v", "--verbose", count=True, envvar="SNAIL_VERBOSE", help="more logs (-vv for debug) [SNAIL_VERBOSE]")
 @click.version_option(package_name="snail-trail", prog_name="snail")
 @click.pass_context
@@ -105,7 +129,11 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(f"error: {e}", err=True)
         code = ExitCode.USAGE
     except SnailError as exc:
-        run = f" (run {exc.data['run_id']}; see `snail trail --run {exc.data['run_id']}`)" if exc.data.get("run_id") else ""
+        run = (
+            f" (run {exc.data['run_id']}; see `snail trail --run {exc.data['run_id']}`)"
+            if exc.data.get("run_id")
+            else ""
+        )
         click.echo(f"error: {exc}{run}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
 """snail plan: what run would do — read-only (Describe/List/Get only)."""
+
 from __future__ import annotations
 
 import click

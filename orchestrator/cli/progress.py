@@ -1,4 +1,5 @@
 """The progress display: what is happening now, separate from decisions, printing only what is new."""
+
 from __future__ import annotations
 
 import sys
@@ -6,12 +7,32 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 _ICONS = {
-    "run_started": "🚀", "phase_started": "🐌", "image_ready": "📦", "revision_registered": "📝",
-    "revision_reused": "♻️ ", "service_updated": "🔄", "service_created": "🆕", "gate_passed": "✅",
-    "gate_failed": "❌", "bake_done": "🍞", "phase_passed": "🎉", "phase_skipped": "⏭️ ", "decision": "🚨",
-    "rollback_started": "⏪", "rollback_verified": "✅", "rollback_failed": "🆘", "rollback_impossible": "🆘",
-    "paused": "✋", "noop": "💤", "run_finished": "🏁", "reconciled": "🩹", "lock_taken_over": "🔓",
-    "service_unchanged": "=", "gate_retry": "↻", "gate_waiting": "…", "build_step": "🔨",
+    "run_started": "🚀",
+    "phase_started": "🐌",
+    "image_ready": "📦",
+    "revision_registered": "📝",
+    "revision_reused": "♻️ ",
+    "service_updated": "🔄",
+    "service_created": "🆕",
+    "gate_passed": "✅",
+    "gate_failed": "❌",
+    "bake_done": "🍞",
+    "phase_passed": "🎉",
+    "phase_skipped": "⏭️ ",
+    "decision": "🚨",
+    "rollback_started": "⏪",
+    "rollback_verified": "✅",
+    "rollback_failed": "🆘",
+    "rollback_impossible": "🆘",
+    "paused": "✋",
+    "noop": "💤",
+    "run_finished": "🏁",
+    "reconciled": "🩹",
+    "lock_taken_over": "🔓",
+    "service_unchanged": "=",
+    "gate_retry": "↻",
+    "gate_waiting": "…",
+    "build_step": "🔨",
 }
 
 
@@ -40,8 +61,10 @@ class Progress:
                 return
             self._last[key] = core
         elif kind == "build_step":
-            text = f"{data.get('phase') or ''} build step {data.get('step', '?')}{' (cached)' if data.get('cached') else ''}: " \
-                   f"{str(data.get('line', '')).strip()[:100]}"
+            text = (
+                f"{data.get('phase') or ''} build step {data.get('step', '?')}{' (cached)' if data.get('cached') else ''}: "
+                f"{str(data.get('line', '')).strip()[:100]}"
+            )
         elif kind == "build_skipped":
             text = f"{data.get('tag')} is already in the registry ({str(data.get('digest'))[:19]}…): nothing to build"
         elif kind == "build_done":
@@ -49,7 +72,10 @@ class Progress:
         elif kind == "push_done":
             text = f"pushed {data.get('tag')} ({str(data.get('digest'))[:19]}…)"
         elif kind in ("probe_passed", "probe_failed"):
-            text = str(data.get("message") or " ".join(f"{k}={v}" for k, v in data.items() if k not in ("event", "phase") and v is not None))[:200]
+            text = str(
+                data.get("message")
+                or " ".join(f"{k}={v}" for k, v in data.items() if k not in ("event", "phase") and v is not None)
+            )[:200]
         elif kind == "baking":
             text = f"baking {data.get('seconds'):g}s"
         else:

@@ -1,4 +1,5 @@
 """snail promote: run exactly the next phase after the current one (or the one named)."""
+
 from __future__ import annotations
 
 import click

@@ -1,4 +1,5 @@
 """snail rollback: back to a revision that passed our gates, verified by them again, recorded."""
+
 from __future__ import annotations
 
 import click

@@ -1,4 +1,5 @@
 """snail run: the pipeline, phase by phase, with automatic rollback on any failure."""
+
 from __future__ import annotations
 
 import click
@@ -16,8 +17,16 @@ from orchestrator.errors import UsageError
 @click.option("--skip-preflight", is_flag=True, help="do not run `doctor` first")
 @click.option("--approve", multiple=True, help="approve a manual phase in advance (repeatable)")
 @pass_app
-def command(app: App, from_phase: str | None, to_phase: str | None, dry_run: bool, resume: bool,
-            create_service: bool, skip_preflight: bool, approve: tuple[str, ...]) -> int:
+def command(
+    app: App,
+    from_phase: str | None,
+    to_phase: str | None,
+    dry_run: bool,
+    resume: bool,
+    create_service: bool,
+    skip_preflight: bool,
+    approve: tuple[str, ...],
+) -> int:
     """Run the pipeline (all phases, or --from/--to); exit 0 done, 1 rolled back, 3 human needed."""
     from orchestrator.cli.common import finish, preflight
     from orchestrator.engine.executor import RunOptions
@@ -28,8 +37,14 @@ def command(app: App, from_phase: str | None, to_phase: str | None, dry_run: boo
         if from_phase:
             raise UsageError("give --resume or --from, not both")
         from_phase = engine.resume_point()
-    opts = RunOptions(from_phase=from_phase, to_phase=to_phase, dry_run=dry_run, create_service=create_service,
-                      approved=set(approve), command="run")
+    opts = RunOptions(
+        from_phase=from_phase,
+        to_phase=to_phase,
+        dry_run=dry_run,
+        create_service=create_service,
+        approved=set(approve),
+        command="run",
+    )
     if dry_run:
         out = engine.run(opts)
         app.emit(out.plan.to_dict(), render_plan(out.plan, app.pipeline) + "\n(dry run: nothing was changed)")

@@ -1,4 +1,5 @@
 """snail sandbox up|down|status: ECS in a box on 127.0.0.1, seeded for pipeline.yaml."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -15,7 +16,12 @@ def group() -> None:
 
 
 @group.command("up")
-@click.option("--port", type=int, envvar="SNAIL_SANDBOX_PORT", help="moto's port on 127.0.0.1 (default 4566 or a free one) [SNAIL_SANDBOX_PORT]")
+@click.option(
+    "--port",
+    type=int,
+    envvar="SNAIL_SANDBOX_PORT",
+    help="moto's port on 127.0.0.1 (default 4566 or a free one) [SNAIL_SANDBOX_PORT]",
+)
 @click.option("--no-service", is_flag=True, help="seed everything but the ECS service (reproduces 'service MISSING')")
 @pass_app
 def up(app: App, port: int | None, no_service: bool) -> int:
@@ -46,7 +52,9 @@ def up(app: App, port: int | None, no_service: bool) -> int:
 
 
 @group.command("down")
-@click.option("--all", "all_containers", is_flag=True, help="also remove containers of other sandboxes (label snail-sandbox=1)")
+@click.option(
+    "--all", "all_containers", is_flag=True, help="also remove containers of other sandboxes (label snail-sandbox=1)"
+)
 @pass_app
 def down(app: App, all_containers: bool) -> int:
     """Stop the sandbox and remove every container it started."""
@@ -74,7 +82,12 @@ def status(app: App) -> int:
     if info is None:
         app.emit({"running": False}, "sandbox: not running (start it with `snail sandbox up`)")
         return ExitCode.OK
-    data: dict[str, Any] = {**info.to_json(), "alive": info.alive, "answering": info.answering, "services": info.services}
+    data: dict[str, Any] = {
+        **info.to_json(),
+        "alive": info.alive,
+        "answering": info.answering,
+        "services": info.services,
+    }
     if not info.healthy:
         why = "process is gone" if not info.alive else "endpoint does not answer"
         app.emit(data, f"sandbox: DEAD (pid {info.pid}: {why}); `snail sandbox up` cleans up and restarts it")
@@ -91,6 +104,8 @@ def status(app: App) -> int:
                 f"running {d['runningCount']} failed {d['failedTasks']}"
             )
         for t in svc["tasks"]:
-            lines.append(f"    task {t['id'][:12]} {t['last_status']} {t['task_definition']} {' '.join(t['endpoints'])}")
+            lines.append(
+                f"    task {t['id'][:12]} {t['last_status']} {t['task_definition']} {' '.join(t['endpoints'])}"
+            )
     app.emit(data, "\n".join(lines))
     return ExitCode.OK

@@ -1,4 +1,5 @@
 """snail state init|show: create the shared DynamoDB state table; say where state lives and in what shape."""
+
 from __future__ import annotations
 
 import click
@@ -20,19 +21,24 @@ def init(app: App) -> int:
 
     p = app.pipeline
     if p.state.backend != "dynamodb":
-        raise UsageError(f"{p.path}: state.backend is {p.state.backend!r}; `snail state init` creates a DynamoDB "
-                         "table — set `state: {backend: dynamodb, table: NAME}` first (the local backend needs no setup)")
+        raise UsageError(
+            f"{p.path}: state.backend is {p.state.backend!r}; `snail state init` creates a DynamoDB "
+            "table — set `state: {backend: dynamodb, table: NAME}` first (the local backend needs no setup)"
+        )
     assert p.state.table  # the schema requires it for the dynamodb backend
     aws = app.aws()
     result = create_table(aws.client("dynamodb"), p.state.table)
     cli = create_table_cli(p.state.table, aws.region)
     verb = "created" if result["created"] else "already exists"
-    text = "\n".join([
-        f"state table {p.state.table} {verb}: {result['status']} ({aws.region}"
-        + (f", {aws.endpoint_url}" if aws.endpoint_url else "") + ")",
-        "the same with the AWS CLI:",
-        *(f"  {line}" for line in cli.splitlines()),
-    ])
+    text = "\n".join(
+        [
+            f"state table {p.state.table} {verb}: {result['status']} ({aws.region}"
+            + (f", {aws.endpoint_url}" if aws.endpoint_url else "")
+            + ")",
+            "the same with the AWS CLI:",
+            *(f"  {line}" for line in cli.splitlines()),
+        ]
+    )
     app.emit({**result, "region": aws.region, "aws_cli": cli}, text)
     return ExitCode.OK
 
@@ -47,16 +53,31 @@ def show(app: App) -> int:
 
         aws = app.aws()
         status = table_status(aws.client("dynamodb"), p.state.table)
-        data = {"backend": "dynamodb", "table": p.state.table, "region": aws.region, "endpoint_url": aws.endpoint_url,
-                "status": status or "MISSING", "lease": p.state.lease}
-        text = (f"state: dynamodb table {p.state.table} in {aws.region}"
-                + (f" ({aws.endpoint_url})" if aws.endpoint_url else "")
-                + f": {status or 'MISSING — create it with `snail state init`'}; lease {p.state.lease:g}s")
+        data = {
+            "backend": "dynamodb",
+            "table": p.state.table,
+            "region": aws.region,
+            "endpoint_url": aws.endpoint_url,
+            "status": status or "MISSING",
+            "lease": p.state.lease,
+        }
+        text = (
+            f"state: dynamodb table {p.state.table} in {aws.region}"
+            + (f" ({aws.endpoint_url})" if aws.endpoint_url else "")
+            + f": {status or 'MISSING — create it with `snail state init`'}; lease {p.state.lease:g}s"
+        )
     else:
         db = p.state_dir() / "state.db"
-        data = {"backend": "local", "path": str(db), "status": "present" if db.exists() else "absent",
-                "lease": p.state.lease}
-        text = (f"state: local SQLite {db}: "
-                + ("present" if db.exists() else "absent (created by the first run)") + f"; lease {p.state.lease:g}s")
+        data = {
+            "backend": "local",
+            "path": str(db),
+            "status": "present" if db.exists() else "absent",
+            "lease": p.state.lease,
+        }
+        text = (
+            f"state: local SQLite {db}: "
+            + ("present" if db.exists() else "absent (created by the first run)")
+            + f"; lease {p.state.lease:g}s"
+        )
     app.emit(data, text)
     return ExitCode.OK

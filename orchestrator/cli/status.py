@@ -1,4 +1,5 @@
 """snail status: what the service runs, which phase that is, last good per phase, lock holder, in-flight run."""
+
 from __future__ import annotations
 
 import time
@@ -41,15 +42,33 @@ def command(app: App) -> int:
         lines.append(f"service {p.service.name}: MISSING in cluster {p.service.cluster}")
     else:
         prim = svc.primary
-        lines.append(f"service {p.service.name}: {live.rsplit('/', 1)[-1]} — "
-                     + (f"phase {live_good.phase} (passed its gates {live_good.at})" if live_good else "NOT a revision that passed snail's gates"))
+        lines.append(
+            f"service {p.service.name}: {live.rsplit('/', 1)[-1]} — "
+            + (
+                f"phase {live_good.phase} (passed its gates {live_good.at})"
+                if live_good
+                else "NOT a revision that passed snail's gates"
+            )
+        )
         if prim:
-            lines.append(f"  primary deployment {prim.id}: {prim.rollout_state}, {prim.running}/{prim.desired} running, {prim.failed} failed")
+            lines.append(
+                f"  primary deployment {prim.id}: {prim.rollout_state}, {prim.running}/{prim.desired} running, {prim.failed} failed"
+            )
         for d in svc.others:
             lines.append(f"  draining {d.id}: {d.task_definition.rsplit('/', 1)[-1]}, {d.running} running")
     for name, g in per_phase.items():
-        lines.append(f"  [{'x' if g else ' '}] {name}: " + (f"{g.revision_arn.rsplit('/', 1)[-1]} {g.image} ({g.at})" if g else "never passed"))
-    lines.append("lock: " + (f"held by run {holder['run_id']} ({holder.get('user')}@{holder.get('host')}, {holder.get('command')}) since {holder.get('since')}" if holder else "free"))
+        lines.append(
+            f"  [{'x' if g else ' '}] {name}: "
+            + (f"{g.revision_arn.rsplit('/', 1)[-1]} {g.image} ({g.at})" if g else "never passed")
+        )
+    lines.append(
+        "lock: "
+        + (
+            f"held by run {holder['run_id']} ({holder.get('user')}@{holder.get('host')}, {holder.get('command')}) since {holder.get('since')}"
+            if holder
+            else "free"
+        )
+    )
     for r in inflight:
         lines.append(f"in flight: run {r.run_id} ({r.command}) since {r.started_at}")
     for s in open_steps:

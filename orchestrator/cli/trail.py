@@ -1,4 +1,5 @@
 """snail trail: the journal as the field log (Markdown), JSON, or an HTML page."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,13 @@ from orchestrator.errors import ExitCode, UsageError
 
 @click.command("trail")
 @click.option("--run", "run_id", help="one run only (id or unique prefix)")
-@click.option("--format", "fmt", type=click.Choice(["md", "json", "html"]), default=None, help="default md (json with --output json)")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "json", "html"]),
+    default=None,
+    help="default md (json with --output json)",
+)
 @click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), help="write to a file instead of stdout")
 @pass_app
 def command(app: App, run_id: str | None, fmt: str | None, out_file: str | None) -> int:

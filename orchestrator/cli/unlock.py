@@ -1,4 +1,5 @@
 """snail unlock --force: remove a stuck lock; the removal is recorded in the trail."""
+
 from __future__ import annotations
 
 import getpass
@@ -22,10 +23,23 @@ def command(app: App, force: bool) -> int:
         raise UsageError("unlock removes another run's lock: add --force if you are sure it is dead")
     svc = app.pipeline.service.name
     holder = app.store.force_unlock(svc)
-    msg = (f"lock of run {holder.get('run_id')} ({holder.get('user')}@{holder.get('host')}) removed by "
-           f"{getpass.getuser()}@{socket.gethostname()}") if holder else "no lock was held"
+    msg = (
+        (
+            f"lock of run {holder.get('run_id')} ({holder.get('user')}@{holder.get('host')}) removed by "
+            f"{getpass.getuser()}@{socket.gethostname()}"
+        )
+        if holder
+        else "no lock was held"
+    )
     if holder:
-        app.store.append_event(TrailEvent(run_id=holder.get("run_id", "?"), service=svc,
-                                          at=SystemClock().now().isoformat(timespec="seconds"), kind="unlocked", message=msg))
+        app.store.append_event(
+            TrailEvent(
+                run_id=holder.get("run_id", "?"),
+                service=svc,
+                at=SystemClock().now().isoformat(timespec="seconds"),
+                kind="unlocked",
+                message=msg,
+            )
+        )
     app.emit({"removed": holder}, msg)
     return ExitCode.OK

@@ -1,4 +1,5 @@
 """Configuration: pipeline.yaml and phase files -> frozen dataclasses."""
+
 from orchestrator.config.loader import GATE_TYPES, load_pipeline
 from orchestrator.config.model import (
     GateSpec,
@@ -10,4 +11,14 @@ from orchestrator.config.model import (
     TaskSpec,
 )
 
-__all__ = ["GATE_TYPES", "GateSpec", "ImageSpec", "Phase", "Pipeline", "Retries", "ServiceSpec", "TaskSpec", "load_pipeline"]
+__all__ = [
+    "GATE_TYPES",
+    "GateSpec",
+    "ImageSpec",
+    "Phase",
+    "Pipeline",
+    "Retries",
+    "ServiceSpec",
+    "TaskSpec",
+    "load_pipeline",
+]

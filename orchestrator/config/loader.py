@@ -1,4 +1,5 @@
 """load_pipeline(): pipeline.yaml + phases/*.yaml -> a frozen Pipeline, or every mistake with file:line."""
+
 from __future__ import annotations
 
 import re
@@ -127,9 +128,7 @@ _image = s.Mapping(
         "probe": s.Field(s.anything),
     },
     extra=lambda d: (
-        [("image", "give exactly one of `context` or `ref`")]
-        if bool(d.get("context")) == bool(d.get("ref"))
-        else []
+        [("image", "give exactly one of `context` or `ref`")] if bool(d.get("context")) == bool(d.get("ref")) else []
     ),
 )
 
@@ -202,7 +201,9 @@ _state = s.Mapping(
         "lease": s.Field(s.duration, default=300.0),
     },
     extra=lambda d: (
-        [("table", "the dynamodb backend needs `table`")] if d.get("backend") == "dynamodb" and not d.get("table") else []
+        [("table", "the dynamodb backend needs `table`")]
+        if d.get("backend") == "dynamodb" and not d.get("table")
+        else []
     ),
 )
 
@@ -278,8 +279,13 @@ def _phase_from(raw: dict[str, Any], path: Path, defaults: dict[str, Any]) -> Ph
     gates = (tuple(defaults.get("gates") or ()) if raw.get("inherit_gates", True) else ()) + own
     bake = raw["bake"] if raw.get("bake") is not None else defaults.get("bake", 0.0)
     return Phase(
-        name=raw["name"], image=image, task=task, gates=gates, bake=bake,
-        approval=raw.get("approval") or "auto", path=path,
+        name=raw["name"],
+        image=image,
+        task=task,
+        gates=gates,
+        bake=bake,
+        approval=raw.get("approval") or "auto",
+        path=path,
     )
 
 
@@ -304,7 +310,9 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
     for i, name in enumerate(raw["phases"]):
         line = names_node.value[i].start_mark.line + 1
         if not _NAME.match(name):
-            all_errors.append(ConfigError(str(path), line, f"bad phase name {name!r} (use a-z, 0-9, - and _)", f"phases[{i}]"))
+            all_errors.append(
+                ConfigError(str(path), line, f"bad phase name {name!r} (use a-z, 0-9, - and _)", f"phases[{i}]")
+            )
             continue
         if name in seen:
             all_errors.append(ConfigError(str(path), line, f"phase {name!r} is listed twice", f"phases[{i}]"))
@@ -312,7 +320,9 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
         seen.add(name)
         ppath = root / "phases" / f"{name}.yaml"
         if not ppath.exists():
-            all_errors.append(ConfigError(str(path), line, f"phase file {ppath.relative_to(root)} does not exist", f"phases[{i}]"))
+            all_errors.append(
+                ConfigError(str(path), line, f"phase file {ppath.relative_to(root)} does not exist", f"phases[{i}]")
+            )
             continue
         perr = s.Errors(str(ppath))
         try:
@@ -334,7 +344,9 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
     svc = raw.get("service") or {}
     tdef = svc.get("task_definition")
     if tdef and not _rel(root, tdef).exists():
-        all_errors.append(ConfigError(str(path), None, f"task definition template {tdef} does not exist", "service.task_definition"))
+        all_errors.append(
+            ConfigError(str(path), None, f"task definition template {tdef} does not exist", "service.task_definition")
+        )
     if all_errors:
         raise ConfigErrors(all_errors)
 
@@ -345,17 +357,32 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
     return Pipeline(
         version=raw["version"],
         service=ServiceSpec(
-            cluster=svc["cluster"], name=svc["name"], region=svc["region"], container=svc["container"],
-            port=svc["port"], task_definition=_rel(root, tdef) if tdef else None,
-            desired_count=svc["desired_count"], launch_type=svc["launch_type"], endpoint=svc.get("endpoint"),
-            network=NetworkSpec(tuple(net.get("subnets") or ()), tuple(net.get("security_groups") or ()),
-                                bool(net.get("assign_public_ip"))) if net else None,
+            cluster=svc["cluster"],
+            name=svc["name"],
+            region=svc["region"],
+            container=svc["container"],
+            port=svc["port"],
+            task_definition=_rel(root, tdef) if tdef else None,
+            desired_count=svc["desired_count"],
+            launch_type=svc["launch_type"],
+            endpoint=svc.get("endpoint"),
+            network=NetworkSpec(
+                tuple(net.get("subnets") or ()),
+                tuple(net.get("security_groups") or ()),
+                bool(net.get("assign_public_ip")),
+            )
+            if net
+            else None,
             load_balancer=LoadBalancerSpec(lb["target_group_arn"], lb.get("container_port")) if lb else None,
             circuit_breaker=svc["circuit_breaker"],
         ),
         registry=RegistrySpec(ecr=reg.get("ecr"), url=reg.get("url"), create=bool(reg.get("create"))),
-        state=StateSpec(backend=st.get("backend") or "local", path=st.get("path") or ".snail",
-                        table=st.get("table"), lease=st.get("lease") or 300.0),
+        state=StateSpec(
+            backend=st.get("backend") or "local",
+            path=st.get("path") or ".snail",
+            table=st.get("table"),
+            lease=st.get("lease") or 300.0,
+        ),
         phases=tuple(phases),
         path=path,
         defaults_gates=tuple(defaults.get("gates") or ()),

@@ -1,4 +1,5 @@
 """The pipeline as frozen dataclasses: what load_pipeline() returns and everything downstream reads."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,10 +1,12 @@
 """A small schema checker over PyYAML nodes, so every mistake names its file, line and key."""
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -51,7 +53,7 @@ class Errors:
 class Field:
     """One key of a mapping: its checker, whether it is required, its default."""
 
-    check: "Checker"
+    check: Checker
     required: bool = False
     default: Any = None
 

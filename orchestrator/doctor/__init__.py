@@ -1,5 +1,6 @@
 """`snail doctor`: preflight checks that name the field log's incidents with evidence and a fix,
 and the diagnosis bundle attached to a rollback."""
+
 from __future__ import annotations
 
 from orchestrator.aws.session import AwsContext
@@ -25,6 +26,15 @@ def run_doctor(pipeline: Pipeline, aws: AwsContext) -> DoctorReport:
 
 
 __all__ = [
-    "Check", "Diagnosis", "DoctorContext", "DoctorReport", "Skip", "StoppedTask",
-    "create_service", "diagnose", "render_text", "run_checks_on", "run_doctor",
+    "Check",
+    "Diagnosis",
+    "DoctorContext",
+    "DoctorReport",
+    "Skip",
+    "StoppedTask",
+    "create_service",
+    "diagnose",
+    "render_text",
+    "run_checks_on",
+    "run_doctor",
 ]

@@ -1,7 +1,9 @@
 """DoctorContext: the pipeline, the AWS context, and every describe doctor needs, made once and cached."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from orchestrator.aws.errors import aws_call
 from orchestrator.aws.session import AwsContext
@@ -41,15 +43,18 @@ class DoctorContext:
     # --- ECS -------------------------------------------------------------------------------------
     def cluster(self) -> dict[str, Any] | None:
         """The cluster as described, or None when ECS says it is MISSING."""
+
         def load() -> dict[str, Any] | None:
             with aws_call("ecs:DescribeClusters"):
                 out = self.client("ecs").describe_clusters(clusters=[self.spec.cluster])
             cl = out.get("clusters") or []
             return cl[0] if cl else None
+
         return self._once("cluster", load)
 
     def service(self) -> dict[str, Any] | None:
         """The service as described (raw), or None when it is MISSING or INACTIVE (deleted)."""
+
         def load() -> dict[str, Any] | None:
             cl = self.cluster()
             if cl is None or cl.get("status") != "ACTIVE":
@@ -60,6 +65,7 @@ class DoctorContext:
             if not svcs or svcs[0].get("status") == "INACTIVE":
                 return None
             return svcs[0]
+
         return self._once("service", load)
 
     def require_service(self) -> dict[str, Any]:
@@ -74,6 +80,7 @@ class DoctorContext:
 
     def current_taskdef(self) -> dict[str, Any] | None:
         """The task definition revision the service currently runs (None when there is no service)."""
+
         def load() -> dict[str, Any] | None:
             svc = self.service()
             if svc is None or not svc.get("taskDefinition"):
@@ -81,16 +88,19 @@ class DoctorContext:
             with aws_call("ecs:DescribeTaskDefinition"):
                 out = self.client("ecs").describe_task_definition(taskDefinition=svc["taskDefinition"])
             return out["taskDefinition"]
+
         return self._once("current_taskdef", load)
 
     def template(self) -> dict[str, Any] | None:
         """The pipeline's task-definition template JSON (None when the pipeline names none)."""
+
         def load() -> dict[str, Any] | None:
             if self.spec.task_definition is None:
                 return None
             from orchestrator.taskdef import load_template
 
             return load_template(self.spec.task_definition)
+
         return self._once("template", load)
 
     def effective_taskdef(self) -> tuple[dict[str, Any], str]:
@@ -101,11 +111,15 @@ class DoctorContext:
         tpl = self.template()
         if tpl is not None:
             return tpl, f"template {self.rel(self.spec.task_definition)}"
-        raise Skip("no task definition to read: the service is missing and the pipeline names no task_definition template")
+        raise Skip(
+            "no task definition to read: the service is missing and the pipeline names no task_definition template"
+        )
 
     def container(self, definition: dict[str, Any]) -> dict[str, Any] | None:
         """The pipeline's container (`service.container`) in a task definition."""
-        return next((c for c in definition.get("containerDefinitions", []) if c.get("name") == self.spec.container), None)
+        return next(
+            (c for c in definition.get("containerDefinitions", []) if c.get("name") == self.spec.container), None
+        )
 
     def running_tasks(self) -> list[dict[str, Any]]:
         """The service's RUNNING tasks (list + batched describe)."""
@@ -146,6 +160,7 @@ class DoctorContext:
 
     def subnets(self) -> dict[str, dict[str, Any]]:
         """The tasks' subnets by id (one batched describe)."""
+
         def load() -> dict[str, dict[str, Any]]:
             ids = list(self.awsvpc()[0].get("subnets") or [])
             if not ids:
@@ -153,6 +168,7 @@ class DoctorContext:
             with aws_call("ec2:DescribeSubnets"):
                 out = self.client("ec2").describe_subnets(SubnetIds=ids)
             return {s["SubnetId"]: s for s in out.get("Subnets", [])}
+
         return self._once("subnets", load)
 
     def vpc_ids(self) -> list[str]:
@@ -161,39 +177,50 @@ class DoctorContext:
 
     def route_tables(self) -> list[dict[str, Any]]:
         """Every route table of the tasks' VPCs (one describe)."""
+
         def load() -> list[dict[str, Any]]:
             vpcs = self.vpc_ids()
             if not vpcs:
                 return []
             with aws_call("ec2:DescribeRouteTables"):
-                pages = self.client("ec2").get_paginator("describe_route_tables").paginate(
-                    Filters=[{"Name": "vpc-id", "Values": vpcs}]
+                pages = (
+                    self.client("ec2")
+                    .get_paginator("describe_route_tables")
+                    .paginate(Filters=[{"Name": "vpc-id", "Values": vpcs}])
                 )
                 return [rt for page in pages for rt in page.get("RouteTables", [])]
+
         return self._once("route_tables", load)
 
     def internet_gateways(self) -> list[dict[str, Any]]:
         """Internet gateways attached to the tasks' VPCs (one describe)."""
+
         def load() -> list[dict[str, Any]]:
             vpcs = self.vpc_ids()
             if not vpcs:
                 return []
             with aws_call("ec2:DescribeInternetGateways"):
-                out = self.client("ec2").describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": vpcs}])
+                out = self.client("ec2").describe_internet_gateways(
+                    Filters=[{"Name": "attachment.vpc-id", "Values": vpcs}]
+                )
             return out.get("InternetGateways", [])
+
         return self._once("igws", load)
 
     def vpc_attribute(self, vpc_id: str, attribute: str) -> bool:
         """enableDnsSupport / enableDnsHostnames of a VPC (AWS answers one attribute per call)."""
+
         def load() -> bool:
             with aws_call("ec2:DescribeVpcAttribute"):
                 out = self.client("ec2").describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
             key = attribute[0].upper() + attribute[1:]
             return bool(out.get(key, {}).get("Value"))
+
         return self._once(("vpc_attr", vpc_id, attribute), load)
 
     def security_groups(self) -> dict[str, dict[str, Any]]:
         """The tasks' and the load balancer's security groups by id (one batched describe)."""
+
         def load() -> dict[str, dict[str, Any]]:
             ids = list(self.awsvpc()[0].get("securityGroups") or [])
             for lb in self.load_balancers():
@@ -203,11 +230,13 @@ class DoctorContext:
             with aws_call("ec2:DescribeSecurityGroups"):
                 out = self.client("ec2").describe_security_groups(GroupIds=ids)
             return {g["GroupId"]: g for g in out.get("SecurityGroups", [])}
+
         return self._once("sgs", load)
 
     # --- load balancer ---------------------------------------------------------------------------
     def target_group(self) -> dict[str, Any] | None:
         """The pipeline's target group (None when the pipeline has no load balancer)."""
+
         def load() -> dict[str, Any] | None:
             lb = self.spec.load_balancer
             if lb is None:
@@ -218,10 +247,12 @@ class DoctorContext:
             if not tgs:
                 raise NotFound("elasticloadbalancing:DescribeTargetGroups", "TargetGroupNotFound", lb.target_group_arn)
             return tgs[0]
+
         return self._once("tg", load)
 
     def load_balancers(self) -> list[dict[str, Any]]:
         """The load balancers in front of the target group (one describe)."""
+
         def load() -> list[dict[str, Any]]:
             tg = self.target_group()
             arns = (tg or {}).get("LoadBalancerArns") or []
@@ -229,30 +260,40 @@ class DoctorContext:
                 return []
             with aws_call("elasticloadbalancing:DescribeLoadBalancers"):
                 return self.client("elbv2").describe_load_balancers(LoadBalancerArns=arns).get("LoadBalancers", [])
+
         return self._once("lbs", load)
 
     # --- image pull path -------------------------------------------------------------------------
     def repository(self) -> dict[str, Any] | None:
         """The ECR repository, or None when it does not exist."""
+
         def load() -> dict[str, Any] | None:
             try:
                 with aws_call("ecr:DescribeRepositories"):
-                    out = self.client("ecr").describe_repositories(repositoryNames=[self.pipeline.registry.repository_name])
+                    out = self.client("ecr").describe_repositories(
+                        repositoryNames=[self.pipeline.registry.repository_name]
+                    )
             except NotFound:
                 return None
             return (out.get("repositories") or [None])[0]
+
         return self._once("repo", load)
 
     def image_count(self) -> int:
         """How many images the repository holds (first page only: 0, or at least 1)."""
+
         def load() -> int:
             with aws_call("ecr:DescribeImages"):
-                out = self.client("ecr").describe_images(repositoryName=self.pipeline.registry.repository_name, maxResults=100)
+                out = self.client("ecr").describe_images(
+                    repositoryName=self.pipeline.registry.repository_name, maxResults=100
+                )
             return len(out.get("imageDetails", []))
+
         return self._once("image_count", load)
 
     def image_exists(self, image_id: dict[str, str]) -> bool:
         """True when the repository holds this tag or digest."""
+
         def load() -> bool:
             try:
                 with aws_call("ecr:DescribeImages"):
@@ -262,51 +303,66 @@ class DoctorContext:
             except NotFound:
                 return False
             return bool(out.get("imageDetails"))
+
         return self._once(("image", tuple(sorted(image_id.items()))), load)
 
     def role(self, name: str) -> dict[str, Any] | None:
         """An IAM role, or None when it does not exist."""
+
         def load() -> dict[str, Any] | None:
             try:
                 with aws_call("iam:GetRole"):
                     return self.client("iam").get_role(RoleName=name)["Role"]
             except NotFound:
                 return None
+
         return self._once(("role", name), load)
 
     def role_policies(self, name: str) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
         """A role's attached policies (ARN, name) and its inline policy documents (name, document)."""
+
         def load() -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
             iam = self.client("iam")
             with aws_call("iam:ListAttachedRolePolicies"):
-                attached = [p for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
-                            for p in page.get("AttachedPolicies", [])]
+                attached = [
+                    p
+                    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
+                    for p in page.get("AttachedPolicies", [])
+                ]
             with aws_call("iam:ListRolePolicies"):
-                names = [n for page in iam.get_paginator("list_role_policies").paginate(RoleName=name)
-                         for n in page.get("PolicyNames", [])]
+                names = [
+                    n
+                    for page in iam.get_paginator("list_role_policies").paginate(RoleName=name)
+                    for n in page.get("PolicyNames", [])
+                ]
             inline = []
             for n in names:
                 with aws_call("iam:GetRolePolicy"):
                     inline.append((n, _doc(iam.get_role_policy(RoleName=name, PolicyName=n)["PolicyDocument"])))
             return attached, inline
+
         return self._once(("role_policies", name), load)
 
     def managed_policy_document(self, arn: str) -> dict[str, Any]:
         """The default version's document of a managed policy."""
+
         def load() -> dict[str, Any]:
             iam = self.client("iam")
             with aws_call("iam:GetPolicy"):
                 version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
             with aws_call("iam:GetPolicyVersion"):
                 return _doc(iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
+
         return self._once(("policy", arn), load)
 
     def log_group_exists(self, name: str) -> bool:
         """True when the CloudWatch Logs group exists (exact name)."""
+
         def load() -> bool:
             with aws_call("logs:DescribeLogGroups"):
                 pages = self.client("logs").get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name)
                 return any(g.get("logGroupName") == name for page in pages for g in page.get("logGroups", []))
+
         return self._once(("log_group", name), load)
 
     def rel(self, path: Any) -> str:

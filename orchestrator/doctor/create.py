@@ -1,4 +1,5 @@
 """`snail run --create-service`: create the missing ECS service from the pipeline's own settings."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,34 +30,48 @@ def network_configuration(pipeline: Pipeline, network: dict[str, Any] | None) ->
     net = pipeline.service.network
     if net is None or not net.subnets:
         return None
-    cfg: dict[str, Any] = {"subnets": list(net.subnets), "assignPublicIp": "ENABLED" if net.assign_public_ip else "DISABLED"}
+    cfg: dict[str, Any] = {
+        "subnets": list(net.subnets),
+        "assignPublicIp": "ENABLED" if net.assign_public_ip else "DISABLED",
+    }
     if net.security_groups:
         cfg["securityGroups"] = list(net.security_groups)
     return {"awsvpcConfiguration": cfg}
 
 
-def create_service(pipeline: Pipeline, aws: AwsContext, task_definition_arn: str,
-                   network: dict[str, Any] | None = None) -> str:
+def create_service(
+    pipeline: Pipeline, aws: AwsContext, task_definition_arn: str, network: dict[str, Any] | None = None
+) -> str:
     """Create the pipeline's ECS service on `task_definition_arn`; returns the service ARN."""
     s = pipeline.service
     netcfg = network_configuration(pipeline, network)
     if netcfg is None and s.launch_type == "FARGATE":
-        raise ConfigError(str(pipeline.path), None,
-                          "creating a FARGATE service needs subnets: add service.network.subnets "
-                          "(and security_groups, assign_public_ip) to pipeline.yaml", key="service.network")
+        raise ConfigError(
+            str(pipeline.path),
+            None,
+            "creating a FARGATE service needs subnets: add service.network.subnets "
+            "(and security_groups, assign_public_ip) to pipeline.yaml",
+            key="service.network",
+        )
     dc = deployment_configuration(s.circuit_breaker)
     kwargs: dict[str, Any] = dict(
-        cluster=s.cluster, serviceName=s.name, taskDefinition=task_definition_arn,
-        desiredCount=s.desired_count, launchType=s.launch_type, deploymentConfiguration=dc,
+        cluster=s.cluster,
+        serviceName=s.name,
+        taskDefinition=task_definition_arn,
+        desiredCount=s.desired_count,
+        launchType=s.launch_type,
+        deploymentConfiguration=dc,
     )
     if netcfg is not None:
         kwargs["networkConfiguration"] = netcfg
     if s.load_balancer is not None:
-        kwargs["loadBalancers"] = [{
-            "targetGroupArn": s.load_balancer.target_group_arn,
-            "containerName": s.container,
-            "containerPort": s.load_balancer.container_port or s.port,
-        }]
+        kwargs["loadBalancers"] = [
+            {
+                "targetGroupArn": s.load_balancer.target_group_arn,
+                "containerName": s.container,
+                "containerPort": s.load_balancer.container_port or s.port,
+            }
+        ]
     ecs = aws.client("ecs")
     with aws_call("ecs:CreateService"):
         svc = ecs.create_service(**kwargs)["service"]

@@ -1,4 +1,5 @@
 """The diagnosis bundle a rollback carries: ECS events, stopped tasks, target health, failing checks — in plain words."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -15,8 +16,15 @@ from orchestrator.redact import mask_text
 
 PULL_ERROR = "CannotPullContainerError"
 # Checks whose failure explains why an image cannot be pulled, in the order they are most likely the cause.
-PULL_CAUSES = ("network.routes", "network.public-ip", "network.dns", "image.current", "image.repository",
-               "image.execution-role", "network.security-groups")
+PULL_CAUSES = (
+    "network.routes",
+    "network.public-ip",
+    "network.dns",
+    "image.current",
+    "image.repository",
+    "image.execution-role",
+    "network.security-groups",
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,9 @@ class Diagnosis:
                 used.add(cause.id)
                 parts.append(f"tasks stop with {PULL_ERROR}: {cause.cause}")
             else:
-                parts.append(f"tasks stop with {PULL_ERROR}: {_short(pulls[0].stopped_reason or pulls[0].containers[0].reason)}")
+                parts.append(
+                    f"tasks stop with {PULL_ERROR}: {_short(pulls[0].stopped_reason or pulls[0].containers[0].reason)}"
+                )
         seen: set[str] = set()
         for t in self.stopped_tasks:
             if t.pull_failed:
@@ -91,18 +101,26 @@ class Diagnosis:
                 n = sum(1 for x in self.stopped_tasks if x.stopped_reason == t.stopped_reason and not x.pull_failed)
                 parts.append(line + (f" ({n} tasks)" if n > 1 else ""))
         for th in self.target_health:
-            parts.append(f"target {th['target']} is {th['state']}: {th.get('reason', '')} ({th.get('description', '')})".replace(": ()", ""))
+            parts.append(
+                f"target {th['target']} is {th['state']}: {th.get('reason', '')} ({th.get('description', '')})".replace(
+                    ": ()", ""
+                )
+            )
         for c in self.failed_checks:
             if c.id not in used:
                 parts.append(f"doctor {c.id}: {c.cause}")
         if not parts and self.events:
             # ECS is content (tasks run, none stopped) and the infrastructure checks pass: the application's own
             # answers failed the gate, and the gate's evidence says how.
-            parts.append(f"no task stopped and no doctor check fails (ECS's last word: {self.events[-1]['message']}): "
-                         "the application's answers failed the gate")
+            parts.append(
+                f"no task stopped and no doctor check fails (ECS's last word: {self.events[-1]['message']}): "
+                "the application's answers failed the gate"
+            )
         if not parts:
-            parts.append("no stopped tasks, no unhealthy targets and no failing doctor checks: the gate's own evidence "
-                         "is all there is")
+            parts.append(
+                "no stopped tasks, no unhealthy targets and no failing doctor checks: the gate's own evidence "
+                "is all there is"
+            )
         return mask_text("; ".join(parts))
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,8 +162,9 @@ def _tasks(ctx: DoctorContext) -> list[dict[str, Any]]:
     return out
 
 
-def diagnose(pipeline: Pipeline, aws: AwsContext, since: datetime | None = None,
-             revision_arn: str | None = None) -> Diagnosis:
+def diagnose(
+    pipeline: Pipeline, aws: AwsContext, since: datetime | None = None, revision_arn: str | None = None
+) -> Diagnosis:
     """Gather why a rollout of `revision_arn` failed; never raises for AWS errors (they are listed instead)."""
     from orchestrator.doctor import run_checks_on
 
@@ -168,15 +187,20 @@ def diagnose(pipeline: Pipeline, aws: AwsContext, since: datetime | None = None,
                 if revision_arn and not _same_revision(t.get("taskDefinitionArn", ""), revision_arn):
                     continue
                 if t.get("lastStatus") == "STOPPED" or t.get("desiredStatus") == "STOPPED":
-                    stopped.append(StoppedTask(
-                        task_id=t.get("taskArn", "").rsplit("/", 1)[-1],
-                        revision=t.get("taskDefinitionArn", "").rsplit("/", 1)[-1],
-                        stopped_reason=mask_text(str(t.get("stoppedReason", ""))),
-                        stop_code=str(t.get("stopCode", "")),
-                        containers=tuple(ContainerExit(str(c.get("name", "")), c.get("exitCode"),
-                                                       mask_text(str(c.get("reason", ""))))
-                                         for c in t.get("containers", [])),
-                    ))
+                    stopped.append(
+                        StoppedTask(
+                            task_id=t.get("taskArn", "").rsplit("/", 1)[-1],
+                            revision=t.get("taskDefinitionArn", "").rsplit("/", 1)[-1],
+                            stopped_reason=mask_text(str(t.get("stoppedReason", ""))),
+                            stop_code=str(t.get("stopCode", "")),
+                            containers=tuple(
+                                ContainerExit(
+                                    str(c.get("name", "")), c.get("exitCode"), mask_text(str(c.get("reason", "")))
+                                )
+                                for c in t.get("containers", [])
+                            ),
+                        )
+                    )
                 else:
                     running += 1
     except SnailError as exc:
@@ -184,18 +208,32 @@ def diagnose(pipeline: Pipeline, aws: AwsContext, since: datetime | None = None,
     if pipeline.service.load_balancer is not None:
         try:
             with aws_call("elasticloadbalancing:DescribeTargetHealth"):
-                out = ctx.client("elbv2").describe_target_health(TargetGroupArn=pipeline.service.load_balancer.target_group_arn)
+                out = ctx.client("elbv2").describe_target_health(
+                    TargetGroupArn=pipeline.service.load_balancer.target_group_arn
+                )
             for d in out.get("TargetHealthDescriptions", []):
                 th = d.get("TargetHealth", {})
                 if th.get("State") != "healthy":
                     tgt = d.get("Target", {})
-                    health.append({"target": f"{tgt.get('Id')}:{tgt.get('Port')}", "state": str(th.get("State")),
-                                   "reason": str(th.get("Reason", "")), "description": str(th.get("Description", ""))})
+                    health.append(
+                        {
+                            "target": f"{tgt.get('Id')}:{tgt.get('Port')}",
+                            "state": str(th.get("State")),
+                            "reason": str(th.get("Reason", "")),
+                            "description": str(th.get("Description", "")),
+                        }
+                    )
         except SnailError as exc:
             errors.append(str(exc))
     report = run_checks_on(ctx)
     return Diagnosis(
-        service=pipeline.service.name, revision=revision_arn, since=cutoff.isoformat() if cutoff else None,
-        events=tuple(events), stopped_tasks=tuple(stopped), running_tasks=running, target_health=tuple(health),
-        failed_checks=report.failed, errors=tuple(errors),
+        service=pipeline.service.name,
+        revision=revision_arn,
+        since=cutoff.isoformat() if cutoff else None,
+        events=tuple(events),
+        stopped_tasks=tuple(stopped),
+        running_tasks=running,
+        target_health=tuple(health),
+        failed_checks=report.failed,
+        errors=tuple(errors),
     )

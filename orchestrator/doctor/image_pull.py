@@ -1,4 +1,5 @@
 """The image pull path: the ECR repository and image, the execution role's permissions, the log group."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -39,14 +40,23 @@ def repository(ctx: DoctorContext) -> Result:
     if repo is None:
         fix = f"aws ecr create-repository --repository-name {name} --region {s.region}"
         if ctx.pipeline.registry.create:
-            return Result(WARNING, f"ECR repository {name} does not exist yet; `snail run` creates it "
-                                   "(registry.create: true)", fix)
-        return Result(FAILED, f"ECR repository {name} does not exist in {s.region}: nothing can be pushed or pulled",
-                      f"{fix}   (or set registry.create: true in pipeline.yaml)")
+            return Result(
+                WARNING,
+                f"ECR repository {name} does not exist yet; `snail run` creates it (registry.create: true)",
+                fix,
+            )
+        return Result(
+            FAILED,
+            f"ECR repository {name} does not exist in {s.region}: nothing can be pushed or pulled",
+            f"{fix}   (or set registry.create: true in pipeline.yaml)",
+        )
     n = ctx.image_count()
     if n == 0:
-        return Result(WARNING, f"ECR repository {name} exists but holds no images yet ({repo.get('repositoryUri')}); "
-                               "the first phase must build and push one")
+        return Result(
+            WARNING,
+            f"ECR repository {name} exists but holds no images yet ({repo.get('repositoryUri')}); "
+            "the first phase must build and push one",
+        )
     more = "+" if n >= 100 else ""
     return Result(PASSED, f"ECR repository {repo.get('repositoryUri')} holds {n}{more} image(s)")
 
@@ -67,9 +77,11 @@ def current_image(ctx: DoctorContext) -> Result:
         raise Skip(f"ECR repository {name} does not exist (see image.repository)")
     what = image_id.get("imageTag") or image_id.get("imageDigest")
     if not ctx.image_exists(image_id):
-        return Result(FAILED, f"{label} runs {ref}, but {name} has no image {what}: new tasks stop with "
-                              "CannotPullContainerError",
-                      f"push {ref} again, or roll back: snail rollback")
+        return Result(
+            FAILED,
+            f"{label} runs {ref}, but {name} has no image {what}: new tasks stop with CannotPullContainerError",
+            f"push {ref} again, or roll back: snail rollback",
+        )
     return Result(PASSED, f"{label} runs {ref}: present in ECR")
 
 
@@ -103,18 +115,23 @@ def execution_role(ctx: DoctorContext) -> Result:
     if not arn:
         if not needed:
             return Result(PASSED, f"{label} has no executionRoleArn and needs none (no ECR image, no awslogs)")
-        return Result(FAILED, f"{label} has no executionRoleArn, but the agent needs one to "
-                              + " and ".join(x for x, on in (("pull from ECR", uses_ecr), ("write awslogs", uses_logs)) if on),
-                      '"executionRoleArn": "arn:aws:iam::<account>:role/ecsTaskExecutionRole" in the task-definition template')
+        return Result(
+            FAILED,
+            f"{label} has no executionRoleArn, but the agent needs one to "
+            + " and ".join(x for x, on in (("pull from ECR", uses_ecr), ("write awslogs", uses_logs)) if on),
+            '"executionRoleArn": "arn:aws:iam::<account>:role/ecsTaskExecutionRole" in the task-definition template',
+        )
     role_name = arn.rsplit("/", 1)[-1]
     role = ctx.role(role_name)
-    attach = (f"aws iam attach-role-policy --role-name {role_name} --policy-arn {EXECUTION_POLICY_ARN}")
+    attach = f"aws iam attach-role-policy --role-name {role_name} --policy-arn {EXECUTION_POLICY_ARN}"
     if role is None:
-        return Result(FAILED, f"execution role {role_name} ({arn}, from {label}) does not exist: tasks stop before "
-                              "the image is pulled",
-                      f"aws iam create-role --role-name {role_name} --assume-role-policy-document "
-                      "'{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":"
-                      "{\"Service\":\"ecs-tasks.amazonaws.com\"},\"Action\":\"sts:AssumeRole\"}]}'; " + attach)
+        return Result(
+            FAILED,
+            f"execution role {role_name} ({arn}, from {label}) does not exist: tasks stop before the image is pulled",
+            f"aws iam create-role --role-name {role_name} --assume-role-policy-document "
+            '\'{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
+            '{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}\'; ' + attach,
+        )
     attached, inline = ctx.role_policies(role_name)
     patterns: list[str] = []
     names = []
@@ -130,11 +147,18 @@ def execution_role(ctx: DoctorContext) -> Result:
     missing = [a for a in needed if not grants(patterns, a)]
     seen = f"role {role_name}: policies {', '.join(names) or 'none'}"
     if missing:
-        return Result(FAILED, f"execution role {role_name} lacks {', '.join(missing)}: tasks stop with "
-                              f"{'CannotPullContainerError' if any(m.startswith('ecr:') for m in missing) else 'ResourceInitializationError'}"
-                              f"\n{seen}", attach)
-    return Result(PASSED, f"execution role {role_name} allows {', '.join(needed) or 'everything it needs'}\n{seen}"
-                          "\n(Allow statements only; resource scoping and Deny statements are not evaluated)")
+        return Result(
+            FAILED,
+            f"execution role {role_name} lacks {', '.join(missing)}: tasks stop with "
+            f"{'CannotPullContainerError' if any(m.startswith('ecr:') for m in missing) else 'ResourceInitializationError'}"
+            f"\n{seen}",
+            attach,
+        )
+    return Result(
+        PASSED,
+        f"execution role {role_name} allows {', '.join(needed) or 'everything it needs'}\n{seen}"
+        "\n(Allow statements only; resource scoping and Deny statements are not evaluated)",
+    )
 
 
 @check("image.log-group", "the container's awslogs log group exists")
@@ -149,17 +173,25 @@ def log_group(ctx: DoctorContext) -> Result:
     group = opts.get("awslogs-group")
     region = opts.get("awslogs-region", ctx.spec.region)
     if not group:
-        return Result(FAILED, f"container {ctx.spec.container} in {label} uses awslogs without awslogs-group",
-                      '"options": {"awslogs-group": "/ecs/' + ctx.spec.name + '", ...} in the task-definition template')
+        return Result(
+            FAILED,
+            f"container {ctx.spec.container} in {label} uses awslogs without awslogs-group",
+            '"options": {"awslogs-group": "/ecs/' + ctx.spec.name + '", ...} in the task-definition template',
+        )
     if ctx.log_group_exists(group):
         return Result(PASSED, f"log group {group} exists ({region})")
     if str(opts.get("awslogs-create-group", "")).lower() == "true":
-        return Result(WARNING, f"log group {group} does not exist; awslogs-create-group is true, so the execution role "
-                               "also needs logs:CreateLogGroup",
-                      f"aws logs create-log-group --log-group-name {group} --region {region}")
-    return Result(FAILED, f"log group {group} does not exist: tasks stop with ResourceInitializationError before the "
-                          "container starts",
-                  f"aws logs create-log-group --log-group-name {group} --region {region}")
+        return Result(
+            WARNING,
+            f"log group {group} does not exist; awslogs-create-group is true, so the execution role "
+            "also needs logs:CreateLogGroup",
+            f"aws logs create-log-group --log-group-name {group} --region {region}",
+        )
+    return Result(
+        FAILED,
+        f"log group {group} does not exist: tasks stop with ResourceInitializationError before the container starts",
+        f"aws logs create-log-group --log-group-name {group} --region {region}",
+    )
 
 
 CHECKS = (repository, current_image, execution_role, log_group)

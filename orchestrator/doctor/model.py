@@ -1,4 +1,5 @@
 """Doctor's results as data: one Check per question, a DoctorReport of them all."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

@@ -1,4 +1,5 @@
 """The doctor report as a checklist a person reads in ten seconds."""
+
 from __future__ import annotations
 
 from orchestrator.doctor.model import DoctorReport

@@ -1,8 +1,9 @@
 """How one check is made: Skip becomes `skipped`, AWS refusals become a failed check naming the permission."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import structlog
 
@@ -28,10 +29,12 @@ CheckFn = Callable[[DoctorContext], Result]
 
 def check(check_id: str, title: str) -> Callable[[CheckFn], CheckFn]:
     """Mark a function as the doctor check `check_id`."""
+
     def deco(fn: CheckFn) -> CheckFn:
         fn.check_id = check_id  # type: ignore[attr-defined]
         fn.check_title = title  # type: ignore[attr-defined]
         return fn
+
     return deco
 
 
@@ -43,10 +46,13 @@ def make(ctx: DoctorContext, fn: CheckFn) -> Check:
     except Skip as exc:
         r = Result(SKIPPED, f"skipped: {exc}")
     except AccessDenied as exc:
-        r = Result(FAILED, f"AWS refused {exc.operation} ({exc.code}): the identity running snail lacks the "
-                   f"{exc.operation} permission, so this cannot be checked",
-                   f"grant {exc.operation} to the identity running snail, e.g. the IAM policy statement "
-                   f'{{"Effect": "Allow", "Action": "{exc.operation}", "Resource": "*"}}')
+        r = Result(
+            FAILED,
+            f"AWS refused {exc.operation} ({exc.code}): the identity running snail lacks the "
+            f"{exc.operation} permission, so this cannot be checked",
+            f"grant {exc.operation} to the identity running snail, e.g. the IAM policy statement "
+            f'{{"Effect": "Allow", "Action": "{exc.operation}", "Resource": "*"}}',
+        )
     except AwsError as exc:
         r = Result(FAILED, f"AWS call {exc.operation} failed: {exc.code}: {exc}")
     except SnailError as exc:
@@ -54,8 +60,9 @@ def make(ctx: DoctorContext, fn: CheckFn) -> Check:
     except Exception as exc:  # a bug in a check must not hide the other checks
         log.exception("doctor_check_crashed", check=cid)
         r = Result(FAILED, f"doctor could not make this check: {type(exc).__name__}: {exc}")
-    chk = Check(id=cid, title=title, status=r.status, evidence=mask_text(r.evidence),
-                fix=mask_text(r.fix) if r.fix else None)
+    chk = Check(
+        id=cid, title=title, status=r.status, evidence=mask_text(r.evidence), fix=mask_text(r.fix) if r.fix else None
+    )
     return chk
 
 

@@ -1,4 +1,5 @@
 """The cluster and the service: they exist, can roll, report their circuit breaker; bindings prove nothing."""
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,18 @@ def cluster_active(ctx: DoctorContext) -> Result:
     s = ctx.spec
     cl = ctx.cluster()
     if cl is None:
-        return Result(FAILED, f"cluster {s.cluster!r} does not exist in {s.region} (ECS answered MISSING)",
-                      f"aws ecs create-cluster --cluster-name {s.cluster} --region {s.region}"
-                      "   # or fix service.cluster / service.region in pipeline.yaml")
+        return Result(
+            FAILED,
+            f"cluster {s.cluster!r} does not exist in {s.region} (ECS answered MISSING)",
+            f"aws ecs create-cluster --cluster-name {s.cluster} --region {s.region}"
+            "   # or fix service.cluster / service.region in pipeline.yaml",
+        )
     if cl.get("status") != "ACTIVE":
-        return Result(FAILED, f"cluster {s.cluster!r} is {cl.get('status')}, not ACTIVE",
-                      f"aws ecs create-cluster --cluster-name {s.cluster} --region {s.region}")
+        return Result(
+            FAILED,
+            f"cluster {s.cluster!r} is {cl.get('status')}, not ACTIVE",
+            f"aws ecs create-cluster --cluster-name {s.cluster} --region {s.region}",
+        )
     # The cluster's task/service counters are left out: emulators (moto) let them drift below zero.
     return Result(PASSED, f"cluster {s.cluster} is ACTIVE")
 
@@ -42,14 +49,18 @@ def create_service_command(ctx: DoctorContext) -> str:
     sgs = ",".join(net.security_groups) if net and net.security_groups else "<sg-id>"
     public = "ENABLED" if net and net.assign_public_ip else "DISABLED"
     cb = "true" if s.circuit_breaker else "false"
-    cmd = (f"aws ecs create-service --cluster {s.cluster} --service-name {s.name} --task-definition {family} "
-           f"--desired-count {s.desired_count} --launch-type {s.launch_type} "
-           f"--network-configuration 'awsvpcConfiguration={{subnets=[{subnets}],securityGroups=[{sgs}],assignPublicIp={public}}}' "
-           f"--deployment-configuration 'maximumPercent=200,minimumHealthyPercent=100,"
-           f"deploymentCircuitBreaker={{enable={cb},rollback={cb}}}' --region {s.region}")
+    cmd = (
+        f"aws ecs create-service --cluster {s.cluster} --service-name {s.name} --task-definition {family} "
+        f"--desired-count {s.desired_count} --launch-type {s.launch_type} "
+        f"--network-configuration 'awsvpcConfiguration={{subnets=[{subnets}],securityGroups=[{sgs}],assignPublicIp={public}}}' "
+        f"--deployment-configuration 'maximumPercent=200,minimumHealthyPercent=100,"
+        f"deploymentCircuitBreaker={{enable={cb},rollback={cb}}}' --region {s.region}"
+    )
     if s.load_balancer:
-        cmd += (f" --load-balancers targetGroupArn={s.load_balancer.target_group_arn},"
-                f"containerName={s.container},containerPort={s.load_balancer.container_port or s.port}")
+        cmd += (
+            f" --load-balancers targetGroupArn={s.load_balancer.target_group_arn},"
+            f"containerName={s.container},containerPort={s.load_balancer.container_port or s.port}"
+        )
     return cmd
 
 
@@ -62,15 +73,23 @@ def service_exists(ctx: DoctorContext) -> Result:
         raise Skip(f"cluster {s.cluster!r} is missing or not ACTIVE")
     svc = ctx.service()
     if svc is None:
-        return Result(FAILED,
-                      f"service {s.name!r} does not exist in cluster {s.cluster!r} ({s.region}): ECS answered MISSING; "
-                      "no rollout can start until it exists",
-                      f"snail run --create-service   (creates it from pipeline.yaml), or: {create_service_command(ctx)}")
+        return Result(
+            FAILED,
+            f"service {s.name!r} does not exist in cluster {s.cluster!r} ({s.region}): ECS answered MISSING; "
+            "no rollout can start until it exists",
+            f"snail run --create-service   (creates it from pipeline.yaml), or: {create_service_command(ctx)}",
+        )
     if svc.get("status") != "ACTIVE":
-        return Result(FAILED, f"service {s.name!r} is {svc.get('status')} (being deleted), not ACTIVE",
-                      "wait for the deletion to finish, then: snail run --create-service")
-    return Result(PASSED, f"service {s.name} is ACTIVE on {svc.get('taskDefinition', '?').rsplit('/', 1)[-1]} "
-                          f"(desired {svc.get('desiredCount')}, running {svc.get('runningCount')})")
+        return Result(
+            FAILED,
+            f"service {s.name!r} is {svc.get('status')} (being deleted), not ACTIVE",
+            "wait for the deletion to finish, then: snail run --create-service",
+        )
+    return Result(
+        PASSED,
+        f"service {s.name} is ACTIVE on {svc.get('taskDefinition', '?').rsplit('/', 1)[-1]} "
+        f"(desired {svc.get('desiredCount')}, running {svc.get('runningCount')})",
+    )
 
 
 @check("service.desired-count", "desiredCount is above 0")
@@ -81,8 +100,11 @@ def desired_count(ctx: DoctorContext) -> Result:
     n = int(svc.get("desiredCount", 0))
     if n <= 0:
         want = max(s.desired_count, 1)
-        return Result(FAILED, f"service {s.name} has desiredCount {n}: no task will run, no gate can pass",
-                      f"aws ecs update-service --cluster {s.cluster} --service {s.name} --desired-count {want} --region {s.region}")
+        return Result(
+            FAILED,
+            f"service {s.name} has desiredCount {n}: no task will run, no gate can pass",
+            f"aws ecs update-service --cluster {s.cluster} --service {s.name} --desired-count {want} --region {s.region}",
+        )
     note = "" if n == s.desired_count else f" (pipeline.yaml says desired_count {s.desired_count})"
     return Result(PASSED, f"desiredCount {n}{note}")
 
@@ -106,15 +128,24 @@ def deployment_config(ctx: DoctorContext) -> Result:
     desired = max(int(svc.get("desiredCount", 0)), 1)
     stop, start = rolling_room(desired, minimum, maximum)
     seen = f"maximumPercent {maximum}, minimumHealthyPercent {minimum}, desiredCount {desired}" + (
-        "" if dc else " (ECS defaults: the service reports no deploymentConfiguration)")
-    fix = (f"aws ecs update-service --cluster {s.cluster} --service {s.name} --deployment-configuration "
-           f"'maximumPercent=200,minimumHealthyPercent=100' --region {s.region}")
+        "" if dc else " (ECS defaults: the service reports no deploymentConfiguration)"
+    )
+    fix = (
+        f"aws ecs update-service --cluster {s.cluster} --service {s.name} --deployment-configuration "
+        f"'maximumPercent=200,minimumHealthyPercent=100' --region {s.region}"
+    )
     if stop == 0 and start == 0:
-        return Result(FAILED, f"a rolling update cannot proceed: ECS may neither start an extra task nor stop one "
-                              f"first\n{seen}", fix)
+        return Result(
+            FAILED,
+            f"a rolling update cannot proceed: ECS may neither start an extra task nor stop one first\n{seen}",
+            fix,
+        )
     if start == 0:
-        return Result(WARNING, f"ECS must stop {stop} old task(s) before starting new ones: capacity drops during "
-                               f"every rollout\n{seen}", fix)
+        return Result(
+            WARNING,
+            f"ECS must stop {stop} old task(s) before starting new ones: capacity drops during every rollout\n{seen}",
+            fix,
+        )
     return Result(PASSED, f"ECS may start {start} new task(s) before stopping old ones\n{seen}")
 
 
@@ -126,12 +157,18 @@ def circuit_breaker(ctx: DoctorContext) -> Result:
     cb = (svc.get("deploymentConfiguration") or {}).get("deploymentCircuitBreaker") or {}
     enabled, rollback = bool(cb.get("enable")), bool(cb.get("rollback"))
     seen = f"circuit breaker enable={str(enabled).lower()} rollback={str(rollback).lower()}"
-    fix = (f"aws ecs update-service --cluster {s.cluster} --service {s.name} --deployment-configuration "
-           f"'maximumPercent=200,minimumHealthyPercent=100,deploymentCircuitBreaker={{enable=true,rollback=true}}' "
-           f"--region {s.region}")
+    fix = (
+        f"aws ecs update-service --cluster {s.cluster} --service {s.name} --deployment-configuration "
+        f"'maximumPercent=200,minimumHealthyPercent=100,deploymentCircuitBreaker={{enable=true,rollback=true}}' "
+        f"--region {s.region}"
+    )
     if not enabled and s.circuit_breaker:
-        return Result(WARNING, f"{seen}: a deployment whose tasks keep failing is retried by ECS until snail's "
-                               "ecs-rollout gate times out (pipeline.yaml wants it on: service.circuit_breaker)", fix)
+        return Result(
+            WARNING,
+            f"{seen}: a deployment whose tasks keep failing is retried by ECS until snail's "
+            "ecs-rollout gate times out (pipeline.yaml wants it on: service.circuit_breaker)",
+            fix,
+        )
     if not enabled:
         return Result(PASSED, f"{seen} (as pipeline.yaml says: service.circuit_breaker: false)")
     return Result(PASSED, f"{seen}; an ECS rollback is reported by snail as a failed rollout, never as success")
@@ -149,17 +186,27 @@ def network_bindings(ctx: DoctorContext) -> Result:
         return Result(PASSED, "health is proven only by the gates; the service has no RUNNING tasks now")
     empty = sum(1 for t in tasks for c in t.get("containers", []) if not c.get("networkBindings"))
     total = sum(len(t.get("containers", [])) for t in tasks)
-    lines = [f"health is proven only by the gates; {len(tasks)} running task(s), networkBindings empty on "
-             f"{empty} of {total} container(s) — that says nothing about health"]
+    lines = [
+        f"health is proven only by the gates; {len(tasks)} running task(s), networkBindings empty on "
+        f"{empty} of {total} container(s) — that says nothing about health"
+    ]
     for t in tasks[:10]:
         tid = t.get("taskArn", "").rsplit("/", 1)[-1]
         rev = t.get("taskDefinitionArn", "").rsplit("/", 1)[-1]
         for c in t.get("containers", []):
             b = c.get("networkBindings") or []
-            shown = json.dumps([{k: x.get(k) for k in ("containerPort", "hostPort", "bindIP")} for x in b]) if b else "[]"
+            shown = (
+                json.dumps([{k: x.get(k) for k in ("containerPort", "hostPort", "bindIP")} for x in b]) if b else "[]"
+            )
             eni = _eni_ip(t)
-            why = " (normal for awsvpc/Fargate: the task's ENI" + (f" {eni}" if eni else "") + " is its address)" if not b else ""
-            lines.append(f"task {tid} ({rev}, {t.get('lastStatus')}) container {c.get('name')}: networkBindings {shown}{why}")
+            why = (
+                " (normal for awsvpc/Fargate: the task's ENI" + (f" {eni}" if eni else "") + " is its address)"
+                if not b
+                else ""
+            )
+            lines.append(
+                f"task {tid} ({rev}, {t.get('lastStatus')}) container {c.get('name')}: networkBindings {shown}{why}"
+            )
     if len(tasks) > 10:
         lines.append(f"… and {len(tasks) - 10} more tasks")
     return Result(PASSED, "\n".join(lines))

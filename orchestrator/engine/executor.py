@@ -2,6 +2,7 @@
 
 Each phase: image -> register revision (reused if identical) -> update service -> gates -> bake -> mark good.
 Every mutation is a journal step (intent written before, result after); every decision is a trail event."""
+
 from __future__ import annotations
 
 import getpass
@@ -9,8 +10,9 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from orchestrator import taskdef
 from orchestrator.aws.ecs import EcsClient, revision_of
@@ -31,9 +33,8 @@ from orchestrator.errors import (
     SnailError,
     UsageError,
 )
-from orchestrator.gates import GateContext, run_gate
-from orchestrator.gates import ecs_rollout
-from orchestrator.plan import Plan, PhasePlan, make_plan
+from orchestrator.gates import GateContext, ecs_rollout, run_gate
+from orchestrator.plan import PhasePlan, Plan, make_plan
 from orchestrator.procs import pid_alive
 from orchestrator.state.base import GoodRecord, RunRecord, StateStore
 
@@ -97,25 +98,54 @@ class Engine(RollbackMixin):
 
     def plan(self, opts: RunOptions, with_diff: bool = True) -> Plan:
         """The read-only plan for these options (the diff costs one more describe; `run` does without it)."""
-        return make_plan(self.p, self.ecs, self.store, self.images, self.select(opts),
-                         explicit_start=bool(opts.from_phase or opts.only), with_diff=with_diff)
+        return make_plan(
+            self.p,
+            self.ecs,
+            self.store,
+            self.images,
+            self.select(opts),
+            explicit_start=bool(opts.from_phase or opts.only),
+            with_diff=with_diff,
+        )
 
     # ---------------------------------------------------------------- locking and run records
     def _begin(self, command: str, phases: list[str]) -> Journal:
         run_id = new_run_id(self.clock)
-        holder = {"run_id": run_id, "user": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
-                  "command": command, "since": self.clock.now().isoformat(timespec="seconds")}
+        holder = {
+            "run_id": run_id,
+            "user": getpass.getuser(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "command": command,
+            "since": self.clock.now().isoformat(timespec="seconds"),
+        }
         taken = self._acquire(holder)
-        self.store.start_run(RunRecord(run_id, self.svc.name, command, "running", holder["since"],
-                                       user=holder["user"], host=holder["host"], phases=phases))
+        self.store.start_run(
+            RunRecord(
+                run_id,
+                self.svc.name,
+                command,
+                "running",
+                holder["since"],
+                user=holder["user"],
+                host=holder["host"],
+                phases=phases,
+            )
+        )
         j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
-        j.event("run_started", f"{command} started by {holder['user']}@{holder['host']}: phases {', '.join(phases) or '-'}",
-                command=command)
+        j.event(
+            "run_started",
+            f"{command} started by {holder['user']}@{holder['host']}: phases {', '.join(phases) or '-'}",
+            command=command,
+        )
         if taken:
             why = f"its process {taken.get('pid')} is gone" if taken.get("dead_pid") else "its lease expired"
-            j.event("lock_taken_over", f"took over the lock of run {taken.get('run_id')} ({why}; "
-                    f"{taken.get('user')}@{taken.get('host')}, {taken.get('command')} since {taken.get('since')})",
-                    previous=taken)
+            j.event(
+                "lock_taken_over",
+                f"took over the lock of run {taken.get('run_id')} ({why}; "
+                f"{taken.get('user')}@{taken.get('host')}, {taken.get('command')} since {taken.get('since')})",
+                previous=taken,
+            )
         self._reconcile(j)
         return j
 
@@ -154,20 +184,32 @@ class Engine(RollbackMixin):
                 live, looked = (svc.task_definition if svc else None), True
             target = st.intent.get("to")
             happened = bool(target) and live == target
-            self.store.end_step(st.step_id, "interrupted",
-                                {"reconciled_by": j.run_id, "service_revision": live, "took_effect": happened}, j.now())
-            self._mark_interrupted(j, st.run_id, f"during {st.kind} ({st.phase or '-'}); the service runs "
-                                   f"{(live or '?').rsplit('/', 1)[-1]}", step=st.kind, took_effect=happened)
+            self.store.end_step(
+                st.step_id,
+                "interrupted",
+                {"reconciled_by": j.run_id, "service_revision": live, "took_effect": happened},
+                j.now(),
+            )
+            self._mark_interrupted(
+                j,
+                st.run_id,
+                f"during {st.kind} ({st.phase or '-'}); the service runs {(live or '?').rsplit('/', 1)[-1]}",
+                step=st.kind,
+                took_effect=happened,
+            )
         for run in self.store.runs(self.svc.name, 50):
             if run.run_id != j.run_id and run.status == "running":
                 done = [e for e in self.store.events(self.svc.name, run.run_id) if e.kind != "run_started"]
-                self._mark_interrupted(j, run.run_id, f"after: {done[-1].message}" if done else "before it changed anything")
+                self._mark_interrupted(
+                    j, run.run_id, f"after: {done[-1].message}" if done else "before it changed anything"
+                )
 
     def _mark_interrupted(self, j: Journal, run_id: str, where: str, **data: Any) -> None:
         run = self.store.get_run(run_id)
         if run and run.status == "running":
-            self.store.finish_run(run_id, "interrupted", ExitCode.INTERRUPTED,
-                                  f"interrupted {where}; reconciled by {j.run_id}", j.now())
+            self.store.finish_run(
+                run_id, "interrupted", ExitCode.INTERRUPTED, f"interrupted {where}; reconciled by {j.run_id}", j.now()
+            )
         j.event("reconciled", f"run {run_id} was interrupted {where}", run=run_id, **data)
 
     def resume_point(self) -> str:
@@ -200,8 +242,10 @@ class Engine(RollbackMixin):
             with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease):
                 return self._finish(j, self._run_phases(j, plan, opts))
         except SnailError as exc:
-            status = exc.data.get("status") or {ExitCode.ROLLED_BACK: "rolled_back",
-                                                ExitCode.INTERRUPTED: "interrupted"}.get(exc.exit_code, "failed")
+            status = exc.data.get("status") or {
+                ExitCode.ROLLED_BACK: "rolled_back",
+                ExitCode.INTERRUPTED: "interrupted",
+            }.get(exc.exit_code, "failed")
             self._finish(j, Outcome(exc.exit_code, str(exc), status=status))
             exc.data["run_id"] = j.run_id
             raise
@@ -209,8 +253,14 @@ class Engine(RollbackMixin):
     def _run_phases(self, j: Journal, plan: Plan, opts: RunOptions) -> Outcome:
         if not plan.todo:
             last = plan.phases[-1] if plan.phases else None
-            msg = (f"nothing to do: phase {last.phase.name} is already live and good "
-                   f"({last.good.revision_arn.rsplit('/', 1)[-1]}, image {last.identity})") if last and last.good else "nothing to do"
+            msg = (
+                (
+                    f"nothing to do: phase {last.phase.name} is already live and good "
+                    f"({last.good.revision_arn.rsplit('/', 1)[-1]}, image {last.identity})"
+                )
+                if last and last.good
+                else "nothing to do"
+            )
             j.event("noop", msg)
             return Outcome(ExitCode.OK, msg, status="noop")
         for pp in plan.phases:
@@ -235,8 +285,10 @@ class Engine(RollbackMixin):
                     raise
                 svc = self.ecs.service(self.svc.cluster, self.svc.name)
                 where = svc.task_definition.rsplit("/", 1)[-1] if svc else "(no service)"
-                msg = (f"phase {pp.phase.name} failed before it changed the service: {exc}; nothing was deployed, "
-                       f"the service stays on {where}")
+                msg = (
+                    f"phase {pp.phase.name} failed before it changed the service: {exc}; nothing was deployed, "
+                    f"the service stays on {where}"
+                )
                 j.event("phase_failed", msg, error=type(exc).__name__)
                 exc.message, exc.args = msg, (msg,)
                 exc.data["status"] = "failed"
@@ -246,9 +298,18 @@ class Engine(RollbackMixin):
 
     def _gate_ctx(self, j: Journal, revision_arn: str, phase: str) -> GateContext:
         return GateContext(
-            cluster=self.svc.cluster, service=self.svc.name, revision_arn=revision_arn, port=self.svc.port,
-            ecs=self.ecs, aws=self.aws, endpoint=self.svc.endpoint, deployed_at=self.clock.now(), clock=self.clock,
-            progress=j.progress, phase=phase, workdir=str(self.p.root),
+            cluster=self.svc.cluster,
+            service=self.svc.name,
+            revision_arn=revision_arn,
+            port=self.svc.port,
+            ecs=self.ecs,
+            aws=self.aws,
+            endpoint=self.svc.endpoint,
+            deployed_at=self.clock.now(),
+            clock=self.clock,
+            progress=j.progress,
+            phase=phase,
+            workdir=str(self.p.root),
         )
 
     def _run_phase(self, j: Journal, plan: Plan, pp: PhasePlan, create: bool) -> None:
@@ -259,7 +320,14 @@ class Engine(RollbackMixin):
             img = self.images.resolve(ph)
             r.update(ref=img.ref, built=img.built, pushed=img.pushed)
         verb = "built and pushed" if img.pushed else "built" if img.built else "reused"
-        j.event("image_ready", f"image {verb}: {img.ref}", ref=img.ref, digest=img.digest, built=img.built, pushed=img.pushed)
+        j.event(
+            "image_ready",
+            f"image {verb}: {img.ref}",
+            ref=img.ref,
+            digest=img.digest,
+            built=img.built,
+            pushed=img.pushed,
+        )
         base = plan.base or {}
         desired = taskdef.compose(base, self.svc, ph, img.ref)
         svc = self.ecs.service(self.svc.cluster, self.svc.name)  # registering below does not change the service
@@ -281,8 +349,12 @@ class Engine(RollbackMixin):
                 with j.step("update_service", **{"from": before, "to": arn}) as r:
                     after = self.ecs.update_service(self.svc.cluster, self.svc.name, arn)
                     r["deployment"] = after.primary.id if after.primary else None
-                j.event("service_updated", f"service {self.svc.name} -> {arn.rsplit('/', 1)[-1]}",
-                        previous=before, revision=arn)
+                j.event(
+                    "service_updated",
+                    f"service {self.svc.name} -> {arn.rsplit('/', 1)[-1]}",
+                    previous=before,
+                    revision=arn,
+                )
             elif before == arn:
                 j.event("service_unchanged", f"service already runs {arn.rsplit('/', 1)[-1]}; gating it again")
             ctx = self._gate_ctx(j, arn, ph.name)
@@ -296,9 +368,15 @@ class Engine(RollbackMixin):
             raise
         except (SnailError, KeyboardInterrupt) as exc:
             raise _Deployed(exc, arn, deployed_at) from None
-        self.store.mark_good(GoodRecord(self.svc.name, ph.name, arn, img.ref, img.digest, j.run_id, j.now(), pp.spec_hash))
-        j.event("phase_passed", f"phase {ph.name} passed its gates on {arn.rsplit('/', 1)[-1]}: marked good",
-                revision=arn, image=img.ref)
+        self.store.mark_good(
+            GoodRecord(self.svc.name, ph.name, arn, img.ref, img.digest, j.run_id, j.now(), pp.spec_hash)
+        )
+        j.event(
+            "phase_passed",
+            f"phase {ph.name} passed its gates on {arn.rsplit('/', 1)[-1]}: marked good",
+            revision=arn,
+            image=img.ref,
+        )
 
     def _gates(self, j: Journal, gates: tuple[GateSpec, ...], ctx: GateContext, phase: str) -> None:
         for g in gates:
@@ -321,8 +399,7 @@ class Engine(RollbackMixin):
             raise GateFailed(ph.name, v)
         self._gates(j, tuple(g for g in ph.gates if g.type == "alarm"), ctx, ph.name)
 
-    def _register(self, j: Journal, ph: Phase, desired: dict[str, Any], spec: str, digest: str | None,
-                  svc: Any) -> str:
+    def _register(self, j: Journal, ph: Phase, desired: dict[str, Any], spec: str, digest: str | None, svc: Any) -> str:
         """Register the phase's revision, or reuse an identical one (same spec hash and image): the service's
         current revision or the family's newest are the candidates."""
         image = taskdef.container(desired, self.svc.container)["image"]  # type: ignore[index]
@@ -336,7 +413,9 @@ class Engine(RollbackMixin):
             td, tags = self.ecs.task_definition(arn)
             cd = taskdef.container(td, self.svc.container)
             if tags.get(taskdef.TAG_SPEC) == spec and cd is not None and cd.get("image") == image:
-                j.event("revision_reused", f"identical revision {arn.rsplit('/', 1)[-1]} reused (spec {spec})", revision=arn)
+                j.event(
+                    "revision_reused", f"identical revision {arn.rsplit('/', 1)[-1]} reused (spec {spec})", revision=arn
+                )
                 return arn
         tags = {taskdef.TAG_PHASE: ph.name, taskdef.TAG_SPEC: spec, taskdef.TAG_RUN: j.run_id}
         if digest:
@@ -344,6 +423,9 @@ class Engine(RollbackMixin):
         with j.step("register", family=desired["family"], spec=spec, image=image) as r:
             arn = self.ecs.register_revision(desired, tags)
             r["revision"] = arn
-        j.event("revision_registered", f"registered task definition revision {revision_of(arn)} ({arn.rsplit('/', 1)[-1]})",
-                revision=arn)
+        j.event(
+            "revision_registered",
+            f"registered task definition revision {revision_of(arn)} ({arn.rsplit('/', 1)[-1]})",
+            revision=arn,
+        )
         return arn

@@ -3,6 +3,7 @@
 SNAIL_FAILPOINTS="update_service:acted" kills the process with SIGKILL right after the service update and
 before its result is written. Names are `<step kind>:<intent|acted>` (a `#N` suffix picks the Nth time,
 e.g. `update_service:acted#2`). Unset in production: checking costs one dict lookup."""
+
 from __future__ import annotations
 
 import os

@@ -1,8 +1,10 @@
 """A phase's image: a prebuilt reference, or a build context built, probed and pushed (orchestrator.build)."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import Phase, Pipeline
@@ -70,8 +72,10 @@ class Images:
                 try:  # read-only: plan never creates the repository, even with registry.create
                     target = RegistryTarget.from_ecr(self.aws.client("ecr"), self.pipeline.registry.ecr, create=False)
                 except NotFound:
-                    return (f"build {ctx} -> {self.repository()}:{identity} (repository "
-                            f"{self.pipeline.registry.ecr} does not exist yet: run creates it)")
+                    return (
+                        f"build {ctx} -> {self.repository()}:{identity} (repository "
+                        f"{self.pipeline.registry.ecr} does not exist yet: run creates it)"
+                    )
             else:
                 target = self.target()
             digest = registry_digest(target, identity, timeout=5)
@@ -109,10 +113,16 @@ class Images:
         if phase.image.probe is not None:
             from orchestrator.build import ProbeSpec as BuildProbe
 
-            probe = BuildProbe(port=self.pipeline.service.port, path=phase.image.probe.path, timeout=phase.image.probe.timeout)
+            probe = BuildProbe(
+                port=self.pipeline.service.port, path=phase.image.probe.path, timeout=phase.image.probe.timeout
+            )
         built = self._builder.build_and_push(
-            phase.name, phase.image.context, self.target(), build_args=dict(phase.image.build_args),
-            dockerfile=phase.image.dockerfile, probe=probe,
+            phase.name,
+            phase.image.context,
+            self.target(),
+            build_args=dict(phase.image.build_args),
+            dockerfile=phase.image.dockerfile,
+            probe=probe,
         )
         if self.registry_url and self.pipeline.registry.ecr and built.digest:
             return ResolvedImage(self._mirror_to_ecr(built), built.digest, built.built, built.pushed)
@@ -127,14 +137,20 @@ class Images:
         from orchestrator.build.registry import MANIFEST_TYPES
 
         target = self.target()
-        resp = requests.get(f"{target.api_base}/{target.name}/manifests/{built.digest}",
-                            headers={"Accept": MANIFEST_TYPES}, timeout=10)
+        resp = requests.get(
+            f"{target.api_base}/{target.name}/manifests/{built.digest}", headers={"Accept": MANIFEST_TYPES}, timeout=10
+        )
         resp.raise_for_status()
         ecr = self.aws.client("ecr")
         name = self.pipeline.registry.ecr
         with aws_call("ecr:DescribeRepositories"):
             uri = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryUri"]
-        kwargs = {"repositoryName": name, "imageManifest": resp.text, "imageTag": built.tag, "imageDigest": built.digest}
+        kwargs = {
+            "repositoryName": name,
+            "imageManifest": resp.text,
+            "imageTag": built.tag,
+            "imageDigest": built.digest,
+        }
         media = resp.headers.get("Content-Type", "").split(";")[0]
         if media:
             kwargs["imageManifestMediaType"] = media

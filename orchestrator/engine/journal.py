@@ -1,8 +1,10 @@
 """The journal: every decision goes to the state store (the trail), the structured log and the progress display."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import structlog
 
@@ -37,8 +39,15 @@ class Journal:
     def event(self, kind: str, message: str, **data: Any) -> None:
         """Record one trail line, log it and show it."""
         self.store.append_event(
-            TrailEvent(run_id=self.run_id, service=self.service, at=self.now(), kind=kind, message=message,
-                       phase=self.phase, data=data)
+            TrailEvent(
+                run_id=self.run_id,
+                service=self.service,
+                at=self.now(),
+                kind=kind,
+                message=message,
+                phase=self.phase,
+                data=data,
+            )
         )
         self.log.info(kind, phase=self.phase, message=message)
         self._progress(kind, {"phase": self.phase, "message": message, **data})

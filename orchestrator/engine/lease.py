@@ -1,4 +1,5 @@
 """The lease heartbeat that keeps a run's lock alive while it works."""
+
 from __future__ import annotations
 
 import threading
@@ -22,7 +23,7 @@ class Heartbeat:
             except Exception:  # a missed beat is survivable: the lease still has two thirds left
                 pass
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

@@ -1,4 +1,5 @@
 """How a command ended."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -2,6 +2,7 @@
 
 The target is always the newest revision that passed snail's own gates for the service (never "N-1", never a
 revision ECS merely called COMPLETED); it is known before anything is changed."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,8 +38,10 @@ class RollbackMixin:
         reason = "interrupted" if interrupted else str(cause)
         if interrupted and self.p.on_interrupt == "record":
             short = d.revision_arn.rsplit("/", 1)[-1]
-            msg = (f"interrupted during phase {phase}; the service was left on {short}, which has NOT passed its gates "
-                   "(rollback.on_interrupt: record): `snail run --resume` continues, `snail rollback` goes back")
+            msg = (
+                f"interrupted during phase {phase}; the service was left on {short}, which has NOT passed its gates "
+                "(rollback.on_interrupt: record): `snail run --resume` continues, `snail rollback` goes back"
+            )
             j.event("interrupted", msg, revision=d.revision_arn)
             raise Interrupted(msg)
         target = next((g for g in self.store.good_history(self.svc.name) if g.revision_arn != d.revision_arn), None)
@@ -51,25 +54,48 @@ class RollbackMixin:
         evidence = cause.verdict.evidence if isinstance(cause, GateFailed) else {}
         if target is None:
             svc = self.ecs.service(self.svc.cluster, self.svc.name)
-            state = (f"the service runs {svc.task_definition.rsplit('/', 1)[-1]}; "
-                     + (f"primary deployment {svc.primary.rollout_state}, {svc.primary.running}/{svc.primary.desired} running"
-                        if svc and svc.primary else "no primary deployment")) if svc else "the service is missing"
-            msg = (f"phase {phase} failed ({reason}) and no revision has passed its gates yet, so there is nothing "
-                   f"to roll back to: {state}. A human is needed.")
+            state = (
+                (
+                    f"the service runs {svc.task_definition.rsplit('/', 1)[-1]}; "
+                    + (
+                        f"primary deployment {svc.primary.rollout_state}, {svc.primary.running}/{svc.primary.desired} running"
+                        if svc and svc.primary
+                        else "no primary deployment"
+                    )
+                )
+                if svc
+                else "the service is missing"
+            )
+            msg = (
+                f"phase {phase} failed ({reason}) and no revision has passed its gates yet, so there is nothing "
+                f"to roll back to: {state}. A human is needed."
+            )
             j.event("rollback_impossible", msg, reason=reason, evidence=evidence, diagnosis=diagnosis)
             raise RollbackFailed(msg)
         short = target.revision_arn.rsplit("/", 1)[-1]
-        j.event("decision", f"rolling back to {short} (phase {target.phase}, last good) because {reason}"
-                + (f" — diagnosis: {diagnosis}" if diagnosis else ""),
-                reason=reason, target=target.revision_arn, evidence=evidence, diagnosis=diagnosis)
+        j.event(
+            "decision",
+            f"rolling back to {short} (phase {target.phase}, last good) because {reason}"
+            + (f" — diagnosis: {diagnosis}" if diagnosis else ""),
+            reason=reason,
+            target=target.revision_arn,
+            evidence=evidence,
+            diagnosis=diagnosis,
+        )
         try:
             self._restore(j, target, d.revision_arn)
         except KeyboardInterrupt:
-            raise RollbackFailed(f"interrupted while rolling back to {short}; the trail says where it stopped") from None
+            raise RollbackFailed(
+                f"interrupted while rolling back to {short}; the trail says where it stopped"
+            ) from None
         if interrupted:
-            raise Interrupted(f"interrupted during phase {phase}; rolled back to {short} (phase {target.phase}), verified")
-        raise RolledBack(f"phase {phase} failed: {reason}; rolled back to {short} (phase {target.phase}), verified by its gates"
-                         + (f"\ndiagnosis: {diagnosis}" if diagnosis else ""))
+            raise Interrupted(
+                f"interrupted during phase {phase}; rolled back to {short} (phase {target.phase}), verified"
+            )
+        raise RolledBack(
+            f"phase {phase} failed: {reason}; rolled back to {short} (phase {target.phase}), verified by its gates"
+            + (f"\ndiagnosis: {diagnosis}" if diagnosis else "")
+        )
 
     def _restore(self, j: Journal, target: GoodRecord, failed_arn: str | None) -> None:
         """Point the service at a good revision and verify it with the rollout gate and its phase's gates."""
@@ -85,7 +111,11 @@ class RollbackMixin:
         except SnailError as exc:
             j.event("rollback_failed", f"rollback to {short} could not be verified: {exc}. A human is needed.")
             raise RollbackFailed(f"rollback to {short} failed: {exc}") from None
-        j.event("rollback_verified", f"rolled back to {short} (phase {target.phase}): gates passed", revision=target.revision_arn)
+        j.event(
+            "rollback_verified",
+            f"rolled back to {short} (phase {target.phase}): gates passed",
+            revision=target.revision_arn,
+        )
 
     def _verification_gates(self, phase_name: str) -> tuple[GateSpec, ...]:
         try:
@@ -104,8 +134,10 @@ class RollbackMixin:
             want = to_revision if ":" in to_revision else f"{family_of(svc.task_definition)}:{to_revision}"
             target = next((g for g in history if g.revision_arn.endswith("/" + want) or g.revision_arn == want), None)
             if target is None:
-                raise UsageError(f"revision {want} never passed snail's gates for {self.svc.name}; "
-                                 f"good revisions: {', '.join(sorted({g.revision_arn.rsplit('/', 1)[-1] for g in history})) or 'none'}")
+                raise UsageError(
+                    f"revision {want} never passed snail's gates for {self.svc.name}; "
+                    f"good revisions: {', '.join(sorted({g.revision_arn.rsplit('/', 1)[-1] for g in history})) or 'none'}"
+                )
         elif to_phase:
             target = next((g for g in history if g.phase == to_phase), None)
             if target is None:
@@ -117,11 +149,22 @@ class RollbackMixin:
         j = self._begin("rollback", [target.phase])
         try:
             with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease):
-                j.event("decision", f"manual rollback to {target.revision_arn.rsplit('/', 1)[-1]} (phase {target.phase}) "
-                        f"from {svc.task_definition.rsplit('/', 1)[-1]}", target=target.revision_arn)
+                j.event(
+                    "decision",
+                    f"manual rollback to {target.revision_arn.rsplit('/', 1)[-1]} (phase {target.phase}) "
+                    f"from {svc.task_definition.rsplit('/', 1)[-1]}",
+                    target=target.revision_arn,
+                )
                 self._restore(j, target, None)
-                return self._finish(j, Outcome(ExitCode.OK, f"rolled back to {target.revision_arn.rsplit('/', 1)[-1]} "
-                                                             f"(phase {target.phase}), verified by its gates", status="succeeded"))
+                return self._finish(
+                    j,
+                    Outcome(
+                        ExitCode.OK,
+                        f"rolled back to {target.revision_arn.rsplit('/', 1)[-1]} "
+                        f"(phase {target.phase}), verified by its gates",
+                        status="succeeded",
+                    ),
+                )
         except SnailError as exc:
             self._finish(j, Outcome(exc.exit_code, str(exc), status="failed"))
             raise

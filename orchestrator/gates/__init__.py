@@ -1,15 +1,16 @@
 """Gates: one module per type, each returning a Verdict; run_gate applies the retry policy."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import structlog
 
 from orchestrator.config.model import GateSpec
+from orchestrator.errors import SnailError
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.retry import retrying
 from orchestrator.gates.verdict import ERROR, Action, Verdict, decide
-from orchestrator.errors import SnailError
 
 log = structlog.get_logger()
 
@@ -47,7 +48,9 @@ def run_gate(spec: GateSpec, ctx: GateContext) -> Verdict:
     def before_sleep(state) -> None:  # type: ignore[no-untyped-def]
         v: Verdict = state.outcome.result()
         log.info("gate_retry", gate=spec.label, attempt=attempts["n"], status=v.status, summary=v.summary)
-        ctx.progress("gate_retry", {"gate": spec.label, "attempt": attempts["n"], "status": v.status, "summary": v.summary})
+        ctx.progress(
+            "gate_retry", {"gate": spec.label, "attempt": attempts["n"], "status": v.status, "summary": v.summary}
+        )
 
     policy = retrying(spec.retries, ctx.clock, retry_if=again, deadline=deadline, on_retry=before_sleep)
     return policy(attempt)

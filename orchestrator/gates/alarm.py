@@ -1,4 +1,5 @@
 """The alarm gate: none of the named CloudWatch alarms may be in ALARM."""
+
 from __future__ import annotations
 
 from orchestrator.aws.errors import aws_call

@@ -1,4 +1,5 @@
 """The command gate: a smoke-test script's exit status decides."""
+
 from __future__ import annotations
 
 import os
@@ -42,5 +43,9 @@ def evaluate(spec: GateSpec, ctx: GateContext) -> Verdict:
     shown = " ".join(shlex.quote(a) for a in argv)
     if proc.returncode == 0:
         return Verdict(spec.label, PASSED, "exit 0", {"command": shown, "output": out})
-    return Verdict(spec.label, FAILED, f"exit {proc.returncode}: {out.strip().splitlines()[-1] if out.strip() else ''}",
-                   {"command": shown, "exit_code": proc.returncode, "output": out})
+    return Verdict(
+        spec.label,
+        FAILED,
+        f"exit {proc.returncode}: {out.strip().splitlines()[-1] if out.strip() else ''}",
+        {"command": shown, "exit_code": proc.returncode, "output": out},
+    )

@@ -1,9 +1,11 @@
 """What a gate may look at: the service, the revision we deployed, endpoints, the clock."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from orchestrator.clock import Clock, SystemClock
 

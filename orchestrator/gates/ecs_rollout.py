@@ -1,5 +1,6 @@
 """The ecs-rollout gate: success only when the PRIMARY deployment runs *our* revision, COMPLETED,
 running == desired and older deployments drained. Anything else is never reported as success."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,9 +26,17 @@ def judge(svc: ServiceView | None, revision_arn: str, label: str = "ecs-rollout"
     primary = svc.primary
     state = {
         "deployments": [
-            {"id": d.id, "status": d.status, "revision": _short(d.task_definition), "rollout": d.rollout_state,
-             "reason": d.rollout_reason, "running": d.running, "desired": d.desired, "pending": d.pending,
-             "failed": d.failed}
+            {
+                "id": d.id,
+                "status": d.status,
+                "revision": _short(d.task_definition),
+                "rollout": d.rollout_state,
+                "reason": d.rollout_reason,
+                "running": d.running,
+                "desired": d.desired,
+                "pending": d.pending,
+                "failed": d.failed,
+            }
             for d in svc.deployments
         ],
         "events": [e.get("message", "") for e in svc.events[:8]],
@@ -39,28 +48,39 @@ def judge(svc: ServiceView | None, revision_arn: str, label: str = "ecs-rollout"
         failed_mine = next((d for d in mine if d.has_failed), None)
         if failed_mine is not None:
             return Verdict(
-                label, FAILED,
+                label,
+                FAILED,
                 f"ECS rolled {ours} back to {_short(primary.task_definition)}: {failed_mine.rollout_reason or 'deployment FAILED'}",
-                state, terminal=True,
+                state,
+                terminal=True,
             )
         if mine:
             return Verdict(
-                label, FAILED,
+                label,
+                FAILED,
                 f"our deployment of {ours} is no longer PRIMARY: {_short(primary.task_definition)} replaced it",
-                state, terminal=True,
+                state,
+                terminal=True,
             )
         return Verdict(
-            label, FAILED,
+            label,
+            FAILED,
             f"the PRIMARY deployment runs {_short(primary.task_definition)}, not our revision {ours}: another "
             "deployment replaced ours, or this endpoint does not emulate ECS deployments (plain moto never moves one)",
-            state, terminal=True,
+            state,
+            terminal=True,
         )
     if primary.has_failed:
         return Verdict(label, FAILED, f"deployment {primary.id} FAILED: {primary.rollout_reason}", state, terminal=True)
     # ECS removes an old deployment from the list once its tasks are drained; until then we are not done.
     draining = list(svc.others)
     if primary.is_complete and not draining:
-        return Verdict(label, PASSED, f"{ours} COMPLETED: {primary.running}/{primary.desired} running, old deployments drained", state)
+        return Verdict(
+            label,
+            PASSED,
+            f"{ours} COMPLETED: {primary.running}/{primary.desired} running, old deployments drained",
+            state,
+        )
     waiting = (
         f"{primary.running}/{primary.desired} running, {primary.pending} pending, {primary.failed} failed"
         + (f", {len(draining)} old deployment(s) draining" if draining else "")
@@ -75,13 +95,16 @@ def stopped_reasons(ctx: GateContext, limit: int = 5) -> list[dict[str, Any]]:
     for t in ctx.ecs.tasks(ctx.cluster, ctx.service, desired_status="STOPPED"):
         if t.task_definition != ctx.revision_arn:
             continue
-        out.append({
-            "task": t.short_id,
-            "stopped_reason": t.stopped_reason,
-            "containers": [
-                {"name": c.get("name"), "exit_code": c.get("exitCode"), "reason": c.get("reason")} for c in t.containers
-            ],
-        })
+        out.append(
+            {
+                "task": t.short_id,
+                "stopped_reason": t.stopped_reason,
+                "containers": [
+                    {"name": c.get("name"), "exit_code": c.get("exitCode"), "reason": c.get("reason")}
+                    for c in t.containers
+                ],
+            }
+        )
         if len(out) >= limit:
             break
     return out
@@ -101,7 +124,9 @@ def evaluate(spec: GateSpec, ctx: GateContext) -> Verdict:
     def report(v: Verdict) -> None:
         ctx.progress("gate_waiting", {"gate": label, "attempt": polls["n"], "waiting_for": v.summary})
 
-    v = poll_until(look, lambda v: v.status != INCONCLUSIVE, ctx.clock, timeout=timeout, first_wait=first, on_poll=report)
+    v = poll_until(
+        look, lambda v: v.status != INCONCLUSIVE, ctx.clock, timeout=timeout, first_wait=first, on_poll=report
+    )
     if v.status == INCONCLUSIVE:
         v = Verdict(label, FAILED, f"timed out after {timeout:.0f}s: {v.summary}", v.evidence, attempts=polls["n"])
     if v.status == FAILED:

@@ -3,6 +3,7 @@
 Task endpoints come from networkBindings (EC2 bridge mode, and the sandbox's 127.0.0.1 ports) or the awsvpc
 ENI (public address when there is one). Either way an endpoint is only a place to ask: health comes from the
 answer, never from the binding itself (the field log's empty networkBindings on a healthy task)."""
+
 from __future__ import annotations
 
 from orchestrator.gates.context import GateContext
@@ -11,7 +12,8 @@ from orchestrator.gates.context import GateContext
 def task_endpoints(ctx: GateContext, port: int) -> list[str]:
     """Base URLs of our revision's RUNNING tasks."""
     tasks = [
-        t for t in ctx.ecs.tasks(ctx.cluster, ctx.service, desired_status="RUNNING")
+        t
+        for t in ctx.ecs.tasks(ctx.cluster, ctx.service, desired_status="RUNNING")
         if t.task_definition == ctx.revision_arn and t.last_status == "RUNNING"
     ]
     urls: list[str] = []
@@ -42,8 +44,7 @@ def _public_ips(ctx: GateContext, eni_ids: list[str]) -> dict[str, str]:
     with aws_call("ec2:DescribeNetworkInterfaces"):
         out = ctx.aws.client("ec2").describe_network_interfaces(NetworkInterfaceIds=eni_ids)
     return {
-        n["NetworkInterfaceId"]: n.get("Association", {}).get("PublicIp", "")
-        for n in out.get("NetworkInterfaces", [])
+        n["NetworkInterfaceId"]: n.get("Association", {}).get("PublicIp", "") for n in out.get("NetworkInterfaces", [])
     }
 
 

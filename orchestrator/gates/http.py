@@ -1,8 +1,8 @@
 """The http gate: status, JSON fields, body text and latency, N consecutive successes on every endpoint."""
+
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from typing import Any
@@ -37,7 +37,11 @@ def check_response(status: int, body: bytes, latency: float, expect: dict[str, A
     if expect.get("max_latency") is not None:
         from orchestrator.config.schema import parse_duration
 
-        limit = parse_duration(expect["max_latency"]) if not isinstance(expect["max_latency"], float) else expect["max_latency"]
+        limit = (
+            parse_duration(expect["max_latency"])
+            if not isinstance(expect["max_latency"], float)
+            else expect["max_latency"]
+        )
         if latency > limit:
             problems.append(f"latency {latency * 1000:.0f}ms > {limit * 1000:.0f}ms")
     if expect.get("body_contains") and expect["body_contains"].encode() not in body:
@@ -68,7 +72,7 @@ def probe(url: str, method: str, timeout: float, clock: Any) -> tuple[int | None
             return resp.status, body, clock.monotonic() - start, ""
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(65536) if exc.fp else b"", clock.monotonic() - start, ""
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return None, b"", clock.monotonic() - start, f"{type(reason).__name__}: {reason}"
 
@@ -79,7 +83,9 @@ def evaluate(spec: GateSpec, ctx: GateContext) -> Verdict:
     label = spec.label
     bases = resolve(ctx, p.get("url"), p.get("port"))
     if not bases:
-        return Verdict(label, INCONCLUSIVE, f"no running task of {ctx.revision_arn.rsplit('/', 1)[-1]} has an endpoint yet")
+        return Verdict(
+            label, INCONCLUSIVE, f"no running task of {ctx.revision_arn.rsplit('/', 1)[-1]} has an endpoint yet"
+        )
     path = p.get("path", "") if not p.get("url") else ""
     need = int(p.get("consecutive", 1))
     timeout = float(p.get("request_timeout") or 5.0)
@@ -91,8 +97,15 @@ def evaluate(spec: GateSpec, ctx: GateContext) -> Verdict:
             status, body, latency, error = probe(url, p.get("method", "GET"), timeout, ctx.clock)
             excerpt = mask_text(body[:EXCERPT].decode("utf-8", "replace"))
             problems = [error] if status is None else check_response(status, body, latency, expect)
-            results.append({"url": url, "status": status, "latency_ms": round(latency * 1000, 1),
-                            "body": excerpt, "problems": problems})
+            results.append(
+                {
+                    "url": url,
+                    "status": status,
+                    "latency_ms": round(latency * 1000, 1),
+                    "body": excerpt,
+                    "problems": problems,
+                }
+            )
             if problems:
                 return Verdict(label, FAILED, f"{url}: {'; '.join(problems)}", {"responses": results[-5:]})
             if i + 1 < need:

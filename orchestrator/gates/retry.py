@@ -1,7 +1,9 @@
 """Retry policies as data: the YAML `retries:` block becomes a tenacity policy on our injected clock."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 import tenacity
@@ -25,7 +27,9 @@ def stop_at_deadline(clock: Clock, deadline: float | None) -> tenacity.stop.stop
 def wait_for(retries: Retries) -> tenacity.wait.wait_base:
     """Fixed wait, or exponential backoff capped at max_wait when backoff > 1."""
     if retries.backoff > 1.0 and retries.wait > 0:
-        return tenacity.wait_exponential(multiplier=retries.wait, exp_base=retries.backoff, min=retries.wait, max=retries.max_wait)
+        return tenacity.wait_exponential(
+            multiplier=retries.wait, exp_base=retries.backoff, min=retries.wait, max=retries.max_wait
+        )
     return tenacity.wait_fixed(retries.wait)
 
 

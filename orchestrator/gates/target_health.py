@@ -1,4 +1,5 @@
 """The target-health gate: every target of the load balancer's target group is healthy."""
+
 from __future__ import annotations
 
 from orchestrator.aws.errors import aws_call
@@ -11,13 +12,16 @@ def evaluate(spec: GateSpec, ctx: GateContext, target_group_arn: str | None = No
     """All registered targets healthy passes; unhealthy fails with ELB's reasons; none yet is inconclusive."""
     tg = spec.params.get("target_group_arn") or target_group_arn
     if not tg:
-        return Verdict(spec.label, FAILED, "no target group: set target_group_arn or service.load_balancer", terminal=True)
+        return Verdict(
+            spec.label, FAILED, "no target group: set target_group_arn or service.load_balancer", terminal=True
+        )
     with aws_call("elasticloadbalancing:DescribeTargetHealth"):
         out = ctx.aws.client("elbv2").describe_target_health(TargetGroupArn=tg)
     targets = out.get("TargetHealthDescriptions", [])
     evidence = {
         f"{t['Target']['Id']}:{t['Target'].get('Port', '')}": {
-            "state": t["TargetHealth"]["State"], "reason": t["TargetHealth"].get("Reason", ""),
+            "state": t["TargetHealth"]["State"],
+            "reason": t["TargetHealth"].get("Reason", ""),
             "description": t["TargetHealth"].get("Description", ""),
         }
         for t in targets

@@ -1,4 +1,5 @@
 """Verdicts are data: every gate returns one, and one function maps verdicts to actions."""
+
 from __future__ import annotations
 
 import enum

@@ -18,13 +18,15 @@ Rules, and where they simplify ECS:
   rollback the FAILED deployment keeps retrying with backoff, as ECS does.
 - Stopped tasks stay describable; the oldest are forgotten beyond `keep_stopped` per service.
 """
+
 from __future__ import annotations
 
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 from moto.core.utils import utcnow
@@ -207,7 +209,9 @@ class EcsAgent:
             # It stopped on its own: a failed task, to be replaced.
             reason = status.reason if status.reason and status.reason.split(":")[0] in TASK_LEVEL_REASONS else None
             # A container that ran (it has an exit code) exited; one that never ran failed to start.
-            stop_code = "EssentialContainerExited" if status.exit_code is not None and not reason else "TaskFailedToStart"
+            stop_code = (
+                "EssentialContainerExited" if status.exit_code is not None and not reason else "TaskFailedToStart"
+            )
             record.failed = True
             self._mark_stopped(record, reason or EXIT_REASON, stop_code, status)
             self._stop_launcher(record)  # remove what is left of the containers
@@ -315,8 +319,10 @@ class EcsAgent:
                     services[f"{region}/{name}"] = (backend, service)
             for record in list(self._records.values()):
                 service = services.get(record.service_key, (None, None))[1]
-                if not record.done and record.stop_requested is None and (
-                    service is None or service.status != "ACTIVE"
+                if (
+                    not record.done
+                    and record.stop_requested is None
+                    and (service is None or service.status != "ACTIVE")
                 ):
                     stops.append((record, "Service deleted", "ServiceSchedulerInitiated"))
             for key, (backend, service) in services.items():
@@ -476,7 +482,9 @@ class EcsAgent:
                 }
                 service.deployments = [primary]
                 service.sandbox_last_completed = {"id": primary["id"], "taskDefinition": primary["taskDefinition"]}
-                ext.add_event(service, f"{ext.service_label(service)} (deployment {primary['id']}) deployment completed.")
+                ext.add_event(
+                    service, f"{ext.service_label(service)} (deployment {primary['id']}) deployment completed."
+                )
                 log.info(
                     "sandbox_deployment_completed",
                     service=service.name,
@@ -501,7 +509,8 @@ class EcsAgent:
         }
         service.deployments = [failed if d is primary else d for d in service.deployments]
         ext.add_event(
-            service, f"{ext.service_label(service)} (deployment {primary['id']}) deployment failed: tasks failed to start."
+            service,
+            f"{ext.service_label(service)} (deployment {primary['id']}) deployment failed: tasks failed to start.",
         )
         log.info(
             "sandbox_circuit_breaker_tripped",

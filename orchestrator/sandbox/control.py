@@ -4,6 +4,7 @@ The sandbox is one detached process (`daemon.py`) whose moto answers on 127.0.0.
 are kept in `<state_dir>/sandbox.json`. Seeding goes through boto3 against that endpoint, the same way the
 product talks to AWS, and is idempotent: `up` on a running sandbox only adds what is missing.
 """
+
 from __future__ import annotations
 
 import json
@@ -78,7 +79,7 @@ class SandboxSpec:
     circuit_breaker: bool = True
 
     @classmethod
-    def from_pipeline(cls, p: Any, create_service: bool = True) -> "SandboxSpec":
+    def from_pipeline(cls, p: Any, create_service: bool = True) -> SandboxSpec:
         """Read the spec from a loaded pipeline (`p.service.*`, `p.registry.ecr` or `.url`)."""
         svc = p.service
         registry = getattr(p, "registry", None)
@@ -139,7 +140,7 @@ class SandboxInfo:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SandboxInfo":
+    def from_json(cls, data: dict[str, Any]) -> SandboxInfo:
         """Read sandbox.json's content."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
@@ -239,7 +240,10 @@ def services_summary(info: SandboxInfo) -> list[dict[str, Any]]:
                     "running": svc["runningCount"],
                     "pending": svc["pendingCount"],
                     "deployments": [
-                        {k: d.get(k) for k in ("id", "status", "rolloutState", "taskDefinition", "runningCount", "failedTasks")}
+                        {
+                            k: d.get(k)
+                            for k in ("id", "status", "rolloutState", "taskDefinition", "runningCount", "failedTasks")
+                        }
                         for d in svc.get("deployments", [])
                     ],
                     "tasks": [
@@ -312,13 +316,18 @@ def _seed_network(ec2: Any, port: int) -> dict[str, Any]:
     existing = {s["CidrBlock"]: s["SubnetId"] for s in ec2.describe_subnets(Filters=_tag_filter(vpc_id))["Subnets"]}
     subnet_ids = []
     for cidr, az in SUBNETS:
-        subnet_id = existing.get(cidr) or ec2.create_subnet(
-            VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=f"{region}{az}", TagSpecifications=_name_tags("subnet")
-        )["Subnet"]["SubnetId"]
+        subnet_id = (
+            existing.get(cidr)
+            or ec2.create_subnet(
+                VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=f"{region}{az}", TagSpecifications=_name_tags("subnet")
+            )["Subnet"]["SubnetId"]
+        )
         ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
         subnet_ids.append(subnet_id)
 
-    igws = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])["InternetGateways"]
+    igws = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])[
+        "InternetGateways"
+    ]
     if igws:
         igw_id = igws[0]["InternetGatewayId"]
     else:
@@ -494,8 +503,17 @@ def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo_root), env.get("PYTHONPATH", "")) if p)
     cmd = [
-        sys.executable, "-m", "orchestrator.sandbox.daemon",
-        "--state-dir", str(state_dir), "--port", str(port), "--region", region, "--registry", registry,
+        sys.executable,
+        "-m",
+        "orchestrator.sandbox.daemon",
+        "--state-dir",
+        str(state_dir),
+        "--port",
+        str(port),
+        "--region",
+        region,
+        "--registry",
+        registry,
     ]
     started = time.monotonic()
     with open(log_path, "ab") as out:
@@ -513,7 +531,9 @@ def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str)
     else:
         proc.terminate()
         raise SandboxError(f"sandbox daemon did not answer on {endpoint} within 30s: {_tail(log_path)}")
-    log.info("sandbox_daemon_started", pid=proc.pid, endpoint_url=endpoint, seconds=round(time.monotonic() - started, 2))
+    log.info(
+        "sandbox_daemon_started", pid=proc.pid, endpoint_url=endpoint, seconds=round(time.monotonic() - started, 2)
+    )
     return SandboxInfo(
         pid=proc.pid,
         endpoint_url=endpoint,

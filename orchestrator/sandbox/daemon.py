@@ -5,6 +5,7 @@
 Runs until SIGTERM or SIGINT, then stops every container it started. `control.up()` starts it detached;
 `control.down()` stops it.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -9,6 +9,7 @@ Everything here runs inside the moto process. The backend is shared between moto
 agent's thread, so every ECS request (including serialisation of the response) and every agent mutation
 holds `BACKEND_LOCK`.
 """
+
 from __future__ import annotations
 
 import copy

@@ -3,13 +3,15 @@
 A launcher knows nothing about ECS deployments. The agent asks it to `start` a task's containers, polls
 `status`, and `stop`s them; the agent turns what it reports into ECS task states and stopped reasons.
 """
+
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import structlog
 
@@ -271,9 +273,7 @@ class DockerLauncher:
                 container = self.client.containers.run(**kwargs)
             except docker.errors.APIError as exc:
                 self._cleanup(handle)
-                handle.final = LaunchStatus(
-                    "STOPPED", None, f"CannotStartContainerError: {exc.explanation or exc}"
-                )
+                handle.final = LaunchStatus("STOPPED", None, f"CannotStartContainerError: {exc.explanation or exc}")
                 log.info("sandbox_container_start_failed", task=task_id, image=image, error=str(exc))
                 return handle
             if index == 0:

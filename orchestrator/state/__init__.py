@@ -1,4 +1,5 @@
 """State: runs, steps, good revisions per phase, trail events and the lock, behind one protocol."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -10,7 +11,7 @@ if TYPE_CHECKING:
     from orchestrator.config.model import Pipeline
 
 
-def open_store(pipeline: "Pipeline", aws: "AwsContext | None" = None) -> StateStore:
+def open_store(pipeline: Pipeline, aws: AwsContext | None = None) -> StateStore:
     """The store pipeline.yaml asks for: SQLite under state.path, or DynamoDB."""
     if pipeline.state.backend == "dynamodb":
         from orchestrator.state.dynamodb import DynamoStore

@@ -1,4 +1,5 @@
 """The state store protocol: runs, steps (intent then result), trail events, good revisions, the lock."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

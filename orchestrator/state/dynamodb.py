@@ -16,11 +16,13 @@ Items (string keys `pk`/`sk`; sequences are zero-padded so string order is numer
 
 Every read is strongly consistent: a runner must see the lock and the steps another runner just wrote.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import structlog
 
@@ -45,20 +47,24 @@ def create_table(client: Any, table: str, wait_delay: float = 2.0, wait_attempts
     created = True
     with aws_call("dynamodb:CreateTable"):
         try:
-            client.create_table(TableName=table, KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES,
-                                BillingMode="PAY_PER_REQUEST")
+            client.create_table(
+                TableName=table, KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
                 raise
             created = False  # it exists already (or is being created by someone else): wait for it all the same
     with aws_call("dynamodb:DescribeTable"):
         client.get_waiter("table_exists").wait(
-            TableName=table, WaiterConfig={"Delay": wait_delay, "MaxAttempts": wait_attempts})
+            TableName=table, WaiterConfig={"Delay": wait_delay, "MaxAttempts": wait_attempts}
+        )
         desc = client.describe_table(TableName=table)["Table"]
     keys = sorted((k["AttributeName"], k["KeyType"]) for k in desc.get("KeySchema", []))
     if keys != [("pk", "HASH"), ("sk", "RANGE")]:
-        raise UsageError(f"DynamoDB table {table} exists but its key is {keys}, not pk (HASH) + sk (RANGE) strings: "
-                         "it is not a snail state table; choose another state.table")
+        raise UsageError(
+            f"DynamoDB table {table} exists but its key is {keys}, not pk (HASH) + sk (RANGE) strings: "
+            "it is not a snail state table; choose another state.table"
+        )
     return {"table": table, "created": created, "status": desc.get("TableStatus"), "arn": desc.get("TableArn")}
 
 
@@ -74,11 +80,13 @@ def table_status(client: Any, table: str) -> str | None:
 def create_table_cli(table: str, region: str | None = None) -> str:
     """The AWS CLI commands that create the same table as `create_table`."""
     reg = f" --region {region}" if region else ""
-    return (f"aws dynamodb create-table --table-name {table}"
-            " --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S"
-            " --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE"
-            f" --billing-mode PAY_PER_REQUEST{reg}\n"
-            f"aws dynamodb wait table-exists --table-name {table}{reg}")
+    return (
+        f"aws dynamodb create-table --table-name {table}"
+        " --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S"
+        " --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE"
+        f" --billing-mode PAY_PER_REQUEST{reg}\n"
+        f"aws dynamodb wait table-exists --table-name {table}{reg}"
+    )
 
 
 # ---------------------------------------------------------------- typed attribute values
@@ -105,7 +113,7 @@ def _item(**attrs: Any) -> dict[str, Any]:
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, tv in item.items():
-        (t, v), = tv.items()
+        ((t, v),) = tv.items()
         if t == "N":
             out[k] = int(v) if v.lstrip("-").isdigit() else float(v)
         elif t == "NULL":
@@ -131,7 +139,9 @@ def _cancelled_by_condition(exc: Exception) -> bool:
     if _code(exc) == _CONDITION_FAILED:
         return True
     reasons = getattr(exc, "response", {}).get("CancellationReasons", [])
-    return _code(exc) == "TransactionCanceledException" and any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+    return _code(exc) == "TransactionCanceledException" and any(
+        r.get("Code") == "ConditionalCheckFailed" for r in reasons
+    )
 
 
 class DynamoStore:
@@ -152,11 +162,19 @@ class DynamoStore:
             item = self.client.get_item(TableName=self.table, Key=_key(pk, sk), ConsistentRead=True).get("Item")
         return _plain(item) if item else None
 
-    def _query(self, pk: str, prefix: str, newest_first: bool = False, limit: int | None = None,
-               filters: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    def _query(
+        self,
+        pk: str,
+        prefix: str,
+        newest_first: bool = False,
+        limit: int | None = None,
+        filters: dict[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Items of a partition whose sort key starts with prefix, every page, stopping after `limit` matches."""
         kw: dict[str, Any] = {
-            "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": not newest_first,
+            "TableName": self.table,
+            "ConsistentRead": True,
+            "ScanIndexForward": not newest_first,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
             "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": prefix}},
         }
@@ -183,7 +201,9 @@ class DynamoStore:
         """Items by key (missing ones are absent), every chunk, retrying unprocessed keys."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for i in range(0, len(keys), _BATCH_GET):
-            request = {self.table: {"Keys": [_key(pk, sk) for pk, sk in keys[i:i + _BATCH_GET]], "ConsistentRead": True}}
+            request = {
+                self.table: {"Keys": [_key(pk, sk) for pk, sk in keys[i : i + _BATCH_GET]], "ConsistentRead": True}
+            }
             while request:
                 with aws_call("dynamodb:BatchGetItem"):
                     resp = self.client.batch_get_item(RequestItems=request)
@@ -197,9 +217,13 @@ class DynamoStore:
         """The next value of an atomic counter: unique across every writer of the table."""
         with aws_call("dynamodb:UpdateItem"):
             resp = self.client.update_item(
-                TableName=self.table, Key=_key(pk, sk), UpdateExpression="ADD #n :one",
-                ExpressionAttributeNames={"#n": "n"}, ExpressionAttributeValues={":one": {"N": "1"}},
-                ReturnValues="UPDATED_NEW")
+                TableName=self.table,
+                Key=_key(pk, sk),
+                UpdateExpression="ADD #n :one",
+                ExpressionAttributeNames={"#n": "n"},
+                ExpressionAttributeValues={":one": {"N": "1"}},
+                ReturnValues="UPDATED_NEW",
+            )
         return int(resp["Attributes"]["n"]["N"])
 
     def _transact(self, operation: str, items: list[dict[str, Any]]) -> bool:
@@ -220,15 +244,40 @@ class DynamoStore:
         """Record a new run as running (its id must be new)."""
         seq = self._next(f"SVC#{run.service}", "SEQ#RUN")
         index_sk = f"RUN#{run.started_at}#{_seq(seq)}"
-        record = _item(pk=f"RUN#{run.run_id}", sk="RUN", run_id=run.run_id, service=run.service, command=run.command,
-                       status=run.status, started_at=run.started_at, user=run.user, host=run.host,
-                       message=run.message, finished_at=run.finished_at, exit_code=run.exit_code,
-                       phases=json.dumps(run.phases), index_sk=index_sk)
-        ok = self._transact("dynamodb:TransactWriteItems", [
-            {"Put": {"TableName": self.table, "Item": record, "ConditionExpression": "attribute_not_exists(pk)"}},
-            {"Put": {"TableName": self.table, "Item": _item(pk="RUNS", sk=f"RUN#{run.run_id}", service=run.service)}},
-            {"Put": {"TableName": self.table, "Item": _item(pk=f"SVC#{run.service}", sk=index_sk, run_id=run.run_id)}},
-        ])
+        record = _item(
+            pk=f"RUN#{run.run_id}",
+            sk="RUN",
+            run_id=run.run_id,
+            service=run.service,
+            command=run.command,
+            status=run.status,
+            started_at=run.started_at,
+            user=run.user,
+            host=run.host,
+            message=run.message,
+            finished_at=run.finished_at,
+            exit_code=run.exit_code,
+            phases=json.dumps(run.phases),
+            index_sk=index_sk,
+        )
+        ok = self._transact(
+            "dynamodb:TransactWriteItems",
+            [
+                {"Put": {"TableName": self.table, "Item": record, "ConditionExpression": "attribute_not_exists(pk)"}},
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _item(pk="RUNS", sk=f"RUN#{run.run_id}", service=run.service),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _item(pk=f"SVC#{run.service}", sk=index_sk, run_id=run.run_id),
+                    }
+                },
+            ],
+        )
         if not ok:
             raise UsageError(f"run {run.run_id} is already recorded in {self.table}")
         self._service_of_run[run.run_id] = run.service
@@ -240,11 +289,18 @@ class DynamoStore:
         with aws_call("dynamodb:UpdateItem"):
             try:
                 self.client.update_item(
-                    TableName=self.table, Key=_key(f"RUN#{run_id}", "RUN"),
+                    TableName=self.table,
+                    Key=_key(f"RUN#{run_id}", "RUN"),
                     UpdateExpression="SET #status = :s, exit_code = :c, message = :m, finished_at = :at",
-                    ConditionExpression="attribute_exists(pk)", ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={":s": _typed(status), ":c": _typed(exit_code), ":m": _typed(message),
-                                               ":at": _typed(at)})
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":s": _typed(status),
+                        ":c": _typed(exit_code),
+                        ":m": _typed(message),
+                        ":at": _typed(at),
+                    },
+                )
             except ClientError as exc:
                 if _code(exc) != _CONDITION_FAILED:
                     raise
@@ -252,10 +308,19 @@ class DynamoStore:
 
     @staticmethod
     def _run(d: dict[str, Any]) -> RunRecord:
-        return RunRecord(run_id=d["run_id"], service=d["service"], command=d["command"], status=d["status"],
-                         started_at=d["started_at"], user=d.get("user", ""), host=d.get("host", ""),
-                         finished_at=d.get("finished_at"), exit_code=d.get("exit_code"), message=d.get("message", ""),
-                         phases=json.loads(d.get("phases") or "[]"))
+        return RunRecord(
+            run_id=d["run_id"],
+            service=d["service"],
+            command=d["command"],
+            status=d["status"],
+            started_at=d["started_at"],
+            user=d.get("user", ""),
+            host=d.get("host", ""),
+            finished_at=d.get("finished_at"),
+            exit_code=d.get("exit_code"),
+            message=d.get("message", ""),
+            phases=json.loads(d.get("phases") or "[]"),
+        )
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """One run by id (a unique prefix works too)."""
@@ -287,15 +352,40 @@ class DynamoStore:
         service = self._service(run_id)
         step_id = self._next("SEQ", "STEP")
         sk = f"STEP#{_seq(step_id)}"
-        ok = self._transact("dynamodb:TransactWriteItems", [
-            {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
-                     "Item": _item(pk=f"RUN#{run_id}", sk=sk, step_id=step_id, run_id=run_id, service=service,
-                                   phase=phase, kind=kind, intent=json.dumps(intent, default=str), started_at=at)}},
-            {"Put": {"TableName": self.table, "Item": _item(pk=f"STEP#{step_id}", sk="STEP", run_id=run_id,
-                                                             service=service)}},
-            {"Put": {"TableName": self.table, "Item": _item(pk=f"SVC#{service}", sk=f"OPEN#{_seq(step_id)}",
-                                                             run_id=run_id, step_id=step_id)}},
-        ])
+        ok = self._transact(
+            "dynamodb:TransactWriteItems",
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                        "Item": _item(
+                            pk=f"RUN#{run_id}",
+                            sk=sk,
+                            step_id=step_id,
+                            run_id=run_id,
+                            service=service,
+                            phase=phase,
+                            kind=kind,
+                            intent=json.dumps(intent, default=str),
+                            started_at=at,
+                        ),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _item(pk=f"STEP#{step_id}", sk="STEP", run_id=run_id, service=service),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _item(pk=f"SVC#{service}", sk=f"OPEN#{_seq(step_id)}", run_id=run_id, step_id=step_id),
+                    }
+                },
+            ],
+        )
         if not ok:  # the counter never hands out an id twice, so this is someone writing to our table by hand
             raise UsageError(f"step {step_id} already exists in {self.table}: the step counter was reset")
         self._step_home[step_id] = (run_id, service)
@@ -311,22 +401,42 @@ class DynamoStore:
                 return
             home = (ptr["run_id"], ptr["service"])
         run_id, service = home
-        ok = self._transact("dynamodb:TransactWriteItems", [
-            {"Update": {"TableName": self.table, "Key": _key(f"RUN#{run_id}", f"STEP#{_seq(step_id)}"),
+        ok = self._transact(
+            "dynamodb:TransactWriteItems",
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _key(f"RUN#{run_id}", f"STEP#{_seq(step_id)}"),
                         "UpdateExpression": "SET outcome = :o, #result = :r, finished_at = :at",
-                        "ConditionExpression": "attribute_exists(pk)", "ExpressionAttributeNames": {"#result": "result"},
-                        "ExpressionAttributeValues": {":o": _typed(outcome), ":r": _typed(json.dumps(result, default=str)),
-                                                      ":at": _typed(at)}}},
-            {"Delete": {"TableName": self.table, "Key": _key(f"SVC#{service}", f"OPEN#{_seq(step_id)}")}},
-        ])
+                        "ConditionExpression": "attribute_exists(pk)",
+                        "ExpressionAttributeNames": {"#result": "result"},
+                        "ExpressionAttributeValues": {
+                            ":o": _typed(outcome),
+                            ":r": _typed(json.dumps(result, default=str)),
+                            ":at": _typed(at),
+                        },
+                    }
+                },
+                {"Delete": {"TableName": self.table, "Key": _key(f"SVC#{service}", f"OPEN#{_seq(step_id)}")}},
+            ],
+        )
         if not ok:
             log.warning("state_end_unknown_step", step_id=step_id, table=self.table)
 
     @staticmethod
     def _step(d: dict[str, Any]) -> StepRecord:
-        return StepRecord(step_id=int(d["step_id"]), run_id=d["run_id"], phase=d.get("phase"), kind=d["kind"],
-                          intent=json.loads(d["intent"]), started_at=d["started_at"], outcome=d.get("outcome"),
-                          result=json.loads(d.get("result") or "{}"), finished_at=d.get("finished_at"))
+        return StepRecord(
+            step_id=int(d["step_id"]),
+            run_id=d["run_id"],
+            phase=d.get("phase"),
+            kind=d["kind"],
+            intent=json.loads(d["intent"]),
+            started_at=d["started_at"],
+            outcome=d.get("outcome"),
+            result=json.loads(d.get("result") or "{}"),
+            finished_at=d.get("finished_at"),
+        )
 
     def steps(self, run_id: str) -> list[StepRecord]:
         """A run's steps in order."""
@@ -350,16 +460,36 @@ class DynamoStore:
         seq = self._next(f"SVC#{event.service}", "SEQ#EVT")
         with aws_call("dynamodb:PutItem"):
             self.client.put_item(
-                TableName=self.table, ConditionExpression="attribute_not_exists(pk)",
-                Item=_item(pk=f"SVC#{event.service}", sk=f"EVT#{_seq(seq)}", run_id=event.run_id, service=event.service,
-                           phase=event.phase, at=event.at, kind=event.kind, message=event.message,
-                           data=json.dumps(event.data, default=str)))
+                TableName=self.table,
+                ConditionExpression="attribute_not_exists(pk)",
+                Item=_item(
+                    pk=f"SVC#{event.service}",
+                    sk=f"EVT#{_seq(seq)}",
+                    run_id=event.run_id,
+                    service=event.service,
+                    phase=event.phase,
+                    at=event.at,
+                    kind=event.kind,
+                    message=event.message,
+                    data=json.dumps(event.data, default=str),
+                ),
+            )
 
     def events(self, service: str, run_id: str | None = None) -> list[TrailEvent]:
         """Journal lines, oldest first (one run's, or the service's whole trail)."""
         items = self._query(f"SVC#{service}", "EVT#", filters={"run_id": run_id} if run_id else None)
-        return [TrailEvent(run_id=d["run_id"], service=d["service"], at=d["at"], kind=d["kind"], message=d["message"],
-                           phase=d.get("phase"), data=json.loads(d.get("data") or "{}")) for d in items]
+        return [
+            TrailEvent(
+                run_id=d["run_id"],
+                service=d["service"],
+                at=d["at"],
+                kind=d["kind"],
+                message=d["message"],
+                phase=d.get("phase"),
+                data=json.loads(d.get("data") or "{}"),
+            )
+            for d in items
+        ]
 
     # ---------------------------------------------------------------- good revisions
     def mark_good(self, record: GoodRecord) -> None:
@@ -367,20 +497,40 @@ class DynamoStore:
         seq = self._next(f"SVC#{record.service}", "SEQ#GOOD")
         with aws_call("dynamodb:PutItem"):
             self.client.put_item(
-                TableName=self.table, ConditionExpression="attribute_not_exists(pk)",
-                Item=_item(pk=f"SVC#{record.service}", sk=f"GOOD#{_seq(seq)}", service=record.service,
-                           phase=record.phase, revision_arn=record.revision_arn, image=record.image,
-                           digest=record.digest, run_id=record.run_id, at=record.at, spec_hash=record.spec_hash))
+                TableName=self.table,
+                ConditionExpression="attribute_not_exists(pk)",
+                Item=_item(
+                    pk=f"SVC#{record.service}",
+                    sk=f"GOOD#{_seq(seq)}",
+                    service=record.service,
+                    phase=record.phase,
+                    revision_arn=record.revision_arn,
+                    image=record.image,
+                    digest=record.digest,
+                    run_id=record.run_id,
+                    at=record.at,
+                    spec_hash=record.spec_hash,
+                ),
+            )
 
     @staticmethod
     def _good(d: dict[str, Any]) -> GoodRecord:
-        return GoodRecord(service=d["service"], phase=d["phase"], revision_arn=d["revision_arn"], image=d["image"],
-                          digest=d.get("digest"), run_id=d["run_id"], at=d["at"], spec_hash=d.get("spec_hash", ""))
+        return GoodRecord(
+            service=d["service"],
+            phase=d["phase"],
+            revision_arn=d["revision_arn"],
+            image=d["image"],
+            digest=d.get("digest"),
+            run_id=d["run_id"],
+            at=d["at"],
+            spec_hash=d.get("spec_hash", ""),
+        )
 
     def last_good(self, service: str, phase: str | None = None) -> GoodRecord | None:
         """The most recent good revision of the service (or of one phase)."""
-        for d in self._query(f"SVC#{service}", "GOOD#", newest_first=True, limit=1,
-                             filters={"phase": phase} if phase else None):
+        for d in self._query(
+            f"SVC#{service}", "GOOD#", newest_first=True, limit=1, filters={"phase": phase} if phase else None
+        ):
             return self._good(d)
         return None
 
@@ -400,11 +550,18 @@ class DynamoStore:
                 # over the same expired lease the second sees the first's fresh expires_at and fails.
                 resp = self.client.put_item(
                     TableName=self.table,
-                    Item=_item(pk=f"SVC#{service}", sk="LOCK", run_id=me, holder=json.dumps(holder, default=str),
-                               expires_at=now + lease),
+                    Item=_item(
+                        pk=f"SVC#{service}",
+                        sk="LOCK",
+                        run_id=me,
+                        holder=json.dumps(holder, default=str),
+                        expires_at=now + lease,
+                    ),
                     ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now OR run_id = :me",
                     ExpressionAttributeValues={":now": _typed(now), ":me": _typed(me)},
-                    ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                    ReturnValues="ALL_OLD",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
             except ClientError as exc:
                 if _code(exc) != _CONDITION_FAILED:
                     raise
@@ -424,9 +581,12 @@ class DynamoStore:
         with aws_call("dynamodb:UpdateItem"):
             try:
                 self.client.update_item(
-                    TableName=self.table, Key=_key(f"SVC#{service}", "LOCK"), UpdateExpression="SET expires_at = :exp",
+                    TableName=self.table,
+                    Key=_key(f"SVC#{service}", "LOCK"),
+                    UpdateExpression="SET expires_at = :exp",
                     ConditionExpression="run_id = :me",
-                    ExpressionAttributeValues={":exp": _typed(now + lease), ":me": _typed(run_id)})
+                    ExpressionAttributeValues={":exp": _typed(now + lease), ":me": _typed(run_id)},
+                )
             except ClientError as exc:
                 if _code(exc) != _CONDITION_FAILED:
                     raise
@@ -439,9 +599,12 @@ class DynamoStore:
 
         with aws_call("dynamodb:DeleteItem"):
             try:
-                self.client.delete_item(TableName=self.table, Key=_key(f"SVC#{service}", "LOCK"),
-                                        ConditionExpression="run_id = :me",
-                                        ExpressionAttributeValues={":me": _typed(run_id)})
+                self.client.delete_item(
+                    TableName=self.table,
+                    Key=_key(f"SVC#{service}", "LOCK"),
+                    ConditionExpression="run_id = :me",
+                    ExpressionAttributeValues={":me": _typed(run_id)},
+                )
             except ClientError as exc:
                 if _code(exc) != _CONDITION_FAILED:  # someone else holds it (or nobody): not ours to release
                     raise
@@ -456,6 +619,7 @@ class DynamoStore:
     def force_unlock(self, service: str) -> dict[str, Any] | None:
         """Remove the lease whoever holds it; returns who did."""
         with aws_call("dynamodb:DeleteItem"):
-            old = self.client.delete_item(TableName=self.table, Key=_key(f"SVC#{service}", "LOCK"),
-                                          ReturnValues="ALL_OLD").get("Attributes")
+            old = self.client.delete_item(
+                TableName=self.table, Key=_key(f"SVC#{service}", "LOCK"), ReturnValues="ALL_OLD"
+            ).get("Attributes")
         return json.loads(_plain(old)["holder"]) if old else None

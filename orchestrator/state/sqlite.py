@@ -1,11 +1,13 @@
 """The embedded default state store: SQLite in .snail/, WAL + immediate transactions, safe for two processes."""
+
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from orchestrator.errors import Locked
 from orchestrator.state.base import GoodRecord, RunRecord, StepRecord, TrailEvent
@@ -68,7 +70,16 @@ class SqliteStore:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO runs(run_id, service, command, status, started_at, user, host, phases) VALUES (?,?,?,?,?,?,?,?)",
-                (run.run_id, run.service, run.command, run.status, run.started_at, run.user, run.host, json.dumps(run.phases)),
+                (
+                    run.run_id,
+                    run.service,
+                    run.command,
+                    run.status,
+                    run.started_at,
+                    run.user,
+                    run.host,
+                    json.dumps(run.phases),
+                ),
             )
 
     def finish_run(self, run_id: str, status: str, exit_code: int, message: str, at: str) -> None:
@@ -143,8 +154,15 @@ class SqliteStore:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO events(run_id, service, phase, at, kind, message, data) VALUES (?,?,?,?,?,?,?)",
-                (event.run_id, event.service, event.phase, event.at, event.kind, event.message,
-                 json.dumps(event.data, default=str)),
+                (
+                    event.run_id,
+                    event.service,
+                    event.phase,
+                    event.at,
+                    event.kind,
+                    event.message,
+                    json.dumps(event.data, default=str),
+                ),
             )
 
     def events(self, service: str, run_id: str | None = None) -> list[TrailEvent]:
@@ -167,8 +185,16 @@ class SqliteStore:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO good(service, phase, revision_arn, image, digest, run_id, at, spec_hash) VALUES (?,?,?,?,?,?,?,?)",
-                (record.service, record.phase, record.revision_arn, record.image, record.digest, record.run_id, record.at,
-                 record.spec_hash),
+                (
+                    record.service,
+                    record.phase,
+                    record.revision_arn,
+                    record.image,
+                    record.digest,
+                    record.run_id,
+                    record.at,
+                    record.spec_hash,
+                ),
             )
 
     def last_good(self, service: str, phase: str | None = None) -> GoodRecord | None:

@@ -1,4 +1,5 @@
 """The trail: append-only events rendered as the field log (Markdown), JSON or an HTML timeline."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,11 @@ from orchestrator.state.base import RunRecord, TrailEvent
 def render(fmt: str, service: str, events: list[TrailEvent], runs: list[RunRecord], phase_order: list[str]) -> str:
     """Render events in one of md | json | html."""
     if fmt == "json":
-        data: dict[str, Any] = {"service": service, "runs": [r.to_dict() for r in runs], "events": [e.to_dict() for e in events]}
+        data: dict[str, Any] = {
+            "service": service,
+            "runs": [r.to_dict() for r in runs],
+            "events": [e.to_dict() for e in events],
+        }
         return json.dumps(data, indent=2, default=str)
     if fmt == "html":
         from orchestrator.trail.html import render as html

@@ -1,20 +1,44 @@
 """The trail as Markdown in the field log's shape: phases with start/end/duration, a timestamped progress log,
 gates as check boxes, challenges with their resolution, rollback events and key decisions."""
+
 from __future__ import annotations
 
 from orchestrator.state.base import RunRecord, TrailEvent
 from orchestrator.trail.model import parse, rollbacks, sections
 
 ICON = {
-    "phase_started": "🚀", "image_ready": "✅", "revision_registered": "✅", "revision_reused": "♻️",
-    "service_updated": "✅", "service_created": "✅", "service_unchanged": "🔁", "gate_passed": "✅",
-    "gate_failed": "❌", "bake_done": "✅", "phase_passed": "🎉", "phase_skipped": "⏭️", "decision": "🚨",
-    "rollback_started": "⏪", "rollback_verified": "✅", "rollback_failed": "🆘", "rollback_impossible": "🆘",
-    "paused": "✋", "noop": "💤", "phase_failed": "❌", "reconciled": "🩹", "lock_taken_over": "🔓", "unlocked": "🔓",
+    "phase_started": "🚀",
+    "image_ready": "✅",
+    "revision_registered": "✅",
+    "revision_reused": "♻️",
+    "service_updated": "✅",
+    "service_created": "✅",
+    "service_unchanged": "🔁",
+    "gate_passed": "✅",
+    "gate_failed": "❌",
+    "bake_done": "✅",
+    "phase_passed": "🎉",
+    "phase_skipped": "⏭️",
+    "decision": "🚨",
+    "rollback_started": "⏪",
+    "rollback_verified": "✅",
+    "rollback_failed": "🆘",
+    "rollback_impossible": "🆘",
+    "paused": "✋",
+    "noop": "💤",
+    "phase_failed": "❌",
+    "reconciled": "🩹",
+    "lock_taken_over": "🔓",
+    "unlocked": "🔓",
 }
-STATUS = {"complete": "[X] Complete", "failed": "[ ] Complete | [X] Failed",
-          "skipped": "[X] Skipped (already good)", "paused": "[ ] Waiting for approval",
-          "in progress": "[ ] Complete | [X] In Progress", "rollback": "[X] Rollback target"}
+STATUS = {
+    "complete": "[X] Complete",
+    "failed": "[ ] Complete | [X] Failed",
+    "skipped": "[X] Skipped (already good)",
+    "paused": "[ ] Waiting for approval",
+    "in progress": "[ ] Complete | [X] In Progress",
+    "rollback": "[X] Rollback target",
+}
 
 
 def stamp(at: str) -> str:
@@ -25,8 +49,12 @@ def stamp(at: str) -> str:
 
 def render(service: str, events: list[TrailEvent], runs: list[RunRecord], phase_order: list[str]) -> str:
     """The whole trail of a service (or of one run, given only its events)."""
-    out: list[str] = [f"# 🐌 **SNAIL TRAIL LOG: {service}**", "",
-                      "> *Every step forward, every challenge overcome — recorded by snail-trail, not by hand.* 🛤️", ""]
+    out: list[str] = [
+        f"# 🐌 **SNAIL TRAIL LOG: {service}**",
+        "",
+        "> *Every step forward, every challenge overcome — recorded by snail-trail, not by hand.* 🛤️",
+        "",
+    ]
     secs = sections(events)
     last: dict[str, object] = {}
     passed: set[str] = set()
@@ -37,8 +65,10 @@ def render(service: str, events: list[TrailEvent], runs: list[RunRecord], phase_
     out += ["## 🎯 **MISSION STATUS**", ""]
     if runs:
         r = runs[0]
-        out.append(f"**Latest run**: `{r.run_id}` ({r.command}) — **{r.status}**"
-                   + (f", exit {r.exit_code}" if r.exit_code is not None else ""))
+        out.append(
+            f"**Latest run**: `{r.run_id}` ({r.command}) — **{r.status}**"
+            + (f", exit {r.exit_code}" if r.exit_code is not None else "")
+        )
         if r.message:
             out.append(f"**Outcome**: {r.message.splitlines()[0]}")
         out.append(f"**Runs recorded**: {len(runs)}")
@@ -49,17 +79,27 @@ def render(service: str, events: list[TrailEvent], runs: list[RunRecord], phase_
         st = s.status if s else "not started"  # type: ignore[attr-defined]
         ok = name in passed
         done += ok
-        note = st if not ok or st in ("complete", "skipped") else f"complete (latest attempt {st}, rolled back to the last good revision)"
+        note = (
+            st
+            if not ok or st in ("complete", "skipped")
+            else f"complete (latest attempt {st}, rolled back to the last good revision)"
+        )
         out.append(f"- {'[X]' if ok else '[ ]'} **{name}**: {note}")
     if phase_order:
         out += ["", "```", f"🐌 Overall Progress: {100 * done // len(phase_order)}% Complete", "```"]
     out += ["", "---", ""]
     for i, s in enumerate(secs, 1):
-        out += [f"## 🐌 **PHASE: {s.phase}** (run `{s.run_id}`)", "",
-                f"**Status**: {STATUS.get(s.status, s.status)}",
-                f"**Start Date**: {parse(s.start).strftime('%B %d, %Y - %H:%M:%S %Z')}",
-                f"**Completion Date**: {parse(s.end).strftime('%B %d, %Y - %H:%M:%S %Z') if s.status != 'in progress' else '[IN PROGRESS]'}",
-                f"**Duration**: {s.duration}", "", "### **Progress Log:**", "```"]
+        out += [
+            f"## 🐌 **PHASE: {s.phase}** (run `{s.run_id}`)",
+            "",
+            f"**Status**: {STATUS.get(s.status, s.status)}",
+            f"**Start Date**: {parse(s.start).strftime('%B %d, %Y - %H:%M:%S %Z')}",
+            f"**Completion Date**: {parse(s.end).strftime('%B %d, %Y - %H:%M:%S %Z') if s.status != 'in progress' else '[IN PROGRESS]'}",
+            f"**Duration**: {s.duration}",
+            "",
+            "### **Progress Log:**",
+            "```",
+        ]
         for e in s.events:
             out.append(f"🐌 {stamp(e.at)}: {ICON.get(e.kind, '•')} {e.message}")
         out += ["```", ""]
@@ -71,20 +111,36 @@ def render(service: str, events: list[TrailEvent], runs: list[RunRecord], phase_
                 out.append(f"- {box} {text}")
             out.append("")
         # ecs-rollout "attempts" are polls of a rollout in progress, not retries: only other gates' retries are challenges
-        challenges = [g for g in s.gates if g.kind == "gate_failed"
-                      or ((g.data.get("attempts") or 1) > 1 and g.data.get("gate") != "ecs-rollout")]
+        challenges = [
+            g
+            for g in s.gates
+            if g.kind == "gate_failed" or ((g.data.get("attempts") or 1) > 1 and g.data.get("gate") != "ecs-rollout")
+        ]
         if challenges:
             out += ["### **Challenges Encountered:**", "```"]
             for g in challenges:
                 if g.kind == "gate_passed":
-                    out += [f"{stamp(g.at)}: {g.data.get('gate')} needed {g.data.get('attempts')} attempts",
-                            f"[Resolution]: passed on attempt {g.data.get('attempts')}",
-                            "[Lessons Learned]: the service needed time to become healthy; the retries absorbed it", ""]
+                    out += [
+                        f"{stamp(g.at)}: {g.data.get('gate')} needed {g.data.get('attempts')} attempts",
+                        f"[Resolution]: passed on attempt {g.data.get('attempts')}",
+                        "[Lessons Learned]: the service needed time to become healthy; the retries absorbed it",
+                        "",
+                    ]
                 else:
-                    res = next((e.message for e in events if e.run_id == g.run_id and e.kind in
-                                ("rollback_verified", "rollback_failed", "rollback_impossible")), "[PENDING]")
-                    out += [f"{stamp(g.at)}: {g.message[4:] if g.message.startswith('[ ] ') else g.message}",
-                            f"[Resolution]: {res}", ""]
+                    res = next(
+                        (
+                            e.message
+                            for e in events
+                            if e.run_id == g.run_id
+                            and e.kind in ("rollback_verified", "rollback_failed", "rollback_impossible")
+                        ),
+                        "[PENDING]",
+                    )
+                    out += [
+                        f"{stamp(g.at)}: {g.message[4:] if g.message.startswith('[ ] ') else g.message}",
+                        f"[Resolution]: {res}",
+                        "",
+                    ]
                     for t in (g.data.get("evidence") or {}).get("stopped_tasks", [])[:3]:
                         out.insert(-1, f"[Evidence]: task {t.get('task')} stopped: {t.get('stopped_reason')}")
             out += ["```", ""]
@@ -94,8 +150,7 @@ def render(service: str, events: list[TrailEvent], runs: list[RunRecord], phase_
     if not rbs:
         out.append("(none)")
     for rb in rbs:
-        out += [f"{stamp(rb['at'])}: Phase {rb['phase']} failed (run {rb['run_id']})",
-                f"[Reason]: {rb['reason']}"]
+        out += [f"{stamp(rb['at'])}: Phase {rb['phase']} failed (run {rb['run_id']})", f"[Reason]: {rb['reason']}"]
         if rb["diagnosis"]:
             out.append(f"[Diagnosis]: {rb['diagnosis']}")
         out += [f"[Action]: {rb['action'] or 'none possible'}", f"[Resolution]: {rb['resolution'] or '[PENDING]'}", ""]
@@ -103,11 +158,18 @@ def render(service: str, events: list[TrailEvent], runs: list[RunRecord], phase_
     wins = [e for e in events if e.kind in ("phase_passed", "rollback_verified", "noop")]
     out += [f"{stamp(e.at)}: 🎯 {e.message}" for e in wins] or ["[PENDING]"]
     out += ["```", "", "## 📚 **KEY DECISIONS LOG**", "", "```"]
-    decisions = [e for e in events if e.kind in ("decision", "rollback_impossible", "paused", "reconciled",
-                                                 "lock_taken_over", "unlocked", "service_created")]
+    decisions = [
+        e
+        for e in events
+        if e.kind
+        in ("decision", "rollback_impossible", "paused", "reconciled", "lock_taken_over", "unlocked", "service_created")
+    ]
     for e in decisions:
-        out += [f"{stamp(e.at)}: [Decision made]: {e.message}",
-                f"[Context]: run {e.run_id}, phase {e.phase or '-'}", ""]
+        out += [
+            f"{stamp(e.at)}: [Decision made]: {e.message}",
+            f"[Context]: run {e.run_id}, phase {e.phase or '-'}",
+            "",
+        ]
     if not decisions:
         out.append("(none)")
     out += ["```", "", "---", "", "*Rendered by snail-trail from the run journal.* 🛤️", ""]

@@ -1,4 +1,5 @@
 """The trail as phases: events grouped into phase sections, rollbacks and decisions pulled out."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -78,9 +79,20 @@ def rollbacks(events: list[TrailEvent]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for e in events:
         if e.kind in ("decision", "rollback_impossible"):
-            out.append({"at": e.at, "run_id": e.run_id, "phase": e.phase, "reason": e.data.get("reason", e.message),
-                        "decision": e.message, "diagnosis": e.data.get("diagnosis", ""), "resolution": None,
-                        "action": None if e.kind == "rollback_impossible" else f"rolled back to {str(e.data.get('target', '')).rsplit('/', 1)[-1]}"})
+            out.append(
+                {
+                    "at": e.at,
+                    "run_id": e.run_id,
+                    "phase": e.phase,
+                    "reason": e.data.get("reason", e.message),
+                    "decision": e.message,
+                    "diagnosis": e.data.get("diagnosis", ""),
+                    "resolution": None,
+                    "action": None
+                    if e.kind == "rollback_impossible"
+                    else f"rolled back to {str(e.data.get('target', '')).rsplit('/', 1)[-1]}",
+                }
+            )
             if e.kind == "rollback_impossible":
                 out[-1]["resolution"] = "IMPOSSIBLE - a human is needed"
         elif e.kind in ("rollback_verified", "rollback_failed") and out and out[-1]["run_id"] == e.run_id:

@@ -1,4 +1,5 @@
 """Fixtures for end-to-end tests on the real Docker Engine and the local registry (scripts/docker-up.sh)."""
+
 from __future__ import annotations
 
 import os
@@ -95,7 +96,10 @@ def run_container(docker_client):
 
     def run(image: str, env: dict[str, str] | None = None, port: int = 5000, wait_path: str = "/health"):
         container = docker_client.containers.run(
-            image, detach=True, environment=env or {}, ports={f"{port}/tcp": ("127.0.0.1", None)},
+            image,
+            detach=True,
+            environment=env or {},
+            ports={f"{port}/tcp": ("127.0.0.1", None)},
             labels={"snail-trail.role": "e2e-test"},
         )
         started.append(container)

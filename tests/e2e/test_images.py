@@ -1,4 +1,5 @@
 """The phase images on the real Docker Engine and local registry: build, probe, push, digest, degrade."""
+
 from __future__ import annotations
 
 import hashlib
@@ -40,7 +41,8 @@ def test_pushed_digest_is_what_the_registry_serves(pushed, target):
     for image in pushed.values():
         resp = requests.get(
             f"http://{target.registry}/v2/{target.name}/manifests/{image.tag}",
-            headers={"Accept": MANIFEST_ACCEPT}, timeout=10,
+            headers={"Accept": MANIFEST_ACCEPT},
+            timeout=10,
         )
         assert resp.status_code == 200, resp.text
         assert resp.headers["Docker-Content-Digest"] == image.digest
@@ -48,7 +50,9 @@ def test_pushed_digest_is_what_the_registry_serves(pushed, target):
         assert json.loads(resp.content)["schemaVersion"] == 2
 
 
-def test_second_build_with_unchanged_sources_builds_and_pushes_nothing(pushed, builder, target, build_args, progress_events):
+def test_second_build_with_unchanged_sources_builds_and_pushes_nothing(
+    pushed, builder, target, build_args, progress_events
+):
     """Re-running with the same sources finds the content tag in the registry: built=False, pushed=False, same digest."""
     from orchestrator.build import ProbeSpec
 
@@ -56,14 +60,20 @@ def test_second_build_with_unchanged_sources_builds_and_pushes_nothing(pushed, b
     started = time.monotonic()
     for phase in PHASES:
         again = builder.build_and_push(phase, IMAGES / phase, target, build_args, probe=ProbeSpec())
-        assert (again.built, again.pushed, again.digest, again.tag) == (False, False, pushed[phase].digest, pushed[phase].tag)
+        assert (again.built, again.pushed, again.digest, again.tag) == (
+            False,
+            False,
+            pushed[phase].digest,
+            pushed[phase].tag,
+        )
     new = progress_events[before:]
     assert [e["event"] for e in new] == ["build_skipped"] * len(PHASES)
     assert time.monotonic() - started < 5
 
 
-def test_build_progress_reports_steps_and_layer_cache_hits(pushed, builder, registry, build_args, progress_events,
-                                                           docker_client):
+def test_build_progress_reports_steps_and_layer_cache_hits(
+    pushed, builder, registry, build_args, progress_events, docker_client
+):
     """A build streams `build_step` events numbered N/M, and a rebuild of the same context reports cache hits."""
     from orchestrator.build import RegistryTarget, content_tag
 
@@ -72,8 +82,9 @@ def test_build_progress_reports_steps_and_layer_cache_hits(pushed, builder, regi
     try:
         image = builder.build("health-only", IMAGES / "health-only", other, build_args)
     finally:
-        docker_client.images.remove(f"{other.repository}:{content_tag('health-only', IMAGES / 'health-only', build_args)}",
-                                    noprune=True)
+        docker_client.images.remove(
+            f"{other.repository}:{content_tag('health-only', IMAGES / 'health-only', build_args)}", noprune=True
+        )
     steps = [e for e in progress_events[before:] if e["event"] == "build_step"]
     assert image.built and not image.pushed and image.digest is None
     assert [e["step"] for e in steps] == [f"{n}/{len(steps)}" for n in range(1, len(steps) + 1)]
@@ -87,8 +98,9 @@ def test_port_probe_names_the_port_the_app_really_listens_on(builder, target, bu
     from orchestrator.errors import PortProbeFailed
 
     with pytest.raises(PortProbeFailed) as failed:
-        builder.build_and_push("broken-port", IMAGES / "broken-port", target, build_args,
-                               probe=ProbeSpec(port=5000, timeout=6))
+        builder.build_and_push(
+            "broken-port", IMAGES / "broken-port", target, build_args, probe=ProbeSpec(port=5000, timeout=6)
+        )
     message = str(failed.value)
     assert "does not answer /health on port 5000" in message and "it listens on 8080" in message
     assert failed.value.data["result"].listening_ports == (8080,)
@@ -162,7 +174,11 @@ def test_hybrid_ml_degrades_and_fails_as_told(pushed, run_container):
     status = requests.get(url + "/ml/status", timeout=5)
     assert status.status_code == 503 and status.json()["status"] == "failed"
     assert requests.get(url + "/health", timeout=5).json() == {
-        "status": "ok", "phase": "hybrid-ml", "version": "1.0.0", "ml": "failed"}
+        "status": "ok",
+        "phase": "hybrid-ml",
+        "version": "1.0.0",
+        "ml": "failed",
+    }
 
 
 def test_optimized_runs_as_non_root_with_a_healthcheck(pushed, run_container, docker_client):
@@ -229,8 +245,10 @@ def image_module(monkeypatch):
 
 def test_ml_images_share_one_service_code(tmp_path):
     """optimized and enhanced ship hybrid-ml's ML code and model unchanged (one model, three packagings)."""
-    for phase, files in {"optimized": ("app.py", "ml.py", "model.json", "requirements.txt"),
-                         "enhanced": ("ml.py", "model.json")}.items():
+    for phase, files in {
+        "optimized": ("app.py", "ml.py", "model.json", "requirements.txt"),
+        "enhanced": ("ml.py", "model.json"),
+    }.items():
         for name in files:
             assert (IMAGES / phase / name).read_bytes() == (IMAGES / "hybrid-ml" / name).read_bytes(), (phase, name)
 
@@ -251,7 +269,9 @@ def test_without_numpy_the_service_degrades_but_predicts(image_module, monkeypat
     service = ml.MLService(env={}, model_path=str(IMAGES / "hybrid-ml" / "model.json"))
     assert (service.status, service.engine) == ("degraded", "python")
     assert "numpy not installed" in service.reasons[0]
-    code, body = service.predict({"features": {"latency_p95_ms": 900, "error_rate_pct": 6, "cpu_pct": 95, "memory_pct": 97}})
+    code, body = service.predict(
+        {"features": {"latency_p95_ms": 900, "error_rate_pct": 6, "cpu_pct": 95, "memory_pct": 97}}
+    )
     assert code == 200 and body["predictions"][0]["unhealthy"] is True
 
 
@@ -269,8 +289,11 @@ def test_enhanced_model_cache_from_s3_then_cache_dir(image_module, monkeypatch, 
     boto3 = pytest.importorskip("boto3")
     from moto import mock_aws
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     store = image_module("enhanced", "model_store")
     env = {"MODEL_S3_URI": "s3://models/release-risk.json", "MODEL_CACHE_DIR": str(tmp_path / "cache")}

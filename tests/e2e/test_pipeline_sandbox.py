@@ -1,6 +1,7 @@
 """The product end to end: `snail --sandbox run` of the reference pipeline with real builds, a real registry,
 real containers and real HTTP gates; a broken release rolled back and verified over HTTP; the field log's
 8080 container stopped by the port probe before it reaches ECS; `sandbox down` leaves nothing behind."""
+
 from __future__ import annotations
 
 import json
@@ -24,22 +25,38 @@ def project(tmp_path_factory, docker_client, registry, build_args):
     shutil.copytree(REPO_ROOT / "phases", root / "phases")
     shutil.copytree(REPO_ROOT / "images", root / "images")
     (root / "phases" / "broken-port.yaml").write_text(
-        "# the field log's container that listened on 8080\nname: broken-port\nimage: {context: images/broken-port}\n")
-    broken = (root / "pipeline.yaml").read_text().replace(
-        "phases: [health-only, hybrid-ml, optimized, enhanced]", "phases: [health-only, broken-port]")
+        "# the field log's container that listened on 8080\nname: broken-port\nimage: {context: images/broken-port}\n"
+    )
+    broken = (
+        (root / "pipeline.yaml")
+        .read_text()
+        .replace("phases: [health-only, hybrid-ml, optimized, enhanced]", "phases: [health-only, broken-port]")
+    )
     (root / "broken.yaml").write_text(broken)
     yield root
     snail(root, "sandbox", "down")
 
 
-def snail(root: Path, *args: str, env: dict[str, str] | None = None, file: str = "pipeline.yaml",
-          timeout: float = 600) -> subprocess.CompletedProcess:
+def snail(
+    root: Path, *args: str, env: dict[str, str] | None = None, file: str = "pipeline.yaml", timeout: float = 600
+) -> subprocess.CompletedProcess:
     """`snail --sandbox …` in the project copy, as a user runs it."""
-    full_env = {**os.environ, "SNAIL_SANDBOX": "1", "SNAIL_FILE": str(root / file),
-                "SNAIL_SANDBOX_PORT": os.environ.get("SNAIL_E2E_SANDBOX_PORT", "4599"), **(env or {})}
+    full_env = {
+        **os.environ,
+        "SNAIL_SANDBOX": "1",
+        "SNAIL_FILE": str(root / file),
+        "SNAIL_SANDBOX_PORT": os.environ.get("SNAIL_E2E_SANDBOX_PORT", "4599"),
+        **(env or {}),
+    }
     full_env.setdefault("SNAIL_BASE_IMAGE", "snail-base/python:3.11")
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], env=full_env, capture_output=True,
-                          text=True, timeout=timeout, cwd=root)
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=root,
+    )
 
 
 def service_endpoint(root: Path) -> tuple[str, str]:
@@ -102,6 +119,8 @@ def test_down_leaves_no_container(project, docker_client) -> None:
     assert snail(project, "sandbox", "down").returncode == 0
     from orchestrator.sandbox.daemon import sandbox_id_for
 
-    left = docker_client.containers.list(all=True, filters={"label": f"snail-sandbox-id={sandbox_id_for(project / '.snail')}"})
+    left = docker_client.containers.list(
+        all=True, filters={"label": f"snail-sandbox-id={sandbox_id_for(project / '.snail')}"}
+    )
     assert left == []
     assert "not running" in snail(project, "sandbox", "status").stdout

@@ -1,4 +1,5 @@
 """The sandbox end to end: a real daemon process, real containers, real HTTP on 127.0.0.1."""
+
 from __future__ import annotations
 
 import os
@@ -67,9 +68,11 @@ def _wait(info, until, timeout: float = 60.0) -> dict:
 
 
 def _completed_on(td: str):
-    return lambda s: len(s["deployments"]) == 1 and s["deployments"][0]["rolloutState"] == "COMPLETED" and s[
-        "deployments"
-    ][0]["taskDefinition"] == td
+    return lambda s: (
+        len(s["deployments"]) == 1
+        and s["deployments"][0]["rolloutState"] == "COMPLETED"
+        and s["deployments"][0]["taskDefinition"] == td
+    )
 
 
 def _running_tasks(info) -> list[dict]:
@@ -115,8 +118,13 @@ def test_up_seeds_network_registry_logs_role_and_service(sandbox):
     [igw] = ec2.describe_internet_gateways(InternetGatewayIds=[seeded["internet_gateway_id"]])["InternetGateways"]
     assert igw["Attachments"][0]["VpcId"] == vpc
     for subnet in seeded["subnet_ids"]:
-        [table] = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["RouteTables"]
-        assert any(r.get("GatewayId") == igw["InternetGatewayId"] and r["DestinationCidrBlock"] == "0.0.0.0/0" for r in table["Routes"])
+        [table] = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])[
+            "RouteTables"
+        ]
+        assert any(
+            r.get("GatewayId") == igw["InternetGatewayId"] and r["DestinationCidrBlock"] == "0.0.0.0/0"
+            for r in table["Routes"]
+        )
     [sg] = ec2.describe_security_groups(GroupIds=[seeded["security_group_id"]])["SecurityGroups"]
     assert any(p["FromPort"] == SPEC.port and p["IpRanges"][0]["CidrIp"] == "0.0.0.0/0" for p in sg["IpPermissions"])
     assert sandbox.client("ecr").describe_repositories(repositoryNames=["e2e-api"])["repositories"]
@@ -162,7 +170,9 @@ def test_image_that_exits_reports_essential_container_exited(sandbox):
     assert service["deployments"][0]["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
     ecs = sandbox.client("ecs")
     arns = ecs.list_tasks(cluster=SPEC.cluster, serviceName=SPEC.service, desiredStatus="STOPPED")["taskArns"]
-    stopped = [t for t in ecs.describe_tasks(cluster=SPEC.cluster, tasks=arns)["tasks"] if t["taskDefinitionArn"] == bad]
+    stopped = [
+        t for t in ecs.describe_tasks(cluster=SPEC.cluster, tasks=arns)["tasks"] if t["taskDefinitionArn"] == bad
+    ]
     assert len(stopped) >= 3
     assert {t["stoppedReason"] for t in stopped} == {"Essential container in task exited"}
     assert {t["containers"][0]["exitCode"] for t in stopped} == {3}
@@ -189,7 +199,9 @@ def test_update_to_new_revision_completes_and_drains_old_container(sandbox, dock
     deadline = time.monotonic() + 20
     while len(_labelled(docker_client, sandbox.sandbox_id)) != 1 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert [c.labels["snail-task"] for c in _labelled(docker_client, sandbox.sandbox_id)] == [task["taskArn"].rsplit("/", 1)[-1]]
+    assert [c.labels["snail-task"] for c in _labelled(docker_client, sandbox.sandbox_id)] == [
+        task["taskArn"].rsplit("/", 1)[-1]
+    ]
 
 
 def test_unpullable_image_reports_cannot_pull_container_error(sandbox):
@@ -200,7 +212,9 @@ def test_unpullable_image_reports_cannot_pull_container_error(sandbox):
     ecs.update_service(cluster=SPEC.cluster, service=SPEC.service, taskDefinition=bad)
     _wait(sandbox, lambda s: s["deployments"][0]["failedTasks"] >= 1, timeout=60)
     arns = ecs.list_tasks(cluster=SPEC.cluster, serviceName=SPEC.service, desiredStatus="STOPPED")["taskArns"]
-    stopped = [t for t in ecs.describe_tasks(cluster=SPEC.cluster, tasks=arns)["tasks"] if t["taskDefinitionArn"] == bad]
+    stopped = [
+        t for t in ecs.describe_tasks(cluster=SPEC.cluster, tasks=arns)["tasks"] if t["taskDefinitionArn"] == bad
+    ]
     assert stopped and stopped[0]["stoppedReason"].startswith("CannotPullContainerError:")
     assert stopped[0]["stopCode"] == "TaskFailedToStart"
     ecs.update_service(cluster=SPEC.cluster, service=SPEC.service, taskDefinition=good)
@@ -220,7 +234,9 @@ def test_container_health_check_gates_the_rollout(sandbox):
     ecs.update_service(cluster=SPEC.cluster, service=SPEC.service, taskDefinition=sick)
     _wait(sandbox, lambda s: s["deployments"][0]["failedTasks"] >= 1, timeout=60)
     arns = ecs.list_tasks(cluster=SPEC.cluster, serviceName=SPEC.service, desiredStatus="STOPPED")["taskArns"]
-    stopped = [t for t in ecs.describe_tasks(cluster=SPEC.cluster, tasks=arns)["tasks"] if t["taskDefinitionArn"] == sick]
+    stopped = [
+        t for t in ecs.describe_tasks(cluster=SPEC.cluster, tasks=arns)["tasks"] if t["taskDefinitionArn"] == sick
+    ]
     assert stopped[0]["stoppedReason"] == "Task failed container health checks"
     ecs.update_service(cluster=SPEC.cluster, service=SPEC.service, taskDefinition=healthy)
     _wait(sandbox, _completed_on(healthy), timeout=60)

@@ -1,6 +1,7 @@
 """AWS faults: throttling and 5xx injected into each operation the engine uses (botocore before-send hook,
 server mode, so a refused attempt has no side effect). The run completes or rolls back, never crashes, never
 double-registers; access denied is not retried and names the permission."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,15 @@ from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
 from tests.functional.world import ACCOUNT, REGION, AgentClock, image, seed_service, write_pipeline
 
-OPERATIONS = ["DescribeServices", "DescribeTaskDefinition", "ListTaskDefinitions", "RegisterTaskDefinition",
-              "UpdateService", "ListTasks", "DescribeTasks"]
+OPERATIONS = [
+    "DescribeServices",
+    "DescribeTaskDefinition",
+    "ListTaskDefinitions",
+    "RegisterTaskDefinition",
+    "UpdateService",
+    "ListTasks",
+    "DescribeTasks",
+]
 
 
 class _Raw:
@@ -35,7 +43,9 @@ def error_response(url: str, status: int, code: str, message: str):  # noqa: ANN
     from botocore.awsrequest import AWSResponse
 
     body = json.dumps({"__type": code, "message": message}).encode()
-    return AWSResponse(url, status, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "fault"}, _Raw(body))
+    return AWSResponse(
+        url, status, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "fault"}, _Raw(body)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +74,9 @@ def setup(moto_url, tmp_path, http_server):
     url_b, _ = http_server(Behaviour())
     ports = {image("a"): int(url_a.rsplit(":", 1)[1]), image("b"): int(url_b.rsplit(":", 1)[1])}
     clock = AgentClock()
-    clock.agent = EcsAgent(InstantLauncher(host_port_for=ports.get), account_id=ACCOUNT, region=REGION,
-                           monotonic=clock.monotonic)
+    clock.agent = EcsAgent(
+        InstantLauncher(host_port_for=ports.get), account_id=ACCOUNT, region=REGION, monotonic=clock.monotonic
+    )
     ecs = boto3.client("ecs", region_name=REGION, endpoint_url=moto_url)
     seed_service(ecs)
     for _ in range(5):
@@ -104,7 +115,9 @@ def test_throttling_on_each_operation_is_absorbed(setup, operation: str) -> None
     assert out.exit_code == 0
     assert setup["injected"][operation] >= 1
     assert len(revisions(setup["ecs"])) == 3  # bootstrap + one per phase: never registered twice
-    live = setup["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0]["taskDefinition"]
+    live = setup["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0][
+        "taskDefinition"
+    ]
     assert live == setup["store"].last_good("shine-api-gateway", "hybrid-ml").revision_arn
 
 
@@ -125,23 +138,26 @@ def test_persistent_failure_mid_rollout_rolls_back(setup, monkeypatch) -> None:
 
     setup["engine"].aws._clients.clear()  # new clients pick up the smaller retry budget
     setup["engine"].ecs = EcsClient(setup["engine"].aws)
-    setup["inject"]("UpdateService", 500, "ServerException",
-                    when=lambda n, body: "shine-api-gateway:3" in body)
+    setup["inject"]("UpdateService", 500, "ServerException", when=lambda n, body: "shine-api-gateway:3" in body)
     with pytest.raises(RolledBack) as exc:
         setup["engine"].run(RunOptions())
     assert "ecs:UpdateService failed: ServerException" in str(exc.value)
     assert setup["injected"]["UpdateService"] == 2  # both attempts of the one call, then no more
-    live = setup["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0]["taskDefinition"]
+    live = setup["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0][
+        "taskDefinition"
+    ]
     assert live == setup["store"].last_good("shine-api-gateway", "health-only").revision_arn
-    kinds = [s.outcome for s in setup["store"].steps(setup["store"].runs("shine-api-gateway")[0].run_id)
-             if s.kind == "update_service"]
+    kinds = [
+        s.outcome
+        for s in setup["store"].steps(setup["store"].runs("shine-api-gateway")[0].run_id)
+        if s.kind == "update_service"
+    ]
     assert kinds == ["ok", "failed"]  # the state store says exactly which update did not happen
 
 
 def test_access_denied_is_not_retried_and_names_the_permission(setup) -> None:
     """AccessDeniedException on phase two's update is raised at once (one attempt) and names ecs:UpdateService."""
-    setup["inject"]("UpdateService", 400, "AccessDeniedException",
-                    when=lambda n, body: "shine-api-gateway:3" in body)
+    setup["inject"]("UpdateService", 400, "AccessDeniedException", when=lambda n, body: "shine-api-gateway:3" in body)
     with pytest.raises(RolledBack) as exc:
         setup["engine"].run(RunOptions())
     assert setup["injected"]["UpdateService"] == 1
@@ -152,14 +168,17 @@ def test_failure_before_the_update_changes_nothing_and_says_so(setup) -> None:
     """RegisterTaskDefinition denied for phase two: exit 3 (a human must grant it), nothing was deployed, recorded."""
     from orchestrator.errors import AccessDenied
 
-    setup["inject"]("RegisterTaskDefinition", 400, "AccessDeniedException",
-                    when=lambda n, body: image("b").split("@")[1] in body)
+    setup["inject"](
+        "RegisterTaskDefinition", 400, "AccessDeniedException", when=lambda n, body: image("b").split("@")[1] in body
+    )
     with pytest.raises(AccessDenied) as exc:
         setup["engine"].run(RunOptions())
     assert exc.value.exit_code == 3
     assert "phase hybrid-ml failed before it changed the service" in str(exc.value)
     assert "nothing was deployed, the service stays on shine-api-gateway:2" in str(exc.value)
-    live = setup["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0]["taskDefinition"]
+    live = setup["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0][
+        "taskDefinition"
+    ]
     assert live == setup["store"].last_good("shine-api-gateway", "health-only").revision_arn
     run = setup["store"].runs("shine-api-gateway")[0]
     assert (run.status, run.exit_code) == ("failed", 3)

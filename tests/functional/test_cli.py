@@ -1,5 +1,6 @@
 """The CLI as a separate process against moto's server (ThreadedMotoServer + the sandbox agent in this process);
 results are checked through boto3, the state store and the trail's text."""
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ def test_cli_plan_is_read_only_and_shows_diff(world) -> None:
     assert r.returncode == 0, r.stderr
     assert "phase health-only" in r.stdout and "gates:    ecs-rollout, http /health" in r.stdout
     added = [line.strip() for line in r.stdout.splitlines() if line.strip().startswith("+")]
-    assert '+"name": "SNAIL_PHASE",' in [a.replace(" ", "").replace('+"name":"SNAIL_PHASE",', '+"name": "SNAIL_PHASE",') for a in added]
+    assert '+"name": "SNAIL_PHASE",' in [
+        a.replace(" ", "").replace('+"name":"SNAIL_PHASE",', '+"name": "SNAIL_PHASE",') for a in added
+    ]
     assert any(a.startswith("+") and image("a") in a for a in added)  # the image change, as a unified diff
     assert world["ecs"].list_task_definitions()["taskDefinitionArns"] == before
     dry = snail(world, "run", "--dry-run")
@@ -82,12 +85,24 @@ def test_cli_second_run_is_locked_out(world) -> None:
     """Two runs at once: the second exits 4 naming the holder; the first finishes normally."""
     write_pipeline(world["root"], {"health-only": "a"})
     (world["root"] / "phases" / "health-only.yaml").write_text(
-        f'name: health-only\nimage: {{ref: "{image("a")}"}}\nbake: 6s\n')
+        f'name: health-only\nimage: {{ref: "{image("a")}"}}\nbake: 6s\n'
+    )
     world["serve"]("a")
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "SNAIL_ENDPOINT_URL": world["url"], "SNAIL_FILE": str(world["root"] / "pipeline.yaml")}
-    first = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "--skip-preflight"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=world["root"])
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SNAIL_ENDPOINT_URL": world["url"],
+        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
+    }
+    first = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "run", "--skip-preflight"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=world["root"],
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         st = json.loads(snail(world, "--output", "json", "status").stdout)
@@ -104,12 +119,15 @@ def test_cli_second_run_is_locked_out(world) -> None:
 def test_cli_plan_never_creates_the_ecr_repository(world) -> None:
     """With `registry: {ecr: …, create: true}` and no repository yet, plan says run will create it — and does not."""
     path = write_pipeline(world["root"], {"health-only": "a"})
-    path.write_text(path.read_text().replace("  url: 127.0.0.1:5055/shine-api-gateway",
-                                             "  ecr: shine-api-gateway\n  create: true"))
+    path.write_text(
+        path.read_text().replace("  url: 127.0.0.1:5055/shine-api-gateway", "  ecr: shine-api-gateway\n  create: true")
+    )
     ctx = world["root"] / "images" / "health-only"
     ctx.mkdir(parents=True)
     (ctx / "Dockerfile").write_text("FROM scratch\n")
-    (world["root"] / "phases" / "health-only.yaml").write_text("name: health-only\nimage: {context: images/health-only}\n")
+    (world["root"] / "phases" / "health-only.yaml").write_text(
+        "name: health-only\nimage: {context: images/health-only}\n"
+    )
     r = snail(world, "plan")
     assert r.returncode == 0, r.stderr
     assert "repository shine-api-gateway does not exist yet: run creates it" in r.stdout

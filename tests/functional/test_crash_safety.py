@@ -1,6 +1,7 @@
 """Crash safety: `snail run` killed with SIGKILL at every step boundary of a two-phase run, then run again.
 Each time the service ends on the new good revision (or the last good one), the state store agrees with ECS,
 and the trail records the interruption."""
+
 from __future__ import annotations
 
 import os
@@ -75,10 +76,21 @@ def test_resume_continues_the_interrupted_run(world) -> None:
 
 def _start(world, *args: str) -> subprocess.Popen:
     """`snail …` as a background process against the moto server."""
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "SNAIL_ENDPOINT_URL": world["url"], "SNAIL_FILE": str(world["root"] / "pipeline.yaml")}
-    return subprocess.Popen([sys.executable, "-m", "orchestrator", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=world["root"])
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SNAIL_ENDPOINT_URL": world["url"],
+        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=world["root"],
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
@@ -103,7 +115,8 @@ def test_sigterm_during_a_rollout_rolls_back_and_exits_130(world) -> None:
     """SIGTERM while phase two is being gated: the service goes back to phase one's revision, exit 130."""
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
     (world["root"] / "phases" / "hybrid-ml.yaml").write_text(
-        f'name: hybrid-ml\nimage: {{ref: "{image("b")}"}}\nbake: 30s\n')
+        f'name: hybrid-ml\nimage: {{ref: "{image("b")}"}}\nbake: 30s\n'
+    )
     world["serve"]("a"), world["serve"]("b")
     proc = _start(world, "run", "--skip-preflight")
     store = SqliteStore(world["root"] / ".snail" / "state.db")

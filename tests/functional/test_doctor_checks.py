@@ -1,4 +1,5 @@
 """Every doctor check against a moto environment with exactly one thing broken (and one where nothing is)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,7 @@ from moto import mock_aws
 
 from orchestrator.config.model import GateSpec, LoadBalancerSpec, NetworkSpec, RegistrySpec
 from orchestrator.doctor import render_text, run_doctor
-from tests.doctor_env import CLUSTER, LOG_GROUP, ROLE, SERVICE, good_env, aws, aws_context, env  # noqa: F401 - fixtures
-
+from tests.doctor_env import CLUSTER, LOG_GROUP, ROLE, SERVICE, aws, aws_context, env, good_env  # noqa: F401 - fixtures
 
 
 def check(env, check_id, pipeline=None):
@@ -24,6 +24,7 @@ def update(env, **kwargs):
 
 
 # --- the correct environment --------------------------------------------------------------------
+
 
 def test_good_environment_passes_every_check(env):
     """Nothing broken: every check passes, the LB check is skipped (no LB), strict mode is ok."""
@@ -44,6 +45,7 @@ def test_good_environment_with_the_aws_managed_execution_policy(tmp_path):
 
 
 # --- cluster and service ------------------------------------------------------------------------
+
 
 def test_cluster_missing(env):
     """A wrong cluster name fails cluster.active with create-cluster, and the service check is skipped."""
@@ -69,7 +71,10 @@ def test_desired_count_zero(env):
     chk = check(env, "service.desired-count")
     assert chk.status == "failed"
     assert "desiredCount 0" in chk.evidence
-    assert chk.fix == f"aws ecs update-service --cluster {CLUSTER} --service {SERVICE} --desired-count 1 --region us-east-1"
+    assert (
+        chk.fix
+        == f"aws ecs update-service --cluster {CLUSTER} --service {SERVICE} --desired-count 1 --region us-east-1"
+    )
 
 
 def test_deployment_configuration_that_cannot_roll(env):
@@ -90,8 +95,14 @@ def test_deployment_configuration_that_drops_capacity_warns(env):
 
 def test_circuit_breaker_disabled_warns(env):
     """A disabled circuit breaker is reported as a warning with the command to enable it."""
-    update(env, deploymentConfiguration={"maximumPercent": 200, "minimumHealthyPercent": 100,
-                                         "deploymentCircuitBreaker": {"enable": False, "rollback": False}})
+    update(
+        env,
+        deploymentConfiguration={
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+            "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+        },
+    )
     chk = check(env, "service.circuit-breaker")
     assert chk.status == "warning"
     assert "enable=false rollback=false" in chk.evidence
@@ -100,13 +111,20 @@ def test_circuit_breaker_disabled_warns(env):
 
 def test_circuit_breaker_disabled_on_purpose_passes(env):
     """When pipeline.yaml turns the circuit breaker off, a disabled one is as configured."""
-    update(env, deploymentConfiguration={"maximumPercent": 200, "minimumHealthyPercent": 100,
-                                         "deploymentCircuitBreaker": {"enable": False, "rollback": False}})
+    update(
+        env,
+        deploymentConfiguration={
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+            "deploymentCircuitBreaker": {"enable": False, "rollback": False},
+        },
+    )
     chk = check(env, "service.circuit-breaker", env.with_service(circuit_breaker=False))
     assert chk.status == "passed" and "as pipeline.yaml says" in chk.evidence
 
 
 # --- ports --------------------------------------------------------------------------------------
+
 
 def test_template_port_differs(env):
     """The task-definition template mapping 8080 fails ports.template with the file to change."""
@@ -151,10 +169,21 @@ def _with_lb(env, tg_port=5000, health_port="traffic-port", lb_sg=None):
     elb = env.client("elbv2")
     kwargs = {"SecurityGroups": [lb_sg]} if lb_sg else {}
     lb = elb.create_load_balancer(Name="shine-alb", Subnets=list(env.subnets), **kwargs)["LoadBalancers"][0]
-    tg = elb.create_target_group(Name="shine-tg", Protocol="HTTP", Port=tg_port, VpcId=env.vpc, TargetType="ip",
-                                 HealthCheckPort=health_port, HealthCheckPath="/health")["TargetGroups"][0]
-    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
-                        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
+    tg = elb.create_target_group(
+        Name="shine-tg",
+        Protocol="HTTP",
+        Port=tg_port,
+        VpcId=env.vpc,
+        TargetType="ip",
+        HealthCheckPort=health_port,
+        HealthCheckPath="/health",
+    )["TargetGroups"][0]
+    elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
+    )
     return env.with_service(load_balancer=LoadBalancerSpec(tg["TargetGroupArn"], 5000)), tg["TargetGroupArn"]
 
 
@@ -163,7 +192,10 @@ def test_load_balancer_ports_agree(env):
     p, _ = _with_lb(env)
     chk = check(env, "ports.load-balancer", p)
     assert chk.status == "passed"
-    assert "target group shine-tg: port 5000, target type ip, health check HTTP port traffic-port path /health" in chk.evidence
+    assert (
+        "target group shine-tg: port 5000, target type ip, health check HTTP port traffic-port path /health"
+        in chk.evidence
+    )
 
 
 def test_load_balancer_health_check_on_another_port(env):
@@ -172,7 +204,10 @@ def test_load_balancer_health_check_on_another_port(env):
     chk = check(env, "ports.load-balancer", p)
     assert chk.status == "failed"
     assert chk.cause == "health check probes port 8080, service.port is 5000"
-    assert chk.fix == f"aws elbv2 modify-target-group --target-group-arn {arn} --health-check-port traffic-port --region us-east-1"
+    assert (
+        chk.fix
+        == f"aws elbv2 modify-target-group --target-group-arn {arn} --health-check-port traffic-port --region us-east-1"
+    )
 
 
 def test_load_balancer_container_port_differs(env):
@@ -186,14 +221,21 @@ def test_load_balancer_container_port_differs(env):
 
 # --- network ------------------------------------------------------------------------------------
 
+
 def test_security_group_admitting_only_another_group_warns(env):
     """Port 5000 open only to another security group: gates outside the VPC cannot reach it (warning)."""
     ec2 = env.client("ec2")
     other = ec2.create_security_group(GroupName="bastion", Description="b", VpcId=env.vpc)["GroupId"]
-    ec2.revoke_security_group_ingress(GroupId=env.security_group, IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-    ec2.authorize_security_group_ingress(GroupId=env.security_group, IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "UserIdGroupPairs": [{"GroupId": other}]}])
+    ec2.revoke_security_group_ingress(
+        GroupId=env.security_group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    ec2.authorize_security_group_ingress(
+        GroupId=env.security_group,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "UserIdGroupPairs": [{"GroupId": other}]}
+        ],
+    )
     chk = check(env, "network.security-groups")
     assert chk.status == "warning"
     assert f"tcp 5000 from {other}" in chk.evidence
@@ -202,10 +244,14 @@ def test_security_group_admitting_only_another_group_warns(env):
 def test_security_group_port_range_counts(env):
     """A rule for a port range covering 5000 admits it."""
     ec2 = env.client("ec2")
-    ec2.revoke_security_group_ingress(GroupId=env.security_group, IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-    ec2.authorize_security_group_ingress(GroupId=env.security_group, IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 4000, "ToPort": 6000, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}])
+    ec2.revoke_security_group_ingress(
+        GroupId=env.security_group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    ec2.authorize_security_group_ingress(
+        GroupId=env.security_group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 4000, "ToPort": 6000, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}],
+    )
     chk = check(env, "network.security-groups")
     assert chk.status == "passed" and "tcp 5000 from 10.0.0.0/8" in chk.evidence
 
@@ -215,32 +261,52 @@ def test_security_group_behind_load_balancer_must_admit_the_lb(env):
     ec2 = env.client("ec2")
     lb_sg = ec2.create_security_group(GroupName="alb", Description="alb", VpcId=env.vpc)["GroupId"]
     other = ec2.create_security_group(GroupName="other", Description="o", VpcId=env.vpc)["GroupId"]
-    ec2.revoke_security_group_ingress(GroupId=env.security_group, IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-    ec2.authorize_security_group_ingress(GroupId=env.security_group, IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "UserIdGroupPairs": [{"GroupId": other}]}])
+    ec2.revoke_security_group_ingress(
+        GroupId=env.security_group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    ec2.authorize_security_group_ingress(
+        GroupId=env.security_group,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "UserIdGroupPairs": [{"GroupId": other}]}
+        ],
+    )
     p, _ = _with_lb(env, lb_sg=lb_sg)
     chk = check(env, "network.security-groups", p)
     assert chk.status == "failed"
     assert f"from the load balancer's group {lb_sg}" in chk.cause
-    assert chk.fix == (f"aws ec2 authorize-security-group-ingress --group-id {env.security_group} --protocol tcp "
-                       f"--port 5000 --source-group {lb_sg} --region us-east-1")
-    ec2.authorize_security_group_ingress(GroupId=env.security_group, IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "UserIdGroupPairs": [{"GroupId": lb_sg}]}])
+    assert chk.fix == (
+        f"aws ec2 authorize-security-group-ingress --group-id {env.security_group} --protocol tcp "
+        f"--port 5000 --source-group {lb_sg} --region us-east-1"
+    )
+    ec2.authorize_security_group_ingress(
+        GroupId=env.security_group,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "UserIdGroupPairs": [{"GroupId": lb_sg}]}
+        ],
+    )
     assert check(env, "network.security-groups", p).status == "passed"
 
 
 def test_subnet_on_main_route_table_without_igw(env):
     """A subnet with no explicit association uses the main table; without an IGW route the fix associates it."""
     ec2 = env.client("ec2")
-    assoc = next(a["RouteTableAssociationId"] for a in ec2.describe_route_tables(RouteTableIds=[env.route_table])
-                 ["RouteTables"][0]["Associations"] if a.get("SubnetId") == env.subnets[0])
+    assoc = next(
+        a["RouteTableAssociationId"]
+        for a in ec2.describe_route_tables(RouteTableIds=[env.route_table])["RouteTables"][0]["Associations"]
+        if a.get("SubnetId") == env.subnets[0]
+    )
     ec2.disassociate_route_table(AssociationId=assoc)
     chk = check(env, "network.routes")
     assert chk.status == "failed"
-    assert (f"{env.subnets[0]} ({env.vpc}): no explicit association, so it uses the VPC's main route table "
-            f"{env.main_route_table}; 0.0.0.0/0 -> no route") in chk.evidence
-    assert chk.fix == f"aws ec2 associate-route-table --route-table-id {env.route_table} --subnet-id {env.subnets[0]} --region us-east-1"
+    assert (
+        f"{env.subnets[0]} ({env.vpc}): no explicit association, so it uses the VPC's main route table "
+        f"{env.main_route_table}; 0.0.0.0/0 -> no route"
+    ) in chk.evidence
+    assert (
+        chk.fix
+        == f"aws ec2 associate-route-table --route-table-id {env.route_table} --subnet-id {env.subnets[0]} --region us-east-1"
+    )
 
 
 def test_no_default_route_anywhere_but_igw_attached(env):
@@ -248,8 +314,10 @@ def test_no_default_route_anywhere_but_igw_attached(env):
     env.client("ec2").delete_route(RouteTableId=env.route_table, DestinationCidrBlock="0.0.0.0/0")
     chk = check(env, "network.routes")
     assert chk.status == "failed"
-    assert chk.fix == (f"aws ec2 create-route --route-table-id {env.route_table} --destination-cidr-block 0.0.0.0/0 "
-                       f"--gateway-id {env.igw} --region us-east-1")
+    assert chk.fix == (
+        f"aws ec2 create-route --route-table-id {env.route_table} --destination-cidr-block 0.0.0.0/0 "
+        f"--gateway-id {env.igw} --region us-east-1"
+    )
 
 
 def test_no_internet_gateway_at_all(env):
@@ -259,8 +327,9 @@ def test_no_internet_gateway_at_all(env):
     ec2.detach_internet_gateway(InternetGatewayId=env.igw, VpcId=env.vpc)
     chk = check(env, "network.routes")
     assert chk.status == "failed"
-    assert chk.fix.startswith("aws ec2 create-internet-gateway --region us-east-1; aws ec2 attach-internet-gateway "
-                              f"--vpc-id {env.vpc}")
+    assert chk.fix.startswith(
+        f"aws ec2 create-internet-gateway --region us-east-1; aws ec2 attach-internet-gateway --vpc-id {env.vpc}"
+    )
 
 
 def test_nat_route_without_public_ip_warns(env):
@@ -269,8 +338,16 @@ def test_nat_route_without_public_ip_warns(env):
     alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
     nat = ec2.create_nat_gateway(SubnetId=env.subnets[0], AllocationId=alloc)["NatGateway"]["NatGatewayId"]
     ec2.replace_route(RouteTableId=env.route_table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
-    update(env, networkConfiguration={"awsvpcConfiguration": {
-        "subnets": list(env.subnets), "securityGroups": [env.security_group], "assignPublicIp": "DISABLED"}})
+    update(
+        env,
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": list(env.subnets),
+                "securityGroups": [env.security_group],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+    )
     report = run_doctor(env.pipeline, env.aws)
     routes = report.get("network.routes")
     assert routes.status == "warning"
@@ -284,8 +361,16 @@ def test_behind_load_balancer_no_public_ip_needed(env):
     alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
     nat = ec2.create_nat_gateway(SubnetId=env.subnets[0], AllocationId=alloc)["NatGateway"]["NatGatewayId"]
     ec2.replace_route(RouteTableId=env.route_table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
-    update(env, networkConfiguration={"awsvpcConfiguration": {
-        "subnets": list(env.subnets), "securityGroups": [env.security_group], "assignPublicIp": "DISABLED"}})
+    update(
+        env,
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": list(env.subnets),
+                "securityGroups": [env.security_group],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+    )
     p, _ = _with_lb(env)
     report = run_doctor(p, env.aws)
     assert report.get("network.public-ip").status == "passed"
@@ -299,7 +384,10 @@ def test_vpc_dns_support_disabled(env):
     chk = check(env, "network.dns")
     assert chk.status == "failed"
     assert f"{env.vpc}: enableDnsSupport=false enableDnsHostnames=true" in chk.evidence
-    assert chk.fix == f"aws ec2 modify-vpc-attribute --vpc-id {env.vpc} --enable-dns-support '{{\"Value\":true}}' --region us-east-1"
+    assert (
+        chk.fix
+        == f"aws ec2 modify-vpc-attribute --vpc-id {env.vpc} --enable-dns-support '{{\"Value\":true}}' --region us-east-1"
+    )
 
 
 def test_vpc_dns_hostnames_disabled_warns(env):
@@ -320,6 +408,7 @@ def test_network_checks_skip_without_any_network(aws, tmp_path):
 
 
 # --- image pull path ----------------------------------------------------------------------------
+
 
 def test_ecr_repository_missing(env):
     """A missing repository fails with create-repository; the current-image check is skipped."""
@@ -375,17 +464,26 @@ def test_execution_role_without_pull_permissions(env):
     env.client("iam").delete_role_policy(RoleName=ROLE, PolicyName="ecs-pull-and-log")
     chk = check(env, "image.execution-role")
     assert chk.status == "failed"
-    assert ("lacks ecr:GetAuthorizationToken, ecr:BatchGetImage, ecr:GetDownloadUrlForLayer, "
-            "logs:CreateLogStream, logs:PutLogEvents") in chk.evidence
-    assert chk.fix == (f"aws iam attach-role-policy --role-name {ROLE} --policy-arn "
-                       "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy")
+    assert (
+        "lacks ecr:GetAuthorizationToken, ecr:BatchGetImage, ecr:GetDownloadUrlForLayer, "
+        "logs:CreateLogStream, logs:PutLogEvents"
+    ) in chk.evidence
+    assert chk.fix == (
+        f"aws iam attach-role-policy --role-name {ROLE} --policy-arn "
+        "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+    )
 
 
 def test_execution_role_with_logs_but_no_ecr(env):
     """Only the logs actions granted: the ECR ones are named missing."""
     iam = env.client("iam")
-    iam.put_role_policy(RoleName=ROLE, PolicyName="ecs-pull-and-log", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}))
+    iam.put_role_policy(
+        RoleName=ROLE,
+        PolicyName="ecs-pull-and-log",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}
+        ),
+    )
     chk = check(env, "image.execution-role")
     assert chk.status == "failed"
     assert "lacks ecr:GetAuthorizationToken, ecr:BatchGetImage, ecr:GetDownloadUrlForLayer:" in chk.evidence
@@ -395,8 +493,17 @@ def test_execution_role_customer_managed_policy_with_wildcards(env):
     """An attached customer-managed policy with ecr:* and logs:Put*/Create* passes."""
     iam = env.client("iam")
     iam.delete_role_policy(RoleName=ROLE, PolicyName="ecs-pull-and-log")
-    arn = iam.create_policy(PolicyName="pull", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["ecr:*", "logs:Create*", "logs:PutLogEvents"], "Resource": "*"}]}))["Policy"]["Arn"]
+    arn = iam.create_policy(
+        PolicyName="pull",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": ["ecr:*", "logs:Create*", "logs:PutLogEvents"], "Resource": "*"}
+                ],
+            }
+        ),
+    )["Policy"]["Arn"]
     iam.attach_role_policy(RoleName=ROLE, PolicyArn=arn)
     chk = check(env, "image.execution-role")
     assert chk.status == "passed" and "policies pull" in chk.evidence
@@ -413,10 +520,13 @@ def test_log_group_missing(env):
 
 # --- how doctor behaves -------------------------------------------------------------------------
 
+
 def _deny(request, **_):
     """A before-send hook answering like AWS does when the caller lacks an EC2 permission."""
-    body = (b"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized "
-            b"to perform this operation.</Message></Error></Errors></Response>")
+    body = (
+        b"<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized "
+        b"to perform this operation.</Message></Error></Errors></Response>"
+    )
     return AWSResponse(request.url, 403, {}, _Raw(body))
 
 
@@ -445,20 +555,34 @@ def test_describes_are_made_once(env):
     for svc in ("ecs", "ec2", "ecr", "iam", "logs"):
         env.client(svc).meta.events.register("before-call", lambda model, **_: calls.append(model.name))
     run_doctor(env.pipeline, env.aws)
-    for op in ("DescribeClusters", "DescribeServices", "DescribeTaskDefinition", "DescribeSubnets",
-               "DescribeRouteTables", "DescribeSecurityGroups", "DescribeInternetGateways", "GetRole"):
+    for op in (
+        "DescribeClusters",
+        "DescribeServices",
+        "DescribeTaskDefinition",
+        "DescribeSubnets",
+        "DescribeRouteTables",
+        "DescribeSecurityGroups",
+        "DescribeInternetGateways",
+        "GetRole",
+    ):
         assert calls.count(op) <= 1, (op, calls)
     assert calls.count("DescribeVpcAttribute") == 2  # one per attribute: AWS has no batch form
 
 
 def test_secrets_never_appear_in_the_report(env):
     """Task-definition secrets and credential-like env values never reach the text or JSON report."""
-    env.point_service_at(env.register(
-        environment=[{"name": "AWS_SECRET_ACCESS_KEY", "value": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzSECRET"},
-                     {"name": "DEPLOY_KEY", "value": "AKIAABCDEFGHIJKLMNOP"}],
-        secrets=[{"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/db-password-value"}],
-        portMappings=[{"containerPort": 8080}],  # make the taskdef checks print their evidence
-    ))
+    env.point_service_at(
+        env.register(
+            environment=[
+                {"name": "AWS_SECRET_ACCESS_KEY", "value": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzzSECRET"},
+                {"name": "DEPLOY_KEY", "value": "AKIAABCDEFGHIJKLMNOP"},
+            ],
+            secrets=[
+                {"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/db-password-value"}
+            ],
+            portMappings=[{"containerPort": 8080}],  # make the taskdef checks print their evidence
+        )
+    )
     report = run_doctor(env.pipeline, env.aws)
     out = render_text(report) + json.dumps(report.to_dict())
     assert report.get("ports.task-definition").status == "failed"

@@ -1,4 +1,5 @@
 """diagnose() and create_service() against moto; ECS shapes moto cannot produce come from after-call hooks."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,13 @@ from moto.moto_api import state_manager
 
 from orchestrator.config.model import LoadBalancerSpec
 from orchestrator.doctor import create_service, diagnose
-from tests.doctor_env import CLUSTER, SERVICE, aws_context, good_env
 from orchestrator.errors import ConfigError
+from tests.doctor_env import CLUSTER, SERVICE, aws_context, good_env
 
-PULL = ("CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref "
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/shine-api-gateway:enhanced-v5: i/o timeout")
+PULL = (
+    "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref "
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/shine-api-gateway:enhanced-v5: i/o timeout"
+)
 
 
 @pytest.fixture
@@ -34,14 +37,24 @@ def env(aws, tmp_path):
 def run_tasks(env, count=2, revision=None):
     """Start `count` tasks of a revision in the cluster (moto lists them under the service)."""
     out = env.client("ecs").run_task(
-        cluster=CLUSTER, taskDefinition=revision or env.taskdef_arn, count=count, launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {"subnets": [env.subnets[0]], "securityGroups": [env.security_group],
-                                                      "assignPublicIp": "ENABLED"}})
+        cluster=CLUSTER,
+        taskDefinition=revision or env.taskdef_arn,
+        count=count,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": [env.subnets[0]],
+                "securityGroups": [env.security_group],
+                "assignPublicIp": "ENABLED",
+            }
+        },
+    )
     return [t["taskArn"] for t in out["tasks"]]
 
 
 def stop_like_aws(env, task_arns, reason, exit_code=None, container_reason="", stop_code="EssentialContainerExited"):
     """Make describe_tasks answer as AWS does for tasks that stopped (moto never stops them this way)."""
+
     def hook(parsed, **_):
         for t in parsed.get("tasks", []):
             if t["taskArn"] in task_arns:
@@ -53,6 +66,7 @@ def stop_like_aws(env, task_arns, reason, exit_code=None, container_reason="", s
                         c["exitCode"] = exit_code
                     if container_reason:
                         c["reason"] = container_reason
+
     env.client("ecs").meta.events.register("after-call.ecs.DescribeTasks", hook)
 
 
@@ -60,14 +74,24 @@ def test_diagnose_pull_error_names_the_missing_route(env):
     """CannotPullContainerError is explained by the failing network check, in plain words."""
     ec2 = env.client("ec2")
     ec2.delete_route(RouteTableId=env.route_table, DestinationCidrBlock="0.0.0.0/0")
-    env.client("ecs").update_service(cluster=CLUSTER, service=SERVICE, networkConfiguration={"awsvpcConfiguration": {
-        "subnets": list(env.subnets), "securityGroups": [env.security_group], "assignPublicIp": "DISABLED"}})
+    env.client("ecs").update_service(
+        cluster=CLUSTER,
+        service=SERVICE,
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": list(env.subnets),
+                "securityGroups": [env.security_group],
+                "assignPublicIp": "DISABLED",
+            }
+        },
+    )
     arns = run_tasks(env)
     stop_like_aws(env, arns[:1], "Task failed to start", container_reason=PULL, stop_code="TaskFailedToStart")
     d = diagnose(env.pipeline, env.aws, since=None, revision_arn=env.taskdef_arn)
     assert d.summary().startswith(
         f"tasks stop with CannotPullContainerError: {env.subnets[0]} has no route to an internet gateway "
-        "and assignPublicIp is DISABLED")
+        "and assignPublicIp is DISABLED"
+    )
     assert len(d.stopped_tasks) == 1 and d.stopped_tasks[0].pull_failed
     assert d.running_tasks == 1
     assert "network.routes" in [c.id for c in d.failed_checks]
@@ -77,8 +101,11 @@ def test_diagnose_pull_error_without_a_failing_check_quotes_ecs(env):
     """With nothing else failing, the pull error itself is quoted."""
     arns = run_tasks(env, count=1)
     stop_like_aws(env, arns, PULL, stop_code="TaskFailedToStart")
-    assert diagnose(env.pipeline, env.aws, None, env.taskdef_arn).summary().startswith(
-        "tasks stop with CannotPullContainerError: CannotPullContainerError: pull image manifest")
+    assert (
+        diagnose(env.pipeline, env.aws, None, env.taskdef_arn)
+        .summary()
+        .startswith("tasks stop with CannotPullContainerError: CannotPullContainerError: pull image manifest")
+    )
 
 
 def test_diagnose_container_exit_code(env):
@@ -105,31 +132,56 @@ def test_diagnose_service_events_since_the_deploy(env):
     points at the application."""
     t0 = datetime(2025, 8, 11, 20, 40, tzinfo=timezone.utc)
     events = [
-        {"id": "3", "createdAt": t0 + timedelta(minutes=5), "message": "(service shine-api-gateway) has reached a steady state."},
-        {"id": "2", "createdAt": t0 + timedelta(minutes=1), "message": "(service shine-api-gateway) has started 1 tasks."},
+        {
+            "id": "3",
+            "createdAt": t0 + timedelta(minutes=5),
+            "message": "(service shine-api-gateway) has reached a steady state.",
+        },
+        {
+            "id": "2",
+            "createdAt": t0 + timedelta(minutes=1),
+            "message": "(service shine-api-gateway) has started 1 tasks.",
+        },
         {"id": "1", "createdAt": t0 - timedelta(hours=1), "message": "(service shine-api-gateway) old news."},
     ]
-    env.client("ecs").meta.events.register("after-call.ecs.DescribeServices",
-                                           lambda parsed, **_: [s.update(events=events) for s in parsed.get("services", [])])
+    env.client("ecs").meta.events.register(
+        "after-call.ecs.DescribeServices",
+        lambda parsed, **_: [s.update(events=events) for s in parsed.get("services", [])],
+    )
     d = diagnose(env.pipeline, env.aws, since=t0, revision_arn=env.taskdef_arn)
     assert [e["message"] for e in d.events] == [events[1]["message"], events[0]["message"]]
-    assert d.summary() == ("no task stopped and no doctor check fails (ECS's last word: (service shine-api-gateway) "
-                           "has reached a steady state.): the application's answers failed the gate")
+    assert d.summary() == (
+        "no task stopped and no doctor check fails (ECS's last word: (service shine-api-gateway) "
+        "has reached a steady state.): the application's answers failed the gate"
+    )
 
 
 def test_diagnose_target_health_reasons(env):
     """Unhealthy targets are reported with the load balancer's reason code and description."""
     elb = env.client("elbv2")
-    tg = elb.create_target_group(Name="shine-tg", Protocol="HTTP", Port=5000, VpcId=env.vpc, TargetType="ip")["TargetGroups"][0]
+    tg = elb.create_target_group(Name="shine-tg", Protocol="HTTP", Port=5000, VpcId=env.vpc, TargetType="ip")[
+        "TargetGroups"
+    ][0]
     p = env.with_service(load_balancer=LoadBalancerSpec(tg["TargetGroupArn"], 5000))
-    unhealthy = [{"Target": {"Id": "10.20.0.5", "Port": 5000}, "HealthCheckPort": "5000",
-                  "TargetHealth": {"State": "unhealthy", "Reason": "Target.ResponseCodeMismatch",
-                                   "Description": "Health checks failed with these codes: [404]"}}]
-    elb.meta.events.register("after-call.elastic-load-balancing-v2.DescribeTargetHealth",
-                             lambda parsed, **_: parsed.update(TargetHealthDescriptions=unhealthy))
+    unhealthy = [
+        {
+            "Target": {"Id": "10.20.0.5", "Port": 5000},
+            "HealthCheckPort": "5000",
+            "TargetHealth": {
+                "State": "unhealthy",
+                "Reason": "Target.ResponseCodeMismatch",
+                "Description": "Health checks failed with these codes: [404]",
+            },
+        }
+    ]
+    elb.meta.events.register(
+        "after-call.elastic-load-balancing-v2.DescribeTargetHealth",
+        lambda parsed, **_: parsed.update(TargetHealthDescriptions=unhealthy),
+    )
     d = diagnose(p, env.aws, None, env.taskdef_arn)
-    assert ("target 10.20.0.5:5000 is unhealthy: Target.ResponseCodeMismatch "
-            "(Health checks failed with these codes: [404])") in d.summary()
+    assert (
+        "target 10.20.0.5:5000 is unhealthy: Target.ResponseCodeMismatch (Health checks failed with these codes: [404])"
+    ) in d.summary()
 
 
 def test_diagnose_masks_secrets_and_is_json(env):
@@ -148,6 +200,7 @@ def test_diagnose_survives_access_denied(env):
 
     def deny(**_):
         raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListTasks")
+
     env.client("ecs").meta.events.register("before-call.ecs.ListTasks", deny)
     d = diagnose(env.pipeline, env.aws, None, env.taskdef_arn)
     assert any("ecs:ListTasks" in e for e in d.errors)
@@ -167,6 +220,7 @@ def test_diagnose_describes_tasks_in_one_batch(env):
 
 # --- create_service -----------------------------------------------------------------------------
 
+
 def test_create_service_from_the_pipeline(aws, tmp_path):
     """The missing service is created with the pipeline's count, launch type, network and circuit breaker."""
     env = good_env(aws, tmp_path, create=False)
@@ -175,17 +229,27 @@ def test_create_service_from_the_pipeline(aws, tmp_path):
     assert svc["serviceArn"] == arn and svc["status"] == "ACTIVE"
     assert svc["taskDefinition"] == env.taskdef_arn and svc["desiredCount"] == 1 and svc["launchType"] == "FARGATE"
     assert svc["networkConfiguration"]["awsvpcConfiguration"] == {
-        "subnets": list(env.subnets), "securityGroups": [env.security_group], "assignPublicIp": "ENABLED"}
-    assert svc["deploymentConfiguration"] == {"maximumPercent": 200, "minimumHealthyPercent": 100,
-                                              "deploymentCircuitBreaker": {"enable": True, "rollback": True}}
+        "subnets": list(env.subnets),
+        "securityGroups": [env.security_group],
+        "assignPublicIp": "ENABLED",
+    }
+    assert svc["deploymentConfiguration"] == {
+        "maximumPercent": 200,
+        "minimumHealthyPercent": 100,
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+    }
 
 
 def test_create_service_with_a_given_network_and_no_circuit_breaker(aws, tmp_path):
     """A bare awsvpcConfiguration overrides the pipeline's; circuit_breaker false is honoured."""
     env = good_env(aws, tmp_path, create=False)
     p = env.with_service(circuit_breaker=False)
-    create_service(p, aws, env.taskdef_arn, network={"subnets": [env.subnets[1]], "securityGroups": [env.security_group],
-                                                     "assignPublicIp": "DISABLED"})
+    create_service(
+        p,
+        aws,
+        env.taskdef_arn,
+        network={"subnets": [env.subnets[1]], "securityGroups": [env.security_group], "assignPublicIp": "DISABLED"},
+    )
     svc = env.client("ecs").describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
     assert svc["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == [env.subnets[1]]
     assert svc["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": False, "rollback": False}
@@ -194,8 +258,9 @@ def test_create_service_with_a_given_network_and_no_circuit_breaker(aws, tmp_pat
 def test_create_service_with_a_load_balancer(aws, tmp_path):
     """A configured target group is registered with the pipeline's container and port."""
     env = good_env(aws, tmp_path, create=False)
-    tg = env.client("elbv2").create_target_group(Name="shine-tg", Protocol="HTTP", Port=5000, VpcId=env.vpc,
-                                                 TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    tg = env.client("elbv2").create_target_group(
+        Name="shine-tg", Protocol="HTTP", Port=5000, VpcId=env.vpc, TargetType="ip"
+    )["TargetGroups"][0]["TargetGroupArn"]
     create_service(env.with_service(load_balancer=LoadBalancerSpec(tg)), aws, env.taskdef_arn)
     svc = env.client("ecs").describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
     assert svc["loadBalancers"] == [{"targetGroupArn": tg, "containerName": "api", "containerPort": 5000}]

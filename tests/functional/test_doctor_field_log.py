@@ -1,11 +1,11 @@
 """Each incident of the field log (seed/snail-trail-log.md), rebuilt in moto and named by doctor."""
+
 from __future__ import annotations
 
 from moto.moto_api import state_manager
 
 from orchestrator.doctor import render_text, run_doctor
-from tests.doctor_env import CLUSTER, SERVICE, good_env, aws, aws_context, env  # noqa: F401 - fixtures
-
+from tests.doctor_env import CLUSTER, SERVICE, aws, aws_context, env, good_env  # noqa: F401 - fixtures
 
 
 def test_field_log_service_missing(aws, tmp_path):
@@ -37,20 +37,26 @@ def test_field_log_port_8080_instead_of_5000(env):
 
 def test_field_log_missing_port_5000_security_group_rule(env):
     """19:40 'Port 5000 security group rule missing': the exact authorize-security-group-ingress command."""
-    env.client("ec2").revoke_security_group_ingress(GroupId=env.security_group, IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    env.client("ec2").revoke_security_group_ingress(
+        GroupId=env.security_group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
     chk = run_doctor(env.pipeline, env.aws).get("network.security-groups")
     assert chk.status == "failed"
     assert "no security group of the tasks admits tcp 5000" in chk.evidence
     assert f"{env.security_group} (shine-api): tcp 5000 from nowhere" in chk.evidence
-    assert chk.fix.startswith(f"aws ec2 authorize-security-group-ingress --group-id {env.security_group} "
-                              "--protocol tcp --port 5000 --cidr 0.0.0.0/0 --region us-east-1")
+    assert chk.fix.startswith(
+        f"aws ec2 authorize-security-group-ingress --group-id {env.security_group} "
+        "--protocol tcp --port 5000 --cidr 0.0.0.0/0 --region us-east-1"
+    )
 
 
 def test_field_log_no_public_ip(env):
     """20:50 'no public IP': the service's assignPublicIp is the cause — not the subnet's MapPublicIpOnLaunch."""
     cfg = {"subnets": list(env.subnets), "securityGroups": [env.security_group], "assignPublicIp": "DISABLED"}
-    env.client("ecs").update_service(cluster=CLUSTER, service=SERVICE, networkConfiguration={"awsvpcConfiguration": cfg})
+    env.client("ecs").update_service(
+        cluster=CLUSTER, service=SERVICE, networkConfiguration={"awsvpcConfiguration": cfg}
+    )
     report = run_doctor(env.pipeline, env.aws)
     pub = report.get("network.public-ip")
     assert pub.status == "failed"
@@ -61,34 +67,55 @@ def test_field_log_no_public_ip(env):
     assert f"subnets=[{env.subnets[0]},{env.subnets[1]}]" in pub.fix
     routes = report.get("network.routes")
     assert routes.status == "failed"
-    assert routes.cause == (f"{env.subnets[0]} routes to internet gateway {env.igw} but assignPublicIp is DISABLED: "
-                            "tasks have no public IP, so they cannot pull images (CannotPullContainerError)")
+    assert routes.cause == (
+        f"{env.subnets[0]} routes to internet gateway {env.igw} but assignPublicIp is DISABLED: "
+        "tasks have no public IP, so they cannot pull images (CannotPullContainerError)"
+    )
 
 
 def test_field_log_subnet_not_on_route_table_with_igw(env):
     """22:05 'Subnet not associated with the route table with the IGW': the whole chain and the re-association."""
     ec2 = env.client("ec2")
     private = ec2.create_route_table(VpcId=env.vpc)["RouteTable"]["RouteTableId"]
-    assoc = next(a["RouteTableAssociationId"] for a in ec2.describe_route_tables(RouteTableIds=[env.route_table])
-                 ["RouteTables"][0]["Associations"] if a.get("SubnetId") == env.subnets[1])
+    assoc = next(
+        a["RouteTableAssociationId"]
+        for a in ec2.describe_route_tables(RouteTableIds=[env.route_table])["RouteTables"][0]["Associations"]
+        if a.get("SubnetId") == env.subnets[1]
+    )
     new_assoc = ec2.replace_route_table_association(AssociationId=assoc, RouteTableId=private)["NewAssociationId"]
     chk = run_doctor(env.pipeline, env.aws).get("network.routes")
     assert chk.status == "failed"
     assert chk.cause == f"{env.subnets[1]} has no route to an internet gateway and assignPublicIp is ENABLED"
-    assert (f"{env.subnets[1]} ({env.vpc}): explicitly associated with {private}; 0.0.0.0/0 -> no route; "
-            "assignPublicIp ENABLED: FAILS") in chk.evidence
-    assert f"{env.subnets[0]} ({env.vpc}): explicitly associated with {env.route_table}; 0.0.0.0/0 -> {env.igw}" in chk.evidence
-    assert chk.fix == (f"aws ec2 replace-route-table-association --association-id {new_assoc} "
-                       f"--route-table-id {env.route_table} --region us-east-1")
+    assert (
+        f"{env.subnets[1]} ({env.vpc}): explicitly associated with {private}; 0.0.0.0/0 -> no route; "
+        "assignPublicIp ENABLED: FAILS"
+    ) in chk.evidence
+    assert (
+        f"{env.subnets[0]} ({env.vpc}): explicitly associated with {env.route_table}; 0.0.0.0/0 -> {env.igw}"
+        in chk.evidence
+    )
+    assert chk.fix == (
+        f"aws ec2 replace-route-table-association --association-id {new_assoc} "
+        f"--route-table-id {env.route_table} --region us-east-1"
+    )
 
 
 def test_field_log_network_bindings_not_trusted(env):
     """19:00 'healthy but networkBindings empty': a standing check that reports the bindings and trusts the gates."""
     state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
     env.client("ecs").run_task(
-        cluster=CLUSTER, taskDefinition=env.taskdef_arn, count=1, launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {"subnets": [env.subnets[0]], "securityGroups": [env.security_group],
-                                                      "assignPublicIp": "ENABLED"}})
+        cluster=CLUSTER,
+        taskDefinition=env.taskdef_arn,
+        count=1,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {
+                "subnets": [env.subnets[0]],
+                "securityGroups": [env.security_group],
+                "assignPublicIp": "ENABLED",
+            }
+        },
+    )
     report = run_doctor(env.pipeline, env.aws)
     chk = report.get("health.network-bindings")
     assert chk.status == "passed"

@@ -1,4 +1,5 @@
 """The engine end to end on moto (with the sandbox agent moving deployments): phases, gates, rollback, trail."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,7 +54,9 @@ class World:
         return Engine(self.pipeline, AwsContext(region=REGION), self.store, clock=self.clock)
 
     def live(self) -> str:
-        return self.ecs.describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0]["taskDefinition"]
+        return self.ecs.describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0][
+            "taskDefinition"
+        ]
 
     def primary(self) -> dict:
         svc = self.ecs.describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0]
@@ -63,8 +66,13 @@ class World:
         return self.ecs.list_task_definitions(familyPrefix="shine-api-gateway")["taskDefinitionArns"]
 
     def trail(self) -> str:
-        return render("md", "shine-api-gateway", self.store.events("shine-api-gateway"),
-                      self.store.runs("shine-api-gateway"), self.pipeline.phase_names())
+        return render(
+            "md",
+            "shine-api-gateway",
+            self.store.events("shine-api-gateway"),
+            self.store.runs("shine-api-gateway"),
+            self.pipeline.phase_names(),
+        )
 
 
 @pytest.fixture
@@ -114,7 +122,12 @@ def test_failing_gate_rolls_back_to_last_good(aws, tmp_path, http_server) -> Non
     assert w.store.last_good("shine-api-gateway", "hybrid-ml") is None
     assert "rolled back to shine-api-gateway:2 (phase health-only), verified" in str(exc.value)
     kinds = [e.kind for e in w.store.events("shine-api-gateway")]
-    assert kinds.index("gate_failed") < kinds.index("decision") < kinds.index("rollback_started") < kinds.index("rollback_verified")
+    assert (
+        kinds.index("gate_failed")
+        < kinds.index("decision")
+        < kinds.index("rollback_started")
+        < kinds.index("rollback_verified")
+    )
     run = w.store.runs("shine-api-gateway")[0]
     assert (run.status, run.exit_code) == ("rolled_back", 1)
     (step,) = [s for s in w.store.steps(run.run_id) if s.kind == "rollback"]
@@ -136,8 +149,12 @@ def test_first_phase_failing_has_nothing_to_roll_back_to(aws, tmp_path, http_ser
 
 def test_tasks_that_cannot_start_fail_the_rollout_gate(aws, tmp_path, http_server) -> None:
     """Tasks stopping with CannotPullContainerError trip the breaker; the gate fails with the stop reasons."""
-    w = World(tmp_path, http_server, {"health-only": "a", "hybrid-ml": "b"},
-              fail={image("b"): "CannotPullContainerError: pull access denied"})
+    w = World(
+        tmp_path,
+        http_server,
+        {"health-only": "a", "hybrid-ml": "b"},
+        fail={image("b"): "CannotPullContainerError: pull access denied"},
+    )
     w.server("a")
     with pytest.raises(RolledBack):
         w.engine().run(RunOptions())
@@ -258,7 +275,9 @@ def test_crashed_step_is_reconciled_by_next_run(aws, tmp_path, http_server) -> N
     from orchestrator.state.base import RunRecord
 
     w.store.start_run(RunRecord("r-dead", "shine-api-gateway", "run", "running", "2025-08-11T18:00:00+00:00"))
-    w.store.begin_step("r-dead", "health-only", "update_service", {"from": w.bootstrap, "to": "x:9"}, "2025-08-11T18:01:00+00:00")
+    w.store.begin_step(
+        "r-dead", "health-only", "update_service", {"from": w.bootstrap, "to": "x:9"}, "2025-08-11T18:01:00+00:00"
+    )
     w.engine().run(RunOptions())
     assert w.store.open_steps("shine-api-gateway") == []
     assert w.store.get_run("r-dead").status == "interrupted"

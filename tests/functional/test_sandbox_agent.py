@@ -1,4 +1,5 @@
 """The sandbox's ECS agent against moto's server, through boto3, with tasks that need no containers."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,7 +39,9 @@ def endpoint():
 def ecs(endpoint):
     """A boto3 ECS client on a freshly reset moto."""
     requests.post(f"{endpoint}/moto-api/reset", timeout=10)
-    kwargs = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+    kwargs = dict(
+        endpoint_url=endpoint, region_name=REGION, aws_access_key_id="sandbox", aws_secret_access_key="sandbox"
+    )
     client = boto3.client("ecs", **kwargs)
     client.ec2 = boto3.client("ec2", **kwargs)  # type: ignore[attr-defined]
     client.create_cluster(clusterName=CLUSTER)
@@ -139,7 +142,10 @@ def test_create_service_keeps_deployment_configuration_and_starts_in_progress(ec
     assert created["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
     dep = created["deployments"][0]
     assert (dep["status"], dep["rolloutState"], dep["runningCount"], dep["taskDefinition"]) == (
-        "PRIMARY", "IN_PROGRESS", 0, td,
+        "PRIMARY",
+        "IN_PROGRESS",
+        0,
+        td,
     )
     assert dep["id"].startswith("ecs-svc/")
     assert describe(ecs)["deploymentConfiguration"]["maximumPercent"] == 200
@@ -161,7 +167,10 @@ def test_first_deployment_completes_with_running_task_and_bindings(ecs, agent):
     ]
     messages = [e["message"] for e in service["events"]]
     assert messages[0] == f"(service {SERVICE}) has reached a steady state."
-    assert any(m.startswith(f"(service {SERVICE}) has started 1 tasks: (task {task['taskArn'].split('/')[-1]})") for m in messages)
+    assert any(
+        m.startswith(f"(service {SERVICE}) has started 1 tasks: (task {task['taskArn'].split('/')[-1]})")
+        for m in messages
+    )
     assert any("deployment completed." in m for m in messages)
 
 
@@ -175,7 +184,10 @@ def test_update_creates_new_primary_then_completes_and_drains_old(ecs, agent):
     assert updated["taskDefinition"] == td2
     primary, active = updated["deployments"]
     assert (primary["status"], primary["rolloutState"], primary["taskDefinition"], primary["runningCount"]) == (
-        "PRIMARY", "IN_PROGRESS", td2, 0,
+        "PRIMARY",
+        "IN_PROGRESS",
+        td2,
+        0,
     )
     assert primary["rolloutStateReason"] == f"ECS deployment {primary['id']} in progress."
     assert (active["id"], active["status"], active["taskDefinition"]) == (first["id"], "ACTIVE", td1)
@@ -236,7 +248,9 @@ def test_circuit_breaker_fails_and_rolls_back_to_previous_revision(ecs, agent):
     create_service(ecs, td1, breaker={"enable": True, "rollback": True})
     first = settle(agent, ecs, completed)["deployments"][0]
     register(ecs, MISSING)
-    bad = ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=f"{SERVICE}:2")["service"]["deployments"][0]
+    bad = ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=f"{SERVICE}:2")["service"]["deployments"][
+        0
+    ]
 
     def rolled_back(s: dict) -> bool:
         return any(d["id"] == bad["id"] and d["rolloutState"] == "FAILED" for d in s["deployments"]) or (
@@ -248,7 +262,11 @@ def test_circuit_breaker_fails_and_rolls_back_to_previous_revision(ecs, agent):
     assert failed["rolloutStateReason"] == "ECS deployment circuit breaker: tasks failed to start."
     assert failed["failedTasks"] >= 3 and failed["status"] == "ACTIVE"
     primary = service["deployments"][0]
-    assert primary["status"] == "PRIMARY" and primary["taskDefinition"] == td1 and primary["id"] not in (bad["id"], first["id"])
+    assert (
+        primary["status"] == "PRIMARY"
+        and primary["taskDefinition"] == td1
+        and primary["id"] not in (bad["id"], first["id"])
+    )
     assert service["taskDefinition"] == td1
     service = settle(agent, ecs, completed)
     assert service["deployments"][0]["id"] == primary["id"]
@@ -288,7 +306,9 @@ def test_min_healthy_percent_limits_replacement(ecs, agent, launcher):
     create_service(ecs, td1, desired=2)
     settle(agent, ecs, completed)
     ecs.update_service(
-        cluster=CLUSTER, service=SERVICE, taskDefinition=register(ecs, GOOD2),
+        cluster=CLUSTER,
+        service=SERVICE,
+        taskDefinition=register(ecs, GOOD2),
         deploymentConfiguration={"maximumPercent": 100, "minimumHealthyPercent": 50},
     )
     peak = 0
@@ -321,7 +341,11 @@ def test_stop_task_through_the_api_is_replaced(ecs, agent, launcher):
     settle(agent, ecs, completed)
     [task] = tasks(ecs)
     ecs.stop_task(cluster=CLUSTER, task=task["taskArn"], reason="operator test")
-    settle(agent, ecs, lambda s: len(tasks(ecs)) == 1 and tasks(ecs)[0]["taskArn"] != task["taskArn"] and s["runningCount"] == 1)
+    settle(
+        agent,
+        ecs,
+        lambda s: len(tasks(ecs)) == 1 and tasks(ecs)[0]["taskArn"] != task["taskArn"] and s["runningCount"] == 1,
+    )
     [stopped] = ecs.describe_tasks(cluster=CLUSTER, tasks=[task["taskArn"]])["tasks"]
     assert stopped["stoppedReason"] == "operator test" and stopped["stopCode"] == "UserInitiated"
     assert task["taskArn"].split("/")[-1] in launcher.stopped

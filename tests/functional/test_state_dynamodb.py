@@ -1,5 +1,6 @@
 """The DynamoDB state store against moto's server, as several runners on several machines would use it:
 lock races, lease takeover, event order and step ids across writers, the table's creation, `snail state`."""
+
 from __future__ import annotations
 
 import functools
@@ -21,8 +22,9 @@ TABLE = "snail-state"
 
 def client(url: str):  # noqa: ANN201
     """A low-level DynamoDB client for moto's server (each runner has its own)."""
-    return boto3.client("dynamodb", region_name=REGION, endpoint_url=url,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        "dynamodb", region_name=REGION, endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
 
 
 def holder(run_id: str) -> dict:
@@ -219,8 +221,12 @@ def test_create_table_is_idempotent(url: str) -> None:
 def test_create_table_refuses_a_foreign_table(url: str) -> None:
     """A table of the same name with another key is not taken for a state table."""
     c = client(url)
-    c.create_table(TableName="foreign", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                   AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    c.create_table(
+        TableName="foreign",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     with pytest.raises(UsageError, match="not a snail state table"):
         create_table(c, "foreign")
 
@@ -284,8 +290,12 @@ def test_access_denied_surfaces_as_our_error() -> None:
     c = boto3.client("dynamodb", region_name=REGION)
     store = DynamoStore(c, TABLE)
     with Stubber(c) as stub:
-        stub.add_client_error("put_item", service_error_code="AccessDeniedException", http_status_code=400,
-                              service_message="User: arn:aws:iam::1:user/ci is not authorized to perform: dynamodb:PutItem")
+        stub.add_client_error(
+            "put_item",
+            service_error_code="AccessDeniedException",
+            http_status_code=400,
+            service_message="User: arn:aws:iam::1:user/ci is not authorized to perform: dynamodb:PutItem",
+        )
         with pytest.raises(AccessDenied) as exc:
             store.acquire_lock("svc", holder("r1"), lease=60, now=1000)
     assert exc.value.operation == "dynamodb:PutItem"
@@ -296,11 +306,21 @@ def test_lock_held_is_read_from_the_failed_condition() -> None:
     """A failed lock condition names the live holder from the item DynamoDB returns with the failure."""
     c = boto3.client("dynamodb", region_name=REGION)
     store = DynamoStore(c, TABLE)
-    live = {"pk": {"S": "SVC#svc"}, "sk": {"S": "LOCK"}, "run_id": {"S": "r9"},
-            "holder": {"S": json.dumps(holder("r9"))}, "expires_at": {"N": "1060"}}
+    live = {
+        "pk": {"S": "SVC#svc"},
+        "sk": {"S": "LOCK"},
+        "run_id": {"S": "r9"},
+        "holder": {"S": json.dumps(holder("r9"))},
+        "expires_at": {"N": "1060"},
+    }
     with Stubber(c) as stub:
-        stub.add_client_error("put_item", service_error_code="ConditionalCheckFailedException", http_status_code=400,
-                              response_meta={}, modeled_fields={"Item": live})
+        stub.add_client_error(
+            "put_item",
+            service_error_code="ConditionalCheckFailedException",
+            http_status_code=400,
+            response_meta={},
+            modeled_fields={"Item": live},
+        )
         with pytest.raises(Locked) as exc:
             store.acquire_lock("svc", holder("r1"), lease=60, now=1000)
     assert exc.value.holder["run_id"] == "r9"

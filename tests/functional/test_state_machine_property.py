@@ -1,6 +1,7 @@
 """Property: whatever happens to each phase (passes, HTTP gate fails, tasks cannot start, Ctrl-C mid-gate),
 over several runs, the service never ends on a revision that is neither recorded good nor recorded by the run
 that left it there (which then exited 3, "a human is needed"), and no step is left open."""
+
 from __future__ import annotations
 
 import _thread
@@ -66,8 +67,9 @@ class Scripted:
             s.server_close()
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(runs=st.lists(st.fixed_dictionaries({p: st.sampled_from(OUTCOMES) for p in PHASES}), min_size=1, max_size=3))
 def test_service_is_always_on_a_recorded_revision(tmp_path_factory, runs) -> None:
     """No sequence of phase outcomes leaves the service on an unrecorded revision or a step open."""
@@ -78,8 +80,12 @@ def test_service_is_always_on_a_recorded_revision(tmp_path_factory, runs) -> Non
     try:
         with mock_aws():
             clock = AgentClock()
-            clock.agent = EcsAgent(InstantLauncher(host_port_for=ports.get, fail_reason_for=fails.get),
-                                   account_id=ACCOUNT, region=REGION, monotonic=clock.monotonic)
+            clock.agent = EcsAgent(
+                InstantLauncher(host_port_for=ports.get, fail_reason_for=fails.get),
+                account_id=ACCOUNT,
+                region=REGION,
+                monotonic=clock.monotonic,
+            )
             ecs = boto("ecs")
             bootstrap = seed_service(ecs)
             for _ in range(5):
@@ -92,7 +98,9 @@ def test_service_is_always_on_a_recorded_revision(tmp_path_factory, runs) -> Non
                     ports[img] = scripted.port("pass" if what == "tasks_fail" else what)
                     if what == "tasks_fail":
                         fails[img] = "CannotPullContainerError: pull access denied"
-                engine = Engine(load_pipeline(write_pipeline(root, tags)), AwsContext(region=REGION), store, clock=clock)
+                engine = Engine(
+                    load_pipeline(write_pipeline(root, tags)), AwsContext(region=REGION), store, clock=clock
+                )
                 try:
                     engine.run(RunOptions())
                 except SnailError:

@@ -1,12 +1,13 @@
 """A moto world for engine tests: moto's ECS (with the sandbox extension) driven by the sandbox agent with an
 InstantLauncher, on a fake clock whose every sleep lets the agent take one step. No real waiting, no Docker."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import boto3
 import pytest
@@ -44,14 +45,28 @@ def seed_service(ecs, desired: int = 1, circuit_breaker: bool = True) -> str:  #
     """Cluster + a bootstrap revision + the service on it; returns the bootstrap revision ARN."""
     ecs.create_cluster(clusterName="shine")
     td = ecs.register_task_definition(
-        family="shine-api-gateway", networkMode="bridge",
-        containerDefinitions=[{"name": "api", "image": image("0"), "memory": 256, "essential": True,
-                               "portMappings": [{"containerPort": 5000, "protocol": "tcp"}]}],
+        family="shine-api-gateway",
+        networkMode="bridge",
+        containerDefinitions=[
+            {
+                "name": "api",
+                "image": image("0"),
+                "memory": 256,
+                "essential": True,
+                "portMappings": [{"containerPort": 5000, "protocol": "tcp"}],
+            }
+        ],
     )["taskDefinition"]["taskDefinitionArn"]
     ecs.create_service(
-        cluster="shine", serviceName="shine-api-gateway", taskDefinition=td, desiredCount=desired,
-        deploymentConfiguration={"deploymentCircuitBreaker": {"enable": circuit_breaker, "rollback": False},
-                                 "maximumPercent": 200, "minimumHealthyPercent": 100},
+        cluster="shine",
+        serviceName="shine-api-gateway",
+        taskDefinition=td,
+        desiredCount=desired,
+        deploymentConfiguration={
+            "deploymentCircuitBreaker": {"enable": circuit_breaker, "rollback": False},
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+        },
     )
     return td
 
@@ -104,8 +119,13 @@ def server():
     srv.start()
     host, port = srv.get_host_and_port()
     ports: dict[str, int] = {}
-    agent = EcsAgent(InstantLauncher(host_port_for=lambda img: ports.get(img)), account_id=ACCOUNT, region=REGION,
-                     interval=0.2, steady_after=0.5)
+    agent = EcsAgent(
+        InstantLauncher(host_port_for=lambda img: ports.get(img)),
+        account_id=ACCOUNT,
+        region=REGION,
+        interval=0.2,
+        steady_after=0.5,
+    )
     agent.start()
     yield {"url": f"http://{host}:{port}", "ports": ports}
     agent.stop(stop_tasks=True)
@@ -126,7 +146,7 @@ def world(server, tmp_path, http_server):
     ecs = boto3.client("ecs", region_name=REGION, endpoint_url=server["url"])
     seed_service(ecs)
 
-    def serve(tag: str, behaviour: "Behaviour | None" = None) -> None:
+    def serve(tag: str, behaviour: Behaviour | None = None) -> None:
         url, _ = http_server(behaviour or Behaviour())
         server["ports"][image(tag)] = int(url.rsplit(":", 1)[1])
 
@@ -135,12 +155,26 @@ def world(server, tmp_path, http_server):
 
 def snail(world, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run `python -m orchestrator` against the moto server, as a user would run `snail`."""
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "SNAIL_ENDPOINT_URL": world["url"], "SNAIL_FILE": str(world["root"] / "pipeline.yaml"), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "orchestrator", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=world["root"])
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SNAIL_ENDPOINT_URL": world["url"],
+        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=world["root"],
+    )
 
 
 def live(world) -> str:
     """The service's task definition, read through boto3."""
-    return world["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0]["taskDefinition"]
+    return world["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0][
+        "taskDefinition"
+    ]

@@ -1,4 +1,5 @@
 """Content tags, image references, registry targets (masking, ECR auth with moto) and probe parsing."""
+
 from __future__ import annotations
 
 import base64
@@ -94,7 +95,9 @@ def test_built_image_ref_prefers_the_digest():
     """ref pins by digest once known, else uses the tag."""
     unpushed = BuiltImage("health-only", "127.0.0.1:5055/app", "health-only-0123456789ab", None, True, False)
     assert unpushed.ref == "127.0.0.1:5055/app:health-only-0123456789ab"
-    pushed = BuiltImage("health-only", "127.0.0.1:5055/app", "health-only-0123456789ab", "sha256:" + "a" * 64, True, True)
+    pushed = BuiltImage(
+        "health-only", "127.0.0.1:5055/app", "health-only-0123456789ab", "sha256:" + "a" * 64, True, True
+    )
     assert pushed.ref == "127.0.0.1:5055/app@sha256:" + "a" * 64
     assert pushed.tagged == "127.0.0.1:5055/app:health-only-0123456789ab"
 
@@ -114,7 +117,11 @@ def test_registry_target_from_url_reads_credentials_from_the_environment():
     env = {"SNAIL_REGISTRY_USERNAME": "robot", "SNAIL_REGISTRY_PASSWORD": "pw"}
     target = RegistryTarget.from_url("127.0.0.1:5055/shine-api-gateway", env=env)
     assert (target.registry, target.name, target.username, target.password) == (
-        "127.0.0.1:5055", "shine-api-gateway", "robot", "pw")
+        "127.0.0.1:5055",
+        "shine-api-gateway",
+        "robot",
+        "pw",
+    )
     assert target.api_base == "http://127.0.0.1:5055/v2"
     assert RegistryTarget.from_url("localhost:5000/a/b", env={}).api_base == "http://localhost:5000/v2"
     assert RegistryTarget.from_url("ghcr.io/org/app", env={}).api_base == "https://ghcr.io/v2"
@@ -136,8 +143,11 @@ def ecr(monkeypatch):
     boto3 = pytest.importorskip("boto3")
     from moto import mock_aws
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     with mock_aws():
         yield boto3.client("ecr", region_name="us-east-1")
@@ -202,7 +212,12 @@ class _Session:
     def head(self, url, headers=None, auth=None, timeout=None):
         self.calls.append(("HEAD", url, dict(headers or {}), auth))
         if headers.get("Authorization") != "Bearer tok":
-            return _Response(401, {"WWW-Authenticate": 'Bearer realm="https://auth.example/token",service="reg",scope="repository:app:pull"'})
+            return _Response(
+                401,
+                {
+                    "WWW-Authenticate": 'Bearer realm="https://auth.example/token",service="reg",scope="repository:app:pull"'
+                },
+            )
         if url.endswith("/missing"):
             return _Response(404)
         return _Response(200, {"Docker-Content-Digest": "sha256:" + "b" * 64})
@@ -218,7 +233,12 @@ def test_registry_digest_follows_a_bearer_challenge():
     session = _Session()
     assert registry_digest(target, "present", session=session) == "sha256:" + "b" * 64
     token_call = session.calls[1]
-    assert token_call[:4] == ("GET", "https://auth.example/token", {"service": "reg", "scope": "repository:app:pull"}, ("u", "p"))
+    assert token_call[:4] == (
+        "GET",
+        "https://auth.example/token",
+        {"service": "reg", "scope": "repository:app:pull"},
+        ("u", "p"),
+    )
     assert session.calls[0][1] == "https://reg.example.com/v2/app/manifests/present"
     assert "manifest.v2+json" in session.calls[0][2]["Accept"]
     assert registry_digest(target, "missing", session=_Session()) is None

@@ -1,4 +1,5 @@
 """Config loading: every mistake names its file, line and key; good files load into frozen dataclasses."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,10 +38,12 @@ def test_loaded_pipeline_is_frozen(make_pipeline) -> None:
 
 def test_defaults_merged_into_phases(make_pipeline) -> None:
     """Default gates come first in every phase; a phase can opt out with inherit_gates: false."""
-    path = make_pipeline(phases={
-        "one": 'name: one\nimage: {ref: "r@sha256:1"}\ngates:\n  - {type: command, run: "true"}\n',
-        "two": 'name: two\nimage: {ref: "r@sha256:2"}\ninherit_gates: false\ngates:\n  - {type: command, run: "true"}\n',
-    })
+    path = make_pipeline(
+        phases={
+            "one": 'name: one\nimage: {ref: "r@sha256:1"}\ngates:\n  - {type: command, run: "true"}\n',
+            "two": 'name: two\nimage: {ref: "r@sha256:2"}\ninherit_gates: false\ngates:\n  - {type: command, run: "true"}\n',
+        }
+    )
     p = load_pipeline(path)
     assert [g.type for g in p.phase("one").gates] == ["http", "command"]
     assert [g.type for g in p.phase("two").gates] == ["command"]
@@ -55,14 +58,30 @@ def test_defaults_merged_into_phases(make_pipeline) -> None:
         ("  bake: 0s", "  bake: 3x", 13, "defaults.bake: bad duration '3x'"),
         ("version: 1", "version: 2", 1, "version: 2 is out of range (1..1)"),
         ("  container: api\n", "", 3, "service.container: is required"),
-        ("    - {type: http, path: /health, expect: {status: 200}}",
-         "    - {type: htp, path: /health}", 12, "defaults.gates[0].type: 'htp' is not one of"),
-        ("    - {type: http, path: /health, expect: {status: 200}}",
-         "    - {type: http, expect: {status: 200}}", 12, "an http gate needs `path` or `url`"),
-        ("    - {type: http, path: /health, expect: {status: 200}}",
-         "    - {type: http, path: /health, expect: {status: 999}}", 12, "999 is not an HTTP status code"),
-        ("    - {type: http, path: /health, expect: {status: 200}}",
-         "    - {type: http, path: /health, retries: {attempts: 0}}", 12, "attempts: 0 is out of range"),
+        (
+            "    - {type: http, path: /health, expect: {status: 200}}",
+            "    - {type: htp, path: /health}",
+            12,
+            "defaults.gates[0].type: 'htp' is not one of",
+        ),
+        (
+            "    - {type: http, path: /health, expect: {status: 200}}",
+            "    - {type: http, expect: {status: 200}}",
+            12,
+            "an http gate needs `path` or `url`",
+        ),
+        (
+            "    - {type: http, path: /health, expect: {status: 200}}",
+            "    - {type: http, path: /health, expect: {status: 999}}",
+            12,
+            "999 is not an HTTP status code",
+        ),
+        (
+            "    - {type: http, path: /health, expect: {status: 200}}",
+            "    - {type: http, path: /health, retries: {attempts: 0}}",
+            12,
+            "attempts: 0 is out of range",
+        ),
         ("phases: [one, two]", "phases: [one, one]", 14, "phase 'one' is listed twice"),
         ("phases: [one, two]", "phases: [one, three]", 14, "phase file phases/three.yaml does not exist"),
         ("phases: [one, two]", "phases: []", 14, "phases: needs at least 1 item"),
@@ -99,7 +118,7 @@ def test_missing_pipeline_file(tmp_path: Path) -> None:
         ('name: uno\nimage: {ref: "x"}\n', 1, "name: is 'uno' but the file is one.yaml"),
         ('name: one\nimage: {ref: "x"}\ngates:\n  - {type: command}\n', 4, "gates[0].run: is required"),
         ('name: one\nimage: {ref: "x"}\ngates:\n  - {type: alarm, alarms: []}\n', 4, "needs at least 1 item"),
-        ('name: one\nimage: {context: images/none}\n', 1, "build context images/none is not a folder"),
+        ("name: one\nimage: {context: images/none}\n", 1, "build context images/none is not a folder"),
         ('name: one\nimage: {ref: "x"}\ntask: {environment: {A: [1]}}\n', 3, "task.environment.A: expected a string"),
         ('name: one\nimage: {ref: "x"}\nbake: soon\n', 3, "bake: bad duration 'soon'"),
         ('name: one\nimage: {ref: "x"}\nimage: {ref: "y"}\n', 3, "image: duplicate key"),
@@ -116,7 +135,7 @@ def test_all_mistakes_reported_at_once(make_pipeline) -> None:
     """validate reports every mistake in one go, across files."""
     path = make_pipeline(
         PIPELINE.replace("  port: 5000", "  port: 0").replace("  bake: 0s", "  bake: 3x"),
-        phases={"one": 'name: one\nimage: {ref: "x"}\ntask: {cpu: 1}\n', "two": 'name: two\n'},
+        phases={"one": 'name: one\nimage: {ref: "x"}\ntask: {cpu: 1}\n', "two": "name: two\n"},
     )
     errs = errors_of(path)
     assert len(errs) >= 3, errs
@@ -125,8 +144,11 @@ def test_all_mistakes_reported_at_once(make_pipeline) -> None:
 def test_environment_interpolation(make_pipeline, monkeypatch) -> None:
     """${VAR:-default} in strings is expanded from the environment."""
     monkeypatch.setenv("SNAIL_TEST_CLUSTER", "blue")
-    path = make_pipeline(PIPELINE.replace("cluster: shine", "cluster: ${SNAIL_TEST_CLUSTER:-shine}")
-                         .replace("region: us-east-1", "region: ${SNAIL_TEST_NOPE:-eu-west-1}"))
+    path = make_pipeline(
+        PIPELINE.replace("cluster: shine", "cluster: ${SNAIL_TEST_CLUSTER:-shine}").replace(
+            "region: us-east-1", "region: ${SNAIL_TEST_NOPE:-eu-west-1}"
+        )
+    )
     p = load_pipeline(path)
     assert (p.service.cluster, p.service.region) == ("blue", "eu-west-1")
 

@@ -1,4 +1,5 @@
 """Doctor's pure logic: report status, rendering, rolling room, image refs, IAM wildcards, the runner, summaries."""
+
 from __future__ import annotations
 
 import pytest
@@ -36,9 +37,16 @@ def test_report_to_dict_counts_and_lists_checks():
 
 def test_render_text_marks_and_indents():
     """✔ ! ✘ - marks; passed/skipped on one line; failures show evidence lines and the fix indented."""
-    text = render_text(DoctorReport((
-        _c("a", "passed", "fine\nmore"), _c("b", "warning", "hmm"), _c("c", "failed", "broken\ndetail", "aws x"),
-        _c("d", "skipped", "skipped: no lb"))))
+    text = render_text(
+        DoctorReport(
+            (
+                _c("a", "passed", "fine\nmore"),
+                _c("b", "warning", "hmm"),
+                _c("c", "failed", "broken\ndetail", "aws x"),
+                _c("d", "skipped", "skipped: no lb"),
+            )
+        )
+    )
     assert text.splitlines() == [
         "doctor: 1 passed, 1 warning(s), 1 failed, 1 skipped",
         "✔ title a [a] — fine",
@@ -52,25 +60,39 @@ def test_render_text_marks_and_indents():
     ]
 
 
-@pytest.mark.parametrize("desired,minimum,maximum,expected", [
-    (1, 100, 100, (0, 0)),   # the stuck case: cannot start, cannot stop
-    (1, 100, 200, (0, 1)),
-    (1, 0, 100, (1, 0)),
-    (4, 50, 100, (2, 0)),
-    (3, 100, 150, (0, 1)),   # max rounds down: 4.5 -> 4
-    (3, 67, 100, (0, 0)),    # min rounds up: 2.01 -> 3
-])
+@pytest.mark.parametrize(
+    "desired,minimum,maximum,expected",
+    [
+        (1, 100, 100, (0, 0)),  # the stuck case: cannot start, cannot stop
+        (1, 100, 200, (0, 1)),
+        (1, 0, 100, (1, 0)),
+        (4, 50, 100, (2, 0)),
+        (3, 100, 150, (0, 1)),  # max rounds down: 4.5 -> 4
+        (3, 67, 100, (0, 0)),  # min rounds up: 2.01 -> 3
+    ],
+)
 def test_rolling_room(desired, minimum, maximum, expected):
     """ECS rounds maximumPercent down and minimumHealthyPercent up."""
     assert rolling_room(desired, minimum, maximum) == expected
 
 
-@pytest.mark.parametrize("ref,expected", [
-    ("1.dkr.ecr.us-east-1.amazonaws.com/shine:v5", ("1.dkr.ecr.us-east-1.amazonaws.com", "shine", {"imageTag": "v5"})),
-    ("1.dkr.ecr.us-east-1.amazonaws.com/team/shine@sha256:ab",
-     ("1.dkr.ecr.us-east-1.amazonaws.com", "team/shine", {"imageDigest": "sha256:ab"})),
-    ("1.dkr.ecr.us-east-1.amazonaws.com/shine", ("1.dkr.ecr.us-east-1.amazonaws.com", "shine", {"imageTag": "latest"})),
-])
+@pytest.mark.parametrize(
+    "ref,expected",
+    [
+        (
+            "1.dkr.ecr.us-east-1.amazonaws.com/shine:v5",
+            ("1.dkr.ecr.us-east-1.amazonaws.com", "shine", {"imageTag": "v5"}),
+        ),
+        (
+            "1.dkr.ecr.us-east-1.amazonaws.com/team/shine@sha256:ab",
+            ("1.dkr.ecr.us-east-1.amazonaws.com", "team/shine", {"imageDigest": "sha256:ab"}),
+        ),
+        (
+            "1.dkr.ecr.us-east-1.amazonaws.com/shine",
+            ("1.dkr.ecr.us-east-1.amazonaws.com", "shine", {"imageTag": "latest"}),
+        ),
+    ],
+)
 def test_split_image(ref, expected):
     """Image references split into host, repository and the describe_images id."""
     assert split_image(ref) == expected
@@ -85,13 +107,16 @@ def test_iam_action_wildcards():
     assert not grants(["s3:*"], "ecr:GetAuthorizationToken")
 
 
-@pytest.mark.parametrize("perm,ok", [
-    ({"IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000}, True),
-    ({"IpProtocol": "tcp", "FromPort": 4000, "ToPort": 6000}, True),
-    ({"IpProtocol": "-1"}, True),
-    ({"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080}, False),
-    ({"IpProtocol": "udp", "FromPort": 5000, "ToPort": 5000}, False),
-])
+@pytest.mark.parametrize(
+    "perm,ok",
+    [
+        ({"IpProtocol": "tcp", "FromPort": 5000, "ToPort": 5000}, True),
+        ({"IpProtocol": "tcp", "FromPort": 4000, "ToPort": 6000}, True),
+        ({"IpProtocol": "-1"}, True),
+        ({"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080}, False),
+        ({"IpProtocol": "udp", "FromPort": 5000, "ToPort": 5000}, False),
+    ],
+)
 def test_security_group_rule_admits_port(perm, ok):
     """A rule admits tcp 5000 when its protocol and range cover it."""
     assert admits(perm, 5000) is ok
@@ -100,12 +125,16 @@ def test_security_group_rule_admits_port(perm, ok):
 def test_default_route_ignores_blackholes_and_local():
     """Only an active 0.0.0.0/0 route counts; its target may be an IGW or a NAT."""
     assert default_target({"Routes": [{"DestinationCidrBlock": "10.0.0.0/16", "GatewayId": "local"}]}) is None
-    assert default_target({"Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1", "State": "blackhole"}]}) is None
+    assert (
+        default_target({"Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1", "State": "blackhole"}]})
+        is None
+    )
     assert default_target({"Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": "nat-1"}]}) == "nat-1"
 
 
 def test_runner_turns_skip_and_access_denied_into_checks():
     """Skip -> skipped with the reason; AccessDenied -> failed naming the permission; a bug -> failed, not raised."""
+
     @check("x.skip", "skips")
     def skips(ctx):
         raise Skip("the service is missing")
@@ -127,6 +156,7 @@ def test_runner_turns_skip_and_access_denied_into_checks():
 
 def test_runner_masks_credentials_in_evidence():
     """Credential-looking tokens never leave a check."""
+
     @check("x.leak", "leak")
     def leak(ctx):
         return Result("passed", "key AKIAABCDEFGHIJKLMNOP seen", "use AKIAABCDEFGHIJKLMNOP")
@@ -138,14 +168,31 @@ def test_runner_masks_credentials_in_evidence():
 def test_summary_puts_pull_errors_first_with_their_cause():
     """A pull error is explained by the matching failed check, then other causes follow."""
     d = Diagnosis(
-        service="s", revision="r", since=None,
-        stopped_tasks=(StoppedTask("t1", "s:3", "Task failed to start", "TaskFailedToStart",
-                                   (ContainerExit("api", None, "CannotPullContainerError: timeout"),)),),
-        failed_checks=(_c("network.routes", "failed", "subnet-1 has no route to an internet gateway and assignPublicIp is DISABLED\nchain"),
-                       _c("image.log-group", "failed", "log group /ecs/x does not exist")),
+        service="s",
+        revision="r",
+        since=None,
+        stopped_tasks=(
+            StoppedTask(
+                "t1",
+                "s:3",
+                "Task failed to start",
+                "TaskFailedToStart",
+                (ContainerExit("api", None, "CannotPullContainerError: timeout"),),
+            ),
+        ),
+        failed_checks=(
+            _c(
+                "network.routes",
+                "failed",
+                "subnet-1 has no route to an internet gateway and assignPublicIp is DISABLED\nchain",
+            ),
+            _c("image.log-group", "failed", "log group /ecs/x does not exist"),
+        ),
     )
-    assert d.summary() == ("tasks stop with CannotPullContainerError: subnet-1 has no route to an internet gateway and "
-                           "assignPublicIp is DISABLED; doctor image.log-group: log group /ecs/x does not exist")
+    assert d.summary() == (
+        "tasks stop with CannotPullContainerError: subnet-1 has no route to an internet gateway and "
+        "assignPublicIp is DISABLED; doctor image.log-group: log group /ecs/x does not exist"
+    )
 
 
 def test_summary_with_nothing_found_says_so():

@@ -1,5 +1,6 @@
 """The ecs-rollout gate against the real AWS response shapes (botocore Stubber): moto never moves a deployment,
 so COMPLETED, IN_PROGRESS, FAILED, circuit-breaker rollback and a foreign deployment are stubbed here."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -17,25 +18,52 @@ REV = {n: f"{ACCT}:task-definition/shine-api-gateway:{n}" for n in range(8, 14)}
 T0 = datetime(2025, 8, 11, 22, 44, tzinfo=timezone.utc)
 
 
-def dep(rev: int, status: str = "PRIMARY", rollout: str = "IN_PROGRESS", running: int = 0, desired: int = 2,
-        failed: int = 0, reason: str = "") -> dict:
+def dep(
+    rev: int,
+    status: str = "PRIMARY",
+    rollout: str = "IN_PROGRESS",
+    running: int = 0,
+    desired: int = 2,
+    failed: int = 0,
+    reason: str = "",
+) -> dict:
     """One deployment in describe_services' shape."""
-    return {"id": f"ecs-svc/{rev}{status[:2]}", "status": status, "taskDefinition": REV[rev], "desiredCount": desired,
-            "pendingCount": desired - running, "runningCount": running, "failedTasks": failed, "createdAt": T0,
-            "updatedAt": T0, "launchType": "FARGATE", "rolloutState": rollout,
-            "rolloutStateReason": reason or f"ECS deployment {rollout.lower()}."}
+    return {
+        "id": f"ecs-svc/{rev}{status[:2]}",
+        "status": status,
+        "taskDefinition": REV[rev],
+        "desiredCount": desired,
+        "pendingCount": desired - running,
+        "runningCount": running,
+        "failedTasks": failed,
+        "createdAt": T0,
+        "updatedAt": T0,
+        "launchType": "FARGATE",
+        "rolloutState": rollout,
+        "rolloutStateReason": reason or f"ECS deployment {rollout.lower()}.",
+    }
 
 
 def svc(deployments: list[dict], events: list[str] = ()) -> dict:
     """A describe_services response."""
     primary = next(d for d in deployments if d["status"] == "PRIMARY")
-    return {"services": [{
-        "serviceArn": f"{ACCT}:service/shine/shine-api-gateway", "serviceName": "shine-api-gateway",
-        "clusterArn": f"{ACCT}:cluster/shine", "status": "ACTIVE", "taskDefinition": primary["taskDefinition"],
-        "desiredCount": 2, "runningCount": primary["runningCount"], "pendingCount": primary["pendingCount"],
-        "deployments": deployments,
-        "events": [{"id": str(i), "createdAt": T0, "message": m} for i, m in enumerate(events)],
-    }], "failures": []}
+    return {
+        "services": [
+            {
+                "serviceArn": f"{ACCT}:service/shine/shine-api-gateway",
+                "serviceName": "shine-api-gateway",
+                "clusterArn": f"{ACCT}:cluster/shine",
+                "status": "ACTIVE",
+                "taskDefinition": primary["taskDefinition"],
+                "desiredCount": 2,
+                "runningCount": primary["runningCount"],
+                "pendingCount": primary["pendingCount"],
+                "deployments": deployments,
+                "events": [{"id": str(i), "createdAt": T0, "message": m} for i, m in enumerate(events)],
+            }
+        ],
+        "failures": [],
+    }
 
 
 class _Aws:
@@ -54,19 +82,29 @@ def stubbed():
         yield client, st
 
 
-def gate(stubbed, clock, responses: list[dict], revision: int = 12, stopped: list[dict] | None = None,
-         timeout: float = 600):
+def gate(
+    stubbed, clock, responses: list[dict], revision: int = 12, stopped: list[dict] | None = None, timeout: float = 600
+):
     """Run the gate over scripted describe_services responses (and stopped tasks if it fails)."""
     client, st = stubbed
     for r in responses:
         st.add_response("describe_services", r, {"cluster": "shine", "services": ["shine-api-gateway"]})
     if stopped is not None:
-        st.add_response("list_tasks", {"taskArns": [t["taskArn"] for t in stopped]},
-                        {"cluster": "shine", "serviceName": "shine-api-gateway", "desiredStatus": "STOPPED"})
+        st.add_response(
+            "list_tasks",
+            {"taskArns": [t["taskArn"] for t in stopped]},
+            {"cluster": "shine", "serviceName": "shine-api-gateway", "desiredStatus": "STOPPED"},
+        )
         if stopped:
             st.add_response("describe_tasks", {"tasks": stopped, "failures": []}, {"cluster": "shine", "tasks": ANY})
-    ctx = GateContext(cluster="shine", service="shine-api-gateway", revision_arn=REV[revision], port=5000,
-                      ecs=EcsClient(_Aws(client)), clock=clock)
+    ctx = GateContext(
+        cluster="shine",
+        service="shine-api-gateway",
+        revision_arn=REV[revision],
+        port=5000,
+        ecs=EcsClient(_Aws(client)),
+        clock=clock,
+    )
     v = run_gate(GateSpec("ecs-rollout", {"poll": 2}, timeout=timeout), ctx)
     st.assert_no_pending_responses()
     return v
@@ -74,34 +112,60 @@ def gate(stubbed, clock, responses: list[dict], revision: int = 12, stopped: lis
 
 def test_completed_after_progress(stubbed, clock) -> None:
     """IN_PROGRESS with the old deployment draining, then COMPLETED with it gone: passed."""
-    v = gate(stubbed, clock, [
-        svc([dep(12, running=0), dep(11, "ACTIVE", "COMPLETED", running=2)]),
-        svc([dep(12, running=2), dep(11, "ACTIVE", "COMPLETED", running=1)]),
-        svc([dep(12, rollout="COMPLETED", running=2)]),
-    ])
+    v = gate(
+        stubbed,
+        clock,
+        [
+            svc([dep(12, running=0), dep(11, "ACTIVE", "COMPLETED", running=2)]),
+            svc([dep(12, running=2), dep(11, "ACTIVE", "COMPLETED", running=1)]),
+            svc([dep(12, rollout="COMPLETED", running=2)]),
+        ],
+    )
     assert v.passed and v.attempts == 3
     assert clock.sleeps == [2.0, 3.0]
 
 
 def test_completed_but_old_deployment_still_draining_is_not_success(stubbed, clock) -> None:
     """PRIMARY COMPLETED while an old deployment is still listed is not yet success."""
-    v = gate(stubbed, clock, [
-        svc([dep(12, rollout="COMPLETED", running=2), dep(11, "ACTIVE", "COMPLETED", running=1)]),
-        svc([dep(12, rollout="COMPLETED", running=2)]),
-    ])
+    v = gate(
+        stubbed,
+        clock,
+        [
+            svc([dep(12, rollout="COMPLETED", running=2), dep(11, "ACTIVE", "COMPLETED", running=1)]),
+            svc([dep(12, rollout="COMPLETED", running=2)]),
+        ],
+    )
     assert v.passed and v.attempts == 2
 
 
 def test_failed_with_failed_tasks(stubbed, clock) -> None:
     """FAILED rollout (tasks failing) is a terminal failure carrying the stopped tasks' reasons."""
-    stopped = [{"taskArn": f"{ACCT}:task/shine/abc123", "taskDefinitionArn": REV[12], "lastStatus": "STOPPED",
-                "desiredStatus": "STOPPED", "stoppedReason": "Essential container in task exited",
-                "containers": [{"name": "api", "exitCode": 1, "lastStatus": "STOPPED"}]}]
-    v = gate(stubbed, clock, [
-        svc([dep(12, running=0, failed=2), dep(11, "ACTIVE", "COMPLETED", running=2)]),
-        svc([dep(12, rollout="FAILED", failed=3, reason="ECS deployment circuit breaker: tasks failed to start."),
-             dep(11, "ACTIVE", "COMPLETED", running=2)]),
-    ], stopped=stopped)
+    stopped = [
+        {
+            "taskArn": f"{ACCT}:task/shine/abc123",
+            "taskDefinitionArn": REV[12],
+            "lastStatus": "STOPPED",
+            "desiredStatus": "STOPPED",
+            "stoppedReason": "Essential container in task exited",
+            "containers": [{"name": "api", "exitCode": 1, "lastStatus": "STOPPED"}],
+        }
+    ]
+    v = gate(
+        stubbed,
+        clock,
+        [
+            svc([dep(12, running=0, failed=2), dep(11, "ACTIVE", "COMPLETED", running=2)]),
+            svc(
+                [
+                    dep(
+                        12, rollout="FAILED", failed=3, reason="ECS deployment circuit breaker: tasks failed to start."
+                    ),
+                    dep(11, "ACTIVE", "COMPLETED", running=2),
+                ]
+            ),
+        ],
+        stopped=stopped,
+    )
     assert v.status == "failed" and v.terminal
     assert "circuit breaker" in v.summary
     assert v.evidence["stopped_tasks"][0]["stopped_reason"] == "Essential container in task exited"
@@ -110,10 +174,25 @@ def test_failed_with_failed_tasks(stubbed, clock) -> None:
 
 def test_circuit_breaker_rollback_to_old_revision_is_failure(stubbed, clock) -> None:
     """The breaker rolled back: PRIMARY is the old revision and COMPLETED — that is never our success."""
-    v = gate(stubbed, clock, [
-        svc([dep(11, rollout="IN_PROGRESS", running=1),
-             dep(12, "ACTIVE", "FAILED", failed=3, reason="ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/11PR.")]),
-    ], stopped=[])
+    v = gate(
+        stubbed,
+        clock,
+        [
+            svc(
+                [
+                    dep(11, rollout="IN_PROGRESS", running=1),
+                    dep(
+                        12,
+                        "ACTIVE",
+                        "FAILED",
+                        failed=3,
+                        reason="ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/11PR.",
+                    ),
+                ]
+            ),
+        ],
+        stopped=[],
+    )
     assert v.status == "failed" and v.terminal
     assert "rolled shine-api-gateway:12 back to shine-api-gateway:11" in v.summary
 
@@ -127,18 +206,25 @@ def test_completed_rollback_to_old_revision_is_failure(stubbed, clock) -> None:
 
 def test_replaced_by_someone_else(stubbed, clock) -> None:
     """Another deployment (revision 13) started while ours was rolling: failed, ours is no longer PRIMARY."""
-    v = gate(stubbed, clock, [
-        svc([dep(12, running=1), dep(11, "ACTIVE", "COMPLETED", running=2)]),
-        svc([dep(13, running=0), dep(12, "ACTIVE", "IN_PROGRESS", running=1)]),
-    ], stopped=[])
+    v = gate(
+        stubbed,
+        clock,
+        [
+            svc([dep(12, running=1), dep(11, "ACTIVE", "COMPLETED", running=2)]),
+            svc([dep(13, running=0), dep(12, "ACTIVE", "IN_PROGRESS", running=1)]),
+        ],
+        stopped=[],
+    )
     assert v.status == "failed" and v.terminal
     assert "replaced it" in v.summary and "shine-api-gateway:13" in v.summary
 
 
 def test_timeout_is_failure_not_success(stubbed, clock) -> None:
     """A rollout stuck IN_PROGRESS past the timeout fails with the last state (the field log's 'stuck' deploy)."""
-    stuck = svc([dep(12, running=1), dep(11, "ACTIVE", "COMPLETED", running=2)],
-                events=["(service shine-api-gateway) has started 1 tasks: (task abc)."])
+    stuck = svc(
+        [dep(12, running=1), dep(11, "ACTIVE", "COMPLETED", running=2)],
+        events=["(service shine-api-gateway) has started 1 tasks: (task abc)."],
+    )
     v = gate(stubbed, clock, [stuck] * 7, timeout=30, stopped=[])  # polls at 0, 2, 5, 9.5, 16.25, 26.4 and 30
     assert v.status == "failed" and "timed out after 30s" in v.summary
     assert "1/2 running" in v.summary and "1 old deployment(s) draining" in v.summary

@@ -1,4 +1,5 @@
 """Gates: verdict-to-action mapping, retry policies on a fake clock, and the http gate against real servers."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,14 @@ from tests.conftest import Behaviour
 
 def ctx_for(clock, url: str | None = None) -> GateContext:
     """A gate context with a fixed endpoint and no AWS."""
-    return GateContext(cluster="c", service="s", revision_arn="arn:aws:ecs:us-east-1:1:task-definition/s:2",
-                       port=5000, endpoint=url, clock=clock)
+    return GateContext(
+        cluster="c",
+        service="s",
+        revision_arn="arn:aws:ecs:us-east-1:1:task-definition/s:2",
+        port=5000,
+        endpoint=url,
+        clock=clock,
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,7 +86,9 @@ def test_http_gate_recovers_after_retries(http_server, clock) -> None:
 def test_http_gate_wrong_json_fails(http_server, clock) -> None:
     """The field log's ML status: `failed` is not among the allowed values."""
     url, _ = http_server(Behaviour(200, {"status": "failed"}))
-    spec = GateSpec("http", {"path": "/ml/status", "expect": {"status": 200, "json": {"status": ["ready", "degraded"]}}})
+    spec = GateSpec(
+        "http", {"path": "/ml/status", "expect": {"status": 200, "json": {"status": ["ready", "degraded"]}}}
+    )
     v = run_gate(spec, ctx_for(clock, url))
     assert v.status == "failed"
     assert "JSON status='failed', expected 'ready' or 'degraded'" in v.summary
@@ -141,7 +150,9 @@ def test_command_gate_exit_status(tmp_path, clock) -> None:
     """A smoke-test command passes on exit 0 and fails with its output otherwise; it sees SNAIL_* variables."""
     ok = run_gate(GateSpec("command", {"run": 'test "$SNAIL_SERVICE" = s'}), ctx_for(clock, "http://127.0.0.1:1"))
     assert ok.passed
-    bad = run_gate(GateSpec("command", {"run": "echo smoke test broke >&2; exit 3"}), ctx_for(clock, "http://127.0.0.1:1"))
+    bad = run_gate(
+        GateSpec("command", {"run": "echo smoke test broke >&2; exit 3"}), ctx_for(clock, "http://127.0.0.1:1")
+    )
     assert bad.status == "failed" and "exit 3" in bad.summary and "smoke test broke" in bad.summary
 
 
@@ -166,8 +177,14 @@ def test_exponential_backoff_policy(clock) -> None:
 def test_poll_until_backs_off_and_times_out(clock) -> None:
     """poll_until polls with growing waits and returns the last result at the timeout."""
     seen = []
-    result = poll_until(lambda: seen.append(clock.monotonic()) or "waiting", lambda r: r == "done", clock,
-                        timeout=60, first_wait=2.0, max_wait=15.0)
+    result = poll_until(
+        lambda: seen.append(clock.monotonic()) or "waiting",
+        lambda r: r == "done",
+        clock,
+        timeout=60,
+        first_wait=2.0,
+        max_wait=15.0,
+    )
     assert result == "waiting"
     assert clock.sleeps[:3] == [2.0, 3.0, 4.5] and max(clock.sleeps) == 15.0
     assert clock.monotonic() >= 60

@@ -1,4 +1,5 @@
 """Pure pieces of the sandbox: image references, health-check mapping, the moto version pin."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,17 +27,27 @@ def test_split_ref_handles_tags_digests_and_registry_ports():
 def test_health_check_maps_to_docker_and_is_disabled_without_one():
     """An ECS healthCheck becomes Docker's (nanoseconds); none disables the image's own HEALTHCHECK."""
     check = _docker_healthcheck({"command": ["CMD-SHELL", "true"], "interval": 5, "timeout": 2, "retries": 3})
-    assert check == {"test": ["CMD-SHELL", "true"], "interval": 5_000_000_000, "timeout": 2_000_000_000,
-                     "retries": 3, "start_period": 0}
+    assert check == {
+        "test": ["CMD-SHELL", "true"],
+        "interval": 5_000_000_000,
+        "timeout": 2_000_000_000,
+        "retries": 3,
+        "start_period": 0,
+    }
     assert _docker_healthcheck(None) == {"test": ["NONE"]}
 
 
 def test_instant_launcher_reports_bindings_and_failures():
     """InstantLauncher runs at once on the given host port, or stops with the configured reason."""
-    launcher = InstantLauncher(host_port_for=lambda image: 18080, fail_reason_for=lambda i: "CannotPullContainerError: x" if i == "bad" else None)
+    launcher = InstantLauncher(
+        host_port_for=lambda image: 18080,
+        fail_reason_for=lambda i: "CannotPullContainerError: x" if i == "bad" else None,
+    )
     defs = [{"name": "api", "image": "good", "portMappings": [{"containerPort": 5000}]}]
     ok = launcher.start("t1", defs, {})
-    assert launcher.status(ok).bindings == [{"bindIP": "127.0.0.1", "containerPort": 5000, "hostPort": 18080, "protocol": "tcp"}]
+    assert launcher.status(ok).bindings == [
+        {"bindIP": "127.0.0.1", "containerPort": 5000, "hostPort": 18080, "protocol": "tcp"}
+    ]
     bad = launcher.start("t2", [{**defs[0], "image": "bad"}], {})
     assert launcher.status(bad)[:3] == ("STOPPED", None, "CannotPullContainerError: x")
 

@@ -1,4 +1,5 @@
 """The state store contract: every backend keeps runs, steps, events, good revisions and the lease lock alike."""
+
 from __future__ import annotations
 
 import multiprocessing
