@@ -141,6 +141,32 @@ class Locked(SnailError):
         )
 
 
+class LockLost(SnailError):
+    """Our lease was taken by another run or could not be renewed: the run stops at its next safe point."""
+
+    exit_code = ExitCode.LOCKED
+
+    def __init__(self, message: str, taken_by: dict[str, Any] | None = None) -> None:
+        self.taken_by = taken_by
+        super().__init__(message, taken_by=taken_by)
+
+
+class StateCorrupt(SnailError):
+    """The state store cannot be read as one: names the file (or table) and how to recover."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, where: str, problem: str, recovery: str) -> None:
+        self.where = where
+        super().__init__(f"state store {where}: {problem}. Nothing was changed. {recovery}", where=where)
+
+
+class StateBusy(SnailError):
+    """The state store stayed locked by another process beyond the busy timeout."""
+
+    exit_code = ExitCode.LOCKED
+
+
 class PreflightFailed(SnailError):
     """`doctor` found a failing check before the rollout; nothing was changed."""
 
