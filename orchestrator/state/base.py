@@ -54,10 +54,82 @@ class GoodRecord:
     run_id: str
     at: str
     spec_hash: str = ""
+    gates: list[dict[str, Any]] = field(default_factory=list)  # the gate specs (to_dict) it passed
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON output."""
         return asdict(self)
+
+
+GOOD, FAILED, HELD, RELEASED = "good", "failed", "held", "released"
+VERDICTS = (GOOD, FAILED, HELD, RELEASED)
+
+
+@dataclass
+class Mark:
+    """A verdict on one task-definition revision; written to AWS as its tags, cached and journaled here.
+
+    good: it passed its phase's gates; failed: it failed them (its spec is quarantined); held: a human rolled
+    back from it (its spec is skipped until `snail release` or a spec change); released: a hold was lifted
+    from a revision that had no verdict before."""
+
+    service: str
+    revision_arn: str
+    phase: str
+    verdict: str
+    spec_hash: str = ""  # the plan's spec hash (what quarantine and holds match on)
+    content_hash: str = ""  # marks.content_hash of the described revision (what verification recomputes)
+    gates_hash: str = ""
+    gates: list[dict[str, Any]] = field(default_factory=list)  # local only: too big for a tag
+    at: str = ""
+    run_id: str = ""
+    reason: str = ""
+    live_since: str = ""  # when a forward deploy made it live (a rollback to it does not change this)
+    by: str = ""  # user@host, for holds and releases
+    prior: str = ""  # the verdict a hold replaced (what `snail release` restores)
+    image: str = ""
+    digest: str | None = None
+    source: str = "local"  # local | aws (read back from the revision's tags by a sync)
+    active: bool = True  # False once the revision is deregistered (filled in from the revision cache)
+
+    @property
+    def short(self) -> str:
+        """'family:N' as the console shows it."""
+        return self.revision_arn.rsplit("/", 1)[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        return asdict(self)
+
+    def to_good(self) -> GoodRecord:
+        """The GoodRecord view the engine used before marks (good_history)."""
+        return GoodRecord(
+            self.service,
+            self.phase,
+            self.revision_arn,
+            self.image,
+            self.digest,
+            self.run_id,
+            self.at,
+            self.spec_hash,
+            list(self.gates),
+        )
+
+
+def current_marks(marks: list[Mark]) -> list[Mark]:
+    """The newest mark of each revision (marks come newest first), in the same order."""
+    seen: set[str] = set()
+    out = []
+    for m in marks:
+        if m.revision_arn not in seen:
+            seen.add(m.revision_arn)
+            out.append(m)
+    return out
+
+
+def good_from_marks(marks: list[Mark], active_only: bool = False) -> list[GoodRecord]:
+    """good_history from marks: revisions whose newest mark is good, newest first."""
+    return [m.to_good() for m in current_marks(marks) if m.verdict == GOOD and (m.active or not active_only)]
 
 
 @dataclass
@@ -75,6 +147,36 @@ class TrailEvent:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON output."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LockRow:
+    """The lock as stored: who holds it and its heartbeat counter, which moves on every renewal.
+
+    Nobody judges expiry from `expires_at` (the holder's own wall clock): an observer takes a lease over only
+    when `token` has not changed for the lease duration on its own monotonic clock (orchestrator.engine.lock)."""
+
+    service: str
+    run_id: str
+    holder: dict[str, Any]
+    beats: int
+    lease: float
+    expires_at: float = 0.0
+
+    @property
+    def token(self) -> str:
+        """Names this holder at this heartbeat: a conditional takeover or unlock succeeds only if it is unchanged."""
+        return f"{self.run_id}#{self.beats}"
+
+    def holder_view(self) -> dict[str, Any]:
+        """The holder record with the counter and lease, as `lock_holder` shows it."""
+        return {**self.holder, "beats": self.beats, "lease": self.lease, "expires_at": self.expires_at}
+
+
+def parse_token(token: str) -> tuple[str, int]:
+    """(run_id, beats) of a LockRow token."""
+    run_id, _, beats = token.rpartition("#")
+    return run_id, int(beats)
 
 
 class StateStore(Protocol):
@@ -97,8 +199,22 @@ class StateStore(Protocol):
     def last_good(self, service: str, phase: str | None = None) -> GoodRecord | None: ...
     def good_history(self, service: str) -> list[GoodRecord]: ...
 
-    def acquire_lock(self, service: str, holder: dict[str, Any], lease: float, now: float) -> dict[str, Any] | None: ...
-    def heartbeat(self, service: str, run_id: str, lease: float, now: float) -> bool: ...
+    def put_mark(self, mark: Mark) -> None: ...
+    def marks(self, service: str) -> list[Mark]: ...
+    def cached_revisions(self, service: str) -> dict[str, str]: ...
+    def cache_revisions(self, service: str, statuses: dict[str, str]) -> None: ...
+
+    # The lock: a lease row with a heartbeat counter. acquire_lock only takes a free lock (or ours again);
+    # taking over a dead or expired holder is take_over, one conditional write on the token observed.
+    # `now` (the caller's wall clock) only feeds the informational expires_at.
+    def acquire_lock(
+        self, service: str, holder: dict[str, Any], lease: float, now: float = 0.0
+    ) -> dict[str, Any] | None: ...
+    def heartbeat(self, service: str, run_id: str, lease: float, now: float = 0.0) -> bool: ...
     def release_lock(self, service: str, run_id: str) -> None: ...
-    def lock_holder(self, service: str, now: float) -> dict[str, Any] | None: ...
-    def force_unlock(self, service: str) -> dict[str, Any] | None: ...
+    def lock_holder(self, service: str, now: float = 0.0) -> dict[str, Any] | None: ...
+    def lock_state(self, service: str) -> LockRow | None: ...
+    def take_over(
+        self, service: str, expected_holder_token: str, new_holder: dict[str, Any], lease: float, now: float = 0.0
+    ) -> bool: ...
+    def force_unlock(self, service: str, expected_holder_token: str | None = None) -> dict[str, Any] | None: ...

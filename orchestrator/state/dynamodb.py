@@ -9,7 +9,9 @@ Items (string keys `pk`/`sk`; sequences are zero-padded so string order is numer
     pk=STEP#<step_id>    sk=STEP                       where a step lives (end_step only knows its id)
     pk=SVC#<service>     sk=OPEN#<step_id>             marker while a step is in flight (open_steps)
     pk=SVC#<service>     sk=EVT#<seq>                  trail events in the order their sequence was taken
-    pk=SVC#<service>     sk=GOOD#<seq>                 revisions that passed our gates
+    pk=SVC#<service>     sk=GOOD#<seq>                 revisions that passed our gates (before marks; not read)
+    pk=SVC#<service>     sk=MARK#<at>#<ns>             verdict marks (good/failed/held/released), in time order
+    pk=SVC#<service>     sk=REV#<revision arn>         the revision cache of `snail state sync`: ACTIVE | INACTIVE
     pk=SVC#<service>     sk=LOCK                       the lease: run_id, holder (JSON), expires_at
     pk=SVC#<service>     sk=SEQ#RUN|SEQ#EVT|SEQ#GOOD   atomic counters (UpdateItem ADD)
     pk=SEQ               sk=STEP                       the table-wide step id counter
@@ -20,6 +22,7 @@ Every read is strongly consistent: a runner must see the lock and the steps anot
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -28,12 +31,13 @@ import structlog
 
 from orchestrator.aws.errors import aws_call
 from orchestrator.errors import Locked, NotFound, UsageError
-from orchestrator.state.base import GoodRecord, RunRecord, StepRecord, TrailEvent
+from orchestrator.state.base import GOOD, GoodRecord, Mark, RunRecord, StepRecord, TrailEvent, good_from_marks
 
 KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
 ATTRIBUTES = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}]
 _PAD = 12
 _BATCH_GET = 100  # BatchGetItem's limit per request
+_BATCH_WRITE = 25  # BatchWriteItem's limit per request
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
 log = structlog.get_logger(__name__)
@@ -491,52 +495,74 @@ class DynamoStore:
             for d in items
         ]
 
-    # ---------------------------------------------------------------- good revisions
+    # ---------------------------------------------------------------- good revisions and marks
     def mark_good(self, record: GoodRecord) -> None:
-        """Record that a revision passed our gates for a phase."""
-        seq = self._next(f"SVC#{record.service}", "SEQ#GOOD")
-        with aws_call("dynamodb:PutItem"):
-            self.client.put_item(
-                TableName=self.table,
-                ConditionExpression="attribute_not_exists(pk)",
-                Item=_item(
-                    pk=f"SVC#{record.service}",
-                    sk=f"GOOD#{_seq(seq)}",
-                    service=record.service,
-                    phase=record.phase,
-                    revision_arn=record.revision_arn,
-                    image=record.image,
-                    digest=record.digest,
-                    run_id=record.run_id,
-                    at=record.at,
-                    spec_hash=record.spec_hash,
-                ),
+        """Record that a revision passed our gates for a phase (a good mark)."""
+        self.put_mark(
+            Mark(
+                service=record.service,
+                revision_arn=record.revision_arn,
+                phase=record.phase,
+                verdict=GOOD,
+                spec_hash=record.spec_hash,
+                gates=list(record.gates),
+                at=record.at,
+                run_id=record.run_id,
+                live_since=record.at,
+                image=record.image,
+                digest=record.digest,
             )
-
-    @staticmethod
-    def _good(d: dict[str, Any]) -> GoodRecord:
-        return GoodRecord(
-            service=d["service"],
-            phase=d["phase"],
-            revision_arn=d["revision_arn"],
-            image=d["image"],
-            digest=d.get("digest"),
-            run_id=d["run_id"],
-            at=d["at"],
-            spec_hash=d.get("spec_hash", ""),
         )
 
     def last_good(self, service: str, phase: str | None = None) -> GoodRecord | None:
         """The most recent good revision of the service (or of one phase)."""
-        for d in self._query(
-            f"SVC#{service}", "GOOD#", newest_first=True, limit=1, filters={"phase": phase} if phase else None
-        ):
-            return self._good(d)
-        return None
+        return next((g for g in self.good_history(service) if phase is None or g.phase == phase), None)
 
     def good_history(self, service: str) -> list[GoodRecord]:
-        """Every good record, newest first."""
-        return [self._good(d) for d in self._query(f"SVC#{service}", "GOOD#", newest_first=True)]
+        """Revisions whose newest mark is good, newest first."""
+        return good_from_marks(self.marks(service))
+
+    def put_mark(self, mark: Mark) -> None:
+        """Journal one verdict on a revision (one PutItem; the sort key orders marks by time, then write order)."""
+        data = {k: v for k, v in mark.to_dict().items() if k != "active"}
+        with aws_call("dynamodb:PutItem"):
+            self.client.put_item(
+                TableName=self.table,
+                Item=_item(
+                    pk=f"SVC#{mark.service}",
+                    sk=f"MARK#{mark.at}#{time.time_ns():020d}",
+                    revision_arn=mark.revision_arn,
+                    verdict=mark.verdict,
+                    data=json.dumps(data, default=str),
+                ),
+            )
+
+    def marks(self, service: str) -> list[Mark]:
+        """Every mark of the service, newest first; `active` is False for revisions known to be deregistered."""
+        inactive = {arn for arn, status in self.cached_revisions(service).items() if status == "INACTIVE"}
+        out = []
+        for d in self._query(f"SVC#{service}", "MARK#", newest_first=True):
+            m = Mark(**json.loads(d["data"]))
+            m.active = m.revision_arn not in inactive
+            out.append(m)
+        return out
+
+    def cached_revisions(self, service: str) -> dict[str, str]:
+        """Revisions a sync already described (or a mark was written for): ARN -> ACTIVE | INACTIVE."""
+        return {d["sk"][4:]: d["status"] for d in self._query(f"SVC#{service}", "REV#")}
+
+    def cache_revisions(self, service: str, statuses: dict[str, str]) -> None:
+        """Remember revisions as described (ARN -> ACTIVE | INACTIVE), 25 items per BatchWriteItem."""
+        puts = [
+            {"PutRequest": {"Item": _item(pk=f"SVC#{service}", sk=f"REV#{arn}", status=status)}}
+            for arn, status in statuses.items()
+        ]
+        for i in range(0, len(puts), _BATCH_WRITE):
+            request: dict[str, Any] = {self.table: puts[i : i + _BATCH_WRITE]}
+            while request:
+                with aws_call("dynamodb:BatchWriteItem"):
+                    resp = self.client.batch_write_item(RequestItems=request)
+                request = resp.get("UnprocessedItems") or {}
 
     # ---------------------------------------------------------------- lock
     def acquire_lock(self, service: str, holder: dict[str, Any], lease: float, now: float) -> dict[str, Any] | None:

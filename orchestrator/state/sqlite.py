@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import Locked
-from orchestrator.state.base import GoodRecord, RunRecord, StepRecord, TrailEvent
+from orchestrator.state.base import GOOD, GoodRecord, Mark, RunRecord, StepRecord, TrailEvent, good_from_marks
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -31,6 +31,12 @@ CREATE TABLE IF NOT EXISTS good (
   id INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, phase TEXT NOT NULL, revision_arn TEXT NOT NULL,
   image TEXT NOT NULL, digest TEXT, run_id TEXT NOT NULL, at TEXT NOT NULL, spec_hash TEXT DEFAULT '');
 CREATE INDEX IF NOT EXISTS good_by_service ON good(service, id);
+CREATE TABLE IF NOT EXISTS marks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, service TEXT NOT NULL, revision_arn TEXT NOT NULL, verdict TEXT NOT NULL,
+  at TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS marks_by_service ON marks(service, at, id);
+CREATE TABLE IF NOT EXISTS revisions (
+  service TEXT NOT NULL, revision_arn TEXT NOT NULL, status TEXT NOT NULL, PRIMARY KEY (service, revision_arn));
 CREATE TABLE IF NOT EXISTS locks (
   service TEXT PRIMARY KEY, run_id TEXT NOT NULL, holder TEXT NOT NULL, expires_at REAL NOT NULL);
 """
@@ -47,6 +53,7 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(SCHEMA)
+        self._adopt_good_rows()
 
     def close(self) -> None:
         """Close the database."""
@@ -179,43 +186,61 @@ class SqliteStore:
             out.append(TrailEvent(**d))
         return out
 
-    # good revisions
+    # good revisions and marks (good_history = revisions whose newest mark is good)
     def mark_good(self, record: GoodRecord) -> None:
-        """Record that a revision passed our gates for a phase."""
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO good(service, phase, revision_arn, image, digest, run_id, at, spec_hash) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    record.service,
-                    record.phase,
-                    record.revision_arn,
-                    record.image,
-                    record.digest,
-                    record.run_id,
-                    record.at,
-                    record.spec_hash,
-                ),
-            )
+        """Record that a revision passed our gates for a phase (a good mark)."""
+        self.put_mark(_good_mark(record))
 
     def last_good(self, service: str, phase: str | None = None) -> GoodRecord | None:
         """The most recent good revision of the service (or of one phase)."""
-        q = "SELECT * FROM good WHERE service=?" + (" AND phase=?" if phase else "") + " ORDER BY id DESC LIMIT 1"
-        row = self._db.execute(q, (service, phase) if phase else (service,)).fetchone()
-        if not row:
-            return None
-        d = dict(row)
-        d.pop("id")
-        return GoodRecord(**d)
+        return next((g for g in self.good_history(service) if phase is None or g.phase == phase), None)
 
     def good_history(self, service: str) -> list[GoodRecord]:
-        """Every good record, newest first."""
-        rows = self._db.execute("SELECT * FROM good WHERE service=? ORDER BY id DESC", (service,)).fetchall()
-        out = []
+        """Revisions whose newest mark is good, newest first."""
+        return good_from_marks(self.marks(service))
+
+    def put_mark(self, mark: Mark) -> None:
+        """Journal one verdict on a revision."""
+        data = {k: v for k, v in mark.to_dict().items() if k != "active"}
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO marks(service, revision_arn, verdict, at, data) VALUES (?,?,?,?,?)",
+                (mark.service, mark.revision_arn, mark.verdict, mark.at, json.dumps(data, default=str)),
+            )
+
+    def marks(self, service: str) -> list[Mark]:
+        """Every mark of the service, newest first; `active` is False for revisions known to be deregistered."""
+        rows = self._db.execute(
+            "SELECT m.data, r.status FROM marks m LEFT JOIN revisions r "
+            "ON r.service = m.service AND r.revision_arn = m.revision_arn "
+            "WHERE m.service=? ORDER BY m.at DESC, m.id DESC",
+            (service,),
+        ).fetchall()
+        return [Mark(**json.loads(r["data"]), active=r["status"] != "INACTIVE") for r in rows]
+
+    def cached_revisions(self, service: str) -> dict[str, str]:
+        """Revisions a sync already described (or a mark was written for): ARN -> ACTIVE | INACTIVE."""
+        rows = self._db.execute("SELECT revision_arn, status FROM revisions WHERE service=?", (service,)).fetchall()
+        return {r["revision_arn"]: r["status"] for r in rows}
+
+    def cache_revisions(self, service: str, statuses: dict[str, str]) -> None:
+        """Remember revisions as described (ARN -> ACTIVE | INACTIVE), in one transaction."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO revisions(service, revision_arn, status) VALUES (?,?,?)",
+                [(service, arn, status) for arn, status in statuses.items()],
+            )
+
+    def _adopt_good_rows(self) -> None:
+        """A store written before marks existed: its good rows become good marks, once."""
+        if self._db.execute("SELECT 1 FROM marks LIMIT 1").fetchone() is not None:
+            return
+        rows = self._db.execute("SELECT * FROM good ORDER BY id").fetchall()
         for r in rows:
             d = dict(r)
             d.pop("id")
-            out.append(GoodRecord(**d))
-        return out
+            d.pop("gates", None)
+            self.put_mark(_good_mark(GoodRecord(**d)))
 
     # lock
     def acquire_lock(self, service: str, holder: dict[str, Any], lease: float, now: float) -> dict[str, Any] | None:
@@ -259,3 +284,20 @@ class SqliteStore:
             row = db.execute("SELECT * FROM locks WHERE service=?", (service,)).fetchone()
             db.execute("DELETE FROM locks WHERE service=?", (service,))
             return json.loads(row["holder"]) if row else None
+
+
+def _good_mark(record: GoodRecord) -> Mark:
+    """A GoodRecord as a good mark (it went live when it was marked, as far as this record knows)."""
+    return Mark(
+        service=record.service,
+        revision_arn=record.revision_arn,
+        phase=record.phase,
+        verdict=GOOD,
+        spec_hash=record.spec_hash,
+        gates=list(record.gates),
+        at=record.at,
+        run_id=record.run_id,
+        live_since=record.at,
+        image=record.image,
+        digest=record.digest,
+    )
