@@ -31,7 +31,9 @@ from typing import Any
 import structlog
 from moto.core.utils import utcnow
 
+from orchestrator.sandbox import deployments as sd
 from orchestrator.sandbox import extension as ext
+from orchestrator.sandbox import strategies, traffic
 from orchestrator.sandbox.launchers import Launcher, LaunchStatus
 
 log = structlog.get_logger(__name__)
@@ -39,6 +41,7 @@ log = structlog.get_logger(__name__)
 SCALE_IN_REASON = "Scaling activity initiated by (deployment {deployment})"
 EXIT_REASON = "Essential container in task exited"
 HEALTH_REASON = "Task failed container health checks"
+ELB_HEALTH_REASON = "Task failed ELB health checks in (target-group {target_group})"
 # Container reasons ECS reports as the task's stoppedReason too (others, like OutOfMemoryError, stay on the
 # container while the task says "Essential container in task exited").
 TASK_LEVEL_REASONS = (
@@ -64,6 +67,8 @@ class TaskRecord:
     done: bool = False
     running_since: float | None = None  # agent clock when it was first seen RUNNING
     last: LaunchStatus | None = None
+    target_group: str | None = None  # where ECS registers it once RUNNING (services behind a load balancer)
+    target: tuple[str, int] | None = None  # (private IP, container port) while registered
 
 
 @dataclass
@@ -90,6 +95,7 @@ class EcsAgent:
         steady_after: float = 3.0,
         keep_stopped: int = 100,
         monotonic: Callable[[], float] = time.monotonic,
+        minute: float = 60.0,
     ) -> None:
         ext.install()
         self.launcher = launcher
@@ -101,6 +107,7 @@ class EcsAgent:
         self.steady_after = steady_after
         self.keep_stopped = keep_stopped
         self._monotonic = monotonic
+        self.minute = minute  # agent-clock seconds per ECS minute (bake times, hook timeouts); tests shrink it
         self._records: dict[str, TaskRecord] = {}  # by task ARN
         self._failures: dict[str, int] = {}  # consecutive failures per deployment id
         self._next_launch: dict[str, float] = {}  # earliest next launch per deployment id
@@ -235,6 +242,19 @@ class EcsAgent:
             record.running_since = self._monotonic()
             self._failures.pop(record.deployment_id, None)
             log.info("sandbox_task_running", task=task.id, deployment=record.deployment_id, bindings=status.bindings)
+            self._register(record)
+        if record.target is not None and record.target_group and self._elb_unhealthy(record):
+            reason = ELB_HEALTH_REASON.format(target_group=record.target_group)
+            record.failed = True
+            record.stop_requested, record.stop_code = reason, "ServiceSchedulerInitiated"
+            task.stopped_reason, task.stop_code = reason, "ServiceSchedulerInitiated"
+            task.desired_status = "STOPPED"
+            task.last_status = "DEACTIVATING"
+            task.stopping_at = utcnow()
+            self._deregister(record)
+            self._stop_launcher(record)
+            self._count_failure(record, status)
+            return
         if record.has_health_check and status.health == "UNHEALTHY":
             record.failed = True
             record.stop_requested, record.stop_code = HEALTH_REASON, "ServiceSchedulerInitiated"
@@ -271,7 +291,7 @@ class EcsAgent:
             for d in service.deployments
         ]
         dep = next((d for d in service.deployments if d["id"] == record.deployment_id), None)
-        if dep and dep["failedTasks"] == 3 and not self._breaker(service)["enable"]:
+        if dep and dep["failedTasks"] == 3 and not self.breaker(service)["enable"]:
             ext.add_event(
                 service,
                 f"{ext.service_label(service)} is unable to consistently start tasks successfully. For more "
@@ -301,6 +321,7 @@ class EcsAgent:
                 container.exit_code = status.exit_code
                 if status.reason:
                     container.reason = status.reason
+        self._deregister(record)
         task.release_eni()
         record.done = True
         log.info("sandbox_task_stopped", task=task.id, deployment=record.deployment_id, reason=reason)
@@ -328,9 +349,9 @@ class EcsAgent:
             for key, (backend, service) in services.items():
                 if service.status != "ACTIVE" or service.deployment_controller.get("type", "ECS") != "ECS":
                     continue
-                l, s = self._decide_service(backend, key, service)
-                launches += l
-                stops += s
+                service_launches, service_stops = self._decide_service(backend, key, service)
+                launches += service_launches
+                stops += service_stops
             self._forget_old_stopped()
         return launches, stops
 
@@ -361,9 +382,13 @@ class EcsAgent:
             return False
         if record.has_health_check and record.task.health_status != "HEALTHY":
             return False
+        if record.target is not None and record.target_group:
+            measured = traffic.health(record.target_group, record.target)
+            if measured not in (None, "healthy"):
+                return False  # behind a load balancer ECS waits for the target to pass its health checks
         return self._monotonic() - record.running_since >= self.steady_after
 
-    def _breaker(self, service: Any) -> dict[str, Any]:
+    def breaker(self, service: Any) -> dict[str, Any]:
         config = getattr(service, "deployment_configuration", None) or ext.DEFAULT_DEPLOYMENT_CONFIGURATION
         breaker = config.get("deploymentCircuitBreaker") or {}
         return {"enable": bool(breaker.get("enable")), "rollback": bool(breaker.get("rollback"))}
@@ -380,11 +405,20 @@ class EcsAgent:
         primary = ext.primary_deployment(service)
         if primary is None or not primary.get("taskDefinition"):
             return launches, stops
+        run = sd.current_run(backend, service)
+        if run is not None and run.uses_traffic:
+            launches, stops = strategies.decide_traffic(self, backend, key, service, run)
+            self._update_counters(service, key, launches, stops)
+            service.sandbox_steady = False
+            self._announce(service, key, launches, stops)
+            return launches, stops
+        if run is not None:
+            primary = self._rolling_requests(service, run, primary)
         desired = int(service.desired_count or 0)
         config = getattr(service, "deployment_configuration", None) or ext.DEFAULT_DEPLOYMENT_CONFIGURATION
         max_total = max(desired, math.floor(desired * int(config.get("maximumPercent", 200)) / 100))
         min_healthy = math.ceil(desired * int(config.get("minimumHealthyPercent", 100)) / 100)
-        breaker = self._breaker(service)
+        breaker = self.breaker(service)
 
         # Circuit breaker first: it may replace the PRIMARY.
         if (
@@ -393,6 +427,11 @@ class EcsAgent:
             and primary.get("failedTasks", 0) >= self.failure_threshold(desired)
         ):
             primary = self._trip_breaker(service, primary, breaker["rollback"])
+            if run is not None and run.target.deployment_id != primary["id"] and not run.status.startswith("ROLLBACK"):
+                self._rolling_rollback_started(run, primary, "ECS deployment circuit breaker: tasks failed to start.")
+            elif run is not None and not breaker["rollback"]:
+                run.breaker_status = "TRIGGERED"
+                run.set_status("STOPPED", "ECS deployment circuit breaker: tasks failed to start.")
 
         progress = {d["id"]: self._progress(key, d["id"]) for d in service.deployments}
         p = progress[primary["id"]]
@@ -423,49 +462,12 @@ class EcsAgent:
         need = desired - len(p.live)
         can_launch = self._monotonic() >= self._next_launch.get(primary["id"], 0)
         if need > 0 and room > 0 and can_launch:
-            task_def = backend.describe_task_definition(primary["taskDefinition"])
-            cluster = backend._get_cluster(service.cluster_name)
-            started = []
-            for _ in range(min(need, room)):
-                task = ext.SandboxTask(backend, cluster, service, task_def, primary["id"])
-                backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
-                record = TaskRecord(
-                    task, key, primary["id"], any(c.get("healthCheck") for c in task_def.container_definitions)
-                )
-                self._records[task.task_arn] = record
-                launches.append(record)
-                started.append(task.id)
-            if started:
-                ext.add_event(
-                    service,
-                    f"{ext.service_label(service)} has started {len(started)} tasks: "
-                    + " ".join(f"(task {t})" for t in started)
-                    + ".",
-                )
-        drained = [r.task.id for r, _, _ in stops if r.service_key == key]
-        if drained:
-            ext.add_event(
-                service,
-                f"{ext.service_label(service)} has stopped {len(drained)} running tasks: "
-                + " ".join(f"(task {t})" for t in drained)
-                + ".",
+            launches += self.new_tasks(
+                backend, key, service, primary, min(need, room), traffic.production_target_group(service)
             )
-
-        # Counters on every deployment (copy-on-write: a response may be serialising them).
+        self._announce(service, key, launches, stops)
+        self._update_counters(service, key, launches, stops)
         now = utcnow()
-        new_deployments = []
-        for d in service.deployments:
-            pr = progress[d["id"]]
-            live = [r for r in pr.live if id(r) not in stopped_old]
-            running = sum(1 for r in live if r.task.last_status == "RUNNING")
-            launched_here = sum(1 for r in launches if r.deployment_id == d["id"])
-            counts = {"runningCount": running, "pendingCount": len(live) - running + launched_here}
-            if any(d.get(k) != v for k, v in counts.items()):
-                d = {**d, **counts, "updatedAt": now}
-            new_deployments.append(d)
-        service.deployments = new_deployments
-        service.running_count = sum(d["runningCount"] for d in new_deployments)
-        service.pending_count = sum(d["pendingCount"] for d in new_deployments)
 
         # Completion: PRIMARY fully healthy and nothing left of the others.
         primary = ext.primary_deployment(service)
@@ -482,6 +484,9 @@ class EcsAgent:
                 }
                 service.deployments = [primary]
                 service.sandbox_last_completed = {"id": primary["id"], "taskDefinition": primary["taskDefinition"]}
+                service.sandbox_production_deployment = primary["id"]
+                if run is not None:
+                    self._rolling_completed(run, primary)
                 ext.add_event(
                     service, f"{ext.service_label(service)} (deployment {primary['id']}) deployment completed."
                 )
@@ -497,6 +502,144 @@ class EcsAgent:
         else:
             service.sandbox_steady = False
         return launches, stops
+
+    # ------------------------------------------------------------------------------------------ helpers
+
+    def now(self) -> float:
+        """The agent's clock (monotonic seconds)."""
+        return self._monotonic()
+
+    def progress(self, key: str, deployment_id: str) -> DeploymentProgress:
+        """Live, running, pending and healthy tasks of one deployment of a service."""
+        return self._progress(key, deployment_id)
+
+    def may_launch(self, deployment_id: str) -> bool:
+        """False while a deployment backs off after failed tasks."""
+        return self._monotonic() >= self._next_launch.get(deployment_id, 0)
+
+    def new_tasks(
+        self, backend: Any, key: str, service: Any, deployment: dict[str, Any], count: int, target_group: str | None
+    ) -> list[TaskRecord]:
+        """Create `count` PROVISIONING tasks of `deployment` (launched after the round), bound for `target_group`."""
+        task_def = backend.describe_task_definition(deployment["taskDefinition"])
+        cluster = backend._get_cluster(service.cluster_name)
+        created = []
+        for _ in range(count):
+            task = ext.SandboxTask(backend, cluster, service, task_def, deployment["id"])
+            backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+            record = TaskRecord(
+                task, key, deployment["id"], any(c.get("healthCheck") for c in task_def.container_definitions)
+            )
+            record.target_group = target_group
+            self._records[task.task_arn] = record
+            created.append(record)
+        return created
+
+    def _announce(
+        self, service: Any, key: str, launches: list[TaskRecord], stops: list[tuple[TaskRecord, str, str]]
+    ) -> None:
+        """ECS's 'has started N tasks' and 'has stopped N running tasks' events."""
+        started = [r.task.id for r in launches if r.service_key == key]
+        if started:
+            ext.add_event(
+                service,
+                f"{ext.service_label(service)} has started {len(started)} tasks: "
+                + " ".join(f"(task {t})" for t in started)
+                + ".",
+            )
+        drained = [r.task.id for r, _, _ in stops if r.service_key == key]
+        if drained:
+            ext.add_event(
+                service,
+                f"{ext.service_label(service)} has stopped {len(drained)} running tasks: "
+                + " ".join(f"(task {t})" for t in drained)
+                + ".",
+            )
+
+    def _update_counters(
+        self, service: Any, key: str, launches: list[TaskRecord], stops: list[tuple[TaskRecord, str, str]]
+    ) -> None:
+        """Running/pending counts on every deployment (copy-on-write: a response may be serialising them)."""
+        now = utcnow()
+        stopping = {id(r) for r, _, _ in stops}
+        new_deployments = []
+        for d in service.deployments:
+            live = [r for r in self._progress(key, d["id"]).live if id(r) not in stopping]
+            running = sum(1 for r in live if r.task.last_status == "RUNNING")
+            launched_here = sum(1 for r in launches if r.deployment_id == d["id"] and r not in live)
+            counts = {"runningCount": running, "pendingCount": len(live) - running + launched_here}
+            if any(d.get(k) != v for k, v in counts.items()):
+                d = {**d, **counts, "updatedAt": now}
+            new_deployments.append(d)
+        service.deployments = new_deployments
+        service.running_count = sum(d["runningCount"] for d in new_deployments)
+        service.pending_count = sum(d["pendingCount"] for d in new_deployments)
+
+    # ------------------------------------------------------------------------------------------ rolling runs
+
+    def _rolling_requests(self, service: Any, run: sd.ServiceDeploymentRun, primary: dict[str, Any]) -> dict[str, Any]:
+        """A ROLLING service deployment: IN_PROGRESS once seen; StopServiceDeployment ROLLBACK acted on."""
+        if run.status == "PENDING":
+            run.set_status("IN_PROGRESS")
+            run.breaker_threshold = self.failure_threshold(int(service.desired_count or 0))
+            run.breaker_status = "MONITORING" if self.breaker(service)["enable"] else "DISABLED"
+        run.breaker_failures = int(primary.get("failedTasks", 0)) if primary["id"] == run.target.deployment_id else 0
+        if run.status == "ROLLBACK_REQUESTED" and run.sources:
+            source = run.sources[0]
+            now = utcnow()
+            service.deployments = [
+                {**d, "rolloutState": "FAILED", "rolloutStateReason": run.requested_reason, "updatedAt": now}
+                if d["id"] == primary["id"]
+                else d
+                for d in service.deployments
+            ]
+            primary = ext.start_deployment(service, source.task_definition, reason="rollback")
+            self._rolling_rollback_started(run, primary, run.requested_reason or "Service deployment rolled back.")
+        return primary
+
+    def _rolling_rollback_started(self, run: sd.ServiceDeploymentRun, new_primary: dict[str, Any], reason: str) -> None:
+        """The deployment that restores the source revision has started."""
+        source = run.sources[0] if run.sources else run.target
+        run.rollback = {"reason": reason, "startedAt": utcnow(), "serviceRevisionArn": source.arn}
+        run.rollback_deployment_id = new_primary["id"]
+        if reason.startswith("ECS deployment circuit breaker"):
+            run.breaker_status = "TRIGGERED"
+        run.set_status("ROLLBACK_IN_PROGRESS", reason)
+
+    def _rolling_completed(self, run: sd.ServiceDeploymentRun, primary: dict[str, Any]) -> None:
+        """A rolling deployment (or its rollback) completed."""
+        if primary["id"] == run.target.deployment_id and run.status == "IN_PROGRESS":
+            if run.breaker_status == "MONITORING":
+                run.breaker_status = "MONITORING_COMPLETE"
+            run.target.running = int(primary.get("runningCount", 0))
+            run.set_status("SUCCESSFUL", "Service deployment succeeded.")
+        elif run.status == "ROLLBACK_IN_PROGRESS" and primary["id"] == run.rollback_deployment_id:
+            run.set_status("ROLLBACK_SUCCESSFUL", run.status_reason)
+
+    # ------------------------------------------------------------------------------------------ load balancer
+
+    def _register(self, record: TaskRecord) -> None:
+        """Register a task that just became RUNNING in its target group, as ECS does (holds BACKEND_LOCK)."""
+        if not record.target_group or record.target is not None:
+            return
+        service = self._service(record.service_key)
+        target = traffic.task_target(record.task, service) if service is not None else None
+        if target is None:
+            return
+        region = record.service_key.partition("/")[0]
+        if traffic.register(self.account_id, region, record.target_group, target):
+            record.target = target
+
+    def _deregister(self, record: TaskRecord) -> None:
+        """Deregister a stopping task from its target group (holds BACKEND_LOCK)."""
+        if record.target is None or not record.target_group:
+            return
+        traffic.deregister(self.account_id, record.service_key.partition("/")[0], record.target_group, record.target)
+        record.target = None
+
+    def _elb_unhealthy(self, record: TaskRecord) -> bool:
+        """The load balancer measured the task's target unhealthy (ECS then replaces the task)."""
+        return record.target is not None and traffic.health(record.target_group or "", record.target) == "unhealthy"
 
     def _trip_breaker(self, service: Any, primary: dict[str, Any], rollback: bool) -> dict[str, Any]:
         """Mark the PRIMARY FAILED; with rollback start a new PRIMARY on the last COMPLETED revision."""
@@ -551,6 +694,7 @@ class EcsAgent:
             record.task.desired_status = "STOPPED"
             record.task.last_status = "DEACTIVATING"
             record.task.stopping_at = utcnow()
+            self._deregister(record)
             if record.handle is None:
                 self._mark_stopped(record, reason, code, None)
                 return

@@ -23,7 +23,10 @@ from moto.core.utils import utcnow
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
 from moto.ecs.models import EC2ContainerServiceBackend, Service, Task
+from moto.elbv2.models import ELBv2Backend
 from moto.moto_api._internal import mock_random
+
+from orchestrator.sandbox import deployments as sd
 
 log = structlog.get_logger(__name__)
 
@@ -112,8 +115,16 @@ def primary_deployment(service: Service) -> dict[str, Any] | None:
     return next((d for d in service.deployments or [] if d.get("status") == "PRIMARY"), None)
 
 
-def start_deployment(service: Service, task_definition_arn: str, reason: str = "update") -> dict[str, Any]:
-    """Make a new PRIMARY deployment for `task_definition_arn`, demoting the current PRIMARY to ACTIVE."""
+def start_deployment(
+    service: Service,
+    task_definition_arn: str,
+    reason: str = "update",
+    backend: EC2ContainerServiceBackend | None = None,
+) -> dict[str, Any]:
+    """Make a new PRIMARY deployment for `task_definition_arn`, demoting the current PRIMARY to ACTIVE.
+
+    With `backend`, the service deployment (ECS's ServiceDeployment record) is recorded too.
+    """
     new = make_deployment(service, task_definition_arn)
     others = []
     for dep in service.deployments or []:
@@ -123,6 +134,9 @@ def start_deployment(service: Service, task_definition_arn: str, reason: str = "
     service.deployments = [new, *others]
     service.task_definition = task_definition_arn
     service.sandbox_steady = False
+    if backend is not None:
+        run = sd.new_run(backend, service, new, others)
+        service.current_service_deployment = run.arn
     log.info(
         "sandbox_deployment_started",
         service=service.name,
@@ -321,6 +335,8 @@ def _create_service(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any)
         service.deployment_configuration = copy.deepcopy(DEFAULT_DEPLOYMENT_CONFIGURATION)
     if service.deployment_controller.get("type", "ECS") == "ECS":
         service.deployments = [make_deployment(service, service.task_definition)]
+        run = sd.new_run(self, service, service.deployments[0], [])
+        service.current_service_deployment = run.arn
         log.info(
             "sandbox_service_created",
             service=service.name,
@@ -340,6 +356,12 @@ def _update_service(self: EC2ContainerServiceBackend, service_properties: dict[s
     new_td_arn = self.describe_task_definition(td_str).arn if td_str else None
     force = bool(props.get("force_new_deployment"))
     given_config = props.pop("deployment_configuration", None)
+    if given_config or props.get("load_balancers") is not None:
+        validate_strategy(
+            merge_deployment_configuration(getattr(service, "deployment_configuration", None), given_config),
+            props.get("load_balancers") if props.get("load_balancers") is not None else service.load_balancers,
+            service.deployment_controller,
+        )
     netconf_before = copy.deepcopy(service.network_configuration)
     deployments_before = [dict(d) for d in service.deployments or []]  # moto mutates on force
     counts_before = (service.running_count, service.pending_count)
@@ -370,7 +392,7 @@ def _update_service(self: EC2ContainerServiceBackend, service_properties: dict[s
         return service
     if (new_td_arn and new_td_arn != current_td) or force or netconf_changed:
         reason = "force_new_deployment" if force and not (new_td_arn and new_td_arn != current_td) else "update"
-        start_deployment(service, new_td_arn or current_td, reason=reason)
+        start_deployment(service, new_td_arn or current_td, reason=reason, backend=self)
     return service
 
 
@@ -395,11 +417,181 @@ def _list_tasks(
 
 def _response_create_service(self: Any) -> Any:
     """moto's CreateService handler, keeping the deploymentConfiguration it drops."""
+    given = self._get_param("deploymentConfiguration")
+    merged = merge_deployment_configuration(None, given)
+    validate_strategy(merged, self._get_param("loadBalancers") or [], self._get_param("deploymentController") or {})
     result = _ORIGINALS["response.create_service"](self)
     service = result.result["service"]
-    given = self._get_param("deploymentConfiguration")
-    service.deployment_configuration = merge_deployment_configuration(None, given)
+    service.deployment_configuration = merged
+    for run in sd.runs_for_service(self.ecs_backend, service):
+        run.config = copy.deepcopy(merged)
+        run.strategy = sd.strategy_of(merged)
     return result
+
+
+def validate_strategy(config: dict[str, Any], load_balancers: list[dict[str, Any]], controller: dict[str, Any]) -> None:
+    """Refuse what ECS refuses: a traffic strategy without the load balancer it needs, or a bad hook."""
+    from moto.ecs.exceptions import InvalidParameterException
+
+    strategy = sd.strategy_of(config)
+    if strategy not in sd.STRATEGIES:
+        raise InvalidParameterException(f"Invalid deployment strategy: {strategy}.")
+    for hook in config.get("lifecycleHooks") or []:
+        stages = hook.get("lifecycleStages") or []
+        if not stages:
+            raise InvalidParameterException("lifecycleStages must be provided for a deployment lifecycle hook.")
+        bad = [s for s in stages if s not in sd.HOOK_STAGES]
+        if bad:
+            raise InvalidParameterException(f"Lifecycle hooks are not supported at stage(s) {', '.join(bad)}.")
+        if hook.get("targetType", "AWS_LAMBDA") == "AWS_LAMBDA" and not hook.get("hookTargetArn"):
+            raise InvalidParameterException("hookTargetArn must be provided for an AWS_LAMBDA lifecycle hook.")
+    if strategy == "ROLLING":
+        return
+    if (controller or {}).get("type", "ECS") != "ECS":
+        raise InvalidParameterException(
+            f"The {strategy} deployment strategy requires the ECS deployment controller, not {controller.get('type')}."
+        )
+    advanced = [lb.get("advancedConfiguration") for lb in load_balancers or [] if lb.get("advancedConfiguration")]
+    if not advanced:
+        raise InvalidParameterException(
+            f"The {strategy} deployment strategy requires a load balancer with an advancedConfiguration "
+            "(alternateTargetGroupArn, productionListenerRule, roleArn)."
+        )
+    for adv in advanced:
+        missing = [k for k in ("alternateTargetGroupArn", "productionListenerRule", "roleArn") if not adv.get(k)]
+        if missing:
+            raise InvalidParameterException(f"advancedConfiguration is missing {', '.join(missing)}.")
+
+
+def _find_service(backend: EC2ContainerServiceBackend, cluster: str | None, service: str) -> Service:
+    """A service by name or ARN (the ARN names its cluster)."""
+    if service.startswith("arn:") and service.count("/") >= 2:
+        cluster = cluster or service.split("/")[-2]
+    return backend._get_service(cluster or "default", service.split("/")[-1])
+
+
+def _deployment_not_found(arn: str) -> Exception:
+    from moto.ecs.exceptions import ECSException
+
+    return ECSException("ServiceDeploymentNotFoundException", f"The service deployment {arn} does not exist.")
+
+
+def _response_list_service_deployments(self: Any) -> Any:
+    """ListServiceDeployments: the service's deployments, newest first, filtered and paginated like ECS."""
+    from moto.core.responses import ActionResult
+
+    backend = self.ecs_backend
+    service = _find_service(backend, self._get_param("cluster"), self._get_param("service"))
+    wanted = set(self._get_param("status") or [])
+    created = self._get_param("createdAt") or {}
+    found = []
+    for run in sd.runs_for_service(backend, service):
+        if wanted and run.status not in wanted:
+            continue
+        if created.get("before") and run.created_at.timestamp() >= float(created["before"]):
+            continue
+        if created.get("after") and run.created_at.timestamp() <= float(created["after"]):
+            continue
+        found.append(run)
+    start = int(self._get_param("nextToken") or 0)
+    size = int(self._get_param("maxResults") or 20)
+    page = found[start : start + size]
+    result: dict[str, Any] = {"serviceDeployments": [r.brief() for r in page]}
+    if start + size < len(found):
+        result["nextToken"] = str(start + size)
+    return ActionResult(result)
+
+
+def _response_describe_service_deployments(self: Any) -> Any:
+    """DescribeServiceDeployments: each ARN's record, or a MISSING failure."""
+    from moto.core.responses import ActionResult
+
+    found, failures = [], []
+    for arn in self._get_param("serviceDeploymentArns") or []:
+        run = sd.find_run(self.ecs_backend, arn)
+        if run is None:
+            failures.append({"arn": arn, "reason": "MISSING"})
+        else:
+            found.append(run.view())
+    return ActionResult({"serviceDeployments": found, "failures": failures})
+
+
+def _response_continue_service_deployment(self: Any) -> Any:
+    """ContinueServiceDeployment: resolve a PAUSE hook with CONTINUE or ROLLBACK; the agent acts on it."""
+    from moto.core.responses import ActionResult
+    from moto.ecs.exceptions import InvalidParameterException
+
+    arn = self._get_param("serviceDeploymentArn")
+    hook_id = self._get_param("hookId")
+    action = self._get_param("action") or "CONTINUE"
+    if action not in ("CONTINUE", "ROLLBACK"):
+        raise InvalidParameterException(f"Invalid action {action}: use CONTINUE or ROLLBACK.")
+    run = sd.find_run(self.ecs_backend, arn)
+    if run is None:
+        raise _deployment_not_found(arn)
+    hook = run.hook(hook_id)
+    if hook is None or hook.target_type != "PAUSE":
+        raise InvalidParameterException(f"The service deployment {arn} has no PAUSE lifecycle hook {hook_id}.")
+    if hook.status != "AWAITING_ACTION" or run.finished:
+        raise InvalidParameterException(
+            f"The lifecycle hook {hook_id} is not awaiting action (status {hook.status}, deployment {run.status})."
+        )
+    if action == "CONTINUE":
+        hook.status = "SUCCEEDED"
+    else:
+        hook.status = "FAILED"
+        run.requested = "ROLLBACK"
+        run.requested_reason = f"Rollback requested through ContinueServiceDeployment at {hook.stage}."
+        run.set_status("ROLLBACK_REQUESTED")
+    run.touch()
+    log.info("sandbox_hook_resolved", deployment=arn, hook=hook_id, action=action, stage=hook.stage)
+    return ActionResult({"serviceDeploymentArn": arn})
+
+
+def _response_stop_service_deployment(self: Any) -> Any:
+    """StopServiceDeployment: ROLLBACK (the only stop type ECS accepts) of a deployment in flight."""
+    from moto.core.responses import ActionResult
+    from moto.ecs.exceptions import ECSException, InvalidParameterException
+
+    arn = self._get_param("serviceDeploymentArn")
+    stop_type = self._get_param("stopType") or "ROLLBACK"
+    if stop_type != "ROLLBACK":
+        raise InvalidParameterException(f"Invalid stopType {stop_type}: the valid value is ROLLBACK.")
+    run = sd.find_run(self.ecs_backend, arn)
+    if run is None:
+        raise _deployment_not_found(arn)
+    if run.finished or run.status.startswith("ROLLBACK"):
+        raise ECSException("ConflictException", f"The service deployment {arn} is {run.status}: it cannot be stopped.")
+    run.requested = "ROLLBACK"
+    run.requested_reason = "Rollback requested through StopServiceDeployment."
+    run.set_status("ROLLBACK_REQUESTED")
+    for hook in run.awaiting():
+        hook.status = "FAILED"
+    log.info("sandbox_deployment_stop_requested", deployment=arn)
+    return ActionResult({"serviceDeploymentArn": arn})
+
+
+# (target group ARN, target id, port) -> (State, Reason, Description), measured by the data plane (lb.py).
+# None: no data plane runs in this process, and moto's "healthy" stands.
+TARGET_HEALTH: dict[str, Any] = {"lookup": None}
+
+
+def _describe_target_health(self: Any, target_group_arn: str, targets: list[dict[str, Any]]) -> list[Any]:
+    """moto's DescribeTargetHealth, with the health the sandbox's load balancer really measured."""
+    statuses = _ORIGINALS["elbv2.describe_target_health"](self, target_group_arn, targets)
+    lookup = TARGET_HEALTH["lookup"]
+    if lookup is None:
+        return statuses
+    group = self.target_groups.get(target_group_arn)
+    out = []
+    for status in statuses:
+        if group is not None and status.instance_id in group.targets:
+            measured = lookup(target_group_arn, status.instance_id, int(status.port))
+            if measured is not None:
+                status = copy.copy(status)
+                status.status, status.reason, status.description = measured
+        out.append(status)
+    return out
 
 
 def _response_call_action(self: Any) -> Any:
@@ -414,6 +606,15 @@ _PATCHES = {
     "backend.list_tasks": (EC2ContainerServiceBackend, "list_tasks", _list_tasks),
     "response.create_service": (ecs_responses.EC2ContainerServiceResponse, "create_service", _response_create_service),
     "response.call_action": (ecs_responses.EC2ContainerServiceResponse, "call_action", _response_call_action),
+    "elbv2.describe_target_health": (ELBv2Backend, "describe_target_health", _describe_target_health),
+}
+
+# Operations moto does not have at all: added on install, removed on uninstall.
+_ADDITIONS = {
+    "list_service_deployments": _response_list_service_deployments,
+    "describe_service_deployments": _response_describe_service_deployments,
+    "continue_service_deployment": _response_continue_service_deployment,
+    "stop_service_deployment": _response_stop_service_deployment,
 }
 
 
@@ -426,6 +627,8 @@ def install() -> None:
         for key, (owner, attr, replacement) in _PATCHES.items():
             _ORIGINALS[key] = getattr(owner, attr)
             setattr(owner, attr, replacement)
+        for name, handler in _ADDITIONS.items():
+            setattr(ecs_responses.EC2ContainerServiceResponse, name, handler)
     log.debug("sandbox_extension_installed", moto_version=moto.__version__)
 
 
@@ -433,12 +636,14 @@ def uninstall() -> None:
     """Restore moto's own methods (for tests that want plain moto afterwards)."""
     with BACKEND_LOCK:
         for key, (owner, attr, _replacement) in _PATCHES.items():
-            if key in _ORIGINALS:
-                if attr in owner.__dict__ and owner.__dict__[attr] is _replacement:
-                    if key == "response.call_action":
-                        delattr(owner, attr)  # inherited from BaseResponse originally
-                    else:
-                        setattr(owner, attr, _ORIGINALS[key])
+            if key in _ORIGINALS and attr in owner.__dict__ and owner.__dict__[attr] is _replacement:
+                if key == "response.call_action":
+                    delattr(owner, attr)  # inherited from BaseResponse originally
+                else:
+                    setattr(owner, attr, _ORIGINALS[key])
+        for name, handler in _ADDITIONS.items():
+            if ecs_responses.EC2ContainerServiceResponse.__dict__.get(name) is handler:
+                delattr(ecs_responses.EC2ContainerServiceResponse, name)
         _ORIGINALS.clear()
 
 
@@ -450,6 +655,7 @@ def installed() -> bool:
 __all__ = [
     "BACKEND_LOCK",
     "DEFAULT_DEPLOYMENT_CONFIGURATION",
+    "TARGET_HEALTH",
     "SandboxContainer",
     "SandboxTask",
     "add_event",
@@ -460,4 +666,5 @@ __all__ = [
     "primary_deployment",
     "start_deployment",
     "uninstall",
+    "validate_strategy",
 ]
