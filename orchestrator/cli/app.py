@@ -17,7 +17,7 @@ from orchestrator.config.model import Pipeline
 class App:
     """Global options plus lazily built collaborators."""
 
-    file: str = "pipeline.yaml"
+    file: str | None = None  # None: the nearest pipeline.yaml in the current folder or above
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
@@ -153,4 +153,4 @@ def forget_sandbox_state(pipeline: Pipeline) -> bool:
 
 def root_of(app: App) -> Path:
     """The pipeline's folder."""
-    return Path(app.file).resolve().parent
+    return app.pipeline.root

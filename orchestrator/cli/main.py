@@ -64,10 +64,9 @@ class LazyGroup(click.Group):
 @click.option(
     "-f",
     "--file",
-    default="pipeline.yaml",
-    show_default=True,
+    default=None,
     envvar="SNAIL_FILE",
-    help="pipeline.yaml to use [SNAIL_FILE]",
+    help="pipeline.yaml to use (default: the nearest pipeline.yaml here or in a folder above) [SNAIL_FILE]",
 )
 @click.option("--region", envvar="SNAIL_REGION", help="AWS region (default: service.region) [SNAIL_REGION]")
 @click.option("--profile", envvar="SNAIL_PROFILE", help="AWS profile [SNAIL_PROFILE]")

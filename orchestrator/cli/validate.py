@@ -5,26 +5,44 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli.app import App, pass_app
-from orchestrator.errors import ConfigErrors, ExitCode
+from orchestrator.config.yamlio import neutralise
+from orchestrator.errors import ConfigError, ConfigErrors, ExitCode
 
 
 @click.command("validate")
 @pass_app
 def command(app: App) -> int:
-    """Check the pipeline and every phase file; exit 2 listing each mistake, nothing touched."""
+    """Check the pipeline and every phase file offline; exit 2 listing each mistake, nothing touched."""
     try:
         p = app.pipeline
     except ConfigErrors as exc:
-        app.emit(
-            {
-                "valid": False,
-                "errors": [{"file": e.path, "line": e.line, "key": e.key, "message": e.message} for e in exc.errors],
-            },
-            "\n".join(f"error: {e}" for e in exc.errors),
-        )
-        return ExitCode.USAGE
+        return _invalid(app, exc.errors)
+    except (RecursionError, MemoryError, ValueError, TypeError, OSError, UnicodeError) as exc:
+        # validate survives any input: a checker we got wrong is still a clean "invalid", never a traceback
+        where = app.file or "pipeline.yaml"
+        return _invalid(app, [ConfigError(where, None, f"cannot check this file ({type(exc).__name__}: {exc})")])
     app.emit(
         {"valid": True, "file": str(p.path), "phases": p.phase_names()},
         f"ok: {p.path.name} and {len(p.phases)} phase file(s) are valid: {' -> '.join(p.phase_names())}",
     )
     return ExitCode.OK
+
+
+def _invalid(app: App, errors: list[ConfigError]) -> int:
+    """Report every mistake, one `file:line: key: message` line each (terminal escapes neutralised)."""
+    app.emit(
+        {
+            "valid": False,
+            "errors": [
+                {
+                    "file": neutralise(e.path),
+                    "line": e.line,
+                    "key": neutralise(e.key) if e.key else None,
+                    "message": neutralise(e.message),
+                }
+                for e in errors
+            ],
+        },
+        "\n".join(f"error: {neutralise(str(e))}" for e in errors),
+    )
+    return ExitCode.USAGE

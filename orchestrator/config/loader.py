@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import yaml
 
 from orchestrator.config import schema as s
+from orchestrator.config import yamlio
 from orchestrator.config.model import (
     GateSpec,
     ImageSpec,
@@ -23,6 +25,7 @@ from orchestrator.config.model import (
     StateSpec,
     TaskSpec,
 )
+from orchestrator.config.offline import check_offline
 from orchestrator.errors import ConfigError, ConfigErrors
 
 GATE_TYPES = ("ecs-rollout", "http", "command", "target-health", "alarm")
@@ -125,7 +128,7 @@ _image = s.Mapping(
         "ref": s.Field(s.string),
         "dockerfile": s.Field(s.string),
         "build_args": s.Field(s.str_map),
-        "probe": s.Field(s.anything),
+        "probe": s.Field(s.probe),
     },
     extra=lambda d: (
         [("image", "give exactly one of `context` or `ref`")] if bool(d.get("context")) == bool(d.get("ref")) else []
@@ -137,7 +140,7 @@ _task = s.Mapping(
         "cpu": s.Field(s.integer(128, 16384)),
         "memory": s.Field(s.integer(128, 122880)),
         "environment": s.Field(s.str_map),
-        "secrets": s.Field(s.str_map),
+        "secrets": s.Field(s.secret_map),
         "command": s.Field(s.list_of(s.string)),
     }
 )
@@ -198,7 +201,7 @@ _state = s.Mapping(
         "backend": s.Field(s.one_of("local", "dynamodb"), default="local"),
         "path": s.Field(s.string, default=".snail"),
         "table": s.Field(s.string),
-        "lease": s.Field(s.duration, default=300.0),
+        "lease": s.Field(s.lease, default=300.0),
     },
     extra=lambda d: (
         [("table", "the dynamodb backend needs `table`")]
@@ -224,30 +227,18 @@ _pipeline = s.Mapping(
         "defaults": s.Field(_defaults),
         "phases": s.Field(s.list_of(s.string, 1), required=True),
         "rollback": s.Field(s.Mapping({"on_interrupt": s.Field(s.one_of("rollback", "record"), default="rollback")})),
+        "allow_outside_repo": s.Field(s.boolean, default=False),
     }
 )
 
 
-def _compose(path: Path) -> yaml.Node:
-    """Parse a YAML file into nodes (line numbers kept); syntax errors name the line."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigErrors([ConfigError(str(path), None, "file not found")]) from None
-    except OSError as exc:
-        raise ConfigErrors([ConfigError(str(path), None, f"cannot read: {exc.strerror}")]) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise ConfigErrors([ConfigError(str(path), line, f"YAML syntax error: {exc.problem}")]) from None
-    if node is None:
-        raise ConfigErrors([ConfigError(str(path), None, "file is empty")])
-    return node
+def _compose(path: Path, root: Path | None = None) -> yaml.Node:
+    """Read a YAML file safely (regular file in `root`, size cap, UTF-8, bounded YAML) into nodes with lines."""
+    return yamlio.load(path, root if root is not None else path.parent)
 
 
 def _rel(root: Path, p: str) -> Path:
+    """`p` relative to the pipeline's folder (absolute paths stay as they are)."""
     q = Path(p)
     return q if q.is_absolute() else root / q
 
@@ -289,9 +280,11 @@ def _phase_from(raw: dict[str, Any], path: Path, defaults: dict[str, Any]) -> Ph
     )
 
 
-def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
-    """Load and check pipeline.yaml and every phase file; raise ConfigErrors listing every mistake."""
-    path = Path(path).resolve() if Path(path).exists() else Path(path)
+def load_pipeline(path: str | Path | None = None) -> Pipeline:
+    """Load and check pipeline.yaml and every phase file; raise ConfigErrors listing every mistake.
+
+    Without a path, the nearest pipeline.yaml in the current folder or above is used (as git finds .git)."""
+    path = yamlio.find_pipeline() if path is None else Path(os.path.abspath(path))
     errors = s.Errors(str(path))
     root_node = _compose(path)
     raw = _pipeline(root_node, "", errors)
@@ -309,10 +302,9 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
         raise ConfigErrors(all_errors)
     for i, name in enumerate(raw["phases"]):
         line = names_node.value[i].start_mark.line + 1
-        if not _NAME.match(name):
-            all_errors.append(
-                ConfigError(str(path), line, f"bad phase name {name!r} (use a-z, 0-9, - and _)", f"phases[{i}]")
-            )
+        problem = s.phase_name_problem(name)
+        if problem:
+            all_errors.append(ConfigError(str(path), line, problem, f"phases[{i}]"))
             continue
         if name in seen:
             all_errors.append(ConfigError(str(path), line, f"phase {name!r} is listed twice", f"phases[{i}]"))
@@ -326,7 +318,7 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
             continue
         perr = s.Errors(str(ppath))
         try:
-            node = _compose(ppath)
+            node = _compose(ppath, root)
         except ConfigErrors as exc:
             all_errors.extend(exc.errors)
             continue
@@ -347,6 +339,7 @@ def load_pipeline(path: str | Path = "pipeline.yaml") -> Pipeline:
         all_errors.append(
             ConfigError(str(path), None, f"task definition template {tdef} does not exist", "service.task_definition")
         )
+    all_errors.extend(check_offline(path, raw, phases))
     if all_errors:
         raise ConfigErrors(all_errors)
 

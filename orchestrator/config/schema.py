@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -10,30 +11,56 @@ from typing import Any
 
 import yaml
 
+from orchestrator.config.yamlio import neutralise, to_data
 from orchestrator.errors import ConfigError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+# ASCII digits only: `\d` would take "٥٠٠٠" or "²" (str.isdigit() is True for both, and int("²") raises).
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$", re.ASCII)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DIGITS = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_PHASE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*", re.ASCII)
+
+MAX_DURATION = 7 * 24 * 3600.0  # a week: any duration longer than that is a typo (or an overflow), not a policy
+MIN_LEASE = 10.0  # a shorter lock lease expires between two heartbeats of a healthy holder
+MAX_STRING = 64 * 1024  # characters in one value (a `run:` script fits; a 5 MB blob does not)
+MAX_PHASE_NAME = 63  # phase names become ECS tags and file names
 
 
 def parse_duration(text: Any) -> float:
-    """'10m' -> 600.0, '3s' -> 3.0, '250ms' -> 0.25, 5 -> 5.0; ValueError otherwise."""
+    """'10m' -> 600.0, '3s' -> 3.0, '250ms' -> 0.25, 5 -> 5.0; ValueError for anything else, NaN, inf, or > a week."""
     if isinstance(text, bool):
         raise ValueError(text)
     if isinstance(text, (int, float)):
-        if text < 0:
+        value = float(text) if not isinstance(text, int) or abs(text) < 10**18 else math.inf
+    else:
+        m = _DURATION.match(str(text))
+        if not m:
             raise ValueError(text)
-        return float(text)
-    m = _DURATION.match(str(text))
-    if not m:
+        value = float(m.group(1)) * _UNITS[m.group(2)]
+    if not math.isfinite(value) or value < 0 or value > MAX_DURATION:
         raise ValueError(text)
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    return value
 
 
 def interpolate(text: str, env: dict[str, str] | os._Environ = os.environ) -> str:
-    """Expand ${VAR} and ${VAR:-default} from the environment."""
+    """Expand ${VAR} and ${VAR:-default} from the environment (an unset ${VAR} becomes ""; see undefined())."""
     return _ENV.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), text)
+
+
+def undefined(text: str, env: dict[str, str] | os._Environ = os.environ) -> list[str]:
+    """The ${VAR} references in `text` that are not set and have no :-default."""
+    return [m.group(1) for m in _ENV.finditer(text) if m.group(2) is None and m.group(1) not in env]
+
+
+def phase_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a phase name (None if it can): a-z, 0-9, - and _, at most 63 characters."""
+    if len(name) > MAX_PHASE_NAME:
+        return f"phase name of {len(name)} characters is too long (at most {MAX_PHASE_NAME})"
+    if not _PHASE_NAME.fullmatch(name):
+        return f"bad phase name {name!r} (use a-z, 0-9, - and _; start with a letter or digit)"
+    return None
 
 
 class Errors:
@@ -44,9 +71,10 @@ class Errors:
         self.items: list[ConfigError] = []
 
     def add(self, node: yaml.Node | None, key: str, message: str) -> None:
-        """Record a mistake at `node`'s line."""
+        """Record a mistake at `node`'s line (key and message neutralised: they may echo hostile text)."""
         line = node.start_mark.line + 1 if node is not None else None
-        self.items.append(ConfigError(self.path, line, message, key=key or None))
+        shown = neutralise(key if len(key) <= 200 else key[:199] + "…") if key else None
+        self.items.append(ConfigError(self.path, line, neutralise(message), key=shown))
 
 
 @dataclass
@@ -66,7 +94,7 @@ def _scalar(node: yaml.Node, key: str, errors: Errors, kind: str) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         errors.add(node, key, f"expected {kind}, got a {_kind(node)}")
         return _MISSING
-    return yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+    return to_data(node) if node.tag != "tag:yaml.org,2002:str" else node.value
 
 
 def _kind(node: yaml.Node) -> str:
@@ -77,15 +105,42 @@ def _kind(node: yaml.Node) -> str:
     return f"value {node.value!r}"
 
 
+def expand(text: str, node: yaml.Node, key: str, errors: Errors) -> Any:
+    """${VAR} and ${VAR:-default} expanded; an unset ${VAR} without a default, or a result over the length cap
+    or with control characters in it, is a mistake."""
+    missing = undefined(text)
+    if missing:
+        names = ", ".join(f"${{{n}}}" for n in dict.fromkeys(missing))
+        errors.add(node, key, f"{names} is not set (set it, or give a default: ${{{missing[0]}:-value}})")
+        return _MISSING
+    out = interpolate(text)
+    if len(out) > MAX_STRING:
+        errors.add(node, key, f"value of {len(out)} characters is longer than the limit ({MAX_STRING})")
+        return _MISSING
+    bad = _CONTROL.search(out)
+    if bad:
+        errors.add(node, key, f"control character {bad.group()!r} in the value (from the environment)")
+        return _MISSING
+    return out
+
+
 def string(node: yaml.Node, key: str, errors: Errors) -> Any:
     """A string (numbers are accepted and turned into text; ${VAR} expanded)."""
     v = _scalar(node, key, errors, "a string")
     if v is _MISSING:
         return v
-    if v is None or isinstance(v, bool):
-        errors.add(node, key, f"expected a string, got {node.value!r}")
+    if v is None or isinstance(v, (bool, list, dict)):
+        errors.add(node, key, f"expected a string, got {_short(node.value)}")
         return _MISSING
-    return interpolate(str(v))
+    if isinstance(v, float) and not math.isfinite(v):
+        errors.add(node, key, f"expected a string, got {node.value!r} (quote it)")
+        return _MISSING
+    return expand(str(v), node, key, errors)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def integer(lo: int | None = None, hi: int | None = None, what: str = "a whole number") -> Checker:
@@ -96,11 +151,13 @@ def integer(lo: int | None = None, hi: int | None = None, what: str = "a whole n
         if v is _MISSING:
             return v
         if isinstance(v, str):
-            v = interpolate(v)
-            if v.strip().isdigit():
-                v = int(v)
+            v = expand(v, node, key, errors)
+            if v is _MISSING:
+                return v
+            if _DIGITS.fullmatch(v.strip()):
+                v = int(v.strip())
         if isinstance(v, bool) or not isinstance(v, int):
-            errors.add(node, key, f"expected {what}, got {node.value!r}")
+            errors.add(node, key, f"expected {what}, got {_short(node.value)}")
             return _MISSING
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             errors.add(node, key, f"{v} is out of range ({lo}..{hi})")
@@ -113,15 +170,17 @@ def integer(lo: int | None = None, hi: int | None = None, what: str = "a whole n
 port = integer(1, 65535, "a port number")
 
 
-def number(lo: float = 0.0) -> Checker:
-    """A number >= lo."""
+def number(lo: float = 0.0, hi: float = 1e6) -> Checker:
+    """A finite number within [lo, hi]."""
 
     def check(node: yaml.Node, key: str, errors: Errors) -> Any:
         v = _scalar(node, key, errors, "a number")
         if v is _MISSING:
             return v
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < lo:
-            errors.add(node, key, f"expected a number >= {lo}, got {node.value!r}")
+        if isinstance(v, int) and not isinstance(v, bool) and abs(v) > 10**18:
+            v = math.inf
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+            errors.add(node, key, f"expected a number from {lo:g} to {hi:g}, got {_short(node.value)}")
             return _MISSING
         return float(v)
 
@@ -138,15 +197,57 @@ def boolean(node: yaml.Node, key: str, errors: Errors) -> Any:
 
 
 def duration(node: yaml.Node, key: str, errors: Errors) -> Any:
-    """A duration: 500ms, 3s, 10m, 1h, or plain seconds."""
+    """A duration: 500ms, 3s, 10m, 1h, or plain seconds; finite, not negative, at most a week."""
     v = _scalar(node, key, errors, "a duration")
     if v is _MISSING:
         return v
+    if isinstance(v, str):
+        v = expand(v, node, key, errors)
+        if v is _MISSING:
+            return v
     try:
-        return parse_duration(interpolate(v) if isinstance(v, str) else v)
+        return parse_duration(v)
     except ValueError:
-        errors.add(node, key, f"bad duration {node.value!r} (use e.g. 500ms, 3s, 10m, 1h)")
-        return _MISSING
+        pass
+    try:
+        too_long = _magnitude(v) > MAX_DURATION
+    except ValueError:
+        too_long = False
+    if too_long:
+        errors.add(node, key, f"duration {_short(node.value)} is longer than the limit (a week, 168h)")
+    else:
+        errors.add(node, key, f"bad duration {_short(node.value)} (use e.g. 500ms, 3s, 10m, 1h)")
+    return _MISSING
+
+
+def _magnitude(v: Any) -> float:
+    """A duration's size in seconds before the bounds check (ValueError if it is not a duration at all)."""
+    if isinstance(v, bool):
+        raise ValueError(v)
+    if isinstance(v, (int, float)):
+        if isinstance(v, float) and math.isnan(v):
+            raise ValueError(v)
+        return float(v) if isinstance(v, float) or abs(v) < 10**18 else math.inf
+    m = _DURATION.match(str(v))
+    if not m:
+        raise ValueError(v)
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def duration_at_least(lo: float, why: str) -> Checker:
+    """A duration of at least `lo` seconds (e.g. the lock lease)."""
+
+    def check(node: yaml.Node, key: str, errors: Errors) -> Any:
+        v = duration(node, key, errors)
+        if v is not _MISSING and v < lo:
+            errors.add(node, key, f"{_short(node.value)} is too short: at least {lo:g}s ({why})")
+            return _MISSING
+        return v
+
+    return check
+
+
+lease = duration_at_least(MIN_LEASE, "a shorter lease expires between heartbeats of a live run")
 
 
 def one_of(*choices: str) -> Checker:
@@ -164,7 +265,7 @@ def one_of(*choices: str) -> Checker:
 
 def anything(node: yaml.Node, key: str, errors: Errors) -> Any:
     """Any YAML value, as Python data."""
-    return yaml.safe_load(yaml.serialize(node))
+    return to_data(node)
 
 
 def list_of(item: Checker, min_items: int = 0) -> Checker:
@@ -182,17 +283,65 @@ def list_of(item: Checker, min_items: int = 0) -> Checker:
     return check
 
 
-def str_map(node: yaml.Node, key: str, errors: Errors) -> Any:
-    """A mapping of names to strings (environment variables, build args)."""
+def _map_of_strings(node: yaml.Node, key: str, errors: Errors, what: str, empty_ok: bool) -> Any:
     if not isinstance(node, yaml.MappingNode):
         errors.add(node, key, f"expected a mapping, got a {_kind(node)}")
         return _MISSING
     out: dict[str, str] = {}
     for k, v in node.value:
+        if not isinstance(k, yaml.ScalarNode):
+            errors.add(k, key, f"a name must be plain text, not a {_kind(k)}")
+            continue
         name = str(k.value)
-        val = string(v, f"{key}.{name}", errors)
-        if val is not _MISSING:
-            out[name] = val
+        path = f"{key}.{name}"
+        if not name.strip():
+            errors.add(k, path, "empty name")
+            continue
+        if "=" in name or any(c.isspace() for c in name):
+            errors.add(k, path, f"bad name {name!r} (no '=' or spaces)")
+            continue
+        if name in out:
+            errors.add(k, path, "duplicate name (each may appear once)")
+            continue
+        val = string(v, path, errors)
+        if val is _MISSING:
+            out[name] = ""  # keep the name so a later duplicate is still caught
+            continue
+        if not empty_ok and not val.strip():
+            errors.add(v, path, f"empty {what}")
+        out[name] = val
+    return out
+
+
+def str_map(node: yaml.Node, key: str, errors: Errors) -> Any:
+    """A mapping of names to strings (environment variables, build args): names unique and non-empty."""
+    return _map_of_strings(node, key, errors, "value", empty_ok=True)
+
+
+def secret_map(node: yaml.Node, key: str, errors: Errors) -> Any:
+    """A mapping of names to secret references (valueFrom): names unique, references non-empty."""
+    return _map_of_strings(node, key, errors, "valueFrom (an SSM parameter or Secrets Manager ARN)", empty_ok=False)
+
+
+def probe(node: yaml.Node, key: str, errors: Errors) -> Any:
+    """The local port probe: false, or {path: /health, timeout: 30s} (timeout finite, 1s to 1h)."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
+        v = to_data(node)
+        if v is True:
+            return {}
+        return False
+    checked = Mapping({"path": Field(string), "timeout": Field(duration)})(node, key, errors)
+    if checked is _MISSING:
+        return checked
+    out = {k: v for k, v in checked.items() if v is not None}
+    path = out.get("path")
+    if path is not None and not str(path).startswith("/"):
+        errors.add(node, f"{key}.path", f"a path starts with '/': write {'/' + str(path)!r}")
+        return _MISSING
+    t = out.get("timeout")
+    if t is not None and not 1.0 <= t <= 3600.0:
+        errors.add(node, f"{key}.timeout", f"must be between 1s and 1h, got {t:g}s")
+        return _MISSING
     return out
 
 
@@ -212,6 +361,9 @@ class Mapping:
         out: dict[str, Any] = {}
         seen: dict[str, yaml.Node] = {}
         for knode, vnode in node.value:
+            if not isinstance(knode, yaml.ScalarNode):
+                errors.add(knode, key, f"a key must be a plain name, not a {_kind(knode)}")
+                continue
             name = str(knode.value)
             path = f"{key}.{name}" if key else name
             if name in seen:
