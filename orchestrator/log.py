@@ -31,13 +31,17 @@ def configure(fmt: str = "console", verbose: int = 0) -> None:
         level = logging.INFO
     if verbose >= 2:
         level = logging.DEBUG
+    from orchestrator.redact import structlog_processor
+
     processors: list = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog_processor,  # secrets masked in every event, whatever the renderer (the stream masks again)
     ]
     if fmt == "json":
-        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+        # Tracebacks as data carry frame locals: mask them too.
+        processors += [structlog.processors.dict_tracebacks, structlog_processor, structlog.processors.JSONRenderer()]
     else:
         processors += [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     structlog.configure(
