@@ -6,13 +6,24 @@ import json
 from typing import Any
 
 from orchestrator.state.base import RunRecord, TrailEvent
+from orchestrator.trail.model import TrailHeader
 
 
-def render(fmt: str, service: str, events: list[TrailEvent], runs: list[RunRecord], phase_order: list[str]) -> str:
-    """Render events in one of md | json | html."""
+def render(
+    fmt: str,
+    service: str,
+    events: list[TrailEvent],
+    runs: list[RunRecord],
+    phase_order: list[str],
+    header: TrailHeader | None = None,
+) -> str:
+    """Render events in one of md | json | html (header: the service's cluster and region, when known)."""
+    header = header or TrailHeader(service)
     if fmt == "json":
         data: dict[str, Any] = {
             "service": service,
+            "cluster": header.cluster,
+            "region": header.region,
             "runs": [r.to_dict() for r in runs],
             "events": [e.to_dict() for e in events],
         }
@@ -20,7 +31,10 @@ def render(fmt: str, service: str, events: list[TrailEvent], runs: list[RunRecor
     if fmt == "html":
         from orchestrator.trail.html import render as html
 
-        return html(service, events, runs, phase_order)
+        return html(service, events, runs, phase_order, header)
     from orchestrator.trail.markdown import render as md
 
-    return md(service, events, runs, phase_order)
+    return md(service, events, runs, phase_order, header)
+
+
+__all__ = ["render", "TrailHeader"]
