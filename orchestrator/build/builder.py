@@ -254,13 +254,16 @@ def _build_failure(phase: str, step: str, step_line: str, error: str, output: li
         hint = ("\nhint: the base image is not available offline: run scripts/make-base-image.sh and build with "
                 "--build-arg BASE_IMAGE=snail-base/python:3.11")
     tail = "\n".join(output[-10:])
-    return f"phase {phase}: build failed at {where}: {error.strip()}" + (f"\n--- last output ---\n{tail}" if tail else "") + hint
+    from orchestrator.redact import mask_text  # build output may echo a build arg (a token): never carry it
+
+    message = f"phase {phase}: build failed at {where}: {error.strip()}" + (f"\n--- last output ---\n{tail}" if tail else "")
+    return mask_text(message) + hint
 
 
 def _push_failure(image: BuiltImage, target: RegistryTarget, error: str) -> str:
-    message = f"push of {image.tagged} failed: {error}"
-    if target.password:
-        message = message.replace(target.password, "***")
+    from orchestrator.redact import mask_text
+
+    message = mask_text(f"push of {image.tagged} failed: {error}", [target.password] if target.password else [])
     if "immutable" in error or "cannot be overwritten" in error:
         message += " (the repository has immutable tags and this tag exists with other content)"
     elif "unauthorized" in error.lower() or "denied" in error.lower():

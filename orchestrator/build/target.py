@@ -58,11 +58,21 @@ class RegistryTarget:
         raw = url.strip()
         insecure = raw.startswith("http://")
         repository = re.sub(r"^https?://", "", raw).rstrip("/")
+        # user:pass@host/name: the userinfo is the credentials, never part of the repository (which is printed).
+        userinfo, at, rest = repository.partition("@")
+        if at and "/" not in userinfo:
+            repository = rest
+            user, _, password = userinfo.partition(":")
+            from urllib.parse import unquote
+
+            env = {**env, "SNAIL_REGISTRY_USERNAME": unquote(user), "SNAIL_REGISTRY_PASSWORD": unquote(password)}
         host, _, name = repository.partition("/")
         if not name or not ("." in host or ":" in host or host == "localhost"):
-            raise UsageError(f"registry url {url!r} must be HOST[:PORT]/NAME, e.g. 127.0.0.1:5055/shine-api-gateway")
+            raise UsageError(f"registry url {_shown(url)!r} must be HOST[:PORT]/NAME, e.g. 127.0.0.1:5055/shine-api-gateway")
         if not _NAME.match(name):
-            raise UsageError(f"registry url {url!r}: {name!r} is not a valid repository name (lowercase, digits, . _ - /)")
+            raise UsageError(
+                f"registry url {_shown(url)!r}: {name!r} is not a valid repository name (lowercase, digits, . _ - /)"
+            )
         return cls(
             repository=repository,
             username=env.get("SNAIL_REGISTRY_USERNAME") or None,
@@ -98,6 +108,12 @@ class RegistryTarget:
             raise err(e.operation_name, code, e.response.get("Error", {}).get("Message", "")) from None
         username, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
         return cls(repository=repo["repositoryUri"], username=username, password=password)
+
+
+def _shown(url: str) -> str:
+    from orchestrator.redact import mask_text
+
+    return mask_text(url)
 
 
 def _code(error: Any) -> str:

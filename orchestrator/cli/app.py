@@ -37,6 +37,9 @@ class App:
             from orchestrator.config import load_pipeline
 
             self._pipeline = load_pipeline(self.file)
+            from orchestrator.redact import learn_pipeline
+
+            learn_pipeline(self._pipeline)  # secret env values, build args, valueFrom, URL credentials
         return self._pipeline
 
     def sandbox_info(self, start: bool = False) -> Any:
@@ -92,6 +95,11 @@ class App:
                 self._store = open_store(
                     self.pipeline, self.aws() if self.pipeline.state.backend == "dynamodb" else None
                 )
+            from orchestrator.state.redacting import redacting
+            from orchestrator.state.secure import private_state
+
+            private_state(self.pipeline.state_dir(), getattr(self._store, "path", None))
+            self._store = redacting(self._store)  # nothing reaches the store (or the trail) unmasked
         return self._store
 
     def progress(self) -> Any:

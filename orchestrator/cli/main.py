@@ -112,6 +112,12 @@ def _on_term(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn every error into its exit code, at this one boundary."""
     signal.signal(signal.SIGTERM, _on_term)
+    from orchestrator import redact
+
+    # Every line to the terminal (results, progress, logs, tracebacks) passes the redaction layer; the runner's
+    # credentials are known from the start.
+    redact.wrap_std_streams()
+    redact.learn_environment()
     try:
         rv = cli.main(args=argv, prog_name="snail", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0

@@ -69,3 +69,13 @@ def _chmod_if_ours(p: Path, mode: int) -> None:
             p.chmod(mode)
     except OSError:
         pass
+
+
+def private_state(state_dir: str | Path, sqlite_path: str | Path | None = None) -> None:
+    """Tighten the local state folder (0700) and an opened SQLite store's files (0600); for stores made by an
+    older snail, which created them with the default mode."""
+    if Path(state_dir).is_dir():
+        _chmod_if_ours(Path(state_dir), DIR_MODE)
+    if sqlite_path is not None and Path(sqlite_path).is_file():
+        _chmod_if_ours(Path(sqlite_path).parent, DIR_MODE)
+        private_sqlite(sqlite_path)
