@@ -17,10 +17,12 @@ def command(app: App) -> int:
         p = app.pipeline
     except ConfigErrors as exc:
         return _invalid(app, exc.errors)
-    except (RecursionError, MemoryError, ValueError, TypeError, OSError, UnicodeError) as exc:
-        # validate survives any input: a checker we got wrong is still a clean "invalid", never a traceback
+    except Exception as exc:
+        # validate survives any input: a checker we got wrong still gives a clean "invalid" and exit 2 (nothing
+        # was changed), never a traceback; the message asks for a bug report
         where = app.file or "pipeline.yaml"
-        return _invalid(app, [ConfigError(where, None, f"cannot check this file ({type(exc).__name__}: {exc})")])
+        what = f"cannot check this file ({type(exc).__name__}: {exc}); this is a bug in snail, please report it"
+        return _invalid(app, [ConfigError(where, None, what)])
     app.emit(
         {"valid": True, "file": str(p.path), "phases": p.phase_names()},
         f"ok: {p.path.name} and {len(p.phases)} phase file(s) are valid: {' -> '.join(p.phase_names())}",

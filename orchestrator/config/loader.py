@@ -167,7 +167,7 @@ _service = s.Mapping(
         "task_definition": s.Field(s.string),
         "desired_count": s.Field(s.integer(0, 1000), default=1),
         "launch_type": s.Field(s.one_of("FARGATE", "EC2", "EXTERNAL"), default="FARGATE"),
-        "endpoint": s.Field(s.string),
+        "endpoint": s.Field(s.http_url),
         "circuit_breaker": s.Field(s.boolean, default=True),
         "network": s.Field(
             s.Mapping(

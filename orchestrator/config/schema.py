@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -136,6 +137,19 @@ def string(node: yaml.Node, key: str, errors: Errors) -> Any:
         errors.add(node, key, f"expected a string, got {node.value!r} (quote it)")
         return _MISSING
     return expand(str(v), node, key, errors)
+
+
+def http_url(node: yaml.Node, key: str, errors: Errors) -> Any:
+    """An absolute http:// or https:// URL with a host (javascript:, file: and the like are refused)."""
+    v = string(node, key, errors)
+    if v is _MISSING:
+        return v
+    parts = urlsplit(v)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        scheme = f"{parts.scheme}:" if parts.scheme else "no scheme"
+        errors.add(node, key, f"expected an http:// or https:// URL with a host, got {scheme}")
+        return _MISSING
+    return v
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -1,0 +1,882 @@
+"""validate survives anything (issue 12 §4) and catches offline mistakes (issue 14): each hostile or broken
+input is one `file:line: key: message` error, never a traceback, a hang or a silent accept."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import load_pipeline
+from orchestrator.config.yamlio import MAX_BYTES
+from orchestrator.errors import ConfigError, ConfigErrors
+from tests.conftest import PHASE, PIPELINE
+
+REF = "127.0.0.1:5055/shine-api-gateway@sha256:" + "a" * 64
+GOOD_PHASE = f'name: one\nimage: {{ref: "{REF}"}}\n'
+
+
+@dataclass
+class Bad:
+    """One bad input: what to write, and the error it must give (file name, line, key, message part)."""
+
+    id: str
+    file: str  # "pipeline.yaml" or "one.yaml" (phases/one.yaml) or another file name the error names
+    line: int | None
+    key: str | None
+    says: str
+    pipeline: str | bytes = PIPELINE
+    phase: str | bytes = GOOD_PHASE
+    setup: Callable[[Path], None] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _p(old: str, new: str) -> str:
+    """The test pipeline with one line changed."""
+    assert old in PIPELINE, old
+    return PIPELINE.replace(old, new)
+
+
+def _phase(extra: str) -> str:
+    """Phase `one` with extra YAML appended."""
+    return GOOD_PHASE + textwrap.dedent(extra)
+
+
+def _nest(depth: int) -> str:
+    return "x: " + "[" * depth + "]" * depth + "\n"
+
+
+LAUGHS = "".join(
+    f"{a}: &{a} [" + ", ".join([f"*{b}"] * 10 if b else ["lol"] * 10) + "]\n"
+    for a, b in zip("abcdefghi", [None, *"abcdefgh"], strict=True)
+)
+
+
+def _context(tmp: Path, dockerfile: bool = True) -> None:
+    (tmp / "images" / "one").mkdir(parents=True, exist_ok=True)
+    if dockerfile:
+        (tmp / "images" / "one" / "Dockerfile").write_text("FROM scratch\n")
+
+
+def _outside_dir(tmp: Path) -> Path:
+    out = tmp.parent / f"{tmp.name}-outside"
+    out.mkdir(exist_ok=True)
+    (out / "Dockerfile").write_text("FROM scratch\n")
+    (out / "taskdef.json").write_text('{"containerDefinitions": [{"name": "api"}]}')
+    return out
+
+
+def _symlink_phase_out(tmp: Path) -> None:
+    out = _outside_dir(tmp)
+    (out / "one.yaml").write_text(GOOD_PHASE)
+    target = tmp / "phases" / "one.yaml"
+    target.unlink()
+    target.symlink_to(out / "one.yaml")
+
+
+def _phase_is_folder(tmp: Path) -> None:
+    target = tmp / "phases" / "one.yaml"
+    target.unlink()
+    target.mkdir()
+
+
+CORPUS: list[Bad] = [
+    # ---- bytes and encodings
+    Bad(
+        "latin-1",
+        "pipeline.yaml",
+        3,
+        None,
+        "not valid UTF-8 (byte 0xe9)",
+        pipeline=_p("shine\n", "shin\xe9\n").encode("latin-1"),
+    ),
+    Bad("utf-16-bom", "pipeline.yaml", 1, None, "UTF-16-encoded", pipeline=PIPELINE.encode("utf-16")),
+    Bad("utf-16-no-bom", "pipeline.yaml", 1, None, "looks UTF-16-encoded", pipeline=PIPELINE.encode("utf-16-le")),
+    Bad("utf-32", "pipeline.yaml", 1, None, "UTF-32-encoded", pipeline=PIPELINE.encode("utf-32")),
+    Bad("binary", "one.yaml", 1, None, "NUL character", phase=b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\xff\xfe"),
+    Bad("raw-NUL", "one.yaml", 3, None, "NUL", phase=GOOD_PHASE.encode() + b"bake: 1s\x00\n"),
+    Bad("raw-ESC", "one.yaml", 3, None, "U+001B (ESC)", phase=GOOD_PHASE + "bake: \x1b[2J1s\n"),
+    Bad(
+        "escaped-ESC",
+        "one.yaml",
+        3,
+        "task.environment.A",
+        "U+001B (ESC)",
+        phase=_phase('task: {environment: {A: "\\e[31mred"}}\n'),
+    ),
+    Bad(
+        "escaped-NUL",
+        "one.yaml",
+        3,
+        "task.environment.A",
+        "U+0000 (NUL)",
+        phase=_phase('task: {environment: {A: "a\\0b"}}\n'),
+    ),
+    Bad(
+        "C1-control",
+        "one.yaml",
+        3,
+        "task.environment.A",
+        "U+009B",
+        phase=_phase('task: {environment: {A: "\\x9b31m"}}\n'),
+    ),
+    Bad("bidi-override", "one.yaml", 3, None, "RIGHT-TO-LEFT OVERRIDE", phase=GOOD_PHASE + "bake: 1s # \u202e\n"),
+    # ---- tags
+    Bad(
+        "tag-Ref",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "unknown tag !Ref",
+        pipeline=_p("cluster: shine", "cluster: !Ref Cluster"),
+    ),
+    Bad(
+        "tag-python",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "unknown tag !!python/object/apply:os.system",
+        pipeline=_p("cluster: shine", "cluster: !!python/object/apply:os.system [echo pwned]"),
+    ),
+    Bad(
+        "tag-python-name",
+        "one.yaml",
+        3,
+        "bake",
+        "unknown tag !!python/name:os.system",
+        phase=_phase("bake: !!python/name:os.system ''\n"),
+    ),
+    Bad(
+        "tag-binary",
+        "one.yaml",
+        3,
+        "task.environment.A",
+        "unknown tag !!binary",
+        phase=_phase("task: {environment: {A: !!binary aGk=}}\n"),
+    ),
+    Bad("tag-set", "one.yaml", 3, "gates", "unknown tag !!set", phase=_phase("gates: !!set {a, b}\n")),
+    # ---- structure bombs
+    Bad("nesting-600-flow", "one.yaml", 3, None, "nested deeper than 64 levels", phase=GOOD_PHASE + _nest(600)),
+    Bad("nesting-100k-flow", "one.yaml", 3, None, "nested deeper than 64 levels", phase=GOOD_PHASE + _nest(100_000)),
+    Bad(
+        "nesting-600-block",
+        "one.yaml",
+        None,
+        None,
+        "nested deeper than 64 levels",
+        phase=GOOD_PHASE + "x:\n" + "".join("  " * i + "- \n" for i in range(1, 600)).replace("- \n", "-\n"),
+    ),
+    Bad("billion-laughs", "one.yaml", None, None, "aliases expand to more than", phase=GOOD_PHASE + LAUGHS),
+    Bad("alias-loop", "one.yaml", 3, "x[0]", "refers to its own parent", phase=GOOD_PHASE + "x: &a [*a]\n"),
+    Bad("alias-undefined", "one.yaml", 3, "bake", "has no anchor", phase=GOOD_PHASE + "bake: *nowhere\n"),
+    Bad("two-documents", "one.yaml", 3, None, "more than one YAML document", phase=GOOD_PHASE + "---\nname: two\n"),
+    Bad("mapping-as-key", "one.yaml", 3, None, "a key must be a plain name", phase=GOOD_PHASE + "? {a: 1}\n: x\n"),
+    Bad(
+        "over-size-cap", "one.yaml", None, None, "the limit is 1 MiB", phase=GOOD_PHASE + "# " + "x" * MAX_BYTES + "\n"
+    ),
+    Bad(
+        "40-MB-file",
+        "pipeline.yaml",
+        None,
+        None,
+        "the limit is 1 MiB",
+        pipeline=PIPELINE + ("# " + "y" * 1000 + "\n") * 40_000,
+    ),
+    Bad(
+        "5-MB-string",
+        "one.yaml",
+        None,
+        None,
+        "the limit is 1 MiB",
+        phase=_phase(f'task: {{environment: {{A: "{"z" * 5_000_000}"}}}}\n'),
+    ),
+    Bad(
+        "5-MB-string-from-env",
+        "one.yaml",
+        3,
+        "task.environment.A",
+        "longer than the limit",
+        phase=_phase("task: {environment: {A: '${SNAIL_TEST_BIG}'}}\n"),
+        env={"SNAIL_TEST_BIG": "q" * 5_000_000},
+    ),
+    Bad("empty-file", "one.yaml", None, None, "file is empty", phase=""),
+    Bad("folder-as-phase-file", "one.yaml", None, None, "is a folder, not a regular file", setup=_phase_is_folder),
+    Bad("symlink-out-of-repo", "one.yaml", None, None, "outside the repository", setup=_symlink_phase_out),
+    # ---- names
+    Bad(
+        "phase-name-300",
+        "pipeline.yaml",
+        14,
+        "phases[0]",
+        "300 characters is too long",
+        pipeline=_p("phases: [one, two]", f"phases: [{'a' * 300}, two]"),
+    ),
+    Bad(
+        "phase-name-newline",
+        "pipeline.yaml",
+        14,
+        "phases[0]",
+        "bad phase name 'one\\n'",
+        pipeline=_p("phases: [one, two]", 'phases: ["one\\n", two]'),
+    ),
+    Bad(
+        "phase-name-unicode",
+        "pipeline.yaml",
+        14,
+        "phases[0]",
+        "bad phase name",
+        pipeline=_p("phases: [one, two]", "phases: [ｏｎｅ, two]"),
+    ),
+    # ---- numbers and durations
+    Bad(
+        "port-superscript",
+        "pipeline.yaml",
+        7,
+        "service.port",
+        "expected a port number",
+        pipeline=_p("port: 5000", 'port: "²"'),
+    ),
+    Bad(
+        "port-arabic-digits",
+        "pipeline.yaml",
+        7,
+        "service.port",
+        "expected a port number",
+        pipeline=_p("port: 5000", 'port: "٥٠٠٠"'),
+    ),
+    Bad(
+        "port-huge",
+        "pipeline.yaml",
+        7,
+        "service.port",
+        "out of range",
+        pipeline=_p("port: 5000", "port: 99999999999999999999999"),
+    ),
+    Bad("bake-nan", "pipeline.yaml", 13, "defaults.bake", "bad duration", pipeline=_p("bake: 0s", "bake: .nan")),
+    Bad(
+        "bake-inf", "pipeline.yaml", 13, "defaults.bake", "longer than the limit", pipeline=_p("bake: 0s", "bake: .inf")
+    ),
+    Bad(
+        "bake-float-overflow",
+        "pipeline.yaml",
+        13,
+        "defaults.bake",
+        "longer than the limit",
+        pipeline=_p("bake: 0s", "bake: 1.0e+400"),
+    ),
+    Bad(
+        "bake-int-overflow",
+        "pipeline.yaml",
+        13,
+        "defaults.bake",
+        "longer than the limit",
+        pipeline=_p("bake: 0s", "bake: 99999999999999999999999h"),
+    ),
+    Bad("bake-negative", "one.yaml", 3, "bake", "bad duration", phase=_phase("bake: -1\n")),
+    Bad("bake-arabic-digits", "one.yaml", 3, "bake", "bad duration", phase=_phase("bake: ٥s\n")),
+    Bad(
+        "gate-timeout-nan",
+        "one.yaml",
+        4,
+        "gates[0].timeout",
+        "",
+        phase=_phase("gates:\n  - {type: ecs-rollout, timeout: .nan}\n"),
+    ),
+    Bad(
+        "retries-wait-overflow",
+        "one.yaml",
+        4,
+        "gates[0].retries.wait",
+        "",
+        phase=_phase("gates:\n  - {type: ecs-rollout, retries: {wait: 1.0e+400}}\n"),
+    ),
+    Bad(
+        "retries-backoff-inf",
+        "one.yaml",
+        4,
+        "gates[0].retries.backoff",
+        "",
+        phase=_phase("gates:\n  - {type: ecs-rollout, retries: {backoff: .inf}}\n"),
+    ),
+    Bad(
+        "lease-0",
+        "pipeline.yaml",
+        16,
+        "state.lease",
+        "too short: at least 10s",
+        pipeline=PIPELINE + "state:\n  lease: 0\n",
+    ),
+    Bad(
+        "lease-10ms",
+        "pipeline.yaml",
+        16,
+        "state.lease",
+        "too short: at least 10s",
+        pipeline=PIPELINE + "state:\n  lease: 10ms\n",
+    ),
+    Bad(
+        "probe-timeout-forever",
+        "one.yaml",
+        2,
+        "image.probe.timeout",
+        "bad duration 'forever'",
+        phase="name: one\nimage: {context: images/one, probe: {timeout: forever}}\n",
+        setup=_context,
+    ),
+    Bad(
+        "probe-timeout-minus-1",
+        "one.yaml",
+        2,
+        "image.probe.timeout",
+        "bad duration",
+        phase="name: one\nimage: {context: images/one, probe: {timeout: -1}}\n",
+        setup=_context,
+    ),
+    Bad("cpu-float", "one.yaml", 3, "task.cpu", "expected a whole number", phase=_phase("task: {cpu: .inf}\n")),
+    # ---- maps of names
+    Bad(
+        "duplicate-environment",
+        "one.yaml",
+        6,
+        "task.environment.A",
+        "duplicate name",
+        phase=_phase("task:\n  environment:\n    A: x\n    A: y\n"),
+    ),
+    Bad(
+        "duplicate-secrets",
+        "one.yaml",
+        6,
+        "task.secrets.DB",
+        "duplicate name",
+        phase=_phase(
+            "task:\n  secrets:\n    DB: arn:aws:ssm:us-east-1:1:parameter/a\n    DB: arn:aws:ssm:us-east-1:1:parameter/b\n"
+        ),
+    ),
+    Bad(
+        "duplicate-build-args",
+        "pipeline.yaml",
+        16,
+        "defaults.build_args.X",
+        "duplicate name",
+        pipeline=_p("  bake: 0s\n", "  bake: 0s\n  build_args:\n    X: a\n    X: b\n"),
+    ),
+    Bad(
+        "empty-env-name",
+        "one.yaml",
+        3,
+        "task.environment.",
+        "empty name",
+        phase=_phase('task: {environment: {"": x}}\n'),
+    ),
+    Bad(
+        "env-name-with-equals",
+        "one.yaml",
+        3,
+        "task.environment.A=B",
+        "no '=' or spaces",
+        phase=_phase('task: {environment: {"A=B": x}}\n'),
+    ),
+    Bad(
+        "empty-valueFrom",
+        "one.yaml",
+        3,
+        "task.secrets.DB",
+        "empty valueFrom",
+        phase=_phase('task: {secrets: {DB: ""}}\n'),
+    ),
+    # ---- command gates (typed gate specs)
+    Bad("run-mapping", "one.yaml", 4, "gates[0].run", "", phase=_phase("gates:\n  - {type: command, run: {sh: x}}\n")),
+    Bad(
+        "run-nested-list",
+        "one.yaml",
+        4,
+        "gates[0].run",
+        "",
+        phase=_phase("gates:\n  - {type: command, run: [[sleep, '1']]}\n"),
+    ),
+    Bad(
+        "run-int-item",
+        "one.yaml",
+        4,
+        "gates[0].run",
+        "",
+        phase=_phase("gates:\n  - {type: command, run: [sleep, 1]}\n"),
+    ),
+    Bad(
+        "run-NUL",
+        "one.yaml",
+        4,
+        "gates[0].run",
+        "NUL",
+        phase=_phase('gates:\n  - {type: command, run: "true\\0rm -rf /"}\n'),
+    ),
+    Bad(
+        "expect-status-empty",
+        "one.yaml",
+        4,
+        "gates[0].expect.status",
+        "",
+        phase=_phase("gates:\n  - {type: http, path: /x, expect: {status: []}}\n"),
+    ),
+    # ---- URLs
+    Bad(
+        "endpoint-javascript",
+        "pipeline.yaml",
+        8,
+        "service.endpoint",
+        "expected an http:// or https:// URL",
+        pipeline=_p("  port: 5000\n", "  port: 5000\n  endpoint: javascript:alert(1)\n"),
+    ),
+    Bad(
+        "endpoint-file",
+        "pipeline.yaml",
+        8,
+        "service.endpoint",
+        "expected an http:// or https:// URL",
+        pipeline=_p("  port: 5000\n", "  port: 5000\n  endpoint: file:///etc/passwd\n"),
+    ),
+    Bad(
+        "gate-url-file",
+        "one.yaml",
+        4,
+        "gates[0].url",
+        "",
+        phase=_phase("gates:\n  - {type: http, url: 'file:///etc/passwd'}\n"),
+    ),
+    Bad(
+        "gate-url-javascript",
+        "one.yaml",
+        4,
+        "gates[0].url",
+        "",
+        phase=_phase("gates:\n  - {type: http, url: 'javascript:alert(1)'}\n"),
+    ),
+    # ---- environment
+    Bad(
+        "undefined-var",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "${SNAIL_TEST_UNSET} is not set",
+        pipeline=_p("cluster: shine", "cluster: ${SNAIL_TEST_UNSET}"),
+    ),
+    Bad(
+        "undefined-var-in-port",
+        "pipeline.yaml",
+        7,
+        "service.port",
+        "${SNAIL_TEST_UNSET} is not set",
+        pipeline=_p("port: 5000", 'port: "${SNAIL_TEST_UNSET}"'),
+    ),
+    Bad(
+        "env-value-with-ESC",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "control character",
+        pipeline=_p("cluster: shine", "cluster: ${SNAIL_TEST_ESC}"),
+        env={"SNAIL_TEST_ESC": "a\x1b[2Jb"},
+    ),
+    # ---- paths outside the repository
+    Bad(
+        "context-outside",
+        "one.yaml",
+        2,
+        "image.context",
+        "outside the repository",
+        phase="name: one\nimage: {context: ../OUT}\n",
+    ),
+    Bad(
+        "context-absolute-outside",
+        "one.yaml",
+        2,
+        "image.context",
+        "outside the repository",
+        phase="name: one\nimage: {context: /usr}\n",
+    ),
+    Bad(
+        "dockerfile-outside",
+        "one.yaml",
+        2,
+        "image.dockerfile",
+        "outside the repository",
+        phase="name: one\nimage: {context: images/one, dockerfile: ../../../OUT/Dockerfile}\n",
+        setup=_context,
+    ),
+    Bad(
+        "task-definition-outside",
+        "pipeline.yaml",
+        8,
+        "service.task_definition",
+        "outside the repository",
+        pipeline=_p("  port: 5000\n", "  port: 5000\n  task_definition: ../OUT/taskdef.json\n"),
+    ),
+    Bad(
+        "task-definition-dev-zero",
+        "pipeline.yaml",
+        8,
+        "service.task_definition",
+        "outside the repository",
+        pipeline=_p("  port: 5000\n", "  port: 5000\n  task_definition: /dev/zero\n"),
+    ),
+]
+
+
+def _write(tmp: Path, case: Bad) -> Path:
+    """The case's pipeline folder (phases one and two; `OUT` in paths names a folder outside it)."""
+    (tmp / "phases").mkdir(exist_ok=True)
+    out = _outside_dir(tmp)
+    for name, content in (("pipeline.yaml", case.pipeline), ("phases/one.yaml", case.phase)):
+        if isinstance(content, str):
+            content = content.replace("OUT", out.name).encode()
+        (tmp / name).write_bytes(content)
+    (tmp / "phases" / "two.yaml").write_text(PHASE.format(name="two", digest="b" * 64))
+    if case.setup:
+        case.setup(tmp)
+    return tmp / "pipeline.yaml"
+
+
+def _errors(path: Path) -> list[ConfigError]:
+    with pytest.raises(ConfigErrors) as exc:
+        load_pipeline(path)
+    return exc.value.errors
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.id for c in CORPUS])
+def test_bad_input_is_one_located_error(
+    case: Bad, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each hostile input: ConfigErrors naming its file, line and key (no raw control character), and
+    `snail validate` exits 2 printing one `error: file:line: key: message` line per mistake, no traceback."""
+    monkeypatch.delenv("SNAIL_TEST_UNSET", raising=False)
+    for k, v in case.env.items():
+        monkeypatch.setenv(k, v)
+    errors = _errors(_write(tmp_path, case))
+    match = [
+        e
+        for e in errors
+        if Path(e.path).name == case.file
+        and (case.line is None or e.line == case.line)
+        and (case.key is None or e.key == case.key)
+        and case.says in e.message
+    ]
+    assert match, [str(e) for e in errors]
+    for e in errors:
+        text = str(e)
+        assert not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 or 0x202A <= ord(c) <= 0x202E for c in text), text
+        assert len(text) < 2000, text[:200]
+    code, out = _validate(tmp_path / "pipeline.yaml", capsys)
+    assert code == 2 and "Traceback" not in out
+    lines = out.splitlines()
+    assert len(lines) == len(errors) and all(line.startswith("error: ") for line in lines), lines
+    where = f"{match[0].path}:{match[0].line}: " if match[0].line else f"{match[0].path}: "
+    assert any(line.startswith(f"error: {where}{match[0].key + ': ' if match[0].key else ''}") for line in lines)
+
+
+def _validate(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`snail -f PATH validate` in this process: its exit code and everything it printed."""
+    from orchestrator.cli.main import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["-f", str(path), "validate"])
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out + captured.err
+
+
+# ------------------------------------------------------------------ through the CLI, as a separate process
+
+_TIMED = """
+import sys, time
+from orchestrator.config import load_pipeline
+from orchestrator.errors import ConfigErrors
+t = time.perf_counter()
+try:
+    load_pipeline(sys.argv[1])
+    print("accepted")
+except ConfigErrors as exc:
+    print("\\n".join(str(e) for e in exc.errors))
+print(f"elapsed={time.perf_counter() - t:.3f}")
+"""
+
+
+def _timed_load(path: Path) -> tuple[str, float]:
+    """load_pipeline in a child process (a hang is killed by the timeout): its output and its own elapsed time."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _TIMED, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).parents[2],
+    )
+    assert proc.returncode == 0, proc.stderr
+    out, _, elapsed = proc.stdout.rpartition("elapsed=")
+    return out, float(elapsed)
+
+
+def _fifo_pipeline(tmp: Path) -> Path:
+    os.mkfifo(tmp / "pipeline.yaml")
+    return tmp / "pipeline.yaml"
+
+
+def _fifo_phase(tmp: Path) -> Path:
+    (tmp / "pipeline.yaml").write_text(PIPELINE)
+    (tmp / "phases").mkdir()
+    os.mkfifo(tmp / "phases" / "one.yaml")
+    (tmp / "phases" / "two.yaml").write_text(PHASE.format(name="two", digest="b" * 64))
+    return tmp / "pipeline.yaml"
+
+
+def _dev_zero_pipeline(tmp: Path) -> Path:
+    (tmp / "pipeline.yaml").symlink_to("/dev/zero")
+    return tmp / "pipeline.yaml"
+
+
+def _dev_zero_phase(tmp: Path) -> Path:
+    (tmp / "pipeline.yaml").write_text(PIPELINE)
+    (tmp / "phases").mkdir()
+    (tmp / "phases" / "one.yaml").symlink_to("/dev/zero")
+    (tmp / "phases" / "two.yaml").write_text(PHASE.format(name="two", digest="b" * 64))
+    return tmp / "pipeline.yaml"
+
+
+def _dev_zero_direct(tmp: Path) -> Path:
+    return Path("/dev/zero")
+
+
+HANGS = {
+    "fifo-pipeline": (_fifo_pipeline, "pipeline.yaml: is a named pipe (FIFO), not a regular file"),
+    "fifo-phase": (_fifo_phase, "one.yaml: is a named pipe (FIFO), not a regular file"),
+    "dev-zero-pipeline": (_dev_zero_pipeline, "pipeline.yaml: leads to /dev/zero, outside the repository"),
+    "dev-zero-phase": (_dev_zero_phase, "one.yaml: leads to /dev/zero, outside the repository"),
+    "dev-zero-direct": (_dev_zero_direct, "/dev/zero: is a character device, not a regular file"),
+}
+
+
+@pytest.mark.parametrize("name", list(HANGS))
+def test_fifo_and_devices_refused_within_a_second(name: str, tmp_path: Path) -> None:
+    """A FIFO or /dev/zero is refused at once (fstat before reading), never read or waited on."""
+    make, expected = HANGS[name]
+    out, elapsed = _timed_load(make(tmp_path))
+    assert expected in out, out
+    assert elapsed < 1.0, elapsed
+
+
+def test_huge_file_refused_within_a_second(tmp_path: Path) -> None:
+    """A 40 MB pipeline.yaml is refused by its size before it is parsed."""
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(PIPELINE + ("# " + "y" * 1000 + "\n") * 40_000)
+    out, elapsed = _timed_load(path)
+    assert "the limit is 1 MiB per file" in out, out
+    assert elapsed < 1.0, elapsed
+
+
+def _snail(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`snail ARGS` as a user runs it (SNAIL_FILE unset, so pipeline.yaml is looked up from `cwd`)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SNAIL_")}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={**clean, "PYTHONPATH": str(Path(__file__).parents[2]), **(env or {})},
+    )
+
+
+def test_validate_cli_reports_each_error_and_exits_2_without_changes(tmp_path: Path) -> None:
+    """`snail validate` prints one `error: file:line: key: message` line per mistake, exits 2, writes nothing."""
+    _write(tmp_path, next(c for c in CORPUS if c.id == "lease-0"))
+    (tmp_path / "phases" / "one.yaml").write_text(_phase('task: {environment: {A: "\\e]0;owned\\a"}}\n'))
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    proc = _snail("validate", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("error:")]
+    assert any("pipeline.yaml:16: state.lease: " in line for line in lines), lines
+    assert any("one.yaml:3: task.environment.A: control character" in line for line in lines), lines
+    assert "Traceback" not in proc.stderr
+    assert "\x1b" not in proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_validate_json_lists_errors(tmp_path: Path) -> None:
+    """With --output json the errors are data: file, line, key, message."""
+    _write(tmp_path, next(c for c in CORPUS if c.id == "lease-0"))
+    proc = _snail("--output", "json", "validate", cwd=tmp_path)
+    assert proc.returncode == 2
+    doc = json.loads(proc.stdout)
+    errors = doc.get("errors") or doc.get("result", {}).get("errors")
+    assert {"file": str(tmp_path / "pipeline.yaml"), "line": 16, "key": "state.lease"}.items() <= errors[0].items()
+
+
+def test_pipeline_found_from_a_subfolder(tmp_path: Path) -> None:
+    """Without -f, validate finds pipeline.yaml in a folder above, as git finds .git."""
+    path = _write(tmp_path, Bad("ok", "", None, None, ""))
+    proc = _snail("validate", cwd=path.parent / "phases")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "are valid: one -> two" in proc.stdout
+
+
+def test_pipeline_not_found_says_where_it_looked(tmp_path: Path) -> None:
+    """No pipeline.yaml anywhere above: exit 2, naming the folder searched and the -f option."""
+    proc = _snail("validate", cwd=tmp_path)
+    assert proc.returncode == 2
+    err = proc.stdout + proc.stderr
+    assert f"not found in {tmp_path} or any folder above it" in err and "-f" in err, err
+
+
+# ------------------------------------------------------------------ valid YAML that must stay valid
+
+
+def test_merge_keys_are_accepted(tmp_path: Path) -> None:
+    """YAML merge keys (`<<: *anchor`) are valid: merged values load, explicit keys win."""
+    pipeline = _p(
+        "    - {type: http, path: /health, expect: {status: 200}}",
+        "    - &probe {type: http, path: /health, expect: {status: 200}, retries: &r {attempts: 5, wait: 1s}}\n"
+        "    - {<<: *probe, path: /ready, retries: {<<: *r, wait: 2s}}",
+    )
+    phase = _phase("task:\n  environment:\n    <<: {A: '1', B: '2'}\n    B: '3'\n")
+    p = load_pipeline(_write(tmp_path, Bad("merge", "", None, None, "", pipeline=pipeline, phase=phase)))
+    first, second = p.phase("one").gates
+    assert (first.type, second.type) == ("http", "http")
+    assert (second.path, second.retries.attempts, second.retries.wait) == ("/ready", 5, 2.0)
+    assert p.phase("one").task.environment == {"A": "1", "B": "3"}
+
+
+def test_default_for_unset_variable_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """${VAR:-default} is not an error when VAR is unset; ${VAR:-} is an explicit empty default."""
+    monkeypatch.delenv("SNAIL_TEST_UNSET", raising=False)
+    path = _write(
+        tmp_path, Bad("ok", "", None, None, "", pipeline=_p("cluster: shine", "cluster: ${SNAIL_TEST_UNSET:-blue}"))
+    )
+    assert load_pipeline(path).service.cluster == "blue"
+
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    """A UTF-8 byte-order mark (as some editors write) is fine."""
+    path = _write(tmp_path, Bad("bom", "", None, None, "", pipeline=b"\xef\xbb\xbf" + PIPELINE.encode()))
+    assert load_pipeline(path).service.port == 5000
+
+
+def test_outside_paths_allowed_with_opt_in(tmp_path: Path) -> None:
+    """`allow_outside_repo: true` lets a build context and template live outside the repository."""
+    out = _outside_dir(tmp_path)
+    pipeline = _p("  port: 5000\n", f"  port: 5000\n  task_definition: ../{out.name}/taskdef.json\n")
+    case = Bad(
+        "opt-in",
+        "",
+        None,
+        None,
+        "",
+        pipeline=pipeline + "allow_outside_repo: true\n",
+        phase=f"name: one\nimage: {{context: ../{out.name}}}\n",
+    )
+    p = load_pipeline(_write(tmp_path, case))
+    assert p.phase("one").image.context is not None and p.service.task_definition is not None
+
+
+# ------------------------------------------------------------------ offline checks (issue 14)
+
+TEMPLATE = {
+    "family": "shine-api-gateway",
+    "cpu": "256",
+    "memory": "512",
+    "containerDefinitions": [{"name": "api", "image": "PLACEHOLDER"}],
+}
+
+
+def _with_template(tmp: Path, text: str, pipeline_extra: str = "", phase: str = GOOD_PHASE) -> Path:
+    pipeline = _p("  port: 5000\n", "  port: 5000\n  task_definition: phases/taskdef.json\n" + pipeline_extra)
+    path = _write(tmp, Bad("t", "", None, None, "", pipeline=pipeline, phase=phase))
+    (tmp / "phases" / "taskdef.json").write_text(text)
+    return path
+
+
+def _one(errors: list[ConfigError], file: str) -> ConfigError:
+    found = [e for e in errors if Path(e.path).name == file]
+    assert len(found) == 1, [str(e) for e in errors]
+    return found[0]
+
+
+def test_template_invalid_json_names_line_and_column(tmp_path: Path) -> None:
+    """A broken task-definition template is reported at its line and column, before any AWS call."""
+    text = json.dumps(TEMPLATE, indent=2).replace('"memory": "512",', '"memory": "512"')
+    e = _one(_errors(_with_template(tmp_path, text)), "taskdef.json")
+    assert e.line == 5 and "invalid JSON at column 3" in e.message, str(e)
+
+
+def test_template_without_the_service_container(tmp_path: Path) -> None:
+    """The template must have a container named service.container."""
+    text = json.dumps({**TEMPLATE, "containerDefinitions": [{"name": "web"}]}, indent=2)
+    e = _one(_errors(_with_template(tmp_path, text)), "taskdef.json")
+    assert e.key == "containerDefinitions" and e.line == 5
+    assert "no container named 'api'" in e.message and "'web'" in e.message
+
+
+@pytest.mark.parametrize(
+    "cpu, memory, ok",
+    [
+        (256, 512, True),
+        (256, 4096, False),
+        (512, 3072, True),
+        (1024, 9216, False),
+        (4096, 30720, True),
+        (4096, 8704, False),
+        (8192, 20480, True),
+        (8192, 17408, False),
+        (16384, 122880, True),
+        (300, 1024, False),
+    ],
+)
+def test_fargate_cpu_memory_table(cpu: int, memory: int, ok: bool) -> None:
+    """Fargate's cpu/memory table: only the listed pairs run."""
+    from orchestrator.config.offline import fargate_problem
+
+    assert (fargate_problem(cpu, memory) is None) == ok
+
+
+def test_fargate_pair_refused_in_template(tmp_path: Path) -> None:
+    """256 CPU with 4096 MB in the template is refused at the template's cpu line."""
+    text = json.dumps({**TEMPLATE, "memory": "4096"}, indent=2)
+    e = _one(_errors(_with_template(tmp_path, text)), "taskdef.json")
+    assert e.line == 3 and "Fargate does not run cpu 256 with memory 4096" in e.message
+
+
+def test_fargate_pair_refused_in_phase(tmp_path: Path) -> None:
+    """A phase's task.memory that does not fit the template's cpu is refused at that phase line."""
+    path = _with_template(tmp_path, json.dumps(TEMPLATE), phase=_phase("task:\n  memory: 4096\n"))
+    e = _one(_errors(path), "one.yaml")
+    assert (e.line, e.key) == (4, "task.memory") and "with cpu 256, memory is 512, 1024, 2048" in e.message
+
+
+def test_fargate_table_not_applied_to_ec2(tmp_path: Path) -> None:
+    """launch_type EC2 has no Fargate table."""
+    path = _with_template(tmp_path, json.dumps({**TEMPLATE, "memory": "4096"}), pipeline_extra="  launch_type: EC2\n")
+    assert load_pipeline(path).service.launch_type == "EC2"
+
+
+def test_missing_dockerfile(tmp_path: Path) -> None:
+    """A build context without its Dockerfile is reported at image.context; a named one at image.dockerfile."""
+    case = Bad(
+        "df", "", None, None, "", phase="name: one\nimage:\n  context: images/one\n", setup=lambda t: _context(t, False)
+    )
+    e = _one(_errors(_write(tmp_path, case)), "one.yaml")
+    assert (e.line, e.key) == (3, "image.context") and "no Dockerfile at images/one/Dockerfile" in e.message
+    (tmp_path / "phases" / "one.yaml").write_text(
+        "name: one\nimage:\n  context: images/one\n  dockerfile: Dockerfile.ml\n"
+    )
+    e = _one(_errors(tmp_path / "pipeline.yaml"), "one.yaml")
+    assert (e.line, e.key) == (4, "image.dockerfile") and "images/one/Dockerfile.ml" in e.message
+
+
+def test_reference_pipeline_passes_offline_checks() -> None:
+    """The repository's own pipeline, template and images pass every offline check."""
+    p = load_pipeline(Path(__file__).parents[2] / "pipeline.yaml")
+    assert len(p.phases) == 4
