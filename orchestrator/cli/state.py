@@ -10,7 +10,7 @@ from orchestrator.errors import ExitCode, UsageError
 
 @click.group("state")
 def group() -> None:
-    """Where runs, steps, good revisions and the lock live (local SQLite or a DynamoDB table)."""
+    """Where runs, steps, marks and the lock live (local SQLite or a DynamoDB table); sync the marks from AWS."""
 
 
 @group.command("init")
@@ -40,6 +40,30 @@ def init(app: App) -> int:
         ]
     )
     app.emit({**result, "region": aws.region, "aws_cli": cli}, text)
+    return ExitCode.OK
+
+
+@group.command("sync")
+@click.option("--full", is_flag=True, help="describe every revision again, not only those not cached yet")
+@pass_app
+def sync(app: App, full: bool) -> int:
+    """Rebuild the local cache of verdict marks from the task-definition revisions' tags on AWS."""
+    from orchestrator.aws.ecs import EcsClient
+    from orchestrator.marks import family_for
+    from orchestrator.marks import sync as sync_marks
+    from orchestrator.release_memory import blocks
+    from orchestrator.state.base import current_marks
+
+    p = app.pipeline
+    aws = app.aws()
+    svc = EcsClient(aws).service(p.service.cluster, p.service.name)
+    family = family_for(p, svc.task_definition if svc else None)
+    report = sync_marks(app.store, aws.client("ecs"), p.service.name, family, full=full, container=p.service.container)
+    marks = current_marks(app.store.marks(p.service.name))
+    lines = [report.summary()]
+    lines += [f"  {m.short}: {m.verdict} ({m.phase or '-'})" + ("" if m.active else " — deregistered") for m in marks]
+    lines += [f"  {b.message()}" for b in blocks(app.store.marks(p.service.name))]
+    app.emit({**report.to_dict(), "marks": [m.to_dict() for m in marks]}, "\n".join(lines))
     return ExitCode.OK
 
 

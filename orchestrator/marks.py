@@ -1,0 +1,355 @@
+"""Verdict marks on AWS: every verdict is also written as resource tags on the task-definition revision itself,
+so any checkout, CI runner or laptop with read access rebuilds which revisions passed, failed or are held.
+
+The local store (SQLite or DynamoDB) keeps the journal of marks and is a cache of these tags. A mark read back
+from AWS is trusted only if it verifies: `snail:content` must equal the content hash of the revision as ECS
+describes it (revisions are immutable, so a copied or hand-edited "good" tag on another revision fails).
+
+ECS has no batch describe for task definitions (DescribeTaskDefinition takes one revision), so a sync is one
+paginated ListTaskDefinitions (100 ARNs a page on AWS) plus one DescribeTaskDefinition(include=TAGS) per revision
+not cached yet, run a few at a time. Cached by ARN: a current cache costs one list call, or none (ensure_synced)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from orchestrator import taskdef
+from orchestrator.aws.ecs import family_of, revision_of
+from orchestrator.aws.errors import aws_call
+from orchestrator.errors import AccessDenied, AwsError
+from orchestrator.state.base import VERDICTS, Mark, StateStore
+
+TAG_VERDICT = "snail:verdict"
+TAG_PHASE = taskdef.TAG_PHASE
+TAG_SPEC = taskdef.TAG_SPEC
+TAG_RUN = taskdef.TAG_RUN
+TAG_DIGEST = taskdef.TAG_DIGEST
+TAG_CONTENT = "snail:content"
+TAG_GATES = "snail:gates"
+TAG_AT = "snail:at"
+TAG_LIVE = "snail:live-since"
+TAG_REASON = "snail:reason"
+TAG_BY = "snail:by"
+TAG_PRIOR = "snail:prior"
+
+# ECS tag values: at most 256 characters; letters, numbers and spaces representable in UTF-8, and + - = . _ : / @
+TAG_VALUE_MAX = 256
+_NOT_ALLOWED = re.compile(r"[^\w\s+\-=._:/@]")
+DESCRIBE_WORKERS = 8  # describes in flight at once during a sync (boto3 clients are thread-safe)
+
+log = structlog.get_logger(__name__)
+
+
+# ---------------------------------------------------------------- values
+def tag_value(text: str | None) -> str:
+    """Text as an ECS tag value: characters ECS refuses become spaces, at most 256 characters."""
+    clean = " ".join(_NOT_ALLOWED.sub(" ", text or "").split())
+    return clean[:TAG_VALUE_MAX].rstrip()
+
+
+def gates_hash(gates: list[dict[str, Any]]) -> str:
+    """A stable short hash of the gate specs (their to_dict form) a revision was judged with."""
+    if not gates:
+        return ""
+    return hashlib.sha256(json.dumps(gates, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def normal_form(definition: dict[str, Any]) -> dict[str, Any]:
+    """A definition without what ECS fills in when it describes one (networkMode bridge, container cpu 0, essential
+    true, tcp, a hostPort equal to the containerPort, empty lists), so a registered body and its description hash
+    alike."""
+    td = taskdef.strip_read_only(definition)
+    if td.get("networkMode") == "bridge":
+        td = {k: v for k, v in td.items() if k != "networkMode"}
+    containers = []
+    for cd in td.get("containerDefinitions", []):
+        c = {k: v for k, v in cd.items() if not (k == "cpu" and str(v) == "0") and not (k == "essential" and v is True)}
+        ports = []
+        for pm in c.get("portMappings", []) or []:
+            p = dict(pm)
+            if p.get("protocol") == "tcp":
+                p.pop("protocol")
+            if "hostPort" in p and p["hostPort"] == p.get("containerPort"):
+                p.pop("hostPort")
+            ports.append(p)
+        if ports:
+            c["portMappings"] = ports
+        containers.append(c)
+    return {**td, "containerDefinitions": containers}
+
+
+def content_hash(definition: dict[str, Any]) -> str:
+    """What verification recomputes: the spec hash of the revision's normal form (tags are not part of it)."""
+    return taskdef.spec_hash(normal_form(definition))
+
+
+def mark_tags(mark: Mark) -> dict[str, str]:
+    """The resource tags that carry a mark (every key written, empty when unknown, so no stale value survives)."""
+    return {
+        TAG_VERDICT: mark.verdict,
+        TAG_PHASE: tag_value(mark.phase),
+        TAG_SPEC: tag_value(mark.spec_hash),
+        TAG_CONTENT: tag_value(mark.content_hash),
+        TAG_GATES: tag_value(mark.gates_hash),
+        TAG_AT: tag_value(mark.at),
+        TAG_RUN: tag_value(mark.run_id),
+        TAG_LIVE: tag_value(mark.live_since),
+        TAG_REASON: tag_value(mark.reason),
+        TAG_BY: tag_value(mark.by),
+        TAG_PRIOR: tag_value(mark.prior),
+    }
+
+
+def _image(definition: dict[str, Any], container: str | None) -> str:
+    cds = definition.get("containerDefinitions", [])
+    cd = next((c for c in cds if c.get("name") == container), cds[0] if cds else {})
+    return str(cd.get("image", ""))
+
+
+def read_mark(
+    service: str, definition: dict[str, Any], tags: dict[str, str], container: str | None = None
+) -> tuple[Mark | None, str | None]:
+    """The mark a described revision carries, if it verifies: (mark, None); (None, why) for a mark that does not
+    verify; (None, None) for a revision without a mark."""
+    arn = definition.get("taskDefinitionArn", "")
+    verdict = tags.get(TAG_VERDICT)
+    if not verdict:
+        return None, None
+    short = arn.rsplit("/", 1)[-1]
+    if verdict not in VERDICTS:
+        return None, f"{short}: unknown verdict {verdict!r} in {TAG_VERDICT}: ignored"
+    claimed = tags.get(TAG_CONTENT, "")
+    actual = content_hash(definition)
+    if not claimed:
+        return None, f"{short}: {verdict!r} mark without {TAG_CONTENT}: cannot be verified, ignored"
+    if claimed != actual:
+        return None, (
+            f"{short}: {verdict!r} mark does not match the revision's content ({TAG_CONTENT} {claimed}, the revision "
+            f"hashes to {actual}): edited or copied by hand, ignored"
+        )
+    return (
+        Mark(
+            service=service,
+            revision_arn=arn,
+            phase=tags.get(TAG_PHASE, ""),
+            verdict=verdict,
+            spec_hash=tags.get(TAG_SPEC, ""),
+            content_hash=claimed,
+            gates_hash=tags.get(TAG_GATES, ""),
+            at=tags.get(TAG_AT, ""),
+            run_id=tags.get(TAG_RUN, ""),
+            reason=tags.get(TAG_REASON, ""),
+            live_since=tags.get(TAG_LIVE, ""),
+            by=tags.get(TAG_BY, ""),
+            prior=tags.get(TAG_PRIOR, ""),
+            image=_image(definition, container),
+            digest=tags.get(TAG_DIGEST) or None,
+            source="aws",
+            active=definition.get("status", "ACTIVE") != "INACTIVE",
+        ),
+        None,
+    )
+
+
+# ---------------------------------------------------------------- writing
+def _describe(ecs: Any, arn: str) -> tuple[dict[str, Any], dict[str, str]]:
+    with aws_call("ecs:DescribeTaskDefinition"):
+        out = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+    return out["taskDefinition"], {t["key"]: t["value"] for t in out.get("tags", [])}
+
+
+class MarkWriter:
+    """Writes marks for one run: the local store first (always kept), then the revision's tags on AWS.
+
+    A refused TagResource never fails the run: `write` returns a warning naming the missing permission, once."""
+
+    def __init__(self, ecs: Any, store: StateStore) -> None:
+        self.ecs = ecs  # a boto3 ECS client (AwsContext.client("ecs"))
+        self.store = store
+        self.warnings: list[str] = []
+        self.api_calls = 0
+
+    def write(self, mark: Mark, definition: dict[str, Any] | None = None) -> str | None:
+        """Record a mark locally and tag its revision; `definition` is the revision as registered or described
+        (without it, one DescribeTaskDefinition). Returns a warning the first time tagging is refused."""
+        if not mark.content_hash:
+            if definition is None:
+                self.api_calls += 1
+                definition, _ = _describe(self.ecs, mark.revision_arn)
+            mark.content_hash = content_hash(definition)
+        self.store.put_mark(mark)
+        self.store.cache_revisions(mark.service, {mark.revision_arn: "ACTIVE"})
+        try:
+            self.api_calls += 1
+            with aws_call("ecs:TagResource"):
+                self.ecs.tag_resource(
+                    resourceArn=mark.revision_arn,
+                    tags=[{"key": k, "value": v} for k, v in mark_tags(mark).items()],
+                )
+        except AwsError as exc:
+            return self._warn(mark, exc)
+        log.info("mark_written", revision=mark.short, verdict=mark.verdict, phase=mark.phase)
+        return None
+
+    def _warn(self, mark: Mark, exc: AwsError) -> str | None:
+        denied = isinstance(exc, AccessDenied)
+        key = "denied" if denied else exc.code
+        log.warning("mark_not_tagged", revision=mark.short, verdict=mark.verdict, code=exc.code)
+        if any(w.startswith(f"[{key}]") for w in self.warnings):
+            return None
+        family = family_of(mark.revision_arn)
+        if denied:
+            text = (
+                f"[{key}] could not write the {mark.verdict!r} verdict on {mark.short} to AWS: ecs:TagResource was "
+                f"denied. The run is recorded in the local state only, so other checkouts and CI runners will not "
+                f"see it: allow ecs:TagResource on arn:aws:ecs:*:*:task-definition/{family}:*"
+            )
+        else:
+            text = (
+                f"[{key}] could not write the {mark.verdict!r} verdict on {mark.short} to AWS ({exc}); it is kept "
+                "in the local state only"
+            )
+        self.warnings.append(text)
+        return text
+
+
+# ---------------------------------------------------------------- syncing
+@dataclass
+class SyncReport:
+    """What a sync did: revisions listed and described, marks adopted, marks ignored (and why), API calls."""
+
+    family: str
+    synced: bool = True  # False: the cache was current and nothing was asked of AWS
+    listed: int = 0
+    described: int = 0
+    adopted: list[str] = field(default_factory=list)  # 'family:N verdict'
+    ignored: list[str] = field(default_factory=list)  # why each mark that did not verify was ignored
+    deregistered: list[str] = field(default_factory=list)  # cached revisions no longer ACTIVE
+    api_calls: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON output."""
+        return {
+            "family": self.family,
+            "synced": self.synced,
+            "listed": self.listed,
+            "described": self.described,
+            "adopted": self.adopted,
+            "ignored": self.ignored,
+            "deregistered": self.deregistered,
+            "api_calls": self.api_calls,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def summary(self) -> str:
+        """One paragraph for humans."""
+        if not self.synced:
+            return f"marks of {self.family}: cache current, nothing asked of AWS"
+        lines = [
+            f"marks of {self.family}: {self.listed} active revisions listed, {self.described} described, "
+            f"{len(self.adopted)} marks adopted ({self.api_calls} API calls, {self.seconds:.2f}s)"
+        ]
+        lines += [f"  adopted: {a}" for a in self.adopted]
+        lines += [f"  deregistered: {d} (never a rollback target)" for d in self.deregistered]
+        lines += [f"  IGNORED: {i}" for i in self.ignored]
+        return "\n".join(lines)
+
+
+def list_active(ecs: Any, family: str) -> tuple[list[str], int]:
+    """Every ACTIVE revision ARN of exactly this family (familyPrefix also matches longer names), and the pages read."""
+    arns: list[str] = []
+    pages = 0
+    with aws_call("ecs:ListTaskDefinitions"):
+        for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
+            pages += 1
+            arns.extend(a for a in page.get("taskDefinitionArns", []) if family_of(a) == family)
+    return arns, pages
+
+
+def sync(
+    store: StateStore,
+    ecs: Any,
+    service: str,
+    family: str,
+    *,
+    full: bool = False,
+    container: str | None = None,
+    workers: int = DESCRIBE_WORKERS,
+) -> SyncReport:
+    """Rebuild the local marks from the revisions' tags: list the family, describe what is not cached (`full`:
+    everything), adopt marks that verify, report those that do not, flag cached revisions that were deregistered."""
+    started = time.perf_counter()
+    report = SyncReport(family=family)
+    active, pages = list_active(ecs, family)
+    report.listed, report.api_calls = len(active), pages
+    cached = store.cached_revisions(service)
+    todo = [a for a in active if full or a not in cached]
+    known = {(m.revision_arn, m.verdict, m.at) for m in store.marks(service)} if todo else set()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        described = list(pool.map(lambda arn: _describe(ecs, arn), todo))
+    report.described = len(described)
+    report.api_calls += len(described)
+    statuses: dict[str, str] = {}
+    for td, tags in sorted(described, key=lambda d: revision_of(d[0].get("taskDefinitionArn", "")) or 0):
+        arn = td["taskDefinitionArn"]
+        statuses[arn] = td.get("status", "ACTIVE")
+        mark, problem = read_mark(service, td, tags, container)
+        if problem:
+            report.ignored.append(problem)
+            log.warning("mark_ignored", reason=problem)
+        if mark is not None and (mark.revision_arn, mark.verdict, mark.at) not in known:
+            store.put_mark(mark)
+            report.adopted.append(f"{mark.short} {mark.verdict} ({mark.phase or '-'})")
+    listed = set(active)
+    for arn, status in cached.items():
+        if status != "INACTIVE" and arn not in listed and family_of(arn) == family:
+            statuses[arn] = "INACTIVE"
+            report.deregistered.append(arn.rsplit("/", 1)[-1])
+    if statuses:
+        store.cache_revisions(service, statuses)
+    report.seconds = time.perf_counter() - started
+    log.info("marks_synced", **{k: v for k, v in report.to_dict().items() if k not in ("adopted", "ignored")})
+    return report
+
+
+def ensure_synced(
+    store: StateStore,
+    ecs: Any,
+    service: str,
+    family: str,
+    *,
+    live_revision: str | None = None,
+    force: bool = False,
+    container: str | None = None,
+) -> SyncReport:
+    """Sync when the cache is empty or behind; free when it is current.
+
+    Behind = nothing cached yet, or the live revision (which the caller has already described) is not cached.
+    So a scheduled no-op run adds no API call. `force` syncs anyway (one list call when current): use it before
+    a deploy or a rollback, where another runner's newer marks matter more than one call."""
+    if not force:
+        cached = store.cached_revisions(service)
+        if cached and (live_revision is None or live_revision in cached):
+            return SyncReport(family=family, synced=False)
+    return sync(store, ecs, service, family, container=container)
+
+
+def family_for(pipeline: Any, live_revision: str | None = None) -> str:
+    """The task-definition family a pipeline registers into: the template's, else the live revision's, else the
+    service name."""
+    if pipeline.service.task_definition:
+        fam = taskdef.load_template(pipeline.service.task_definition).get("family")
+        if fam:
+            return str(fam)
+    if live_revision:
+        return family_of(live_revision)
+    return str(pipeline.service.name)
