@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -25,6 +25,12 @@ class App:
     output: str = "text"
     log_format: str = "console"
     verbose: int = 0
+    quiet: bool = False
+    wait_lock: float = 0.0
+    command: str | None = None
+    result: Any = field(default=None, repr=False)
+    result_text: str = field(default="", repr=False)
+    outcome: Any = field(default=None, repr=False)
     _pipeline: Pipeline | None = field(default=None, repr=False)
     _aws: AwsContext | None = field(default=None, repr=False)
     _store: Any = field(default=None, repr=False)
@@ -42,6 +48,8 @@ class App:
             learn_pipeline(self._pipeline)  # secret env values, build args, valueFrom, URL credentials
         return self._pipeline
 
+    current: ClassVar[App | None] = None
+
     def sandbox_info(self, start: bool = False) -> Any:
         """The running sandbox (started if asked and not up)."""
         if self._sandbox_info is None:
@@ -53,9 +61,7 @@ class App:
             if info is None or not info.healthy:
                 from orchestrator.errors import UsageError
 
-                raise UsageError(
-                    "the sandbox is not running: start it with `snail sandbox up` (or use `snail run --sandbox`)"
-                )
+                raise UsageError(SANDBOX_NOT_RUNNING)
             self._sandbox_info = info
         return self._sandbox_info
 
@@ -67,14 +73,17 @@ class App:
                 kw = self.sandbox_info(start=start_sandbox).client_kwargs()
                 self._aws = AwsContext(
                     region=kw.get("region_name", region),
-                    endpoint_url=kw["endpoint_url"],
+                    # an explicit --endpoint-url wins (e.g. bench/compare's request-counting proxy in front of it)
+                    endpoint_url=self.endpoint_url or kw["endpoint_url"],
                     credentials={
                         "aws_access_key_id": kw["aws_access_key_id"],
                         "aws_secret_access_key": kw["aws_secret_access_key"],
                     },
                 )
             else:
-                self._aws = AwsContext(region=region, profile=self.profile, endpoint_url=self.endpoint_url)
+                from orchestrator.cli.reach import checked_context
+
+                self._aws = checked_context(region, self.profile, self.endpoint_url, region_given=bool(self.region))
         return self._aws
 
     def registry_url(self) -> str | None:
@@ -103,34 +112,74 @@ class App:
         return self._store
 
     def progress(self) -> Any:
-        """The human progress display (off for JSON output or JSON logs)."""
+        """Progress on stderr whatever the result format (a CI log shows the rollout as it happens): JSON lines
+        with --log-format json, the human display otherwise; nothing with -q."""
+        if self.log_format == "json":
+            return JsonProgress(enabled=not self.quiet)
         from orchestrator.cli.progress import Progress
 
-        return Progress(enabled=self.output == "text" and self.log_format != "json")
+        return Progress(enabled=not self.quiet)
 
-    def emit(self, data: Any, text: str) -> None:
-        """Print a result: JSON with --output json, else the text."""
-        if self.output == "json":
-            click.echo(json.dumps(data, indent=2, default=str))
-        else:
+    def emit(self, data: Any, text: str, key: str | None = None, routine: bool = False) -> None:
+        """Record a command's result. Text is printed now (not with -q when `routine`, e.g. a no-op); with
+        --output json the CLI boundary prints ONE document later: the result merged with exit code and outcome
+        (a list goes under `key`)."""
+        self.result = {key or "result": data} if not isinstance(data, dict) else data
+        self.result_text = text
+        if self.output != "json" and not (self.quiet and routine):
             click.echo(text)
 
     def engine(self, start_sandbox: bool = False) -> Any:
         """An engine wired to this context."""
         from orchestrator.engine.executor import Engine
-        from orchestrator.engine.images import Images
+
+        from orchestrator.images import Images
 
         aws = self.aws(start_sandbox=start_sandbox)
         progress = self.progress()
+        publish = None
+        if self.sandbox and self.pipeline.registry.ecr:
+            from orchestrator.sandbox.ecr_mirror import mirror_to_ecr
+
+            repo = self.pipeline.registry.ecr
+
+            def publish(built: Any, target: Any) -> str:
+                return mirror_to_ecr(aws, repo, built, target)
+
         images = Images(
             self.pipeline,
             aws,
             registry_url=self.registry_url(),
             progress=lambda ev: progress(str(ev.get("event", "build_step")), ev),
+            publish=publish,
         )
+        extra: dict[str, Any] = {}
+        if self.wait_lock and "lock_wait" in inspect.signature(Engine).parameters:
+            extra["lock_wait"] = self.wait_lock
         return Engine(
-            self.pipeline, aws, self.store, images=images, progress=progress, diagnose=_diagnoser(self.pipeline, aws)
+            self.pipeline,
+            aws,
+            self.store,
+            images=images,
+            progress=progress,
+            diagnose=_diagnoser(self.pipeline, aws),
+            **extra,
         )
+
+
+class JsonProgress:
+    """Progress as JSON lines on stderr (--log-format json): one `progress` log event per update."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if not self.enabled or kind in ("gate_attempt", "build_output", "push_layer"):
+            return
+        import structlog
+
+        fields = {k: v for k, v in data.items() if k not in ("event", "kind")}
+        structlog.get_logger("snail.progress").info("progress", kind=kind, **fields)
 
 
 def _diagnoser(pipeline: Pipeline, aws: AwsContext) -> Any:
@@ -143,6 +192,11 @@ def _diagnoser(pipeline: Pipeline, aws: AwsContext) -> Any:
 
 
 pass_app = click.make_pass_decorator(App)
+
+# A suggestion that parses: global options go before the command (`snail --sandbox run`, not `snail run --sandbox`).
+SANDBOX_NOT_RUNNING = (
+    "the sandbox is not running: start it with `snail sandbox up`, or run `snail --sandbox run`, which starts it"
+)
 
 
 def sandbox_store_path(pipeline: Pipeline) -> Path:

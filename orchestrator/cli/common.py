@@ -1,6 +1,8 @@
-"""Pieces several commands share: the preflight, printing an outcome."""
+"""Pieces several commands share: the preflight, printing an outcome, --wait-lock, shell completion."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
@@ -9,10 +11,14 @@ from orchestrator.errors import PreflightFailed
 
 
 def preflight(app: App, allow_missing_service: bool = False) -> None:
-    """Run doctor's checks; a failed check stops the run with exit 5 before anything changes."""
-    from orchestrator.doctor import render_text, run_doctor
+    """Doctor's checks (or their cached pass, see orchestrator.doctor.preflight); a failed check stops the run
+    with exit 5 before anything changes."""
+    from orchestrator.doctor import render_text
+    from orchestrator.doctor.preflight import preflight as checked
 
-    report = run_doctor(app.pipeline, app.aws())
+    report = checked(app.pipeline, app.aws()).report
+    if report is None:  # passed before, and nothing it read has changed
+        return
     failed = [
         c for c in report.checks if c.status == "failed" and not (allow_missing_service and c.id.startswith("service"))
     ]
@@ -24,15 +30,125 @@ def preflight(app: App, allow_missing_service: bool = False) -> None:
         )
 
 
-def finish(app: App, outcome) -> int:  # type: ignore[no-untyped-def]
-    """Print how a command ended and return its exit code."""
-    app.emit(
-        {
-            "exit_code": outcome.exit_code,
-            "status": outcome.status,
-            "message": outcome.message,
-            "run_id": outcome.run_id,
-        },
-        outcome.message + (f"\ntrail: snail trail --run {outcome.run_id}" if outcome.run_id else ""),
+def finish(app: App, outcome: Any) -> int:
+    """Print how a command ended, send the notifications its outcome calls for, and return its exit code."""
+    app.outcome = outcome
+    text = outcome.message + (f"\ntrail: snail trail --run {outcome.run_id}" if outcome.run_id else "")
+    diagnosis = getattr(outcome, "diagnosis", None)
+    if diagnosis and diagnosis not in outcome.message:
+        text += f"\ndiagnosis: {diagnosis}"
+    data: dict[str, Any] = {"status": outcome.status}
+    plan = getattr(outcome, "plan", None)
+    if plan is not None and outcome.status == "dry_run":
+        data["plan"] = plan.to_dict()
+    app.emit(data, text, routine=outcome.status == "noop")
+    notify_outcome(app, outcome.status, outcome.exit_code, outcome.message, diagnosis, outcome.run_id)
+    return int(outcome.exit_code)
+
+
+def notify_outcome(
+    app: App, status: str, exit_code: int, message: str, diagnosis: str | None, run_id: str | None
+) -> None:
+    """Send pipeline.yaml's `notify:` messages for a run/promote/rollback that ended this way. Never raises."""
+    if app.command not in ("run", "promote", "rollback"):
+        return
+    try:
+        pipeline = app.pipeline
+    except Exception:  # noqa: BLE001 - no pipeline, no notify list
+        return
+    targets = tuple(getattr(pipeline, "notify", ()))
+    if not targets:
+        return
+    from orchestrator.notify import Notice, send_all
+
+    notice = Notice.build(
+        pipeline,
+        command=app.command,
+        status=status,
+        exit_code=exit_code,
+        message=message,
+        diagnosis=diagnosis,
+        run_id=run_id,
     )
-    return outcome.exit_code
+    try:
+        aws = app.aws() if any(t.kind == "sns" for t in targets) else None
+    except Exception:  # noqa: BLE001 - an SNS target without AWS access fails below, recorded
+        aws = None
+    try:
+        store = app.store
+    except Exception:  # noqa: BLE001 - a broken store must not hide the notification
+        store = None
+    send_all(targets, notice, aws=aws, store=store)
+
+
+def _set_wait_lock(ctx: click.Context, param: click.Parameter, value: float | None) -> None:
+    if value is not None:
+        ctx.ensure_object(App).wait_lock = value
+
+
+def parse_wait(ctx: click.Context | None, param: click.Parameter | None, value: str | None) -> float | None:
+    """`--wait-lock 10m` -> 600.0 seconds (same duration syntax as pipeline.yaml)."""
+    if value is None:
+        return None
+    from orchestrator.config.schema import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration (e.g. 30s, 10m)") from None
+
+
+def wait_lock_option(f: Any) -> Any:
+    """--wait-lock DURATION: wait for another run's lock (with a countdown) instead of exiting 4."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        _set_wait_lock(ctx, param, parse_wait(ctx, param, value))
+
+    return click.option(
+        "--wait-lock",
+        metavar="DURATION",
+        expose_value=False,
+        callback=callback,
+        envvar="SNAIL_WAIT_LOCK",
+        help="if another run holds the lock, wait up to DURATION (e.g. 10m) instead of exiting 4 [SNAIL_WAIT_LOCK]",
+    )(f)
+
+
+def _root_params(ctx: click.Context) -> dict[str, Any]:
+    return ctx.find_root().params
+
+
+def complete_phase(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion: the phase names of pipeline.yaml (nothing if it does not load)."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        from orchestrator.config import load_pipeline
+
+        names = load_pipeline(_root_params(ctx).get("file") or "pipeline.yaml").phase_names()
+    except Exception:  # noqa: BLE001 - completion never prints an error into the user's shell
+        return []
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+def complete_run_id(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion: run ids from the state store, newest first, with their command and status."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        from orchestrator.config import load_pipeline
+        from orchestrator.state.sqlite import SqliteStore
+
+        params = _root_params(ctx)
+        p = load_pipeline(params.get("file") or "pipeline.yaml")
+        if p.state.backend != "local":
+            return []  # no AWS calls from a key press
+        from orchestrator.cli.app import sandbox_store_path
+
+        path = sandbox_store_path(p) if params.get("sandbox") else p.state_dir() / "state.db"
+        if not path.exists():
+            return []
+        runs = SqliteStore(path).runs(p.service.name, 50)
+    except Exception:  # noqa: BLE001
+        return []
+    return [CompletionItem(r.run_id, help=f"{r.command} {r.status}") for r in runs if r.run_id.startswith(incomplete)]

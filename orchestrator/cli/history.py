@@ -18,5 +18,5 @@ def command(app: App, limit: int) -> int:
         f"{r.run_id}  {r.started_at}  {r.command:<18} {r.status:<12} exit {r.exit_code if r.exit_code is not None else '-'}  {r.message.splitlines()[0] if r.message else ''}"
         for r in runs
     ] or ["no runs yet"]
-    app.emit([r.to_dict() for r in runs], "\n".join(lines))
+    app.emit([r.to_dict() for r in runs], "\n".join(lines), key="runs")
     return ExitCode.OK

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.app import App
-from orchestrator.errors import ConfigErrors, ExitCode, Interrupted, SnailError
+from orchestrator.cli.boundary import ended_from_error, ended_from_result, report
 
 COMMANDS = {
     "validate": "orchestrator.cli.validate:command",
@@ -18,12 +18,16 @@ COMMANDS = {
     "run": "orchestrator.cli.run:command",
     "promote": "orchestrator.cli.promote:command",
     "rollback": "orchestrator.cli.rollback:command",
+    "release": "orchestrator.cli.release:command",
     "status": "orchestrator.cli.status:command",
     "history": "orchestrator.cli.history:command",
     "trail": "orchestrator.cli.trail:command",
+    "logs": "orchestrator.cli.logs:command",
     "unlock": "orchestrator.cli.unlock:command",
     "state": "orchestrator.cli.state:group",
     "sandbox": "orchestrator.cli.sandbox:group",
+    "iam-policy": "orchestrator.cli.iam_policy:command",
+    "completion": "orchestrator.cli.completion:command",
 }
 HELP = {
     "validate": "Check pipeline.yaml and phases/*.yaml (file:line errors).",
@@ -32,12 +36,16 @@ HELP = {
     "run": "Run the pipeline; roll back automatically on any failure.",
     "promote": "Run exactly the next phase (or the one named).",
     "rollback": "Roll back to a good revision, verified by its gates.",
+    "release": "Lift the hold a manual rollback put on a revision or phase.",
     "status": "Current revision and phase, last good per phase, lock holder.",
     "history": "Runs, newest first.",
     "trail": "The journal as the field log (Markdown), JSON or an HTML page.",
+    "logs": "The containers' CloudWatch Logs (a phase, a revision, a run; --follow).",
     "unlock": "Remove a stuck lock (recorded).",
-    "state": "Create the shared DynamoDB state table; show where state lives.",
+    "state": "Sync the verdict marks from AWS; create the DynamoDB state table; show where state lives.",
     "sandbox": "ECS in a box: the embedded default, no AWS account needed.",
+    "iam-policy": "The least-privilege IAM policy this pipeline needs (JSON).",
+    "completion": "Shell completion script: bash, zsh or fish.",
 }
 
 
@@ -91,6 +99,13 @@ class LazyGroup(click.Group):
     help="log format on stderr [SNAIL_LOG_FORMAT]",
 )
 @click.option("-v", "--verbose", count=True, envvar="SNAIL_VERBOSE", help="more logs (-vv for debug) [SNAIL_VERBOSE]")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    envvar="SNAIL_QUIET",
+    help="no progress; a no-op prints nothing (cron) [SNAIL_QUIET]",
+)
 @click.version_option(package_name="snail-trail", prog_name="snail")
 @click.pass_context
 def cli(ctx: click.Context, **opts: Any) -> None:
@@ -101,7 +116,17 @@ def cli(ctx: click.Context, **opts: Any) -> None:
     from orchestrator.log import configure
 
     configure(opts["log_format"], opts["verbose"])
-    ctx.obj = App(**opts)
+    if opts["quiet"]:
+        import logging
+
+        import structlog
+
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    app = ctx.ensure_object(App)
+    for key, value in opts.items():
+        setattr(app, key, value)
+    app.command = ctx.invoked_subcommand
+    App.current = app
 
 
 def _on_term(signum: int, frame: Any) -> None:
@@ -110,7 +135,7 @@ def _on_term(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and turn every error into its exit code, at this one boundary."""
+    """Entry point: run the CLI and turn every result and error into one report and its exit code, here only."""
     signal.signal(signal.SIGTERM, _on_term)
     from orchestrator import redact
 
@@ -118,30 +143,13 @@ def main(argv: list[str] | None = None) -> None:
     # credentials are known from the start.
     redact.wrap_std_streams()
     redact.learn_environment()
+    args = list(sys.argv[1:] if argv is None else argv)
+    App.current = None
     try:
-        rv = cli.main(args=argv, prog_name="snail", standalone_mode=False)
-        code = rv if isinstance(rv, int) else 0
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        code = ExitCode.INTERRUPTED
-    except click.ClickException as exc:
-        exc.show()
-        code = ExitCode.USAGE
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except ConfigErrors as exc:
-        for e in exc.errors:
-            click.echo(f"error: {e}", err=True)
-        code = ExitCode.USAGE
-    except SnailError as exc:
-        run = (
-            f" (run {exc.data['run_id']}; see `snail trail --run {exc.data['run_id']}`)"
-            if exc.data.get("run_id")
-            else ""
-        )
-        click.echo(f"error: {exc}{run}", err=True)
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        code = Interrupted.exit_code
-    sys.exit(code)
+        rv = cli.main(args=args, prog_name="snail", standalone_mode=False)
+        ended = ended_from_result(App.current, rv if isinstance(rv, int) else 0)
+    except click.exceptions.Exit as exc:  # --help, --version, completion: click printed what was asked
+        sys.exit(exc.exit_code)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one boundary: every error has a class and a code
+        ended = ended_from_error(exc)
+    sys.exit(report(ended, App.current, args))

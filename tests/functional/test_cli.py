@@ -27,7 +27,7 @@ def test_cli_two_phase_run_then_status_history_trail(world) -> None:
     assert st["phase"] == "hybrid-ml" and st["lock"] is None
     assert st["good"]["health-only"]["revision_arn"].endswith(":2")
     hist = json.loads(snail(world, "--output", "json", "history").stdout)
-    assert hist[0]["status"] == "succeeded" and hist[0]["exit_code"] == 0
+    assert hist["runs"][0]["status"] == "succeeded" and hist["runs"][0]["exit_code"] == 0
     trail = snail(world, "trail").stdout
     assert "# 🐌 **SNAIL TRAIL LOG: shine-api-gateway**" in trail
     assert "- [X] **health-only**: complete" in trail and "- [X] **hybrid-ml**: complete" in trail
