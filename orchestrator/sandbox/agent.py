@@ -470,7 +470,7 @@ class EcsAgent:
         now = utcnow()
 
         # Completion: PRIMARY fully healthy and nothing left of the others.
-        primary = ext.primary_deployment(service)
+        primary = ext.primary_deployment(service) or primary
         steady = p.healthy == desired and len(p.live) == desired and not old_live and not launches
         if steady:
             if len(service.deployments) > 1:

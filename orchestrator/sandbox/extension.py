@@ -242,11 +242,11 @@ class SandboxTask(Task):
         self.version = 1
         self.network_configuration = copy.deepcopy(service.network_configuration) or None
         self.eni_id: str | None = None
-        self.containers = [SandboxContainer(self.task_arn, c) for c in task_definition.container_definitions]
+        self.containers = [SandboxContainer(self.task_arn, c) for c in task_definition.container_definitions]  # type: ignore[misc]
         self._attach_eni()
 
     @property
-    def last_status(self) -> str:  # type: ignore[override]
+    def last_status(self) -> str:
         """The status the agent set; no drift on describe."""
         return self._last_status
 
@@ -256,7 +256,7 @@ class SandboxTask(Task):
         self.version += 1
 
     @property
-    def status(self) -> str:  # type: ignore[override]
+    def status(self) -> str:
         """moto's ManagedState name for last_status."""
         return self._last_status
 

@@ -1,0 +1,589 @@
+"""ECS's native BLUE_GREEN, CANARY and LINEAR deployments in the sandbox agent, through boto3 on moto's server.
+
+Tasks need no containers (InstantLauncher) and the agent's clock is fake (seconds; an ECS minute is 60 of them).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+import requests
+from botocore.exceptions import ClientError
+from moto.server import ThreadedMotoServer
+
+from orchestrator.sandbox import extension
+from orchestrator.sandbox.agent import EcsAgent
+from orchestrator.sandbox.launchers import InstantLauncher
+
+REGION = "us-east-1"
+CLUSTER = "shine"
+SERVICE = "shine-api-gateway"
+BLUE = "127.0.0.1:5055/shine-api-gateway:blue"
+GREEN = "127.0.0.1:5055/shine-api-gateway:green"
+MISSING = "127.0.0.1:5055/shine-api-gateway:missing"
+PULL_ERROR = "CannotPullContainerError: pull image manifest has been retried 1 time(s): not found"
+ALL_STAGES = [
+    "PRE_SCALE_UP",
+    "SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+    "BAKE_TIME",
+    "CLEAN_UP",
+]
+ECS_MODEL = botocore.session.get_session().get_service_model("ecs")
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    """A moto server on a free loopback port, with the sandbox extension installed for this module only."""
+    extension.install()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+    extension.uninstall()
+
+
+class World:
+    """boto3 clients on a freshly reset moto, the load balancer's ARNs, and the fake agent clock."""
+
+    def __init__(self, endpoint: str) -> None:
+        requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+        kwargs = dict(
+            endpoint_url=endpoint, region_name=REGION, aws_access_key_id="sandbox", aws_secret_access_key="sandbox"
+        )
+        self.ecs = boto3.client("ecs", **kwargs)
+        self.ec2 = boto3.client("ec2", **kwargs)
+        self.elbv2 = boto3.client("elbv2", **kwargs)
+        self.raw: list[tuple[str, dict[str, Any]]] = []
+        self.ecs.meta.events.register("after-call.ecs", self._keep_raw)
+        self.now = 0.0
+        self.launcher = InstantLauncher(
+            host_port_for=lambda image: 18080,
+            fail_reason_for=lambda image: PULL_ERROR if image == MISSING else None,
+        )
+        self.agent = EcsAgent(
+            self.launcher, restart_backoff=(0, 0), steady_after=0, monotonic=lambda: self.now, minute=60.0
+        )
+        self.ecs.create_cluster(clusterName=CLUSTER)
+        vpc = self.ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+        self.subnets = [s["SubnetId"] for s in self.ec2.describe_subnets()["Subnets"][:2]]
+        self.sg = self.ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+        lb = self.elbv2.create_load_balancer(Name="shine", Subnets=self.subnets)["LoadBalancers"][0]
+        self.blue_tg, self.green_tg = (
+            self.elbv2.create_target_group(
+                Name=name, Protocol="HTTP", Port=5000, VpcId=vpc, TargetType="ip", HealthCheckPath="/health"
+            )["TargetGroups"][0]["TargetGroupArn"]
+            for name in ("shine-blue", "shine-green")
+        )
+        self.rules = {}
+        for name, port in (("production", 80), ("test", 8080)):
+            listener = self.elbv2.create_listener(
+                LoadBalancerArn=lb["LoadBalancerArn"],
+                Protocol="HTTP",
+                Port=port,
+                DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
+            )["Listeners"][0]
+            self.rules[name] = self.elbv2.create_rule(
+                ListenerArn=listener["ListenerArn"],
+                Priority=1,
+                Conditions=[{"Field": "path-pattern", "Values": ["/*"]}],
+                Actions=[{"Type": "forward", "TargetGroupArn": self.blue_tg}],
+            )["Rules"][0]["RuleArn"]
+
+    def _keep_raw(self, http_response: Any, model: Any, **_: Any) -> None:
+        if http_response.status_code == 200:
+            self.raw.append((model.name, json.loads(http_response.content or b"{}")))
+
+    def register(self, image: str) -> str:
+        """A revision of the service's family running `image`."""
+        return self.ecs.register_task_definition(
+            family=SERVICE,
+            containerDefinitions=[
+                {
+                    "name": "api",
+                    "image": image,
+                    "memory": 512,
+                    "portMappings": [{"containerPort": 5000, "protocol": "tcp"}],
+                }
+            ],
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+        )["taskDefinition"]["taskDefinitionArn"]
+
+    def create_service(self, desired: int = 2, **config: Any) -> None:
+        """The awsvpc service behind the load balancer, blue running and COMPLETED before the test starts."""
+        self.ecs.create_service(
+            cluster=CLUSTER,
+            serviceName=SERVICE,
+            taskDefinition=self.register(BLUE),
+            desiredCount=desired,
+            launchType="FARGATE",
+            networkConfiguration={
+                "awsvpcConfiguration": {
+                    "subnets": self.subnets,
+                    "securityGroups": [self.sg],
+                    "assignPublicIp": "ENABLED",
+                }
+            },
+            loadBalancers=[
+                {
+                    "targetGroupArn": self.blue_tg,
+                    "containerName": "api",
+                    "containerPort": 5000,
+                    "advancedConfiguration": {
+                        "alternateTargetGroupArn": self.green_tg,
+                        "productionListenerRule": self.rules["production"],
+                        "testListenerRule": self.rules["test"],
+                        "roleArn": "arn:aws:iam::123456789012:role/ecsInfrastructureRole",
+                    },
+                }
+            ],
+            deploymentConfiguration={
+                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+                **config,
+            },
+        )
+        self.settle(lambda: self.deployments_completed())
+
+    def describe(self) -> dict[str, Any]:
+        """The service as DescribeServices returns it."""
+        return self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+
+    def deployments_completed(self) -> bool:
+        """One PRIMARY deployment, COMPLETED."""
+        deps = self.describe()["deployments"]
+        return len(deps) == 1 and deps[0]["rolloutState"] == "COMPLETED"
+
+    def deploy(self, image: str = GREEN) -> str:
+        """update_service to a new revision running `image`; return the new service deployment's ARN."""
+        self.ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=self.register(image))
+        return self.describe()["currentServiceDeployment"]
+
+    def deployment(self, arn: str) -> dict[str, Any]:
+        """DescribeServiceDeployments for one ARN."""
+        return self.ecs.describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"][0]
+
+    def settle(self, until: Any, rounds: int = 40, tick: float = 0.0) -> None:
+        """Run scheduler rounds (advancing the fake clock by `tick`) until `until()` holds."""
+        for _ in range(rounds):
+            self.agent.reconcile_once()
+            if until():
+                return
+            self.now += tick
+        raise AssertionError(f"not settled after {rounds} rounds: {self.describe()['deployments']}")
+
+    def until_status(self, arn: str, *statuses: str, tick: float = 0.0, rounds: int = 40) -> dict[str, Any]:
+        """Rounds until the service deployment has one of `statuses`; return it."""
+        self.settle(lambda: self.deployment(arn)["status"] in statuses, rounds=rounds, tick=tick)
+        return self.deployment(arn)
+
+    def until_awaiting(self, arn: str, stage: str, rounds: int = 40) -> dict[str, Any]:
+        """Rounds until a PAUSE hook awaits action at `stage`; return the deployment."""
+
+        def awaiting() -> bool:
+            dep = self.deployment(arn)
+            hooks = dep.get("lifecycleHookDetails", [])
+            return dep.get("lifecycleStage") == stage and any(h["status"] == "AWAITING_ACTION" for h in hooks)
+
+        self.settle(awaiting, rounds=rounds)
+        return self.deployment(arn)
+
+    def forward(self, rule: str) -> dict[str, int]:
+        """The rule's forward weights by target group: {'blue': w, 'green': w}."""
+        [found] = self.elbv2.describe_rules(RuleArns=[self.rules[rule]])["Rules"]
+        action = found["Actions"][0]
+        names = {self.blue_tg: "blue", self.green_tg: "green"}
+        if "ForwardConfig" not in action:  # a plain forward, as the rule was created
+            return {names[action["TargetGroupArn"]]: 1}
+        return {names[g["TargetGroupArn"]]: g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]}
+
+    def targets(self, tg: str) -> set[str]:
+        """The registered target ids of a target group."""
+        health = self.elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+        return {t["Target"]["Id"] for t in health}
+
+    def running(self, image: str) -> int:
+        """RUNNING tasks whose revision runs `image`."""
+        arns = self.ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE)["taskArns"]
+        found = self.ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
+        images = {}
+        for t in found:
+            td = t["taskDefinitionArn"]
+            if td not in images:
+                images[td] = self.ecs.describe_task_definition(taskDefinition=td)["taskDefinition"][
+                    "containerDefinitions"
+                ][0]["image"]
+        return sum(1 for t in found if t["lastStatus"] == "RUNNING" and images[t["taskDefinitionArn"]] == image)
+
+
+@pytest.fixture
+def world(endpoint) -> World:
+    """A fresh moto world with a load balancer, two target groups and production/test listener rules."""
+    return World(endpoint)
+
+
+def pause(*stages: str, minutes: int = 30, action: str = "ROLLBACK") -> dict[str, Any]:
+    """A PAUSE lifecycle hook at `stages`."""
+    return {
+        "targetType": "PAUSE",
+        "lifecycleStages": list(stages),
+        "timeoutConfiguration": {"timeoutInMinutes": minutes, "action": action},
+    }
+
+
+# ------------------------------------------------------------------------------------------------ blue/green
+
+
+def test_blue_green_walks_every_stage_in_order_and_ends_on_green(world):
+    """BLUE_GREEN: stages in ECS's order, production and test rules on green, blue drained, SUCCESSFUL."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=0)
+    blue_ips = world.targets(world.blue_tg)
+    assert len(blue_ips) == 2  # blue's tasks were registered as they started
+    arn = world.deploy()
+    dep = world.until_status(arn, "SUCCESSFUL")
+    run = extension.ecs_backend("123456789012", REGION).sandbox_service_deployments[arn]
+    assert run.stages_seen == ALL_STAGES
+    assert dep["lifecycleStage"] == "CLEAN_UP"
+    assert dep["targetServiceRevision"]["requestedProductionTrafficWeight"] == 100.0
+    assert world.forward("production") == {"blue": 0, "green": 1}
+    assert world.forward("test") == {"blue": 0, "green": 1}
+    assert world.targets(world.blue_tg) == set() and len(world.targets(world.green_tg)) == 2
+    assert world.running(GREEN) == 2 and world.running(BLUE) == 0
+    service = world.describe()
+    assert [d["rolloutState"] for d in service["deployments"]] == ["COMPLETED"]
+    assert service["deployments"][0]["taskDefinition"].endswith(":2")
+
+
+def test_blue_green_scales_green_fully_next_to_blue(world):
+    """Green scales to the whole desired count while blue keeps running (maximumPercent does not bound it)."""
+    world.create_service(
+        strategy="BLUE_GREEN", bakeTimeInMinutes=0, maximumPercent=100, lifecycleHooks=[pause("POST_SCALE_UP")]
+    )
+    arn = world.deploy()
+    world.until_awaiting(arn, "POST_SCALE_UP")
+    assert world.running(GREEN) == 2 and world.running(BLUE) == 2
+    assert world.forward("production") == {"blue": 1}
+
+
+def test_pause_hook_awaits_action_with_green_on_test_traffic_only(world):
+    """A PAUSE hook at POST_TEST_TRAFFIC_SHIFT waits: green has the test listener, blue all production."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=0, lifecycleHooks=[pause("POST_TEST_TRAFFIC_SHIFT")])
+    arn = world.deploy()
+    dep = world.until_awaiting(arn, "POST_TEST_TRAFFIC_SHIFT")
+    [hook] = dep["lifecycleHookDetails"]
+    assert (hook["targetType"], hook["status"], hook["timeoutAction"]) == ("PAUSE", "AWAITING_ACTION", "ROLLBACK")
+    assert "targetArn" not in hook and hook["expiresAt"] > dep["createdAt"]
+    assert dep["status"] == "IN_PROGRESS"
+    assert world.forward("test") == {"blue": 0, "green": 1}
+    assert world.forward("production") == {"blue": 1}
+    for _ in range(5):  # it stays paused
+        world.agent.reconcile_once()
+    assert world.deployment(arn)["lifecycleHookDetails"][0]["status"] == "AWAITING_ACTION"
+
+
+def test_continue_resumes_the_deployment_to_success(world):
+    """ContinueServiceDeployment CONTINUE: the hook SUCCEEDED and the deployment finishes on green."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=0, lifecycleHooks=[pause("POST_TEST_TRAFFIC_SHIFT")])
+    arn = world.deploy()
+    hook = world.until_awaiting(arn, "POST_TEST_TRAFFIC_SHIFT")["lifecycleHookDetails"][0]
+    out = world.ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook["hookId"], action="CONTINUE")
+    assert out["serviceDeploymentArn"] == arn
+    world.until_status(arn, "SUCCESSFUL")
+    assert world.forward("production") == {"blue": 0, "green": 1}
+    with pytest.raises(ClientError) as err:  # a resolved hook cannot be answered twice
+        world.ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook["hookId"], action="CONTINUE")
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_rollback_returns_traffic_to_blue_without_starting_a_task(world):
+    """ContinueServiceDeployment ROLLBACK: production and test back on blue, green stopped, no task started."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=0, lifecycleHooks=[pause("POST_TEST_TRAFFIC_SHIFT")])
+    arn = world.deploy()
+    hook = world.until_awaiting(arn, "POST_TEST_TRAFFIC_SHIFT")["lifecycleHookDetails"][0]
+    started = len(world.launcher.started)
+    world.ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook["hookId"], action="ROLLBACK")
+    assert world.deployment(arn)["status"] == "ROLLBACK_REQUESTED"
+    dep = world.until_status(arn, "ROLLBACK_SUCCESSFUL")
+    assert len(world.launcher.started) == started  # not one task started by the rollback
+    assert world.forward("production") == {"blue": 1, "green": 0}
+    assert world.forward("test") == {"blue": 1, "green": 0}
+    assert dep["rollback"]["serviceRevisionArn"] == dep["sourceServiceRevisions"][0]["arn"]
+    assert "ContinueServiceDeployment" in dep["rollback"]["reason"]
+    assert world.running(BLUE) == 2 and world.running(GREEN) == 0
+    assert world.targets(world.green_tg) == set() and len(world.targets(world.blue_tg)) == 2
+    service = world.describe()
+    assert [(d["status"], d["rolloutState"]) for d in service["deployments"]] == [("PRIMARY", "COMPLETED")]
+    assert service["taskDefinition"].endswith(":1")
+
+
+def test_hook_timeout_action_rollback(world):
+    """A PAUSE hook nobody answers times out after its minutes and its ROLLBACK action applies."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=0, lifecycleHooks=[pause("POST_SCALE_UP", minutes=2)])
+    arn = world.deploy()
+    world.until_awaiting(arn, "POST_SCALE_UP")
+    world.now += 119
+    world.agent.reconcile_once()
+    assert world.deployment(arn)["lifecycleHookDetails"][0]["status"] == "AWAITING_ACTION"
+    world.now += 2
+    dep = world.until_status(arn, "ROLLBACK_SUCCESSFUL")
+    assert "timed out" in dep["rollback"]["reason"]
+    assert world.running(BLUE) == 2 and world.running(GREEN) == 0
+
+
+def test_hook_timeout_action_continue(world):
+    """A PAUSE hook whose timeout action is CONTINUE lets the deployment go on when it expires."""
+    world.create_service(
+        strategy="BLUE_GREEN", bakeTimeInMinutes=0, lifecycleHooks=[pause("PRE_SCALE_UP", minutes=1, action="CONTINUE")]
+    )
+    arn = world.deploy()
+    world.until_awaiting(arn, "PRE_SCALE_UP")
+    assert world.running(GREEN) == 0  # nothing scaled before the hook resolved
+    world.now += 61
+    world.until_status(arn, "SUCCESSFUL")
+    run = extension.ecs_backend("123456789012", REGION).sandbox_service_deployments[arn]
+    assert run.hooks[0].status == "TIMED_OUT"
+
+
+def test_bake_time_keeps_blue_and_stop_service_deployment_rolls_back(world):
+    """During BAKE_TIME blue still runs; StopServiceDeployment ROLLBACK puts production back on it."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=5)
+    arn = world.deploy()
+    world.settle(lambda: world.deployment(arn).get("lifecycleStage") == "BAKE_TIME")
+    world.now += 240
+    world.agent.reconcile_once()
+    assert world.deployment(arn)["lifecycleStage"] == "BAKE_TIME"
+    assert world.running(BLUE) == 2 and world.forward("production") == {"blue": 0, "green": 1}
+    started = len(world.launcher.started)
+    world.ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")
+    world.until_status(arn, "ROLLBACK_SUCCESSFUL")
+    assert world.forward("production") == {"blue": 1, "green": 0}
+    assert len(world.launcher.started) == started
+
+
+def test_bake_time_elapses_then_clean_up(world):
+    """After bakeTimeInMinutes of the agent's clock the blue revision is cleaned up."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=3)
+    arn = world.deploy()
+    world.settle(lambda: world.deployment(arn).get("lifecycleStage") == "BAKE_TIME")
+    world.until_status(arn, "SUCCESSFUL", tick=30, rounds=20)
+    assert world.now >= 180
+
+
+def test_circuit_breaker_during_scale_up_rolls_back(world):
+    """Green tasks that cannot start trip the breaker during SCALE_UP; blue keeps production, nothing restarted."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=0)
+    arn = world.deploy(MISSING)
+    dep = world.until_status(arn, "ROLLBACK_SUCCESSFUL")
+    assert dep["deploymentCircuitBreaker"]["status"] == "TRIGGERED"
+    assert dep["deploymentCircuitBreaker"]["failureCount"] >= dep["deploymentCircuitBreaker"]["threshold"] == 3
+    assert dep["lifecycleStage"] == "SCALE_UP"
+    assert world.forward("production") == {"blue": 1, "green": 0}
+    assert world.running(BLUE) == 2
+    events = [e["message"] for e in world.describe()["events"]]
+    assert any("tasks failed to start" in m for m in events)
+
+
+# ------------------------------------------------------------------------------------------------ canary, linear
+
+
+def test_canary_shifts_its_percent_then_the_rest(world):
+    """CANARY 10 %: the production rule splits 900/100 while the hook waits, then all goes to green."""
+    world.create_service(
+        strategy="CANARY",
+        bakeTimeInMinutes=0,
+        canaryConfiguration={"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 2},
+        lifecycleHooks=[pause("PRODUCTION_TRAFFIC_SHIFT")],
+    )
+    arn = world.deploy()
+    dep = world.until_awaiting(arn, "PRODUCTION_TRAFFIC_SHIFT")
+    assert world.forward("production") == {"blue": 900, "green": 100}
+    assert dep["targetServiceRevision"]["requestedProductionTrafficWeight"] == 10.0
+    assert dep["sourceServiceRevisions"][0]["requestedProductionTrafficWeight"] == 90.0
+    hook = dep["lifecycleHookDetails"][0]
+    world.ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook["hookId"], action="CONTINUE")
+    world.agent.reconcile_once()
+    assert world.forward("production") == {"blue": 900, "green": 100}  # canary bake: 2 minutes
+    world.until_status(arn, "SUCCESSFUL", tick=30, rounds=20)
+    assert world.forward("production") == {"blue": 0, "green": 1}
+
+
+def test_canary_rollback_from_the_canary_slice(world):
+    """A ROLLBACK on the canary's hook puts the whole production rule back on blue."""
+    world.create_service(
+        strategy="CANARY",
+        bakeTimeInMinutes=0,
+        canaryConfiguration={"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 0},
+        lifecycleHooks=[pause("PRODUCTION_TRAFFIC_SHIFT")],
+    )
+    arn = world.deploy()
+    hook = world.until_awaiting(arn, "PRODUCTION_TRAFFIC_SHIFT")["lifecycleHookDetails"][0]
+    world.ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook["hookId"], action="ROLLBACK")
+    world.until_status(arn, "ROLLBACK_SUCCESSFUL")
+    assert world.forward("production") == {"blue": 1, "green": 0}
+
+
+def test_linear_steps_with_a_hook_at_each_step(world):
+    """LINEAR 25 %: 25, 50, 75 % each wait at the hook and bake, then 100 % (no hook, no bake at 100 %)."""
+    world.create_service(
+        strategy="LINEAR",
+        bakeTimeInMinutes=0,
+        linearConfiguration={"stepPercent": 25.0, "stepBakeTimeInMinutes": 1},
+        lifecycleHooks=[pause("PRODUCTION_TRAFFIC_SHIFT")],
+    )
+    arn = world.deploy()
+    seen = []
+    for _ in range(3):
+        dep = world.until_awaiting(arn, "PRODUCTION_TRAFFIC_SHIFT")
+        seen.append(world.forward("production"))
+        awaiting = [h for h in dep["lifecycleHookDetails"] if h["status"] == "AWAITING_ACTION"]
+        world.ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=awaiting[0]["hookId"])
+        world.agent.reconcile_once()  # the hook resolved: the step's bake time starts
+        assert world.deployment(arn)["lifecycleStage"] == "PRODUCTION_TRAFFIC_SHIFT"
+        world.now += 61
+    world.until_status(arn, "SUCCESSFUL")
+    assert seen == [{"blue": 750, "green": 250}, {"blue": 500, "green": 500}, {"blue": 250, "green": 750}]
+    assert world.forward("production") == {"blue": 0, "green": 1}
+
+
+# ------------------------------------------------------------------------------------------------ API shapes
+
+
+def _check_shape(value: Any, shape: Any, path: str) -> list[str]:
+    """Keys absent from the botocore shape, and required members missing, anywhere under `value`."""
+    problems: list[str] = []
+    if shape.type_name == "structure":
+        assert isinstance(value, dict), path
+        for key, item in value.items():
+            if key not in shape.members:
+                problems.append(f"{path}.{key} is not in {shape.name}")
+            else:
+                problems += _check_shape(item, shape.members[key], f"{path}.{key}")
+        problems += [f"{path}.{k} is required by {shape.name}" for k in shape.required_members if k not in value]
+    elif shape.type_name == "list":
+        for index, item in enumerate(value):
+            problems += _check_shape(item, shape.member, f"{path}[{index}]")
+    return problems
+
+
+def test_service_deployment_responses_match_botocore_shapes(world):
+    """Every key the sandbox returns from the four service-deployment operations is in botocore's output shape."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=0, lifecycleHooks=[pause("POST_TEST_TRAFFIC_SHIFT")])
+    arn = world.deploy()
+    hook = world.until_awaiting(arn, "POST_TEST_TRAFFIC_SHIFT")["lifecycleHookDetails"][0]
+    listed = world.ecs.list_service_deployments(cluster=CLUSTER, service=SERVICE)["serviceDeployments"]
+    assert [d["serviceDeploymentArn"] for d in listed][0] == arn and len(listed) == 2  # newest first
+    assert listed[1]["status"] == "SUCCESSFUL"  # the service's first deployment
+    world.ecs.describe_service_deployments(serviceDeploymentArns=[arn, arn + "-missing"])
+    world.ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook["hookId"], action="ROLLBACK")
+    world.until_status(arn, "ROLLBACK_SUCCESSFUL")
+    world.ecs.describe_service_deployments(serviceDeploymentArns=[arn])
+    seen = set()
+    for operation, body in world.raw:
+        if operation not in (
+            "ListServiceDeployments",
+            "DescribeServiceDeployments",
+            "ContinueServiceDeployment",
+            "StopServiceDeployment",
+        ):
+            continue
+        seen.add(operation)
+        output = ECS_MODEL.operation_model(operation).output_shape
+        assert _check_shape(body, output, operation) == []
+    assert seen == {"ListServiceDeployments", "DescribeServiceDeployments", "ContinueServiceDeployment"}
+    missing = world.ecs.describe_service_deployments(serviceDeploymentArns=[arn + "-missing"])["failures"]
+    assert missing == [{"arn": arn + "-missing", "reason": "MISSING"}]
+
+
+def test_describe_service_deployment_keys_during_each_state(world):
+    """In flight, paused and rolled back, DescribeServiceDeployments carries only modelled keys."""
+    world.create_service(strategy="CANARY", bakeTimeInMinutes=0, lifecycleHooks=[pause("PRODUCTION_TRAFFIC_SHIFT")])
+    arn = world.deploy()
+    world.agent.reconcile_once()
+    world.until_awaiting(arn, "PRODUCTION_TRAFFIC_SHIFT")
+    world.ecs.stop_service_deployment(serviceDeploymentArn=arn)
+    world.until_status(arn, "ROLLBACK_SUCCESSFUL")
+    world.deployment(arn)
+    bodies = [b for op, b in world.raw if op in ("DescribeServiceDeployments", "StopServiceDeployment")]
+    assert len(bodies) > 3
+    for body in bodies:
+        op = "StopServiceDeployment" if "serviceDeployments" not in body else "DescribeServiceDeployments"
+        assert _check_shape(body, ECS_MODEL.operation_model(op).output_shape, op) == []
+
+
+def test_stop_service_deployment_errors_like_ecs(world):
+    """An unknown ARN is ServiceDeploymentNotFoundException; a finished deployment cannot be stopped."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=0)
+    first = world.describe()["currentServiceDeployment"]
+    with pytest.raises(ClientError) as err:
+        world.ecs.stop_service_deployment(serviceDeploymentArn=first + "x")
+    assert err.value.response["Error"]["Code"] == "ServiceDeploymentNotFoundException"
+    with pytest.raises(ClientError) as err:
+        world.ecs.stop_service_deployment(serviceDeploymentArn=first)
+    assert err.value.response["Error"]["Code"] == "ConflictException"
+
+
+def test_strategy_needs_the_load_balancer_wiring(world):
+    """BLUE_GREEN without an advancedConfiguration, or a hook at a stage ECS does not allow, is refused."""
+    world.create_service()
+    with pytest.raises(ClientError) as err:
+        world.ecs.update_service(
+            cluster=CLUSTER,
+            service=SERVICE,
+            loadBalancers=[{"targetGroupArn": world.blue_tg, "containerName": "api", "containerPort": 5000}],
+            deploymentConfiguration={"strategy": "BLUE_GREEN"},
+        )
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "advancedConfiguration" in err.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as err:
+        world.ecs.update_service(
+            cluster=CLUSTER,
+            service=SERVICE,
+            deploymentConfiguration={"strategy": "BLUE_GREEN", "lifecycleHooks": [pause("SCALE_UP")]},
+        )
+    assert "SCALE_UP" in err.value.response["Error"]["Message"]
+
+
+def test_rolling_deployment_is_recorded_and_can_be_rolled_back(world):
+    """ROLLING deployments are service deployments too: SUCCESSFUL, and StopServiceDeployment ROLLBACK restores."""
+    world.create_service()
+    first = world.describe()["currentServiceDeployment"]
+    assert world.deployment(first)["status"] == "SUCCESSFUL"
+    arn = world.deploy()
+    assert arn != first
+    world.agent.reconcile_once()
+    world.ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")
+    dep = world.until_status(arn, "ROLLBACK_SUCCESSFUL")
+    assert dep["rollback"]["serviceRevisionArn"] == dep["sourceServiceRevisions"][0]["arn"]
+    assert world.describe()["taskDefinition"].endswith(":1")
+    assert world.running(BLUE) == 2 and world.running(GREEN) == 0
+
+
+def test_target_health_reports_what_the_load_balancer_measured(world):
+    """With a data plane's lookup installed, DescribeTargetHealth says what it measured, not moto's 'healthy'."""
+    world.create_service()
+    extension.TARGET_HEALTH["lookup"] = lambda tg, ip, port: (
+        "unhealthy",
+        "Target.ResponseCodeMismatch",
+        "Health checks failed with these codes: [500]",
+    )
+    try:
+        health = world.elbv2.describe_target_health(TargetGroupArn=world.blue_tg)["TargetHealthDescriptions"]
+    finally:
+        extension.TARGET_HEALTH["lookup"] = None
+    assert len(health) == 2
+    assert {h["TargetHealth"]["State"] for h in health} == {"unhealthy"}
+    assert health[0]["TargetHealth"]["Reason"] == "Target.ResponseCodeMismatch"
+    assert {h["Target"]["Port"] for h in health} == {5000}
