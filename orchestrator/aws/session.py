@@ -1,7 +1,11 @@
-"""One place that makes boto3 clients: region, profile, endpoint and the retry policy for throttling."""
+"""One place that makes boto3 clients: region, profile, endpoint and the retry policy for throttling.
+
+Clients are made lazily, one per AWS service, all from ONE boto3 session, so its loader parses each service
+model once: a client costs 2-16 MB (ec2's model is the largest), so a command only makes the clients it calls."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,3 +46,22 @@ class AwsContext:
             cfg = Config(retries=dict(RETRY_CONFIG), connect_timeout=5, read_timeout=30, user_agent_extra="snail-trail")
             self._clients[service] = self.session().client(service, endpoint_url=self.endpoint_url, config=cfg)
         return self._clients[service]
+
+    def record_calls(self, sink: list[str]) -> Callable[[], None]:
+        """Append `service:Operation` to `sink` for every API call this context's clients make, those made
+        already and those made later (a botocore before-call hook); returns the function that stops it."""
+
+        def hook(model: Any = None, **_: Any) -> None:
+            if model is not None:
+                sink.append(f"{model.service_model.service_name}:{model.name}")
+
+        uid = f"snail-record-calls-{id(sink)}"
+        emitters = [self.session().events, *(c.meta.events for c in self._clients.values())]
+        for emitter in emitters:
+            emitter.register("before-call", hook, unique_id=uid)
+
+        def stop() -> None:
+            for emitter in [*emitters, *(c.meta.events for c in self._clients.values())]:
+                emitter.unregister("before-call", hook, unique_id=uid)
+
+        return stop

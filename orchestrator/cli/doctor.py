@@ -13,8 +13,9 @@ from orchestrator.errors import ExitCode
 @pass_app
 def command(app: App, strict: bool) -> int:
     """Check the cluster, service, ports, security groups, public reachability, image pull path and deployment settings."""
-    from orchestrator.doctor import render_text, run_doctor
+    from orchestrator.doctor import render_text
+    from orchestrator.doctor.preflight import doctor_and_record
 
-    report = run_doctor(app.pipeline, app.aws())
+    report = doctor_and_record(app.pipeline, app.aws())  # also refreshes (or drops) run's cached preflight
     app.emit(report.to_dict(), render_text(report))
     return ExitCode.OK if report.ok(strict=strict) else ExitCode.PREFLIGHT

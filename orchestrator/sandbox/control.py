@@ -78,6 +78,13 @@ class SandboxSpec:
     create_service: bool = True
     circuit_breaker: bool = True
 
+    def key(self) -> str:
+        """What seeding depends on (create_service aside: a --no-service sandbox stays without its service)."""
+        return (
+            f"{self.region}|{self.cluster}|{self.service}|{self.container}|{self.port}|{self.repository}|"
+            f"{self.desired_count}|{self.circuit_breaker}"
+        )
+
     @classmethod
     def from_pipeline(cls, p: Any, create_service: bool = True) -> SandboxSpec:
         """Read the spec from a loaded pipeline (`p.service.*`, `p.registry.ecr` or `.url`)."""
@@ -113,6 +120,7 @@ class SandboxInfo:
     sandbox_id: str = ""
     registry_started: bool = False
     seeded: dict[str, Any] = field(default_factory=dict)
+    seeded_for: list[str] = field(default_factory=list)  # SandboxSpec.key() of every service seeded (at `up`)
     alive: bool | None = None
     answering: bool | None = None
     services: list[dict[str, Any]] = field(default_factory=list)
@@ -178,6 +186,7 @@ def up(
     if spec is not None:
         started = time.monotonic()
         info.seeded = {**info.seeded, **seed(info, spec)}
+        info.seeded_for = sorted({*info.seeded_for, spec.key()})
         _write_info(state_dir, info)
         log.info("sandbox_seeded", seconds=round(time.monotonic() - started, 2), service=spec.service)
         if spec.create_service and wait_steady:
@@ -187,7 +196,11 @@ def up(
 
 
 def ensure_up(spec: SandboxSpec, state_dir: Path, **kwargs: Any) -> SandboxInfo:
-    """For `snail run --sandbox`: the sandbox, started and seeded if needed (same as `up`)."""
+    """For `snail --sandbox run`: the running sandbox as it is when `up` already seeded it for this service
+    (no AWS call: seeding is ~17 calls with 5 writes, done once); otherwise started and seeded, like `up`."""
+    info = status(state_dir)
+    if info is not None and info.healthy and spec.key() in info.seeded_for:
+        return info
     return up(spec, state_dir, **kwargs)
 
 
