@@ -180,11 +180,18 @@ class DockerLauncher:
         registry: str | None = "127.0.0.1:5055",
         stop_timeout: int = 2,
         extra_labels: dict[str, str] | None = None,
+        log_sink: Any = "moto",
     ) -> None:
         self._client = client
         self.registry = registry
         self.stop_timeout = stop_timeout
         self.extra_labels = extra_labels or {}
+        # Plays the awslogs driver: each container's output goes to CloudWatch Logs under the task definition's
+        # group and `prefix/container/task-id` stream. "moto": the in-process moto backend (the sandbox daemon's,
+        # or a test's mock_aws); None: no shipping; or any object with ensure_stream() and put() (LogsClient).
+        self.log_shipper: LogShipper | None = (
+            None if log_sink is None else LogShipper(MotoLogsSink() if log_sink == "moto" else log_sink)
+        )
         self._lock = threading.Lock()
         self._stopper = ThreadPoolExecutor(max_workers=4, thread_name_prefix="snail-sandbox-stop")
 
@@ -278,6 +285,8 @@ class DockerLauncher:
                 return handle
             if index == 0:
                 first_id = container.id
+            if self.log_shipper is not None:
+                self.log_shipper.follow(self.client, container.id, task_id, cdef)
             handle.container_ids.append(container.id)
             if cdef.get("essential", True):
                 handle.essential_ids.append(container.id)
@@ -377,8 +386,136 @@ class DockerLauncher:
         return remove_sandbox_containers(self.client)
 
     def close(self) -> None:
-        """Wait for background stops to finish."""
+        """Wait for background stops to finish, then ship what is left of the containers' output."""
         self._stopper.shutdown(wait=True)
+        if self.log_shipper is not None:
+            self.log_shipper.close()
+
+
+# ------------------------------------------------------------------------------------------- log shipping
+
+
+class MotoLogsSink:
+    """CloudWatch Logs in moto's in-process backend: what the sandbox daemon serves (and a test's mock_aws)."""
+
+    def __init__(self, account_id: str = "123456789012", default_region: str = "us-east-1") -> None:
+        self.account_id = account_id
+        self.default_region = default_region
+
+    def _backend(self, region: str | None) -> Any:
+        from moto.logs.models import logs_backends
+
+        return logs_backends[self.account_id][region or self.default_region]
+
+    def ensure_stream(self, region: str | None, group: str, stream: str) -> None:
+        """Create the group (as awslogs-create-group would) and the stream, if missing."""
+        backend = self._backend(region)
+        if group not in backend.groups:
+            try:
+                backend.create_log_group(group, {})
+            except Exception:  # noqa: BLE001 - created meanwhile
+                pass
+        if stream not in backend.groups[group].streams:
+            try:
+                backend.create_log_stream(group, stream)
+            except Exception:  # noqa: BLE001 - created meanwhile
+                pass
+
+    def put(self, region: str | None, group: str, stream: str, events: list[tuple[int, str]]) -> int:
+        """Append (timestamp ms, message) events."""
+        self._backend(region).put_log_events(group, stream, [{"timestamp": t, "message": m} for t, m in events])
+        return len(events)
+
+
+class LogShipper:
+    """Follows containers' output (one thread each) and ships it every `interval` seconds, and at once when a
+    container stops, so a diagnosis reading the logs right after a crash finds its last lines."""
+
+    def __init__(self, sink: Any, interval: float = 0.5) -> None:
+        self.sink = sink
+        self.interval = interval
+        self._pending: dict[tuple[str | None, str, str], list[tuple[int, str]]] = {}
+        self._lock = threading.Lock()
+        self._ship_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._flusher = threading.Thread(target=self._flush_loop, name="snail-sandbox-logs", daemon=True)
+        self._flusher.start()
+        self.shipped = 0
+
+    def follow(self, client: Any, container_id: str, task_id: str, cdef: dict[str, Any]) -> bool:
+        """Start shipping one container's output if its definition uses awslogs with a stream prefix."""
+        from orchestrator.aws.logs import awslogs_targets
+
+        targets = awslogs_targets({"containerDefinitions": [cdef]})
+        stream = targets[0].stream(task_id) if targets else None
+        if not targets or stream is None:
+            return False
+        key = (targets[0].region, targets[0].group, stream)
+        thread = threading.Thread(
+            target=self._follow, args=(client, container_id, key), name=f"snail-logs-{task_id[:8]}", daemon=True
+        )
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        return True
+
+    def _follow(self, client: Any, container_id: str, key: tuple[str | None, str, str]) -> None:
+        region, group, stream = key
+        try:
+            self.sink.ensure_stream(region, group, stream)
+            buffer = b""
+            for chunk in client.api.logs(container_id, stream=True, follow=True, timestamps=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                self._add(key, lines)
+            if buffer:
+                self._add(key, [buffer])
+        except Exception as exc:  # noqa: BLE001 - a container removed mid-read ends its log, nothing more
+            log.debug("sandbox_log_follow_ended", container=container_id[:12], error=str(exc))
+        self.flush(key)
+
+    def _add(self, key: tuple[str | None, str, str], lines: list[bytes]) -> None:
+        events = [_log_event(line) for line in lines]
+        with self._lock:
+            self._pending.setdefault(key, []).extend(events)
+
+    def flush(self, only: tuple[str | None, str, str] | None = None) -> None:
+        """Ship what is pending (of one stream, or of all)."""
+        with self._ship_lock:
+            with self._lock:
+                keys = [only] if only is not None else list(self._pending)
+                work = [(k, self._pending.pop(k)) for k in keys if self._pending.get(k)]
+            for (region, group, stream), events in work:
+                try:
+                    self.shipped += self.sink.put(region, group, stream, events)
+                except Exception as exc:  # noqa: BLE001 - logs are evidence, never a reason to stop the agent
+                    log.warning("sandbox_log_ship_failed", group=group, stream=stream, error=str(exc))
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Wait for the follow threads (their containers are gone by now) and ship the rest."""
+        for thread in self._threads:
+            thread.join(timeout=timeout)
+        self._stop.set()
+        self.flush()
+
+
+def _log_event(line: bytes) -> tuple[int, str]:
+    """Docker's `2026-11-29T07:08:49.123456789Z message` -> (ms since the epoch, message)."""
+    from datetime import datetime
+
+    text = line.decode("utf-8", "replace").rstrip("\r")
+    stamp, _, message = text.partition(" ")
+    try:
+        ms = int(datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00").timestamp() * 1000)
+    except ValueError:
+        import time
+
+        ms, message = int(time.time() * 1000), text
+    return ms, message
 
 
 def remove_sandbox_containers(client: Any) -> int:
