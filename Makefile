@@ -12,6 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 	$(PY) -m pip install -q -e '.[test]'
+	@# the venv reuses the system's pytest, whose `pytest` script is not in .venv/bin: add it, so plain `pytest` works
+	test -x $(VENV)/bin/pytest || $(PY) -m pip install -q --no-deps --ignore-installed "pytest==$$($(PY) -c 'import pytest; print(pytest.__version__)')"
 	touch $@
 
 setup: $(VENV)/.installed            ## Python packages in .venv (reuses what the system already has)

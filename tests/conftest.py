@@ -1,4 +1,5 @@
-"""Shared fixtures: a fake clock, a pipeline folder builder, and real HTTP servers on 127.0.0.1."""
+"""Shared fixtures: a fake clock, a pipeline folder builder, real HTTP servers on 127.0.0.1, and the one moto
+server of the session (tests share fixtures through conftest.py files, never by importing them)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -18,6 +19,19 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from orchestrator.clock import FakeClock  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's server on 127.0.0.1 (a free port), one for the whole session; each user resets it with
+    POST /moto-api/reset and installs what it patches (the sandbox extension, DynamoDB write locks) itself."""
+    from moto.server import ThreadedMotoServer
+
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    yield f"http://{host}:{port}"
+    srv.stop()
 
 
 @pytest.fixture

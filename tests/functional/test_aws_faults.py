@@ -49,15 +49,9 @@ def error_response(url: str, status: int, code: str, message: str):  # noqa: ANN
 
 
 @pytest.fixture(scope="module")
-def moto_url():
-    """moto's server in this process (the engine talks HTTP to it; the agent steps on our fake clock)."""
-    from moto.server import ThreadedMotoServer
-
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    host, port = srv.get_host_and_port()
-    yield f"http://{host}:{port}"
-    srv.stop()
+def moto_url(moto_server: str):
+    """The session's moto server (the engine talks HTTP to it; the agent steps on our fake clock)."""
+    yield moto_server
     from orchestrator.sandbox import extension
 
     extension.uninstall()

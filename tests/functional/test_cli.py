@@ -10,7 +10,7 @@ import sys
 import time
 
 from tests.conftest import Behaviour
-from tests.functional.world import image, live, server, snail, world, write_pipeline  # noqa: F401 - fixtures
+from tests.functional.world import image, live, snail, write_pipeline
 
 
 def test_cli_two_phase_run_then_status_history_trail(world) -> None:

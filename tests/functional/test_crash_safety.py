@@ -14,7 +14,7 @@ import time
 import pytest
 
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.world import image, live, server, snail, world, write_pipeline  # noqa: F401 - fixtures
+from tests.functional.world import image, live, snail, write_pipeline
 
 FAILPOINTS = [
     "image:intent",

@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from orchestrator.config.model import GateSpec, LoadBalancerSpec, NetworkSpec, RegistrySpec
 from orchestrator.doctor import render_text, run_doctor
-from tests.doctor_env import CLUSTER, LOG_GROUP, ROLE, SERVICE, aws, aws_context, env, good_env  # noqa: F401 - fixtures
+from tests.doctor_env import CLUSTER, LOG_GROUP, ROLE, SERVICE, aws_context, good_env
 
 
 def check(env, check_id, pipeline=None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from moto.moto_api import state_manager
 
 from orchestrator.doctor import render_text, run_doctor
-from tests.doctor_env import CLUSTER, SERVICE, aws, aws_context, env, good_env  # noqa: F401 - fixtures
+from tests.doctor_env import CLUSTER, SERVICE, good_env
 
 
 def test_field_log_service_missing(aws, tmp_path):

@@ -7,7 +7,6 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from orchestrator.sandbox import extension
 from orchestrator.sandbox.agent import EcsAgent
@@ -24,14 +23,10 @@ PULL_ERROR = "CannotPullContainerError: pull image manifest has been retried 1 t
 
 
 @pytest.fixture(scope="module")
-def endpoint():
-    """A moto server on a free loopback port, with the sandbox extension installed for this module only."""
+def endpoint(moto_server: str):
+    """The session's moto server, with the sandbox extension installed for this module only."""
     extension.install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    yield moto_server
     extension.uninstall()  # other tests expect plain moto
 
 

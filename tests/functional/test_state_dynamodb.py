@@ -33,10 +33,9 @@ def holder(run_id: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server():
-    """moto's server on 127.0.0.1, with DynamoDB's per-item write serialisation restored (see below)."""
+def server(moto_server: str):
+    """The session's moto server, with DynamoDB's per-item write serialisation restored (see below)."""
     from moto.dynamodb.responses import DynamoHandler
-    from moto.server import ThreadedMotoServer
 
     # Real DynamoDB applies writes to one item one at a time, which is what makes a conditional put a lock.
     # moto's threaded server evaluates the condition and stores the item without a lock (and answers
@@ -52,11 +51,7 @@ def server():
                 return _original(self)
 
         mp.setattr(DynamoHandler, name, functools.wraps(original)(serialised))
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    host, port = srv.get_host_and_port()
-    yield f"http://{host}:{port}"
-    srv.stop()
+    yield moto_server
     mp.undo()
 
 

@@ -108,16 +108,11 @@ def boto(service: str):  # noqa: ANN201
 
 
 @pytest.fixture(scope="module")
-def server():
-    """moto's server on 127.0.0.1 with the agent moving deployments (real time, 0.2 s rounds)."""
-    from moto.server import ThreadedMotoServer
-
+def server(moto_server):
+    """The session's moto server with the agent moving deployments (real time, 0.2 s rounds)."""
     from orchestrator.sandbox.agent import EcsAgent
     from orchestrator.sandbox.launchers import InstantLauncher
 
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    host, port = srv.get_host_and_port()
     ports: dict[str, int] = {}
     agent = EcsAgent(
         InstantLauncher(host_port_for=lambda img: ports.get(img)),
@@ -127,9 +122,8 @@ def server():
         steady_after=0.5,
     )
     agent.start()
-    yield {"url": f"http://{host}:{port}", "ports": ports}
+    yield {"url": moto_server, "ports": ports}
     agent.stop(stop_tasks=True)
-    srv.stop()
     from orchestrator.sandbox import extension
 
     extension.uninstall()  # the agent patched moto's ECS; later tests may want plain moto
