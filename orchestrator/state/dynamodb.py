@@ -30,8 +30,18 @@ from typing import Any
 import structlog
 
 from orchestrator.aws.errors import aws_call
-from orchestrator.errors import Locked, NotFound, UsageError
-from orchestrator.state.base import GOOD, GoodRecord, Mark, RunRecord, StepRecord, TrailEvent, good_from_marks
+from orchestrator.errors import Locked, NotFound, StateCorrupt, UsageError
+from orchestrator.state.base import (
+    GOOD,
+    GoodRecord,
+    LockRow,
+    Mark,
+    RunRecord,
+    StepRecord,
+    TrailEvent,
+    good_from_marks,
+    parse_token,
+)
 
 KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
 ATTRIBUTES = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}]
@@ -565,43 +575,44 @@ class DynamoStore:
                 request = resp.get("UnprocessedItems") or {}
 
     # ---------------------------------------------------------------- lock
-    def acquire_lock(self, service: str, holder: dict[str, Any], lease: float, now: float) -> dict[str, Any] | None:
-        """Take the service's lease; raises Locked if a live holder has it. Returns an expired holder taken over."""
+    # The lease item carries a heartbeat counter (beats). Every change to it is a conditional write, so of two
+    # runners acting on what they observed, DynamoDB's per-item serialisation lets exactly one through.
+    def acquire_lock(
+        self, service: str, holder: dict[str, Any], lease: float, now: float = 0.0
+    ) -> dict[str, Any] | None:
+        """Take the service's lock if it is free (or already ours); raises Locked naming the holder otherwise."""
         from botocore.exceptions import ClientError
 
         me = str(holder["run_id"])
-        with aws_call("dynamodb:PutItem"):
+        with aws_call("dynamodb:UpdateItem"):
             try:
-                # One conditional put decides: DynamoDB serialises writes to the item, so of two runners taking
-                # over the same expired lease the second sees the first's fresh expires_at and fails.
-                resp = self.client.put_item(
+                # an upsert: a new lock starts its counter at 0; the holder taking it again moves the counter
+                self.client.update_item(
                     TableName=self.table,
-                    Item=_item(
-                        pk=f"SVC#{service}",
-                        sk="LOCK",
-                        run_id=me,
-                        holder=json.dumps(holder, default=str),
-                        expires_at=now + lease,
-                    ),
-                    ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now OR run_id = :me",
-                    ExpressionAttributeValues={":now": _typed(now), ":me": _typed(me)},
-                    ReturnValues="ALL_OLD",
+                    Key=_key(f"SVC#{service}", "LOCK"),
+                    UpdateExpression="SET run_id = :me, holder = :h, expires_at = :exp, lease = :lease, "
+                    "beats = if_not_exists(beats, :minus_one) + :one",
+                    ConditionExpression="attribute_not_exists(pk) OR run_id = :me",
+                    ExpressionAttributeValues={
+                        ":me": _typed(me),
+                        ":h": _typed(json.dumps(holder, default=str)),
+                        ":exp": _typed(now + lease),
+                        ":lease": _typed(lease),
+                        ":minus_one": _typed(-1),
+                        ":one": _typed(1),
+                    },
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
                 if _code(exc) != _CONDITION_FAILED:
                     raise
-                live = exc.response.get("Item")
+                live: Any = exc.response.get("Item")
                 current = _plain(live) if live else self._get(f"SVC#{service}", "LOCK")
-                raise Locked(json.loads(current["holder"]) if current else {"run_id": "?"}) from None
-        old = resp.get("Attributes")
-        if not old:
-            return None
-        previous = _plain(old)
-        return json.loads(previous["holder"]) if previous.get("run_id") != me else None
+                raise Locked(self._json(current["holder"], "the lock") if current else {"run_id": "?"}) from None
+        return None
 
-    def heartbeat(self, service: str, run_id: str, lease: float, now: float) -> bool:
-        """Extend our lease; False if we no longer hold it."""
+    def heartbeat(self, service: str, run_id: str, lease: float, now: float = 0.0) -> bool:
+        """Renew our lease (its counter moves); False if we no longer hold it."""
         from botocore.exceptions import ClientError
 
         with aws_call("dynamodb:UpdateItem"):
@@ -609,9 +620,15 @@ class DynamoStore:
                 self.client.update_item(
                     TableName=self.table,
                     Key=_key(f"SVC#{service}", "LOCK"),
-                    UpdateExpression="SET expires_at = :exp",
+                    UpdateExpression="SET expires_at = :exp, lease = :lease, beats = if_not_exists(beats, :zero) + :one",
                     ConditionExpression="run_id = :me",
-                    ExpressionAttributeValues={":exp": _typed(now + lease), ":me": _typed(run_id)},
+                    ExpressionAttributeValues={
+                        ":exp": _typed(now + lease),
+                        ":lease": _typed(lease),
+                        ":zero": _typed(0),
+                        ":one": _typed(1),
+                        ":me": _typed(run_id),
+                    },
                 )
             except ClientError as exc:
                 if _code(exc) != _CONDITION_FAILED:
@@ -635,17 +652,88 @@ class DynamoStore:
                 if _code(exc) != _CONDITION_FAILED:  # someone else holds it (or nobody): not ours to release
                     raise
 
-    def lock_holder(self, service: str, now: float) -> dict[str, Any] | None:
-        """Who holds the lease now (None if free or expired)."""
-        d = self._get(f"SVC#{service}", "LOCK")
-        if d is None or float(d["expires_at"]) <= now:
-            return None
-        return {**json.loads(d["holder"]), "expires_at": float(d["expires_at"])}
+    def _lock_row(self, service: str, d: dict[str, Any]) -> LockRow:
+        return LockRow(
+            service,
+            str(d["run_id"]),
+            self._json(d["holder"], "the lock"),
+            int(d.get("beats", 0)),
+            float(d.get("lease", 0)),
+            float(d.get("expires_at", 0)),
+        )
 
-    def force_unlock(self, service: str) -> dict[str, Any] | None:
-        """Remove the lease whoever holds it; returns who did."""
+    def lock_state(self, service: str) -> LockRow | None:
+        """The lock item as stored (no judgement of expiry), or None if the lock is free."""
+        d = self._get(f"SVC#{service}", "LOCK")
+        return self._lock_row(service, d) if d else None
+
+    def lock_holder(self, service: str, now: float = 0.0) -> dict[str, Any] | None:
+        """Who holds the lock, with its heartbeat counter (None if free); expiry is for an observer to judge."""
+        row = self.lock_state(service)
+        return row.holder_view() if row else None
+
+    @staticmethod
+    def _token_condition(token: str) -> tuple[str, dict[str, Any]]:
+        run_id, beats = parse_token(token)
+        # an item written before the counter existed has no beats attribute: it reads as 0
+        counter = "(beats = :beats OR attribute_not_exists(beats))" if beats == 0 else "beats = :beats"
+        return f"run_id = :rid AND {counter}", {":rid": _typed(run_id), ":beats": _typed(beats)}
+
+    def take_over(
+        self, service: str, expected_holder_token: str, new_holder: dict[str, Any], lease: float, now: float = 0.0
+    ) -> bool:
+        """Replace the holder in one conditional write: only if the item still carries the token observed."""
+        from botocore.exceptions import ClientError
+
+        condition, values = self._token_condition(expected_holder_token)
+        with aws_call("dynamodb:PutItem"):
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item=_item(
+                        pk=f"SVC#{service}",
+                        sk="LOCK",
+                        run_id=str(new_holder["run_id"]),
+                        holder=json.dumps(new_holder, default=str),
+                        expires_at=now + lease,
+                        lease=lease,
+                        beats=0,
+                    ),
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as exc:
+                if _code(exc) != _CONDITION_FAILED:
+                    raise
+                return False
+        return True
+
+    def force_unlock(self, service: str, expected_holder_token: str | None = None) -> dict[str, Any] | None:
+        """Remove the lock (only if it still carries the token, when given); returns whose lock was removed."""
+        from botocore.exceptions import ClientError
+
+        kw: dict[str, Any] = {}
+        if expected_holder_token is not None:
+            condition, values = self._token_condition(expected_holder_token)
+            kw = {"ConditionExpression": condition, "ExpressionAttributeValues": values}
         with aws_call("dynamodb:DeleteItem"):
-            old = self.client.delete_item(
-                TableName=self.table, Key=_key(f"SVC#{service}", "LOCK"), ReturnValues="ALL_OLD"
-            ).get("Attributes")
-        return json.loads(_plain(old)["holder"]) if old else None
+            try:
+                old = self.client.delete_item(
+                    TableName=self.table, Key=_key(f"SVC#{service}", "LOCK"), ReturnValues="ALL_OLD", **kw
+                ).get("Attributes")
+            except ClientError as exc:
+                if _code(exc) != _CONDITION_FAILED:
+                    raise
+                return None
+        return self._json(_plain(old)["holder"], "the lock") if old else None
+
+    def _json(self, text: str, what: str) -> Any:
+        """Parse a JSON attribute; an item that does not parse is StateCorrupt naming the table."""
+        try:
+            return json.loads(text)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise StateCorrupt(
+                f"DynamoDB table {self.table}",
+                f"{what} holds JSON that does not parse ({exc})",
+                "Delete that item (`snail unlock --force` for the lock), then `snail state sync` rebuilds the marks",
+            ) from None

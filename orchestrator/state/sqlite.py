@@ -1,16 +1,34 @@
-"""The embedded default state store: SQLite in .snail/, WAL + immediate transactions, safe for two processes."""
+"""The embedded default state store: SQLite in .snail/, WAL + immediate transactions, safe for two processes.
+
+One connection per thread (the lease heartbeat runs in its own thread and never shares the main thread's
+transaction), a busy timeout after which "database is locked" is a StateBusy error, and a file that is not a
+whole snail state database (empty, truncated, garbage, a folder, another schema, bad JSON) is StateCorrupt."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import secrets
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from orchestrator.errors import Locked
-from orchestrator.state.base import GOOD, GoodRecord, Mark, RunRecord, StepRecord, TrailEvent, good_from_marks
+from orchestrator.errors import Locked, StateBusy, StateCorrupt
+from orchestrator.state.base import (
+    GOOD,
+    GoodRecord,
+    LockRow,
+    Mark,
+    RunRecord,
+    StepRecord,
+    TrailEvent,
+    good_from_marks,
+    parse_token,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -38,26 +56,188 @@ CREATE INDEX IF NOT EXISTS marks_by_service ON marks(service, at, id);
 CREATE TABLE IF NOT EXISTS revisions (
   service TEXT NOT NULL, revision_arn TEXT NOT NULL, status TEXT NOT NULL, PRIMARY KEY (service, revision_arn));
 CREATE TABLE IF NOT EXISTS locks (
-  service TEXT PRIMARY KEY, run_id TEXT NOT NULL, holder TEXT NOT NULL, expires_at REAL NOT NULL);
+  service TEXT PRIMARY KEY, run_id TEXT NOT NULL, holder TEXT NOT NULL, expires_at REAL NOT NULL,
+  beats INTEGER NOT NULL DEFAULT 0, lease REAL NOT NULL DEFAULT 0);
 """
 
+BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's transaction before StateBusy
+_MAGIC = b"SQLite format 3\x00"
+_CORRUPT_SIGNS = ("not a database", "malformed", "no such table", "no such column", "has no column named")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
+
+def recovery(path: Path) -> str:
+    """What to do about an unreadable state file."""
+    return (
+        f"Move it aside (`mv {path} {path}.broken`), then run `snail state sync` to rebuild the good/failed marks "
+        "from the task-definition tags in AWS (the old file's runs and trail stay in the moved copy)"
+    )
+
+
+def _corrupt(path: Path, problem: str) -> StateCorrupt:
+    return StateCorrupt(str(path), problem, recovery(path))
+
+
+def _check_file(path: Path) -> bool:
+    """Refuse a state path that is not a whole SQLite file; True if the file exists (False: create it)."""
+    folder = path.parent
+    for parent in (folder, *folder.parents):
+        if parent.exists() and not parent.is_dir():
+            raise StateCorrupt(
+                str(parent),
+                "is a file, but snail keeps its state in a folder by that name",
+                f"Move the file aside (`mv {parent} {parent}.file`) and run again",
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateCorrupt(str(folder), f"cannot create the state folder: {exc.strerror}", "Fix its permissions") from None
+    if path.is_dir():
+        raise StateCorrupt(
+            str(path),
+            "is a folder where the SQLite state file should be",
+            f"Move it aside (`mv {path} {path}.dir`) and run `snail state sync` to rebuild the marks from AWS",
+        )
+    if not path.exists():
+        return False
+    with path.open("rb") as f:
+        header = f.read(100)
+    size = path.stat().st_size
+    if size == 0:
+        raise _corrupt(path, "is empty (0 bytes): the history it held is gone, and snail will not treat it as none")
+    if not header.startswith(_MAGIC):
+        raise _corrupt(path, "is not an SQLite database (its first bytes are not the SQLite header)")
+    page = int.from_bytes(header[16:18], "big") if len(header) >= 18 else 0
+    page = 65536 if page == 1 else page
+    if len(header) < 100 or page < 512 or size % page:
+        raise _corrupt(path, f"is truncated ({size} bytes is not a whole number of {page}-byte pages)")
+    return True
+
+
+def _create(path: Path) -> None:
+    """Create the database whole, then link it into place: nobody ever sees a half-made (0-byte) state file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+    try:
+        from orchestrator.state.secure import private_file
+
+        private_file(tmp)  # born 0600 in a 0700 folder; -wal/-shm take the database file's mode
+        db = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+        finally:
+            db.close()
+        try:
+            os.link(tmp, path)  # atomic, and never replaces a file another process created first
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _expected_columns() -> dict[str, list[tuple[str, str, int, str | None]]]:
+    """Every table's columns as SCHEMA declares them: (name, type, notnull, default)."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.executescript(SCHEMA)
+        tables = [r[0] for r in mem.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            t: [(c[1], c[2], c[3], c[4]) for c in mem.execute(f"PRAGMA table_info({t})")]
+            for t in tables
+            if not t.startswith("sqlite_")
+        }
+    finally:
+        mem.close()
+
+
+def _guard(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "locked" in text or "busy" in text:
+                raise StateBusy(
+                    f"state store {self.path} stayed locked by another process for more than "
+                    f"{self.busy_timeout:g}s (SQLite: {text}): another snail, or a sqlite3 shell with an open "
+                    f"transaction, holds it; `fuser {self.path}` names the process",
+                    where=str(self.path),
+                ) from None
+            if any(sign in text for sign in _CORRUPT_SIGNS):
+                raise _corrupt(self.path, f"is not in the shape snail wrote (SQLite: {text})") from None
+            raise
+        except sqlite3.DatabaseError as exc:
+            if any(sign in str(exc) for sign in _CORRUPT_SIGNS):
+                raise _corrupt(self.path, f"is damaged (SQLite: {exc})") from None
+            raise
+        except json.JSONDecodeError as exc:
+            raise _corrupt(self.path, f"holds a row whose JSON does not parse ({exc.msg})") from None
+
+    return guarded  # type: ignore[return-value]
+
+
+def guarded_store(cls: type) -> type:
+    """Every public method (and __init__) turns SQLite's and JSON's errors into StateBusy / StateCorrupt."""
+    for name, fn in list(vars(cls).items()):
+        if callable(fn) and (not name.startswith("_") or name == "__init__") and name != "close":
+            setattr(cls, name, _guard(fn))
+    return cls
+
+
+@guarded_store
 class SqliteStore:
-    """State in one SQLite file; every write is its own short transaction."""
+    """State in one SQLite file; every write is its own short transaction on the calling thread's connection."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        if not _check_file(self.path):
+            _create(self.path)
+        self._db.execute("PRAGMA journal_mode=WAL")  # kept: a file from an older snail may use a rollback journal
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._adopt_good_rows()
 
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (one connection must never interleave two threads' transactions)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(
+                str(self.path), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
+
+    def _migrate(self) -> None:
+        """Add the columns a newer snail declares (with defaults); refuse a table of someone else's shape."""
+        for table, columns in _expected_columns().items():
+            have = {c["name"] for c in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, type_, notnull, default in columns:
+                if name in have:
+                    continue
+                if notnull and default is None:
+                    raise _corrupt(self.path, f"has a table {table!r} without a column {name!r}: not a snail state file")
+                with self._tx() as db:
+                    if name not in {c["name"] for c in db.execute(f"PRAGMA table_info({table})")}:
+                        extra = (" NOT NULL" if notnull else "") + (f" DEFAULT {default}" if default is not None else "")
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {type_}{extra}")
+
     def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        """Close every thread's connection to the database."""
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -126,7 +306,7 @@ class SqliteStore:
                 "INSERT INTO steps(run_id, service, phase, kind, intent, started_at) VALUES (?,?,?,?,?,?)",
                 (run_id, svc["service"] if svc else "", phase, kind, json.dumps(intent, default=str), at),
             )
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)  # always set after an INSERT
 
     def end_step(self, step_id: int, outcome: str, result: dict[str, Any], at: str) -> None:
         """Write the result of a mutation after acting."""
@@ -242,27 +422,33 @@ class SqliteStore:
             d.pop("gates", None)
             self.put_mark(_good_mark(GoodRecord(**d)))
 
-    # lock
-    def acquire_lock(self, service: str, holder: dict[str, Any], lease: float, now: float) -> dict[str, Any] | None:
-        """Take the service's lease; raises Locked if a live holder has it. Returns an expired holder taken over."""
+    # lock (a lease row with a heartbeat counter; orchestrator.engine.lock decides takeovers)
+    def acquire_lock(
+        self, service: str, holder: dict[str, Any], lease: float, now: float = 0.0
+    ) -> dict[str, Any] | None:
+        """Take the service's lock if it is free (or already ours); raises Locked naming the holder otherwise."""
         with self._tx() as db:
             row = db.execute("SELECT * FROM locks WHERE service=?", (service,)).fetchone()
-            taken_over = None
-            if row is not None:
-                if row["expires_at"] > now and row["run_id"] != holder["run_id"]:
-                    raise Locked(json.loads(row["holder"]))
-                taken_over = json.loads(row["holder"])
-            db.execute(
-                "INSERT OR REPLACE INTO locks(service, run_id, holder, expires_at) VALUES (?,?,?,?)",
-                (service, holder["run_id"], json.dumps(holder), now + lease),
-            )
-            return taken_over if taken_over and taken_over.get("run_id") != holder["run_id"] else None
+            if row is not None and row["run_id"] != holder["run_id"]:
+                raise Locked(json.loads(row["holder"]))
+            if row is None:
+                db.execute(
+                    "INSERT INTO locks(service, run_id, holder, expires_at, beats, lease) VALUES (?,?,?,?,0,?)",
+                    (service, holder["run_id"], json.dumps(holder), now + lease, lease),
+                )
+            else:
+                db.execute(
+                    "UPDATE locks SET holder=?, expires_at=?, lease=?, beats=beats+1 WHERE service=?",
+                    (json.dumps(holder), now + lease, lease, service),
+                )
+            return None
 
-    def heartbeat(self, service: str, run_id: str, lease: float, now: float) -> bool:
-        """Extend our lease; False if we no longer hold it."""
+    def heartbeat(self, service: str, run_id: str, lease: float, now: float = 0.0) -> bool:
+        """Renew our lease (its counter moves); False if we no longer hold it."""
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE locks SET expires_at=? WHERE service=? AND run_id=?", (now + lease, service, run_id)
+                "UPDATE locks SET beats=beats+1, expires_at=?, lease=? WHERE service=? AND run_id=?",
+                (now + lease, lease, service, run_id),
             )
             return cur.rowcount == 1
 
@@ -271,19 +457,43 @@ class SqliteStore:
         with self._tx() as db:
             db.execute("DELETE FROM locks WHERE service=? AND run_id=?", (service, run_id))
 
-    def lock_holder(self, service: str, now: float) -> dict[str, Any] | None:
-        """Who holds the lease now (None if free or expired)."""
+    def lock_state(self, service: str) -> LockRow | None:
+        """The lock row as stored (no judgement of expiry), or None if the lock is free."""
         row = self._db.execute("SELECT * FROM locks WHERE service=?", (service,)).fetchone()
-        if row is None or row["expires_at"] <= now:
+        if row is None:
             return None
-        return {**json.loads(row["holder"]), "expires_at": row["expires_at"]}
+        return LockRow(
+            service, row["run_id"], json.loads(row["holder"]), int(row["beats"]), float(row["lease"]), row["expires_at"]
+        )
 
-    def force_unlock(self, service: str) -> dict[str, Any] | None:
-        """Remove the lease whoever holds it; returns who did."""
+    def lock_holder(self, service: str, now: float = 0.0) -> dict[str, Any] | None:
+        """Who holds the lock, with its heartbeat counter (None if free); expiry is for an observer to judge."""
+        row = self.lock_state(service)
+        return row.holder_view() if row else None
+
+    def take_over(
+        self, service: str, expected_holder_token: str, new_holder: dict[str, Any], lease: float, now: float = 0.0
+    ) -> bool:
+        """Replace the holder in one conditional write: only if the row still carries the token observed."""
+        run_id, beats = parse_token(expected_holder_token)
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE locks SET run_id=?, holder=?, expires_at=?, lease=?, beats=0 "
+                "WHERE service=? AND run_id=? AND beats=?",
+                (new_holder["run_id"], json.dumps(new_holder), now + lease, lease, service, run_id, beats),
+            )
+            return cur.rowcount == 1
+
+    def force_unlock(self, service: str, expected_holder_token: str | None = None) -> dict[str, Any] | None:
+        """Remove the lock (only if it still carries the token, when given); returns whose lock was removed."""
         with self._tx() as db:
             row = db.execute("SELECT * FROM locks WHERE service=?", (service,)).fetchone()
+            if row is None:
+                return None
+            if expected_holder_token is not None and expected_holder_token != f"{row['run_id']}#{row['beats']}":
+                return None
             db.execute("DELETE FROM locks WHERE service=?", (service,))
-            return json.loads(row["holder"]) if row else None
+            return json.loads(row["holder"])
 
 
 def _good_mark(record: GoodRecord) -> Mark:

@@ -121,19 +121,18 @@ def _race(stores: list[DynamoStore], attempt) -> dict[str, object]:  # noqa: ANN
     return out
 
 
-def test_expired_lease_is_taken_over_by_exactly_one_of_two_racers(url: str) -> None:
-    """Two runners finding the same expired lease: one takes it over (told whom it replaced), the other is Locked."""
+def test_stale_lease_is_taken_over_by_exactly_one_of_two_racers(url: str) -> None:
+    """Two runners that judged the same lease dead race to take it over: one conditional write wins, one loses."""
     stores = [DynamoStore(client(url), TABLE) for _ in range(2)]
     for round_ in range(8):
         stores[0].force_unlock("svc")
         stores[0].acquire_lock("svc", holder("dead"), lease=60, now=1000)
-        out = _race(stores, lambda s, i: s.acquire_lock("svc", holder(f"r{i}"), lease=60, now=2000 + round_))
-        winners = [r for r, v in out.items() if not isinstance(v, Locked)]
-        assert len(winners) == 1, (round_, out)
-        assert out[winners[0]]["run_id"] == "dead"
-        (loser,) = [v for v in out.values() if isinstance(v, Locked)]
-        assert loser.holder["run_id"] == winners[0]
-        assert stores[1].lock_holder("svc", now=2001 + round_)["run_id"] == winners[0]
+        token = stores[0].lock_state("svc").token
+        out = _race(stores, lambda s, i, token=token: s.take_over("svc", token, holder(f"r{i}"), lease=60))
+        winners = [r for r, v in out.items() if v is True]
+        assert len(winners) == 1 and sorted(map(str, out.values())) == ["False", "True"], (round_, out)
+        assert stores[1].lock_state("svc").run_id == winners[0]
+        assert not stores[0].heartbeat("svc", "dead", lease=60), "the old holder finds it lost the lock"
 
 
 def test_event_order_is_kept_with_two_writers(url: str) -> None:
@@ -286,15 +285,15 @@ def test_access_denied_surfaces_as_our_error() -> None:
     store = DynamoStore(c, TABLE)
     with Stubber(c) as stub:
         stub.add_client_error(
-            "put_item",
+            "update_item",
             service_error_code="AccessDeniedException",
             http_status_code=400,
-            service_message="User: arn:aws:iam::1:user/ci is not authorized to perform: dynamodb:PutItem",
+            service_message="User: arn:aws:iam::1:user/ci is not authorized to perform: dynamodb:UpdateItem",
         )
         with pytest.raises(AccessDenied) as exc:
             store.acquire_lock("svc", holder("r1"), lease=60, now=1000)
-    assert exc.value.operation == "dynamodb:PutItem"
-    assert "not authorized" in str(exc.value) and "needs permission for dynamodb:PutItem" in str(exc.value)
+    assert exc.value.operation == "dynamodb:UpdateItem"
+    assert "not authorized" in str(exc.value) and "needs permission for dynamodb:UpdateItem" in str(exc.value)
 
 
 def test_lock_held_is_read_from_the_failed_condition() -> None:
@@ -310,7 +309,7 @@ def test_lock_held_is_read_from_the_failed_condition() -> None:
     }
     with Stubber(c) as stub:
         stub.add_client_error(
-            "put_item",
+            "update_item",
             service_error_code="ConditionalCheckFailedException",
             http_status_code=400,
             response_meta={},

@@ -90,21 +90,48 @@ def test_lock_excludes_second_holder(store) -> None:
     assert store.lock_holder("svc", now=1010)["run_id"] == "r1"
 
 
-def test_expired_lease_is_taken_over(store) -> None:
-    """A dead holder's lease expires and the next run takes over, told whom it replaced."""
+def test_acquire_never_judges_expiry_by_wall_clock(store) -> None:
+    """A caller whose clock is far ahead still cannot acquire a held lock: expiry is the observer's call."""
     store.acquire_lock("svc", holder("r1"), lease=60, now=1000)
-    taken = store.acquire_lock("svc", holder("r2"), lease=60, now=1061)
-    assert taken["run_id"] == "r1"
-    assert store.lock_holder("svc", now=1062)["run_id"] == "r2"
-
-
-def test_heartbeat_extends_only_own_lease(store) -> None:
-    """Heartbeats extend the holder's lease; a stranger's heartbeat does nothing."""
-    store.acquire_lock("svc", holder("r1"), lease=60, now=1000)
-    assert store.heartbeat("svc", "r1", lease=60, now=1050)
-    assert not store.heartbeat("svc", "r2", lease=60, now=1050)
     with pytest.raises(Locked):
-        store.acquire_lock("svc", holder("r2"), lease=60, now=1100)  # extended to 1110
+        store.acquire_lock("svc", holder("r2"), lease=60, now=1000 + 400 + 60)
+    assert store.lock_state("svc").run_id == "r1"
+
+
+def test_heartbeat_moves_only_own_counter(store) -> None:
+    """Each heartbeat moves the holder's counter (its token changes); a stranger's heartbeat does nothing."""
+    store.acquire_lock("svc", holder("r1"), lease=60, now=1000)
+    first = store.lock_state("svc")
+    assert (first.run_id, first.beats, first.lease, first.token) == ("r1", 0, 60, "r1#0")
+    assert store.heartbeat("svc", "r1", lease=60, now=1020)
+    assert store.heartbeat("svc", "r1", lease=60, now=1040)
+    assert not store.heartbeat("svc", "r2", lease=60, now=1040)
+    assert store.lock_state("svc").token == "r1#2"
+    assert store.lock_holder("svc")["beats"] == 2
+
+
+def test_take_over_is_conditional_on_the_token_observed(store) -> None:
+    """take_over succeeds only on the exact token observed: a beat in between makes it fail."""
+    store.acquire_lock("svc", holder("r1"), lease=60, now=1000)
+    stale = store.lock_state("svc").token
+    store.heartbeat("svc", "r1", lease=60, now=1020)
+    assert not store.take_over("svc", stale, holder("r2"), lease=60)
+    assert store.lock_state("svc").run_id == "r1"
+    current = store.lock_state("svc").token
+    assert store.take_over("svc", current, holder("r2"), lease=90)
+    row = store.lock_state("svc")
+    assert (row.run_id, row.beats, row.lease, row.holder["host"]) == ("r2", 0, 90, "runner-1")
+    assert not store.take_over("svc", current, holder("r3"), lease=60), "the same token cannot be taken twice"
+    assert not store.heartbeat("svc", "r1", lease=60), "the old holder learns it lost the lock"
+
+
+def test_take_over_of_a_free_lock_fails(store) -> None:
+    """A token for a lock that was released meanwhile takes nothing (acquire is the way to take a free lock)."""
+    store.acquire_lock("svc", holder("r1"), lease=60)
+    token = store.lock_state("svc").token
+    store.release_lock("svc", "r1")
+    assert not store.take_over("svc", token, holder("r2"), lease=60)
+    assert store.lock_state("svc") is None
 
 
 def test_release_and_force_unlock(store) -> None:
@@ -117,6 +144,24 @@ def test_release_and_force_unlock(store) -> None:
     store.acquire_lock("svc", holder("r3"), lease=60, now=1000)
     assert store.force_unlock("svc")["run_id"] == "r3"
     assert store.lock_holder("svc", now=1001) is None
+
+
+def test_force_unlock_with_a_token_is_conditional(store) -> None:
+    """force_unlock with the token observed removes nothing if the holder renewed its lease meanwhile."""
+    store.acquire_lock("svc", holder("r1"), lease=60)
+    seen = store.lock_state("svc").token
+    store.heartbeat("svc", "r1", lease=60)
+    assert store.force_unlock("svc", seen) is None
+    assert store.lock_state("svc").run_id == "r1"
+    assert store.force_unlock("svc", store.lock_state("svc").token)["run_id"] == "r1"
+    assert store.lock_state("svc") is None
+
+
+def test_reacquire_by_the_same_run_moves_the_counter(store) -> None:
+    """The holder acquiring again (re-entrant) keeps the lock and moves its counter."""
+    store.acquire_lock("svc", holder("r1"), lease=60)
+    assert store.acquire_lock("svc", holder("r1"), lease=60) is None
+    assert store.lock_state("svc").token == "r1#1"
 
 
 def _race(path: str, run_id: str, barrier, results) -> None:  # noqa: ANN001

@@ -1,0 +1,739 @@
+"""Locks that cannot be lost silently (issue 12 §3), on SQLite and on DynamoDB (moto).
+
+Deterministic interleavings through the store API, `engine.lock.acquire` and the `Heartbeat` on fake clocks:
+a lost lease, a host whose clock is 400 s ahead, takeover races. Then real processes where a real process
+matters: racing takeovers of a dead holder, `snail unlock --force` against a live and a killed holder, and the
+CLI on corrupt state files."""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.clock import FakeClock
+from orchestrator.engine import lock
+from orchestrator.engine.lease import Heartbeat
+from orchestrator.engine.lock import FileObservations, LockWait, MemoryObservations, TakenOver, acquire
+from orchestrator.errors import AwsError, ExitCode, Locked, LockLost, StateBusy, StateCorrupt
+from orchestrator.state.base import RunRecord, TrailEvent
+from orchestrator.state.sqlite import SqliteStore
+from tests.functional.test_state_dynamodb import server, url  # noqa: F401 - fixtures: moto server, fresh table
+from tests.functional.world import write_pipeline
+
+LEASE = 60.0
+SVC = "svc"
+RACES: collections.Counter[str] = collections.Counter()  # "won"/"lost" over every race below, for the report
+
+
+def holder(run_id: str, host: str = "host-a", **extra: Any) -> dict[str, Any]:
+    """A lock holder on some other host (its process cannot be looked at from here)."""
+    return {"run_id": run_id, "user": "ci", "host": host, "pid": 1, "command": "run", "since": "t0", **extra}
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def stores(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A factory of store instances sharing one backend (each instance plays one runner)."""
+    if request.param == "sqlite":
+        made: list[SqliteStore] = []
+
+        def make_sqlite() -> SqliteStore:
+            made.append(SqliteStore(tmp_path / "state.db"))
+            return made[-1]
+
+        yield make_sqlite
+        for s in made:
+            s.close()
+    else:
+        import boto3
+        from moto import mock_aws
+
+        from orchestrator.state.dynamodb import DynamoStore, create_table
+
+        serialise_moto_writes(monkeypatch)
+        with mock_aws():
+            create_table(boto3.client("dynamodb", region_name="us-east-1"), "snail-state", wait_delay=0)
+            yield lambda: DynamoStore(boto3.client("dynamodb", region_name="us-east-1"), "snail-state")
+
+
+def serialise_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real DynamoDB applies writes to one item one at a time; moto does not, so its write handlers get a lock."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    write_lock = threading.Lock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoHandler, name)
+
+        def serialised(self, _original=original):  # noqa: ANN001, ANN202
+            with write_lock:
+                return _original(self)
+
+        monkeypatch.setattr(DynamoHandler, name, serialised)
+
+
+def never_here(h: dict[str, Any]) -> bool | None:
+    """Every holder in these interleavings runs on another host."""
+    return None
+
+
+# ---------------------------------------------------------------- skew: wall clocks are never trusted
+def skewed_clock(ahead: float = 400) -> FakeClock:
+    """A fake clock whose wall time is `ahead` seconds ahead of this machine's."""
+    return FakeClock(start=datetime.now(timezone.utc) + timedelta(seconds=ahead))
+
+
+def test_host_400s_ahead_never_takes_over_a_live_lock(stores) -> None:
+    """B's wall clock is 400 s ahead; A keeps beating: B waits 5 leases on its own clock and never gets the lock."""
+    a, b = stores(), stores()
+    a.acquire_lock(SVC, holder("A"), LEASE, now=time.time())
+    clock = skewed_clock()  # B's clock; A beats on a clock of its own, not ahead
+    a_clock = FakeClock(start=datetime.now(timezone.utc))
+    beat_a = Heartbeat(a, SVC, "A", LEASE, clock=a_clock, sleep=a_clock.sleep)
+    waits: list[LockWait] = []
+
+    def a_lives(w: LockWait) -> None:
+        waits.append(w)
+        if len(waits) % 20 == 0:  # A beats every 20 of B's seconds (lease/3)
+            assert beat_a.beat()
+
+    with pytest.raises(Locked) as exc:
+        acquire(
+            b, SVC, holder("B", "host-b"), LEASE, wait=5 * LEASE, clock=clock, on_wait=a_lives, alive_here=never_here
+        )
+    assert clock.monotonic() >= 5 * LEASE
+    assert max(w.still_for for w in waits) < LEASE, "the counter kept moving, so the lease never looked stale"
+    assert "run A by ci@host-a" in str(exc.value)
+    assert a.lock_state(SVC).run_id == "A"
+    beat_a.check()  # A never lost it
+    RACES["won"] += 1
+
+
+def test_repeated_cli_calls_from_a_skewed_host_never_take_over(stores, tmp_path: Path) -> None:
+    """B (400 s ahead) calls acquire(wait=0) every 10 s for 10 leases, observations in a file: A keeps the lock."""
+    a, b = stores(), stores()
+    a.acquire_lock(SVC, holder("A"), LEASE, now=time.time())
+    clock = skewed_clock()
+    seen = FileObservations(tmp_path / "seen.json", clock_is_system=False)
+    for step in range(60):
+        clock.advance(10)
+        if step % 2 == 0:
+            assert a.heartbeat(SVC, "A", LEASE)
+        with pytest.raises(Locked):
+            acquire(b, SVC, holder("B", "host-b"), LEASE, clock=clock, observations=seen, alive_here=never_here)
+    assert a.lock_state(SVC).run_id == "A"
+    RACES["won"] += 1
+
+
+def test_dead_remote_holder_expires_after_a_lease_on_the_observers_clock(stores) -> None:
+    """A stops beating (its host died): B takes over once B's monotonic clock saw the counter still for a lease."""
+    a, b = stores(), stores()
+    a.acquire_lock(SVC, holder("A"), LEASE)
+    a.heartbeat(SVC, "A", LEASE)
+    clock = FakeClock()
+    taken = acquire(b, SVC, holder("B", "host-b"), LEASE, wait=2 * LEASE, clock=clock, alive_here=never_here)
+    assert isinstance(taken, TakenOver) and taken.reason == "expired"
+    assert LEASE <= clock.monotonic() <= LEASE + lock.POLL
+    assert "heartbeat counter stayed at 1" in taken.message() and "run A" in taken.message()
+    assert b.lock_state(SVC).run_id == "B"
+
+
+def test_repeated_cli_calls_take_over_a_dead_holder_through_the_observation_file(stores, tmp_path: Path) -> None:
+    """wait=0 twice, a lease apart on this host's monotonic clock: the first is refused, the second takes over."""
+    a, b = stores(), stores()
+    a.acquire_lock(SVC, holder("A"), LEASE)
+    clock = FakeClock()
+    path = tmp_path / "seen.json"
+    with pytest.raises(Locked) as exc:
+        acquire(
+            b,
+            SVC,
+            holder("B1", "host-b"),
+            LEASE,
+            clock=clock,
+            observations=FileObservations(path, False),
+            alive_here=never_here,
+        )
+    assert "still for 60s (seen still for 0s so far)" in str(exc.value)
+    clock.advance(LEASE)
+    taken = acquire(
+        b,
+        SVC,
+        holder("B2", "host-b"),
+        LEASE,
+        clock=clock,
+        observations=FileObservations(path, False),
+        alive_here=never_here,
+    )
+    assert taken is not None and taken.reason == "expired"
+
+
+def test_observation_from_another_boot_is_discarded(tmp_path: Path) -> None:
+    """A record written before a reboot (other boot id) is ignored: monotonic times do not survive a reboot."""
+    path = tmp_path / "seen.json"
+    path.write_text('{"boot": "an-older-boot", "locks": {"svc": {"token": "A#3", "seen": 1.0}}}')
+    assert FileObservations(path).first_seen("svc", "A#3", 5000.0) == 5000.0
+    assert FileObservations(path).first_seen("svc", "A#3", 6000.0) == 5000.0
+
+
+# ---------------------------------------------------------------- takeover races
+def test_two_observers_of_one_stale_lease_exactly_one_takes_over(stores) -> None:
+    """B and C both judge A's lease expired from the same token; B's conditional write wins, C is told B holds it."""
+    a, b, c = stores(), stores(), stores()
+    a.acquire_lock(SVC, holder("A"), LEASE)
+    clock = FakeClock()
+    seen_b, seen_c = MemoryObservations(), MemoryObservations()
+    for s, seen in ((b, seen_b), (c, seen_c)):  # both look now ...
+        with pytest.raises(Locked):
+            acquire(s, SVC, holder("x", "host-x"), LEASE, clock=clock, observations=seen, alive_here=never_here)
+    clock.advance(LEASE)  # ... and again a lease later: both see A's counter still
+    row_b, row_c = b.lock_state(SVC), c.lock_state(SVC)
+    assert row_b.token == row_c.token
+    assert b.take_over(SVC, row_b.token, holder("B", "host-b"), LEASE)
+    assert not c.take_over(SVC, row_c.token, holder("C", "host-c"), LEASE)
+    with pytest.raises(Locked) as exc:  # C looks again: a new token, a fresh observation
+        acquire(c, SVC, holder("C", "host-c"), LEASE, clock=clock, observations=seen_c, alive_here=never_here)
+    assert "run B by ci@host-b" in str(exc.value)
+    RACES["won"] += 1
+
+
+def test_threaded_takeover_race_has_one_winner(stores) -> None:
+    """Four runners whose observations say A is dead call acquire at the same moment, 10 rounds: one winner each."""
+    for round_ in range(10):
+        service = f"svc{round_}"
+        runners = [stores() for _ in range(4)]
+        runners[0].acquire_lock(service, holder("A"), LEASE)
+        token = runners[0].lock_state(service).token
+        clock = FakeClock()
+        clock.advance(LEASE)
+        barrier = threading.Barrier(4)
+        out: dict[int, Any] = {}
+
+        def go(
+            i: int, service: str = service, token: str = token, barrier=barrier, runners=runners, clock=clock, out=out
+        ) -> None:  # noqa: ANN001
+            seen = MemoryObservations({service: (token, 0.0)})
+            barrier.wait()
+            try:
+                out[i] = acquire(
+                    runners[i],
+                    service,
+                    holder(f"R{i}", f"h{i}"),
+                    LEASE,
+                    clock=clock,
+                    observations=seen,
+                    alive_here=never_here,
+                )
+            except Locked as exc:
+                out[i] = exc
+
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        winners = [i for i, v in out.items() if isinstance(v, TakenOver)]
+        ok = len(winners) == 1 and all(
+            isinstance(v, Locked) and v.holder["run_id"] == f"R{winners[0]}" for i, v in out.items() if i != winners[0]
+        )
+        RACES["won" if ok else "lost"] += 1
+        assert ok, out
+        assert runners[1].lock_state(service).run_id == f"R{winners[0]}"
+
+
+def test_dead_process_on_this_host_is_taken_over_at_once(stores) -> None:
+    """A holder on this host whose process is gone is taken over without waiting for its lease."""
+    a, b = stores(), stores()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    a.acquire_lock(SVC, lock.holder_record("A", "run", "t0") | {"pid": gone.pid, "pid_start": None}, LEASE)
+    clock = FakeClock()
+    taken = acquire(b, SVC, holder("B"), LEASE, clock=clock)
+    assert taken is not None and taken.reason == "dead_process" and clock.monotonic() == 0
+    assert f"its process {gone.pid} is gone" in taken.message()
+
+
+def test_live_process_on_this_host_is_never_taken_over(stores) -> None:
+    """A holder on this host whose process is alive keeps the lock; the refusal names its pid."""
+    a, b = stores(), stores()
+    a.acquire_lock(SVC, lock.holder_record("A", "run", "t0"), LEASE)
+    with pytest.raises(Locked) as exc:
+        acquire(b, SVC, holder("B"), LEASE, clock=FakeClock())
+    assert f"its process {os.getpid()} is alive on this host" in str(exc.value)
+
+
+def test_recycled_pid_is_not_mistaken_for_the_holder(stores) -> None:
+    """A live pid with another start time is a different process: the recorded holder is dead."""
+    a, b = stores(), stores()
+    me = lock.holder_record("A", "run", "t0")
+    a.acquire_lock(SVC, {**me, "pid_start": (me["pid_start"] or 0) + 12345}, LEASE)
+    taken = acquire(b, SVC, holder("B"), LEASE, clock=FakeClock())
+    assert taken is not None and taken.reason == "dead_process"
+
+
+# ---------------------------------------------------------------- the heartbeat
+def test_heartbeat_finds_the_lock_taken_and_the_run_stops(stores) -> None:
+    """A's lease is taken over while A is slow: A's next beat finds it, lost is set, check() raises LockLost (exit 4)."""
+    a, b = stores(), stores()
+    a.acquire_lock(SVC, holder("A"), LEASE)
+    clock = FakeClock()
+    hb = Heartbeat(a, SVC, "A", LEASE, clock=clock, sleep=clock.sleep)
+    assert hb.beat() and not hb.lost.is_set()
+    hb.check()
+    assert b.take_over(SVC, b.lock_state(SVC).token, holder("B", "host-b", since="t9"), LEASE)
+    assert not hb.beat()
+    assert hb.lost.is_set()
+    with pytest.raises(LockLost) as exc:
+        hb.check()
+    assert exc.value.exit_code == ExitCode.LOCKED == 4
+    assert exc.value.taken_by["run_id"] == "B"
+    assert "run B (ci@host-b, run since t9) took over the lock" in str(exc.value)
+    RACES["won"] += 1
+
+
+def test_heartbeat_finds_the_lock_removed(stores) -> None:
+    """A lock removed under the holder (unlock --force elsewhere) is a lost lock too, and says so."""
+    a = stores()
+    a.acquire_lock(SVC, holder("A"), LEASE)
+    hb = Heartbeat(a, SVC, "A", LEASE, clock=FakeClock())
+    a.force_unlock(SVC)
+    assert not hb.beat()
+    with pytest.raises(LockLost, match="the lock was removed"):
+        hb.check()
+
+
+class Flaky:
+    """A store whose heartbeat fails while `failing` is true (the rest is the real store)."""
+
+    def __init__(self, store: Any, clock: FakeClock, fail_until: float) -> None:
+        self.store, self.clock, self.fail_until = store, clock, fail_until
+        self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> bool:
+        """Throttled until fail_until on the fake clock, then the real heartbeat."""
+        if self.clock.monotonic() < self.fail_until:
+            self.failures += 1
+            raise AwsError("dynamodb:UpdateItem", "ThrottlingException", "Rate exceeded")
+        return self.store.heartbeat(*args, **kwargs)
+
+
+def test_transient_heartbeat_failures_are_retried_within_the_lease(stores) -> None:
+    """Beats throttled for 20 s are retried (tenacity, on our clock) and the lease is kept."""
+    a = stores()
+    a.acquire_lock(SVC, holder("A"), LEASE)
+    clock = FakeClock()
+    flaky = Flaky(a, clock, fail_until=20)
+    hb = Heartbeat(flaky, SVC, "A", LEASE, clock=clock, sleep=clock.sleep)
+    assert hb.beat()
+    assert flaky.failures >= 3 and clock.monotonic() >= 20
+    assert not hb.lost.is_set() and a.lock_state(SVC).beats == 1
+    hb.check()
+
+
+def test_persistent_heartbeat_failure_is_declared_lost_before_anyone_may_take_over(stores) -> None:
+    """Beats fail for good: the holder gives up within its lease, before an observer's lease has run out."""
+    a, b = stores(), stores()
+    a.acquire_lock(SVC, holder("A"), LEASE)
+    clock = FakeClock()
+    hb = Heartbeat(Flaky(a, clock, fail_until=10**9), SVC, "A", LEASE, clock=clock, sleep=clock.sleep)
+    with pytest.raises(Locked):  # an observer starts watching A's counter now
+        acquire(
+            b,
+            SVC,
+            holder("B", "host-b"),
+            LEASE,
+            clock=clock,
+            observations=(seen := MemoryObservations()),
+            alive_here=never_here,
+        )
+    assert not hb.beat()
+    lost_at = clock.monotonic()
+    assert lost_at < LEASE
+    with pytest.raises(LockLost) as exc:
+        hb.check()
+    assert exc.value.taken_by is None and "ThrottlingException" in str(exc.value)
+    with pytest.raises(Locked):
+        acquire(b, SVC, holder("B", "host-b"), LEASE, clock=clock, observations=seen, alive_here=never_here)
+    clock.advance(LEASE - lost_at)
+    taken = acquire(b, SVC, holder("B", "host-b"), LEASE, clock=clock, observations=seen, alive_here=never_here)
+    assert taken is not None and clock.monotonic() >= LEASE > lost_at
+    RACES["won"] += 1
+
+
+def test_check_raises_when_no_beat_succeeded_for_most_of_the_lease(stores) -> None:
+    """A beat stuck in a call is noticed at the next safe point: no good beat for 90 % of the lease is a loss."""
+    a = stores()
+    a.acquire_lock(SVC, holder("A"), LEASE)
+    clock = FakeClock()
+    hb = Heartbeat(a, SVC, "A", LEASE, clock=clock)
+    clock.advance(0.5 * LEASE)
+    hb.check()
+    clock.advance(0.45 * LEASE)
+    with pytest.raises(LockLost, match="has not succeeded for 57s"):
+        hb.check()
+
+
+def test_heartbeat_thread_keeps_the_lease_and_stops_cleanly(stores) -> None:
+    """The real thread beats every interval; leaving the block stops it before the lock is released."""
+    a = stores()
+    a.acquire_lock(SVC, holder("A"), LEASE)
+    with Heartbeat(a, SVC, "A", LEASE, interval=0.05) as hb:
+        deadline = time.time() + 10
+        while a.lock_state(SVC).beats < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        hb.check()
+    assert a.lock_state(SVC).beats >= 3
+    assert not hb._thread.is_alive()
+
+
+# ---------------------------------------------------------------- SQLite: threads, busy, corrupt files
+def test_heartbeat_thread_never_shares_the_main_threads_transaction(tmp_path: Path) -> None:
+    """The stress case: 600 writes on the main thread while the heartbeat beats nonstop: no error at all."""
+    store = SqliteStore(tmp_path / "state.db")
+    store.acquire_lock(SVC, holder("A"), LEASE)
+    store.start_run(RunRecord("A", SVC, "run", "running", "t0"))
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            try:
+                store.heartbeat(SVC, "A", LEASE)
+            except Exception as exc:  # noqa: BLE001 - counted, that is the test
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    t = threading.Thread(target=beat)
+    t.start()
+    try:
+        for i in range(600):
+            store.append_event(TrailEvent("A", SVC, "t", "gate_passed", f"e{i}"))
+    finally:
+        stop.set()
+        t.join()
+    assert errors == []
+    assert len(store.events(SVC, "A")) == 600 and store.lock_state(SVC).beats > 10
+
+
+def test_database_locked_beyond_the_busy_timeout_is_a_clear_error(tmp_path: Path) -> None:
+    """Another process holding a write transaction past the busy timeout: StateBusy naming the file, exit 4."""
+    path = tmp_path / "state.db"
+    store = SqliteStore(path, busy_timeout=0.2)
+    store.acquire_lock(SVC, holder("A"), LEASE)
+    other = sqlite3.connect(str(path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StateBusy) as exc:
+            store.append_event(TrailEvent("A", SVC, "t", "noop", "x"))
+        assert str(path) in str(exc.value) and "stayed locked by another process for more than 0.2s" in str(exc.value)
+        assert exc.value.exit_code == 4
+        # a heartbeat in the same busy spell is retried, and the other transaction ends during its back-off
+        clock = FakeClock()
+
+        def back_off(seconds: float) -> None:
+            clock.sleep(seconds)
+            if other.in_transaction:
+                other.execute("COMMIT")
+
+        hb = Heartbeat(store, SVC, "A", LEASE, clock=clock, sleep=back_off)
+        assert hb.beat() and not hb.lost.is_set()
+        assert store.lock_state(SVC).beats == 1
+    finally:
+        if other.in_transaction:
+            other.execute("COMMIT")
+        other.close()
+
+
+def test_an_older_state_file_gains_the_lock_counter(tmp_path: Path) -> None:
+    """A state.db from before the counter (locks without beats/lease) opens, its lock reads with beats 0."""
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(str(path))
+    db.executescript(
+        "CREATE TABLE locks (service TEXT PRIMARY KEY, run_id TEXT NOT NULL, holder TEXT NOT NULL, expires_at REAL NOT NULL);"
+        "INSERT INTO locks VALUES ('svc', 'old', '{\"run_id\": \"old\"}', 5.0);"
+    )
+    db.close()
+    row = SqliteStore(path).lock_state(SVC)
+    assert (row.run_id, row.beats, row.token) == ("old", 0, "old#0")
+
+
+def _corrupt(case: str, root: Path) -> Path:
+    """Damage the state of a pipeline folder one way; returns the path the error must name."""
+    state = root / ".snail"
+    db = state / "state.db"
+    if case == "snail-is-a-file":
+        state.write_text("not a folder")
+        return state
+    state.mkdir()
+    if case == "directory":
+        db.mkdir()
+        return db
+    if case == "zero-bytes":
+        db.write_bytes(b"")
+        return db
+    if case == "garbage":
+        db.write_bytes(os.urandom(8192))
+        return db
+    s = SqliteStore(db)
+    s.start_run(RunRecord("r1", "shine-api-gateway", "run", "succeeded", "t0"))
+    for i in range(400):
+        s.append_event(TrailEvent("r1", "shine-api-gateway", "t", "noop", "x" * 200 + str(i)))
+    s.close()
+    if case == "truncated":
+        data = db.read_bytes()
+        db.write_bytes(data[: len(data) // 2 + 100])
+    elif case == "truncated-at-a-page":
+        data = db.read_bytes()
+        db.write_bytes(data[: 4096 * 3])
+    elif case == "wrong-schema":
+        db.unlink()
+        other = sqlite3.connect(str(db))
+        other.executescript("CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL);")
+        other.close()
+    elif case == "bad-json-row":
+        other = sqlite3.connect(str(db))
+        other.execute("UPDATE runs SET phases = '{not json'")
+        other.commit()
+        other.close()
+    return db
+
+
+CORRUPT = [
+    "snail-is-a-file",
+    "directory",
+    "zero-bytes",
+    "garbage",
+    "truncated",
+    "truncated-at-a-page",
+    "wrong-schema",
+    "bad-json-row",
+]
+
+
+@pytest.mark.parametrize("case", CORRUPT)
+def test_corrupt_state_is_a_clear_error_naming_the_file(case: str, tmp_path: Path) -> None:
+    """Each way a state file breaks: `snail history` exits 2 naming the file and the recovery, no traceback."""
+    write_pipeline(tmp_path, {"health-only": "a"})
+    where = _corrupt(case, tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "history"],
+        env={**os.environ, "SNAIL_FILE": str(tmp_path / "pipeline.yaml")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert f"state store {where}" in r.stderr and "Nothing was changed" in r.stderr
+    if case != "snail-is-a-file":
+        assert "snail state sync" in r.stderr
+    if case == "zero-bytes":
+        assert "0 bytes" in r.stderr and where.stat().st_size == 0, "an empty file is reported, never filled in"
+
+
+def test_corrupt_state_through_the_store_api(tmp_path: Path) -> None:
+    """The store raises StateCorrupt (exit 2) with the recovery: move the file aside, snail state sync."""
+    (tmp_path / "state.db").write_bytes(b"")
+    with pytest.raises(StateCorrupt) as exc:
+        SqliteStore(tmp_path / "state.db")
+    assert exc.value.exit_code == 2 and f"mv {tmp_path / 'state.db'}" in str(exc.value)
+
+
+def test_concurrent_first_opens_never_see_a_half_made_file(tmp_path: Path) -> None:
+    """Four processes creating the same new state.db at once: all open it (no 0-byte file is ever visible)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        results = pool.map(_open_store, [str(tmp_path / "state.db")] * 4)
+    assert results == ["ok"] * 4
+
+
+def _open_store(path: str) -> str:
+    try:
+        SqliteStore(path).runs(SVC)
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        return f"{type(exc).__name__}: {exc}"
+
+
+# ---------------------------------------------------------------- real processes
+HOLD = textwrap.dedent(
+    """
+    import sys, time
+    from orchestrator.engine.lease import Heartbeat
+    from orchestrator.engine.lock import holder_record
+    from orchestrator.state.sqlite import SqliteStore
+    store = SqliteStore(sys.argv[1])
+    store.acquire_lock("shine-api-gateway", holder_record("r-holder", "run", "t0"), 10.0)
+    with Heartbeat(store, "shine-api-gateway", "r-holder", 10.0, interval=0.1):
+        print("held", flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def _cli(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator", *args],
+        env={**os.environ, "SNAIL_FILE": str(root / "pipeline.yaml")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+    )
+
+
+def test_unlock_force_refuses_a_live_holder_then_removes_a_killed_one(tmp_path: Path) -> None:
+    """A real process holds the lock: unlock --force refuses (exit 4, pid, kill); after kill -9 it removes and records."""
+    write_pipeline(tmp_path, {"health-only": "a"})
+    db = tmp_path / ".snail" / "state.db"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        refused = _cli(tmp_path, "unlock", "--force")
+        assert refused.returncode == 4, refused.stderr
+        assert f"its process {proc.pid} is alive on this host" in refused.stderr
+        assert f"`kill {proc.pid}`" in refused.stderr and "Traceback" not in refused.stderr
+        assert SqliteStore(db).lock_state("shine-api-gateway").run_id == "r-holder"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    removed = _cli(tmp_path, "unlock", "--force")
+    assert removed.returncode == 0, removed.stderr
+    assert "lock of run r-holder" in removed.stdout and "removed by" in removed.stdout
+    store = SqliteStore(db)
+    assert store.lock_state("shine-api-gateway") is None
+    (event,) = [e for e in store.events("shine-api-gateway") if e.kind == "unlocked"]
+    assert event.run_id == "r-holder" and event.data["holder"]["pid"] == proc.pid
+    assert _cli(tmp_path, "unlock", "--force").stdout.strip() == "no lock was held"
+
+
+def test_unlock_force_is_conditional_on_what_it_read(stores) -> None:
+    """If the holder renews between unlock's look and its delete, nothing is removed (the conditional write)."""
+    a = stores()
+    a.acquire_lock(SVC, holder("A"), LEASE)
+    seen = a.lock_state(SVC)
+    a.heartbeat(SVC, "A", LEASE)
+    assert a.force_unlock(SVC, seen.token) is None
+    assert a.lock_state(SVC).run_id == "A"
+
+
+RACER = textwrap.dedent(
+    """
+    import json, sys
+    from orchestrator.clock import SystemClock
+    from orchestrator.engine.lock import acquire, holder_record, FileObservations
+    from orchestrator.errors import Locked
+    backend, where, run_id, start_at = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    if backend == "sqlite":
+        from orchestrator.state.sqlite import SqliteStore
+        store = SqliteStore(where)
+    else:
+        import boto3
+        from orchestrator.state.dynamodb import DynamoStore
+        store = DynamoStore(boto3.client("dynamodb", region_name="us-east-1", endpoint_url=where,
+                            aws_access_key_id="testing", aws_secret_access_key="testing"), "snail-state")
+    import time
+    time.sleep(max(0.0, start_at - time.time()))
+    try:
+        taken = acquire(store, "svc", holder_record(run_id, "run", "t0"), 10.0, clock=SystemClock(),
+                        observations=FileObservations(sys.argv[5]))
+        print(json.dumps({"run": run_id, "got": taken.reason if taken else "free"}))
+    except Locked as exc:
+        print(json.dumps({"run": run_id, "locked_by": exc.holder["run_id"]}))
+    sys.stdout.flush()
+    time.sleep(max(0.0, start_at + 2.5 - time.time()))  # the winner stays alive while the others look
+    """
+)
+
+
+def _process_race(backend: str, where: str, tmp_path: Path, seed_dead: Any, rounds: int = 4, n: int = 4) -> None:
+    for round_ in range(rounds):
+        seen = seed_dead(round_)
+        start_at = time.time() + 1.5
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", RACER, backend, where, f"p{round_}-{i}", str(start_at), str(seen)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(n)
+        ]
+        import json
+
+        outs = []
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+            outs.append(json.loads(out.strip().splitlines()[-1]))  # structlog may print first
+        winners = [o["run"] for o in outs if "got" in o]
+        ok = len(winners) == 1 and all(o["locked_by"] == winners[0] for o in outs if "locked_by" in o)
+        RACES["won" if ok else "lost"] += 1
+        assert ok, outs
+
+
+def test_processes_race_for_a_dead_holders_lock_on_sqlite(tmp_path: Path) -> None:
+    """Four `snail`-like processes find a dead holder on this host at once: one takes over, three are told who."""
+    db = tmp_path / "state.db"
+    store = SqliteStore(db)
+
+    def seed(round_: int) -> Path:
+        store.force_unlock("svc")
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        store.acquire_lock("svc", lock.holder_record("dead", "run", "t0") | {"pid": gone.pid, "pid_start": None}, 10.0)
+        return tmp_path / f"seen{round_}.json"
+
+    _process_race("sqlite", str(db), tmp_path, seed)
+
+
+def test_processes_race_for_an_expired_lease_on_dynamodb(url: str, tmp_path: Path) -> None:  # noqa: F811
+    """Four processes whose observation file says a remote holder's counter has been still for a lease: one wins."""
+    import json
+
+    import boto3
+
+    from orchestrator.procs import boot_id
+    from orchestrator.state.dynamodb import DynamoStore
+
+    c = boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    store = DynamoStore(c, "snail-state")
+
+    def seed(round_: int) -> Path:
+        store.force_unlock("svc")
+        store.acquire_lock("svc", holder("remote", "elsewhere"), 10.0)
+        seen = tmp_path / f"seen{round_}.json"
+        token = store.lock_state("svc").token
+        seen.write_text(
+            json.dumps({"boot": boot_id(), "locks": {"svc": {"token": token, "seen": time.monotonic() - 11}}})
+        )
+        return seen
+
+    _process_race("dynamodb", url, tmp_path, seed)
+
+
+def test_zz_report_lock_races() -> None:
+    """Print how many of the races above the lock won (every one must)."""
+    total = RACES["won"] + RACES["lost"]
+    print(f"\nlock races won {RACES['won']}/{total}")
+    assert RACES["lost"] == 0
