@@ -59,7 +59,8 @@ def notify_outcome(
     targets = tuple(getattr(pipeline, "notify", ()))
     if not targets:
         return
-    from orchestrator.notify import Notice, send_all
+    from orchestrator.notify.message import Notice
+    from orchestrator.notify.send import send_all
 
     notice = Notice.build(
         pipeline,

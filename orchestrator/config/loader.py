@@ -27,6 +27,7 @@ from orchestrator.config.model import (
 )
 from orchestrator.config.offline import check_offline
 from orchestrator.errors import ConfigError, ConfigErrors
+from orchestrator.notify import spec as notify_spec
 
 GATE_TYPES = ("ecs-rollout", "http", "command", "target-health", "alarm")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -227,6 +228,7 @@ _pipeline = s.Mapping(
         "defaults": s.Field(_defaults),
         "phases": s.Field(s.list_of(s.string, 1), required=True),
         "rollback": s.Field(s.Mapping({"on_interrupt": s.Field(s.one_of("rollback", "record"), default="rollback")})),
+        "notify": s.Field(notify_spec.schema(), default=[]),
         "allow_outside_repo": s.Field(s.boolean, default=False),
     }
 )
@@ -381,4 +383,5 @@ def load_pipeline(path: str | Path | None = None) -> Pipeline:
         defaults_gates=tuple(defaults.get("gates") or ()),
         bake=defaults.get("bake") or 0.0,
         on_interrupt=(raw.get("rollback") or {}).get("on_interrupt") or "rollback",
+        notify=notify_spec.specs_from(raw.get("notify"), str(path)),
     )

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.notify.spec import NotifySpec
+
 
 @dataclass(frozen=True)
 class Retries:
@@ -162,6 +164,7 @@ class Pipeline:
     defaults_gates: tuple[GateSpec, ...] = ()
     bake: float = 0.0
     on_interrupt: str = "rollback"  # rollback | record (leave the revision, record it for `run --resume`)
+    notify: tuple[NotifySpec, ...] = ()  # where to say how a run ended (orchestrator/notify)
 
     @property
     def root(self) -> Path:
