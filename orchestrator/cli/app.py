@@ -104,11 +104,13 @@ class App:
                 self._store = open_store(
                     self.pipeline, self.aws() if self.pipeline.state.backend == "dynamodb" else None
                 )
-            from orchestrator.state.redacting import redacting
+            from orchestrator.state.redacting import pipeline_gate_specs, redacting
             from orchestrator.state.secure import private_state
 
             private_state(self.pipeline.state_dir(), getattr(self._store, "path", None))
-            self._store = redacting(self._store)  # nothing reaches the store (or the trail) unmasked
+            # Nothing reaches the store (or the trail) unmasked; recorded gate specs read back with today's
+            # credentials, so a rollback is verified with the real ones.
+            self._store = redacting(self._store, pipeline_gate_specs(self.pipeline))
         return self._store
 
     def progress(self) -> Any:

@@ -227,7 +227,9 @@ def compose(text: str, path: str | Path) -> yaml.Node:
         top = stack[-1]
         top.size += size
         if top.size > MAX_NODES:
-            raise error(mark, f"aliases expand to more than {MAX_NODES} values (an alias bomb?); refusing it")
+            raise error(
+                mark, f"more than {MAX_NODES} values, counting what each alias expands to (an alias bomb?); refusing it"
+            )
         parent = top.node
         if isinstance(parent, yaml.SequenceNode):
             parent.value.append(node)
