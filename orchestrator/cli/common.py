@@ -126,7 +126,7 @@ def complete_phase(ctx: click.Context, param: click.Parameter, incomplete: str) 
     try:
         from orchestrator.config import load_pipeline
 
-        names = load_pipeline(_root_params(ctx).get("file") or "pipeline.yaml").phase_names()
+        names = load_pipeline(_root_params(ctx).get("file")).phase_names()  # no -f: found upward
     except Exception:  # noqa: BLE001 - completion never prints an error into the user's shell
         return []
     return [CompletionItem(n) for n in names if n.startswith(incomplete)]
@@ -141,7 +141,7 @@ def complete_run_id(ctx: click.Context, param: click.Parameter, incomplete: str)
         from orchestrator.state.sqlite import SqliteStore
 
         params = _root_params(ctx)
-        p = load_pipeline(params.get("file") or "pipeline.yaml")
+        p = load_pipeline(params.get("file"))
         if p.state.backend != "local":
             return []  # no AWS calls from a key press
         from orchestrator.cli.app import sandbox_store_path
