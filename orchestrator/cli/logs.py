@@ -183,7 +183,9 @@ def _select(
         )
     if phase:
         if phase not in app.pipeline.phase_names():
-            raise UsageError(f"no phase {phase!r} in {app.pipeline.path.name} (phases: {', '.join(app.pipeline.phase_names())})")
+            raise UsageError(
+                f"no phase {phase!r} in {app.pipeline.path.name} (phases: {', '.join(app.pipeline.phase_names())})"
+            )
         good = app.store.last_good(svc.name, phase)
         if good is None:
             raise UsageError(f"phase {phase!r} has no good revision yet: name one with --revision N")
