@@ -1,4 +1,6 @@
-"""A phase's image: a prebuilt reference, or a build context built, probed and pushed (orchestrator.build)."""
+"""A phase's image: a prebuilt reference, or a build context built, probed and pushed (orchestrator.build).
+
+Used by the planner (identity, planned action: read-only) and the engine (resolve: build, probe, push)."""
 
 from __future__ import annotations
 
@@ -34,11 +36,15 @@ class Images:
         aws: AwsContext,
         registry_url: str | None = None,
         progress: Callable[[dict[str, Any]], None] | None = None,
+        publish: Callable[[Any, Any], str] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.aws = aws
         self.registry_url = registry_url  # the sandbox's local registry stands in for ECR's data plane
         self.progress = progress
+        # How a pushed image is named in the task definition when that is not its registry ref: the sandbox
+        # records the manifest in its (moto) ECR and names the image by the ECR URI, as AWS would.
+        self.publish = publish
         self._builder: Any = None
         self._target: Any = None
 
@@ -96,7 +102,7 @@ class Images:
                 self._target = RegistryTarget.from_url(self.pipeline.registry.url)
             else:
                 self._target = RegistryTarget.from_ecr(
-                    self.aws.client("ecr"), self.pipeline.registry.ecr, create=self.pipeline.registry.create
+                    self.aws.client("ecr"), self.pipeline.registry.repository_name, create=self.pipeline.registry.create
                 )
         return self._target
 
@@ -124,40 +130,6 @@ class Images:
             dockerfile=phase.image.dockerfile,
             probe=probe,
         )
-        if self.registry_url and self.pipeline.registry.ecr and built.digest:
-            return ResolvedImage(self._mirror_to_ecr(built), built.digest, built.built, built.pushed)
+        if self.publish is not None and built.digest:
+            return ResolvedImage(self.publish(built, self.target()), built.digest, built.built, built.pushed)
         return ResolvedImage(built.ref, built.digest, built.built, built.pushed)
-
-    def _mirror_to_ecr(self, built: Any) -> str:
-        """Sandbox only: record the pushed manifest in (moto's) ECR under the same digest, and name the image by
-        its ECR URI as a task definition on AWS would. The sandbox's agent pulls ECR URIs from the local registry."""
-        import requests
-
-        from orchestrator.aws.errors import aws_call
-        from orchestrator.build.registry import MANIFEST_TYPES
-
-        target = self.target()
-        resp = requests.get(
-            f"{target.api_base}/{target.name}/manifests/{built.digest}", headers={"Accept": MANIFEST_TYPES}, timeout=10
-        )
-        resp.raise_for_status()
-        ecr = self.aws.client("ecr")
-        name = self.pipeline.registry.ecr
-        with aws_call("ecr:DescribeRepositories"):
-            uri = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryUri"]
-        kwargs = {
-            "repositoryName": name,
-            "imageManifest": resp.text,
-            "imageTag": built.tag,
-            "imageDigest": built.digest,
-        }
-        media = resp.headers.get("Content-Type", "").split(";")[0]
-        if media:
-            kwargs["imageManifestMediaType"] = media
-        try:
-            with aws_call("ecr:PutImage"):
-                ecr.put_image(**kwargs)
-        except Exception as exc:  # already recorded (same tag and digest): nothing to do
-            if "AlreadyExists" not in str(exc):
-                raise
-        return f"{uri}@{built.digest}"

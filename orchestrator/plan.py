@@ -1,6 +1,7 @@
 """The planner: read-only. Current service state + the pipeline -> ordered phase plans.
 
-`snail plan` prints it, `run --dry-run` prints it and stops, and `run` executes exactly it."""
+`snail plan` prints it, `run --dry-run` prints it and stops, and `run` executes exactly it: the CLI makes the
+plan and hands it to the engine, which never plans again."""
 
 from __future__ import annotations
 
@@ -8,10 +9,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import taskdef
-from orchestrator.aws.ecs import EcsClient, ServiceView
+from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
+from orchestrator.config.gates import GateSpec, with_rollout
 from orchestrator.config.model import Phase, Pipeline
-from orchestrator.engine.images import Images
+from orchestrator.images import Images
 from orchestrator.state.base import GoodRecord, StateStore
+
+
+@dataclass(frozen=True)
+class Base:
+    """The task definition phases start from, and where it came from."""
+
+    definition: dict[str, Any]
+    origin: str  # template | service | bootstrap | empty
+
+    @property
+    def from_template(self) -> bool:
+        """True when the user's own template file is the base (its command/entryPoint are theirs)."""
+        return self.origin == "template"
 
 
 @dataclass
@@ -24,6 +39,7 @@ class PhasePlan:
     desired: dict[str, Any]  # the task definition (image as identity until the digest is known)
     spec_hash: str
     good: GoodRecord | None
+    gates: tuple[GateSpec, ...] = ()  # what the phase is judged by: ecs-rollout first, always
     skip: str | None = None  # why the phase needs no work
     diff: str = ""
 
@@ -35,7 +51,7 @@ class PhasePlan:
             "spec_hash": self.spec_hash,
             "skip": self.skip,
             "approval": self.phase.approval,
-            "gates": [g.label for g in self.phase.gates],
+            "gates": [g.label for g in self.gates],
             "bake_seconds": self.phase.bake,
             "last_good_revision": self.good.revision_arn if self.good else None,
             "diff": self.diff,
@@ -47,7 +63,7 @@ class Plan:
     """The whole run: the service as it is, and each phase's plan in order."""
 
     service: ServiceView | None
-    base: dict[str, Any] | None
+    base: Base  # what phases start from (origin "empty" when there is nothing)
     phases: list[PhasePlan] = field(default_factory=list)
     live_good: GoodRecord | None = None
     notes: list[str] = field(default_factory=list)
@@ -57,25 +73,40 @@ class Plan:
         """Phases that need work."""
         return [p for p in self.phases if not p.skip]
 
+    @property
+    def live_revision(self) -> str | None:
+        """The revision the service ran when the plan was made."""
+        return self.service.task_definition if self.service else None
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `plan --output json`."""
         return {
             "service": {
                 "exists": self.service is not None,
-                "revision": self.service.task_definition if self.service else None,
+                "revision": self.live_revision,
                 "live_good_phase": self.live_good.phase if self.live_good else None,
+                "base": self.base.origin,
             },
             "phases": [p.to_dict() for p in self.phases],
             "notes": self.notes,
         }
 
 
-def base_definition(pipeline: Pipeline, ecs: EcsClient, svc: ServiceView | None) -> dict[str, Any] | None:
-    """The task definition phases start from: the template file, else the service's current revision."""
+def base_definition(pipeline: Pipeline, ecs: EcsClient, svc: ServiceView | None) -> Base | None:
+    """The task definition phases start from: the template file, else the service's current revision.
+
+    The sandbox's bootstrap revision is a placeholder: its inline `command` never reaches a release."""
     if pipeline.service.task_definition:
-        return taskdef.load_template(pipeline.service.task_definition)
+        return Base(taskdef.load_template(pipeline.service.task_definition), "template")
     if svc is not None and svc.task_definition:
-        return taskdef.strip_read_only(ecs.task_definition(svc.task_definition)[0])
+        definition, tags = ecs.task_definition(svc.task_definition)
+        base = taskdef.strip_read_only(definition)
+        if tags.get(taskdef.TAG_BOOTSTRAP):
+            for cd in base.get("containerDefinitions", []):
+                for key in taskdef.RUN_OVERRIDES:
+                    cd.pop(key, None)
+            return Base(base, "bootstrap")
+        return Base(base, "service")
     return None
 
 
@@ -94,7 +125,8 @@ def make_plan(
     good revision, there is nothing to do."""
     svc = ecs.service(pipeline.service.cluster, pipeline.service.name)
     base = base_definition(pipeline, ecs, svc)
-    plan = Plan(service=svc, base=base)
+    start = base or Base(_empty(pipeline), "empty")
+    plan = Plan(service=svc, base=start)
     live = svc.task_definition if svc else None
     history = store.good_history(pipeline.service.name)
     plan.live_good = next((g for g in history if g.revision_arn == live), None) if live else None
@@ -104,40 +136,50 @@ def make_plan(
     for ph in phases:
         ident = images.identity(ph)
         action = images.planned_action(ph, ident) if with_diff else ident
-        desired = taskdef.compose(base or _empty(pipeline), pipeline.service, ph, ident)
+        desired = taskdef.compose(start.definition, pipeline.service, ph, ident, from_template=start.from_template)
         spec = taskdef.spec_hash(desired)
         good = next((g for g in history if g.phase == ph.name), None)
-        plan.phases.append(PhasePlan(ph, ident, action, desired, spec, good))
+        plan.phases.append(PhasePlan(ph, ident, action, desired, spec, good, with_rollout(ph.gates)))
     if base is None:
         plan.notes.append("the service does not exist and service.task_definition is not set: nothing to start from")
+    elif base.origin == "bootstrap":
+        plan.notes.append(
+            f"starting from the sandbox's bootstrap revision {short_name(live or '')}: its placeholder command is "
+            "dropped, each image runs as built"
+        )
+    elif base.origin == "service":
+        plan.notes.append(
+            f"no service.task_definition: starting from the live revision {short_name(live or '')} (a phase that "
+            "builds its image drops the old command/entryPoint and runs the image as built)"
+        )
     if not explicit_start:
-        prefix = 0
-        for pp in plan.phases:
-            if pp.good is not None and pp.good.spec_hash == pp.spec_hash:
-                prefix += 1
-            else:
-                break
-        if prefix == len(plan.phases) and plan.phases and live == plan.phases[-1].good.revision_arn:  # type: ignore[union-attr]
-            for pp in plan.phases:
-                pp.skip = (
-                    "already live and good" if pp is plan.phases[-1] else "passed earlier with the same image and spec"
-                )
-        else:
-            # keep the last good phase of the prefix out of the skip set when the service left it
-            keep = prefix if prefix < len(plan.phases) else prefix - 1
-            for pp in plan.phases[:keep]:
-                pp.skip = "passed earlier with the same image and spec"
+        _skip_done(plan, live)
     prev = current
     for pp in plan.todo:
         if with_diff:
-            pp.diff = taskdef.diff(
-                prev,
-                pp.desired,
-                live.rsplit("/", 1)[-1] if prev is current and live else "previous phase",
-                f"{pp.phase.name} (new)",
-            )
+            label = short_name(live) if prev is current and live else "previous phase"
+            pp.diff = taskdef.diff(prev, pp.desired, label, f"{pp.phase.name} (new)")
             prev = pp.desired
     return plan
+
+
+def _skip_done(plan: Plan, live: str | None) -> None:
+    """Skip the leading phases whose identical spec already passed (all of them when the last one is live)."""
+    prefix = 0
+    for pp in plan.phases:
+        if pp.good is not None and pp.good.spec_hash == pp.spec_hash:
+            prefix += 1
+        else:
+            break
+    last = plan.phases[-1] if plan.phases else None
+    if prefix == len(plan.phases) and last is not None and last.good is not None and live == last.good.revision_arn:
+        for pp in plan.phases:
+            pp.skip = "already live and good" if pp is last else "passed earlier with the same image and spec"
+        return
+    # keep the last good phase of the prefix out of the skip set when the service left it
+    keep = prefix if prefix < len(plan.phases) else prefix - 1
+    for pp in plan.phases[:keep]:
+        pp.skip = "passed earlier with the same image and spec"
 
 
 def _empty(pipeline: Pipeline) -> dict[str, Any]:
@@ -163,7 +205,7 @@ def render_plan(plan: Plan, pipeline: Pipeline) -> str:
         )
     else:
         lines.append(
-            f"service {svc.name}: runs {svc.task_definition.rsplit('/', 1)[-1]} "
+            f"service {svc.name}: runs {short_name(svc.task_definition)} "
             f"({svc.running}/{svc.desired} running)"
             + (
                 f", last good phase {plan.live_good.phase}"
@@ -184,7 +226,7 @@ def render_plan(plan: Plan, pipeline: Pipeline) -> str:
         lines.append(f"    image:    {pp.image_action}")
         lines.append(f"    register: revision of {pp.desired.get('family')} (spec {pp.spec_hash}; reused if identical)")
         lines.append(f"    update:   service {pipeline.service.name} -> that revision")
-        lines.append(f"    gates:    {', '.join(g.label for g in pp.phase.gates) or '(none)'}")
+        lines.append(f"    gates:    {', '.join(g.label for g in pp.gates) or '(none)'}")
         lines.append(f"    bake:     {pp.phase.bake:g}s, then mark good")
         if pp.diff:
             lines.extend("    " + d for d in pp.diff.rstrip("\n").splitlines())

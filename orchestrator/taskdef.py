@@ -18,6 +18,7 @@ TAG_PHASE = "snail:phase"
 TAG_SPEC = "snail:spec-hash"
 TAG_DIGEST = "snail:image-digest"
 TAG_RUN = "snail:run"
+TAG_BOOTSTRAP = "snail:bootstrap"  # the sandbox's placeholder revision: never a base for a release
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -36,8 +37,18 @@ def strip_read_only(definition: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in definition.items() if k not in READ_ONLY_TASKDEF_FIELDS}
 
 
-def compose(base: dict[str, Any], service: ServiceSpec, phase: Phase, image: str) -> dict[str, Any]:
-    """The revision a phase registers: base + image + the phase's task changes."""
+# What a container runs besides its image's own CMD/ENTRYPOINT.
+RUN_OVERRIDES = ("command", "entryPoint")
+
+
+def compose(
+    base: dict[str, Any], service: ServiceSpec, phase: Phase, image: str, *, from_template: bool = True
+) -> dict[str, Any]:
+    """The revision a phase registers: base + image + the phase's task changes.
+
+    A phase that builds its image runs that image as built: a `command`/`entryPoint` the base inherited from the
+    service's current revision (not from the template) belonged to the previous image and is dropped, unless the
+    phase sets its own `task.command`."""
     td = copy.deepcopy(strip_read_only(base))
     td.setdefault("family", service.name)
     names = [c.get("name") for c in td.get("containerDefinitions", [])]
@@ -61,6 +72,9 @@ def compose(base: dict[str, Any], service: ServiceSpec, phase: Phase, image: str
             sec = {s["name"]: s["valueFrom"] for s in cd.get("secrets", [])}
             sec.update(phase.task.secrets)
             cd["secrets"] = [{"name": k, "valueFrom": v} for k, v in sorted(sec.items())]
+        if phase.image.context is not None and not from_template:
+            for key in RUN_OVERRIDES:
+                cd.pop(key, None)
         if phase.task.command:
             cd["command"] = list(phase.task.command)
         if not cd.get("portMappings"):

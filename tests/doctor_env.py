@@ -15,9 +15,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from orchestrator.aws.ecs import EcsClient
 from orchestrator.aws.session import AwsContext
+from orchestrator.config.gates import EcsRolloutGate, HttpGate
 from orchestrator.config.model import (
-    GateSpec,
     ImageSpec,
     NetworkSpec,
     Phase,
@@ -27,7 +28,6 @@ from orchestrator.config.model import (
     StateSpec,
     TaskSpec,
 )
-from orchestrator.doctor.create import create_service
 
 CLUSTER = "shine"
 SERVICE = "shine-api-gateway"
@@ -142,8 +142,8 @@ def taskdef(image: str, role_arn: str, port: int = PORT) -> dict[str, Any]:
 def pipeline_for(root: Path, network: NetworkSpec | None, template: Path | None) -> Pipeline:
     """A one-phase pipeline for the good environment, rooted at `root`."""
     gates = (
-        GateSpec("ecs-rollout", {}, source="pipeline.yaml:20"),
-        GateSpec("http", {"path": "/health", "expect": {"status": 200}}, source="pipeline.yaml:21"),
+        EcsRolloutGate(source="pipeline.yaml:20"),
+        HttpGate(path="/health", source="pipeline.yaml:21"),
     )
     phase = Phase(
         name="health-only",
@@ -218,7 +218,7 @@ def good_env(aws: AwsContext, root: Path, *, managed_policy: bool = False, creat
     )
     td_arn = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
     pipeline = pipeline_for(root, NetworkSpec(tuple(subnets), (sg,), True), template)
-    service_arn = create_service(pipeline, aws, td_arn) if create else ""
+    service_arn = EcsClient(aws).create_service(pipeline.service, td_arn) if create else ""
     return Env(
         aws=aws,
         pipeline=pipeline,

@@ -8,7 +8,8 @@ from typing import Any
 
 from orchestrator.aws.errors import aws_call
 from orchestrator.aws.session import AwsContext
-from orchestrator.errors import NotFound
+from orchestrator.config.model import ServiceSpec
+from orchestrator.errors import ConfigError, NotFound
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,6 @@ class ServiceView:
     load_balancers: tuple[dict[str, Any], ...] = ()
     deployment_configuration: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def is_active(self) -> bool:
-        """The service exists and is not being deleted."""
-        return self.status == "ACTIVE"
 
     @property
     def primary(self) -> Deployment | None:
@@ -175,6 +171,11 @@ READ_ONLY_TASKDEF_FIELDS = (
 )
 
 
+def short_name(arn: str) -> str:
+    """'arn:aws:ecs:…:task-definition/fam:3' -> 'fam:3' (the last path segment of any ARN)."""
+    return arn.rsplit("/", 1)[-1]
+
+
 def family_of(arn: str) -> str:
     """'arn:…:task-definition/fam:3' or 'fam:3' -> 'fam'."""
     return arn.rsplit("/", 1)[-1].split(":", 1)[0]
@@ -191,13 +192,6 @@ class EcsClient:
 
     def __init__(self, aws: AwsContext) -> None:
         self._ecs = aws.client("ecs")
-
-    def cluster_status(self, cluster: str) -> str | None:
-        """ACTIVE/INACTIVE/…, or None when the cluster does not exist."""
-        with aws_call("ecs:DescribeClusters"):
-            out = self._ecs.describe_clusters(clusters=[cluster])
-        cl = out.get("clusters") or []
-        return cl[0].get("status") if cl else None
 
     def service(self, cluster: str, name: str) -> ServiceView | None:
         """The service, or None when ECS says it is MISSING."""
@@ -264,3 +258,64 @@ class EcsClient:
                 resp = self._ecs.describe_tasks(cluster=cluster, tasks=arns[i : i + 100])
             out.extend(TaskView.from_api(t) for t in resp.get("tasks", []))
         return out
+
+    def create_service(self, spec: ServiceSpec, revision_arn: str, source: str = "pipeline.yaml") -> str:
+        """Create the pipeline's service on `revision_arn` (`run --create-service`); returns the service ARN."""
+        netcfg = network_configuration(spec)
+        if netcfg is None and spec.launch_type == "FARGATE":
+            raise ConfigError(
+                source,
+                None,
+                "creating a FARGATE service needs subnets: add service.network.subnets "
+                "(and security_groups, assign_public_ip) to pipeline.yaml",
+                key="service.network",
+            )
+        dc = deployment_configuration(spec.circuit_breaker)
+        kwargs: dict[str, Any] = dict(
+            cluster=spec.cluster,
+            serviceName=spec.name,
+            taskDefinition=revision_arn,
+            desiredCount=spec.desired_count,
+            launchType=spec.launch_type,
+            deploymentConfiguration=dc,
+        )
+        if netcfg is not None:
+            kwargs["networkConfiguration"] = netcfg
+        if spec.load_balancer is not None:
+            kwargs["loadBalancers"] = [
+                {
+                    "targetGroupArn": spec.load_balancer.target_group_arn,
+                    "containerName": spec.container,
+                    "containerPort": spec.load_balancer.container_port or spec.port,
+                }
+            ]
+        with aws_call("ecs:CreateService"):
+            svc = self._ecs.create_service(**kwargs)["service"]
+        if not svc.get("deploymentConfiguration"):
+            # moto drops deploymentConfiguration on create; AWS returns it, so this runs only on the emulator.
+            with aws_call("ecs:UpdateService"):
+                self._ecs.update_service(cluster=spec.cluster, service=spec.name, deploymentConfiguration=dc)
+        return str(svc["serviceArn"])
+
+
+def deployment_configuration(circuit_breaker: bool) -> dict[str, Any]:
+    """Rolling updates that start new tasks before stopping old ones, with the pipeline's circuit breaker."""
+    return {
+        "maximumPercent": 200,
+        "minimumHealthyPercent": 100,
+        "deploymentCircuitBreaker": {"enable": circuit_breaker, "rollback": circuit_breaker},
+    }
+
+
+def network_configuration(spec: ServiceSpec) -> dict[str, Any] | None:
+    """The awsvpc networkConfiguration from pipeline.yaml's service.network (None without subnets)."""
+    net = spec.network
+    if net is None or not net.subnets:
+        return None
+    cfg: dict[str, Any] = {
+        "subnets": list(net.subnets),
+        "assignPublicIp": "ENABLED" if net.assign_public_ip else "DISABLED",
+    }
+    if net.security_groups:
+        cfg["securityGroups"] = list(net.security_groups)
+    return {"awsvpcConfiguration": cfg}

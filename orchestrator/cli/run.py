@@ -45,10 +45,11 @@ def command(
         approved=set(approve),
         command="run",
     )
+    # The plan is the contract: made here, rendered for a dry run, executed exactly as made otherwise.
+    plan = engine.plan(opts, with_diff=dry_run)
     if dry_run:
-        out = engine.run(opts)
-        app.emit(out.plan.to_dict(), render_plan(out.plan, app.pipeline) + "\n(dry run: nothing was changed)")
-        return out.exit_code
+        app.emit(plan.to_dict(), render_plan(plan, app.pipeline) + "\n(dry run: nothing was changed)")
+        return 0
     if not skip_preflight:
         preflight(app, allow_missing_service=create_service)
-    return finish(app, engine.run(opts))
+    return finish(app, engine.execute(plan, opts))

@@ -1,6 +1,7 @@
 """Configuration: pipeline.yaml and phase files -> frozen dataclasses."""
 
-from orchestrator.config.loader import GATE_TYPES, load_pipeline
+from orchestrator.config.gates import GATE_TYPES, gates_from_data
+from orchestrator.config.loader import load_pipeline
 from orchestrator.config.model import (
     GateSpec,
     ImageSpec,
@@ -20,5 +21,6 @@ __all__ = [
     "Retries",
     "ServiceSpec",
     "TaskSpec",
+    "gates_from_data",
     "load_pipeline",
 ]

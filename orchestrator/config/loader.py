@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -9,10 +10,9 @@ from typing import Any
 
 import yaml
 
+from orchestrator.config import gate_schema, yamlio
 from orchestrator.config import schema as s
-from orchestrator.config import yamlio
 from orchestrator.config.model import (
-    GateSpec,
     ImageSpec,
     LoadBalancerSpec,
     NetworkSpec,
@@ -20,7 +20,6 @@ from orchestrator.config.model import (
     Pipeline,
     ProbeSpec,
     RegistrySpec,
-    Retries,
     ServiceSpec,
     StateSpec,
     TaskSpec,
@@ -29,98 +28,8 @@ from orchestrator.config.offline import check_offline
 from orchestrator.errors import ConfigError, ConfigErrors
 from orchestrator.notify import spec as notify_spec
 
-GATE_TYPES = ("ecs-rollout", "http", "command", "target-health", "alarm")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-
-_retries = s.Mapping(
-    {
-        "attempts": s.Field(s.integer(1, 1000)),
-        "wait": s.Field(s.duration),
-        "backoff": s.Field(s.number(1.0)),
-        "max_wait": s.Field(s.duration),
-    }
-)
-
-_COMMON = {
-    "type": s.Field(s.one_of(*GATE_TYPES), required=True),
-    "name": s.Field(s.string),
-    "timeout": s.Field(s.duration),
-    "retries": s.Field(_retries),
-}
-
-_GATE_FIELDS: dict[str, dict[str, s.Field]] = {
-    "ecs-rollout": {"poll": s.Field(s.duration)},
-    "http": {
-        "path": s.Field(s.string),
-        "url": s.Field(s.string),
-        "port": s.Field(s.port),
-        "method": s.Field(s.one_of("GET", "HEAD", "POST")),
-        "expect": s.Field(
-            s.Mapping(
-                {
-                    "status": s.Field(s.anything),
-                    "json": s.Field(s.anything),
-                    "body_contains": s.Field(s.string),
-                    "max_latency": s.Field(s.duration),
-                }
-            )
-        ),
-        "consecutive": s.Field(s.integer(1, 100)),
-        "request_timeout": s.Field(s.duration),
-    },
-    "command": {
-        "run": s.Field(s.anything, required=True),
-        "env": s.Field(s.str_map),
-        "cwd": s.Field(s.string),
-    },
-    "target-health": {"target_group_arn": s.Field(s.string)},
-    "alarm": {"alarms": s.Field(s.list_of(s.string, 1), required=True)},
-}
-
-
-def _gate(node: yaml.Node, key: str, errors: s.Errors) -> Any:
-    """A gate: the common keys plus the keys of its type."""
-    if not isinstance(node, yaml.MappingNode):
-        errors.add(node, key, "a gate must be a mapping with a `type`")
-        return s._MISSING
-    gtype = next((str(v.value) for k, v in node.value if k.value == "type"), None)
-    fields = dict(_COMMON)
-    fields.update(_GATE_FIELDS.get(gtype or "", {}))
-    raw = s.Mapping(fields)(node, key, errors)
-    if raw is s._MISSING or raw.get("type") is None:
-        return s._MISSING
-    if raw["type"] == "http" and not (raw.get("path") or raw.get("url")):
-        errors.add(node, key, "an http gate needs `path` or `url`")
-        return s._MISSING
-    if raw["type"] == "http":
-        _check_expect(node, key, raw.get("expect") or {}, errors)
-    r = raw.get("retries") or {}
-    retries = Retries(
-        attempts=r.get("attempts") or 1,
-        wait=r.get("wait") or 0.0,
-        backoff=r.get("backoff") or 1.0,
-        max_wait=r.get("max_wait") or 60.0,
-    )
-    params = {k: v for k, v in raw.items() if k not in _COMMON and v is not None}
-    return GateSpec(
-        type=raw["type"],
-        params=params,
-        timeout=raw.get("timeout"),
-        retries=retries,
-        name=raw.get("name"),
-        source=f"{errors.path}:{node.start_mark.line + 1}",
-    )
-
-
-def _check_expect(node: yaml.Node, key: str, expect: dict[str, Any], errors: s.Errors) -> None:
-    status = expect.get("status")
-    codes = status if isinstance(status, list) else [status] if status is not None else []
-    for c in codes:
-        if isinstance(c, bool) or not isinstance(c, int) or not 100 <= c <= 599:
-            errors.add(node, f"{key}.expect.status", f"{c!r} is not an HTTP status code")
-    js = expect.get("json")
-    if js is not None and not isinstance(js, dict):
-        errors.add(node, f"{key}.expect.json", "expected a mapping of field -> value or list of allowed values")
+_gate = gate_schema.gate
 
 
 _image = s.Mapping(
@@ -336,6 +245,12 @@ def load_pipeline(path: str | Path | None = None) -> Pipeline:
             phases.append(_phase_from(praw, ppath, defaults))
 
     svc = raw.get("service") or {}
+    for i, ph in enumerate(phases):
+        wired, problems = gate_schema.wire(ph.gates, svc)
+        phases[i] = dataclasses.replace(ph, gates=wired)
+        all_errors.extend(problems)
+    defaults_gates, problems = gate_schema.wire(tuple(defaults.get("gates") or ()), svc)
+    all_errors.extend(p for p in problems if p not in all_errors)
     tdef = svc.get("task_definition")
     if tdef and not _rel(root, tdef).exists():
         all_errors.append(
@@ -380,7 +295,7 @@ def load_pipeline(path: str | Path | None = None) -> Pipeline:
         ),
         phases=tuple(phases),
         path=path,
-        defaults_gates=tuple(defaults.get("gates") or ()),
+        defaults_gates=defaults_gates,
         bake=defaults.get("bake") or 0.0,
         on_interrupt=(raw.get("rollback") or {}).get("on_interrupt") or "rollback",
         notify=notify_spec.specs_from(raw.get("notify"), str(path)),

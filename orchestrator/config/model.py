@@ -4,41 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from orchestrator.config.gates import GateSpec, Retries  # noqa: F401 (re-exported: the pipeline's vocabulary)
 from orchestrator.notify.spec import NotifySpec
-
-
-@dataclass(frozen=True)
-class Retries:
-    """How often a gate is tried and how long to wait between tries (tenacity policy as data)."""
-
-    attempts: int = 1
-    wait: float = 0.0
-    backoff: float = 1.0
-    max_wait: float = 60.0
-
-
-@dataclass(frozen=True)
-class GateSpec:
-    """One gate as written in YAML: its type, its own parameters, timeout and retries."""
-
-    type: str
-    params: dict[str, Any] = field(default_factory=dict)
-    timeout: float | None = None
-    retries: Retries = Retries()
-    name: str | None = None
-    source: str = ""
-
-    @property
-    def label(self) -> str:
-        """A short human name: `http /health`, `ecs-rollout`."""
-        if self.name:
-            return self.name
-        target = self.params.get("path") or self.params.get("url") or self.params.get("run")
-        if isinstance(target, list):
-            target = " ".join(target)
-        return f"{self.type} {target}" if target else self.type
 
 
 @dataclass(frozen=True)

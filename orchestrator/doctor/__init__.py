@@ -7,7 +7,6 @@ from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import Pipeline
 from orchestrator.doctor import image_pull, network, ports, service_checks
 from orchestrator.doctor.context import DoctorContext, Skip
-from orchestrator.doctor.create import create_service
 from orchestrator.doctor.diagnose import Diagnosis, StoppedTask, diagnose
 from orchestrator.doctor.model import Check, DoctorReport
 from orchestrator.doctor.render import render_text
@@ -32,7 +31,6 @@ __all__ = [
     "DoctorReport",
     "Skip",
     "StoppedTask",
-    "create_service",
     "diagnose",
     "render_text",
     "run_checks_on",

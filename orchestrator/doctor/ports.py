@@ -97,7 +97,7 @@ def gate_ports(ctx: DoctorContext) -> Result:
         raise Skip("the pipeline has no http gates")
     bad, ok = [], []
     for owner, g in gates:
-        gp = g.params.get("port")
+        gp = g.port
         where = g.source or owner
         if gp is not None and int(gp) != port:
             bad.append((where, g, int(gp)))
@@ -153,7 +153,7 @@ def lb_ports(ctx: DoctorContext) -> Result:
             f"aws elbv2 modify-target-group --target-group-arn {lb.target_group_arn} "
             f"--health-check-port traffic-port --region {ctx.spec.region}"
         )
-    gate_paths = sorted({str(g.params.get("path")) for _, g in http_gates(ctx) if g.params.get("path")})
+    gate_paths = sorted({str(g.path) for _, g in http_gates(ctx) if g.path})
     if problems:
         return Result(FAILED, "\n".join([problems[0]] + problems[1:] + facts), "; ".join(fixes))
     if tg.get("Port") != port:

@@ -1,7 +1,8 @@
-"""The engine: executes the plan phase by phase; any failure after a deploy rolls back to the last good revision.
+"""The engine: executes a plan phase by phase; any failure after a deploy rolls back to the last good revision.
 
 Each phase: image -> register revision (reused if identical) -> update service -> gates -> bake -> mark good.
-Every mutation is a journal step (intent written before, result after); every decision is a trail event."""
+Every mutation is a journal step (intent written before, result after); every decision is a trail event.
+A phase returns a result value; a failure after the update, whatever raised it, becomes a rollback decision."""
 
 from __future__ import annotations
 
@@ -15,28 +16,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import taskdef
-from orchestrator.aws.ecs import EcsClient, revision_of
+from orchestrator.aws.ecs import EcsClient, ServiceView, family_of, revision_of, short_name
 from orchestrator.aws.session import AwsContext
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.config.model import GateSpec, Phase, Pipeline
-from orchestrator.engine.images import Images
+from orchestrator.config.gates import AlarmGate, GateSpec, gates_hash
+from orchestrator.config.model import Phase, Pipeline
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.lease import Heartbeat
 from orchestrator.engine.outcome import Outcome
-from orchestrator.engine.rollback import RollbackMixin, _Deployed
+from orchestrator.engine.results import FailedAfterDeploy, FailedBeforeDeploy, PhasePassed, PhaseResult
+from orchestrator.engine.rollback import Rollback, RollbackOutcome
 from orchestrator.errors import (
     ExitCode,
-    GateFailed,
-    Interrupted,
-    Locked,
+    LockLost,
     PreflightFailed,
+    RollbackFailed,
     SnailError,
     UsageError,
 )
 from orchestrator.gates import GateContext, ecs_rollout, run_gate
+from orchestrator.gates.verdict import FAILED, Verdict
+from orchestrator.images import Images, ResolvedImage
 from orchestrator.plan import PhasePlan, Plan, make_plan
 from orchestrator.procs import pid_alive
 from orchestrator.state.base import GoodRecord, RunRecord, StateStore
+from orchestrator.trail.kinds import EventKind as K
 
 
 def new_run_id(clock: Clock) -> str:
@@ -57,7 +61,7 @@ class RunOptions:
     command: str = "run"
 
 
-class Engine(RollbackMixin):
+class Engine:
     """Runs phases, gates and rollbacks for one service."""
 
     def __init__(
@@ -70,6 +74,7 @@ class Engine(RollbackMixin):
         images: Images | None = None,
         progress: Callable[[str, dict[str, Any]], None] | None = None,
         diagnose: Callable[[str, Any, Any], str] | None = None,
+        lock_wait: float = 0.0,
     ) -> None:
         self.p = pipeline
         self.aws = aws
@@ -78,8 +83,19 @@ class Engine(RollbackMixin):
         self.ecs = EcsClient(aws)
         self.images = images or Images(pipeline, aws)
         self.progress = progress
-        self.diagnose = diagnose
         self.svc = pipeline.service
+        self.lock_wait = lock_wait
+        self._heartbeat: Heartbeat | None = None
+        self._checks = True
+        self.rollbacks = Rollback(
+            self.ecs,
+            store,
+            pipeline.service,
+            self._judge,
+            fallback_gates=self._phase_gates,
+            on_interrupt=pipeline.on_interrupt,
+            diagnose=diagnose,
+        )
 
     # ---------------------------------------------------------------- selection and planning
     def select(self, opts: RunOptions) -> list[Phase]:
@@ -108,10 +124,19 @@ class Engine(RollbackMixin):
             with_diff=with_diff,
         )
 
+    def run(self, opts: RunOptions) -> Outcome:
+        """Plan, then execute exactly that plan (the dry run only renders it)."""
+        plan = self.plan(opts, with_diff=opts.dry_run)
+        if opts.dry_run:
+            out = Outcome.of("dry_run", "dry run: nothing was changed")
+            out.plan = plan
+            return out
+        return self.execute(plan, opts)
+
     # ---------------------------------------------------------------- locking and run records
     def _begin(self, command: str, phases: list[str]) -> Journal:
         run_id = new_run_id(self.clock)
-        holder = {
+        holder: dict[str, Any] = {
             "run_id": run_id,
             "user": getpass.getuser(),
             "host": socket.gethostname(),
@@ -134,14 +159,14 @@ class Engine(RollbackMixin):
         )
         j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
         j.event(
-            "run_started",
+            K.RUN_STARTED,
             f"{command} started by {holder['user']}@{holder['host']}: phases {', '.join(phases) or '-'}",
             command=command,
         )
         if taken:
             why = f"its process {taken.get('pid')} is gone" if taken.get("dead_pid") else "its lease expired"
             j.event(
-                "lock_taken_over",
+                K.LOCK_TAKEN_OVER,
                 f"took over the lock of run {taken.get('run_id')} ({why}; "
                 f"{taken.get('user')}@{taken.get('host')}, {taken.get('command')} since {taken.get('since')})",
                 previous=taken,
@@ -150,7 +175,24 @@ class Engine(RollbackMixin):
         return j
 
     def _acquire(self, holder: dict[str, Any]) -> dict[str, Any] | None:
-        """Take the lease; a holder on this host whose process is gone is taken over at once (no lease wait)."""
+        """Take the lease (waiting up to lock_wait); a dead holder on this host is taken over at once."""
+        try:
+            from orchestrator.engine import lock
+        except ImportError:
+            lock = None  # type: ignore[assignment]
+        if lock is not None:
+            taken = lock.acquire(
+                self.store,
+                self.svc.name,
+                holder,
+                self.p.state.lease,
+                wait=self.lock_wait,
+                clock=self.clock,
+                on_wait=self.progress and (lambda data: self.progress("lock_wait", data)),  # type: ignore[misc]
+            )
+            return taken if taken is None or isinstance(taken, dict) else dict(vars(taken))
+        from orchestrator.errors import Locked
+
         try:
             return self.store.acquire_lock(self.svc.name, holder, self.p.state.lease, time.time())
         except Locked as exc:
@@ -162,11 +204,15 @@ class Engine(RollbackMixin):
             return {**old, "dead_pid": True}
 
     def _finish(self, j: Journal, outcome: Outcome) -> Outcome:
+        """Record how the run ended and release the lock, whatever else failed (a second failure is reported)."""
         j.phase = None
-        j.event("run_finished", outcome.message, status=outcome.status, exit_code=outcome.exit_code)
-        self.store.finish_run(j.run_id, outcome.status, outcome.exit_code, outcome.message, j.now())
-        self.store.release_lock(self.svc.name, j.run_id)
         outcome.run_id = j.run_id
+        try:
+            j.event(K.RUN_FINISHED, outcome.message, status=outcome.status, exit_code=outcome.exit_code)
+            j.flush()
+            self.store.finish_run(j.run_id, outcome.status, outcome.exit_code, outcome.message, j.now())
+        finally:
+            self.store.release_lock(self.svc.name, j.run_id)
         return outcome
 
     def _reconcile(self, j: Journal) -> None:
@@ -193,13 +239,13 @@ class Engine(RollbackMixin):
             self._mark_interrupted(
                 j,
                 st.run_id,
-                f"during {st.kind} ({st.phase or '-'}); the service runs {(live or '?').rsplit('/', 1)[-1]}",
+                f"during {st.kind} ({st.phase or '-'}); the service runs {short_name(live or '?')}",
                 step=st.kind,
                 took_effect=happened,
             )
         for run in self.store.runs(self.svc.name, 50):
             if run.run_id != j.run_id and run.status == "running":
-                done = [e for e in self.store.events(self.svc.name, run.run_id) if e.kind != "run_started"]
+                done = [e for e in self.store.events(self.svc.name, run.run_id) if e.kind != K.RUN_STARTED]
                 self._mark_interrupted(
                     j, run.run_id, f"after: {done[-1].message}" if done else "before it changed anything"
                 )
@@ -210,7 +256,7 @@ class Engine(RollbackMixin):
             self.store.finish_run(
                 run_id, "interrupted", ExitCode.INTERRUPTED, f"interrupted {where}; reconciled by {j.run_id}", j.now()
             )
-        j.event("reconciled", f"run {run_id} was interrupted {where}", run=run_id, **data)
+        j.event(K.RECONCILED, f"run {run_id} was interrupted {where}", run=run_id, **data)
 
     def resume_point(self) -> str:
         """The phase an interrupted run was in (for `run --resume`); UsageError when nothing was interrupted."""
@@ -226,78 +272,241 @@ class Engine(RollbackMixin):
                 break
         raise UsageError("nothing to resume: the last run was not interrupted (see `snail history`)")
 
-    # ---------------------------------------------------------------- run
-    def run(self, opts: RunOptions) -> Outcome:
-        """Run the selected phases; roll back on any failure after a deploy."""
-        plan = self.plan(opts, with_diff=opts.dry_run)
-        if opts.dry_run:
-            return Outcome(ExitCode.OK, "dry run: nothing was changed", plan=plan, status="dry_run")
+    # ---------------------------------------------------------------- execute
+    def execute(self, plan: Plan, opts: RunOptions) -> Outcome:
+        """Execute exactly `plan`: every phase to a result; a failure after a deploy to a recorded rollback."""
         if plan.service is None and not opts.create_service:
             raise PreflightFailed(
                 f"service {self.svc.name!r} does not exist in cluster {self.svc.cluster!r} (the field log's first "
                 "incident): run with --create-service to create it from pipeline.yaml, or check cluster/region"
             )
-        j = self._begin(opts.command, [pp.phase.name for pp in plan.todo])
-        try:
-            with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease):
-                return self._finish(j, self._run_phases(j, plan, opts))
-        except SnailError as exc:
-            status = exc.data.get("status") or {
-                ExitCode.ROLLED_BACK: "rolled_back",
-                ExitCode.INTERRUPTED: "interrupted",
-            }.get(exc.exit_code, "failed")
-            self._finish(j, Outcome(exc.exit_code, str(exc), status=status))
-            exc.data["run_id"] = j.run_id
-            raise
-
-    def _run_phases(self, j: Journal, plan: Plan, opts: RunOptions) -> Outcome:
         if not plan.todo:
-            last = plan.phases[-1] if plan.phases else None
-            msg = (
-                (
-                    f"nothing to do: phase {last.phase.name} is already live and good "
-                    f"({last.good.revision_arn.rsplit('/', 1)[-1]}, image {last.identity})"
-                )
-                if last and last.good
-                else "nothing to do"
+            return self._noop(plan, opts)
+        j = self._begin(opts.command, [pp.phase.name for pp in plan.todo])
+        outcome = Outcome.of("failed", "the run ended before it decided anything")
+        try:
+            with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease) as hb:
+                self._heartbeat = hb
+                outcome = self._execute(j, plan, opts)
+        except KeyboardInterrupt:
+            outcome = Outcome.of("interrupted", "interrupted before anything was deployed; nothing changed")
+        except SnailError as exc:  # between phases: the service is on a good revision or unchanged
+            code = exc.exit_code if exc.exit_code in (ExitCode.USAGE, ExitCode.LOCKED, ExitCode.PREFLIGHT) else 1
+            outcome = Outcome.of("failed", f"{exc}; nothing more was changed", exit_code=code)
+        finally:
+            self._heartbeat = None
+            self._finish(j, outcome)
+        return outcome
+
+    def _noop(self, plan: Plan, opts: RunOptions) -> Outcome:
+        """Nothing to do: said once per streak of no-op runs (a scheduled run every minute writes one record)."""
+        last = plan.phases[-1] if plan.phases else None
+        msg = (
+            f"nothing to do: phase {last.phase.name} is already live and good "
+            f"({short_name(last.good.revision_arn)}, image {last.identity})"
+            if last and last.good
+            else "nothing to do"
+        )
+        out = Outcome.of("noop", msg)
+        previous = self.store.runs(self.svc.name, 1)
+        if previous and previous[0].status == "noop":
+            out.run_id = previous[0].run_id
+            return out
+        run_id = new_run_id(self.clock)
+        now = self.clock.now().isoformat(timespec="seconds")
+        self.store.start_run(
+            RunRecord(
+                run_id,
+                self.svc.name,
+                opts.command,
+                "running",
+                now,
+                user=getpass.getuser(),
+                host=socket.gethostname(),
+                phases=[],
             )
-            j.event("noop", msg)
-            return Outcome(ExitCode.OK, msg, status="noop")
+        )
+        j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
+        j.event(K.NOOP, msg)
+        self.store.finish_run(run_id, "noop", out.exit_code, msg, j.now())
+        out.run_id = run_id
+        return out
+
+    def _execute(self, j: Journal, plan: Plan, opts: RunOptions) -> Outcome:
+        live = self.ecs.service(self.svc.cluster, self.svc.name)
+        if plan.service is not None and (live is None or live.task_definition != plan.live_revision):
+            now = short_name(live.task_definition) if live else "nothing (deleted)"
+            return Outcome.of(
+                "failed",
+                f"the service changed since this plan was made ({short_name(plan.live_revision or '?')} -> {now}): "
+                "nothing was changed; plan again",
+                exit_code=ExitCode.LOCKED,
+            )
         for pp in plan.phases:
             if pp.skip:
                 j.phase = pp.phase.name
-                j.event("phase_skipped", f"{pp.phase.name}: {pp.skip}")
+                j.event(K.PHASE_SKIPPED, f"{pp.phase.name}: {pp.skip}")
         done = []
         for pp in plan.todo:
             if pp.phase.manual and pp.phase.name not in opts.approved and opts.only != pp.phase.name:
                 j.phase = pp.phase.name
                 msg = f"phase {pp.phase.name} needs manual approval: run `snail promote {pp.phase.name}` to continue"
-                j.event("paused", msg)
-                return Outcome(ExitCode.OK, msg, status="paused")
-            try:
-                self._run_phase(j, plan, pp, create=opts.create_service)
-            except _Deployed as d:
-                self._roll_back(j, pp.phase.name, d)
-            except KeyboardInterrupt:
-                raise Interrupted(f"interrupted before phase {pp.phase.name} changed the service") from None
-            except SnailError as exc:
-                if isinstance(exc, PreflightFailed):
-                    raise
-                svc = self.ecs.service(self.svc.cluster, self.svc.name)
-                where = svc.task_definition.rsplit("/", 1)[-1] if svc else "(no service)"
-                msg = (
-                    f"phase {pp.phase.name} failed before it changed the service: {exc}; nothing was deployed, "
-                    f"the service stays on {where}"
-                )
-                j.event("phase_failed", msg, error=type(exc).__name__)
-                exc.message, exc.args = msg, (msg,)
-                exc.data["status"] = "failed"
-                raise
+                j.event(K.PAUSED, msg)
+                return Outcome.of("paused", msg)
+            result = self._phase(j, plan, pp, live, create=opts.create_service)
+            if isinstance(result, FailedBeforeDeploy):
+                return self._failed_before(j, result)
+            if isinstance(result, FailedAfterDeploy):
+                self._checks = False  # the rollback runs to its end, lease or not
+                return self._rolled_back(result, self.rollbacks.after_failure(j, result))
+            live = self.ecs.service(self.svc.cluster, self.svc.name)
             done.append(pp.phase.name)
-        return Outcome(ExitCode.OK, f"done: {', '.join(done)} passed their gates", status="succeeded")
+        return Outcome.of("succeeded", f"done: {', '.join(done)} passed their gates")
 
-    def _gate_ctx(self, j: Journal, revision_arn: str, phase: str) -> GateContext:
-        return GateContext(
+    def _failed_before(self, j: Journal, failure: FailedBeforeDeploy) -> Outcome:
+        if failure.interrupted:
+            msg = f"interrupted before phase {failure.phase} changed the service; nothing was deployed"
+            j.event(K.INTERRUPTED, msg)
+            return Outcome.of("interrupted", msg)
+        if isinstance(failure.cause, PreflightFailed):
+            return Outcome.of("failed", str(failure.cause), exit_code=ExitCode.PREFLIGHT)
+        try:
+            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+            where = short_name(svc.task_definition) if svc else "(no service)"
+        except Exception:  # the fault may be AWS itself: say what we know
+            where = "its last revision (it could not be described just now)"
+        msg = (
+            f"phase {failure.phase} failed before it changed the service: {failure.reason}; nothing was deployed, "
+            f"the service stays on {where}"
+        )
+        j.event(K.PHASE_FAILED, msg, error=type(failure.cause).__name__)
+        code = getattr(failure.cause, "exit_code", ExitCode.ROLLED_BACK)
+        return Outcome.of("failed", msg, exit_code=code if code in (ExitCode.USAGE,) else ExitCode.ROLLED_BACK)
+
+    def _rolled_back(self, failure: FailedAfterDeploy, ro: RollbackOutcome) -> Outcome:
+        """The command's outcome after a failed phase and its rollback."""
+        diagnosis = ro.diagnosis
+        tail = f"\ndiagnosis: {diagnosis}" if diagnosis else ""
+        if ro.status == "recorded":
+            return Outcome.of("interrupted", ro.message)
+        if not ro.verified:
+            return Outcome.of(
+                "rollback_failed",
+                f"phase {failure.phase} failed: {failure.reason}; {ro.message}{tail}",
+                diagnosis=diagnosis,
+            )
+        if failure.lock_lost:
+            return Outcome.of(
+                "lock_lost", f"phase {failure.phase} stopped: {failure.reason}; {ro.message}{tail}", diagnosis=diagnosis
+            )
+        if failure.interrupted:
+            return Outcome.of(
+                "interrupted", f"interrupted during phase {failure.phase}; {ro.message}", diagnosis=diagnosis
+            )
+        return Outcome.of(
+            "rolled_back", f"phase {failure.phase} failed: {failure.reason}; {ro.message}{tail}", diagnosis=diagnosis
+        )
+
+    # ---------------------------------------------------------------- one phase
+    def _phase(self, j: Journal, plan: Plan, pp: PhasePlan, svc: ServiceView | None, create: bool) -> PhaseResult:
+        """Image, register, update, gates, bake, mark good: a result value, whatever happens on the way."""
+        ph = pp.phase
+        j.phase = ph.name
+        try:
+            j.event(K.PHASE_STARTED, f"phase {ph.name} started", gates=[g.label for g in pp.gates])
+            img = self._image(j, pp)
+            desired = taskdef.compose(
+                plan.base.definition, self.svc, ph, img.ref, from_template=plan.base.from_template
+            )
+            arn = self._register(j, ph, desired, pp.spec_hash, img.digest, svc)
+            if svc is None:
+                if not create:
+                    raise PreflightFailed(f"service {self.svc.name!r} disappeared")
+                with j.step("create_service", to=arn) as r:
+                    r["service_arn"] = self.ecs.create_service(self.svc, arn, str(self.p.path))
+                j.event(K.SERVICE_CREATED, f"created missing ECS service {self.svc.name!r} on {short_name(arn)}")
+            self._checkpoint()
+        except KeyboardInterrupt as exc:
+            return FailedBeforeDeploy(ph.name, exc, interrupted=True)
+        except Exception as exc:  # noqa: BLE001 - nothing changed yet: any failure is "failed before deploy"
+            return FailedBeforeDeploy(ph.name, exc)
+        deployed_at = self.clock.now()
+        before = svc.task_definition if svc else None
+        if before is not None and before != arn:
+            try:
+                with j.step("update_service", **{"from": before, "to": arn}) as r:
+                    after = self.ecs.update_service(self.svc.cluster, self.svc.name, arn)
+                    r["deployment"] = after.primary.id if after.primary else None
+            except BaseException as exc:  # noqa: BLE001 - did the update take effect? ECS says.
+                if not self._runs(arn):
+                    return FailedBeforeDeploy(ph.name, exc, interrupted=isinstance(exc, KeyboardInterrupt))
+                return self._failed_after(ph.name, arn, deployed_at, exc)
+        try:
+            if before is not None and before != arn:
+                j.event(
+                    K.SERVICE_UPDATED, f"service {self.svc.name} -> {short_name(arn)}", previous=before, revision=arn
+                )
+            elif before == arn:
+                j.event(K.SERVICE_UNCHANGED, f"service already runs {short_name(arn)}; gating it again")
+            failed = self._judge(j, pp.gates, arn, ph.name, deployed_at)
+            if failed is None:
+                failed = self._bake(j, ph, pp.gates, arn, deployed_at)
+            if failed is not None:
+                return FailedAfterDeploy(
+                    ph.name, arn, f"gate {failed.gate} {failed.status}: {failed.summary}", deployed_at, verdict=failed
+                )
+            self._checkpoint()
+            self._mark_good(j, ph, pp, arn, img)
+        except BaseException as exc:  # noqa: BLE001 - after the update, anything at all ends in a rollback
+            return self._failed_after(ph.name, arn, deployed_at, exc)
+        return PhasePassed(ph.name, arn, img.ref)
+
+    def _failed_after(self, phase: str, arn: str, deployed_at: Any, exc: BaseException) -> FailedAfterDeploy:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        lost = isinstance(exc, LockLost)
+        reason = "interrupted" if interrupted else (str(exc) or type(exc).__name__)
+        if not isinstance(exc, (SnailError, KeyboardInterrupt)):
+            reason = f"unexpected {type(exc).__name__}: {reason}"
+        return FailedAfterDeploy(phase, arn, reason, deployed_at, cause=exc, interrupted=interrupted, lock_lost=lost)
+
+    def _runs(self, arn: str) -> bool:
+        """True when the service's PRIMARY deployment is `arn` (an update whose answer we never saw may have
+        happened)."""
+        try:
+            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+        except Exception:  # cannot tell: assume it happened, so a rollback decision is made
+            return True
+        return svc is not None and svc.task_definition == arn
+
+    def _image(self, j: Journal, pp: PhasePlan) -> ResolvedImage:
+        with j.step("image", phase=pp.phase.name, identity=pp.identity) as r:
+            img = self.images.resolve(pp.phase)
+            r.update(ref=img.ref, built=img.built, pushed=img.pushed)
+        verb = "built and pushed" if img.pushed else "built" if img.built else "reused"
+        j.event(
+            K.IMAGE_READY,
+            f"image {verb}: {img.ref}",
+            ref=img.ref,
+            digest=img.digest,
+            built=img.built,
+            pushed=img.pushed,
+        )
+        return img
+
+    def _checkpoint(self) -> None:
+        """A safe point: stop here if our lease was lost."""
+        check = getattr(self._heartbeat, "check", None)
+        if check is not None and self._checks:
+            check()
+
+    def _phase_gates(self, phase: str) -> tuple[GateSpec, ...]:
+        try:
+            return self.p.phase(phase).gates
+        except KeyError:
+            return self.p.defaults_gates
+
+    def _ctx(self, j: Journal, revision_arn: str, phase: str, deployed_at: Any = None) -> GateContext:
+        ctx = GateContext(
             cluster=self.svc.cluster,
             service=self.svc.name,
             revision_arn=revision_arn,
@@ -305,104 +514,76 @@ class Engine(RollbackMixin):
             ecs=self.ecs,
             aws=self.aws,
             endpoint=self.svc.endpoint,
-            deployed_at=self.clock.now(),
+            deployed_at=deployed_at or self.clock.now(),
             clock=self.clock,
             progress=j.progress,
             phase=phase,
             workdir=str(self.p.root),
+            checkpoint=self._checkpoint,
         )
+        ctx.watch = lambda: ecs_rollout.watch(ctx)
+        return ctx
 
-    def _run_phase(self, j: Journal, plan: Plan, pp: PhasePlan, create: bool) -> None:
-        ph = pp.phase
-        j.phase = ph.name
-        j.event("phase_started", f"phase {ph.name} started", gates=[g.label for g in ph.gates])
-        with j.step("image", phase=ph.name, identity=pp.identity) as r:
-            img = self.images.resolve(ph)
-            r.update(ref=img.ref, built=img.built, pushed=img.pushed)
-        verb = "built and pushed" if img.pushed else "built" if img.built else "reused"
-        j.event(
-            "image_ready",
-            f"image {verb}: {img.ref}",
-            ref=img.ref,
-            digest=img.digest,
-            built=img.built,
-            pushed=img.pushed,
-        )
-        base = plan.base or {}
-        desired = taskdef.compose(base, self.svc, ph, img.ref)
-        svc = self.ecs.service(self.svc.cluster, self.svc.name)  # registering below does not change the service
-        arn = self._register(j, ph, desired, pp.spec_hash, img.digest, svc)
-        if svc is None:
-            if not create:
-                raise PreflightFailed(f"service {self.svc.name!r} disappeared")
-            with j.step("create_service", to=arn) as r:
-                from orchestrator.doctor import create_service
-
-                r["service_arn"] = create_service(self.p, self.aws, arn)
-            j.event("service_created", f"created missing ECS service {self.svc.name!r} on {arn.rsplit('/', 1)[-1]}")
-            before = None
-        else:
-            before = svc.task_definition
-        deployed_at = self.clock.now()
-        try:
-            if before is not None and before != arn:
-                with j.step("update_service", **{"from": before, "to": arn}) as r:
-                    after = self.ecs.update_service(self.svc.cluster, self.svc.name, arn)
-                    r["deployment"] = after.primary.id if after.primary else None
-                j.event(
-                    "service_updated",
-                    f"service {self.svc.name} -> {arn.rsplit('/', 1)[-1]}",
-                    previous=before,
-                    revision=arn,
-                )
-            elif before == arn:
-                j.event("service_unchanged", f"service already runs {arn.rsplit('/', 1)[-1]}; gating it again")
-            ctx = self._gate_ctx(j, arn, ph.name)
-            self._gates(j, ph.gates, ctx, ph.name)
-            if ph.bake > 0:
-                j.progress("baking", {"seconds": ph.bake})
-                self.clock.sleep(ph.bake)
-                self._after_bake(j, ph, ctx)
-                j.event("bake_done", f"baked {ph.bake:g}s: still ours and healthy")
-        except _Deployed:
-            raise
-        except (SnailError, KeyboardInterrupt) as exc:
-            raise _Deployed(exc, arn, deployed_at) from None
-        self.store.mark_good(
-            GoodRecord(self.svc.name, ph.name, arn, img.ref, img.digest, j.run_id, j.now(), pp.spec_hash)
-        )
-        j.event(
-            "phase_passed",
-            f"phase {ph.name} passed its gates on {arn.rsplit('/', 1)[-1]}: marked good",
-            revision=arn,
-            image=img.ref,
-        )
-
-    def _gates(self, j: Journal, gates: tuple[GateSpec, ...], ctx: GateContext, phase: str) -> None:
+    def _judge(
+        self, j: Journal, gates: tuple[GateSpec, ...], revision_arn: str, phase: str, deployed_at: Any = None
+    ) -> Verdict | None:
+        """Run the gates in order; record each verdict; the first failing verdict, or None when all passed."""
+        ctx = self._ctx(j, revision_arn, phase, deployed_at)
         for g in gates:
             v = run_gate(g, ctx)
             data = {"gate": g.label, "status": v.status, "attempts": v.attempts, "evidence": v.evidence}
             if v.passed:
-                if v.attempts > 1:
-                    j.event("gate_passed", f"[x] {g.label}: {v.summary} (after {v.attempts} attempts)", **data)
-                else:
-                    j.event("gate_passed", f"[x] {g.label}: {v.summary}", **data)
+                after = f" (after {v.attempts} attempts)" if v.attempts > 1 else ""
+                j.event(K.GATE_PASSED, f"[x] {g.label}: {v.summary}{after}", **data)
                 continue
-            j.event("gate_failed", f"[ ] {g.label}: {v.status}: {v.summary}", **data)
-            raise GateFailed(phase, v)
+            j.event(K.GATE_FAILED, f"[ ] {g.label}: {v.status}: {v.summary}", **data)
+            return v
+        return None
 
-    def _after_bake(self, j: Journal, ph: Phase, ctx: GateContext) -> None:
-        """After the bake: the service must still run our revision (nobody replaced it), alarms still quiet."""
-        v = ecs_rollout.judge(self.ecs.service(self.svc.cluster, self.svc.name), ctx.revision_arn, "bake")
-        if v.status == "failed":
-            j.event("gate_failed", f"[ ] bake: {v.summary}", gate="bake", status=v.status, evidence=v.evidence)
-            raise GateFailed(ph.name, v)
-        self._gates(j, tuple(g for g in ph.gates if g.type == "alarm"), ctx, ph.name)
+    def _bake(self, j: Journal, ph: Phase, gates: tuple[GateSpec, ...], arn: str, deployed_at: Any) -> Verdict | None:
+        """The bake: wait, then the service must still run our revision (nobody replaced it), alarms still quiet."""
+        if ph.bake <= 0:
+            return None
+        j.progress("baking", {"seconds": ph.bake})
+        self.clock.sleep(ph.bake)
+        v = ecs_rollout.judge(self.ecs.service(self.svc.cluster, self.svc.name), arn, "bake", since=deployed_at)
+        if v.status == FAILED:
+            j.event(K.GATE_FAILED, f"[ ] bake: {v.summary}", gate="bake", status=v.status, evidence=v.evidence)
+            return v
+        alarms = tuple(g for g in gates if isinstance(g, AlarmGate))
+        failed = self._judge(j, alarms, arn, ph.name, deployed_at) if alarms else None
+        if failed is None:
+            j.event(K.BAKE_DONE, f"baked {ph.bake:g}s: still ours and healthy", seconds=ph.bake)
+        return failed
 
-    def _register(self, j: Journal, ph: Phase, desired: dict[str, Any], spec: str, digest: str | None, svc: Any) -> str:
+    def _mark_good(self, j: Journal, ph: Phase, pp: PhasePlan, arn: str, img: ResolvedImage) -> None:
+        self.store.mark_good(
+            GoodRecord(
+                self.svc.name,
+                ph.name,
+                arn,
+                img.ref,
+                img.digest,
+                j.run_id,
+                j.now(),
+                pp.spec_hash,
+                gates=[g.to_dict() for g in pp.gates],
+            )
+        )
+        j.event(
+            K.PHASE_PASSED,
+            f"phase {ph.name} passed its gates on {short_name(arn)}: marked good",
+            revision=arn,
+            image=img.ref,
+            gates_hash=gates_hash(pp.gates),
+        )
+
+    def _register(
+        self, j: Journal, ph: Phase, desired: dict[str, Any], spec: str, digest: str | None, svc: ServiceView | None
+    ) -> str:
         """Register the phase's revision, or reuse an identical one (same spec hash and image): the service's
         current revision or the family's newest are the candidates."""
-        image = taskdef.container(desired, self.svc.container)["image"]  # type: ignore[index]
+        image = (taskdef.container(desired, self.svc.container) or {}).get("image")
         candidates = []
         if svc is not None and svc.task_definition:
             candidates.append(svc.task_definition)
@@ -413,9 +594,7 @@ class Engine(RollbackMixin):
             td, tags = self.ecs.task_definition(arn)
             cd = taskdef.container(td, self.svc.container)
             if tags.get(taskdef.TAG_SPEC) == spec and cd is not None and cd.get("image") == image:
-                j.event(
-                    "revision_reused", f"identical revision {arn.rsplit('/', 1)[-1]} reused (spec {spec})", revision=arn
-                )
+                j.event(K.REVISION_REUSED, f"identical revision {short_name(arn)} reused (spec {spec})", revision=arn)
                 return arn
         tags = {taskdef.TAG_PHASE: ph.name, taskdef.TAG_SPEC: spec, taskdef.TAG_RUN: j.run_id}
         if digest:
@@ -424,8 +603,52 @@ class Engine(RollbackMixin):
             arn = self.ecs.register_revision(desired, tags)
             r["revision"] = arn
         j.event(
-            "revision_registered",
-            f"registered task definition revision {revision_of(arn)} ({arn.rsplit('/', 1)[-1]})",
+            K.REVISION_REGISTERED,
+            f"registered task definition revision {revision_of(arn)} ({short_name(arn)})",
             revision=arn,
         )
         return arn
+
+    # ---------------------------------------------------------------- manual rollback
+    def rollback(self, to_revision: str | None = None, to_phase: str | None = None) -> Outcome:
+        """Manual rollback: to a revision, a phase's last good revision, or the good revision before the live one."""
+        svc = self.ecs.require_service(self.svc.cluster, self.svc.name)
+        history = self.store.good_history(self.svc.name)
+        if to_phase and to_phase not in self.p.phase_names():
+            raise UsageError(f"unknown phase {to_phase!r} (phases: {', '.join(self.p.phase_names())})")
+        if to_revision:
+            want = to_revision if ":" in to_revision else f"{family_of(svc.task_definition)}:{to_revision}"
+            target = next((g for g in history if g.revision_arn.endswith("/" + want) or g.revision_arn == want), None)
+            if target is None:
+                good = ", ".join(sorted({short_name(g.revision_arn) for g in history})) or "none"
+                raise UsageError(
+                    f"revision {want} never passed snail's gates for {self.svc.name}; good revisions: {good}"
+                )
+        elif to_phase:
+            target = next((g for g in history if g.phase == to_phase), None)
+            if target is None:
+                raise UsageError(f"phase {to_phase!r} has no good revision yet")
+        else:
+            target = next((g for g in history if g.revision_arn != svc.task_definition), None)
+            if target is None:
+                raise RollbackFailed("no good revision other than the live one: nothing to roll back to")
+        j = self._begin("rollback", [target.phase])
+        outcome = Outcome.of("rollback_failed", "the rollback ended before it decided anything")
+        try:
+            with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease) as hb:
+                self._heartbeat = hb
+                j.event(
+                    K.DECISION,
+                    f"manual rollback to {short_name(target.revision_arn)} (phase {target.phase}) "
+                    f"from {short_name(svc.task_definition)}",
+                    target=target.revision_arn,
+                    manual=True,
+                )
+                ro = self.rollbacks.restore(j, target)
+                outcome = Outcome.of("succeeded" if ro.verified else "rollback_failed", ro.message)
+        except KeyboardInterrupt:
+            outcome = Outcome.of("rollback_failed", "interrupted while rolling back; the trail says where it stopped")
+        finally:
+            self._heartbeat = None
+            self._finish(j, outcome)
+        return outcome

@@ -1,4 +1,7 @@
-"""The journal: every decision goes to the state store (the trail), the structured log and the progress display."""
+"""The journal: every decision goes to the state store (the trail), the structured log and the progress display.
+
+Writing the trail must never stop a rollout: progress to a dead pipe is dropped, and an event the store cannot
+take right now (locked, disk full) is kept in memory and written at the end of the run (`flush`)."""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ class Journal:
         self.phase: str | None = None
         self._progress = progress or (lambda event, data: None)
         self.log = structlog.get_logger().bind(run_id=run_id, service=service)
+        self.unsaved: list[TrailEvent] = []
 
     def now(self) -> str:
         """The clock's time as ISO 8601."""
@@ -38,24 +42,45 @@ class Journal:
 
     def event(self, kind: str, message: str, **data: Any) -> None:
         """Record one trail line, log it and show it."""
-        self.store.append_event(
-            TrailEvent(
-                run_id=self.run_id,
-                service=self.service,
-                at=self.now(),
-                kind=kind,
-                message=message,
-                phase=self.phase,
-                data=data,
-            )
+        ev = TrailEvent(
+            run_id=self.run_id,
+            service=self.service,
+            at=self.now(),
+            kind=str(kind),
+            message=message,
+            phase=self.phase,
+            data=data,
         )
-        self.log.info(kind, phase=self.phase, message=message)
-        self._progress(kind, {"phase": self.phase, "message": message, **data})
+        try:
+            self.flush()
+            self.store.append_event(ev)
+        except Exception as exc:  # noqa: BLE001 - the rollout goes on; the event is written at the end
+            self.unsaved.append(ev)
+            self._log("trail_write_deferred", error=f"{type(exc).__name__}: {exc}", event_kind=str(kind))
+        self._log(str(kind), phase=self.phase, message=message)
+        self._show(str(kind), {"phase": self.phase, "message": message, **data})
+
+    def flush(self) -> None:
+        """Write the events the store could not take earlier (raises if it still cannot)."""
+        while self.unsaved:
+            self.store.append_event(self.unsaved[0])
+            self.unsaved.pop(0)
 
     def progress(self, kind: str, data: dict[str, Any]) -> None:
         """Show progress without recording it (polls, attempts)."""
-        self.log.debug(kind, phase=self.phase, **data)
-        self._progress(kind, {"phase": self.phase, **data})
+        self._show(kind, {"phase": self.phase, **data})
+
+    def _show(self, kind: str, data: dict[str, Any]) -> None:
+        try:
+            self._progress(kind, data)
+        except Exception:  # noqa: BLE001 - a closed terminal or pipe never stops a rollout
+            pass
+
+    def _log(self, kind: str, **data: Any) -> None:
+        try:
+            self.log.info(kind, **data)
+        except Exception:  # noqa: BLE001 - same for the log stream
+            pass
 
     @contextlib.contextmanager
     def step(self, kind: str, **intent: Any) -> Iterator[dict[str, Any]]:
@@ -66,7 +91,13 @@ class Journal:
         try:
             yield result
         except BaseException as exc:
-            self.store.end_step(step_id, "failed", {**result, "error": str(exc) or type(exc).__name__}, self.now())
+            self._end(step_id, "failed", {**result, "error": str(exc) or type(exc).__name__})
             raise
         failpoints.hit(f"{kind}:acted")
-        self.store.end_step(step_id, "ok", result, self.now())
+        self._end(step_id, "ok", result)
+
+    def _end(self, step_id: int, outcome: str, result: dict[str, Any]) -> None:
+        try:
+            self.store.end_step(step_id, outcome, result, self.now())
+        except Exception as exc:  # noqa: BLE001 - the act happened; the next run reconciles the open step
+            self._log("step_result_unsaved", step=step_id, error=f"{type(exc).__name__}: {exc}")

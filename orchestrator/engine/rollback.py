@@ -1,170 +1,168 @@
-"""Rollback: a recorded decision first, then the act, then the verification by the target phase's gates.
+"""Rollback: a recorded decision first, then the act, then the diagnosis, then the verification.
 
-The target is always the newest revision that passed snail's own gates for the service (never "N-1", never a
-revision ECS merely called COMPLETED); it is known before anything is changed."""
+The target is the newest revision that passed snail's own gates for the service (never "N-1", never a revision
+ECS merely called COMPLETED); it is known before anything is changed. A rollback is verified with the gates the
+target passed (recorded with its good mark), not with whatever the files say today."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.aws.ecs import family_of
-from orchestrator.config.model import GateSpec
+from orchestrator.aws.ecs import EcsClient, short_name
+from orchestrator.config.gates import GateSpec, gates_from_data, with_rollout
+from orchestrator.config.model import ServiceSpec
 from orchestrator.engine.journal import Journal
-from orchestrator.engine.lease import Heartbeat
-from orchestrator.engine.outcome import Outcome
-from orchestrator.errors import ExitCode, GateFailed, Interrupted, RollbackFailed, RolledBack, SnailError, UsageError
-from orchestrator.state.base import GoodRecord
+from orchestrator.engine.results import FailedAfterDeploy
+from orchestrator.gates.verdict import Verdict
+from orchestrator.state.base import GoodRecord, StateStore
+from orchestrator.trail.kinds import EventKind as K
 
-ROLLOUT_GATE = GateSpec(type="ecs-rollout", timeout=600.0, name="ecs-rollout")
-
-
-class _Deployed(Exception):
-    """Internal: wraps a failure that happened after the service was pointed at a new revision."""
-
-    def __init__(self, cause: BaseException, revision_arn: str, deployed_at: Any = None) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.revision_arn = revision_arn
-        self.deployed_at = deployed_at
+# judge(journal, gates, revision_arn, phase) -> the failing verdict, or None when every gate passed
+Judge = Callable[[Journal, tuple[GateSpec, ...], str, str], "Verdict | None"]
+Diagnose = Callable[[str, Any, Any], str]
 
 
-class RollbackMixin:
-    """The Engine's rollback half (uses its store, ECS adapter, gates and journal)."""
+@dataclass(frozen=True)
+class RollbackOutcome:
+    """What a rollback came to: verified | failed | impossible | recorded (left in place for --resume)."""
 
-    def _roll_back(self, j: Journal, phase: str, d: _Deployed) -> None:
-        """Decide, record, act, verify. Raises RolledBack (exit 1), RollbackFailed (3) or Interrupted (130)."""
-        cause = d.cause
-        interrupted = isinstance(cause, (KeyboardInterrupt, Interrupted))
-        reason = "interrupted" if interrupted else str(cause)
-        if interrupted and self.p.on_interrupt == "record":
-            short = d.revision_arn.rsplit("/", 1)[-1]
+    status: str
+    message: str
+    target: GoodRecord | None = None
+    diagnosis: str = ""
+
+    @property
+    def verified(self) -> bool:
+        """True when the service is back on a good revision and its recorded gates passed again."""
+        return self.status == "verified"
+
+
+class Rollback:
+    """Decides, records, acts and verifies rollbacks for one service."""
+
+    def __init__(
+        self,
+        ecs: EcsClient,
+        store: StateStore,
+        service: ServiceSpec,
+        judge: Judge,
+        *,
+        fallback_gates: Callable[[str], tuple[GateSpec, ...]],
+        on_interrupt: str = "rollback",
+        diagnose: Diagnose | None = None,
+    ) -> None:
+        self.ecs = ecs
+        self.store = store
+        self.svc = service
+        self.judge = judge
+        self.fallback_gates = fallback_gates
+        self.on_interrupt = on_interrupt
+        self.diagnose = diagnose
+
+    def target_after(self, failed_arn: str) -> GoodRecord | None:
+        """The newest good revision that is not the one that just failed."""
+        return next((g for g in self.store.good_history(self.svc.name) if g.revision_arn != failed_arn), None)
+
+    def after_failure(self, j: Journal, failure: FailedAfterDeploy) -> RollbackOutcome:
+        """The automatic rollback after a phase failed on a deployed revision."""
+        if failure.interrupted and self.on_interrupt == "record":
             msg = (
-                f"interrupted during phase {phase}; the service was left on {short}, which has NOT passed its gates "
-                "(rollback.on_interrupt: record): `snail run --resume` continues, `snail rollback` goes back"
+                f"interrupted during phase {failure.phase}; the service was left on {short_name(failure.revision_arn)},"
+                " which has NOT passed its gates (rollback.on_interrupt: record): `snail run --resume` continues, "
+                "`snail rollback` goes back"
             )
-            j.event("interrupted", msg, revision=d.revision_arn)
-            raise Interrupted(msg)
-        target = next((g for g in self.store.good_history(self.svc.name) if g.revision_arn != d.revision_arn), None)
-        diagnosis = ""
-        if self.diagnose is not None and not interrupted:
-            try:
-                diagnosis = self.diagnose(d.revision_arn, cause, d.deployed_at)
-            except Exception as exc:  # the diagnosis explains; it must never block the rollback
-                diagnosis = f"(diagnosis failed: {exc})"
-        evidence = cause.verdict.evidence if isinstance(cause, GateFailed) else {}
+            j.event(K.INTERRUPTED, msg, revision=failure.revision_arn)
+            return RollbackOutcome("recorded", msg)
+        evidence = failure.verdict.evidence if failure.verdict is not None else {}
+        target = self.target_after(failure.revision_arn)
         if target is None:
-            svc = self.ecs.service(self.svc.cluster, self.svc.name)
-            state = (
-                (
-                    f"the service runs {svc.task_definition.rsplit('/', 1)[-1]}; "
-                    + (
-                        f"primary deployment {svc.primary.rollout_state}, {svc.primary.running}/{svc.primary.desired} running"
-                        if svc and svc.primary
-                        else "no primary deployment"
-                    )
-                )
-                if svc
-                else "the service is missing"
-            )
+            diagnosis = self._diagnose(failure)
             msg = (
-                f"phase {phase} failed ({reason}) and no revision has passed its gates yet, so there is nothing "
-                f"to roll back to: {state}. A human is needed."
+                f"phase {failure.phase} failed ({failure.reason}) and no revision has passed its gates yet, so there "
+                f"is nothing to roll back to: {self._state()}. A human is needed."
             )
-            j.event("rollback_impossible", msg, reason=reason, evidence=evidence, diagnosis=diagnosis)
-            raise RollbackFailed(msg)
-        short = target.revision_arn.rsplit("/", 1)[-1]
+            j.event(K.ROLLBACK_IMPOSSIBLE, msg, reason=failure.reason, evidence=evidence, diagnosis=diagnosis)
+            return RollbackOutcome("impossible", msg, diagnosis=diagnosis)
         j.event(
-            "decision",
-            f"rolling back to {short} (phase {target.phase}, last good) because {reason}"
-            + (f" — diagnosis: {diagnosis}" if diagnosis else ""),
-            reason=reason,
+            K.DECISION,
+            f"rolling back to {short_name(target.revision_arn)} (phase {target.phase}, last good) because "
+            f"{failure.reason}",
+            reason=failure.reason,
             target=target.revision_arn,
             evidence=evidence,
-            diagnosis=diagnosis,
         )
-        try:
-            self._restore(j, target, d.revision_arn)
-        except KeyboardInterrupt:
-            raise RollbackFailed(
-                f"interrupted while rolling back to {short}; the trail says where it stopped"
-            ) from None
-        if interrupted:
-            raise Interrupted(
-                f"interrupted during phase {phase}; rolled back to {short} (phase {target.phase}), verified"
-            )
-        raise RolledBack(
-            f"phase {phase} failed: {reason}; rolled back to {short} (phase {target.phase}), verified by its gates"
-            + (f"\ndiagnosis: {diagnosis}" if diagnosis else "")
-        )
+        return self._restore(j, target, failure)
 
-    def _restore(self, j: Journal, target: GoodRecord, failed_arn: str | None) -> None:
-        """Point the service at a good revision and verify it with the rollout gate and its phase's gates."""
-        short = target.revision_arn.rsplit("/", 1)[-1]
+    def restore(self, j: Journal, target: GoodRecord) -> RollbackOutcome:
+        """A manual rollback's act and verification (its decision is recorded by the caller)."""
+        return self._restore(j, target, None)
+
+    def _restore(self, j: Journal, target: GoodRecord, failure: FailedAfterDeploy | None) -> RollbackOutcome:
+        short = short_name(target.revision_arn)
         j.phase = target.phase
         try:
             svc = self.ecs.service(self.svc.cluster, self.svc.name)
             with j.step("rollback", **{"from": svc.task_definition if svc else None, "to": target.revision_arn}):
                 self.ecs.update_service(self.svc.cluster, self.svc.name, target.revision_arn)
-            j.event("rollback_started", f"service {self.svc.name} -> {short}", revision=target.revision_arn)
-            gates = self._verification_gates(target.phase)
-            self._gates(j, gates, self._gate_ctx(j, target.revision_arn, target.phase), target.phase)
-        except SnailError as exc:
-            j.event("rollback_failed", f"rollback to {short} could not be verified: {exc}. A human is needed.")
-            raise RollbackFailed(f"rollback to {short} failed: {exc}") from None
+            j.event(K.ROLLBACK_STARTED, f"service {self.svc.name} -> {short}", revision=target.revision_arn)
+        except BaseException as exc:  # noqa: BLE001 - whatever stopped the act, a human must now look
+            msg = f"rollback to {short} could not be started: {_why(exc)}. A human is needed."
+            j.event(K.ROLLBACK_FAILED, msg, revision=target.revision_arn)
+            return RollbackOutcome("failed", msg, target, self._diagnose(failure) if failure else "")
+        diagnosis = self._diagnose(failure) if failure is not None else ""
+        if diagnosis:
+            j.event(K.DIAGNOSIS, f"diagnosis: {diagnosis}", diagnosis=diagnosis)
+        gates = self.verification_gates(target)
+        try:
+            failed = self.judge(j, gates, target.revision_arn, target.phase)
+        except BaseException as exc:  # noqa: BLE001 - the act happened; the verification did not finish
+            failed = Verdict("verification", "error", _why(exc))
+        if failed is not None:
+            msg = (
+                f"rollback to {short} could not be verified: {failed.gate} {failed.status}: {failed.summary}. "
+                "A human is needed."
+            )
+            j.event(K.ROLLBACK_FAILED, msg, revision=target.revision_arn, evidence=failed.evidence)
+            return RollbackOutcome("failed", msg, target, diagnosis)
         j.event(
-            "rollback_verified",
-            f"rolled back to {short} (phase {target.phase}): gates passed",
+            K.ROLLBACK_VERIFIED,
+            f"rolled back to {short} (phase {target.phase}): the gates it passed, passed again",
             revision=target.revision_arn,
+            gates=[g.label for g in gates],
+        )
+        return RollbackOutcome(
+            "verified", f"rolled back to {short} (phase {target.phase}), verified by its gates", target, diagnosis
         )
 
-    def _verification_gates(self, phase_name: str) -> tuple[GateSpec, ...]:
-        try:
-            gates = self.p.phase(phase_name).gates
-        except KeyError:
-            gates = self.p.defaults_gates
-        if not any(g.type == "ecs-rollout" for g in gates):
-            gates = (ROLLOUT_GATE,) + tuple(gates)
-        return tuple(gates)
+    def verification_gates(self, target: GoodRecord) -> tuple[GateSpec, ...]:
+        """The gates the target passed (recorded with its mark), ecs-rollout first; older marks without a record
+        use the phase's gates from the files."""
+        recorded = gates_from_data(target.gates) if target.gates else self.fallback_gates(target.phase)
+        return with_rollout(recorded)
 
-    def rollback(self, to_revision: str | None = None, to_phase: str | None = None) -> Outcome:
-        """Manual rollback: to a revision, a phase's last good revision, or the good revision before the live one."""
-        svc = self.ecs.require_service(self.svc.cluster, self.svc.name)
-        history = self.store.good_history(self.svc.name)
-        if to_revision:
-            want = to_revision if ":" in to_revision else f"{family_of(svc.task_definition)}:{to_revision}"
-            target = next((g for g in history if g.revision_arn.endswith("/" + want) or g.revision_arn == want), None)
-            if target is None:
-                raise UsageError(
-                    f"revision {want} never passed snail's gates for {self.svc.name}; "
-                    f"good revisions: {', '.join(sorted({g.revision_arn.rsplit('/', 1)[-1] for g in history})) or 'none'}"
-                )
-        elif to_phase:
-            target = next((g for g in history if g.phase == to_phase), None)
-            if target is None:
-                raise UsageError(f"phase {to_phase!r} has no good revision yet")
-        else:
-            target = next((g for g in history if g.revision_arn != svc.task_definition), None)
-            if target is None:
-                raise RollbackFailed("no good revision other than the live one: nothing to roll back to")
-        j = self._begin("rollback", [target.phase])
+    def _diagnose(self, failure: FailedAfterDeploy | None) -> str:
+        if self.diagnose is None or failure is None or failure.interrupted:
+            return ""
         try:
-            with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease):
-                j.event(
-                    "decision",
-                    f"manual rollback to {target.revision_arn.rsplit('/', 1)[-1]} (phase {target.phase}) "
-                    f"from {svc.task_definition.rsplit('/', 1)[-1]}",
-                    target=target.revision_arn,
-                )
-                self._restore(j, target, None)
-                return self._finish(
-                    j,
-                    Outcome(
-                        ExitCode.OK,
-                        f"rolled back to {target.revision_arn.rsplit('/', 1)[-1]} "
-                        f"(phase {target.phase}), verified by its gates",
-                        status="succeeded",
-                    ),
-                )
-        except SnailError as exc:
-            self._finish(j, Outcome(exc.exit_code, str(exc), status="failed"))
-            raise
+            return self.diagnose(failure.revision_arn, failure.cause or failure.verdict, failure.deployed_at)
+        except Exception as exc:  # the diagnosis explains; it must never block or fail the rollback
+            return f"(diagnosis failed: {exc})"
+
+    def _state(self) -> str:
+        try:
+            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+        except Exception as exc:  # the message must still be written
+            return f"the service could not be described ({exc})"
+        if svc is None:
+            return "the service is missing"
+        p = svc.primary
+        dep = f"primary deployment {p.rollout_state}, {p.running}/{p.desired} running" if p else "no primary deployment"
+        return f"the service runs {short_name(svc.task_definition)}; {dep}"
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return str(exc) or type(exc).__name__

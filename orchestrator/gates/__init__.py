@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import structlog
+import tenacity
 
-from orchestrator.config.model import GateSpec
-from orchestrator.errors import SnailError
+from orchestrator.config.gates import GateSpec, HttpGate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.retry import retrying
 from orchestrator.gates.verdict import ERROR, Action, Verdict, decide
@@ -15,45 +16,69 @@ from orchestrator.gates.verdict import ERROR, Action, Verdict, decide
 log = structlog.get_logger()
 
 
-def _evaluator(gate_type: str) -> Callable[[GateSpec, GateContext], Verdict]:
+def _evaluator(gate_type: str) -> Callable[[Any, GateContext], Verdict]:
     from orchestrator.gates import alarm, command, ecs_rollout, http, target_health
 
-    return {
+    table: dict[str, Callable[[Any, GateContext], Verdict]] = {
         "ecs-rollout": ecs_rollout.evaluate,
         "http": http.evaluate,
         "command": command.evaluate,
         "alarm": alarm.evaluate,
         "target-health": target_health.evaluate,
-    }[gate_type]
+    }
+    return table[gate_type]
 
 
 def run_gate(spec: GateSpec, ctx: GateContext) -> Verdict:
-    """Evaluate a gate with its retries (tenacity on ctx.clock) and return the final verdict."""
+    """Evaluate a gate with its retries (tenacity on ctx.clock) and return the final verdict.
+
+    Retried: answers that can change (no endpoint yet, refused, timed out, a proxy's 502/503 without a body).
+    Not retried past the threshold: definitive answers (a task that is up says it failed), terminal verdicts
+    (ECS failed our deployment), or ECS failing/replacing our deployment while we wait (ctx.watch)."""
     evaluate = _evaluator(spec.type)
-    attempts = {"n": 0}
+    attempts = {"n": 0, "definitive": 0}
+    threshold = spec.consecutive if isinstance(spec, HttpGate) else 1
     deadline = ctx.clock.monotonic() + spec.timeout if spec.timeout and spec.type != "ecs-rollout" else None
+    watched: dict[str, Verdict] = {}
 
     def attempt() -> Verdict:
         attempts["n"] += 1
+        if attempts["n"] > 1 and ctx.watch is not None:
+            stop = ctx.watch()
+            if stop is not None:
+                watched["v"] = stop
+                return Verdict(spec.label, stop.status, stop.summary, stop.evidence, terminal=True).after(attempts["n"])
         ctx.progress("gate_attempt", {"gate": spec.label, "attempt": attempts["n"], "of": spec.retries.attempts})
         try:
             v = evaluate(spec, ctx)
-        except SnailError as exc:  # an AWS call failed after botocore's retries: an error verdict, not a crash
-            v = Verdict(spec.label, ERROR, str(exc), {"error": type(exc).__name__})
-        return Verdict(v.gate, v.status, v.summary, v.evidence, v.terminal, max(v.attempts, attempts["n"]))
+        except Exception as exc:  # an AWS or OS failure inside a gate is an error verdict, never a crash
+            v = Verdict(spec.label, ERROR, f"{type(exc).__name__}: {exc}", {"error": type(exc).__name__})
+        attempts["definitive"] = attempts["definitive"] + 1 if (v.definitive and not v.passed) else 0
+        return v.after(max(v.attempts, attempts["n"]))
 
     def again(v: Verdict) -> bool:
-        return decide(v, attempts_left=True) is Action.RETRY
+        return decide(v, True, attempts["definitive"], threshold) is Action.RETRY
 
-    def before_sleep(state) -> None:  # type: ignore[no-untyped-def]
-        v: Verdict = state.outcome.result()
-        log.info("gate_retry", gate=spec.label, attempt=attempts["n"], status=v.status, summary=v.summary)
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        v: Verdict = state.outcome.result() if state.outcome else Verdict(spec.label, ERROR, "no result")
+        wait = state.upcoming_sleep
+        log.debug("gate_retry", gate=spec.label, attempt=attempts["n"], status=v.status, summary=v.summary)
         ctx.progress(
-            "gate_retry", {"gate": spec.label, "attempt": attempts["n"], "status": v.status, "summary": v.summary}
+            "gate_retry",
+            {
+                "gate": spec.label,
+                "attempt": attempts["n"],
+                "of": spec.retries.attempts,
+                "status": v.status,
+                "summary": v.summary,
+                "next_in": wait,
+            },
         )
+        if ctx.checkpoint is not None:
+            ctx.checkpoint()
 
     policy = retrying(spec.retries, ctx.clock, retry_if=again, deadline=deadline, on_retry=before_sleep)
     return policy(attempt)
 
 
-__all__ = ["GateContext", "Verdict", "run_gate", "decide", "Action"]
+__all__ = ["Action", "GateContext", "Verdict", "decide", "run_gate"]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from orchestrator.aws.errors import aws_call
-from orchestrator.config.model import GateSpec
+from orchestrator.config.gates import AlarmGate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, Verdict
 
 
-def evaluate(spec: GateSpec, ctx: GateContext) -> Verdict:
+def evaluate(spec: AlarmGate, ctx: GateContext) -> Verdict:
     """Describe the alarms once; any in ALARM fails, a missing one is inconclusive."""
-    names = list(spec.params["alarms"])
+    assert ctx.aws is not None
+    names = list(spec.alarms)
     with aws_call("cloudwatch:DescribeAlarms"):
         out = ctx.aws.client("cloudwatch").describe_alarms(AlarmNames=names)
     found = {a["AlarmName"]: a for a in out.get("MetricAlarms", []) + out.get("CompositeAlarms", [])}
@@ -18,7 +19,7 @@ def evaluate(spec: GateSpec, ctx: GateContext) -> Verdict:
     missing = [n for n in names if n not in found]
     firing = [n for n in found if found[n]["StateValue"] == "ALARM"]
     if firing:
-        return Verdict(spec.label, FAILED, f"in ALARM: {', '.join(firing)}", evidence)
+        return Verdict(spec.label, FAILED, f"in ALARM: {', '.join(firing)}", evidence, definitive=True)
     if missing:
         return Verdict(spec.label, INCONCLUSIVE, f"alarm(s) not found: {', '.join(missing)}", evidence)
     return Verdict(spec.label, PASSED, f"{len(names)} alarm(s) not in ALARM", evidence)

@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from orchestrator.aws.ecs import EcsClient
+    from orchestrator.aws.session import AwsContext
+    from orchestrator.gates.verdict import Verdict
+
+
+def _quiet(event: str, data: dict[str, Any]) -> None:
+    """No progress display."""
 
 
 @dataclass
@@ -18,11 +27,15 @@ class GateContext:
     service: str
     revision_arn: str
     port: int
-    ecs: Any = None  # orchestrator.aws.ecs.EcsClient
-    aws: Any = None  # orchestrator.aws.session.AwsContext
+    ecs: EcsClient | None = None
+    aws: AwsContext | None = None
     endpoint: str | None = None  # a load balancer or fixed base URL, if configured
     deployed_at: datetime | None = None
     clock: Clock = field(default_factory=SystemClock)
-    progress: Callable[[str, dict[str, Any]], None] = lambda event, data: None
+    progress: Callable[[str, dict[str, Any]], None] = _quiet
     phase: str = ""
     workdir: str = "."
+    # Between retries of any gate: a terminal verdict when ECS failed or replaced our deployment (None: carry on).
+    watch: Callable[[], Verdict | None] | None = None
+    # Between retries: raises when the run must stop (the lock was lost).
+    checkpoint: Callable[[], None] | None = None

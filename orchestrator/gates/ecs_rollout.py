@@ -1,35 +1,35 @@
 """The ecs-rollout gate: success only when the PRIMARY deployment runs *our* revision, COMPLETED,
-running == desired and older deployments drained. Anything else is never reported as success."""
+running == desired and older deployments drained. Anything else is never reported as success.
+
+Failure is recognised from every signal ECS gives, within one poll: the circuit breaker's FAILED (or its
+rollback to another revision), `max_failed_tasks` of our deployment's tasks failed (ECS's own breaker needs 3;
+with the breaker off ECS would go on forever), a service event saying tasks cannot start or be placed, and a
+task of ours that stopped because its image cannot be pulled."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from orchestrator.aws.ecs import ServiceView
-from orchestrator.config.model import GateSpec
+from orchestrator.aws.ecs import ServiceView, short_name
+from orchestrator.config.gates import EcsRolloutGate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.retry import poll_until
 from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, Verdict
 
-DEFAULT_TIMEOUT = 600.0
+# Service events that mean our tasks will not come up by waiting (ECS's own wording).
+FAILING_EVENTS = ("unable to consistently start tasks", "unable to place a task")
+# Stop reasons no retry cures.
+FATAL_STOPS = ("CannotPullContainerError",)
 
 
-def _short(arn: str) -> str:
-    return arn.rsplit("/", 1)[-1]
-
-
-def judge(svc: ServiceView | None, revision_arn: str, label: str = "ecs-rollout") -> Verdict:
-    """One look at the service: passed, failed (terminal) or inconclusive (still rolling)."""
-    if svc is None:
-        return Verdict(label, FAILED, "the service no longer exists", terminal=True)
-    ours = _short(revision_arn)
-    primary = svc.primary
-    state = {
+def _state(svc: ServiceView) -> dict[str, Any]:
+    return {
         "deployments": [
             {
                 "id": d.id,
                 "status": d.status,
-                "revision": _short(d.task_definition),
+                "revision": short_name(d.task_definition),
                 "rollout": d.rollout_state,
                 "reason": d.rollout_reason,
                 "running": d.running,
@@ -41,16 +41,33 @@ def judge(svc: ServiceView | None, revision_arn: str, label: str = "ecs-rollout"
         ],
         "events": [e.get("message", "") for e in svc.events[:8]],
     }
+
+
+def judge(
+    svc: ServiceView | None,
+    revision_arn: str,
+    label: str = "ecs-rollout",
+    *,
+    since: datetime | None = None,
+    max_failed_tasks: int | None = None,
+) -> Verdict:
+    """One look at the service: passed, failed (terminal) or inconclusive (still rolling)."""
+    if svc is None:
+        return Verdict(label, FAILED, "the service no longer exists", terminal=True)
+    ours = short_name(revision_arn)
+    primary = svc.primary
+    state = _state(svc)
     if primary is None:
         return Verdict(label, INCONCLUSIVE, "the service has no PRIMARY deployment yet", state)
     mine = [d for d in svc.deployments if d.task_definition == revision_arn]
     if primary.task_definition != revision_arn:
         failed_mine = next((d for d in mine if d.has_failed), None)
         if failed_mine is not None:
+            why = failed_mine.rollout_reason or "deployment FAILED"
             return Verdict(
                 label,
                 FAILED,
-                f"ECS rolled {ours} back to {_short(primary.task_definition)}: {failed_mine.rollout_reason or 'deployment FAILED'}",
+                f"ECS rolled {ours} back to {short_name(primary.task_definition)}: {why}",
                 state,
                 terminal=True,
             )
@@ -58,20 +75,32 @@ def judge(svc: ServiceView | None, revision_arn: str, label: str = "ecs-rollout"
             return Verdict(
                 label,
                 FAILED,
-                f"our deployment of {ours} is no longer PRIMARY: {_short(primary.task_definition)} replaced it",
+                f"our deployment of {ours} is no longer PRIMARY: {short_name(primary.task_definition)} replaced it",
                 state,
                 terminal=True,
             )
         return Verdict(
             label,
             FAILED,
-            f"the PRIMARY deployment runs {_short(primary.task_definition)}, not our revision {ours}: another "
+            f"the PRIMARY deployment runs {short_name(primary.task_definition)}, not our revision {ours}: another "
             "deployment replaced ours, or this endpoint does not emulate ECS deployments (plain moto never moves one)",
             state,
             terminal=True,
         )
     if primary.has_failed:
         return Verdict(label, FAILED, f"deployment {primary.id} FAILED: {primary.rollout_reason}", state, terminal=True)
+    if max_failed_tasks is not None and primary.failed >= max_failed_tasks and not primary.is_complete:
+        return Verdict(
+            label,
+            FAILED,
+            f"{primary.failed} tasks of {ours} failed to start (threshold "
+            f"{max_failed_tasks}): ECS keeps replacing them, waiting cannot help",
+            state,
+            terminal=True,
+        )
+    event = _failing_event(svc, since or primary.created_at)
+    if event and not primary.is_complete:
+        return Verdict(label, FAILED, f"ECS: {event}", state, terminal=True)
     # ECS removes an old deployment from the list once its tasks are drained; until then we are not done.
     draining = list(svc.others)
     if primary.is_complete and not draining:
@@ -89,8 +118,27 @@ def judge(svc: ServiceView | None, revision_arn: str, label: str = "ecs-rollout"
     return Verdict(label, INCONCLUSIVE, waiting, state)
 
 
+def _failing_event(svc: ServiceView, since: datetime | None) -> str | None:
+    """The newest service event since our deployment began that says tasks cannot start or be placed."""
+    for e in svc.events:
+        at = e.get("createdAt")
+        if since is not None and isinstance(at, datetime) and _aware(at) < _aware(since):
+            continue
+        msg = str(e.get("message", ""))
+        if any(s in msg for s in FAILING_EVENTS):
+            return msg
+    return None
+
+
+def _aware(t: datetime) -> datetime:
+    from datetime import timezone
+
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
 def stopped_reasons(ctx: GateContext, limit: int = 5) -> list[dict[str, Any]]:
-    """Why our revision's tasks stopped: stoppedReason and container exit codes."""
+    """Why our revision's tasks stopped: stoppedReason and container exit codes (never the old tasks')."""
+    assert ctx.ecs is not None
     out = []
     for t in ctx.ecs.tasks(ctx.cluster, ctx.service, desired_status="STOPPED"):
         if t.task_definition != ctx.revision_arn:
@@ -110,30 +158,66 @@ def stopped_reasons(ctx: GateContext, limit: int = 5) -> list[dict[str, Any]]:
     return out
 
 
-def evaluate(spec: GateSpec, ctx: GateContext) -> Verdict:
-    """Poll the service with backoff until our deployment completes, fails, is replaced, or times out."""
-    timeout = spec.timeout or DEFAULT_TIMEOUT
+def watch(ctx: GateContext, label: str = "ecs-rollout") -> Verdict | None:
+    """One look while another gate waits: the terminal verdict when ECS failed or replaced our deployment."""
+    assert ctx.ecs is not None
+    v = judge(ctx.ecs.service(ctx.cluster, ctx.service), ctx.revision_arn, label, since=ctx.deployed_at)
+    return v if v.status == FAILED else None
+
+
+def evaluate(spec: EcsRolloutGate, ctx: GateContext) -> Verdict:
+    """Poll the service at a steady `poll` interval until our deployment completes, fails, is replaced, or times
+    out; the first poll that shows a failure signal ends the wait."""
+    assert ctx.ecs is not None
+    ecs = ctx.ecs
+    timeout = spec.timeout or EcsRolloutGate.timeout or 600.0
     label = spec.label
-    first = float(spec.params.get("poll") or 2.0)
-    polls = {"n": 0}
+    polls = {"n": 0, "failed_seen": 0}
+    seen: dict[str, list[dict[str, Any]]] = {}  # the stopped tasks last fetched (reused as evidence)
 
     def look() -> Verdict:
         polls["n"] += 1
-        return judge(ctx.ecs.service(ctx.cluster, ctx.service), ctx.revision_arn, label)
+        svc = ecs.service(ctx.cluster, ctx.service)
+        v = judge(svc, ctx.revision_arn, label, since=ctx.deployed_at, max_failed_tasks=spec.max_failed_tasks)
+        failed = svc.primary.failed if svc is not None and svc.primary is not None else 0
+        if v.status == INCONCLUSIVE and failed > polls["failed_seen"]:
+            # a task of ours just failed: one look at why, for the errors no waiting cures
+            polls["failed_seen"] = failed
+            seen["stopped"] = stopped_reasons(ctx)
+            fatal = next((r for r in seen["stopped"] if any(f in r["stopped_reason"] for f in FATAL_STOPS)), None)
+            if fatal is not None:
+                return Verdict(
+                    label,
+                    FAILED,
+                    f"task {fatal['task']} of {short_name(ctx.revision_arn)} stopped: {fatal['stopped_reason']}",
+                    v.evidence,
+                    terminal=True,
+                )
+        return v
 
     def report(v: Verdict) -> None:
-        ctx.progress("gate_waiting", {"gate": label, "attempt": polls["n"], "waiting_for": v.summary})
+        ctx.progress(
+            "gate_waiting", {"gate": label, "attempt": polls["n"], "waiting_for": v.summary, "next_in": spec.poll}
+        )
+        if ctx.checkpoint is not None:
+            ctx.checkpoint()
 
     v = poll_until(
-        look, lambda v: v.status != INCONCLUSIVE, ctx.clock, timeout=timeout, first_wait=first, on_poll=report
+        look,
+        lambda v: v.status != INCONCLUSIVE,
+        ctx.clock,
+        timeout=timeout,
+        first_wait=spec.poll,
+        max_wait=spec.poll,
+        on_poll=report,
     )
     if v.status == INCONCLUSIVE:
-        v = Verdict(label, FAILED, f"timed out after {timeout:.0f}s: {v.summary}", v.evidence, attempts=polls["n"])
-    if v.status == FAILED:
+        v = Verdict(label, FAILED, f"timed out after {timeout:.0f}s: {v.summary}", v.evidence)
+    if v.status == FAILED and "stopped_tasks" not in v.evidence:
         evidence = dict(v.evidence)
         try:
-            evidence["stopped_tasks"] = stopped_reasons(ctx)
+            evidence["stopped_tasks"] = seen["stopped"] if "stopped" in seen else stopped_reasons(ctx)
         except Exception as exc:  # evidence is best effort; the verdict stands without it
             evidence["stopped_tasks_error"] = str(exc)
-        v = Verdict(v.gate, v.status, v.summary, evidence, v.terminal, polls["n"])
-    return Verdict(v.gate, v.status, v.summary, v.evidence, v.terminal, polls["n"])
+        v = Verdict(v.gate, v.status, v.summary, evidence, v.terminal)
+    return v.after(polls["n"])

@@ -11,6 +11,7 @@ from orchestrator.gates.context import GateContext
 
 def task_endpoints(ctx: GateContext, port: int) -> list[str]:
     """Base URLs of our revision's RUNNING tasks."""
+    assert ctx.ecs is not None
     tasks = [
         t
         for t in ctx.ecs.tasks(ctx.cluster, ctx.service, desired_status="RUNNING")
@@ -27,8 +28,9 @@ def task_endpoints(ctx: GateContext, port: int) -> list[str]:
                     host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
                     urls.append(f"http://{host}:{b['hostPort']}")
                     bound = True
-        if not bound and t.eni_id():
-            enis[t.eni_id()] = t.private_ip() or ""
+        eni = t.eni_id()
+        if not bound and eni:
+            enis[eni] = t.private_ip() or ""
     if enis and ctx.aws is not None:
         public = _public_ips(ctx, list(enis))
         for eni, private in enis.items():
@@ -41,6 +43,7 @@ def task_endpoints(ctx: GateContext, port: int) -> list[str]:
 def _public_ips(ctx: GateContext, eni_ids: list[str]) -> dict[str, str]:
     from orchestrator.aws.errors import aws_call
 
+    assert ctx.aws is not None
     with aws_call("ec2:DescribeNetworkInterfaces"):
         out = ctx.aws.client("ec2").describe_network_interfaces(NetworkInterfaceIds=eni_ids)
     return {

@@ -1,19 +1,28 @@
-"""The http gate: status, JSON fields, body text and latency, N consecutive successes on every endpoint."""
+"""The http gate: status, JSON fields, body text and latency, N consecutive successes on every endpoint.
+
+Retried (the answer can change by waiting): no endpoint yet; a refused, reset or timed-out connection; any 5xx
+or wrong answer that does not say the task failed (a proxy's 502, a task still loading). Not retried past the
+gate's `consecutive` threshold (a verdict): a task that is up and says it failed, i.e. a well-formed JSON body
+whose checked field (`expect.json`'s, else `status`) is failed/failure/error/unhealthy/down (503 with
+`{"status": "failed"}`), and a 4xx other than 408/425/429 (the route or the contract is wrong)."""
 
 from __future__ import annotations
 
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.config.model import GateSpec
+from orchestrator.clock import Clock
+from orchestrator.config.gates import HttpGate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.endpoints import resolve
 from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, Verdict
 from orchestrator.redact import mask_text
 
 EXCERPT = 300
+_MISSING = object()
 
 
 def _field(body: Any, dotted: str) -> Any:
@@ -24,90 +33,114 @@ def _field(body: Any, dotted: str) -> Any:
     return body
 
 
-_MISSING = object()
-
-
-def check_response(status: int, body: bytes, latency: float, expect: dict[str, Any]) -> list[str]:
-    """Every way a response misses the expectation (empty list: it passes)."""
+def check_response(status: int, body: bytes, latency: float, spec: HttpGate) -> list[str]:
+    """Every way a response misses the gate's expectation (empty list: it passes)."""
     problems: list[str] = []
-    want = expect.get("status", 200)
-    wanted = want if isinstance(want, list) else [want]
-    if status not in wanted:
-        problems.append(f"status {status}, expected {' or '.join(map(str, wanted))}")
-    if expect.get("max_latency") is not None:
-        from orchestrator.config.schema import parse_duration
-
-        limit = (
-            parse_duration(expect["max_latency"])
-            if not isinstance(expect["max_latency"], float)
-            else expect["max_latency"]
-        )
-        if latency > limit:
-            problems.append(f"latency {latency * 1000:.0f}ms > {limit * 1000:.0f}ms")
-    if expect.get("body_contains") and expect["body_contains"].encode() not in body:
-        problems.append(f"body does not contain {expect['body_contains']!r}")
-    if expect.get("json"):
-        try:
-            doc = json.loads(body.decode("utf-8", "replace"))
-        except ValueError:
+    if status not in spec.expect_status:
+        problems.append(f"status {status}, expected {' or '.join(map(str, spec.expect_status))}")
+    if spec.max_latency is not None and latency > spec.max_latency:
+        problems.append(f"latency {latency * 1000:.0f}ms > {spec.max_latency * 1000:.0f}ms")
+    if spec.body_contains and spec.body_contains.encode() not in body:
+        problems.append(f"body does not contain {spec.body_contains!r}")
+    if spec.expect_json:
+        doc = _json(body)
+        if doc is _MISSING:
             problems.append("body is not JSON")
         else:
-            for key, allowed in expect["json"].items():
-                got = _field(doc, key)
-                options = allowed if isinstance(allowed, list) else [allowed]
-                if got is _MISSING:
-                    problems.append(f"JSON field {key!r} missing")
-                elif got not in options:
-                    problems.append(f"JSON {key}={got!r}, expected {' or '.join(map(repr, options))}")
+            problems.extend(_json_problems(doc, spec.expect_json))
     return problems
 
 
-def probe(url: str, method: str, timeout: float, clock: Any) -> tuple[int | None, bytes, float, str]:
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        return _MISSING
+
+
+def _json_problems(doc: Any, expect: Mapping[str, tuple[Any, ...]]) -> list[str]:
+    out = []
+    for key, options in expect.items():
+        got = _field(doc, key)
+        if got is _MISSING:
+            out.append(f"JSON field {key!r} missing")
+        elif got not in options:
+            out.append(f"JSON {key}={got!r}, expected {' or '.join(map(repr, options))}")
+    return out
+
+
+FAILURE_WORDS = frozenset({"failed", "failure", "error", "unhealthy", "down", "dead"})
+_RETRYABLE_4XX = (408, 425, 429)
+
+
+def is_definitive(status: int | None, body: bytes, spec: HttpGate) -> bool:
+    """True when the answer is a verdict retrying will not change: the task says it failed, or a hard 4xx."""
+    if status is None:
+        return False
+    if 400 <= status < 500 and status not in _RETRYABLE_4XX:
+        return True
+    doc = _json(body)
+    if not isinstance(doc, dict):
+        return False
+    for key in tuple(spec.expect_json) or ("status",):
+        got = _field(doc, key)
+        if isinstance(got, str) and got.lower() in FAILURE_WORDS:
+            return True
+    return False
+
+
+def probe(url: str, method: str, timeout: float, clock: Clock) -> tuple[int | None, bytes, float, str]:
     """One request: (status or None, body, seconds, error)."""
     start = clock.monotonic()
     req = urllib.request.Request(url, method=method, headers={"User-Agent": "snail-trail-gate"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - URLs come from the pipeline
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) only, checked by validate
             body = resp.read(65536)
             return resp.status, body, clock.monotonic() - start, ""
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(65536) if exc.fp else b"", clock.monotonic() - start, ""
-    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return None, b"", clock.monotonic() - start, f"{type(reason).__name__}: {reason}"
 
 
-def evaluate(spec: GateSpec, ctx: GateContext) -> Verdict:
+def _excerpt(body: bytes) -> str:
+    return mask_text(body[:EXCERPT].decode("utf-8", "replace"))
+
+
+def evaluate(spec: HttpGate, ctx: GateContext) -> Verdict:
     """One attempt: every endpoint must answer as expected `consecutive` times in a row."""
-    p = spec.params
     label = spec.label
-    bases = resolve(ctx, p.get("url"), p.get("port"))
+    bases = resolve(ctx, spec.url, spec.port)
     if not bases:
-        return Verdict(
-            label, INCONCLUSIVE, f"no running task of {ctx.revision_arn.rsplit('/', 1)[-1]} has an endpoint yet"
-        )
-    path = p.get("path", "") if not p.get("url") else ""
-    need = int(p.get("consecutive", 1))
-    timeout = float(p.get("request_timeout") or 5.0)
-    expect = p.get("expect") or {}
-    results = []
+        short = ctx.revision_arn.rsplit("/", 1)[-1]
+        return Verdict(label, INCONCLUSIVE, f"no running task of {short} has an endpoint yet")
+    path = spec.path or ""
+    results: list[dict[str, Any]] = []
     for base in bases:
         url = base.rstrip("/") + path if path else base
-        for i in range(need):
-            status, body, latency, error = probe(url, p.get("method", "GET"), timeout, ctx.clock)
-            excerpt = mask_text(body[:EXCERPT].decode("utf-8", "replace"))
-            problems = [error] if status is None else check_response(status, body, latency, expect)
+        for i in range(spec.consecutive):
+            status, body, latency, error = probe(url, spec.method, spec.request_timeout, ctx.clock)
+            problems = [error] if status is None else check_response(status, body, latency, spec)
             results.append(
                 {
-                    "url": url,
+                    "url": mask_text(url),
                     "status": status,
                     "latency_ms": round(latency * 1000, 1),
-                    "body": excerpt,
+                    "body": _excerpt(body),
                     "problems": problems,
                 }
             )
             if problems:
-                return Verdict(label, FAILED, f"{url}: {'; '.join(problems)}", {"responses": results[-5:]})
-            if i + 1 < need:
-                ctx.clock.sleep(float(p.get("interval", 0.5)))
-    return Verdict(label, PASSED, f"{len(bases)} endpoint(s) answered {need}x as expected", {"responses": results[-5:]})
+                return Verdict(
+                    label,
+                    FAILED,
+                    mask_text(f"{url}: {'; '.join(problems)}"),
+                    {"responses": results[-5:]},
+                    definitive=is_definitive(status, body, spec),
+                )
+            if i + 1 < spec.consecutive:
+                ctx.clock.sleep(spec.interval)
+    return Verdict(
+        label, PASSED, f"{len(bases)} endpoint(s) answered {spec.consecutive}x as expected", {"responses": results[-5:]}
+    )

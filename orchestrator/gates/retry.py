@@ -76,7 +76,7 @@ def poll_until(
         wait=wait,
         sleep=clock.sleep,
         retry=tenacity.retry_if_result(lambda r: not done(r)),
-        before_sleep=(lambda st: on_poll(st.outcome.result())) if on_poll else None,
+        before_sleep=(lambda st: on_poll(st.outcome.result()) if st.outcome else None) if on_poll else None,
         retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
     )
     return policy(check)

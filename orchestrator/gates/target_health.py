@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from orchestrator.aws.errors import aws_call
-from orchestrator.config.model import GateSpec
+from orchestrator.config.gates import TargetHealthGate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, Verdict
 
 
-def evaluate(spec: GateSpec, ctx: GateContext, target_group_arn: str | None = None) -> Verdict:
+def evaluate(spec: TargetHealthGate, ctx: GateContext) -> Verdict:
     """All registered targets healthy passes; unhealthy fails with ELB's reasons; none yet is inconclusive."""
-    tg = spec.params.get("target_group_arn") or target_group_arn
+    tg = spec.target_group_arn
+    assert ctx.aws is not None
     if not tg:
         return Verdict(
             spec.label, FAILED, "no target group: set target_group_arn or service.load_balancer", terminal=True

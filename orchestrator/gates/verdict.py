@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 PASSED = "passed"
@@ -22,15 +22,17 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)
     terminal: bool = False  # a failure no retry can fix (e.g. ECS rolled back the deployment)
     attempts: int = 1
+    # an answer retrying cannot change (a task that is up says it failed): final after the gate's threshold
+    definitive: bool = False
 
     @property
     def passed(self) -> bool:
         """True only for a pass."""
         return self.status == PASSED
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for the trail and JSON output."""
-        return asdict(self)
+    def after(self, attempts: int) -> Verdict:
+        """The same verdict, counted over `attempts` tries."""
+        return replace(self, attempts=attempts)
 
 
 class Action(enum.Enum):
@@ -41,11 +43,11 @@ class Action(enum.Enum):
     ROLLBACK = "rollback"
 
 
-def decide(verdict: Verdict, attempts_left: bool) -> Action:
-    """The one mapping from verdict to action: pass continues, a terminal failure rolls back,
-    anything else is retried while attempts are left and then rolls back."""
+def decide(verdict: Verdict, attempts_left: bool, definitive_in_a_row: int = 0, threshold: int = 1) -> Action:
+    """The one mapping from verdict to action: pass continues; a terminal failure, or `threshold` definitive
+    failures in a row, rolls back; anything else is retried while attempts are left and then rolls back."""
     if verdict.status == PASSED:
         return Action.CONTINUE
-    if verdict.terminal:
+    if verdict.terminal or (verdict.definitive and definitive_in_a_row >= threshold):
         return Action.ROLLBACK
     return Action.RETRY if attempts_left else Action.ROLLBACK

@@ -23,6 +23,7 @@ class EventKind(str, Enum):
     PHASE_FAILED = "phase_failed"
     PHASE_SKIPPED = "phase_skipped"
     DECISION = "decision"
+    DIAGNOSIS = "diagnosis"  # what explains a failure, recorded after the rollback began
     ROLLBACK_STARTED = "rollback_started"
     ROLLBACK_VERIFIED = "rollback_verified"
     ROLLBACK_FAILED = "rollback_failed"
@@ -34,6 +35,7 @@ class EventKind(str, Enum):
     LOCK_TAKEN_OVER = "lock_taken_over"
     INTERRUPTED = "interrupted"
     UNLOCKED = "unlocked"  # `snail unlock --force` writes it (orchestrator/cli/unlock.py)
+    RELEASED = "released"  # `snail release` lifted a hold (orchestrator/cli/release.py)
     TRAFFIC_SHIFTED = "traffic_shifted"  # strategies: data {"traffic": {"blue": pct, "green": pct}}
 
     def __str__(self) -> str:

@@ -12,7 +12,6 @@ import pytest
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
 from orchestrator.engine.executor import Engine, RunOptions
-from orchestrator.errors import RolledBack
 from orchestrator.sandbox.agent import EcsAgent
 from orchestrator.sandbox.launchers import InstantLauncher
 from orchestrator.state.sqlite import SqliteStore
@@ -126,16 +125,17 @@ def test_5xx_on_every_operation_is_absorbed(setup) -> None:
 
 
 def test_persistent_failure_mid_rollout_rolls_back(setup, monkeypatch) -> None:
-    """UpdateService to phase two's revision keeps failing: after the retries the run rolls back, no traceback."""
+    """UpdateService to phase two's revision keeps failing: after the retries the run stops, says nothing was deployed
+    (the service never left phase one's good revision, so there is nothing to roll back), exit 1, no traceback."""
     monkeypatch.setitem(__import__("orchestrator.aws.session", fromlist=["x"]).RETRY_CONFIG, "total_max_attempts", 2)
     from orchestrator.aws.ecs import EcsClient
 
     setup["engine"].aws._clients.clear()  # new clients pick up the smaller retry budget
     setup["engine"].ecs = EcsClient(setup["engine"].aws)
     setup["inject"]("UpdateService", 500, "ServerException", when=lambda n, body: "shine-api-gateway:3" in body)
-    with pytest.raises(RolledBack) as exc:
-        setup["engine"].run(RunOptions())
-    assert "ecs:UpdateService failed: ServerException" in str(exc.value)
+    out = setup["engine"].run(RunOptions())
+    assert (out.exit_code, out.status) == (1, "failed")
+    assert "ecs:UpdateService failed: ServerException" in out.message and "nothing was deployed" in out.message
     assert setup["injected"]["UpdateService"] == 2  # both attempts of the one call, then no more
     live = setup["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0][
         "taskDefinition"
@@ -150,30 +150,28 @@ def test_persistent_failure_mid_rollout_rolls_back(setup, monkeypatch) -> None:
 
 
 def test_access_denied_is_not_retried_and_names_the_permission(setup) -> None:
-    """AccessDeniedException on phase two's update is raised at once (one attempt) and names ecs:UpdateService."""
+    """AccessDeniedException on phase two's update: one attempt, names ecs:UpdateService, says it changed nothing."""
     setup["inject"]("UpdateService", 400, "AccessDeniedException", when=lambda n, body: "shine-api-gateway:3" in body)
-    with pytest.raises(RolledBack) as exc:
-        setup["engine"].run(RunOptions())
+    out = setup["engine"].run(RunOptions())
     assert setup["injected"]["UpdateService"] == 1
-    assert "the caller needs permission for ecs:UpdateService" in str(exc.value)
+    assert out.exit_code == 1 and "the caller needs permission for ecs:UpdateService" in out.message
+    assert "nothing was deployed, the service stays on shine-api-gateway:2" in out.message
 
 
 def test_failure_before_the_update_changes_nothing_and_says_so(setup) -> None:
-    """RegisterTaskDefinition denied for phase two: exit 3 (a human must grant it), nothing was deployed, recorded."""
-    from orchestrator.errors import AccessDenied
+    """RegisterTaskDefinition denied for phase two: exit 1 (not 3: nothing changed), nothing was deployed, recorded."""
 
     setup["inject"](
         "RegisterTaskDefinition", 400, "AccessDeniedException", when=lambda n, body: image("b").split("@")[1] in body
     )
-    with pytest.raises(AccessDenied) as exc:
-        setup["engine"].run(RunOptions())
-    assert exc.value.exit_code == 3
-    assert "phase hybrid-ml failed before it changed the service" in str(exc.value)
-    assert "nothing was deployed, the service stays on shine-api-gateway:2" in str(exc.value)
+    out = setup["engine"].run(RunOptions())
+    assert out.exit_code == 1 and "ecs:RegisterTaskDefinition" in out.message
+    assert "phase hybrid-ml failed before it changed the service" in out.message
+    assert "nothing was deployed, the service stays on shine-api-gateway:2" in out.message
     live = setup["ecs"].describe_services(cluster="shine", services=["shine-api-gateway"])["services"][0][
         "taskDefinition"
     ]
     assert live == setup["store"].last_good("shine-api-gateway", "health-only").revision_arn
     run = setup["store"].runs("shine-api-gateway")[0]
-    assert (run.status, run.exit_code) == ("failed", 3)
+    assert (run.status, run.exit_code) == ("failed", 1)
     assert any(e.kind == "phase_failed" for e in setup["store"].events("shine-api-gateway", run.run_id))

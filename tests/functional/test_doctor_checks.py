@@ -8,7 +8,8 @@ from dataclasses import replace
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
-from orchestrator.config.model import GateSpec, LoadBalancerSpec, NetworkSpec, RegistrySpec
+from orchestrator.config.gates import HttpGate
+from orchestrator.config.model import LoadBalancerSpec, NetworkSpec, RegistrySpec
 from orchestrator.doctor import render_text, run_doctor
 from tests.doctor_env import CLUSTER, LOG_GROUP, ROLE, SERVICE, aws_context, good_env
 
@@ -157,7 +158,7 @@ def test_no_port_mapping(env):
 def test_http_gate_on_another_port(env):
     """An http gate with `port: 8080` fails ports.gates naming the file and line to change."""
     phase = env.pipeline.phases[0]
-    bad = GateSpec("http", {"path": "/ml/status", "port": 8080}, source="phases/health-only.yaml:7")
+    bad = HttpGate(path="/ml/status", port=8080, source="phases/health-only.yaml:7")
     p = replace(env.pipeline, phases=(replace(phase, gates=phase.gates + (bad,)),))
     chk = check(env, "ports.gates", p)
     assert chk.status == "failed"

@@ -10,7 +10,9 @@ from moto import mock_aws
 from moto.moto_api import state_manager
 
 from orchestrator.config.model import LoadBalancerSpec
-from orchestrator.doctor import create_service, diagnose
+from orchestrator.aws.ecs import EcsClient
+from orchestrator.config.model import NetworkSpec
+from orchestrator.doctor import diagnose
 from orchestrator.errors import ConfigError
 from tests.doctor_env import CLUSTER, SERVICE, aws_context, good_env
 
@@ -218,6 +220,11 @@ def test_diagnose_describes_tasks_in_one_batch(env):
     assert calls.count("DescribeServices") == 1
 
 
+def create_service(pipeline, aws, revision_arn):  # noqa: ANN001, ANN201
+    """The ECS adapter's create_service for a pipeline's service."""
+    return EcsClient(aws).create_service(pipeline.service, revision_arn)
+
+
 # --- create_service -----------------------------------------------------------------------------
 
 
@@ -241,15 +248,11 @@ def test_create_service_from_the_pipeline(aws, tmp_path):
 
 
 def test_create_service_with_a_given_network_and_no_circuit_breaker(aws, tmp_path):
-    """A bare awsvpcConfiguration overrides the pipeline's; circuit_breaker false is honoured."""
+    """The pipeline's network is used as given; circuit_breaker false is honoured."""
     env = good_env(aws, tmp_path, create=False)
-    p = env.with_service(circuit_breaker=False)
-    create_service(
-        p,
-        aws,
-        env.taskdef_arn,
-        network={"subnets": [env.subnets[1]], "securityGroups": [env.security_group], "assignPublicIp": "DISABLED"},
-    )
+    net = NetworkSpec((env.subnets[1],), (env.security_group,), False)
+    p = env.with_service(circuit_breaker=False, network=net)
+    create_service(p, aws, env.taskdef_arn)
     svc = env.client("ecs").describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
     assert svc["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == [env.subnets[1]]
     assert svc["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": False, "rollback": False}

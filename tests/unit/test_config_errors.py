@@ -25,7 +25,7 @@ def test_reference_pipeline_loads() -> None:
     assert p.phase_names() == ["health-only", "hybrid-ml", "optimized", "enhanced"]
     hybrid = p.phase("hybrid-ml")
     assert [g.type for g in hybrid.gates] == ["ecs-rollout", "http", "http"]
-    assert hybrid.gates[-1].params["expect"]["json"] == {"status": ["ready", "degraded"]}
+    assert hybrid.gates[-1].expect_json == {"status": ("ready", "degraded")}
     assert p.service.port == 5000
 
 
@@ -68,7 +68,7 @@ def test_defaults_merged_into_phases(make_pipeline) -> None:
             "    - {type: http, path: /health, expect: {status: 200}}",
             "    - {type: http, expect: {status: 200}}",
             12,
-            "an http gate needs `path` or `url`",
+            "an http gate needs exactly one of `path` or `url`",
         ),
         (
             "    - {type: http, path: /health, expect: {status: 200}}",

@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from orchestrator.aws.ecs import EcsClient
-from orchestrator.config.model import GateSpec
+from orchestrator.config.gates import EcsRolloutGate
 from orchestrator.gates import GateContext, run_gate
 
 ACCT = "arn:aws:ecs:us-east-1:123456789012"
@@ -83,20 +83,30 @@ def stubbed():
 
 
 def gate(
-    stubbed, clock, responses: list[dict], revision: int = 12, stopped: list[dict] | None = None, timeout: float = 600
+    stubbed,
+    clock,
+    responses: list[dict],
+    revision: int = 12,
+    stopped: list[dict] | None = None,
+    timeout: float = 600,
+    stopped_after: int | None = None,
 ):
-    """Run the gate over scripted describe_services responses (and stopped tasks if it fails)."""
+    """Run the gate over scripted describe_services responses, and the stopped tasks it lists (after the
+    `stopped_after`-th describe: when a task of ours first fails; by default after the last one)."""
     client, st = stubbed
-    for r in responses:
+    at = len(responses) if stopped_after is None else stopped_after
+    for i, r in enumerate(responses):
         st.add_response("describe_services", r, {"cluster": "shine", "services": ["shine-api-gateway"]})
-    if stopped is not None:
-        st.add_response(
-            "list_tasks",
-            {"taskArns": [t["taskArn"] for t in stopped]},
-            {"cluster": "shine", "serviceName": "shine-api-gateway", "desiredStatus": "STOPPED"},
-        )
-        if stopped:
-            st.add_response("describe_tasks", {"tasks": stopped, "failures": []}, {"cluster": "shine", "tasks": ANY})
+        if i + 1 == at and stopped is not None:
+            st.add_response(
+                "list_tasks",
+                {"taskArns": [t["taskArn"] for t in stopped]},
+                {"cluster": "shine", "serviceName": "shine-api-gateway", "desiredStatus": "STOPPED"},
+            )
+            if stopped:
+                st.add_response(
+                    "describe_tasks", {"tasks": stopped, "failures": []}, {"cluster": "shine", "tasks": ANY}
+                )
     ctx = GateContext(
         cluster="shine",
         service="shine-api-gateway",
@@ -105,7 +115,7 @@ def gate(
         ecs=EcsClient(_Aws(client)),
         clock=clock,
     )
-    v = run_gate(GateSpec("ecs-rollout", {"poll": 2}, timeout=timeout), ctx)
+    v = run_gate(EcsRolloutGate(poll=2, timeout=timeout), ctx)
     st.assert_no_pending_responses()
     return v
 
@@ -122,7 +132,7 @@ def test_completed_after_progress(stubbed, clock) -> None:
         ],
     )
     assert v.passed and v.attempts == 3
-    assert clock.sleeps == [2.0, 3.0]
+    assert clock.sleeps == [2.0, 2.0]  # a steady poll while the rollout moves: no backoff
 
 
 def test_completed_but_old_deployment_still_draining_is_not_success(stubbed, clock) -> None:
@@ -165,6 +175,7 @@ def test_failed_with_failed_tasks(stubbed, clock) -> None:
             ),
         ],
         stopped=stopped,
+        stopped_after=1,
     )
     assert v.status == "failed" and v.terminal
     assert "circuit breaker" in v.summary
@@ -225,7 +236,7 @@ def test_timeout_is_failure_not_success(stubbed, clock) -> None:
         [dep(12, running=1), dep(11, "ACTIVE", "COMPLETED", running=2)],
         events=["(service shine-api-gateway) has started 1 tasks: (task abc)."],
     )
-    v = gate(stubbed, clock, [stuck] * 7, timeout=30, stopped=[])  # polls at 0, 2, 5, 9.5, 16.25, 26.4 and 30
+    v = gate(stubbed, clock, [stuck] * 16, timeout=30, stopped=[])  # polls every 2s: 0, 2, ..., 28 and 30
     assert v.status == "failed" and "timed out after 30s" in v.summary
     assert "1/2 running" in v.summary and "1 old deployment(s) draining" in v.summary
     assert v.evidence["events"] == ["(service shine-api-gateway) has started 1 tasks: (task abc)."]
@@ -236,3 +247,55 @@ def test_service_deleted_mid_rollout(stubbed, clock) -> None:
     missing = {"services": [], "failures": [{"arn": f"{ACCT}:service/shine-api-gateway", "reason": "MISSING"}]}
     v = gate(stubbed, clock, [missing], stopped=None)
     assert v.status == "failed" and v.terminal and "no longer exists" in v.summary
+
+
+STOPPED_PULL = {
+    "taskArn": f"{ACCT}:task/shine/pull1",
+    "taskDefinitionArn": REV[12],
+    "lastStatus": "STOPPED",
+    "desiredStatus": "STOPPED",
+    "stoppedReason": "CannotPullContainerError: pull image manifest has been retried 5 time(s): not found",
+    "containers": [{"name": "api", "lastStatus": "STOPPED"}],
+}
+STOPPED_CRASH = {
+    **STOPPED_PULL,
+    "taskArn": f"{ACCT}:task/shine/crash1",
+    "stoppedReason": "Essential container in task exited",
+}
+
+
+def test_crash_loop_with_breaker_off_fails_at_the_threshold_poll(stubbed, clock) -> None:
+    """Breaker off: ECS would retry forever; 3 failed tasks of ours is a verdict on the poll that shows them."""
+    v = gate(
+        stubbed,
+        clock,
+        [
+            svc([dep(12, failed=1), dep(11, "ACTIVE", "COMPLETED", running=2)]),
+            svc([dep(12, failed=3), dep(11, "ACTIVE", "COMPLETED", running=2)]),
+        ],
+        stopped=[STOPPED_CRASH],
+        stopped_after=1,
+    )
+    assert v.status == "failed" and v.terminal and v.attempts == 2
+    assert "3 tasks of shine-api-gateway:12 failed to start" in v.summary
+    assert v.evidence["stopped_tasks"][0]["stopped_reason"] == "Essential container in task exited"
+
+
+def test_unable_to_place_event_fails_on_the_poll_that_shows_it(stubbed, clock) -> None:
+    """A service event saying tasks cannot be placed ends the wait at once (the deployment that looked stuck)."""
+    event = "(service shine-api-gateway) was unable to place a task because no container instance met all of its requirements."
+    v = gate(
+        stubbed,
+        clock,
+        [svc([dep(12), dep(11, "ACTIVE", "COMPLETED", running=2)], events=[event])],
+        stopped=[],
+    )
+    assert v.status == "failed" and v.terminal and v.attempts == 1 and "unable to place a task" in v.summary
+
+
+def test_image_that_cannot_be_pulled_fails_on_the_first_stopped_task(stubbed, clock) -> None:
+    """CannotPullContainerError is not cured by waiting: the first stopped task ends the rollout gate."""
+    v = gate(
+        stubbed, clock, [svc([dep(12, failed=1), dep(11, "ACTIVE", "COMPLETED", running=2)])], stopped=[STOPPED_PULL]
+    )
+    assert v.status == "failed" and v.attempts == 1 and "CannotPullContainerError" in v.summary

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.config.model import GateSpec, Retries
+from orchestrator.config.gates import CommandGate, HttpGate, Retries
 from orchestrator.gates import GateContext, run_gate
 from orchestrator.gates.http import check_response
 from orchestrator.gates.retry import poll_until
@@ -46,7 +46,7 @@ def test_verdict_to_action(status: str, terminal: bool, left: bool, action: Acti
 def test_http_gate_healthy_server_passes(http_server, clock) -> None:
     """A server answering 200 passes on the first attempt."""
     url, b = http_server(Behaviour(200, {"status": "ok"}))
-    spec = GateSpec("http", {"path": "/health", "expect": {"status": 200}})
+    spec = HttpGate(path="/health", expect_status=(200,))
     v = run_gate(spec, ctx_for(clock, url))
     assert v.passed and v.attempts == 1
     assert v.evidence["responses"][0]["url"] == f"{url}/health"
@@ -56,7 +56,7 @@ def test_http_gate_healthy_server_passes(http_server, clock) -> None:
 def test_http_gate_500_retries_then_fails(http_server, clock) -> None:
     """A server answering 500 is retried `attempts` times with the configured wait, then fails with evidence."""
     url, b = http_server(Behaviour(500, {"error": "boom"}))
-    spec = GateSpec("http", {"path": "/health", "expect": {"status": 200}}, retries=Retries(attempts=4, wait=3.0))
+    spec = HttpGate(path="/health", expect_status=(200,), retries=Retries(attempts=4, wait=3.0))
     v = run_gate(spec, ctx_for(clock, url))
     assert v.status == "failed" and v.attempts == 4
     assert "status 500, expected 200" in v.summary
@@ -78,7 +78,7 @@ def test_http_gate_recovers_after_retries(http_server, clock) -> None:
         orig(s)
 
     clock.sleep = sleep  # type: ignore[method-assign]
-    spec = GateSpec("http", {"path": "/health"}, retries=Retries(attempts=5, wait=1.0))
+    spec = HttpGate(path="/health", retries=Retries(attempts=5, wait=1.0))
     v = run_gate(spec, ctx_for(clock, url))
     assert v.passed and v.attempts == 3
 
@@ -86,9 +86,7 @@ def test_http_gate_recovers_after_retries(http_server, clock) -> None:
 def test_http_gate_wrong_json_fails(http_server, clock) -> None:
     """The field log's ML status: `failed` is not among the allowed values."""
     url, _ = http_server(Behaviour(200, {"status": "failed"}))
-    spec = GateSpec(
-        "http", {"path": "/ml/status", "expect": {"status": 200, "json": {"status": ["ready", "degraded"]}}}
-    )
+    spec = HttpGate(path="/ml/status", expect_json={"status": ("ready", "degraded")})
     v = run_gate(spec, ctx_for(clock, url))
     assert v.status == "failed"
     assert "JSON status='failed', expected 'ready' or 'degraded'" in v.summary
@@ -99,7 +97,7 @@ def test_http_gate_slow_server_fails_latency(http_server) -> None:
     from orchestrator.clock import SystemClock
 
     url, _ = http_server(Behaviour(200, delay=0.3))
-    spec = GateSpec("http", {"path": "/health", "expect": {"status": 200, "max_latency": 0.1}})
+    spec = HttpGate(path="/health", max_latency=0.1)
     v = run_gate(spec, ctx_for(SystemClock(), url))
     assert v.status == "failed" and "latency" in v.summary
 
@@ -112,14 +110,14 @@ def test_http_gate_connection_refused(clock) -> None:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    v = run_gate(GateSpec("http", {"path": "/health"}), ctx_for(clock, f"http://127.0.0.1:{port}"))
+    v = run_gate(HttpGate(path="/health"), ctx_for(clock, f"http://127.0.0.1:{port}"))
     assert v.status == "failed" and "Connection" in v.summary
 
 
 def test_http_gate_consecutive_successes(http_server, clock) -> None:
     """`consecutive: 3` sends three requests per endpoint and passes only if all three pass."""
     url, b = http_server(Behaviour(200))
-    v = run_gate(GateSpec("http", {"path": "/health", "consecutive": 3}), ctx_for(clock, url))
+    v = run_gate(HttpGate(path="/health", consecutive=3), ctx_for(clock, url))
     assert v.passed and b.hits == 3
 
 
@@ -132,34 +130,94 @@ def test_http_gate_no_endpoint_is_inconclusive(clock) -> None:
 
     ctx = ctx_for(clock)
     ctx.ecs = NoTasks()
-    v = run_gate(GateSpec("http", {"path": "/health"}, retries=Retries(attempts=3, wait=2)), ctx)
+    v = run_gate(HttpGate(path="/health", retries=Retries(attempts=3, wait=2)), ctx)
     assert v.status == "inconclusive" and v.attempts == 3
 
 
 def test_check_response_rules() -> None:
     """Status lists, nested JSON fields, body text and latency are all checked."""
     body = b'{"status": "ready", "model": {"source": "s3"}}'
-    assert check_response(200, body, 0.01, {"status": [200, 204], "json": {"model.source": "s3"}}) == []
-    assert check_response(404, body, 0.01, {"status": 200}) == ["status 404, expected 200"]
-    assert check_response(200, body, 0.01, {"json": {"model.version": 1}}) == ["JSON field 'model.version' missing"]
-    assert check_response(200, b"not json", 0.01, {"json": {"a": 1}}) == ["body is not JSON"]
-    assert check_response(200, body, 0.01, {"body_contains": "nope"}) == ["body does not contain 'nope'"]
+    spec = HttpGate(path="/", expect_status=(200, 204), expect_json={"model.source": ("s3",)})
+    assert check_response(200, body, 0.01, spec) == []
+    assert check_response(404, body, 0.01, HttpGate(path="/")) == ["status 404, expected 200"]
+    missing = HttpGate(path="/", expect_json={"model.version": (1,)})
+    assert check_response(200, body, 0.01, missing) == ["JSON field 'model.version' missing"]
+    assert check_response(200, b"not json", 0.01, HttpGate(path="/", expect_json={"a": (1,)})) == ["body is not JSON"]
+    assert check_response(200, body, 0.01, HttpGate(path="/", body_contains="nope")) == ["body does not contain 'nope'"]
+
+
+def test_json_expectation_alone_passes_a_matching_answer(http_server, clock) -> None:
+    """`expect: {json: {status: ready}}` without `status:` expects 200 and passes a matching answer (was: None)."""
+    import yaml
+
+    from orchestrator.config.gate_schema import gate
+    from orchestrator.config.schema import Errors
+
+    errors = Errors("phases/x.yaml")
+    spec = gate(yaml.compose("{type: http, path: /ml/status, expect: {json: {status: ready}}}"), "gates[0]", errors)
+    assert not errors.items and spec.expect_status == (200,)
+    url, _ = http_server(Behaviour(200, {"status": "ready"}))
+    assert run_gate(spec, ctx_for(clock, url)).passed
+
+
+def test_a_task_that_says_it_failed_is_a_verdict_not_retried(http_server, clock) -> None:
+    """503 with {"status": "failed"} from a task that is up is final after `consecutive` answers, not 10 retries."""
+    url, b = http_server(Behaviour(503, {"status": "failed"}))
+    spec = HttpGate(
+        path="/ml/status",
+        expect_json={"status": ("ready", "degraded")},
+        consecutive=2,
+        retries=Retries(attempts=10, wait=1.0),
+    )
+    v = run_gate(spec, ctx_for(clock, url))
+    assert v.status == "failed" and v.attempts == 2 and b.hits == 2
+    assert clock.sleeps.count(1.0) == 1  # one wait between the two definitive answers, not nine
+
+
+def test_a_task_still_loading_is_retried(http_server, clock) -> None:
+    """503 with {"status": "loading"} can change by waiting: it is retried until attempts run out."""
+    url, b = http_server(Behaviour(503, {"status": "loading"}))
+    spec = HttpGate(path="/ml/status", expect_json={"status": ("ready",)}, retries=Retries(attempts=4, wait=1.0))
+    v = run_gate(spec, ctx_for(clock, url))
+    assert v.status == "failed" and v.attempts == 4 and b.hits == 4
+
+
+def test_watch_ends_a_gate_wait_when_ecs_fails_the_deployment(clock) -> None:
+    """While a gate retries, ECS failing our deployment ends the wait at the next attempt with ECS's verdict."""
+
+    class NoTasks:
+        def tasks(self, *a, **k):  # noqa: ANN002, ANN003
+            return []
+
+    ctx = ctx_for(clock)
+    ctx.ecs = NoTasks()  # type: ignore[assignment]
+    looks = {"n": 0}
+
+    def watch() -> Verdict | None:
+        looks["n"] += 1
+        return (
+            Verdict("ecs-rollout", "failed", "deployment FAILED: circuit breaker", terminal=True)
+            if looks["n"] >= 2
+            else None
+        )
+
+    ctx.watch = watch
+    v = run_gate(HttpGate(path="/health", retries=Retries(attempts=10, wait=2)), ctx)
+    assert v.status == "failed" and "circuit breaker" in v.summary and v.attempts == 3
 
 
 def test_command_gate_exit_status(tmp_path, clock) -> None:
     """A smoke-test command passes on exit 0 and fails with its output otherwise; it sees SNAIL_* variables."""
-    ok = run_gate(GateSpec("command", {"run": 'test "$SNAIL_SERVICE" = s'}), ctx_for(clock, "http://127.0.0.1:1"))
+    ok = run_gate(CommandGate(run='test "$SNAIL_SERVICE" = s'), ctx_for(clock, "http://127.0.0.1:1"))
     assert ok.passed
-    bad = run_gate(
-        GateSpec("command", {"run": "echo smoke test broke >&2; exit 3"}), ctx_for(clock, "http://127.0.0.1:1")
-    )
+    bad = run_gate(CommandGate(run="echo smoke test broke >&2; exit 3"), ctx_for(clock, "http://127.0.0.1:1"))
     assert bad.status == "failed" and "exit 3" in bad.summary and "smoke test broke" in bad.summary
 
 
 def test_gate_timeout_stops_retries(http_server, clock) -> None:
     """A gate's timeout bounds its retries on our clock even when attempts are left."""
     url, b = http_server(Behaviour(500))
-    spec = GateSpec("http", {"path": "/health"}, timeout=10.0, retries=Retries(attempts=100, wait=3.0))
+    spec = HttpGate(path="/health", timeout=10.0, retries=Retries(attempts=100, wait=3.0))
     v = run_gate(spec, ctx_for(clock, url))
     assert v.status == "failed" and v.attempts == 5  # t=0,3,6,9,12 -> stop once past 10s
     assert clock.monotonic() >= 10.0

@@ -1,0 +1,180 @@
+"""Typed gate specs: one frozen dataclass per gate type, every default stated once, here.
+
+`timeout` means the same for every gate: the longest the gate may take in all, retries included (None: bounded
+by its retries alone). The loader builds these from YAML; a good mark stores `to_dict()` of the gates a revision
+passed, and `gates_from_data()` turns that record back into specs to verify a rollback with."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+
+@dataclass(frozen=True)
+class Retries:
+    """How often a gate is tried and how long to wait between tries (tenacity policy as data)."""
+
+    attempts: int = 1
+    wait: float = 0.0
+    backoff: float = 1.0
+    max_wait: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Gate:
+    """What every gate has: a name, an overall timeout, a retry policy, where it was written."""
+
+    type: ClassVar[str] = ""
+    name: str | None = None
+    timeout: float | None = None
+    retries: Retries = Retries()
+    source: str = field(default="", compare=False)
+
+    def _target(self) -> str:
+        return ""
+
+    @property
+    def label(self) -> str:
+        """A short human name: `http /health`, `ecs-rollout`."""
+        if self.name:
+            return self.name
+        target = self._target()
+        return f"{self.type} {target}" if target else self.type
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (type included) that `gates_from_data` turns back into this spec."""
+        out: dict[str, Any] = {"type": self.type}
+        for f in dataclasses.fields(self):
+            if f.name == "source":
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, Retries):
+                value = dataclasses.asdict(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class EcsRolloutGate(_Gate):
+    """ECS completed *our* deployment: PRIMARY is our revision, COMPLETED, running == desired, old ones drained.
+
+    It fails as soon as ECS gives a failure signal: the breaker's FAILED, `max_failed_tasks` of our tasks stopped,
+    a service event saying tasks cannot start or be placed, an image that cannot be pulled."""
+
+    type: ClassVar[str] = "ecs-rollout"
+    timeout: float | None = 600.0
+    poll: float = 2.0
+    max_failed_tasks: int = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpGate(_Gate):
+    """Each new task (or the URL / service.endpoint) answers as expected, `consecutive` times in a row."""
+
+    type: ClassVar[str] = "http"
+    path: str | None = None
+    url: str | None = None
+    port: int | None = None
+    method: str = "GET"
+    expect_status: tuple[int, ...] = (200,)
+    expect_json: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    body_contains: str | None = None
+    max_latency: float | None = None
+    consecutive: int = 1
+    interval: float = 0.5  # between the consecutive requests of one attempt
+    request_timeout: float = 5.0
+
+    def _target(self) -> str:
+        return self.path or self.url or ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data; allowed JSON values as lists."""
+        out = super().to_dict()
+        out["expect_json"] = {k: list(v) for k, v in self.expect_json.items()}
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandGate(_Gate):
+    """A smoke-test command's exit status decides; it runs with an explicit environment, never the runner's."""
+
+    type: ClassVar[str] = "command"
+    run: tuple[str, ...] | str = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    timeout: float | None = 300.0
+
+    def _target(self) -> str:
+        return self.run if isinstance(self.run, str) else " ".join(self.run)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data (the env values are the gate's own, never the runner's)."""
+        out = super().to_dict()
+        out["env"] = dict(self.env)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlarmGate(_Gate):
+    """None of the named CloudWatch alarms is in ALARM (checked after the gates and again after the bake)."""
+
+    type: ClassVar[str] = "alarm"
+    alarms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetHealthGate(_Gate):
+    """Every target of the target group is healthy (default: service.load_balancer's target group)."""
+
+    type: ClassVar[str] = "target-health"
+    target_group_arn: str | None = None
+
+
+GateSpec = Union[EcsRolloutGate, HttpGate, CommandGate, AlarmGate, TargetHealthGate]  # noqa: UP007
+GATE_CLASSES: dict[str, type[_Gate]] = {
+    c.type: c for c in (EcsRolloutGate, HttpGate, CommandGate, AlarmGate, TargetHealthGate)
+}
+GATE_TYPES = tuple(GATE_CLASSES)
+
+
+def gate_from_data(data: Mapping[str, Any]) -> GateSpec:
+    """One spec from `to_dict()` data (a recorded good mark); unknown keys are ignored, so old records load."""
+    cls = GATE_CLASSES[str(data["type"])]
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for k, v in data.items():
+        if k not in names or k == "source":
+            continue
+        if k == "retries" and isinstance(v, Mapping):
+            v = Retries(**{rk: rv for rk, rv in v.items() if rk in Retries.__dataclass_fields__})
+        elif k == "expect_json" and isinstance(v, Mapping):
+            v = {jk: tuple(jv) if isinstance(jv, list) else (jv,) for jk, jv in v.items()}
+        elif k in ("expect_status", "alarms") and isinstance(v, list) or k == "run" and isinstance(v, list):
+            v = tuple(v)
+        kwargs[k] = v
+    return cls(**kwargs)  # type: ignore[return-value]
+
+
+def gates_from_data(items: Iterable[Mapping[str, Any]]) -> tuple[GateSpec, ...]:
+    """Specs from recorded data, in order."""
+    return tuple(gate_from_data(d) for d in items)
+
+
+def gates_hash(gates: Iterable[GateSpec]) -> str:
+    """A short stable hash of gate specs (recorded with a mark: which gates a revision passed)."""
+    data = [g.to_dict() for g in gates]
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def with_rollout(gates: Iterable[GateSpec]) -> tuple[GateSpec, ...]:
+    """The gates with ecs-rollout first: success always includes "ECS completed our deployment"."""
+    gates = tuple(gates)
+    rollout = [g for g in gates if isinstance(g, EcsRolloutGate)]
+    rest = [g for g in gates if not isinstance(g, EcsRolloutGate)]
+    return (rollout[0] if rollout else EcsRolloutGate(), *rest)

@@ -1,0 +1,42 @@
+"""The sandbox's stand-in for ECR's data plane: images are pushed to a local registry, and their manifests are
+recorded in moto's ECR under the same digest, so task definitions name images by their ECR URI as on AWS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.aws.session import AwsContext
+
+
+def mirror_to_ecr(aws: AwsContext, repository: str, built: Any, target: Any) -> str:
+    """Sandbox only: record the pushed manifest in (moto's) ECR under the same digest, and name the image by
+    its ECR URI as a task definition on AWS would. The sandbox's agent pulls ECR URIs from the local registry."""
+    import requests
+
+    from orchestrator.aws.errors import aws_call
+    from orchestrator.build.registry import MANIFEST_TYPES
+
+    resp = requests.get(
+        f"{target.api_base}/{target.name}/manifests/{built.digest}", headers={"Accept": MANIFEST_TYPES}, timeout=10
+    )
+    resp.raise_for_status()
+    ecr = aws.client("ecr")
+    name = repository
+    with aws_call("ecr:DescribeRepositories"):
+        uri = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryUri"]
+    kwargs = {
+        "repositoryName": name,
+        "imageManifest": resp.text,
+        "imageTag": built.tag,
+        "imageDigest": built.digest,
+    }
+    media = resp.headers.get("Content-Type", "").split(";")[0]
+    if media:
+        kwargs["imageManifestMediaType"] = media
+    try:
+        with aws_call("ecr:PutImage"):
+            ecr.put_image(**kwargs)
+    except Exception as exc:  # already recorded (same tag and digest): nothing to do
+        if "AlreadyExists" not in str(exc):
+            raise
+    return f"{uri}@{built.digest}"
