@@ -2,11 +2,18 @@
 
 The field log's container listened on 8080 while the service expected 5000; this catches that before ECS
 does, and says which port the process does listen on (read from /proc/net/tcp*: base images have no ss).
+
+It fails fast: as soon as the container exits, answers with a failing status (three times in a row, so one
+blip while starting is forgiven), or is seen listening only on other ports (twice, a second apart), it stops
+waiting and says so; only an app that stays silent waits for the timeout. It reports progress on every poll
+so a display never goes quiet.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, NoReturn
+from typing import Any, NoReturn
 
 import structlog
 
@@ -18,6 +25,9 @@ log = structlog.get_logger()
 
 TCP_LISTEN = "0A"
 POLL_INTERVAL = 0.25
+FAILING_ANSWERS = 3  # consecutive non-2xx answers that fail the probe at once
+PORT_LOOK_EVERY = 1.0  # seconds between looks at the container's listening ports while nothing answers
+WRONG_PORT_LOOKS = 2  # consecutive looks that saw only other ports
 
 
 def listening_ports(proc_net_tcp: str) -> tuple[int, ...]:
@@ -45,7 +55,6 @@ def run_probe(
     progress: Callable[[dict], None] | None = None,
 ) -> ProbeResult:
     """Run image_ref, poll http://127.0.0.1:<host port><path> until 2xx; PortProbeFailed with the reason otherwise."""
-    import requests
     from docker.errors import APIError, ImageNotFound
 
     from orchestrator.clock import SystemClock
@@ -62,47 +71,153 @@ def run_probe(
             labels={"snail-trail.role": "port-probe"},
         )
     except (ImageNotFound, APIError) as e:
-        raise PortProbeFailed(f"cannot start {image_ref} for the port probe: {_api_message(e)}", image=image_ref) from None
-    start = clock.monotonic()
-    last_status, last_body, host_port = None, "", None
+        raise PortProbeFailed(
+            f"cannot start {image_ref} for the port probe: {_api_message(e)}", image=image_ref
+        ) from None
     try:
-        while True:
-            container.reload()
-            host_port = host_port or _host_port(container.attrs, port)
-            if container.status in ("exited", "dead"):
-                break
-            if host_port:
-                try:
-                    resp = requests.get(f"http://127.0.0.1:{host_port}{path}", timeout=2)
-                    last_status, last_body = resp.status_code, resp.text[:500]
-                    if 200 <= resp.status_code < 300:
-                        result = ProbeResult(image_ref, port, path, True, resp.status_code, last_body,
-                                             clock.monotonic() - start, host_port)
-                        log.info("port_probe_passed", image=image_ref, port=port, path=path,
-                                 status=resp.status_code, elapsed=round(result.elapsed, 2))
-                        if progress:
-                            progress({"event": "probe_passed", "image": image_ref, "port": port, "path": path,
-                                      "status": resp.status_code})
-                        return result
-                except requests.RequestException:
-                    pass  # not listening yet (or never: decided at the deadline)
-            if clock.monotonic() - start >= timeout:
-                break
-            clock.sleep(POLL_INTERVAL)
-        _fail(container, image_ref, port, path, timeout, last_status, last_body, host_port,
-                     clock.monotonic() - start, progress)
+        return _watch(container, image_ref, port, path, timeout, clock, progress)
     finally:
         try:
             container.remove(force=True)
-        except Exception as e:  # a probe must never leave a container behind silently
+        except Exception as e:  # noqa: BLE001 - a probe must never leave a container behind silently
             log.warning("port_probe_cleanup_failed", container=container.id[:12], error=str(e))
 
 
-def _fail(container, image_ref, port, path, timeout, status, body, host_port, elapsed, progress) -> NoReturn:
+def _watch(
+    container: Any,
+    image_ref: str,
+    port: int,
+    path: str,
+    timeout: float,
+    clock: Clock,
+    progress: Callable[[dict], None] | None,
+) -> ProbeResult:
+    import requests
+
+    start = clock.monotonic()
+    last_status: int | None = None
+    last_body, host_port = "", None
+    failing = 0  # consecutive non-2xx answers
+    wrong_port = 0  # consecutive looks that saw the app listening only elsewhere
+    seen_ports: tuple[int, ...] | None = None
+    next_look = start + PORT_LOOK_EVERY
+    polls = 0
+    while True:
+        polls += 1
+        container.reload()
+        host_port = host_port or _host_port(container.attrs, port)
+        if container.status in ("exited", "dead"):
+            _fail(container, image_ref, port, path, timeout, last_status, last_body, host_port, clock, start, progress)
+        answered = False
+        if host_port:
+            try:
+                resp = requests.get(f"http://127.0.0.1:{host_port}{path}", timeout=2)
+                answered = True
+                last_status, last_body = resp.status_code, resp.text[:500]
+                if 200 <= resp.status_code < 300:
+                    result = ProbeResult(
+                        image_ref, port, path, True, resp.status_code, last_body, clock.monotonic() - start, host_port
+                    )
+                    log.info(
+                        "port_probe_passed",
+                        image=image_ref,
+                        port=port,
+                        path=path,
+                        status=resp.status_code,
+                        elapsed=round(result.elapsed, 2),
+                    )
+                    if progress:
+                        progress(
+                            {
+                                "event": "probe_passed",
+                                "image": image_ref,
+                                "port": port,
+                                "path": path,
+                                "status": resp.status_code,
+                                "elapsed": round(result.elapsed, 2),
+                            }
+                        )
+                    return result
+                failing += 1
+                if failing >= FAILING_ANSWERS:
+                    _fail(
+                        container,
+                        image_ref,
+                        port,
+                        path,
+                        timeout,
+                        last_status,
+                        last_body,
+                        host_port,
+                        clock,
+                        start,
+                        progress,
+                    )
+            except requests.RequestException:
+                failing = 0  # not listening yet, or on another port: the look below tells
+        now = clock.monotonic()
+        if not answered and now >= next_look:
+            next_look = now + PORT_LOOK_EVERY
+            seen_ports = container_listening_ports(container)
+            if seen_ports and port not in seen_ports:
+                wrong_port += 1
+                if wrong_port >= WRONG_PORT_LOOKS:
+                    _fail(
+                        container,
+                        image_ref,
+                        port,
+                        path,
+                        timeout,
+                        None,
+                        "",
+                        host_port,
+                        clock,
+                        start,
+                        progress,
+                        ports=seen_ports,
+                    )
+            else:
+                wrong_port = 0
+        elapsed = now - start
+        if progress:
+            progress(
+                {
+                    "event": "probe_waiting",
+                    "image": image_ref,
+                    "port": port,
+                    "path": path,
+                    "elapsed": round(elapsed, 1),
+                    "timeout": timeout,
+                    "status": last_status,
+                    "listening": list(seen_ports) if seen_ports is not None else None,
+                }
+            )
+        if elapsed >= timeout:
+            _fail(container, image_ref, port, path, timeout, last_status, last_body, host_port, clock, start, progress)
+        clock.sleep(POLL_INTERVAL)
+
+
+def _fail(
+    container: Any,
+    image_ref: str,
+    port: int,
+    path: str,
+    timeout: float,
+    status: int | None,
+    body: str,
+    host_port: int | None,
+    clock: Clock,
+    start: float,
+    progress: Callable[[dict], None] | None,
+    ports: tuple[int, ...] | None = None,
+) -> NoReturn:
+    elapsed = clock.monotonic() - start
     container.reload()
-    exit_code = container.attrs.get("State", {}).get("ExitCode") if container.status in ("exited", "dead") else None
-    logs = container.logs(tail=20).decode(errors="replace") if exit_code is not None else ""
-    ports = None if exit_code is not None else _ports_in_container(container)
+    exited = container.status in ("exited", "dead")
+    exit_code = container.attrs.get("State", {}).get("ExitCode") if exited else None
+    logs = container.logs(tail=20).decode(errors="replace")
+    if ports is None and not exited:
+        ports = container_listening_ports(container)
     result = ProbeResult(image_ref, port, path, False, status, body, elapsed, host_port, ports, exit_code, logs)
     if exit_code is not None:
         why = f"the container exited with code {exit_code} before answering; last log lines:\n{logs.strip()}"
@@ -111,16 +226,27 @@ def _fail(container, image_ref, port, path, timeout, status, body, host_port, el
     elif ports is None:
         why = "nothing answered, and the ports it listens on could not be read"
     elif not ports:
-        why = "it listens on no TCP port at all"
+        why = f"it listens on no TCP port at all after {elapsed:.0f}s"
     elif port in ports:
         why = f"it listens on {port} but did not answer within {timeout:g}s"
     else:
         listed = ", ".join(str(p) for p in ports)
-        why = (f"it listens on {listed} — the app's port differs from service.port ({port}): make the app listen "
-               f"on {port} (e.g. honour the PORT environment variable) or change service.port")
+        why = (
+            f"it listens on {listed} — the app's port differs from service.port ({port}): make the app listen "
+            f"on {port} (e.g. honour the PORT environment variable) or change service.port"
+        )
     message = f"image {image_ref} does not answer {path} on port {port}; {why}"
-    log.warning("port_probe_failed", image=image_ref, port=port, path=path, listening_ports=ports,
-                status=status, exit_code=exit_code)
+    # info, not warning: the failure is the command's result (PortProbeFailed), shown once by the CLI
+    log.info(
+        "port_probe_failed",
+        image=image_ref,
+        port=port,
+        path=path,
+        listening_ports=ports,
+        status=status,
+        exit_code=exit_code,
+        elapsed=round(elapsed, 2),
+    )
     if progress:
         progress({"event": "probe_failed", "image": image_ref, "port": port, "path": path, "message": message})
     raise PortProbeFailed(message, result=result)
@@ -134,16 +260,16 @@ def _host_port(attrs: dict, port: int) -> int | None:
     return None
 
 
-def _ports_in_container(container) -> tuple[int, ...] | None:
-    """Listening ports seen from inside the container (exec cat), else through the host's /proc/<pid>/net."""
+def container_listening_ports(container: Any) -> tuple[int, ...] | None:
+    """TCP ports a running container listens on, seen from inside it (exec cat /proc/net/tcp*), else through the
+    host's /proc/<pid>/net (the engine is local); None when neither can be read."""
     try:
         code, out = container.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], demux=False)
         if code == 0 and out:
             return listening_ports(out.decode(errors="replace"))
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - images without `cat` (distroless): try the host's view
         log.debug("port_probe_exec_failed", error=str(e))
-    # Images without `cat` (distroless): the engine is local, read the process's network namespace directly.
-    pid = container.attrs.get("State", {}).get("Pid")
+    pid = (container.attrs.get("State") or {}).get("Pid")
     if pid:
         text = ""
         for name in ("tcp", "tcp6"):
