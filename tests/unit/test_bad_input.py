@@ -647,6 +647,25 @@ def _dev_zero_phase(tmp: Path) -> Path:
     return tmp / "pipeline.yaml"
 
 
+def _fifo_template(tmp: Path) -> Path:
+    _fifo_phase(tmp)
+    (tmp / "phases" / "one.yaml").unlink()
+    (tmp / "phases" / "one.yaml").write_text(GOOD_PHASE)
+    (tmp / "pipeline.yaml").write_text(_p("  port: 5000\n", "  port: 5000\n  task_definition: taskdef.json\n"))
+    os.mkfifo(tmp / "taskdef.json")
+    return tmp / "pipeline.yaml"
+
+
+def _phases_folder_out(tmp: Path) -> Path:
+    (tmp / "pipeline.yaml").write_text(PIPELINE)
+    out = _outside_dir(tmp)
+    (out / "phases").mkdir(exist_ok=True)
+    for name in ("one", "two"):
+        (out / "phases" / f"{name}.yaml").write_text(PHASE.format(name=name, digest="c" * 64))
+    (tmp / "phases").symlink_to(out / "phases")
+    return tmp / "pipeline.yaml"
+
+
 def _dev_zero_direct(tmp: Path) -> Path:
     return Path("/dev/zero")
 
@@ -657,6 +676,8 @@ HANGS = {
     "dev-zero-pipeline": (_dev_zero_pipeline, "pipeline.yaml: leads to /dev/zero, outside the repository"),
     "dev-zero-phase": (_dev_zero_phase, "one.yaml: leads to /dev/zero, outside the repository"),
     "dev-zero-direct": (_dev_zero_direct, "/dev/zero: is a character device, not a regular file"),
+    "fifo-template": (_fifo_template, "taskdef.json: is a named pipe (FIFO), not a regular file"),
+    "phases-folder-symlinked-out": (_phases_folder_out, "one.yaml: leads to"),
 }
 
 
