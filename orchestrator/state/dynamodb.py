@@ -21,6 +21,7 @@ Every read is strongly consistent: a runner must see the lock and the steps anot
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -158,6 +159,30 @@ def _cancelled_by_condition(exc: Exception) -> bool:
     )
 
 
+def _guarded(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except json.JSONDecodeError as exc:
+            raise StateCorrupt(
+                f"DynamoDB table {self.table}",
+                f"holds an item whose JSON does not parse ({exc.msg})",
+                "Find it with `aws dynamodb scan`, delete or fix it; `snail state sync` rebuilds the marks from AWS",
+            ) from None
+
+    return guarded
+
+
+def guarded_store(cls: type) -> type:
+    """Every public method turns an item whose JSON does not parse into StateCorrupt naming the table."""
+    for name, fn in list(vars(cls).items()):
+        if callable(fn) and not name.startswith("_"):
+            setattr(cls, name, _guarded(fn))
+    return cls
+
+
+@guarded_store
 class DynamoStore:
     """State in one DynamoDB table, shared by every runner; the lock and transitions are conditional writes."""
 
@@ -462,7 +487,7 @@ class DynamoStore:
         keys = [(f"RUN#{m['run_id']}", f"STEP#{_seq(int(m['step_id']))}") for m in markers]
         found = self._batch_get(keys)
         out = []
-        for m, key in zip(markers, keys):
+        for m, key in zip(markers, keys, strict=True):
             if key in found and found[key].get("outcome") is None:
                 self._step_home[int(m["step_id"])] = (m["run_id"], service)
                 out.append(self._step(found[key]))

@@ -91,7 +91,9 @@ def _check_file(path: Path) -> bool:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StateCorrupt(str(folder), f"cannot create the state folder: {exc.strerror}", "Fix its permissions") from None
+        raise StateCorrupt(
+            str(folder), f"cannot create the state folder: {exc.strerror}", "Fix its permissions"
+        ) from None
     if path.is_dir():
         raise StateCorrupt(
             str(path),
@@ -225,10 +227,14 @@ class SqliteStore:
                 if name in have:
                     continue
                 if notnull and default is None:
-                    raise _corrupt(self.path, f"has a table {table!r} without a column {name!r}: not a snail state file")
+                    raise _corrupt(
+                        self.path, f"has a table {table!r} without a column {name!r}: not a snail state file"
+                    )
                 with self._tx() as db:
                     if name not in {c["name"] for c in db.execute(f"PRAGMA table_info({table})")}:
-                        extra = (" NOT NULL" if notnull else "") + (f" DEFAULT {default}" if default is not None else "")
+                        extra = (" NOT NULL" if notnull else "") + (
+                            f" DEFAULT {default}" if default is not None else ""
+                        )
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {type_}{extra}")
 
     def close(self) -> None:

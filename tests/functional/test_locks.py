@@ -737,3 +737,34 @@ def test_zz_report_lock_races() -> None:
     total = RACES["won"] + RACES["lost"]
     print(f"\nlock races won {RACES['won']}/{total}")
     assert RACES["lost"] == 0
+
+
+def test_bad_json_in_a_dynamodb_item_is_state_corrupt() -> None:
+    """An item whose JSON does not parse (a run's phases, the lock's holder) is StateCorrupt naming the table."""
+    import boto3
+    from moto import mock_aws
+
+    from orchestrator.state.dynamodb import DynamoStore, create_table
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "snail-state", wait_delay=0)
+        _corrupt_dynamo_items(DynamoStore(client, "snail-state"))
+
+
+def _corrupt_dynamo_items(s: Any) -> None:
+    s.start_run(RunRecord("r1", SVC, "run", "running", "t0"))
+    s.acquire_lock(SVC, holder("A"), LEASE)
+    for key, attr in ((("RUN#r1", "RUN"), "phases"), ((f"SVC#{SVC}", "LOCK"), "holder")):
+        s.client.update_item(
+            TableName=s.table,
+            Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
+            UpdateExpression="SET #a = :bad",
+            ExpressionAttributeNames={"#a": attr},
+            ExpressionAttributeValues={":bad": {"S": "{not json"}},
+        )
+    with pytest.raises(StateCorrupt, match="DynamoDB table snail-state"):
+        s.get_run("r1")
+    with pytest.raises(StateCorrupt, match="DynamoDB table snail-state") as exc:
+        s.lock_state(SVC)
+    assert exc.value.exit_code == 2
