@@ -108,25 +108,27 @@ _RULES: list[_Rule] = [
     (
         ("private key",),
         True,
-        re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)", re.S),
+        re.compile(r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|(?=\\*[\"'])|\Z)", re.S),
         f"-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----",
     ),
     # scheme://user:pass@host and scheme://token@host (DSNs, Sentry DSN keys, registry and gate URLs).
-    (("://",), False, re.compile(r"://[^\s/@?#'\"<>`]+@(?=[^\s@/])"), f"://{MASK}@"),
+    (("://",), False, re.compile(r"://[^\\\s/@?#'\"<>`]+@(?=[^\\\s@/])"), f"://{MASK}@"),
     # user:pass@host without a scheme (a registry url such as u:p@registry.example.com/repo).
-    (("@",), False, re.compile(r"(?<![\w/:.\-])([\w.\-]+):[^\s/@:'\"<>`]+@(?=[\w\[])"), rf"\1:{MASK}@"),
+    (("@",), False, re.compile(r"(?<![\w/:.\-])([\w.\-]+):[^\\\s/@:'\"<>`]+@(?=[\w\[])"), rf"\1:{MASK}@"),
     # credential-like query parameters.
     (
         ("key=", "token=", "sig=", "signature=", "password=", "passwd=", "pwd=", "secret=", "x-amz-"),
         True,
-        re.compile(rf"(?i)([?&;](?:{_QUERY_NAMES})=)[^&#\s'\"<>`]+"),
+        re.compile(rf"(?i)([?&;](?:{_QUERY_NAMES})=)[^&#;\\\s'\"<>`]+"),
         rf"\1{MASK}",
     ),
     # Authorization headers and bearer tokens.
     (
         ("authorization",),
         True,
-        re.compile(r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token|digest)\s+)?[^\s\"',;]+"),
+        re.compile(
+            r"(?i)(\bauthorization(?:\\*[\"'])?\s*[:=]\s*(?:\\*[\"'])?)(?:(?:bearer|basic|token|digest)\s+)?[^\\\s\"',;]+"
+        ),
         rf"\1{MASK}",
     ),
     (("bearer",), True, re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/\-]{8,}=*"), rf"\1{MASK}"),
@@ -134,7 +136,7 @@ _RULES: list[_Rule] = [
     (
         ("PASS", "PWD", "SECRET", "TOKEN", "KEY", "DSN", "CREDENTIAL", "AUTH", "COOKIE"),
         False,
-        re.compile(rf"(?:{_ENV_WORDS})(?:_[A-Z0-9]+)*=[\"']?(?![\s\"']|{re.escape(MASK)})[^\s\"']+"),
+        re.compile(rf"(?:{_ENV_WORDS})(?:_[A-Z0-9]+)*=(?:\\*[\"'])?(?![\s\\\"']|{re.escape(MASK)})[^\\\s\"']+"),
         "env",
     ),
     # "password": "…", password=…, secret_key: … (JSON, YAML, libpq DSNs, INI files).
@@ -142,8 +144,8 @@ _RULES: list[_Rule] = [
         _KV_TRIGGERS,
         True,
         re.compile(
-            rf"(?:{_caseless(_KV_NAMES)})[\"']?\s*[:=]\s*[\"']?(?![\s\"']|{re.escape(MASK)})"
-            r"[^\s\"',;&}\]]+"
+            rf"(?:{_caseless(_KV_NAMES)})(?:\\*[\"'])?\s*[:=]\s*(?:\\*[\"'])?(?![\s\\\"']|{re.escape(MASK)})"
+            r"[^\\\s\"',;&}\]]+"
         ),
         "kv",
     ),
@@ -166,7 +168,7 @@ _RULES: list[_Rule] = [
     (
         ("hooks.slack.com",),
         False,
-        re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^\s'\"<>`]+"),
+        re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^\\\s'\"<>`]+"),
         rf"\1{MASK}",
     ),
     (("sk-",), False, re.compile(r"sk-(?<![A-Za-z0-9]sk-)(?:proj-)?[A-Za-z0-9_\-]{20,}"), MASK),
@@ -179,7 +181,9 @@ _RULES: list[_Rule] = [
     (
         (":secretsmanager:", ":ssm:"),
         False,
-        re.compile(r"arn:aws[a-z\-]*:(?:secretsmanager|ssm):[^\s'\"`,;)\]}]*(?::secret:|:parameter/)[^\s'\"`,;)\]}]+"),
+        re.compile(
+            r"arn:aws[a-z\-]*:(?:secretsmanager|ssm):[^\\\s'\"`,;)\]}]*(?::secret:|:parameter/)[^\\\s'\"`,;)\]}]+"
+        ),
         MASK,
     ),
 ]
@@ -195,7 +199,7 @@ def _value_masked(m: re.Match[str], word_before_ok: bool) -> str:
             return m.group(0)
     body = m.group(0)
     i = min(j for j in (body.find("="), body.find(":"), len(body)) if j >= 0) + 1
-    while i < len(body) and body[i] in " \t\"'":
+    while i < len(body) and body[i] in " \t\"'\\":
         i += 1
     return body[:i] + MASK
 

@@ -4,9 +4,11 @@ run messages and recorded gate specs. Reads and the lock pass straight through."
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Callable
 from typing import Any
 
-from orchestrator.redact import mask_data, mask_text
+from orchestrator.redact import mask_data, mask_text, restore
 from orchestrator.state.base import GoodRecord, RunRecord, StateStore, TrailEvent
 
 # Record fields that hold free text or data written by the engine (everything else is ids, ARNs, times).
@@ -28,11 +30,29 @@ def _masked_record(record: Any) -> Any:
     return dataclasses.replace(record, **changes) if changes else record
 
 
-class RedactingStore:
-    """Wraps any StateStore; every write that can carry text or evidence is masked first."""
+def _restored(value: Any, candidates: list[dict[str, Any]]) -> Any:
+    """Records read back with their masked `gates` matched to today's specs (real credentials), recursively
+    through lists; anything else unchanged."""
+    if isinstance(value, list):
+        return [_restored(v, candidates) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        gates = getattr(value, "gates", None)
+        if isinstance(gates, list) and gates:
+            return dataclasses.replace(value, gates=[restore(g, candidates) for g in gates])
+    return value
 
-    def __init__(self, inner: StateStore | Any) -> None:
+
+class RedactingStore:
+    """Wraps any StateStore; every write that can carry text or evidence is masked first.
+
+    Recorded gate specs are stored masked (a gate URL's api_key, a command gate's env token). A rollback is
+    verified with those specs, so when `gate_specs` is given (today's specs as dicts), every record read back
+    gets each masked spec replaced by the spec of today's pipeline that masks to the same thing: the real
+    credentials, never written down. A spec with no match stays masked."""
+
+    def __init__(self, inner: StateStore | Any, gate_specs: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         self.inner = inner
+        self._gate_specs = gate_specs
 
     # runs
     def start_run(self, run: RunRecord) -> None:
@@ -67,10 +87,37 @@ class RedactingStore:
         return self.inner.put_mark(_masked_record(record), *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        # Reads, the lock and any method added later pass straight through.
-        return getattr(self.inner, name)
+        # Reads, the lock and any method added later pass straight through; records that carry recorded gate
+        # specs (good records, marks) come back with their credentials restored from today's pipeline.
+        attr = getattr(self.inner, name)
+        if self._gate_specs is None or not callable(attr) or not _READS_RECORDS.match(name):
+            return attr
+        gate_specs = self._gate_specs
+
+        def read(*args: Any, **kwargs: Any) -> Any:
+            return _restored(attr(*args, **kwargs), gate_specs())
+
+        return read
 
 
-def redacting(store: Any) -> Any:
-    """`store` wrapped once (idempotent)."""
-    return store if isinstance(store, RedactingStore) else RedactingStore(store)
+_READS_RECORDS = re.compile(r"^(last_good|good_history|marks?|mark_for|last_mark|.*_marks?)$")
+
+
+def redacting(store: Any, gate_specs: Callable[[], list[dict[str, Any]]] | None = None) -> Any:
+    """`store` wrapped once (idempotent), restoring recorded gate specs from `gate_specs` when given."""
+    return store if isinstance(store, RedactingStore) else RedactingStore(store, gate_specs)
+
+
+def pipeline_gate_specs(pipeline: Any) -> Callable[[], list[dict[str, Any]]]:
+    """Today's gate specs of a pipeline (defaults and every phase's) as dicts, computed once on first use."""
+    cache: list[list[dict[str, Any]]] = []
+
+    def specs() -> list[dict[str, Any]]:
+        if not cache:
+            gates = [*getattr(pipeline, "defaults_gates", ())]
+            for phase in getattr(pipeline, "phases", ()):
+                gates.extend(getattr(phase, "gates", ()))
+            cache.append([g.to_dict() for g in gates if hasattr(g, "to_dict")])
+        return cache[0]
+
+    return specs

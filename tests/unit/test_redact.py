@@ -50,7 +50,11 @@ SHAPES = [
     ("key rk_test_51HabcdefGHIJKLmnop used", "rk_test_51HabcdefGHIJKLmnop", "used"),
     ("webhook whsec_abcdefghijklmnop1234", "whsec_abcdefghijklmnop1234", "webhook"),
     ("AKIAIOSFODNN7EXAMPLE is the id", "AKIAIOSFODNN7EXAMPLE", "is the id"),
-    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG", "aws_secret_access_key"),
+    (
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG",
+        "aws_secret_access_key",
+    ),
     ('{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"}', "wJalrXUtnFEMI", "SecretAccessKey"),
     ("token ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "token"),
     ("pat github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "github_pat_11ABCDEFG0123456789", "pat"),
@@ -88,6 +92,16 @@ def test_shape_and_name_rules_mask_the_secret_and_keep_the_context(text: str, se
     assert secret not in out
     assert MASK in out
     assert kept in out
+
+
+@pytest.mark.parametrize(("text", "secret", "kept"), SHAPES, ids=[s[1][:20] for s in SHAPES])
+def test_masking_json_text_keeps_it_valid_json(text: str, secret: str, kept: str) -> None:
+    """The terminal masks JSON output as text: a masked document still parses, and the secret is gone."""
+    doc = json.dumps({"message": text, "nested": json.dumps({"v": text})}, indent=2)
+    out = mask_text(doc)
+    parsed = json.loads(out)
+    assert secret not in out
+    assert MASK in parsed["message"]
 
 
 ORDINARY = [
@@ -311,6 +325,22 @@ def test_redacting_store_masks_runs_steps_events_and_gates(tmp_path: Path) -> No
     assert store.get_run("r-1").message == f"failed: {MASK}"
     assert store.events("svc")[0].data == {"body": f"MYSQL_PWD={MASK}"}
     assert store.last_good("svc", "p").revision_arn.endswith("svc:2")
+
+
+def test_recorded_gates_are_stored_masked_and_read_back_with_todays_credentials(tmp_path: Path) -> None:
+    """A good record's gate specs hit the file masked; read through the wrapper they carry the real key again."""
+    real = {"type": "http", "url": "http://127.0.0.1:9/h?api_key=gate-real-key-123", "name": None}
+    inner = SqliteStore(tmp_path / "state.db")
+    store = RedactingStore(inner, gate_specs=lambda: [{"type": "ecs-rollout"}, real])
+    arn = "arn:aws:ecs:us-east-1:1:task-definition/svc:2"
+    store.mark_good(GoodRecord("svc", "p", arn, "img", None, "r-1", "t", "h", gates=[real]))
+    assert inner.last_good("svc", "p").gates == [mask_data(real)]  # what the file holds
+    assert store.last_good("svc", "p").gates == [real]  # what a rollback verifies with
+    assert store.good_history("svc")[0].gates == [real]
+    assert b"gate-real-key-123" not in (tmp_path / "state.db").read_bytes()
+    unmatched = RedactingStore(inner, gate_specs=lambda: [])
+    assert unmatched.last_good("svc", "p").gates == [mask_data(real)]
+    inner.close()
 
 
 def test_state_files_are_private(tmp_path: Path) -> None:

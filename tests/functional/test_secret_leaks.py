@@ -1,0 +1,196 @@
+"""Secrets stay secret: 16 kinds of secret planted in a pipeline, its runner's environment and the answers it
+gets; validate / plan / run / trail (md, json, html -o) / history / status run as a separate process against
+moto's server, then stdout, stderr and every file under .snail/ are searched for each planted value."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from tests.conftest import Behaviour
+from tests.functional.world import image, server, snail, world  # noqa: F401, F811 - fixtures
+
+# Each value is unique and long enough that finding it anywhere is a leak, never a coincidence.
+PLANTED = {
+    "env DATABASE_URL password": "Pg-leak-pass-7f3a91",
+    "env STRIPE_KEY": "sk_live_51LeakTestAbCdEf0123456789",
+    "env SENTRY_DSN key": "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+    "env MYSQL_PWD": "mysql-leak-pwd-55aa",
+    "env JWT_SIGNING_KEY": "jwt-leak-signing-key-c0ffee",
+    "valueFrom Secrets Manager ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/leak-db-AbCdEf",
+    "valueFrom SSM parameter ARN": "arn:aws:ssm:us-east-1:123456789012:parameter/prod/leak-stripe",
+    "gate URL userinfo password": "gate-userinfo-pass-31337",
+    "gate URL ?api_key=": "gate-query-apikey-8d8d8d",
+    "registry.url userinfo password": "registry-userinfo-pass-4242",
+    "build-arg token in a build failure": "npm-build-arg-token-6e6e6e",
+    "HTTP body echoing a token": "Zq8bodyEchoedBearer0123456789abcdef",
+    "command gate env: AWS_SECRET_ACCESS_KEY": "runner-aws-secret-key-77Xy/+Zz",
+    "command gate env: AWS_SESSION_TOKEN": "runner-aws-session-token-FwoGZXIvYXdz",
+    "command gate env: SNAIL_REGISTRY_PASSWORD": "runner-registry-password-99qq",
+    "command gate env: a token its env: names": "ghp_LeakTestGateEnvToken0123456789abcdef",
+}
+
+PIPELINE = """\
+version: 1
+service:
+  cluster: shine
+  name: shine-api-gateway
+  region: us-east-1
+  container: api
+  port: 5000
+registry:
+  url: "leakuser:{registry_pass}@127.0.0.1:5055/shine-api-gateway"
+state:
+  path: {state}
+defaults:
+  gates:
+    - {{type: ecs-rollout, timeout: 2m, poll: 1s}}
+  bake: 0s
+phases: [health-only, hybrid-ml, optimized]
+"""
+
+PHASE_ONE = """\
+name: health-only
+image: {{ref: "{image}"}}
+task:
+  environment:
+    DATABASE_URL: "postgres://admin:{db_pass}@db.internal:5432/app"
+    STRIPE_KEY: "{stripe}"
+    SENTRY_DSN: "https://{sentry}@o123.ingest.sentry.io/456"
+    MYSQL_PWD: "{mysql}"
+    JWT_SIGNING_KEY: "{jwt}"
+    MODE: production
+  secrets:
+    DB_PASSWORD: "{sm_arn}"
+    STRIPE_WEBHOOK: "{ssm_arn}"
+gates:
+  - {{type: http, url: "{echo_url}/health?api_key={api_key}", expect: {{status: 200}}}}
+  - type: command
+    run: "env; echo aws=$AWS_SECRET_ACCESS_KEY session=$AWS_SESSION_TOKEN registry=$SNAIL_REGISTRY_PASSWORD"
+    env: {{GITHUB_TOKEN: "{gate_token}"}}
+"""
+
+PHASE_TWO = """\
+name: hybrid-ml
+image: {{ref: "{image}"}}
+task:
+  environment: {{ML_ENABLED: "true", STRIPE_KEY: "{stripe}"}}
+gates:
+  - {{type: http, url: "http://gateuser:{userinfo}@127.0.0.1:9/health", retries: {{attempts: 1}}}}
+"""
+
+PHASE_THREE = """\
+name: optimized
+image:
+  context: images/optimized
+  build_args: {{NPM_TOKEN: "{npm}", BASE_IMAGE: "snail-base/python:3.11"}}
+  probe: false
+"""
+
+DOCKERFILE = """\
+ARG BASE_IMAGE=snail-base/python:3.11
+FROM ${BASE_IMAGE}
+ARG NPM_TOKEN
+RUN echo "installing with token $NPM_TOKEN" && echo "npm ERR! 401 for NPM_TOKEN=$NPM_TOKEN" && exit 1
+"""
+
+
+def _write(root: Path, echo_url: str) -> None:
+    p = PLANTED
+    (root / "phases").mkdir(parents=True, exist_ok=True)
+    (root / "pipeline.yaml").write_text(
+        PIPELINE.format(registry_pass=p["registry.url userinfo password"], state=root / ".snail")
+    )
+    (root / "phases" / "health-only.yaml").write_text(
+        PHASE_ONE.format(
+            image=image("a"),
+            db_pass=p["env DATABASE_URL password"],
+            stripe=p["env STRIPE_KEY"],
+            sentry=p["env SENTRY_DSN key"],
+            mysql=p["env MYSQL_PWD"],
+            jwt=p["env JWT_SIGNING_KEY"],
+            sm_arn=p["valueFrom Secrets Manager ARN"],
+            ssm_arn=p["valueFrom SSM parameter ARN"],
+            echo_url=echo_url,
+            api_key=p["gate URL ?api_key="],
+            gate_token=p["command gate env: a token its env: names"],
+        )
+    )
+    (root / "phases" / "hybrid-ml.yaml").write_text(
+        PHASE_TWO.format(
+            image=image("b"),
+            stripe=p["env STRIPE_KEY"],
+            userinfo=p["gate URL userinfo password"],
+        )
+    )
+    (root / "phases" / "optimized.yaml").write_text(PHASE_THREE.format(npm=p["build-arg token in a build failure"]))
+    ctx = root / "images" / "optimized"
+    ctx.mkdir(parents=True, exist_ok=True)
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "app.py").write_text("print('never built')\n")
+
+
+def test_no_planted_secret_leaks_to_any_output_or_state_file(world, http_server) -> None:  # noqa: ANN001, F811
+    """16 kinds of secret, every command and format: 0 leaks in stdout, stderr and .snail/, files private."""
+    root: Path = world["root"]
+    echo_url, _ = http_server(
+        Behaviour(200, {"status": "ok", "debug": f"Authorization: Bearer {PLANTED['HTTP body echoing a token']}"})
+    )
+    world["serve"]("a"), world["serve"]("b")
+    _write(root, echo_url)
+    runner = {
+        "AWS_SECRET_ACCESS_KEY": PLANTED["command gate env: AWS_SECRET_ACCESS_KEY"],
+        "AWS_SESSION_TOKEN": PLANTED["command gate env: AWS_SESSION_TOKEN"],
+        "SNAIL_REGISTRY_PASSWORD": PLANTED["command gate env: SNAIL_REGISTRY_PASSWORD"],
+    }
+    html = root / ".snail" / "trail.html"
+    commands = [
+        ("validate",),
+        ("plan",),
+        ("--output", "json", "plan"),
+        ("run", "--skip-preflight", "--to", "hybrid-ml"),
+        ("-vv", "--log-format", "json", "run", "--skip-preflight", "--from", "optimized"),
+        ("trail",),
+        ("--output", "json", "trail"),
+        ("trail", "--format", "html", "-o", str(html)),
+        ("history",),
+        ("--output", "json", "history"),
+        ("status",),
+        ("--output", "json", "status"),
+    ]
+    outputs: dict[str, str] = {}
+    for args in commands:
+        r = snail(world, *args, env=runner)
+        assert "Traceback" not in r.stderr, (args, r.stderr[-3000:])
+        outputs[" ".join(args) + " [stdout]"] = r.stdout
+        outputs[" ".join(args) + " [stderr]"] = r.stderr
+    for path in sorted((root / ".snail").rglob("*")):
+        if path.is_file():
+            outputs[str(path.relative_to(root))] = path.read_bytes().decode("utf-8", "replace")
+
+    if os.environ.get("SNAIL_LEAK_DUMP"):  # for debugging: every output as a file
+        dump = Path(os.environ["SNAIL_LEAK_DUMP"])
+        dump.mkdir(parents=True, exist_ok=True)
+        for i, (where, text) in enumerate(outputs.items()):
+            (dump / f"{i:02d}.txt").write_text(f"{where}\n{text}")
+    # The scenario really happened: phase one passed with its evidence, phase two failed and was rolled back,
+    # the build failed on its RUN line (so the token was in the build output snail saw).
+    trail = json.loads(outputs["--output json trail [stdout]"])
+    kinds = [e["kind"] for e in trail["events"]]
+    assert "gate_passed" in kinds and "gate_failed" in kinds and "rollback_started" in kinds, kinds
+    everything = "\n".join(outputs.values())
+    assert "installing with token" in everything  # the failing build's output reached snail (and was masked)
+
+    leaks = {kind: [where for where, text in outputs.items() if value in text] for kind, value in PLANTED.items()}
+    leaked = {kind: where for kind, where in leaks.items() if where}
+    print(f"secrets leaked {len(leaked)}/{len(PLANTED)}")
+    assert not leaked, json.dumps(leaked, indent=2)
+    assert "****" in everything
+
+    # State files are private: the folder 0700, the SQLite file and its sidecars 0600.
+    snail_dir = root / ".snail"
+    assert stat.S_IMODE(os.stat(snail_dir).st_mode) == 0o700
+    for path in snail_dir.glob("state.db*"):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
