@@ -135,10 +135,9 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _save(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
+    from orchestrator.state.secure import write_private
+
+    write_private(path, json.dumps(data, indent=1, sort_keys=True))  # 0600 in a 0700 folder
 
 
 def describe_service(pipeline: Pipeline, aws: AwsContext) -> dict[str, Any] | None:

@@ -529,6 +529,9 @@ def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str)
         registry,
     ]
     started = time.monotonic()
+    from orchestrator.state.secure import private_file
+
+    private_file(log_path)  # the daemon's log: 0600 in a 0700 folder, like every state file
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
@@ -618,10 +621,9 @@ def _read_info(state_dir: Path) -> SandboxInfo | None:
 
 
 def _write_info(state_dir: Path, info: SandboxInfo) -> None:
-    path = state_dir / INFO_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info.to_json(), indent=2, sort_keys=True))
-    tmp.replace(path)
+    from orchestrator.state.secure import write_private
+
+    write_private(state_dir / INFO_FILE, json.dumps(info.to_json(), indent=2, sort_keys=True))  # 0600 in 0700
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -103,12 +103,15 @@ def _remove_own_containers(launcher: Any, sandbox_id: str) -> int:
 
 
 def _configure_logging() -> None:
+    from orchestrator import redact
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact.structlog_processor,  # daemon.log lives in .snail/: secrets masked like every other output
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
