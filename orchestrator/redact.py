@@ -335,16 +335,17 @@ def _mask_all(data: Any) -> Any:
     return data
 
 
-def excerpt(text: str | bytes, limit: int = 300) -> str:
-    """Evidence text (an HTTP body, command output): masked first, then cut to `limit` characters."""
+def excerpt(text: str | bytes, limit: int = 300, tail: bool = False) -> str:
+    """Evidence text (an HTTP body, command output): masked first, then cut to `limit` characters — the head,
+    or with `tail` the end (a script's last lines say why it failed)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     # Mask a little past the cut, so a secret straddling it is masked whole rather than half shown.
-    window = text[: limit + 4096]
+    window = text[-(limit + 4096) :] if tail else text[: limit + 4096]
     masked = mask_text(window)
-    if len(masked) > limit or len(text) > len(window):
-        return masked[:limit].rstrip() + "…"
-    return masked
+    if len(masked) <= limit and len(window) == len(text):
+        return masked
+    return "…" + masked[-limit:].lstrip() if tail else masked[:limit].rstrip() + "…"
 
 
 def restore(masked: Any, candidates: Iterable[Any]) -> Any:

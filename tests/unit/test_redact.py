@@ -246,6 +246,8 @@ def test_excerpt_masks_before_cutting() -> None:
     assert "echoed" not in out and "0123456789" not in out
     assert len(out) <= 301 and out.endswith("…")
     assert redact.excerpt("short") == "short"
+    tail = redact.excerpt("z" * 5000 + "echoed-token-0123456789" + "w" * 290, limit=300, tail=True)
+    assert "0123456789" not in tail and tail.startswith("…") and tail.endswith("w")
 
 
 # ---- streams, logs, files ----------------------------------------------------------------------------------------
