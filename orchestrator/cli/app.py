@@ -188,7 +188,7 @@ def _diagnoser(pipeline: Pipeline, aws: AwsContext) -> Any:
     def diagnose(revision_arn: str, cause: Any, since: Any = None) -> str:
         from orchestrator.doctor import diagnose as run
 
-        return run(pipeline, aws, since=since, revision_arn=revision_arn).summary()
+        return run(pipeline, aws, since=since, revision_arn=revision_arn, cause=cause).summary()
 
     return diagnose
 

@@ -1,10 +1,15 @@
-"""The diagnosis bundle a rollback carries: ECS events, stopped tasks, target health, failing checks — in plain words."""
+"""The diagnosis bundle a rollback carries, in plain words: stopped reasons and exit codes of OUR revision's tasks
+(never the old ones being drained, nor ours being drained by the rollback), the gate's failing answers, what port
+the container really listens on when the endpoint refuses connections (the sandbox can look; on AWS it says what to
+check), target health, the last log lines (masked) and doctor's failing checks."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 from orchestrator.aws.errors import aws_call
 from orchestrator.aws.session import AwsContext
@@ -15,6 +20,11 @@ from orchestrator.errors import SnailError
 from orchestrator.redact import mask_text
 
 PULL_ERROR = "CannotPullContainerError"
+# Stops ECS (or a person) decided, not failures: a deployment draining old tasks, a scale-in, our own rollback.
+DRAIN_PREFIXES = ("Scaling activity initiated", "Task stopped by the sandbox", "Service deleted")
+# How a refused or dropped connection reads in a gate's evidence (urllib / requests / http.client).
+_REFUSED = re.compile(r"Refused|Reset|RemoteDisconnected|Connection aborted|closed connection|EOF", re.I)
+LOG_LINES = 20
 # Checks whose failure explains why an image cannot be pulled, in the order they are most likely the cause.
 PULL_CAUSES = (
     "network.routes",
@@ -47,6 +57,11 @@ class StoppedTask:
     containers: tuple[ContainerExit, ...] = ()
 
     @property
+    def drained(self) -> bool:
+        """Stopped because ECS or a person decided so (a deployment draining it, a scale-in, StopTask)."""
+        return self.stop_code == "UserInitiated" or self.stopped_reason.startswith(DRAIN_PREFIXES)
+
+    @property
     def pull_failed(self) -> bool:
         """ECS could not pull the image."""
         return PULL_ERROR in self.stopped_reason or any(PULL_ERROR in c.reason for c in self.containers)
@@ -70,6 +85,12 @@ class Diagnosis:
     target_health: tuple[dict[str, str], ...] = ()
     failed_checks: tuple[Check, ...] = ()
     errors: tuple[str, ...] = field(default_factory=tuple)
+    drained_tasks: int = 0  # our revision's tasks stopped by a drain: not evidence of a failure
+    failing_answers: tuple[dict[str, Any], ...] = ()  # the gate's responses with a bad status
+    refused: str = ""  # the connection problem, when the endpoint refused or dropped connections
+    listening: tuple[dict[str, Any], ...] = ()  # {task, container, ports} seen inside our running containers
+    expected_port: int | None = None
+    log_lines: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """What went wrong in plain words, most telling cause first."""
@@ -87,7 +108,7 @@ class Diagnosis:
                 )
         seen: set[str] = set()
         for t in self.stopped_tasks:
-            if t.pull_failed:
+            if t.pull_failed or t.drained:
                 continue
             crash = t.crashed
             if crash is not None:
@@ -98,8 +119,13 @@ class Diagnosis:
                 continue
             if line not in seen:
                 seen.add(line)
-                n = sum(1 for x in self.stopped_tasks if x.stopped_reason == t.stopped_reason and not x.pull_failed)
+                n = sum(
+                    1
+                    for x in self.stopped_tasks
+                    if x.stopped_reason == t.stopped_reason and not x.pull_failed and not x.drained
+                )
                 parts.append(line + (f" ({n} tasks)" if n > 1 else ""))
+        parts += self._endpoint_parts()
         for th in self.target_health:
             parts.append(
                 f"target {th['target']} is {th['state']}: {th.get('reason', '')} ({th.get('description', '')})".replace(
@@ -109,6 +135,8 @@ class Diagnosis:
         for c in self.failed_checks:
             if c.id not in used:
                 parts.append(f"doctor {c.id}: {c.cause}")
+        if self.log_lines and parts:
+            parts.append(f"last log line: {_short(self.log_lines[-1], 240)}")
         if not parts and self.events:
             # ECS is content (tasks run, none stopped) and the infrastructure checks pass: the application's own
             # answers failed the gate, and the gate's evidence says how.
@@ -121,7 +149,49 @@ class Diagnosis:
                 "no stopped tasks, no unhealthy targets and no failing doctor checks: the gate's own evidence "
                 "is all there is"
             )
+        if self.log_lines and not any(p.startswith("last log line") for p in parts):
+            parts.append(f"last log line: {_short(self.log_lines[-1], 240)}")
         return mask_text("; ".join(parts))
+
+    def _endpoint_parts(self) -> list[str]:
+        """What the gate's answers say: a refused endpoint (and the port the app does listen on), bad statuses."""
+        parts: list[str] = []
+        port = self.expected_port
+        if self.refused:
+            seen = [x for x in self.listening if x.get("ports") is not None]
+            if seen:
+                x = seen[0]
+                ports = tuple(x["ports"])
+                where = f"container {x['container']} of task {str(x['task'])[:8]}"
+                if not ports:
+                    parts.append(f"the endpoint refuses connections ({self.refused}): {where} listens on no TCP port")
+                elif port is not None and port not in ports:
+                    listed = ", ".join(str(p) for p in ports)
+                    parts.append(
+                        f"the endpoint refuses connections ({self.refused}): {where} listens on {listed}, not on "
+                        f"{port} (service.port): make the app listen on {port} (e.g. honour the PORT environment "
+                        "variable) or change service.port"
+                    )
+                else:
+                    parts.append(
+                        f"the endpoint refuses connections ({self.refused}) although {where} listens on {port}: "
+                        "check the port mapping (networkBindings / hostPort) and the security groups"
+                    )
+            else:
+                parts.append(
+                    f"the endpoint refuses connections on port {port} ({self.refused}): the app may listen on another "
+                    f"port; check its startup lines (`snail logs`), portMappings.containerPort ({port}) and the app's "
+                    "PORT setting; with ECS Exec: `aws ecs execute-command --task TASK --container "
+                    f"{self.listening[0]['container'] if self.listening else 'CONTAINER'} --interactive --command "
+                    "'cat /proc/net/tcp'` lists its listening ports"
+                )
+        for answer in self.failing_answers[:1]:
+            body = _short(str(answer.get("body") or ""), 160)
+            parts.append(
+                f"the application answers HTTP {answer.get('status')} on {answer.get('path') or '/'}"
+                + (f": {body}" if body else "")
+            )
+        return parts
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the trail and `--output json`."""
@@ -163,9 +233,18 @@ def _tasks(ctx: DoctorContext) -> list[dict[str, Any]]:
 
 
 def diagnose(
-    pipeline: Pipeline, aws: AwsContext, since: datetime | None = None, revision_arn: str | None = None
+    pipeline: Pipeline,
+    aws: AwsContext,
+    since: datetime | None = None,
+    revision_arn: str | None = None,
+    cause: Any = None,
+    docker_client: Any = None,
 ) -> Diagnosis:
-    """Gather why a rollout of `revision_arn` failed; never raises for AWS errors (they are listed instead)."""
+    """Gather why a rollout of `revision_arn` failed; never raises for AWS errors (they are listed instead).
+
+    `cause` is the failing gate's Verdict (or the exception): its answers say whether the endpoint refused
+    connections or answered a bad status. `docker_client` is where the sandbox's containers run (found by their
+    snail-task label; made from the environment when needed and None is given)."""
     from orchestrator.doctor import run_checks_on
 
     ctx = DoctorContext(pipeline, aws)
@@ -173,7 +252,7 @@ def diagnose(
     cutoff = _utc(since)
     events: list[dict[str, str]] = []
     stopped: list[StoppedTask] = []
-    running = 0
+    running_ids: list[str] = []
     health: list[dict[str, str]] = []
     try:
         svc = ctx.service() or {}
@@ -185,24 +264,14 @@ def diagnose(
         if svc:
             for t in _tasks(ctx):
                 if revision_arn and not _same_revision(t.get("taskDefinitionArn", ""), revision_arn):
-                    continue
+                    continue  # another revision's tasks (the old ones being drained) are not this rollout's
                 if t.get("lastStatus") == "STOPPED" or t.get("desiredStatus") == "STOPPED":
-                    stopped.append(
-                        StoppedTask(
-                            task_id=t.get("taskArn", "").rsplit("/", 1)[-1],
-                            revision=t.get("taskDefinitionArn", "").rsplit("/", 1)[-1],
-                            stopped_reason=mask_text(str(t.get("stoppedReason", ""))),
-                            stop_code=str(t.get("stopCode", "")),
-                            containers=tuple(
-                                ContainerExit(
-                                    str(c.get("name", "")), c.get("exitCode"), mask_text(str(c.get("reason", "")))
-                                )
-                                for c in t.get("containers", [])
-                            ),
-                        )
-                    )
+                    stopped_at = _utc(t.get("stoppedAt"))
+                    if cutoff is not None and stopped_at is not None and stopped_at < cutoff:
+                        continue  # stopped before this deployment
+                    stopped.append(_stopped_task(t))
                 else:
-                    running += 1
+                    running_ids.append(t.get("taskArn", "").rsplit("/", 1)[-1])
     except SnailError as exc:
         errors.append(str(exc))
     if pipeline.service.load_balancer is not None:
@@ -225,6 +294,16 @@ def diagnose(
                     )
         except SnailError as exc:
             errors.append(str(exc))
+    failing_answers, refused = _answers(cause)
+    container = pipeline.service.container
+    listening: list[dict[str, Any]] = []
+    if refused:
+        listening = [
+            {"task": tid, "container": container, "ports": _ports_of(docker_client, tid, container)}
+            for tid in running_ids[:3]
+        ]
+    crashed = [t.task_id for t in stopped if not t.drained and not t.pull_failed]
+    log_lines = _log_lines(aws, revision_arn, crashed or running_ids, errors) if revision_arn else []
     report = run_checks_on(ctx)
     return Diagnosis(
         service=pipeline.service.name,
@@ -232,8 +311,90 @@ def diagnose(
         since=cutoff.isoformat() if cutoff else None,
         events=tuple(events),
         stopped_tasks=tuple(stopped),
-        running_tasks=running,
+        running_tasks=len(running_ids),
         target_health=tuple(health),
         failed_checks=report.failed,
         errors=tuple(errors),
+        drained_tasks=sum(1 for t in stopped if t.drained),
+        failing_answers=tuple(failing_answers),
+        refused=refused,
+        listening=tuple(listening),
+        expected_port=pipeline.service.port,
+        log_lines=tuple(log_lines),
     )
+
+
+def _stopped_task(t: dict[str, Any]) -> StoppedTask:
+    return StoppedTask(
+        task_id=t.get("taskArn", "").rsplit("/", 1)[-1],
+        revision=t.get("taskDefinitionArn", "").rsplit("/", 1)[-1],
+        stopped_reason=mask_text(str(t.get("stoppedReason", ""))),
+        stop_code=str(t.get("stopCode", "")),
+        containers=tuple(
+            ContainerExit(str(c.get("name", "")), c.get("exitCode"), mask_text(str(c.get("reason", ""))))
+            for c in t.get("containers", [])
+        ),
+    )
+
+
+def _answers(cause: Any) -> tuple[list[dict[str, Any]], str]:
+    """From a gate's verdict (or an exception carrying one): the bad-status answers, and the connection problem
+    when the endpoint refused or dropped connections."""
+    verdict = getattr(cause, "verdict", None) or cause
+    evidence = getattr(verdict, "evidence", None)
+    responses = evidence.get("responses") if isinstance(evidence, dict) else None
+    failing: list[dict[str, Any]] = []
+    refused = ""
+    for r in responses if isinstance(responses, list) else []:
+        if not isinstance(r, dict):
+            continue
+        status = r.get("status")
+        problems = [str(p) for p in r.get("problems") or []]
+        if status is None:
+            hit = next((p for p in problems if _REFUSED.search(p)), None)
+            if hit and not refused:
+                refused = _short(hit, 120)
+        elif problems:
+            url = str(r.get("url") or "")
+            path = urlsplit(url).path or "/"
+            failing.append({"status": status, "url": url, "path": path, "body": r.get("body") or ""})
+    if not refused and not responses:
+        text = str(getattr(verdict, "summary", "") or cause or "")
+        m = _REFUSED.search(text)
+        if m:
+            refused = _short(text, 120)
+    return failing, refused
+
+
+def _ports_of(docker_client: Any, task_id: str, container: str) -> list[int] | None:
+    """The TCP ports a sandbox task's container listens on (None when it cannot be seen: on AWS, or no Docker)."""
+    try:
+        client = docker_client
+        if client is None:
+            import docker
+
+            client = docker.from_env(timeout=5)
+        found = client.containers.list(filters={"label": [f"snail-task={task_id}", f"snail-container={container}"]})
+        if not found:
+            return None
+        from orchestrator.build.probe import container_listening_ports
+
+        ports = container_listening_ports(found[0])
+        return list(ports) if ports is not None else None
+    except Exception:  # noqa: BLE001 - no Docker here (AWS): the summary says what to check instead
+        return None
+
+
+def _log_lines(aws: AwsContext, revision_arn: str, task_ids: list[str], errors: list[str]) -> list[str]:
+    """The last lines the tasks wrote to CloudWatch Logs (masked), through the revision's awslogs settings."""
+    from orchestrator.aws.logs import last_log_lines
+
+    if not task_ids:
+        return []
+    try:
+        with aws_call("ecs:DescribeTaskDefinition"):
+            td = aws.client("ecs").describe_task_definition(taskDefinition=revision_arn)["taskDefinition"]
+        return last_log_lines(aws, td, task_ids[:5], LOG_LINES)
+    except SnailError as exc:
+        errors.append(str(exc))
+        return []
