@@ -449,9 +449,30 @@ def _walk(obj: Any, name: str, secret_parent: bool, out: list[str], depth: int) 
 # ---- task definitions ---------------------------------------------------------------------------------------------
 
 
+def learn_taskdef(definition: Mapping[str, Any]) -> int:
+    """Learn a task definition's secrets (a template's or a described revision's): secret-named environment
+    values, URL credentials in any environment value, `secrets[].valueFrom`, repository credentials."""
+    values: list[str] = []
+    for cd in definition.get("containerDefinitions") or []:
+        if not isinstance(cd, Mapping):
+            continue
+        for env in cd.get("environment") or []:
+            if isinstance(env, Mapping):
+                values += secret_values(str(env.get("name", "")), env.get("value"))
+        for sec in cd.get("secrets") or []:
+            if isinstance(sec, Mapping) and isinstance(sec.get("valueFrom"), str):
+                values.append(sec["valueFrom"])
+        creds = cd.get("repositoryCredentials")
+        if isinstance(creds, Mapping) and isinstance(creds.get("credentialsParameter"), str):
+            values.append(creds["credentialsParameter"])
+    return learn(values)
+
+
 def mask_taskdef(definition: dict[str, Any]) -> dict[str, Any]:
     """A copy of a task definition with secrets masked: secret-like environment values, URL credentials in any
-    value, `secrets[].valueFrom` and repository credentials."""
+    value, `secrets[].valueFrom` and repository credentials. Its secrets are learned too, so they stay masked
+    wherever else they turn up (a template's or a live revision's values are not in pipeline.yaml)."""
+    learn_taskdef(definition)
     masked = mask_data(definition)
     assert isinstance(masked, dict)
     return masked

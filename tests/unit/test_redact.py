@@ -222,6 +222,7 @@ def test_mask_data_by_key_pair_and_value() -> None:
     assert cd["repositoryCredentials"] == {"credentialsParameter": MASK}
     assert cd["image"] == td["containerDefinitions"][0]["image"] and out["cpu"] == "256"
     assert td["containerDefinitions"][0]["environment"][0]["value"] == "plain-looking"  # a copy, not in place
+    assert mask_text("echo plain-looking Pw123456") == f"echo {MASK} {MASK}"  # learned: masked anywhere now
     assert mask_data({"env": {"API_TOKEN": "x"}, "run": ["curl", "-H", "Authorization: Bearer abcdefghij"]}) == {
         "env": {"API_TOKEN": MASK},
         "run": ["curl", "-H", f"Authorization: {MASK}"],
