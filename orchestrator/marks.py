@@ -5,9 +5,12 @@ The local store (SQLite or DynamoDB) keeps the journal of marks and is a cache o
 from AWS is trusted only if it verifies: `snail:content` must equal the content hash of the revision as ECS
 describes it (revisions are immutable, so a copied or hand-edited "good" tag on another revision fails).
 
-ECS has no batch describe for task definitions (DescribeTaskDefinition takes one revision), so a sync is one
-paginated ListTaskDefinitions (100 ARNs a page on AWS) plus one DescribeTaskDefinition(include=TAGS) per revision
-not cached yet, run a few at a time. Cached by ARN: a current cache costs one list call, or none (ensure_synced)."""
+ECS has no batch describe for task definitions (DescribeTaskDefinition takes one revision). A sync is one
+paginated ListTaskDefinitions (100 ARNs a page on AWS: which revisions are still ACTIVE) plus one paginated
+tag:GetResources (every revision carrying a verdict, with its tags, ~40 a page), then one
+DescribeTaskDefinition per marked revision whose tags say something the cache does not know (to verify it), a few
+at a time. Without the tagging API (or when it is denied) every revision not cached yet is described instead.
+A current cache costs two calls when forced, and none through ensure_synced when the live revision is cached."""
 
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ TAG_PRIOR = "snail:prior"
 TAG_VALUE_MAX = 256
 _NOT_ALLOWED = re.compile(r"[^\w\s+\-=._:/@]")
 DESCRIBE_WORKERS = 8  # describes in flight at once during a sync (boto3 clients are thread-safe)
+RECENT = 50  # revisions a sync verifies at most (newest first), unless --full
 
 log = structlog.get_logger(__name__)
 
@@ -233,6 +237,7 @@ class SyncReport:
     adopted: list[str] = field(default_factory=list)  # 'family:N verdict'
     ignored: list[str] = field(default_factory=list)  # why each mark that did not verify was ignored
     deregistered: list[str] = field(default_factory=list)  # cached revisions no longer ACTIVE
+    notes: list[str] = field(default_factory=list)
     api_calls: int = 0
     seconds: float = 0.0
 
@@ -246,6 +251,7 @@ class SyncReport:
             "adopted": self.adopted,
             "ignored": self.ignored,
             "deregistered": self.deregistered,
+            "notes": self.notes,
             "api_calls": self.api_calls,
             "seconds": round(self.seconds, 3),
         }
@@ -261,6 +267,7 @@ class SyncReport:
         lines += [f"  adopted: {a}" for a in self.adopted]
         lines += [f"  deregistered: {d} (never a rollback target)" for d in self.deregistered]
         lines += [f"  IGNORED: {i}" for i in self.ignored]
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -275,30 +282,84 @@ def list_active(ecs: Any, family: str) -> tuple[list[str], int]:
     return arns, pages
 
 
+def tagged_revisions(tagging: Any, family: str) -> tuple[dict[str, dict[str, str]], int]:
+    """Every revision of this family that carries a verdict tag, with all its tags, read a page of up to 500 tags
+    at a time through the Resource Groups Tagging API (the batched read ECS itself lacks); and the pages read."""
+    found: dict[str, dict[str, str]] = {}
+    pages = 0
+    with aws_call("tag:GetResources"):
+        paginator = tagging.get_paginator("get_resources")
+        # Pages are cut at TagsPerPage tags too (a marked revision carries ~12): ask for the most, 500.
+        for page in paginator.paginate(
+            TagFilters=[{"Key": TAG_VERDICT}], ResourceTypeFilters=["ecs:task-definition"], TagsPerPage=500
+        ):
+            pages += 1
+            for r in page.get("ResourceTagMappingList", []):
+                if family_of(r["ResourceARN"]) == family:
+                    found[r["ResourceARN"]] = {t["Key"]: t["Value"] for t in r.get("Tags", [])}
+    return found, pages
+
+
 def sync(
     store: StateStore,
     ecs: Any,
     service: str,
     family: str,
     *,
+    tagging: Any = None,
     full: bool = False,
     container: str | None = None,
     workers: int = DESCRIBE_WORKERS,
+    recent: int = RECENT,
 ) -> SyncReport:
-    """Rebuild the local marks from the revisions' tags: list the family, describe what is not cached (`full`:
-    everything), adopt marks that verify, report those that do not, flag cached revisions that were deregistered."""
+    """Rebuild the local marks from the revisions' tags, adopt those that verify, report those that do not, and
+    flag cached revisions that were deregistered.
+
+    With a tagging client (resourcegroupstaggingapi): list the family + read every verdict tag in pages of 100,
+    then describe only the marked revisions whose tags say something the store does not know yet (a mark another
+    checkout wrote is found even on a cached revision). Without one, or when tag:GetResources is denied: describe
+    every revision not cached yet. At most the newest `recent` revisions are described; `full`: every (marked)
+    revision, again."""
     started = time.perf_counter()
     report = SyncReport(family=family)
     active, pages = list_active(ecs, family)
     report.listed, report.api_calls = len(active), pages
     cached = store.cached_revisions(service)
-    todo = [a for a in active if full or a not in cached]
-    known = {(m.revision_arn, m.verdict, m.at) for m in store.marks(service)} if todo else set()
+    newest: dict[str, Mark] = {}
+    for m in store.marks(service):
+        newest.setdefault(m.revision_arn, m)
+    tags_by_arn: dict[str, dict[str, str]] | None = None
+    if tagging is not None:
+        try:
+            tags_by_arn, tag_pages = tagged_revisions(tagging, family)
+            report.api_calls += tag_pages
+        except AccessDenied as exc:
+            report.notes.append(f"{exc}; describing every revision not cached instead (allow tag:GetResources)")
+    if tags_by_arn is not None:
+        listed = set(active)
+
+        def stale(arn: str) -> bool:
+            tags, known = tags_by_arn[arn], newest.get(arn)
+            return known is None or (known.verdict, known.at) != (tags.get(TAG_VERDICT), tags.get(TAG_AT, ""))
+
+        todo = [a for a in tags_by_arn if a in listed and (full or stale(a))]
+    else:
+        todo = [a for a in active if full or a not in cached]
+    if not full and len(todo) > recent:
+        # Verifying costs one describe per revision: the newest `recent` are what rollbacks and plans use.
+        todo.sort(key=lambda a: revision_of(a) or 0, reverse=True)
+        report.notes.append(
+            f"{len(todo) - recent} older revisions not read yet (a sync verifies the newest {recent} unread ones; "
+            "the next sync continues, `snail state sync --full` reads them all)"
+        )
+        todo = todo[:recent]
+    known_marks = {(m.revision_arn, m.verdict, m.at) for m in newest.values()}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         described = list(pool.map(lambda arn: _describe(ecs, arn), todo))
     report.described = len(described)
     report.api_calls += len(described)
-    statuses: dict[str, str] = {}
+    # With the tags in hand every listed revision is accounted for; without them, only what was described.
+    statuses = {a: "ACTIVE" for a in active if a not in cached} if tags_by_arn is not None else {}
     for td, tags in sorted(described, key=lambda d: revision_of(d[0].get("taskDefinitionArn", "")) or 0):
         arn = td["taskDefinitionArn"]
         statuses[arn] = td.get("status", "ACTIVE")
@@ -306,18 +367,18 @@ def sync(
         if problem:
             report.ignored.append(problem)
             log.warning("mark_ignored", reason=problem)
-        if mark is not None and (mark.revision_arn, mark.verdict, mark.at) not in known:
+        if mark is not None and (mark.revision_arn, mark.verdict, mark.at) not in known_marks:
             store.put_mark(mark)
             report.adopted.append(f"{mark.short} {mark.verdict} ({mark.phase or '-'})")
-    listed = set(active)
+    listed_now = set(active)
     for arn, status in cached.items():
-        if status != "INACTIVE" and arn not in listed and family_of(arn) == family:
+        if status != "INACTIVE" and arn not in listed_now and family_of(arn) == family:
             statuses[arn] = "INACTIVE"
             report.deregistered.append(arn.rsplit("/", 1)[-1])
     if statuses:
         store.cache_revisions(service, statuses)
     report.seconds = time.perf_counter() - started
-    log.info("marks_synced", **{k: v for k, v in report.to_dict().items() if k not in ("adopted", "ignored")})
+    log.info("marks_synced", **{k: v for k, v in report.to_dict().items() if k not in ("adopted", "ignored", "notes")})
     return report
 
 
@@ -329,18 +390,19 @@ def ensure_synced(
     *,
     live_revision: str | None = None,
     force: bool = False,
+    tagging: Any = None,
     container: str | None = None,
 ) -> SyncReport:
     """Sync when the cache is empty or behind; free when it is current.
 
     Behind = nothing cached yet, or the live revision (which the caller has already described) is not cached.
-    So a scheduled no-op run adds no API call. `force` syncs anyway (one list call when current): use it before
-    a deploy or a rollback, where another runner's newer marks matter more than one call."""
+    So a scheduled no-op run adds no API call. `force` syncs anyway (a list and a GetResources call when current):
+    use it before a deploy or a rollback, where another runner's newer marks matter more than two calls."""
     if not force:
         cached = store.cached_revisions(service)
         if cached and (live_revision is None or live_revision in cached):
             return SyncReport(family=family, synced=False)
-    return sync(store, ecs, service, family, container=container)
+    return sync(store, ecs, service, family, tagging=tagging, container=container)
 
 
 def family_for(pipeline: Any, live_revision: str | None = None) -> str:

@@ -31,7 +31,15 @@ def command(app: App, target: str, reason: str) -> int:
     svc = EcsClient(aws).service(p.service.cluster, svc_name)
     live = svc.task_definition if svc else None
     # Another checkout may have written the hold: read the revisions' tags first.
-    report = ensure_synced(store, ecs, svc_name, family_for(p, live), force=True, container=p.service.container)
+    report = ensure_synced(
+        store,
+        ecs,
+        svc_name,
+        family_for(p, live),
+        force=True,
+        tagging=aws.client("resourcegroupstaggingapi"),
+        container=p.service.container,
+    )
     for problem in report.ignored:
         click.echo(f"warning: {problem}", err=True)
     marks = store.marks(svc_name)

@@ -58,7 +58,15 @@ def sync(app: App, full: bool) -> int:
     aws = app.aws()
     svc = EcsClient(aws).service(p.service.cluster, p.service.name)
     family = family_for(p, svc.task_definition if svc else None)
-    report = sync_marks(app.store, aws.client("ecs"), p.service.name, family, full=full, container=p.service.container)
+    report = sync_marks(
+        app.store,
+        aws.client("ecs"),
+        p.service.name,
+        family,
+        tagging=aws.client("resourcegroupstaggingapi"),
+        full=full,
+        container=p.service.container,
+    )
     marks = current_marks(app.store.marks(p.service.name))
     lines = [report.summary()]
     lines += [f"  {m.short}: {m.verdict} ({m.phase or '-'})" + ("" if m.active else " — deregistered") for m in marks]

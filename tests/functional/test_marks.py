@@ -208,15 +208,82 @@ def test_a_current_cache_costs_no_call_or_one(ecs, store) -> None:
 
 @pytest.mark.parametrize("n", [10, 100])
 def test_sync_cost_is_one_list_and_one_describe_per_new_revision(ecs, store, n: int) -> None:
-    """n revisions: one list (moto returns one page; AWS pages by 100) + n describes; then a full re-run of
-    a current cache describes nothing."""
+    """Without the tagging API: one list (moto returns one page; AWS pages by 100) + one describe per revision
+    not cached, at most the newest 50 per sync; a current cache then costs the list alone."""
     for i in range(n):
         register(ecs, f"{i:x}")
     calls = count_calls(ecs)
-    report = sync(store, ecs, SERVICE, FAMILY)
-    assert calls == Counter({"ListTaskDefinitions": 1, "DescribeTaskDefinition": n}) and report.api_calls == n + 1
+    rounds = []
+    for _ in range(3):
+        calls.clear()
+        report = sync(store, ecs, SERVICE, FAMILY)
+        rounds.append((calls["ListTaskDefinitions"], calls["DescribeTaskDefinition"], report.api_calls))
+    if n == 10:
+        assert rounds == [(1, 10, 11), (1, 0, 1), (1, 0, 1)]
+    else:
+        assert rounds == [(1, 50, 51), (1, 50, 51), (1, 0, 1)]
+    assert len(store.cached_revisions(SERVICE)) == n
     calls.clear()
-    assert sync(store, ecs, SERVICE, FAMILY).described == 0 and calls == Counter({"ListTaskDefinitions": 1})
+    assert sync(store, ecs, SERVICE, FAMILY, full=True).described == n
+
+
+def test_first_sync_reads_the_newest_revisions_first(ecs, store) -> None:
+    """Past the 50-revision window, the newest revisions are verified first and the report says what is left."""
+    arns = [register(ecs, f"{i:x}")[0] for i in range(60)]
+    report = sync(store, ecs, SERVICE, FAMILY)
+    assert set(store.cached_revisions(SERVICE)) == set(arns[10:])
+    assert "10 older revisions not read yet" in report.notes[0]
+
+
+@pytest.fixture
+def tagging(ecs) -> Any:  # noqa: ANN001
+    """The Resource Groups Tagging API in the same moto account."""
+    return boto3.client("resourcegroupstaggingapi", region_name="us-east-1")
+
+
+@pytest.mark.parametrize("n", [10, 100])
+def test_sync_with_the_tagging_api_describes_only_marked_revisions(ecs, tagging, store, tmp_path, n: int) -> None:
+    """n revisions, every tenth marked: list + GetResources + one describe per marked revision; a current cache
+    forced costs the list and GetResources only."""
+    laptop = MarkWriter(ecs, SqliteStore(tmp_path / "laptop.db"))
+    for i in range(n):
+        arn, td = register(ecs, f"{i:x}")
+        if i % 10 == 0:
+            laptop.write(good(arn, "health-only", i % 60, spec_hash=f"s{i}"), td)
+    calls, tag_calls = count_calls(ecs), count_calls(tagging)
+    report = sync(store, ecs, SERVICE, FAMILY, tagging=tagging)
+    assert calls == Counter({"ListTaskDefinitions": 1, "DescribeTaskDefinition": n // 10})
+    assert tag_calls == Counter({"GetResources": 1}) and report.api_calls == 2 + n // 10
+    assert len(report.adopted) == n // 10 and len(store.cached_revisions(SERVICE)) == n
+    calls.clear(), tag_calls.clear()
+    ensure_synced(store, ecs, SERVICE, FAMILY, force=True, tagging=tagging)
+    assert calls + tag_calls == Counter({"ListTaskDefinitions": 1, "GetResources": 1})
+
+
+def test_a_mark_written_elsewhere_on_a_cached_revision_is_picked_up(ecs, tagging, store, tmp_path) -> None:
+    """CI synced revision 1 as good; a laptop then holds it: the next sync sees the changed tags and adopts the hold."""
+    laptop = SqliteStore(tmp_path / "laptop.db")
+    arn, td = register(ecs, "a")
+    MarkWriter(ecs, laptop).write(good(arn, "health-only", 1), td)
+    sync(store, ecs, SERVICE, FAMILY, tagging=tagging)
+    (mine,) = laptop.marks(SERVICE)
+    held = hold(
+        mine, service=SERVICE, revision_arn=arn, by="ops@laptop", reason="", at="2026-11-29T07:00:00+00:00", run_id="r"
+    )
+    MarkWriter(ecs, laptop).write(held)
+    report = sync(store, ecs, SERVICE, FAMILY, tagging=tagging)
+    assert report.adopted == ["shine-api-gateway:1 held (health-only)"] and report.described == 1
+    assert blocked(store.marks(SERVICE), mine.spec_hash, "health-only") is not None
+    assert sync(store, ecs, SERVICE, FAMILY, tagging=tagging).described == 0
+
+
+def test_tagging_api_denied_falls_back_to_describing_every_revision(ecs, tagging, store) -> None:
+    """tag:GetResources denied: the sync still completes by describing each uncached revision, and says so."""
+    deny_any(tagging, "resourcegroupstaggingapi", "GetResources")
+    for tag in "ab":
+        register(ecs, tag)
+    report = sync(store, ecs, SERVICE, FAMILY, tagging=tagging)
+    assert report.described == 2 and "allow tag:GetResources" in report.notes[0]
 
 
 def test_family_prefix_does_not_leak_other_families(ecs, store) -> None:
@@ -262,17 +329,22 @@ class _Raw:
 
 
 def deny(client: Any, operation: str) -> list[str]:
-    """Make every `operation` call fail with AccessDeniedException, as IAM would; returns the refused calls."""
+    """Make every ECS `operation` call fail with AccessDeniedException, as IAM would; returns the refused calls."""
+    return deny_any(client, "ecs", operation)
+
+
+def deny_any(client: Any, service: str, operation: str) -> list[str]:
+    """Make every `operation` call of `service` fail with AccessDeniedException; returns the refused calls."""
     from botocore.awsrequest import AWSResponse
 
     refused: list[str] = []
 
     def handler(request: Any, **_: object) -> AWSResponse:
         refused.append(operation)
-        body = json.dumps({"__type": "AccessDeniedException", "message": f"not authorized to perform: ecs:{operation}"})
+        body = json.dumps({"__type": "AccessDeniedException", "message": f"not authorized: {service}:{operation}"})
         return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, _Raw(body.encode()))
 
-    client.meta.events.register_first(f"before-send.ecs.{operation}", handler)
+    client.meta.events.register_first(f"before-send.{service}.{operation}", handler)
     return refused
 
 
@@ -436,7 +508,8 @@ def test_cli_fresh_checkout_syncs_then_status_and_rollback_work(world) -> None: 
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     assert report["adopted"] == ["shine-api-gateway:2 good (health-only)", "shine-api-gateway:3 good (hybrid-ml)"]
-    assert report["api_calls"] == 1 + report["described"] and report["ignored"] == []
+    # one list + one GetResources page + one describe per marked revision (the bootstrap revision has no mark)
+    assert (report["listed"], report["described"], report["api_calls"], report["ignored"]) == (3, 2, 4, [])
     after = json.loads(snail(world, "--output", "json", "status").stdout)
     assert after["phase"] == before["phase"] == "hybrid-ml"
     assert {p: g["revision_arn"] for p, g in after["good"].items()} == {
