@@ -114,15 +114,16 @@ def server(moto_server):
     from orchestrator.sandbox.launchers import InstantLauncher
 
     ports: dict[str, int] = {}
+    fail: dict[str, str] = {}
     agent = EcsAgent(
-        InstantLauncher(host_port_for=lambda img: ports.get(img)),
+        InstantLauncher(host_port_for=lambda img: ports.get(img), fail_reason_for=lambda img: fail.get(img)),
         account_id=ACCOUNT,
         region=REGION,
         interval=0.2,
         steady_after=0.5,
     )
     agent.start()
-    yield {"url": moto_server, "ports": ports}
+    yield {"url": moto_server, "ports": ports, "fail": fail}
     agent.stop(stop_tasks=True)
     from orchestrator.sandbox import extension
 
@@ -137,6 +138,7 @@ def world(server, tmp_path, http_server):
     from tests.conftest import Behaviour
 
     requests.post(f"{server['url']}/moto-api/reset", timeout=10)
+    server["fail"].clear()
     ecs = boto3.client("ecs", region_name=REGION, endpoint_url=server["url"])
     seed_service(ecs)
 
@@ -144,7 +146,10 @@ def world(server, tmp_path, http_server):
         url, _ = http_server(behaviour or Behaviour())
         server["ports"][image(tag)] = int(url.rsplit(":", 1)[1])
 
-    return {"ecs": ecs, "url": server["url"], "root": tmp_path, "serve": serve}
+    def fail(tag: str, reason: str) -> None:
+        server["fail"][image(tag)] = reason
+
+    return {"ecs": ecs, "url": server["url"], "root": tmp_path, "serve": serve, "fail": fail}
 
 
 def snail(world, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
