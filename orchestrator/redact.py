@@ -127,7 +127,7 @@ _RULES: list[_Rule] = [
         ("authorization",),
         True,
         re.compile(
-            r"(?i)(\bauthorization(?:\\*[\"'])?\s*[:=]\s*(?:\\*[\"'])?)(?:(?:bearer|basic|token|digest)\s+)?[^\\\s\"',;]+"
+            r"(?i)(\bauthorization(?:\\*[\"'])?\s*[:=]\s*(?:\\*[\"'])?)(?:(?:bearer|basic|token|digest)\s+)?[^\\\s\"',;`]+"
         ),
         rf"\1{MASK}",
     ),
@@ -136,7 +136,7 @@ _RULES: list[_Rule] = [
     (
         ("PASS", "PWD", "SECRET", "TOKEN", "KEY", "DSN", "CREDENTIAL", "AUTH", "COOKIE"),
         False,
-        re.compile(rf"(?:{_ENV_WORDS})(?:_[A-Z0-9]+)*=(?:\\*[\"'])?(?![\s\\\"']|{re.escape(MASK)})[^\\\s\"']+"),
+        re.compile(rf"(?:{_ENV_WORDS})(?:_[A-Z0-9]+)*=(?:\\*[\"'])?(?![\s\\\"']|{re.escape(MASK)})[^\\\s\"'`]+"),
         "env",
     ),
     # "password": "…", password=…, secret_key: … (JSON, YAML, libpq DSNs, INI files).
@@ -145,7 +145,7 @@ _RULES: list[_Rule] = [
         True,
         re.compile(
             rf"(?:{_caseless(_KV_NAMES)})(?:\\*[\"'])?\s*[:=]\s*(?:\\*[\"'])?(?![\s\\\"']|{re.escape(MASK)})"
-            r"[^\\\s\"',;&}\]]+"
+            r"[^\\\s\"',;&}\]`]+"
         ),
         "kv",
     ),
