@@ -6,6 +6,7 @@ sources costs one HEAD request per phase.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -151,6 +152,7 @@ class ImageBuilder:
         bound.info("image_push_started", registry=target.registry)
         digest = None
         seen: set[tuple[str, str]] = set()
+        shown = 0.0
         try:
             stream = self.client.api.push(
                 target.repository, tag=image.tag, stream=True, decode=True, auth_config=target.auth_config()
@@ -163,6 +165,11 @@ class ImageBuilder:
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = aux["Digest"]
                 status, layer = chunk.get("status", ""), chunk.get("id", "")
+                detail = chunk.get("progressDetail") or {}
+                if layer and detail.get("total") and time.monotonic() >= shown + 0.25:  # bytes, 4 a second at most
+                    shown = time.monotonic()
+                    self.progress({"event": "push_progress", "phase": image.phase, "layer": layer,
+                                   "current": detail.get("current", 0), "total": detail["total"]})
                 if layer and any(status.startswith(s) for s in _PUSH_NEWS) and (layer, status) not in seen:
                     seen.add((layer, status))
                     self.progress({"event": "push_layer", "phase": image.phase, "layer": layer, "status": status})
