@@ -255,7 +255,8 @@ def test_sync_with_the_tagging_api_describes_only_marked_revisions(ecs, tagging,
     assert calls == Counter({"ListTaskDefinitions": 1, "DescribeTaskDefinition": n // 10})
     assert tag_calls == Counter({"GetResources": 1}) and report.api_calls == 2 + n // 10
     assert len(report.adopted) == n // 10 and len(store.cached_revisions(SERVICE)) == n
-    calls.clear(), tag_calls.clear()
+    calls.clear()
+    tag_calls.clear()
     ensure_synced(store, ecs, SERVICE, FAMILY, force=True, tagging=tagging)
     assert calls + tag_calls == Counter({"ListTaskDefinitions": 1, "GetResources": 1})
 

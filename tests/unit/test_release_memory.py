@@ -4,6 +4,8 @@ stick until released or the spec changes."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.release_memory import (
     QUARANTINED,
@@ -324,3 +326,72 @@ def test_current_marks_keeps_the_newest_per_revision() -> None:
     marks = newest_first(history(), mk(2, FAILED, at="t9"))
     cur = current_marks(marks)
     assert len(cur) == 4 and next(m for m in cur if m.short == "svc:2").verdict == FAILED
+
+
+# ---------------------------------------------------------------- properties
+
+_HISTORY = st.lists(
+    st.tuples(
+        st.sampled_from([GOOD, GOOD, GOOD, FAILED, HELD]),  # verdict
+        st.booleans(),  # still registered
+        st.integers(min_value=0, max_value=59),  # minute it went live (ties happen)
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _marks(rows: list[tuple[str, bool, int]]) -> list[Mark]:
+    """Revisions 1..n with these verdicts, registration states and go-live minutes, newest mark first."""
+    return [mk(n, v, minute=m, active=a) for n, (v, a, m) in reversed(list(enumerate(rows, start=1)))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_HISTORY, st.integers(min_value=1, max_value=13))
+def test_property_a_plain_rollback_never_goes_forward(rows: list[tuple[str, bool, int]], live_n: int) -> None:
+    """Whatever the history: the target is good, registered, not live, and went live before the live revision."""
+    marks = _marks(rows)
+    target = rollback_target(marks, arn(live_n))
+    if isinstance(target, Refusal):
+        return
+    assert target.verdict == GOOD and target.active and target.revision_arn != arn(live_n)
+    live = next((m for m in marks if m.revision_arn == arn(live_n)), None)
+    if live is not None:
+        assert (target.live_since, int(target.short.split(":")[1])) < (live.live_since, live_n)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_HISTORY, st.integers(min_value=1, max_value=12))
+def test_property_repeated_rollbacks_end_and_never_revisit(rows: list[tuple[str, bool, int]], live_n: int) -> None:
+    """Rolling back again and again (holds written each time) visits each revision at most once, then stops."""
+    marks, live, seen = _marks(rows), arn(live_n), {arn(live_n)}
+    for _ in range(len(rows) + 1):
+        target = rollback_target(marks, live)
+        if isinstance(target, Refusal):
+            return
+        assert target.revision_arn not in seen
+        seen.add(target.revision_arn)
+        marks = newest_first(
+            marks, *rollback_holds(marks, target, live, service="svc", by="o", reason="", at="t", run_id="r")
+        )
+        live = target.revision_arn
+    raise AssertionError("rollbacks never stopped")
+
+
+@settings(max_examples=300, deadline=None)
+@given(_HISTORY, st.integers(min_value=1, max_value=12))
+def test_property_quarantined_or_held_spec_is_never_allowed_without_a_flag(
+    rows: list[tuple[str, bool, int]], n: int
+) -> None:
+    """A spec whose newest mark is failed or held is blocked unless the matching flag is given; good is free."""
+    marks = _marks(rows)
+    m = next((m for m in marks if m.revision_arn == arn(n)), None)
+    if m is None:
+        return
+    b = blocked(marks, m.spec_hash, m.phase)
+    if m.verdict == GOOD:
+        assert b is None
+    else:
+        assert b is not None and b.revision_arn == m.revision_arn
+        assert (blocked(marks, m.spec_hash, m.phase, allow_failed=True) is None) == (m.verdict == FAILED)
+        assert (blocked(marks, m.spec_hash, m.phase, allow_held=True) is None) == (m.verdict == HELD)
