@@ -154,10 +154,10 @@ def test_environment_interpolation(make_pipeline, monkeypatch) -> None:
 
 
 def test_durations() -> None:
-    """Durations accept ms, s, m, h and plain numbers; anything else is refused."""
+    """Durations accept ms, s, m, h and plain numbers; NaN, inf, over a week, non-ASCII digits are refused."""
     from orchestrator.config.schema import parse_duration
 
     assert [parse_duration(x) for x in ("250ms", "3s", "10m", "1h", 5, "1.5s")] == [0.25, 3, 600, 3600, 5, 1.5]
-    for bad in ("3x", "", "-1s", True, -2):
+    for bad in ("3x", "", "-1s", True, -2, float("nan"), float("inf"), 10**30, "9999999h", "٥s", "1e3s"):
         with pytest.raises(ValueError):
             parse_duration(bad)
