@@ -170,3 +170,23 @@ def test_trail_json_and_last(tmp_path: Path) -> None:
     assert [r["run_id"] for r in data["runs"]] == ["r-20261129-081000-h009", "r-20261129-080000-g008"]
     assert {e["run_id"] for e in data["events"]} == {"r-20261129-081000-h009", "r-20261129-080000-g008"}
     assert (data["cluster"], data["region"]) == ("shine", "us-east-1")
+
+
+def test_history_lists_runs_newest_first_with_date_zone_and_who(tmp_path: Path) -> None:
+    """`snail history -n 3`: the three newest runs, each with its start (date, seconds, zone), user@host, exit."""
+    pipeline = _pipeline(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "-f", str(pipeline), "history", "-n", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:3]] == [
+        "r-20261129-081000-h009",
+        "r-20261129-080000-g008",
+        "r-20261129-075000-f007",
+    ]
+    assert "2026-11-29 08:10:00 UTC  oncall@ci-runner-7" in lines[0] and "exit 3" in lines[0]
+    assert "exit 130" in lines[1] and lines[3].startswith("(newest first;")
