@@ -10,6 +10,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,7 +199,7 @@ def test_learn_pipeline_takes_secret_env_build_args_value_from_and_url_credentia
 
 def test_mask_data_by_key_pair_and_value() -> None:
     """Data is masked by key name, by {name, value} pairs, under secret keys, and in every string."""
-    td = {
+    td: dict[str, Any] = {
         "containerDefinitions": [
             {
                 "name": "api",
@@ -281,8 +282,9 @@ def test_click_echo_through_wrapped_streams_is_masked(monkeypatch: pytest.Monkey
     click.echo("result echo-secret-1234")
     click.echo("progress echo-secret-1234", err=True)
     print("print echo-secret-1234")
-    out.flush(), err.flush()
-    stdout, stderr = out.buffer.getvalue().decode(), err.buffer.getvalue().decode()  # type: ignore[attr-defined]
+    out.flush()
+    err.flush()
+    stdout, stderr = out.buffer.getvalue().decode(), err.buffer.getvalue().decode()
     assert "echo-secret" not in stdout + stderr
     assert stdout.count(MASK) == 2 and stderr.count(MASK) == 1
 
@@ -337,7 +339,8 @@ def test_recorded_gates_are_stored_masked_and_read_back_with_todays_credentials(
     store = RedactingStore(inner, gate_specs=lambda: [{"type": "ecs-rollout"}, real])
     arn = "arn:aws:ecs:us-east-1:1:task-definition/svc:2"
     store.mark_good(GoodRecord("svc", "p", arn, "img", None, "r-1", "t", "h", gates=[real]))
-    assert inner.last_good("svc", "p").gates == [mask_data(real)]  # what the file holds
+    stored = inner.last_good("svc", "p")
+    assert stored is not None and stored.gates == [mask_data(real)]  # what the file holds
     assert store.last_good("svc", "p").gates == [real]  # what a rollback verifies with
     assert store.good_history("svc")[0].gates == [real]
     assert b"gate-real-key-123" not in (tmp_path / "state.db").read_bytes()
