@@ -21,6 +21,8 @@ missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+# a static busybox: the e2e test's FROM-scratch image (an image without python3) is built from it
+[[ -x /bin/busybox ]] || missing+=(busybox-static)
 if ((${#missing[@]})); then
   [[ $(id -u) == 0 ]] || die "missing ${missing[*]}: run as root or: sudo apt-get install -y ${missing[*]}"
   say "installing ${missing[*]}"
@@ -29,7 +31,7 @@ if ((${#missing[@]})); then
   # The Debian package would start its own registry on :5000 under systemd; we run ours below.
   apt-get install -y -qq "${missing[@]}" >/dev/null
 else
-  say "packages present (docker.io, docker-registry, debootstrap)"
+  say "packages present (docker.io, docker-registry, debootstrap, busybox-static)"
 fi
 
 # 2. The Docker Engine.
