@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.redact import mask_data, mask_text, restore
+from orchestrator.redact import mask_data, mask_text
 from orchestrator.state.base import GoodRecord, RunRecord, StateStore, TrailEvent
 
 # Record fields that hold free text or data written by the engine (everything else is ids, ARNs, times).
@@ -30,15 +30,16 @@ def _masked_record(record: Any) -> Any:
     return dataclasses.replace(record, **changes) if changes else record
 
 
-def _restored(value: Any, candidates: list[dict[str, Any]]) -> Any:
+def _restored(value: Any, by_mask: list[tuple[Any, dict[str, Any]]]) -> Any:
     """Records read back with their masked `gates` matched to today's specs (real credentials), recursively
-    through lists; anything else unchanged."""
+    through lists; anything else unchanged. `by_mask` pairs each of today's specs with its masked form."""
     if isinstance(value, list):
-        return [_restored(v, candidates) for v in value]
+        return [_restored(v, by_mask) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         gates = getattr(value, "gates", None)
         if isinstance(gates, list) and gates:
-            return dataclasses.replace(value, gates=[restore(g, candidates) for g in gates])
+            real = [next((spec for masked, spec in by_mask if masked == g), g) for g in gates]
+            return dataclasses.replace(value, gates=real)
     return value
 
 
@@ -95,7 +96,7 @@ class RedactingStore:
         gate_specs = self._gate_specs
 
         def read(*args: Any, **kwargs: Any) -> Any:
-            return _restored(attr(*args, **kwargs), gate_specs())
+            return _restored(attr(*args, **kwargs), [(mask_data(spec), spec) for spec in gate_specs()])
 
         return read
 
