@@ -194,3 +194,38 @@ def test_no_planted_secret_leaks_to_any_output_or_state_file(world, http_server)
     assert stat.S_IMODE(os.stat(snail_dir).st_mode) == 0o700
     for path in snail_dir.glob("state.db*"):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_dynamodb_state_holds_no_planted_secret() -> None:
+    """Through the redaction wrapper, no item of the DynamoDB state table holds a secret (moto, in process)."""
+    import boto3
+    from moto import mock_aws
+
+    from orchestrator import redact
+    from orchestrator.state.base import GoodRecord, RunRecord, TrailEvent
+    from orchestrator.state.dynamodb import DynamoStore, create_table
+    from orchestrator.state.redacting import RedactingStore
+
+    token = PLANTED["command gate env: a token its env: names"]
+    api_key = PLANTED["gate URL ?api_key="]
+    stripe = PLANTED["env STRIPE_KEY"]
+    redact.learn([token])
+    try:
+        with mock_aws():
+            ddb = boto3.client("dynamodb", region_name="us-east-1")
+            create_table(ddb, "snail-state", wait_delay=0)
+            store = RedactingStore(DynamoStore(ddb, "snail-state"))
+            store.start_run(RunRecord("r-1", "svc", "run", "running", "2026-11-29T06:00:00"))
+            step = store.begin_step("r-1", "p", "register", {"environment": {"STRIPE_KEY": stripe}}, "t")
+            store.end_step(step, "ok", {"output": f"GITHUB_TOKEN={token}"}, "t")
+            store.append_event(TrailEvent("r-1", "svc", "t", "gate_passed", f"[x] http /h?api_key={api_key}", "p"))
+            gate = {"type": "http", "url": f"http://127.0.0.1:9/h?api_key={api_key}"}
+            arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/svc:2"
+            store.mark_good(GoodRecord("svc", "p", arn, "img", None, "r-1", "t", "h", gates=[gate]))
+            store.finish_run("r-1", "succeeded", 0, f"done with {token}", "t")
+            items = json.dumps(ddb.scan(TableName="snail-state")["Items"])
+    finally:
+        redact.forget()
+    assert "gate_passed" in items and "svc:2" in items
+    for secret in (token, api_key, stripe):
+        assert secret not in items
