@@ -34,6 +34,8 @@ _ALLOWED_TAGS = {_STD + t for t in ("str", "int", "float", "bool", "null", "seq"
 _MERGE = _STD + "merge"
 # C0 controls except tab/LF/CR, DEL, C1 controls, and the bidirectional overrides that hide text ("trojan source").
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# What an error line must not carry raw: the above plus tab and line breaks (one mistake, one line).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _BOMS = (
     (codecs.BOM_UTF32_LE, "UTF-32"),
     (codecs.BOM_UTF32_BE, "UTF-32"),
@@ -48,8 +50,11 @@ def fail(path: str | Path, line: int | None, message: str, key: str | None = Non
 
 
 def neutralise(text: str) -> str:
-    """Make untrusted text safe to print on a terminal: control and direction characters become \\xNN escapes."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1] if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text)
+    """Make untrusted text safe to print on one terminal line: control, line-break and direction characters become
+    \\xNN / \\uNNNN escapes."""
+    return _UNPRINTABLE.sub(
+        lambda m: repr(m.group())[1:-1] if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
 
 
 def describe_char(ch: str) -> str:

@@ -128,6 +128,14 @@ CORPUS: list[Bad] = [
         phase=_phase('task: {environment: {A: "\\x9b31m"}}\n'),
     ),
     Bad("bidi-override", "one.yaml", 3, None, "RIGHT-TO-LEFT OVERRIDE", phase=GOOD_PHASE + "bake: 1s # \u202e\n"),
+    Bad(
+        "key-with-line-break",
+        "one.yaml",
+        3,
+        "task.env\\nironment",
+        "unknown key",
+        phase=_phase('task: {"env\\nironment": {A: x}}\n'),
+    ),
     # ---- tags
     Bad(
         "tag-Ref",
