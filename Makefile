@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 SNAIL  := $(VENV)/bin/snail
 export SNAIL_BASE_IMAGE ?= snail-base/python:3.11
 
-.PHONY: setup docker test test-unit test-functional test-e2e demo bench clean down
+.PHONY: setup docker test test-unit test-functional test-e2e demo bench bench-compare clean down
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -38,6 +38,9 @@ demo: setup docker                   ## the reference pipeline in the sandbox, a
 
 bench: setup docker                  ## benchmarks (figures go to bench/README.md)
 	$(PY) bench/run.py
+
+bench-compare: setup docker          ## snail vs ecs-deploy (pinned, own venv) on one sandbox; table into bench/README.md
+	$(PY) bench/compare/run.py
 
 down:                                ## stop the sandbox and the registry
 	-$(SNAIL) sandbox down

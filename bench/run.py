@@ -1,5 +1,7 @@
 """Benchmarks: CLI cold start, a two-phase run and a no-op re-run against moto's server (wall time, AWS API
-calls, peak memory). Prints a Markdown table; figures are copied into bench/README.md. Not a test."""
+calls, peak memory), both NORMAL runs (doctor's preflight on: the first checks everything, the re-run finds its
+pass cached). Prints a Markdown table; figures are copied into bench/README.md. Not a test.
+`make bench-compare` (bench/compare/run.py) is the side-by-side with ecs-deploy on a real sandbox."""
 
 from __future__ import annotations
 
@@ -53,18 +55,40 @@ class _Health(BaseHTTPRequestHandler):
         pass
 
 
+PIPELINE = """\
+version: 1
+service:
+  cluster: shine
+  name: shine-api-gateway
+  region: us-east-1
+  container: api
+  port: 5000
+  task_definition: phases/taskdef.json
+  network: {{subnets: [{subnets}], security_groups: [{sg}], assign_public_ip: true}}
+registry:
+  ecr: shine-api-gateway
+defaults:
+  gates:
+    - {{type: ecs-rollout, timeout: 1m, poll: 0.2s}}
+    - {{type: http, path: /health, expect: {{status: 200}}, retries: {{attempts: 5, wait: 0.2s}}}}
+  bake: 0s
+phases: [health-only, hybrid-ml]
+"""
+
+
 def pipeline_runs() -> dict:
-    """A two-phase `snail run` and a no-op re-run, each a separate process, against moto's server + the agent."""
+    """A two-phase `snail run` and a no-op re-run, each a separate process and a NORMAL run (preflight on),
+    against moto's server + the agent, in an environment doctor passes (tests/doctor_env.py's good_env)."""
     import logging
 
-    import boto3
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
+    from orchestrator.aws.session import AwsContext
     from orchestrator.sandbox.agent import EcsAgent
     from orchestrator.sandbox.launchers import InstantLauncher
-    from tests.functional.world import seed_service, write_pipeline
+    from tests.doctor_env import MANIFEST, good_env
 
     health = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
     threading.Thread(target=health.serve_forever, daemon=True).start()
@@ -80,7 +104,11 @@ def pipeline_runs() -> dict:
     def counting(self, request, full_url, headers):  # type: ignore[no-untyped-def]
         if threading.current_thread().name != "sandbox-agent":
             target = headers.get("X-Amz-Target") or headers.get("x-amz-target") or ""
-            calls[target.split(".")[-1] or "other"] += 1
+            action = target.split(".")[-1]
+            if not action:  # query protocol (EC2, IAM): the action is a form field
+                form = getattr(request, "form", None) or {}
+                action = form.get("Action") or getattr(request, "args", {}).get("Action") or "other"
+            calls[action] += 1
         return orig(self, request, full_url, headers)
 
     moto_responses.BaseResponse._dispatch = counting  # type: ignore[method-assign]
@@ -94,39 +122,38 @@ def pipeline_runs() -> dict:
     agent.start()
     out = {}
     try:
-        seed_service(boto3.client("ecs", region_name="us-east-1", endpoint_url=url))
         with tempfile.TemporaryDirectory() as d:
             root = Path(d)
-            write_pipeline(root, {"health-only": "a", "hybrid-ml": "b"})
-            text = (
-                (root / "pipeline.yaml").read_text().replace("poll: 1s", "poll: 0.2s").replace("bake: 5s", "bake: 0s")
+            ctx = AwsContext(
+                region="us-east-1",
+                endpoint_url=url,
+                credentials={"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
             )
-            (root / "pipeline.yaml").write_text(text)
+            env_ids = good_env(ctx, root)
+            refs = {}
+            for phase, c in (("health-only", "b"), ("hybrid-ml", "c")):
+                pushed = ctx.client("ecr").put_image(
+                    repositoryName="shine-api-gateway", imageManifest=MANIFEST.replace("a" * 64, c * 64), imageTag=phase
+                )
+                refs[phase] = f"{env_ids.repository_uri}@{pushed['image']['imageId']['imageDigest']}"
+                (root / "phases" / f"{phase}.yaml").write_text(f'name: {phase}\nimage: {{ref: "{refs[phase]}"}}\n')
+            (root / "pipeline.yaml").write_text(
+                PIPELINE.format(subnets=", ".join(env_ids.subnets), sg=env_ids.security_group)
+            )
             env = {**os.environ, "SNAIL_ENDPOINT_URL": url, "SNAIL_FILE": str(root / "pipeline.yaml")}
             for name in ("two_phase_run", "noop_rerun"):
                 calls.clear()
                 rss_file = root / f"{name}.rss"
                 t = time.perf_counter()
                 r = subprocess.run(
-                    [
-                        "/usr/bin/time",
-                        "-f",
-                        "%M",
-                        "-o",
-                        str(rss_file),
-                        sys.executable,
-                        "-m",
-                        "orchestrator",
-                        "run",
-                        "--skip-preflight",
-                    ],
+                    ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), sys.executable, "-m", "orchestrator", "run"],
                     env=env,
                     capture_output=True,
                     text=True,
                     cwd=root,
                 )
                 wall = time.perf_counter() - t
-                assert r.returncode == 0, r.stderr
+                assert r.returncode == 0, r.stdout + r.stderr
                 out[name] = {
                     "wall_s": wall,
                     "aws_calls": sum(calls.values()),
