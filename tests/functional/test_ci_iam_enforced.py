@@ -54,16 +54,16 @@ NOT_EXERCISED_HERE = {
 }
 
 
-def _setup(world: Any) -> tuple[Path, dict[str, Any]]:
-    (world["root"] / "phases").mkdir(exist_ok=True)
-    (world["root"] / "pipeline.yaml").write_text(PIPELINE)
+def _setup(w: Any) -> tuple[Path, dict[str, Any]]:
+    (w["root"] / "phases").mkdir(exist_ok=True)
+    (w["root"] / "pipeline.yaml").write_text(PIPELINE)
     for name, tag in (("health-only", "a"), ("hybrid-ml", "b")):
-        (world["root"] / "phases" / f"{name}.yaml").write_text(f'name: {name}\nimage: {{ref: "{image(tag)}"}}\n')
-        world["serve"](tag)
-    assert snail(world, "state", "init").returncode == 0
-    out = snail(world, "--output", "json", "iam-policy", "--account", "123456789012", *_cmd_args())
+        (w["root"] / "phases" / f"{name}.yaml").write_text(f'name: {name}\nimage: {{ref: "{image(tag)}"}}\n')
+        w["serve"](tag)
+    assert snail(w, "state", "init").returncode == 0
+    out = snail(w, "--output", "json", "iam-policy", "--account", "123456789012", *_cmd_args())
     assert out.returncode == 0, out.stderr
-    return world["root"] / "pipeline.yaml", json.loads(out.stdout)["policy"]
+    return w["root"] / "pipeline.yaml", json.loads(out.stdout)["policy"]
 
 
 def _cmd_args() -> list[str]:
@@ -94,11 +94,11 @@ def enforced(url: str) -> Iterator[None]:
         requests.post(f"{url}/moto-api/reset-auth", data=b"inf", timeout=10)
 
 
-def _sequence(world: Any, env: dict[str, str]) -> list[Any]:
+def _sequence(w: Any, env: dict[str, str]) -> list[Any]:
     """plan, run (doctor's preflight included), status, rollback: stop at the first failure."""
     done = []
     for args in (("plan",), ("run",), ("--output", "json", "status"), ("rollback",)):
-        r = snail(world, *args, env=env)
+        r = snail(w, *args, env=env)
         done.append((args, r))
         if r.returncode != 0:
             break
