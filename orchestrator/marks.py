@@ -28,6 +28,7 @@ from orchestrator import taskdef
 from orchestrator.aws.ecs import family_of, revision_of
 from orchestrator.aws.errors import aws_call
 from orchestrator.errors import AccessDenied, AwsError
+from orchestrator.redact import mask_text
 from orchestrator.state.base import VERDICTS, Mark, StateStore
 
 TAG_VERDICT = "snail:verdict"
@@ -96,7 +97,8 @@ def content_hash(definition: dict[str, Any]) -> str:
 
 
 def mark_tags(mark: Mark) -> dict[str, str]:
-    """The resource tags that carry a mark (every key written, empty when unknown, so no stale value survives)."""
+    """The resource tags that carry a mark (every key written, empty when unknown, so no stale value survives);
+    the reason is masked like every other output."""
     return {
         TAG_VERDICT: mark.verdict,
         TAG_PHASE: tag_value(mark.phase),
@@ -106,7 +108,7 @@ def mark_tags(mark: Mark) -> dict[str, str]:
         TAG_AT: tag_value(mark.at),
         TAG_RUN: tag_value(mark.run_id),
         TAG_LIVE: tag_value(mark.live_since),
-        TAG_REASON: tag_value(mark.reason),
+        TAG_REASON: tag_value(mask_text(mark.reason)),  # a gate's failure text can carry a URL's token
         TAG_BY: tag_value(mark.by),
         TAG_PRIOR: tag_value(mark.prior),
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 
@@ -100,6 +100,12 @@ class Mark:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON output."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> Mark:
+        """A mark from stored JSON; keys this version does not know (a newer writer's) are left out."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in {**data, **overrides}.items() if k in known})
 
     def to_good(self) -> GoodRecord:
         """The GoodRecord view the engine used before marks (good_history)."""

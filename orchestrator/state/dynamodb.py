@@ -577,7 +577,7 @@ class DynamoStore:
         inactive = {arn for arn, status in self.cached_revisions(service).items() if status == "INACTIVE"}
         out = []
         for d in self._query(f"SVC#{service}", "MARK#", newest_first=True):
-            m = Mark(**json.loads(d["data"]))
+            m = Mark.from_dict(json.loads(d["data"]))
             m.active = m.revision_arn not in inactive
             out.append(m)
         return out

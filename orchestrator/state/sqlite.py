@@ -402,7 +402,7 @@ class SqliteStore:
             "WHERE m.service=? ORDER BY m.at DESC, m.id DESC",
             (service,),
         ).fetchall()
-        return [Mark(**json.loads(r["data"]), active=r["status"] != "INACTIVE") for r in rows]
+        return [Mark.from_dict(json.loads(r["data"]), active=r["status"] != "INACTIVE") for r in rows]
 
     def cached_revisions(self, service: str) -> dict[str, str]:
         """Revisions a sync already described (or a mark was written for): ARN -> ACTIVE | INACTIVE."""

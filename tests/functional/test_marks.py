@@ -100,6 +100,14 @@ def test_tag_values_fit_ecs_rules() -> None:
     assert all(len(v) <= 256 for v in mark_tags(good("arn:td/f:1", "p", 1, reason="y" * 999)).values())
 
 
+def test_a_secret_in_a_failure_reason_never_reaches_the_tags() -> None:
+    """A gate's failure text with a token in its URL is masked before it becomes the snail:reason tag."""
+    why = "GET https://api.example.com/health?api_key=AKIAIOSFODNN7EXAMPLE: status 500; password=hunter2"
+    tags = mark_tags(good("arn:td/f:1", "p", 1, verdict=FAILED, reason=why))
+    assert "AKIAIOSFODNN7EXAMPLE" not in tags["snail:reason"] and "hunter2" not in tags["snail:reason"]
+    assert "status 500" in tags["snail:reason"]
+
+
 def test_mark_round_trips_through_the_revision_tags(ecs, store, tmp_path) -> None:
     """A good mark written to a revision is read back from AWS into a fresh store with the same verdict and data."""
     arn, td = register(ecs, "a")
