@@ -186,6 +186,8 @@ class MarkWriter:
     def write(self, mark: Mark, definition: dict[str, Any] | None = None) -> str | None:
         """Record a mark locally and tag its revision; `definition` is the revision as registered or described
         (without it, one DescribeTaskDefinition). Returns a warning the first time tagging is refused."""
+        if mark.gates and not mark.gates_hash:
+            mark.gates_hash = gates_hash(mark.gates)
         if not mark.content_hash:
             if definition is None:
                 self.api_calls += 1

@@ -179,6 +179,17 @@ def blocks(marks: Sequence[Mark]) -> list[Block]:
     return out
 
 
+def status_lines(marks: Sequence[Mark]) -> list[str]:
+    """What `status` says about release memory: held and quarantined specs with what lifts them, and good
+    revisions that were deregistered (never rollback targets)."""
+    lines = [b.message() for b in blocks(marks)]
+    gone = [m for m in current_marks(list(marks)) if m.verdict == GOOD and not m.active]
+    lines += [
+        f"{m.short} ({m.phase}) passed its gates but is deregistered (INACTIVE): never a rollback target" for m in gone
+    ]
+    return lines
+
+
 def hold(
     held: Mark | None,
     *,

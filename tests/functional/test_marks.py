@@ -560,3 +560,12 @@ def test_cli_release_lifts_a_hold_and_updates_the_tag(world) -> None:  # noqa: F
     assert "lifted by" in snail(world, "--output", "json", "trail").stdout
     again = snail(world, "release", "hybrid-ml")
     assert again.returncode == 2 and "nothing held matches 'hybrid-ml'" in again.stderr
+
+
+def test_gates_hash_is_derived_from_the_gate_specs(ecs, store) -> None:
+    """A mark written with its gate specs carries their hash in snail:gates; the specs stay in the store only."""
+    arn, td = register(ecs, "a")
+    gates = [{"type": "ecs-rollout", "timeout": 600.0}, {"type": "http", "path": "/health"}]
+    MarkWriter(ecs, store).write(Mark(SERVICE, arn, "health-only", GOOD, gates=gates, at="t1", live_since="t1"), td)
+    assert tags_of(ecs, arn)["snail:gates"] == marks_mod.gates_hash(gates) != ""
+    assert store.last_good(SERVICE).gates == gates

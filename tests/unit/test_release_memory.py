@@ -18,6 +18,7 @@ from orchestrator.release_memory import (
     release,
     rollback_holds,
     rollback_target,
+    status_lines,
 )
 from orchestrator.state.base import FAILED, GOOD, HELD, RELEASED, Mark, current_marks, good_from_marks
 
@@ -395,3 +396,17 @@ def test_property_quarantined_or_held_spec_is_never_allowed_without_a_flag(
         assert b is not None and b.revision_arn == m.revision_arn
         assert (blocked(marks, m.spec_hash, m.phase, allow_failed=True) is None) == (m.verdict == FAILED)
         assert (blocked(marks, m.spec_hash, m.phase, allow_held=True) is None) == (m.verdict == HELD)
+
+
+def test_status_lines_name_blocks_and_deregistered_good_revisions() -> None:
+    """status: held and quarantined specs with what lifts them, and a deregistered good revision, one line each."""
+    marks = newest_first(
+        [mk(4), mk(3, active=False), mk(2), mk(1)],
+        mk(5, FAILED, phase="enhanced", spec_hash="bad", reason="status 500", minute=5),
+        hold(mk(4), service="svc", revision_arn=arn(4), by="ops@laptop", reason="slow", at="t9", run_id="r"),
+    )
+    lines = status_lines(marks)
+    assert len(lines) == 3
+    assert "held since t9 by ops@laptop (slow)" in lines[0] and "snail release svc:4" in lines[0]
+    assert "quarantined" in lines[1] and "--retry-failed" in lines[1]
+    assert lines[2] == "svc:3 (optimized) passed its gates but is deregistered (INACTIVE): never a rollback target"
