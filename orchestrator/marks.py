@@ -229,6 +229,25 @@ class MarkWriter:
         return text
 
 
+def probe_tagging(ecs: Any, revision_arn: str) -> tuple[bool | None, str]:
+    """Whether ecs:TagResource is allowed on a revision, without changing anything: its own existing tags are
+    written back unchanged (TagResource is idempotent). (True, how) allowed; (False, fix) denied; (None, why) not
+    probed (a revision without tags). For `doctor`, which checks the permission before a run needs it."""
+    _, tags = _describe(ecs, revision_arn)
+    if not tags:
+        return None, f"{revision_arn.rsplit('/', 1)[-1]} has no tags to write back: ecs:TagResource not probed"
+    key = TAG_PHASE if TAG_PHASE in tags else sorted(tags)[0]
+    try:
+        with aws_call("ecs:TagResource"):
+            ecs.tag_resource(resourceArn=revision_arn, tags=[{"key": key, "value": tags[key]}])
+    except AccessDenied:
+        return False, (
+            "ecs:TagResource is denied: verdict marks cannot be written to AWS, so other checkouts and CI runners "
+            f"will not see them; allow ecs:TagResource on arn:aws:ecs:*:*:task-definition/{family_of(revision_arn)}:*"
+        )
+    return True, f"ecs:TagResource allowed on {revision_arn.rsplit('/', 1)[-1]} (its {key} tag written back unchanged)"
+
+
 # ---------------------------------------------------------------- syncing
 @dataclass
 class SyncReport:

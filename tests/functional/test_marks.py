@@ -569,3 +569,20 @@ def test_gates_hash_is_derived_from_the_gate_specs(ecs, store) -> None:
     MarkWriter(ecs, store).write(Mark(SERVICE, arn, "health-only", GOOD, gates=gates, at="t1", live_since="t1"), td)
     assert tags_of(ecs, arn)["snail:gates"] == marks_mod.gates_hash(gates) != ""
     assert store.last_good(SERVICE).gates == gates
+
+
+def test_probe_tagging_changes_nothing_and_names_the_permission(server) -> None:  # noqa: F811
+    """doctor's probe: allowed -> the tags are unchanged; denied -> the fix names ecs:TagResource; untagged -> not
+    probed."""
+    import requests
+
+    requests.post(f"{server['url']}/moto-api/reset", timeout=10)
+    ecs = boto3.client("ecs", region_name="us-east-1", endpoint_url=server["url"])
+    arn, _ = register(ecs, "a")
+    assert marks_mod.probe_tagging(ecs, arn)[0] is None
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "snail:phase", "value": "health-only"}])
+    before = tags_of(ecs, arn)
+    assert marks_mod.probe_tagging(ecs, arn)[0] is True and tags_of(ecs, arn) == before
+    deny(ecs, "TagResource")
+    ok, fix = marks_mod.probe_tagging(ecs, arn)
+    assert ok is False and "allow ecs:TagResource on arn:aws:ecs:*:*:task-definition/shine-api-gateway:*" in fix
