@@ -505,8 +505,8 @@ def _aws_marks_for_local_good(world) -> None:  # noqa: ANN001, F811
 
 
 def test_cli_fresh_checkout_syncs_then_status_and_rollback_work(world) -> None:  # noqa: F811
-    """Run two phases, delete .snail/, `snail state sync`: status shows the same good phases, and `rollback`
-    goes back to phase one's revision, verified."""
+    """Run two phases, delete .snail/, `snail state sync`: status shows the same good phases, plan and run have
+    nothing to do, and `rollback` goes back to phase one's revision, verified."""
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
     world["serve"]("a"), world["serve"]("b")
     assert snail(world, "run", "--skip-preflight").returncode == 0
@@ -524,6 +524,9 @@ def test_cli_fresh_checkout_syncs_then_status_and_rollback_work(world) -> None: 
     assert {p: g["revision_arn"] for p, g in after["good"].items()} == {
         p: g["revision_arn"] for p, g in before["good"].items()
     }
+    assert "nothing to do" in snail(world, "plan").stdout
+    again = snail(world, "run", "--skip-preflight")
+    assert again.returncode == 0 and "nothing to do" in again.stdout
     rb = snail(world, "rollback")
     assert rb.returncode == 0, rb.stderr
     assert live(world).endswith("shine-api-gateway:2")
