@@ -5,8 +5,8 @@ does, and says which port the process does listen on (read from /proc/net/tcp*: 
 
 It fails fast: as soon as the container exits, answers with a failing status (three times in a row, so one
 blip while starting is forgiven), or is seen listening only on other ports (twice, a second apart), it stops
-waiting and says so; only an app that stays silent waits for the timeout. It reports progress on every poll
-so a display never goes quiet.
+waiting and says so; only an app that stays silent waits for the timeout. It reports progress
+every second so a display never goes quiet.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ POLL_INTERVAL = 0.25
 FAILING_ANSWERS = 3  # consecutive non-2xx answers that fail the probe at once
 PORT_LOOK_EVERY = 1.0  # seconds between looks at the container's listening ports while nothing answers
 WRONG_PORT_LOOKS = 2  # consecutive looks that saw only other ports
+REPORT_EVERY = 1.0  # seconds between progress reports while waiting
 
 
 def listening_ports(proc_net_tcp: str) -> tuple[int, ...]:
@@ -101,6 +102,7 @@ def _watch(
     wrong_port = 0  # consecutive looks that saw the app listening only elsewhere
     seen_ports: tuple[int, ...] | None = None
     next_look = start + PORT_LOOK_EVERY
+    next_report = start
     polls = 0
     while True:
         polls += 1
@@ -179,7 +181,8 @@ def _watch(
             else:
                 wrong_port = 0
         elapsed = now - start
-        if progress:
+        if progress and now >= next_report:  # once a second: a live display moves, a JSON log is not flooded
+            next_report = now + REPORT_EVERY
             progress(
                 {
                     "event": "probe_waiting",

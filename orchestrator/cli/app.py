@@ -176,7 +176,7 @@ class JsonProgress:
         self.enabled = enabled
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        if not self.enabled or kind in ("gate_attempt", "build_output", "push_layer"):
+        if not self.enabled or kind in ("gate_attempt", "build_output", "push_layer", "push_progress"):
             return
         import structlog
 

@@ -143,6 +143,9 @@ def _early(args: list[str], name: str, env: str, default: str) -> str:
 
 def report(ended: Ended, app: Any, args: list[str]) -> int:
     """Print the result document / error line for `ended`, send notifications for failed runs; return the code."""
+    live = sys.modules.get("orchestrator.cli.progress")
+    if live is not None:  # a live progress display must not be drawn under the result or the error
+        live.close_live()
     output = app.output if app is not None else _early(args, "--output", "SNAIL_OUTPUT", "text")
     log_format = app.log_format if app is not None else _early(args, "--log-format", "SNAIL_LOG_FORMAT", "console")
     if app is None and log_format == "json":

@@ -141,7 +141,7 @@ def _run_section(v: RunView, header: TrailHeader, phase_order: list[str], first:
         ("finished", full_time(r.finished_at) if r and r.finished_at else "not finished"),
         ("duration", human_duration(secs)),
         ("exit code", exit_code),
-        ("outcome", r.message if r and r.message else "-"),
+        ("outcome", r.message.splitlines()[0] if r and r.message else "-"),
     ]
     out = [
         f"<section class=run id='{anchor(v.run_id)}' data-run='{h(v.run_id)}' data-status='{h(status)}'>",
@@ -214,6 +214,11 @@ def _diagnosis(s: PhaseSection, v: RunView) -> str:
     parts.append(f"<p class=diag-text>{h(diagnosis) if diagnosis else 'no diagnosis was recorded'}</p>")
     if decision is not None:
         parts.append(f"<p class=decision-text><b>Decision:</b> {h(decision.message)}</p>")
+    diag_logs = next(
+        (e.data.get("log_lines") for e in v.events if e.kind == K.DIAGNOSIS and e.data.get("log_lines")), None
+    )
+    if isinstance(diag_logs, list) and diag_logs:
+        parts.append("<p><b>last log lines</b></p><pre class=logs>" + h("\n".join(map(str, diag_logs))) + "</pre>")
     for e in failing:
         evidence = _clean(e.data.get("evidence") or ({k: e.data[k] for k in ("error",) if k in e.data}))
         parts.append(f"<p><b>{h(e.data.get('gate') or e.kind)}</b>: {h(one_line(e.message, 300))}</p>")

@@ -93,4 +93,4 @@ def test_a_silent_app_waits_for_the_timeout_with_progress(docker_client, images)
     exc, took, events = _probe(docker_client, images["silent"], timeout=3)
     assert 3 <= took < 8, took
     assert "it listens on no TCP port at all" in str(exc)
-    assert len([e for e in events if e["event"] == "probe_waiting"]) >= 8  # ~4 a second: never silent
+    assert len([e for e in events if e["event"] == "probe_waiting"]) >= 3  # every second: never silent
