@@ -230,6 +230,7 @@ def acquire(
     Raises Locked (exit 4) naming the holder when it is still held after `wait`."""
     seen = observations if observations is not None else MemoryObservations()
     start = clock.monotonic()
+    relooked = False
     while True:
         try:
             store.acquire_lock(service, holder, lease, clock.now().timestamp())  # wall time: display only
@@ -249,7 +250,11 @@ def acquire(
         waited, need = now - start, max(lease, row.lease)
         still = now - seen.first_seen(service, row.token, now)
         if waited >= wait:
-            raise _locked(row, still, need)
+            fresh = store.lock_state(service)  # name who holds it now, not who held it when we first looked
+            if fresh is None or (fresh.token != row.token and not relooked):
+                relooked = True
+                continue  # freed or changed hands while we looked: one more look
+            raise _locked(fresh, still if fresh.token == row.token else 0.0, max(lease, fresh.lease))
         if on_wait is not None:
             on_wait(LockWait(row.holder, row.beats, waited, wait - waited, still, max(0.0, need - still)))
         clock.sleep(min(poll, wait - waited))

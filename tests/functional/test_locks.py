@@ -30,8 +30,7 @@ from orchestrator.engine.lock import FileObservations, LockWait, MemoryObservati
 from orchestrator.errors import AwsError, ExitCode, Locked, LockLost, StateBusy, StateCorrupt
 from orchestrator.state.base import RunRecord, TrailEvent
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.test_state_dynamodb import server, url  # noqa: F401 - fixtures: moto server, fresh table
-from tests.functional.world import write_pipeline
+from tests.functional.world import image, server, snail, world, write_pipeline  # noqa: F401 - fixtures
 
 LEASE = 60.0
 SVC = "svc"
@@ -633,11 +632,11 @@ def test_unlock_force_is_conditional_on_what_it_read(stores) -> None:
 
 RACER = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys, time
     from orchestrator.clock import SystemClock
     from orchestrator.engine.lock import acquire, holder_record, FileObservations
     from orchestrator.errors import Locked
-    backend, where, run_id, start_at = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    backend, where, run_id, gate, seen = sys.argv[1:6]
     if backend == "sqlite":
         from orchestrator.state.sqlite import SqliteStore
         store = SqliteStore(where)
@@ -645,41 +644,56 @@ RACER = textwrap.dedent(
         import boto3
         from orchestrator.state.dynamodb import DynamoStore
         store = DynamoStore(boto3.client("dynamodb", region_name="us-east-1", endpoint_url=where,
-                            aws_access_key_id="testing", aws_secret_access_key="testing"), "snail-state")
-    import time
-    time.sleep(max(0.0, start_at - time.time()))
+                            aws_access_key_id="t", aws_secret_access_key="t"), "snail-state")
+    def wait_for(path):
+        while not os.path.exists(path):
+            time.sleep(0.005)
+    print("READY", flush=True)
+    wait_for(gate + ".go")  # every racer is loaded and waiting: they start within milliseconds of each other
     try:
         taken = acquire(store, "svc", holder_record(run_id, "run", "t0"), 10.0, clock=SystemClock(),
-                        observations=FileObservations(sys.argv[5]))
-        print(json.dumps({"run": run_id, "got": taken.reason if taken else "free"}))
+                        observations=FileObservations(seen))
+        print("RESULT " + json.dumps({"run": run_id, "got": taken.reason if taken else "free"}), flush=True)
     except Locked as exc:
-        print(json.dumps({"run": run_id, "locked_by": exc.holder["run_id"]}))
-    sys.stdout.flush()
-    time.sleep(max(0.0, start_at + 2.5 - time.time()))  # the winner stays alive while the others look
+        print("RESULT " + json.dumps({"run": run_id, "locked_by": exc.holder["run_id"]}), flush=True)
+    wait_for(gate + ".done")  # the winner stays alive (its pid is the lock's) until every racer has looked
     """
 )
 
 
+def _line(proc: subprocess.Popen, prefix: str) -> str:
+    """The next stdout line of a racer that starts with prefix (structlog may print lines of its own)."""
+    while True:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        if line.startswith(prefix):
+            return line[len(prefix) :].strip()
+
+
 def _process_race(backend: str, where: str, tmp_path: Path, seed_dead: Any, rounds: int = 4, n: int = 4) -> None:
+    import json
+
     for round_ in range(rounds):
         seen = seed_dead(round_)
-        start_at = time.time() + 1.5
+        gate = str(tmp_path / f"gate{round_}")
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", RACER, backend, where, f"p{round_}-{i}", str(start_at), str(seen)],
+                [sys.executable, "-c", RACER, backend, where, f"p{round_}-{i}", gate, str(seen)],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
             for i in range(n)
         ]
-        import json
-
-        outs = []
-        for p in procs:
-            out, err = p.communicate(timeout=60)
-            assert p.returncode == 0, err
-            outs.append(json.loads(out.strip().splitlines()[-1]))  # structlog may print first
+        try:
+            for proc in procs:
+                _line(proc, "READY")
+            Path(gate + ".go").touch()
+            outs = [json.loads(_line(proc, "RESULT ")) for proc in procs]
+        finally:
+            Path(gate + ".done").touch()
+            for proc in procs:
+                proc.wait(timeout=60)
         winners = [o["run"] for o in outs if "got" in o]
         ok = len(winners) == 1 and all(o["locked_by"] == winners[0] for o in outs if "locked_by" in o)
         RACES["won" if ok else "lost"] += 1
@@ -701,7 +715,30 @@ def test_processes_race_for_a_dead_holders_lock_on_sqlite(tmp_path: Path) -> Non
     _process_race("sqlite", str(db), tmp_path, seed)
 
 
-def test_processes_race_for_an_expired_lease_on_dynamodb(url: str, tmp_path: Path) -> None:  # noqa: F811
+@pytest.fixture(scope="module")
+def dynamo_url():
+    """moto's server with a state table, DynamoDB's per-item write serialisation restored."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from orchestrator.state.dynamodb import create_table
+
+    mp = pytest.MonkeyPatch()
+    serialise_moto_writes(mp)
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    url = f"http://{host}:{port}"
+    client = boto3.client(
+        "dynamodb", region_name="us-east-1", endpoint_url=url, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    create_table(client, "snail-state", wait_delay=0)
+    yield url
+    srv.stop()
+    mp.undo()
+
+
+def test_processes_race_for_an_expired_lease_on_dynamodb(dynamo_url: str, tmp_path: Path) -> None:
     """Four processes whose observation file says a remote holder's counter has been still for a lease: one wins."""
     import json
 
@@ -710,14 +747,10 @@ def test_processes_race_for_an_expired_lease_on_dynamodb(url: str, tmp_path: Pat
     from orchestrator.procs import boot_id
     from orchestrator.state.dynamodb import DynamoStore
 
-    c = boto3.client(
-        "dynamodb",
-        region_name="us-east-1",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+    client = boto3.client(
+        "dynamodb", region_name="us-east-1", endpoint_url=dynamo_url, aws_access_key_id="t", aws_secret_access_key="t"
     )
-    store = DynamoStore(c, "snail-state")
+    store = DynamoStore(client, "snail-state")
 
     def seed(round_: int) -> Path:
         store.force_unlock("svc")
@@ -729,7 +762,47 @@ def test_processes_race_for_an_expired_lease_on_dynamodb(url: str, tmp_path: Pat
         )
         return seen
 
-    _process_race("dynamodb", url, tmp_path, seed)
+    _process_race("dynamodb", dynamo_url, tmp_path, seed)
+
+
+def test_two_snail_runs_race_for_a_killed_runs_lock(world) -> None:  # noqa: F811
+    """`snail run` killed -9 holding the lock; two `snail run`s start at once: one takes over, the other exits 4."""
+    write_pipeline(world["root"], {"health-only": "a"})
+    world["serve"]("a")
+    crashed = snail(world, "run", "--skip-preflight", env={"SNAIL_FAILPOINTS": "update_service:acted"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    (world["root"] / "phases" / "health-only.yaml").write_text(
+        f'name: health-only\nimage: {{ref: "{image("a")}"}}\nbake: 4s\n'
+    )
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SNAIL_ENDPOINT_URL": world["url"],
+        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
+    }
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "orchestrator", "run", "--skip-preflight"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=world["root"],
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=180), p.stdout.read(), p.stderr.read()) for p in runs]
+    codes = sorted(code for code, _, _ in results)
+    ok = codes == [0, 4]
+    RACES["won" if ok else "lost"] += 1
+    assert ok, results
+    loser = next(err for code, _, err in results if code == 4)
+    assert "another run holds the lock" in loser and "Traceback" not in loser
+    store = SqliteStore(world["root"] / ".snail" / "state.db")
+    taken = [e for e in store.events("shine-api-gateway") if e.kind == "lock_taken_over"]
+    assert len(taken) == 1, [e.message for e in taken]
+    assert store.lock_state("shine-api-gateway") is None
 
 
 def test_zz_report_lock_races() -> None:
