@@ -45,6 +45,11 @@ def up(app: App, port: int | None, no_service: bool) -> int:
         f"  repository     {seeded.get('repository_uri')} (pushes go to {info.registry})",
         f"  log group      {seeded.get('log_group')}",
         f"  execution role {seeded.get('execution_role_arn')}",
+        *(
+            [f"  production     {seeded['production_url']}   test {seeded.get('test_url') or '(no test listener)'}"]
+            if seeded.get("production_url")
+            else []
+        ),
         "use it: snail --sandbox run   (or SNAIL_SANDBOX=1)",
     ]
     app.emit(info.to_json(), "\n".join(lines))

@@ -93,6 +93,10 @@ _service = s.Mapping(
                 {
                     "target_group_arn": s.Field(s.string, required=True),
                     "container_port": s.Field(s.port),
+                    "production_listener_rule": s.Field(s.string),
+                    "test_listener_rule": s.Field(s.string),
+                    "target_groups": s.Field(s.list_of(s.string, 2)),
+                    "infrastructure_role": s.Field(s.string),
                 }
             )
         ),
@@ -283,7 +287,16 @@ def load_pipeline(path: str | Path | None = None) -> Pipeline:
             )
             if net
             else None,
-            load_balancer=LoadBalancerSpec(lb["target_group_arn"], lb.get("container_port")) if lb else None,
+            load_balancer=LoadBalancerSpec(
+                lb["target_group_arn"],
+                lb.get("container_port"),
+                lb.get("production_listener_rule"),
+                lb.get("test_listener_rule"),
+                tuple(lb.get("target_groups") or ()),
+                lb.get("infrastructure_role"),
+            )
+            if lb
+            else None,
             circuit_breaker=svc["circuit_breaker"],
         ),
         registry=RegistrySpec(ecr=reg.get("ecr"), url=reg.get("url"), create=bool(reg.get("create"))),

@@ -68,10 +68,14 @@ class NetworkSpec:
 
 @dataclass(frozen=True)
 class LoadBalancerSpec:
-    """The target group the service registers in, if any."""
+    """The target group the service registers in, if any; for blue-green/canary/linear, both groups and rules."""
 
     target_group_arn: str
     container_port: int | None = None
+    production_listener_rule: str | None = None  # ARN (in the sandbox: a name seeding creates)
+    test_listener_rule: str | None = None
+    target_groups: tuple[str, ...] = ()  # the two target groups ECS alternates between (ARNs or names)
+    infrastructure_role: str | None = None  # the role ECS uses to shift traffic (ARN or name)
 
 
 @dataclass(frozen=True)

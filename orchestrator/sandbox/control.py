@@ -24,6 +24,7 @@ import structlog
 from orchestrator.errors import DockerUnavailable, ExitCode, SnailError
 from orchestrator.procs import pid_alive
 from orchestrator.sandbox.daemon import DEFAULT_ACCOUNT_ID, sandbox_id_for
+from orchestrator.sandbox.lb_seed import LoadBalancerSeed, seed_load_balancer
 
 log = structlog.get_logger(__name__)
 
@@ -77,12 +78,13 @@ class SandboxSpec:
     desired_count: int = 1
     create_service: bool = True
     circuit_breaker: bool = True
+    load_balancer: LoadBalancerSeed | None = None  # service.load_balancer: seeded when pipeline.yaml has one
 
     def key(self) -> str:
         """What seeding depends on (create_service aside: a --no-service sandbox stays without its service)."""
         return (
             f"{self.region}|{self.cluster}|{self.service}|{self.container}|{self.port}|{self.repository}|"
-            f"{self.desired_count}|{self.circuit_breaker}"
+            f"{self.desired_count}|{self.circuit_breaker}|{self.load_balancer}"
         )
 
     @classmethod
@@ -103,6 +105,7 @@ class SandboxSpec:
             desired_count=int(getattr(svc, "desired_count", 1) or 1),
             create_service=create_service,
             circuit_breaker=bool(getattr(svc, "circuit_breaker", True)),
+            load_balancer=LoadBalancerSeed.from_spec(getattr(svc, "load_balancer", None)),
         )
 
 
@@ -290,6 +293,8 @@ def seed(info: SandboxInfo, spec: SandboxSpec) -> dict[str, Any]:
     seeded["log_group"] = _seed_log_group(c["logs"], f"/ecs/{spec.service}")
     seeded["execution_role_arn"] = _seed_execution_role(c["iam"])
     seeded["task_definition_arn"] = _seed_task_definition(c["ecs"], spec, seeded)
+    if spec.load_balancer is not None:
+        seeded.update(seed_load_balancer({**c, "elbv2": info.client("elbv2", spec.region)}, spec, seeded))
     seeded["service_arn"] = _seed_service(c["ecs"], spec, seeded) if spec.create_service else None
     seeded["registry"] = info.registry
     for key, value in seeded.items():
@@ -482,6 +487,7 @@ def _seed_service(ecs: Any, spec: SandboxSpec, seeded: dict[str, Any]) -> str:
             "maximumPercent": 200,
             "minimumHealthyPercent": 100,
         },
+        loadBalancers=seeded.get("service_load_balancers") or [],
     )["service"]["serviceArn"]
 
 

@@ -39,6 +39,7 @@ def run(
     interval: float = 0.5,
     launcher: Any = None,
     stop_event: threading.Event | None = None,
+    metrics_period: float = 10.0,
 ) -> int:
     """Serve until `stop_event` is set (the signal handlers set it); return the process exit status."""
     from moto.server import ThreadedMotoServer
@@ -65,6 +66,8 @@ def run(
     # Every region: a pipeline may name any region, the same sandbox serves them all.
     agent = EcsAgent(launcher, account_id=account_id, region=None, interval=interval)
     agent.start()
+    # The load balancers' data plane: a port per listener of whatever ELBv2 state moto holds.
+    plane = start_load_balancers(f"http://{host}:{bound}", region, account_id, metrics_period)
     log.info(
         "sandbox_daemon_ready",
         endpoint_url=f"http://{host}:{bound}",
@@ -77,6 +80,7 @@ def run(
             pass
     finally:
         log.info("sandbox_daemon_stopping")
+        plane.stop()
         agent.stop(stop_tasks=True)
         close = getattr(launcher, "close", None)
         if close:
@@ -86,6 +90,24 @@ def run(
         server.stop()
         log.info("sandbox_daemon_stopped")
     return 0
+
+
+def start_load_balancers(endpoint_url: str, region: str, account_id: str, metrics_period: float) -> Any:
+    """Start the load-balancer data plane (orchestrator/sandbox/lb.py), publishing ALB metrics to moto."""
+    import boto3
+
+    from orchestrator.sandbox.lb import DataPlane, cloudwatch_publisher
+
+    cloudwatch = boto3.client(
+        "cloudwatch",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",
+    )
+    plane = DataPlane(account_id=account_id, metrics_period=metrics_period, publish=cloudwatch_publisher(cloudwatch))
+    plane.start()
+    return plane
 
 
 def _remove_own_containers(launcher: Any, sandbox_id: str) -> int:
@@ -127,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID)
     parser.add_argument("--registry", default="127.0.0.1:5055")
     parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--metrics-period", type=float, default=10.0, help="seconds between ALB metric publications")
     args = parser.parse_args(argv)
     _configure_logging()
     stop = threading.Event()
@@ -146,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         registry=args.registry or None,
         interval=args.interval,
         stop_event=stop,
+        metrics_period=args.metrics_period,
     )
 
 

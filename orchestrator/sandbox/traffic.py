@@ -8,6 +8,7 @@ real requests by exactly this state, and reports the health it measures back thr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,15 @@ from orchestrator.sandbox import extension as ext
 log = structlog.get_logger(__name__)
 
 MAX_WEIGHT = 999  # ALB's largest forward-action weight
+
+# Called after every change the agent makes to rules or targets, so the data plane applies it at once
+# instead of at its next periodic refresh (lb.DataPlane registers itself here).
+CHANGE_LISTENERS: list[Callable[[], None]] = []
+
+
+def _changed() -> None:
+    for listener in list(CHANGE_LISTENERS):
+        listener()
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,7 @@ def shift(
         log.warning("sandbox_rule_shift_failed", rule=rule_arn, error=str(exc))
         return False
     log.info("sandbox_traffic_shifted", rule=rule_arn.rsplit("/", 2)[-2], green_percent=green_percent)
+    _changed()
     return True
 
 
@@ -138,6 +149,7 @@ def register(account_id: str, region: str, target_group: str, target: tuple[str,
         log.warning("sandbox_target_register_failed", target_group=target_group, error=str(exc))
         return False
     log.info("sandbox_target_registered", target_group=target_group.rsplit("/", 2)[-2], target=target)
+    _changed()
     return True
 
 
@@ -148,6 +160,7 @@ def deregister(account_id: str, region: str, target_group: str, target: tuple[st
     except Exception:  # noqa: BLE001 - not registered any more
         return
     log.info("sandbox_target_deregistered", target_group=target_group.rsplit("/", 2)[-2], target=target)
+    _changed()
 
 
 def health(target_group: str, target: tuple[str, int]) -> str | None:

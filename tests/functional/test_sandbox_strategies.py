@@ -6,6 +6,11 @@ Tasks need no containers (InstantLauncher) and the agent's clock is fake (second
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -15,9 +20,10 @@ import requests
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from orchestrator.sandbox import extension
+from orchestrator.sandbox import control, extension, lb
 from orchestrator.sandbox.agent import EcsAgent
 from orchestrator.sandbox.launchers import InstantLauncher
+from orchestrator.sandbox.lb_seed import LoadBalancerSeed
 
 REGION = "us-east-1"
 CLUSTER = "shine"
@@ -587,3 +593,287 @@ def test_target_health_reports_what_the_load_balancer_measured(world):
     assert {h["TargetHealth"]["State"] for h in health} == {"unhealthy"}
     assert health[0]["TargetHealth"]["Reason"] == "Target.ResponseCodeMismatch"
     assert {h["Target"]["Port"] for h in health} == {5000}
+
+
+# ------------------------------------------------------------------------------------------------ the data plane
+
+
+class App(BaseHTTPRequestHandler):
+    """A task's application: answers its color; /health answers `health_status`."""
+
+    color = "blue"
+    health_status = 200
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body are two writes: no 40 ms delayed-ACK stall between them
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        """200 with the color, or the health status on /health."""
+        status = self.health_status if self.path == "/health" else 200
+        body = self.color.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        """Quiet."""
+
+
+def serve(color: str, health_status: int = 200) -> ThreadingHTTPServer:
+    """A real HTTP server on 127.0.0.1 standing in for one task's container."""
+    handler = type(f"App_{color}", (App,), {"color": color, "health_status": health_status})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class Plane:
+    """Seeded load balancer, agent and data plane on moto's server; tasks answer from real local HTTP servers."""
+
+    def __init__(self, endpoint: str, images: dict[str, int]) -> None:
+        requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+        self.info = control.SandboxInfo(
+            pid=os.getpid(), endpoint_url=endpoint, registry="127.0.0.1:5055", region=REGION
+        )
+        self.launcher = InstantLauncher(host_port_for=lambda image: images.get(image.rsplit(":", 1)[-1]))
+        self.agent = EcsAgent(self.launcher, restart_backoff=(0.2, 0.5), steady_after=0.2, interval=0.1)
+        self.spec = control.SandboxSpec(
+            cluster=CLUSTER,
+            service=SERVICE,
+            region=REGION,
+            desired_count=1,
+            circuit_breaker=True,
+            load_balancer=LoadBalancerSeed(
+                target_group="shine-blue",
+                target_groups=("shine-blue", "shine-green"),
+                production_listener_rule="production",
+                test_listener_rule="test",
+                infrastructure_role="ecsInfrastructureRole",
+            ),
+        )
+        self.seeded = control.seed(self.info, self.spec)
+        self.ecs = self.info.client("ecs")
+        self.elbv2 = self.info.client("elbv2")
+        self.cloudwatch = self.info.client("cloudwatch")
+        self.plane = lb.DataPlane(
+            metrics_period=3600, publish=lb.cloudwatch_publisher(self.cloudwatch), min_health_interval=0.2
+        )
+        self.plane.start()
+        self.agent.start()
+
+    def close(self) -> None:
+        """Stop the agent and the data plane."""
+        self.agent.stop()
+        self.plane.stop()
+
+    def wait(self, until: Any, timeout: float = 20.0) -> None:
+        """Poll until `until()` holds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if until():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out; service {self.describe()['deployments']}")
+
+    def describe(self) -> dict[str, Any]:
+        """DescribeServices for the service."""
+        return self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+
+    def deployment(self, arn: str) -> dict[str, Any]:
+        """DescribeServiceDeployments for one ARN."""
+        return self.ecs.describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"][0]
+
+    def get(self, url: str, n: int) -> dict[str, int]:
+        """`n` GETs on one keep-alive session; count the answers by body (and status when not 200)."""
+        counts: dict[str, int] = {}
+        with requests.Session() as session:
+            for _ in range(n):
+                r = session.get(url, timeout=5)
+                key = r.text if r.status_code == 200 else str(r.status_code)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def deploy(self, image: str, **config: Any) -> str:
+        """A new revision running `image` with a deployment configuration; return the service deployment ARN."""
+        td = self.ecs.describe_task_definition(taskDefinition=self.seeded["task_definition_arn"])["taskDefinition"]
+        container = {**td["containerDefinitions"][0], "image": image}
+        new = self.ecs.register_task_definition(
+            family=SERVICE,
+            containerDefinitions=[container],
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+        )["taskDefinition"]["taskDefinitionArn"]
+        self.ecs.update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=new, deploymentConfiguration=config)
+        return self.describe()["currentServiceDeployment"]
+
+    def health(self, tg: str) -> list[dict[str, Any]]:
+        """DescribeTargetHealth's descriptions."""
+        return self.elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+
+
+@pytest.fixture
+def plane(endpoint, monkeypatch):
+    """Blue answers 'blue', green 'green', broken answers 500 on /health; the bootstrap image is blue."""
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    servers = {"3.11": serve("blue"), "green": serve("green"), "broken": serve("broken", 500)}
+    world = Plane(endpoint, {tag: s.server_address[1] for tag, s in servers.items()})
+    world.wait(lambda: world.describe()["deployments"][0]["rolloutState"] == "COMPLETED")
+    yield world
+    world.close()
+    for server in servers.values():
+        server.shutdown()
+
+
+def test_seeding_creates_listeners_rules_and_a_service_behind_them(plane):
+    """Seeding: two target groups, production and test listener rules on their own ports, the service wired."""
+    seeded = plane.seeded
+    assert seeded["production_url"] != seeded["test_url"]
+    assert len(seeded["target_group_arns"]) == 2
+    [wired] = plane.describe()["loadBalancers"]
+    assert wired["advancedConfiguration"] == {
+        "alternateTargetGroupArn": seeded["target_group_arns"][1],
+        "productionListenerRule": seeded["production_listener_rule_arn"],
+        "testListenerRule": seeded["test_listener_rule_arn"],
+        "roleArn": seeded["infrastructure_role_arn"],
+    }
+    assert plane.get(seeded["production_url"], 20) == {"blue": 20}
+    again = control.seed(plane.info, plane.spec)  # idempotent: the same resources, nothing new
+    assert {k: again[k] for k in ("production_url", "test_url", "target_group_arns")} == {
+        k: seeded[k] for k in ("production_url", "test_url", "target_group_arns")
+    }
+
+
+def test_target_health_is_measured_not_assumed(plane):
+    """The running task's target is 'healthy' because its /health answered; the unused group has none."""
+    blue, green = plane.seeded["target_group_arns"]
+    [target] = plane.health(blue)
+    assert target["TargetHealth"]["State"] == "healthy"
+    assert target["Target"]["Port"] == 5000 and not target["Target"]["Id"].startswith("127.")
+    assert plane.health(green) == []
+
+
+def test_canary_splits_production_traffic_by_weight_and_rolls_back(plane):
+    """CANARY 10 %: 1,000 production requests split 900/100 (within 5 %), test traffic all green, then ROLLBACK."""
+    arn = plane.deploy(
+        "127.0.0.1:5055/shine-api-gateway:green",
+        strategy="CANARY",
+        canaryConfiguration={"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 0},
+        bakeTimeInMinutes=0,
+        lifecycleHooks=[pause("PRODUCTION_TRAFFIC_SHIFT")],
+    )
+    plane.wait(
+        lambda: any(h["status"] == "AWAITING_ACTION" for h in plane.deployment(arn).get("lifecycleHookDetails", []))
+    )
+    counts = plane.get(plane.seeded["production_url"], 1000)
+    assert abs(counts.get("green", 0) - 100) <= 50 and counts.get("green", 0) + counts.get("blue", 0) == 1000
+    assert plane.get(plane.seeded["test_url"], 50) == {"green": 50}
+    blue_tg, green_tg = plane.seeded["target_group_arns"]
+    assert [t["TargetHealth"]["State"] for t in plane.health(green_tg)] == ["healthy"]
+
+    assert plane.plane.flush_metrics() > 0
+    stats = {}
+    for tg in (blue_tg, green_tg):
+        points = plane.cloudwatch.get_metric_statistics(
+            Namespace="AWS/ApplicationELB",
+            MetricName="RequestCount",
+            Dimensions=[
+                {"Name": "TargetGroup", "Value": lb.tg_dimension(tg)},
+                {"Name": "LoadBalancer", "Value": lb.lb_dimension(plane.seeded["load_balancer_arn"])},
+            ],
+            StartTime=datetime.now(timezone.utc) - timedelta(minutes=5),
+            EndTime=datetime.now(timezone.utc) + timedelta(minutes=1),
+            Period=60,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        stats[tg] = sum(p["Sum"] for p in points)
+    assert stats[green_tg] == counts["green"] + 50 and stats[blue_tg] >= counts["blue"]
+    latency = plane.cloudwatch.get_metric_statistics(
+        Namespace="AWS/ApplicationELB",
+        MetricName="TargetResponseTime",
+        Dimensions=[
+            {"Name": "TargetGroup", "Value": lb.tg_dimension(green_tg)},
+            {"Name": "LoadBalancer", "Value": lb.lb_dimension(plane.seeded["load_balancer_arn"])},
+        ],
+        StartTime=datetime.now(timezone.utc) - timedelta(minutes=5),
+        EndTime=datetime.now(timezone.utc) + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Average", "SampleCount"],
+    )["Datapoints"]
+    assert sum(p["SampleCount"] for p in latency) == counts["green"] + 50 and 0 < latency[0]["Average"] < 1
+
+    started = len(plane.launcher.started)
+    hook = next(h for h in plane.deployment(arn)["lifecycleHookDetails"] if h["status"] == "AWAITING_ACTION")
+    plane.ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook["hookId"], action="ROLLBACK")
+    plane.wait(lambda: plane.deployment(arn)["status"] == "ROLLBACK_SUCCESSFUL")
+    assert plane.get(plane.seeded["production_url"], 100) == {"blue": 100}
+    assert len(plane.launcher.started) == started
+
+
+def test_blue_green_switches_production_only_after_continue(plane):
+    """BLUE_GREEN: green answers the test URL while production stays blue; after CONTINUE production is green."""
+    arn = plane.deploy(
+        "127.0.0.1:5055/shine-api-gateway:green",
+        strategy="BLUE_GREEN",
+        bakeTimeInMinutes=0,
+        lifecycleHooks=[pause("POST_TEST_TRAFFIC_SHIFT")],
+    )
+    plane.wait(
+        lambda: any(h["status"] == "AWAITING_ACTION" for h in plane.deployment(arn).get("lifecycleHookDetails", []))
+    )
+    assert plane.get(plane.seeded["production_url"], 50) == {"blue": 50}
+    assert plane.get(plane.seeded["test_url"], 50) == {"green": 50}
+    hook = plane.deployment(arn)["lifecycleHookDetails"][0]
+    plane.ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook["hookId"], action="CONTINUE")
+    plane.wait(lambda: plane.deployment(arn)["status"] == "SUCCESSFUL")
+    assert plane.get(plane.seeded["production_url"], 50) == {"green": 50}
+    blue_tg, green_tg = plane.seeded["target_group_arns"]
+    assert plane.health(blue_tg) == [] and len(plane.health(green_tg)) == 1
+
+
+def test_unhealthy_green_is_reported_replaced_and_rolled_back(plane):
+    """Green failing its /health: DescribeTargetHealth says why, ECS replaces it, the breaker rolls back to blue."""
+    arn = plane.deploy(
+        "127.0.0.1:5055/shine-api-gateway:broken",
+        strategy="BLUE_GREEN",
+        bakeTimeInMinutes=0,
+        deploymentCircuitBreaker={"enable": True, "rollback": True},
+    )
+    green_tg = plane.seeded["target_group_arns"][1]
+    seen: list[dict[str, Any]] = []
+
+    def unhealthy() -> bool:
+        seen.extend(t["TargetHealth"] for t in plane.health(green_tg))
+        return any(h["State"] == "unhealthy" for h in seen)
+
+    plane.wait(unhealthy)
+    bad = next(h for h in seen if h["State"] == "unhealthy")
+    assert (bad["Reason"], bad["Description"]) == (
+        "Target.ResponseCodeMismatch",
+        "Health checks failed with these codes: [500]",
+    )
+    plane.wait(lambda: plane.deployment(arn)["status"] == "ROLLBACK_SUCCESSFUL", timeout=40)
+    assert plane.deployment(arn)["deploymentCircuitBreaker"]["status"] == "TRIGGERED"
+    stopped = plane.ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE, desiredStatus="STOPPED")["taskArns"]
+    reasons = {t["stoppedReason"] for t in plane.ecs.describe_tasks(cluster=CLUSTER, tasks=stopped)["tasks"]}
+    assert f"Task failed ELB health checks in (target-group {green_tg})" in reasons
+    assert plane.get(plane.seeded["production_url"], 20) == {"blue": 20}
+
+
+def test_smooth_weights_split_exactly():
+    """The weighted pick gives each target group exactly its share over any window of sum(weights) picks."""
+    picker = lb.SmoothWeighted([("blue", 900), ("green", 100)])
+    picks = [picker.pick() for _ in range(1000)]
+    assert picks.count("green") == 100
+    assert max(len(run) for run in "".join("g" if p == "green" else "b" for p in picks).split("g")) <= 10
+    assert lb.SmoothWeighted([("blue", 0), ("green", 0)]).pick() is None
+
+
+def test_rules_and_matchers_like_an_alb():
+    """Path patterns with * and ?, host headers case-insensitively, and HttpCode ranges/lists."""
+    rule = lb.Rule(1, (("path-pattern", ("/api/*",)), ("host-header", ("*.example.com",))), {}, "r")
+    assert lb.rule_matches(rule, "/api/v1", "Shop.Example.com")
+    assert not lb.rule_matches(rule, "/web", "shop.example.com")
+    assert lb.matcher_accepts("200-299", 204) and lb.matcher_accepts("200,302", 302)
+    assert not lb.matcher_accepts("200", 500)

@@ -1,0 +1,850 @@
+"""The sandbox's Application Load Balancer data plane: real HTTP on 127.0.0.1, driven by moto's ELBv2 state.
+
+Every HTTP listener of every load balancer in moto gets a server on 127.0.0.1 at the listener's port. A request
+is matched against the listener's rules in priority order (path-pattern and host-header conditions, then the
+default rule) and its action applies: `forward` to one target group or, with a ForwardConfig, to several by
+weight (smooth weighted round robin, so a 90/10 split is exact, not a coin toss), or `fixed-response`. Within a
+target group requests go round robin to the healthy targets (to all of them when none is healthy, as an ALB
+fails open); a group without targets answers 503, a target that refuses 502, one that times out 504.
+
+Targets are what ECS registered: a task's private IP and container port. The sandbox resolves them to the
+task's published port on 127.0.0.1 (its networkBindings). Health checks are real HTTP requests made with the
+target group's path, matcher, interval, timeout and thresholds; what they find is what DescribeTargetHealth
+returns (`extension.TARGET_HEALTH`). Per target group and period the plane publishes the ALB metrics
+RequestCount, HTTPCode_Target_2XX/4XX/5XX_Count and TargetResponseTime (namespace AWS/ApplicationELB,
+dimensions TargetGroup + LoadBalancer), and per load balancer RequestCount and HTTPCode_ELB_5XX_Count, into
+moto's CloudWatch. Like an ALB it publishes nothing for a period without requests.
+
+Why asyncio and not HAProxy: see bench/lb/README.md (both measured on the same 2-core machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import functools
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+
+from orchestrator.sandbox import extension as ext
+from orchestrator.sandbox import traffic
+
+log = structlog.get_logger(__name__)
+
+NAMESPACE = "AWS/ApplicationELB"
+MAX_HEAD = 64 * 1024
+UPSTREAM_TIMEOUT = 30.0
+HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
+
+
+# ------------------------------------------------------------------------------------------------ the view
+
+
+@dataclass(frozen=True)
+class Target:
+    """A registered target and where it really answers."""
+
+    id: str
+    port: int
+    address: tuple[str, int] | None  # None: nothing answers for it here (the task stopped, or unknown IP)
+
+
+@dataclass
+class TargetGroup:
+    """A target group as the data plane routes to it and checks it."""
+
+    arn: str
+    dimension: str  # "targetgroup/<name>/<id>"
+    load_balancers: list[str]  # "app/<name>/<id>" of the load balancers whose rules use it
+    targets: list[Target]
+    health_path: str = "/"
+    health_port: str = "traffic-port"
+    matcher: str = "200"
+    interval: float = 30.0
+    timeout: float = 5.0
+    healthy_threshold: int = 5
+    unhealthy_threshold: int = 2
+    health_enabled: bool = True
+    in_use: bool = True
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A listener rule: conditions and its first action."""
+
+    priority: float
+    conditions: tuple[tuple[str, tuple[str, ...]], ...]  # (field, patterns)
+    action: dict[str, Any]
+    arn: str
+
+
+@dataclass
+class Listener:
+    """A listener: its port, load balancer and rules (default last)."""
+
+    port: int
+    load_balancer: str  # "app/<name>/<id>"
+    rules: list[Rule]
+
+
+@dataclass
+class Snapshot:
+    """Everything the proxy routes by, rebuilt from moto on each refresh."""
+
+    listeners: dict[int, Listener] = field(default_factory=dict)
+    groups: dict[str, TargetGroup] = field(default_factory=dict)
+
+
+def lb_dimension(arn: str) -> str:
+    """`app/<name>/<id>` from a load balancer ARN, as the LoadBalancer dimension is written."""
+    return arn.split(":loadbalancer/", 1)[-1]
+
+
+def tg_dimension(arn: str) -> str:
+    """`targetgroup/<name>/<id>` from a target group ARN, as the TargetGroup dimension is written."""
+    return arn.rsplit(":", 1)[-1]
+
+
+def snapshot_from_moto(account_id: str, regions: list[str] | None = None) -> Snapshot:
+    """Read load balancers, listeners, rules and targets from moto's in-process ELBv2 (and ECS for addresses)."""
+    from moto.elbv2.models import elbv2_backends
+
+    snap = Snapshot()
+    addresses = task_addresses(account_id)
+    backends = elbv2_backends[account_id]
+    for region in regions or list(backends.keys()):
+        backend = backends[region]
+        used: dict[str, set[str]] = defaultdict(set)
+        for lb in list(backend.load_balancers.values()):
+            lb_dim = lb_dimension(lb.arn)
+            for listener in list(lb.listeners.values()):
+                if (listener.protocol or "HTTP") not in ("HTTP", "HTTPS"):
+                    continue
+                rules = []
+                for rule in list(listener.rules.values()):
+                    actions = [a.data for a in rule.actions]
+                    if not actions:
+                        continue
+                    action = sorted(actions, key=lambda a: int(a.get("Order", 0) or 0))[0]
+                    for arn in _action_groups(action):
+                        used[arn].add(lb_dim)
+                    priority = float("inf") if rule.priority == "default" else float(rule.priority)
+                    rules.append(Rule(priority, _conditions(rule.conditions), action, rule.arn))
+                rules.sort(key=lambda r: r.priority)
+                snap.listeners[int(listener.port)] = Listener(int(listener.port), lb_dim, rules)
+        for tg in list(backend.target_groups.values()):
+            targets = []
+            for t in list(tg.targets.values()):
+                port = int(t.get("Port") or tg.port or 80)
+                address = addresses.get((t["Id"], port))
+                if address is None and t["Id"].startswith("127."):
+                    address = (t["Id"], port)
+                targets.append(Target(t["Id"], port, address))
+            matcher = (tg.matcher or {}).get("HttpCode", "200") if getattr(tg, "matcher", None) else "200"
+            snap.groups[tg.arn] = TargetGroup(
+                arn=tg.arn,
+                dimension=tg_dimension(tg.arn),
+                load_balancers=sorted(used.get(tg.arn, set())),
+                targets=targets,
+                health_path=tg.health_check_path or "/",
+                health_port=str(tg.health_check_port or "traffic-port"),
+                matcher=str(matcher),
+                interval=float(tg.health_check_interval_seconds or 30),
+                timeout=float(tg.health_check_timeout_seconds or 5),
+                healthy_threshold=int(tg.healthy_threshold_count or 5),
+                unhealthy_threshold=int(tg.unhealthy_threshold_count or 2),
+                health_enabled=bool(tg.health_check_enabled),
+                in_use=tg.arn in used,
+            )
+    return snap
+
+
+def task_addresses(account_id: str) -> dict[tuple[str, int], tuple[str, int]]:
+    """(private IP, container port) -> (127.0.0.1, host port) for every sandbox task that publishes a port."""
+    from moto.backends import get_backend
+
+    out: dict[tuple[str, int], tuple[str, int]] = {}
+    with ext.BACKEND_LOCK:
+        for backend in list(get_backend("ecs")[account_id].values()):
+            for tasks in list(backend.tasks.values()):
+                for task in list(tasks.values()):
+                    if getattr(task, "last_status", None) != "RUNNING":
+                        continue
+                    ip = None
+                    for attachment in getattr(task, "attachments", None) or []:
+                        for detail in attachment.get("details", []):
+                            if detail.get("name") == "privateIPv4Address":
+                                ip = detail.get("value")
+                    if not ip:
+                        continue
+                    for container in getattr(task, "containers", []):
+                        for b in getattr(container, "network_bindings", None) or []:
+                            out[(ip, int(b["containerPort"]))] = (b.get("bindIP") or "127.0.0.1", int(b["hostPort"]))
+    return out
+
+
+def _action_groups(action: dict[str, Any]) -> list[str]:
+    if action.get("Type") != "forward":
+        return []
+    groups = [g["TargetGroupArn"] for g in (action.get("ForwardConfig") or {}).get("TargetGroups", [])]
+    return groups or ([action["TargetGroupArn"]] if action.get("TargetGroupArn") else [])
+
+
+def _conditions(conditions: list[dict[str, Any]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    out = []
+    for c in conditions or []:
+        name = c.get("Field", "")
+        values = list(c.get("Values") or [])
+        for key in ("PathPatternConfig", "HostHeaderConfig"):
+            values += list((c.get(key) or {}).get("Values") or [])
+        out.append((name, tuple(values)))
+    return tuple(out)
+
+
+# ------------------------------------------------------------------------------------------------ routing
+
+
+class SmoothWeighted:
+    """nginx's smooth weighted round robin: over any window of sum(weights) picks, each gets exactly its weight."""
+
+    def __init__(self, weights: list[tuple[str, int]]) -> None:
+        self.items = [(k, w) for k, w in weights if w > 0]
+        self.current = {k: 0 for k, _ in self.items}
+        self.total = sum(w for _, w in self.items)
+
+    def pick(self) -> str | None:
+        """The next item, or None when every weight is 0."""
+        if not self.items:
+            return None
+        best = None
+        for key, weight in self.items:
+            self.current[key] += weight
+            if best is None or self.current[key] > self.current[best]:
+                best = key
+        assert best is not None
+        self.current[best] -= self.total
+        return best
+
+
+def rule_matches(rule: Rule, path: str, host: str) -> bool:
+    """Whether a request's path and host meet all of a rule's conditions (ALB wildcards * and ?)."""
+    for name, patterns in rule.conditions:
+        if name == "path-pattern":
+            if not any(fnmatch.fnmatchcase(path, p) for p in patterns):
+                return False
+        elif name == "host-header":
+            if not any(fnmatch.fnmatchcase(host.lower(), p.lower()) for p in patterns):
+                return False
+        else:
+            return False  # a condition the sandbox does not evaluate never matches
+    return True
+
+
+def matcher_accepts(matcher: str, status: int) -> bool:
+    """An ALB HttpCode matcher ("200", "200-299", "200,302") accepts `status`."""
+    for part in matcher.split(","):
+        part = part.strip()
+        if "-" in part:
+            low, high = part.split("-", 1)
+            if int(low) <= status <= int(high):
+                return True
+        elif part and int(part) == status:
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+@dataclass
+class GroupCounters:
+    """One period of one target group (or, with group None, of the load balancer itself)."""
+
+    requests: int = 0
+    codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # "2XX" -> n
+    elb_5xx: int = 0
+    response_times: list[float] = field(default_factory=list)
+
+
+class Metrics:
+    """Counts requests per (load balancer, target group) and turns a period into CloudWatch metric data."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._period: dict[tuple[str, str | None], GroupCounters] = defaultdict(GroupCounters)
+        self.totals: dict[str, int] = defaultdict(int)  # RequestCount per target group dimension, since start
+
+    def record(self, lb: str, group: str | None, status: int, seconds: float | None, from_target: bool) -> None:
+        """One request answered (by a target, or by the load balancer itself when `from_target` is False)."""
+        with self._lock:
+            lb_counters = self._period[(lb, None)]
+            lb_counters.requests += 1
+            if not from_target and status >= 500:
+                lb_counters.elb_5xx += 1
+            if group is not None:
+                counters = self._period[(lb, group)]
+                counters.requests += 1
+                self.totals[group] += 1
+                if from_target:
+                    counters.codes[f"{status // 100}XX"] += 1
+                    if seconds is not None:
+                        counters.response_times.append(seconds)
+
+    def drain(self, timestamp: datetime) -> list[dict[str, Any]]:
+        """The metric data of the period that ends now (empty without requests), and start a new period."""
+        with self._lock:
+            period, self._period = self._period, defaultdict(GroupCounters)
+        data: list[dict[str, Any]] = []
+        for (lb, group), c in period.items():
+            if not c.requests:
+                continue
+            dims = [{"Name": "LoadBalancer", "Value": lb}]
+            if group is None:
+                data.append(_datum("RequestCount", dims, c.requests, timestamp))
+                if c.elb_5xx:
+                    data.append(_datum("HTTPCode_ELB_5XX_Count", dims, c.elb_5xx, timestamp))
+                continue
+            dims = [{"Name": "TargetGroup", "Value": group}, *dims]
+            data.append(_datum("RequestCount", dims, c.requests, timestamp))
+            for klass, n in sorted(c.codes.items()):
+                data.append(_datum(f"HTTPCode_Target_{klass}_Count", dims, n, timestamp))
+            if c.response_times:
+                buckets: dict[float, int] = defaultdict(int)
+                for s in c.response_times:
+                    buckets[round(s, 3)] += 1
+                values = sorted(buckets.items())
+                for start in range(0, len(values), 150):  # PutMetricData takes 150 values per datum
+                    chunk = values[start : start + 150]
+                    data.append(
+                        {
+                            "MetricName": "TargetResponseTime",
+                            "Dimensions": dims,
+                            "Timestamp": timestamp,
+                            "Unit": "Seconds",
+                            "Values": [v for v, _ in chunk],
+                            "Counts": [float(n) for _, n in chunk],
+                        }
+                    )
+        return data
+
+
+def _datum(name: str, dims: list[dict[str, str]], value: float, timestamp: datetime) -> dict[str, Any]:
+    return {"MetricName": name, "Dimensions": dims, "Timestamp": timestamp, "Unit": "Count", "Value": float(value)}
+
+
+# ------------------------------------------------------------------------------------------------ health
+
+
+@dataclass
+class TargetHealth:
+    """What the health checks found for one target."""
+
+    state: str = "initial"
+    reason: str | None = "Elb.RegistrationInProgress"
+    description: str | None = "Target registration is in progress"
+    successes: int = 0
+    failures: int = 0
+    checked: bool = False
+
+
+# ------------------------------------------------------------------------------------------------ the plane
+
+
+class DataPlane:
+    """Listeners on 127.0.0.1, routing, health checks and metrics for every load balancer moto knows."""
+
+    def __init__(
+        self,
+        account_id: str = "123456789012",
+        host: str = "127.0.0.1",
+        refresh: float = 0.5,
+        metrics_period: float = 60.0,
+        publish: Callable[[list[dict[str, Any]]], None] | None = None,
+        snapshot: Callable[[], Snapshot] | None = None,
+        min_health_interval: float | None = None,
+    ) -> None:
+        self.account_id = account_id
+        self.host = host
+        self.refresh_every = refresh
+        self.metrics_period = metrics_period
+        self.publish = publish
+        self._snapshot_source = snapshot or (lambda: snapshot_from_moto(account_id))
+        self.min_health_interval = min_health_interval
+        self.snapshot = Snapshot()
+        self.metrics = Metrics()
+        self.health: dict[tuple[str, str, int], TargetHealth] = {}
+        self.bind_errors: dict[int, str] = {}
+        self._servers: dict[int, asyncio.AbstractServer] = {}
+        self._pickers: dict[str, SmoothWeighted] = {}
+        self._picker_weights: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._rr: dict[str, int] = defaultdict(int)
+        self._pool: dict[tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = defaultdict(list)
+        self._checks: dict[tuple[str, str, int], asyncio.Task[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopping: asyncio.Event | None = None
+        self._poked: asyncio.Event | None = None
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Run the plane in a daemon thread; install its health lookup for DescribeTargetHealth."""
+        self._thread = threading.Thread(target=self._run, name="snail-sandbox-lb", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        ext.TARGET_HEALTH["lookup"] = self.lookup
+        traffic.CHANGE_LISTENERS.append(self.poke)
+        log.info("sandbox_lb_started", host=self.host)
+
+    def stop(self) -> None:
+        """Close every listener and stop the thread (publishing the last period first)."""
+        if ext.TARGET_HEALTH["lookup"] == self.lookup:
+            ext.TARGET_HEALTH["lookup"] = None
+        if self.poke in traffic.CHANGE_LISTENERS:
+            traffic.CHANGE_LISTENERS.remove(self.poke)
+        if self._loop and self._stopping:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread:
+            self._thread.join(10)
+        self.flush_metrics()
+        log.info("sandbox_lb_stopped")
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.close()
+
+    def poke(self) -> None:
+        """Refresh from moto now (thread-safe): the agent just shifted traffic or changed targets."""
+        loop, poked = self._loop, self._poked
+        if loop is not None and poked is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(poked.set)
+
+    async def _main(self) -> None:
+        self._stopping = asyncio.Event()
+        self._poked = asyncio.Event()
+        await self._refresh()
+        self._ready.set()
+        last_publish = time.monotonic()
+        while not self._stopping.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._poked.wait(), self.refresh_every)
+            self._poked.clear()
+            await self._refresh()
+            if time.monotonic() - last_publish >= self.metrics_period:
+                last_publish = time.monotonic()
+                await asyncio.get_running_loop().run_in_executor(None, self.flush_metrics)
+        for server in self._servers.values():
+            server.close()
+        for task in self._checks.values():
+            task.cancel()
+        for conns in self._pool.values():
+            for _, writer in conns:
+                writer.close()
+
+    def flush_metrics(self) -> int:
+        """Publish the current period's metrics now; return how many data points."""
+        data = self.metrics.drain(datetime.now(timezone.utc))
+        if data and self.publish is not None:
+            try:
+                self.publish(data)
+            except Exception as exc:  # noqa: BLE001 - metrics are best effort, like CloudWatch delivery
+                log.warning("sandbox_lb_metrics_not_published", error=str(exc))
+        return len(data)
+
+    async def _refresh(self) -> None:
+        """Rebuild the snapshot; open servers for new listeners, close removed ones; (re)start health checks."""
+        try:
+            snap = self._snapshot_source()
+        except Exception as exc:  # noqa: BLE001 - moto mid-change: keep the previous snapshot this time
+            log.debug("sandbox_lb_refresh_failed", error=str(exc))
+            return
+        self.snapshot = snap
+        for port in list(self._servers):
+            if port not in snap.listeners:
+                self._servers.pop(port).close()
+                log.info("sandbox_lb_listener_closed", port=port)
+        for port in snap.listeners:
+            if port in self._servers or port in self.bind_errors:
+                continue
+            try:
+                self._servers[port] = await asyncio.start_server(
+                    functools.partial(self._serve, port=port), self.host, port, reuse_address=True
+                )
+                log.info("sandbox_lb_listener_open", url=f"http://{self.host}:{port}")
+            except OSError as exc:
+                self.bind_errors[port] = str(exc)
+                log.warning("sandbox_lb_listener_bind_failed", port=port, error=str(exc))
+        wanted = set()
+        for group in snap.groups.values():
+            for target in group.targets:
+                key = (group.arn, target.id, target.port)
+                wanted.add(key)
+                if key not in self._checks:
+                    self.health.setdefault(key, TargetHealth())
+                    self._checks[key] = asyncio.ensure_future(self._check_loop(group.arn, target.id, target.port))
+        for key in list(self._checks):
+            if key not in wanted:
+                self._checks.pop(key).cancel()
+                self.health.pop(key, None)
+
+    def lookup(self, group_arn: str, target_id: str, port: int) -> tuple[str, str | None, str | None]:
+        """(State, Reason, Description) for DescribeTargetHealth, as this plane measured it."""
+        group = self.snapshot.groups.get(group_arn)
+        if group is not None and not group.in_use:
+            return (
+                "unused",
+                "Target.NotInUse",
+                "Target group is not configured to receive traffic from the load balancer",
+            )
+        if group is not None and not group.health_enabled:
+            return "unavailable", "Target.HealthCheckDisabled", "Health checks are disabled"
+        found = self.health.get((group_arn, target_id, port))
+        if found is None:
+            return "initial", "Elb.RegistrationInProgress", "Target registration is in progress"
+        return found.state, found.reason, found.description
+
+    # ------------------------------------------------------------------------------------------ health
+
+    async def _check_loop(self, group_arn: str, target_id: str, port: int) -> None:
+        key = (group_arn, target_id, port)
+        while True:
+            group = self.snapshot.groups.get(group_arn)
+            target = next((t for t in group.targets if (t.id, t.port) == (target_id, port)), None) if group else None
+            if group is None or target is None:
+                return
+            interval = group.interval
+            if self.min_health_interval is not None:
+                interval = min(interval, self.min_health_interval)
+            if group.health_enabled:
+                await self._check_once(group, target, self.health.setdefault(key, TargetHealth()))
+            await asyncio.sleep(interval)
+
+    async def _check_once(self, group: TargetGroup, target: Target, health: TargetHealth) -> None:
+        ok, reason, description = False, "Target.FailedHealthChecks", "Health checks failed"
+        if target.address is None:
+            description = "Health checks failed: the target does not answer (no running task has this address)"
+        else:
+            host, real_port = target.address
+            if group.health_port not in ("traffic-port", str(target.port)):
+                real_port = int(group.health_port)  # a separate health port is taken literally
+            try:
+                status = await asyncio.wait_for(self._probe(host, real_port, group.health_path), group.timeout)
+                if matcher_accepts(group.matcher, status):
+                    ok = True
+                else:
+                    reason = "Target.ResponseCodeMismatch"
+                    description = f"Health checks failed with these codes: [{status}]"
+            except asyncio.TimeoutError:
+                reason, description = "Target.Timeout", "Request timed out"
+            except (OSError, ValueError, asyncio.IncompleteReadError):
+                pass
+        health.checked = True
+        if ok:
+            health.successes, health.failures = health.successes + 1, 0
+            if health.state != "healthy" and health.successes >= group.healthy_threshold:
+                health.state, health.reason, health.description = "healthy", None, None
+        else:
+            health.failures, health.successes = health.failures + 1, 0
+            if health.failures >= group.unhealthy_threshold:
+                health.state, health.reason, health.description = "unhealthy", reason, description
+        if health.state == "initial":
+            health.reason, health.description = "Elb.InitialHealthChecking", "Initial health checks in progress"
+
+    async def _probe(self, host: str, port: int, path: str) -> int:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: ELB-HealthChecker/2.0\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            await writer.drain()
+            line = await reader.readline()
+            return int(line.split()[1])
+        finally:
+            writer.close()
+
+    # ------------------------------------------------------------------------------------------ proxy
+
+    def _route(self, listener: Listener, path: str, host: str) -> Rule | None:
+        for rule in listener.rules:
+            if rule_matches(rule, path, host):
+                return rule
+        return None
+
+    def _pick_group(self, rule: Rule) -> str | None:
+        action = rule.action
+        config = action.get("ForwardConfig") or {}
+        groups = config.get("TargetGroups") or []
+        if not groups:
+            return action.get("TargetGroupArn")
+        weights = tuple((g["TargetGroupArn"], int(g.get("Weight", 1))) for g in groups)
+        if self._picker_weights.get(rule.arn) != weights:
+            self._pickers[rule.arn] = SmoothWeighted(list(weights))
+            self._picker_weights[rule.arn] = weights
+        return self._pickers[rule.arn].pick()
+
+    def _pick_target(self, group: TargetGroup) -> Target | None:
+        reachable = [t for t in group.targets if t.address is not None]
+        healthy = [
+            t for t in reachable if self.health.get((group.arn, t.id, t.port), TargetHealth()).state == "healthy"
+        ]
+        pool = healthy or reachable  # all unhealthy: an ALB fails open
+        if not pool:
+            return None
+        self._rr[group.arn] += 1
+        return pool[self._rr[group.arn] % len(pool)]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
+        peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                    return
+                keep = await self._one_request(head, reader, writer, port, peer[0])
+                if not keep:
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _one_request(
+        self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int, client_ip: str
+    ) -> bool:
+        lines = head[:-4].split(b"\r\n")
+        try:
+            method, target, version = lines[0].decode("latin-1").split(" ", 2)
+        except ValueError:
+            await _reply(writer, 400, "Bad Request", keep=False)
+            return False
+        headers: list[tuple[str, str]] = []
+        length = 0
+        host = ""
+        client_close = version == "HTTP/1.0"
+        for raw in lines[1:]:
+            name, _, value = raw.decode("latin-1").partition(":")
+            value = value.strip()
+            lname = name.strip().lower()
+            if lname == "content-length":
+                length = int(value or 0)
+            elif lname == "transfer-encoding":
+                await _reply(writer, 501, "Not Implemented", keep=False)
+                return False
+            elif lname == "host":
+                host = value
+            elif lname == "connection":
+                client_close = value.lower() == "close" or (version == "HTTP/1.0" and value.lower() != "keep-alive")
+            if lname not in HOP_HEADERS:
+                headers.append((name.strip(), value))
+        body = await reader.readexactly(length) if length else b""
+        listener = self.snapshot.listeners.get(port)
+        keep = not client_close
+        if listener is None:
+            await _reply(writer, 503, "Service Unavailable", keep=False)
+            return False
+        rule = self._route(listener, target.split("?", 1)[0], host.split(":", 1)[0])
+        if rule is None:
+            await _reply(writer, 404, "Not Found", keep=keep)
+            self.metrics.record(listener.load_balancer, None, 404, None, False)
+            return keep
+        if rule.action.get("Type") == "fixed-response":
+            fixed = rule.action.get("FixedResponseConfig") or {}
+            status = int(fixed.get("StatusCode", 200))
+            await _reply(writer, status, fixed.get("MessageBody", ""), keep=keep, content_type=fixed.get("ContentType"))
+            self.metrics.record(listener.load_balancer, None, status, None, False)
+            return keep
+        group_arn = self._pick_group(rule) if rule.action.get("Type") == "forward" else None
+        group = self.snapshot.groups.get(group_arn or "")
+        if group is None:
+            await _reply(writer, 503, "Service Unavailable", keep=keep)
+            self.metrics.record(listener.load_balancer, None, 503, None, False)
+            return keep
+        chosen = self._pick_target(group)
+        if chosen is None or chosen.address is None:
+            await _reply(writer, 503, "Service Unavailable", keep=keep)
+            self.metrics.record(listener.load_balancer, group.dimension, 503, None, False)
+            return keep
+        headers += [
+            ("X-Forwarded-For", client_ip),
+            ("X-Forwarded-Proto", "http"),
+            ("X-Forwarded-Port", str(port)),
+        ]
+        request = (
+            f"{method} {target} HTTP/1.1\r\n".encode("latin-1")
+            + "".join(f"{k}: {v}\r\n" for k, v in headers).encode("latin-1")
+            + b"Connection: keep-alive\r\n\r\n"
+            + body
+        )
+        try:
+            status, elapsed, upstream_keep = await asyncio.wait_for(
+                self._forward(chosen.address, request, method, writer, keep), UPSTREAM_TIMEOUT
+            )
+        except asyncio.TimeoutError:
+            await _reply(writer, 504, "Gateway Timeout", keep=False)
+            self.metrics.record(listener.load_balancer, group.dimension, 504, None, False)
+            return False
+        except _UpstreamFailed:
+            await _reply(writer, 502, "Bad Gateway", keep=keep)
+            self.metrics.record(listener.load_balancer, group.dimension, 502, None, False)
+            return keep
+        self.metrics.record(listener.load_balancer, group.dimension, status, elapsed, True)
+        return keep and upstream_keep
+
+    async def _forward(
+        self, address: tuple[str, int], request: bytes, method: str, client: asyncio.StreamWriter, keep: bool
+    ) -> tuple[int, float, bool]:
+        """Send the request to the target (a pooled connection if one is idle); relay the response."""
+        for attempt in range(2):
+            pooled = self._pool[address]
+            fresh = not pooled
+            try:
+                if pooled:
+                    up_reader, up_writer = pooled.pop()
+                else:
+                    up_reader, up_writer = await asyncio.open_connection(*address)
+            except OSError as exc:
+                raise _UpstreamFailed(str(exc)) from exc
+            started = time.perf_counter()
+            try:
+                up_writer.write(request)
+                head = await up_reader.readuntil(b"\r\n\r\n")
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+                up_writer.close()
+                if fresh or attempt:
+                    raise _UpstreamFailed(str(exc)) from exc
+                continue  # an idle pooled connection the target had closed: once more on a new one
+            elapsed = time.perf_counter() - started
+            return await self._relay(address, head, up_reader, up_writer, method, client, keep, elapsed)
+        raise _UpstreamFailed("no connection")
+
+    async def _relay(
+        self,
+        address: tuple[str, int],
+        head: bytes,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+        method: str,
+        client: asyncio.StreamWriter,
+        keep: bool,
+        elapsed: float,
+    ) -> tuple[int, float, bool]:
+        lines = head[:-4].split(b"\r\n")
+        parts = lines[0].split(b" ", 2)
+        version, status = parts[0], int(parts[1])
+        length: int | None = None
+        chunked = False
+        upstream_keep = version == b"HTTP/1.1"
+        out = [b"HTTP/1.1 " + b" ".join(parts[1:])]
+        for raw in lines[1:]:
+            name, _, value = raw.partition(b":")
+            lname = name.strip().lower()
+            v = value.strip().lower()
+            if lname == b"content-length":
+                length = int(v)
+            elif lname == b"transfer-encoding" and b"chunked" in v:
+                chunked = True
+            elif lname == b"connection":
+                upstream_keep = v == b"keep-alive" or (v != b"close" and version == b"HTTP/1.1")
+                continue
+            elif lname == b"keep-alive":
+                continue
+            out.append(raw)
+        no_body = method == "HEAD" or status in (204, 304) or 100 <= status < 200
+        close_delimited = not no_body and not chunked and length is None
+        out.append(b"Connection: keep-alive" if keep and not close_delimited else b"Connection: close")
+        client.write(b"\r\n".join(out) + b"\r\n\r\n")
+        if no_body:
+            pass
+        elif chunked:
+            while True:
+                size_line = await up_reader.readuntil(b"\r\n")
+                client.write(size_line)
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+                if size == 0:
+                    while True:  # trailers, then the empty line
+                        trailer = await up_reader.readuntil(b"\r\n")
+                        client.write(trailer)
+                        if trailer == b"\r\n":
+                            break
+                    break
+                client.write(await up_reader.readexactly(size + 2))
+        elif length is not None:
+            remaining = length
+            while remaining:
+                chunk = await up_reader.read(min(remaining, 65536))
+                if not chunk:
+                    raise _UpstreamFailed("short body")
+                client.write(chunk)
+                remaining -= len(chunk)
+        else:
+            while chunk := await up_reader.read(65536):
+                client.write(chunk)
+            upstream_keep = False
+        await client.drain()
+        if upstream_keep and not close_delimited:
+            self._pool[address].append((up_reader, up_writer))
+        else:
+            up_writer.close()
+        return status, elapsed, not close_delimited
+
+
+class _UpstreamFailed(Exception):
+    """The target refused, reset or cut the connection (the load balancer answers 502)."""
+
+
+async def _reply(
+    writer: asyncio.StreamWriter, status: int, message: str, keep: bool, content_type: str | None = None
+) -> None:
+    """A response made by the load balancer itself (ALB's own 404/502/503/504 pages, fixed responses)."""
+    body = message.encode()
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 501: "Not Implemented", 502: "Bad Gateway"}.get(
+        status, {503: "Service Unavailable", 504: "Gateway Timeout"}.get(status, "Status")
+    )
+    writer.write(
+        f"HTTP/1.1 {status} {reason}\r\nServer: awselb/2.0\r\nContent-Type: {content_type or 'text/plain'}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: {'keep-alive' if keep else 'close'}\r\n\r\n".encode()
+        + body
+    )
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+
+
+def cloudwatch_publisher(client: Any) -> Callable[[list[dict[str, Any]]], None]:
+    """Publish metric data with a boto3 CloudWatch client (20 data points per call, PutMetricData's limit)."""
+
+    def publish(data: list[dict[str, Any]]) -> None:
+        for start in range(0, len(data), 20):
+            client.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + 20])
+
+    return publish
+
+
+__all__ = [
+    "NAMESPACE",
+    "DataPlane",
+    "Metrics",
+    "SmoothWeighted",
+    "Snapshot",
+    "cloudwatch_publisher",
+    "lb_dimension",
+    "matcher_accepts",
+    "rule_matches",
+    "snapshot_from_moto",
+    "tg_dimension",
+]
