@@ -417,3 +417,23 @@ def test_masking_a_megabyte_is_fast() -> None:
     elapsed = time.perf_counter() - started
     assert "sk_live_abcdefghijkl1234" not in out
     assert elapsed < 1.0, elapsed
+
+
+def test_fast_name_value_scan_equals_the_plain_substitution() -> None:
+    """The lower-case scan for `password: …` gives exactly what the case-insensitive pattern gives, and text
+    whose lower-casing changes length (İ) still gets masked (by the plain path)."""
+    from orchestrator.redact import _CALLBACKS, _FINDERS, _RULES, _sub_found
+
+    text = "\n".join(
+        [
+            'PassWord: "Abc123xyz" then Secret_Key=QQ then "api-key": \\"k\\" and x_token: no',
+            "Client_Secret = 'cs' ; AUTH_TOKEN:at1 ; password: **** ; tokens_total: 5",
+            '{"AWS_SESSION_TOKEN": "FwoG", "nested": "{\\\\"password\\\\": \\\\"p\\\\"}"}',
+        ]
+        * 50
+    )
+    (rx, repl) = next((rx, repl) for _t, _l, rx, repl in _RULES if rx.pattern in _FINDERS)
+    plain = rx.sub(_CALLBACKS[repl], text)
+    assert _sub_found(text, text.lower(), _FINDERS[rx.pattern], rx, repl) == plain
+    assert "Abc123xyz" not in plain and "tokens_total: 5" in plain
+    assert mask_text("İstanbul password=Abc123xyz") == f"İstanbul password={MASK}"
