@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import boto3
-import pytest
 from moto import mock_aws
 
 from orchestrator.aws.logs import LogsClient, awslogs_targets, last_log_lines
@@ -170,3 +169,28 @@ def test_snail_logs_reads_the_live_revisions_task_streams(world) -> None:  # noq
     assert '"lines": []' in r.stdout and "no awslogs logConfiguration" in r.stdout
     r = snail(world, "logs", "--phase", "health-only", "--revision", "2")
     assert r.returncode == 2 and "choose one of" in r.stderr
+    # --run: the revisions the run deployed, within the run's time window
+    from datetime import datetime, timedelta, timezone
+
+    from orchestrator.state.base import RunRecord, TrailEvent
+    from orchestrator.state.sqlite import SqliteStore
+
+    store = SqliteStore(world["root"] / ".snail" / "state.db")
+    began = datetime.now(timezone.utc) - timedelta(minutes=1)
+    store.start_run(RunRecord("r-logs-1", "shine-api-gateway", "run", "running", began.isoformat(timespec="seconds")))
+    store.append_event(
+        TrailEvent(
+            "r-logs-1",
+            "shine-api-gateway",
+            began.isoformat(timespec="seconds"),
+            "service_updated",
+            "service shine-api-gateway -> shine-api-gateway:2",
+            "health-only",
+            {"revision": arn},
+        )
+    )
+    r = snail(world, "logs", "--run", "r-logs-1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("# run r-logs-1 (shine-api-gateway:2): 2 line(s)") and "listening on" in r.stdout
+    r = snail(world, "logs", "--run", "r-nope")
+    assert r.returncode == 2 and "no run 'r-nope'" in r.stderr
