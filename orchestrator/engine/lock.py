@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from orchestrator.clock import Clock
+from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import Locked
 from orchestrator.procs import boot_id, pid_alive, process_start
 from orchestrator.state.base import LockRow, StateStore
@@ -228,7 +228,7 @@ def acquire(
     """Take the service's lock, waiting up to `wait` seconds; None if it was free, TakenOver if we replaced a holder.
 
     Raises Locked (exit 4) naming the holder when it is still held after `wait`."""
-    seen = observations if observations is not None else MemoryObservations()
+    seen = observations if observations is not None else default_observations(store, clock)
     start = clock.monotonic()
     relooked = False
     while True:
@@ -263,3 +263,13 @@ def acquire(
 def observations_for(state_dir: str | Path) -> FileObservations:
     """The observation record a CLI run keeps next to its local state."""
     return FileObservations(Path(state_dir) / "lock-observed.json")
+
+
+def default_observations(store: Any, clock: Clock) -> Observations:
+    """Next to an SQLite store's file when time is real (repeated CLI calls add up); else in memory.
+
+    A fake clock's monotonic values mean nothing to another process, so they are never written down."""
+    path = getattr(store, "path", None)
+    if isinstance(clock, SystemClock) and isinstance(path, Path):
+        return observations_for(path.parent)
+    return MemoryObservations()

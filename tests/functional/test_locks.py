@@ -186,6 +186,19 @@ def test_observation_from_another_boot_is_discarded(tmp_path: Path) -> None:
     assert FileObservations(path).first_seen("svc", "A#3", 6000.0) == 5000.0
 
 
+def test_cli_calls_on_sqlite_keep_their_observations_next_to_the_state_file(tmp_path: Path) -> None:
+    """With the real clock an SQLite store's observations go to .snail/lock-observed.json; a fake clock's never."""
+    from orchestrator.clock import SystemClock
+
+    store = SqliteStore(tmp_path / ".snail" / "state.db")
+    store.acquire_lock(SVC, holder("A"), LEASE)
+    with pytest.raises(Locked):
+        acquire(store, SVC, holder("B", "host-b"), LEASE, clock=SystemClock(), alive_here=never_here)
+    record = (tmp_path / ".snail" / "lock-observed.json").read_text()
+    assert '"token": "A#0"' in record
+    assert isinstance(lock.default_observations(store, FakeClock()), MemoryObservations)
+
+
 # ---------------------------------------------------------------- takeover races
 def test_two_observers_of_one_stale_lease_exactly_one_takes_over(stores) -> None:
     """B and C both judge A's lease expired from the same token; B's conditional write wins, C is told B holds it."""
