@@ -100,6 +100,8 @@ class Heartbeat:
             )
             return False
         if not held:
+            if self._stop.is_set():
+                return True  # the run ended and released its lock while this beat was in flight
             self._lose_to_whoever_holds_it()
             return False
         self._last_ok = self._clock.monotonic()
