@@ -1,7 +1,8 @@
 """One place that makes boto3 clients: region, profile, endpoint and the retry policy for throttling.
 
 Clients are made lazily, one per AWS service, all from ONE boto3 session, so its loader parses each service
-model once: a client costs 2-16 MB (ec2's model is the largest), so a command only makes the clients it calls."""
+model once, without the parts snail never reads (models.py): a client costs 1-10 MB (ec2's model is the
+largest), so a command only makes the clients it calls."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ class AwsContext:
                 kwargs["profile_name"] = self.profile
             if self.credentials:
                 kwargs.update(self.credentials)
-            self._session = boto3.session.Session(**kwargs)
+            from orchestrator.aws.models import lean_botocore_session
+
+            self._session = boto3.session.Session(botocore_session=lean_botocore_session(), **kwargs)
         return self._session
 
     def client(self, service: str) -> Any:
@@ -43,7 +46,8 @@ class AwsContext:
         if service not in self._clients:
             from botocore.config import Config
 
-            cfg = Config(retries=dict(RETRY_CONFIG), connect_timeout=5, read_timeout=30, user_agent_extra="snail-trail")
+            retries: Any = dict(RETRY_CONFIG)  # botocore types it as a TypedDict
+            cfg = Config(retries=retries, connect_timeout=5, read_timeout=30, user_agent_extra="snail-trail")
             self._clients[service] = self.session().client(service, endpoint_url=self.endpoint_url, config=cfg)
         return self._clients[service]
 

@@ -299,3 +299,21 @@ def test_sandbox_is_seeded_once_not_per_command(tmp_path, monkeypatch) -> None:
         assert seeds == [SERVICE, "other-api"]
     finally:
         srv.stop()
+
+
+# ------------------------------------------------------------------------------------------ what clients keep
+
+
+def test_clients_are_built_without_doc_strings_or_unused_endpoints() -> None:
+    """AwsContext's models carry no documentation strings and its endpoints table only the services snail
+    or a credential provider calls (together about 14 MB of a five-client run's peak)."""
+    from orchestrator.aws.models import ENDPOINT_SERVICES
+
+    ctx = AwsContext(region="us-east-1", credentials={"aws_access_key_id": "a", "aws_secret_access_key": "b"})
+    desc = ctx.client("ec2").meta.service_model._service_description
+    assert desc["operations"]["DescribeSubnets"]["name"] == "DescribeSubnets"
+    assert not any(isinstance(op.get("documentation"), str) for op in desc["operations"].values())
+    assert not any(isinstance(shape.get("documentation"), str) for shape in desc["shapes"].values())
+    endpoints = ctx.session()._session.get_component("data_loader").load_data("endpoints")
+    listed = {name for partition in endpoints["partitions"] for name in partition["services"]}
+    assert "ecs" in listed and listed <= ENDPOINT_SERVICES
