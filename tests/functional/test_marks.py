@@ -589,3 +589,12 @@ def test_probe_tagging_changes_nothing_and_names_the_permission(server) -> None:
     deny(ecs, "TagResource")
     ok, fix = marks_mod.probe_tagging(ecs, arn)
     assert ok is False and "allow ecs:TagResource on arn:aws:ecs:*:*:task-definition/shine-api-gateway:*" in fix
+
+
+def test_gates_hash_agrees_with_the_engines() -> None:
+    """snail:gates from recorded dicts equals the engine's hash of the typed specs (one hash, two callers)."""
+    from orchestrator.config.gates import gates_from_data
+    from orchestrator.config.gates import gates_hash as spec_gates_hash
+
+    specs = gates_from_data([{"type": "ecs-rollout"}, {"type": "http", "path": "/health"}])
+    assert marks_mod.gates_hash([g.to_dict() for g in specs]) == spec_gates_hash(specs)
