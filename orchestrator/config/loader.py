@@ -34,9 +34,9 @@ _gate = gate_schema.gate
 
 _image = s.Mapping(
     {
-        "context": s.Field(s.string),
+        "context": s.Field(s.file_path),
         "ref": s.Field(s.string),
-        "dockerfile": s.Field(s.string),
+        "dockerfile": s.Field(s.file_path),
         "build_args": s.Field(s.str_map),
         "probe": s.Field(s.probe),
     },
@@ -74,7 +74,7 @@ _service = s.Mapping(
         "region": s.Field(s.string, default="us-east-1"),
         "container": s.Field(s.string, required=True),
         "port": s.Field(s.port, required=True),
-        "task_definition": s.Field(s.string),
+        "task_definition": s.Field(s.file_path),
         "desired_count": s.Field(s.integer(0, 1000), default=1),
         "launch_type": s.Field(s.one_of("FARGATE", "EC2", "EXTERNAL"), default="FARGATE"),
         "endpoint": s.Field(s.http_url),
@@ -113,7 +113,7 @@ _registry = s.Mapping(
 _state = s.Mapping(
     {
         "backend": s.Field(s.one_of("local", "dynamodb"), default="local"),
-        "path": s.Field(s.string, default=".snail"),
+        "path": s.Field(s.file_path, default=".snail"),
         "table": s.Field(s.string),
         "lease": s.Field(s.lease, default=300.0),
     },

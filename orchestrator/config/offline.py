@@ -76,10 +76,22 @@ class _Checker:
         self._nodes: dict[Path, yaml.Node | None] = {}
 
     def run(self, phases: Sequence[Phase]) -> list[ConfigError]:
-        template = self._template()
+        try:
+            template = self._template()
+        except OSError as exc:  # a path the OS refuses to even look at (too long, a loop of symlinks)
+            self.add(
+                self.path, self._line(self.path, "service", "task_definition"), "service.task_definition", str(exc)
+            )
+            template = None
         fargate = self.service.get("launch_type", "FARGATE") == "FARGATE"
         for phase in phases:
-            self._image(phase)
+            try:
+                self._image(phase)
+            except OSError as exc:
+                if phase.path is not None:
+                    self.add(
+                        phase.path, self._line(phase.path, "image"), "image", f"cannot check the build context: {exc}"
+                    )
             if fargate:
                 self._phase_resources(phase, template)
         return self.errors

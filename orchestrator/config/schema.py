@@ -139,6 +139,21 @@ def string(node: yaml.Node, key: str, errors: Errors) -> Any:
     return expand(str(v), node, key, errors)
 
 
+def file_path(node: yaml.Node, key: str, errors: Errors) -> Any:
+    """A file or folder path the OS can take: no NUL, no name over 255 bytes, at most 4096 bytes in all."""
+    v = string(node, key, errors)
+    if v is _MISSING:
+        return v
+    if not v.strip():
+        errors.add(node, key, "empty path")
+        return _MISSING
+    raw = os.fsencode(v)
+    if len(raw) > 4096 or any(len(part) > 255 for part in raw.split(b"/")):
+        errors.add(node, key, "path too long (a name is at most 255 bytes, a path 4096)")
+        return _MISSING
+    return v
+
+
 def http_url(node: yaml.Node, key: str, errors: Errors) -> Any:
     """An absolute http:// or https:// URL with a host (javascript:, file: and the like are refused)."""
     v = string(node, key, errors)

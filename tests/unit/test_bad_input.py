@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orchestrator.config import load_pipeline
 from orchestrator.config.yamlio import MAX_BYTES
@@ -135,6 +138,14 @@ CORPUS: list[Bad] = [
         "task.env\\nironment",
         "unknown key",
         phase=_phase('task: {"env\\nironment": {A: x}}\n'),
+    ),
+    Bad(
+        "context-name-too-long",
+        "one.yaml",
+        2,
+        "image.context",
+        "path too long",
+        phase="name: one\nimage: {context: " + "a" * 300 + "}\n",
     ),
     # ---- tags
     Bad(
@@ -597,6 +608,69 @@ def _validate(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
         main(["-f", str(path), "validate"])
     captured = capsys.readouterr()
     return int(exc.value.code or 0), captured.out + captured.err
+
+
+# ------------------------------------------------------------------ any value anywhere: never a crash
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.sampled_from(["${SNAIL_TEST_UNSET}", "٥", "²", "10ms", "-1s", "javascript:x", "../..", "/dev/zero", "a" * 300]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+_PHASE_DOC = {
+    "name": "one",
+    "image": {
+        "context": "images/one",
+        "dockerfile": "Dockerfile",
+        "build_args": {"A": "1"},
+        "probe": {"timeout": "3s"},
+    },
+    "task": {"cpu": 256, "memory": 512, "environment": {"A": "1"}, "secrets": {"S": "arn:x"}, "command": ["a"]},
+    "gates": [
+        {"type": "http", "path": "/x", "expect": {"status": [200], "json": {"a": [1]}}, "retries": {"attempts": 2}},
+        {"type": "command", "run": ["echo", "hi"], "env": {"X": "1"}},
+        {"type": "alarm", "alarms": ["a"]},
+    ],
+    "bake": "1s",
+    "approval": "manual",
+}
+
+
+def _leaf_paths(doc: object, prefix: tuple = ()) -> list[tuple]:
+    if isinstance(doc, dict):
+        return [prefix] + [p for k, v in doc.items() for p in _leaf_paths(v, (*prefix, k))]
+    if isinstance(doc, list):
+        return [prefix] + [p for i, v in enumerate(doc) for p in _leaf_paths(v, (*prefix, i))]
+    return [prefix]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(where=st.sampled_from(_leaf_paths(_PHASE_DOC)[1:]), value=_VALUES)
+def test_any_value_at_any_key_is_loaded_or_refused_never_a_crash(tmp_path: Path, where: tuple, value: object) -> None:
+    """Replacing any key's value in a phase file by any YAML value either loads or gives ConfigErrors."""
+    doc = json.loads(json.dumps(_PHASE_DOC))
+    target = doc
+    for step in where[:-1]:
+        target = target[step]
+    target[where[-1]] = value
+    try:
+        text = yaml.safe_dump(doc, allow_unicode=True)
+    except yaml.YAMLError:
+        return
+    _context(tmp_path)
+    path = _write(tmp_path, Bad("fuzz", "", None, None, "", phase=text))
+    try:
+        load_pipeline(path)
+    except ConfigErrors as exc:
+        assert all(e.path for e in exc.errors)
 
 
 # ------------------------------------------------------------------ through the CLI, as a separate process
