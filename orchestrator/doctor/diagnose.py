@@ -398,3 +398,27 @@ def _log_lines(aws: AwsContext, revision_arn: str, task_ids: list[str], errors: 
     except SnailError as exc:
         errors.append(str(exc))
         return []
+
+
+def revision_log_lines(aws: AwsContext, cluster: str, service: str, revision_arn: str, n: int = LOG_LINES) -> list[str]:
+    """The last `n` log lines (masked) of a revision's tasks in a service: the ones that failed first, else the
+    running ones. For a failed gate's evidence; [] when nothing can be read (never raises)."""
+    from orchestrator.aws.ecs import EcsClient
+    from orchestrator.aws.logs import last_log_lines
+
+    try:
+        ecs = EcsClient(aws)
+        seen: dict[str, Any] = {}
+        for status in ("STOPPED", "RUNNING"):
+            for t in ecs.tasks(cluster, service, status):
+                if _same_revision(t.task_definition, revision_arn):
+                    seen.setdefault(t.arn, t)
+        stopped = [t for t in seen.values() if "STOPPED" in (t.last_status, t.desired_status)]
+        failed = [t.short_id for t in stopped if not t.stopped_reason.startswith(DRAIN_PREFIXES)]
+        ids = failed or [t.short_id for t in seen.values() if t not in stopped]
+        if not ids:
+            return []
+        td, _ = ecs.task_definition(revision_arn)
+        return last_log_lines(aws, td, ids[:5], n)
+    except Exception:  # noqa: BLE001 - evidence is best effort
+        return []

@@ -111,3 +111,17 @@ def test_a_reset_counts_as_refused_and_a_pass_through_cause_is_harmless(env) -> 
     assert d.refused.startswith("ConnectionResetError")
     plain = diagnose(env.pipeline, env.aws, None, env.taskdef_arn, cause=RuntimeError("boom"))
     assert plain.refused == "" and plain.failing_answers == ()
+
+
+def test_revision_log_lines_for_a_gate_evidence(env) -> None:
+    """The failed tasks' last lines (masked) for a gate's evidence, not a healthy task's."""
+    from orchestrator.doctor.diagnose import revision_log_lines
+
+    crashed, healthy = run_tasks(env, count=2)
+    stop_like_aws(env, [crashed], "Essential container in task exited", exit_code=1)
+    write_logs(env, crashed, ["boot", "Traceback: password=hunter2 AKIAABCDEFGHIJKLMNOP"])
+    write_logs(env, healthy, ["fine"])
+    lines = revision_log_lines(env.aws, "shine", "shine-api-gateway", env.taskdef_arn, n=5)
+    assert lines[0] == "boot" and lines[1].startswith("Traceback: ") and "AKIA" not in lines[1]
+    assert len(lines) == 2  # the healthy task's "fine" is not the failure's evidence
+    assert revision_log_lines(env.aws, "shine", "shine-api-gateway", "arn:nope:task-definition/x:9") == []
