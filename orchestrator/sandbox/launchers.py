@@ -423,7 +423,9 @@ class MotoLogsSink:
 
     def put(self, region: str | None, group: str, stream: str, events: list[tuple[int, str]]) -> int:
         """Append (timestamp ms, message) events."""
-        self._backend(region).put_log_events(group, stream, [{"timestamp": t, "message": m} for t, m in events])
+        # CloudWatch wants a batch in time order; stdout and stderr lines can interleave slightly out of it
+        ordered = sorted(events, key=lambda e: e[0])
+        self._backend(region).put_log_events(group, stream, [{"timestamp": t, "message": m} for t, m in ordered])
         return len(events)
 
 
