@@ -85,6 +85,12 @@ backend be
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -183,7 +189,9 @@ def main() -> int:
             procs.append(subprocess.Popen([haproxy, "-f", str(cfg), "-db"], stdout=subprocess.DEVNULL))
         wait_port(port)
         asyncio.run(load(port, 500, 8))  # warm up
+        cpu_before = cpu_seconds(procs[-1].pid)
         result = asyncio.run(load(port, args.requests, args.concurrency))
+        proxy_cpu = cpu_seconds(procs[-1].pid) - cpu_before
         split = asyncio.run(split_check(port))
         green_share = split.get("green", 0) / max(1, sum(split.values())) * 100
         print(
@@ -194,6 +202,7 @@ def main() -> int:
                     **result,
                     "split_1000": split,
                     "green_percent_1000": round(green_share, 2),
+                    "proxy_cpu_ms_per_1k": round(proxy_cpu / args.requests * 1e6, 1),
                     "cpus": os.cpu_count(),
                 }
             )
