@@ -191,7 +191,10 @@ class MarkWriter:
         if not mark.content_hash:
             if definition is None:
                 self.api_calls += 1
-                definition, _ = _describe(self.ecs, mark.revision_arn)
+                definition, registered = _describe(self.ecs, mark.revision_arn)
+                # A hold on a revision without a mark: its registration tags still say which phase and spec it is.
+                mark.phase = mark.phase or registered.get(TAG_PHASE, "")
+                mark.spec_hash = mark.spec_hash or registered.get(TAG_SPEC, "")
             mark.content_hash = content_hash(definition)
         self.store.put_mark(mark)
         self.store.cache_revisions(mark.service, {mark.revision_arn: "ACTIVE"})

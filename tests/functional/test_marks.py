@@ -598,3 +598,19 @@ def test_gates_hash_agrees_with_the_engines() -> None:
 
     specs = gates_from_data([{"type": "ecs-rollout"}, {"type": "http", "path": "/health"}])
     assert marks_mod.gates_hash([g.to_dict() for g in specs]) == spec_gates_hash(specs)
+
+
+def test_hold_on_an_unjudged_revision_keeps_its_phase_and_spec(ecs, store) -> None:
+    """A revision snail registered but never judged, rolled back from: the hold takes phase and spec from its
+    registration tags, so the spec is blocked and `snail release PHASE` finds it."""
+    arn = ecs.register_task_definition(
+        family=FAMILY,
+        containerDefinitions=[{"name": "api", "image": image("a"), "memory": 256}],
+        tags=[{"key": "snail:phase", "value": "enhanced"}, {"key": "snail:spec-hash", "value": "s-enh"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    MarkWriter(ecs, store).write(
+        hold(None, service=SERVICE, revision_arn=arn, by="ops@laptop", reason="", at="t1", run_id="r")
+    )
+    assert tags_of(ecs, arn)["snail:phase"] == "enhanced"
+    b = blocked(store.marks(SERVICE), "s-enh", "enhanced")
+    assert b is not None and b.kind == HELD
