@@ -10,7 +10,6 @@ import getpass
 import os
 import secrets
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +37,6 @@ from orchestrator.gates import GateContext, ecs_rollout, run_gate
 from orchestrator.gates.verdict import FAILED, Verdict
 from orchestrator.images import Images, ResolvedImage
 from orchestrator.plan import PhasePlan, Plan, make_plan
-from orchestrator.procs import pid_alive
 from orchestrator.state.base import GoodRecord, RunRecord, StateStore
 from orchestrator.trail.kinds import EventKind as K
 
@@ -164,7 +162,7 @@ class Engine:
             command=command,
         )
         if taken:
-            why = f"its process {taken.get('pid')} is gone" if taken.get("dead_pid") else "its lease expired"
+            why = taken.get("detail") or ("its process is gone" if taken.get("dead_pid") else "its lease expired")
             j.event(
                 K.LOCK_TAKEN_OVER,
                 f"took over the lock of run {taken.get('run_id')} ({why}; "
@@ -175,33 +173,39 @@ class Engine:
         return j
 
     def _acquire(self, holder: dict[str, Any]) -> dict[str, Any] | None:
-        """Take the lease (waiting up to lock_wait); a dead holder on this host is taken over at once."""
-        try:
-            from orchestrator.engine import lock
-        except ImportError:
-            lock = None  # type: ignore[assignment]
-        if lock is not None:
-            taken = lock.acquire(
-                self.store,
-                self.svc.name,
-                holder,
-                self.p.state.lease,
-                wait=self.lock_wait,
-                clock=self.clock,
-                on_wait=self.progress and (lambda data: self.progress("lock_wait", data)),  # type: ignore[misc]
-            )
-            return taken if taken is None or isinstance(taken, dict) else dict(vars(taken))
-        from orchestrator.errors import Locked
+        """Take the lease (waiting up to lock_wait); a dead or expired holder is taken over in one conditional
+        write. Returns what was taken over (for the trail), or None."""
+        from orchestrator.engine import lock
 
-        try:
-            return self.store.acquire_lock(self.svc.name, holder, self.p.state.lease, time.time())
-        except Locked as exc:
-            old = exc.holder
-            if old.get("host") != holder["host"] or not old.get("pid") or pid_alive(int(old["pid"])):
-                raise
-            self.store.force_unlock(self.svc.name)
-            self.store.acquire_lock(self.svc.name, holder, self.p.state.lease, time.time())
-            return {**old, "dead_pid": True}
+        observations = lock.FileObservations(
+            self.p.state_dir() / "lock-observed.json", clock_is_system=isinstance(self.clock, SystemClock)
+        )
+
+        def waiting(w: lock.LockWait) -> None:
+            if self.progress is not None:
+                self.progress(
+                    "lock_wait",
+                    {
+                        "holder": w.holder,
+                        "waited": w.waited,
+                        "remaining": w.remaining,
+                        "message": f"waiting for run {w.holder.get('run_id')}: {w.remaining:.0f}s left",
+                    },
+                )
+
+        taken = lock.acquire(
+            self.store,
+            self.svc.name,
+            holder,
+            self.p.state.lease,
+            wait=self.lock_wait,
+            clock=self.clock,
+            on_wait=waiting,
+            observations=observations,
+        )
+        if taken is None:
+            return None
+        return {**taken.previous, "dead_pid": taken.reason == "dead_process", "detail": taken.detail}
 
     def _finish(self, j: Journal, outcome: Outcome) -> Outcome:
         """Record how the run ended and release the lock, whatever else failed (a second failure is reported)."""

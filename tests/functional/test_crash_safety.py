@@ -128,6 +128,6 @@ def test_sigterm_during_a_rollout_rolls_back_and_exits_130(world) -> None:
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
-    assert "interrupted during phase hybrid-ml; rolled back to shine-api-gateway:2" in err
+    assert "interrupted during phase hybrid-ml; rolled back to shine-api-gateway:2" in out + err
     assert live(world) == store.last_good("shine-api-gateway", "health-only").revision_arn
     assert store.runs("shine-api-gateway")[0].status == "interrupted"
