@@ -319,12 +319,13 @@ def _row(s: PhaseSection, y: int, x: Any) -> list[str]:
     colour = COLOUR.get(s.status, "#999")
     x0, x1 = x(s.start), x(s.end)
     w = max(x1 - x0, 4.0)
-    label = one_line(s.title, 28)
+    label = one_line(s.title, 34)
+    size = "11" if len(label) <= 26 else "9.5"  # "manual rollback to health-only" fits the label column
     out = [
         f"<g class='phase-bar' data-phase='{h(s.phase)}' data-status='{h(s.status)}' data-run='{h(s.run_id)}'>",
         f"<title>{h(s.title)}: {h(s.status)}, {h(s.duration)} ({h(full_time(s.start))} → {h(full_time(s.end))})"
         "</title>",
-        f"<text x='{LABEL_W - 8}' y='{y + 17}' text-anchor='end' fill='#222'>{h(label)}</text>",
+        f"<text x='{LABEL_W - 8}' y='{y + 17}' text-anchor='end' fill='#222' font-size='{size}'>{h(label)}</text>",
         f"<rect x='{x0:.1f}' y='{y + 5}' width='{w:.1f}' height='{ROW_H - 10}' rx='3' fill='{colour}' "
         "fill-opacity='0.85'/>",
     ]
