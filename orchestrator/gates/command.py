@@ -10,7 +10,7 @@ from orchestrator.config.gates import CommandGate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.endpoints import resolve
 from orchestrator.gates.verdict import FAILED, PASSED, Verdict
-from orchestrator.redact import mask_text
+from orchestrator.redact import excerpt, mask_text
 
 
 def _environment(spec: CommandGate, snail_vars: dict[str, str]) -> dict[str, str]:
@@ -53,7 +53,7 @@ def evaluate(spec: CommandGate, ctx: GateContext) -> Verdict:
         return Verdict(spec.label, FAILED, f"command timed out after {timeout:.0f}s", {"command": shown})
     except (OSError, ValueError) as exc:
         return Verdict(spec.label, FAILED, f"command could not start: {exc}", {"command": shown}, definitive=True)
-    out = mask_text((proc.stdout + proc.stderr)[-1000:])
+    out = excerpt(proc.stdout + proc.stderr, 1000, tail=True)
     if proc.returncode == 0:
         return Verdict(spec.label, PASSED, "exit 0", {"command": shown, "output": out})
     last = out.strip().splitlines()[-1] if out.strip() else ""

@@ -19,7 +19,7 @@ from orchestrator.config.gates import HttpGate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.endpoints import resolve
 from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, Verdict
-from orchestrator.redact import mask_text
+from orchestrator.redact import excerpt, mask_text
 
 EXCERPT = 300
 _MISSING = object()
@@ -105,7 +105,8 @@ def probe(url: str, method: str, timeout: float, clock: Clock) -> tuple[int | No
 
 
 def _excerpt(body: bytes) -> str:
-    return mask_text(body[:EXCERPT].decode("utf-8", "replace"))
+    """Masked first, then cut: a secret straddling the cut is never half-shown."""
+    return excerpt(body.decode("utf-8", "replace"), EXCERPT)
 
 
 def evaluate(spec: HttpGate, ctx: GateContext) -> Verdict:
