@@ -9,7 +9,7 @@ Items (string keys `pk`/`sk`; sequences are zero-padded so string order is numer
     pk=STEP#<step_id>    sk=STEP                       where a step lives (end_step only knows its id)
     pk=SVC#<service>     sk=OPEN#<step_id>             marker while a step is in flight (open_steps)
     pk=SVC#<service>     sk=EVT#<seq>                  trail events in the order their sequence was taken
-    pk=SVC#<service>     sk=GOOD#<seq>                 revisions that passed our gates (before marks; not read)
+    pk=SVC#<service>     sk=GOOD#<seq>                 revisions that passed our gates (before marks: adopted as marks by the first read)
     pk=SVC#<service>     sk=MARK#<at>#<ns>             verdict marks (good/failed/held/released), in time order
     pk=SVC#<service>     sk=REV#<revision arn>         the revision cache of `snail state sync`: ACTIVE | INACTIVE
     pk=SVC#<service>     sk=LOCK                       the lease: run_id, holder (JSON), expires_at
@@ -580,7 +580,39 @@ class DynamoStore:
             m = Mark.from_dict(json.loads(d["data"]))
             m.active = m.revision_arn not in inactive
             out.append(m)
+        if not out:  # a table written before marks: its GOOD# items become good marks, once (the first read)
+            legacy = [self._legacy_good(d) for d in self._query(f"SVC#{service}", "GOOD#")]
+            for g in legacy:
+                self.put_mark(
+                    Mark(
+                        service=g.service,
+                        revision_arn=g.revision_arn,
+                        phase=g.phase,
+                        verdict=GOOD,
+                        spec_hash=g.spec_hash,
+                        at=g.at,
+                        run_id=g.run_id,
+                        live_since=g.at,
+                        image=g.image,
+                        digest=g.digest,
+                    )
+                )
+            if legacy:
+                return self.marks(service)
         return out
+
+    @staticmethod
+    def _legacy_good(d: dict[str, Any]) -> GoodRecord:
+        return GoodRecord(
+            service=d["service"],
+            phase=d["phase"],
+            revision_arn=d["revision_arn"],
+            image=d["image"],
+            digest=d.get("digest"),
+            run_id=d["run_id"],
+            at=d["at"],
+            spec_hash=d.get("spec_hash", ""),
+        )
 
     def cached_revisions(self, service: str) -> dict[str, str]:
         """Revisions a sync already described (or a mark was written for): ARN -> ACTIVE | INACTIVE."""

@@ -614,3 +614,24 @@ def test_hold_on_an_unjudged_revision_keeps_its_phase_and_spec(ecs, store) -> No
     assert tags_of(ecs, arn)["snail:phase"] == "enhanced"
     b = blocked(store.marks(SERVICE), "s-enh", "enhanced")
     assert b is not None and b.kind == HELD
+
+
+def test_dynamodb_table_written_before_marks_still_has_its_good_revisions() -> None:
+    """A state table with GOOD# items (before marks): the first read adopts them as good marks, once."""
+    from orchestrator.state.dynamodb import DynamoStore, create_table
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, "snail-state", wait_delay=0)
+        item = {"service": SERVICE, "phase": "health-only", "revision_arn": "arn:td/f:2", "image": "img"}
+        item |= {"run_id": "r0", "at": "2026-11-28T06:00:00+00:00", "spec_hash": "h"}
+        client.put_item(
+            TableName="snail-state",
+            Item={"pk": {"S": f"SVC#{SERVICE}"}, "sk": {"S": "GOOD#000000000001"}}
+            | {k: {"S": v} for k, v in item.items()},
+        )
+        store = DynamoStore(client, "snail-state")
+        assert store.last_good(SERVICE).revision_arn == "arn:td/f:2"
+        store.put_mark(good("arn:td/f:3", "hybrid-ml", 1))
+        assert [g.revision_arn for g in store.good_history(SERVICE)] == ["arn:td/f:3", "arn:td/f:2"]
+        assert len(store.marks(SERVICE)) == 2
