@@ -131,10 +131,18 @@ class App:
         if self.output != "json" and not (self.quiet and routine):
             click.echo(text)
 
+    def note(self, text: str, **data: Any) -> None:
+        """A side remark on stderr: a plain `note:` line, or a JSON log line with --log-format json."""
+        if self.log_format == "json":
+            import structlog
+
+            structlog.get_logger("snail").warning("note", message=text, **data)
+        elif not self.quiet:
+            click.echo(f"note: {text}", err=True)
+
     def engine(self, start_sandbox: bool = False) -> Any:
         """An engine wired to this context."""
         from orchestrator.engine.executor import Engine
-
         from orchestrator.images import Images
 
         aws = self.aws(start_sandbox=start_sandbox)

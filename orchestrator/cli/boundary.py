@@ -170,25 +170,32 @@ def report(ended: Ended, app: Any, args: list[str]) -> int:
             run_id=ended.run_id,
         )
         click.echo(json.dumps(doc, indent=2, default=str))
-    if ended.failed:
-        _error_to_stderr(ended, log_format, show_usage=output != "json")
+    if log_format == "json":
+        _log_end(ended, getattr(app, "command", None))
+    elif ended.failed:
+        _error_to_stderr(ended, show_usage=output != "json")
     return ended.exit_code
 
 
-def _error_to_stderr(ended: Ended, log_format: str, show_usage: bool) -> None:
-    if log_format == "json":
-        import structlog
+def _log_end(ended: Ended, command: str | None) -> None:
+    """--log-format json: the last stderr line says how the command ended (command_failed for any non-zero)."""
+    import structlog
 
-        structlog.get_logger("snail").error(
-            "command_failed",
-            exit_code=ended.exit_code,
-            outcome=ended.outcome,
-            message=ended.message,
-            diagnosis=ended.diagnosis,
-            run_id=ended.run_id,
-            traceback=ended.trace,
-        )
-        return
+    log = structlog.get_logger("snail")
+    emit = log.error if ended.exit_code != 0 else log.info
+    emit(
+        "command_failed" if ended.exit_code != 0 else "command_finished",
+        command=command,
+        exit_code=ended.exit_code,
+        outcome=ended.outcome,
+        message=ended.message,
+        diagnosis=ended.diagnosis,
+        run_id=ended.run_id,
+        traceback=ended.trace,
+    )
+
+
+def _error_to_stderr(ended: Ended, show_usage: bool) -> None:
     if ended.click_error is not None and show_usage:
         ended.click_error.show()
         return

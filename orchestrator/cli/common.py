@@ -23,7 +23,10 @@ def preflight(app: App, allow_missing_service: bool = False) -> None:
         c for c in report.checks if c.status == "failed" and not (allow_missing_service and c.id.startswith("service"))
     ]
     if failed:
-        click.echo(render_text(report), err=True)
+        if app.log_format == "json":  # every stderr line stays JSON
+            app.note("preflight failed", checks=[c.to_dict() for c in failed])
+        else:
+            click.echo(render_text(report), err=True)
         raise PreflightFailed(
             f"preflight failed: {', '.join(c.id for c in failed)} (nothing was changed; "
             "fix them, or run with --skip-preflight)"
@@ -80,6 +83,16 @@ def notify_outcome(
     except Exception:  # noqa: BLE001 - a broken store must not hide the notification
         store = None
     send_all(targets, notice, aws=aws, store=store)
+
+
+def waiting_phase(app: App) -> str | None:
+    """The manual phase the newest run paused before (it is waiting for `snail promote`), if that is so."""
+    svc = app.pipeline.service.name
+    runs = [r for r in app.store.runs(svc, 10) if r.status != "noop"]
+    if not runs or runs[0].status != "paused":
+        return None
+    paused = [e.phase for e in app.store.events(svc, runs[0].run_id) if e.kind == "paused" and e.phase]
+    return paused[-1] if paused and paused[-1] in app.pipeline.phase_names() else None
 
 
 def _set_wait_lock(ctx: click.Context, param: click.Parameter, value: float | None) -> None:

@@ -28,6 +28,6 @@ def command(app: App, commands: tuple[str, ...], account: str, partition: str) -
     wanted = iam.ALL_COMMANDS if "all" in commands else (commands or iam.CI_COMMANDS)
     report = iam.policy(app.pipeline, wanted, region=app.region, account=account, partition=partition)
     for note in report.notes:
-        click.echo(f"note: {note}", err=True)
+        app.note(note)
     app.emit(report.to_dict(), json.dumps(report.policy, indent=2))
     return ExitCode.OK

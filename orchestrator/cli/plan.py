@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli.app import App, pass_app
+from orchestrator.cli.common import complete_phase
 from orchestrator.errors import ExitCode
 
 
 @click.command("plan")
-@click.option("--from", "from_phase", help="start at this phase")
-@click.option("--to", "to_phase", help="stop after this phase")
+@click.option("--from", "from_phase", help="start at this phase", shell_complete=complete_phase)
+@click.option("--to", "to_phase", help="stop after this phase", shell_complete=complete_phase)
 @pass_app
 def command(app: App, from_phase: str | None, to_phase: str | None) -> int:
     """Print the images, task-definition diff, service update and gates of each phase."""

@@ -5,6 +5,7 @@ mistake (nothing was changed), not a "human needed" (exit 3) found after 20 s of
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from urllib.parse import urlparse
@@ -36,11 +37,9 @@ def checked_context(
 
     try:
         session = aws.session()
+        session.get_credentials  # noqa: B018 - touch: a missing profile raises here or on the first lookup
     except ProfileNotFound:
-        raise UsageError(
-            f"--profile {profile!r}: no such profile in ~/.aws/config or ~/.aws/credentials "
-            "(`aws configure list-profiles` lists them; in CI use role credentials instead of a profile)"
-        ) from None
+        raise UsageError(_no_profile(profile)) from None
     if not endpoint_url and region not in session.get_available_regions("ecs"):
         raise UsageError(
             f"{where} {region!r}: ECS is not known in this region (regions: "
@@ -48,11 +47,22 @@ def checked_context(
         )
     try:
         creds = session.get_credentials()
+    except ProfileNotFound:
+        raise UsageError(_no_profile(profile)) from None
     except BotoCoreError as exc:
         raise UsageError(f"AWS credentials could not be loaded: {exc}; {CREDENTIALS_HINT}") from None
     if creds is None:
         raise UsageError(CREDENTIALS_HINT)
     return aws
+
+
+def _no_profile(profile: str | None) -> str:
+    name = profile or os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE")
+    given = "--profile" if profile else "AWS_PROFILE"
+    return (
+        f"{given} {name!r}: no such profile in ~/.aws/config or ~/.aws/credentials (`aws configure "
+        "list-profiles` lists them; in CI use role credentials instead of a profile, or `snail --sandbox …`)"
+    )
 
 
 def check_endpoint(endpoint_url: str, timeout: float = CONNECT_TIMEOUT, tries: int = 2) -> None:

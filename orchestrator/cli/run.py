@@ -5,17 +5,23 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli.app import App, pass_app
+from orchestrator.cli.common import complete_phase, wait_lock_option
 from orchestrator.errors import UsageError
 
 
 @click.command("run")
-@click.option("--from", "from_phase", help="start at this phase (even if it already passed)")
-@click.option("--to", "to_phase", help="stop after this phase")
+@click.option(
+    "--from", "from_phase", help="start at this phase (even if it already passed)", shell_complete=complete_phase
+)
+@click.option("--to", "to_phase", help="stop after this phase", shell_complete=complete_phase)
 @click.option("--dry-run", is_flag=True, help="print the plan and change nothing")
 @click.option("--resume", is_flag=True, help="continue an interrupted run from the phase it was in")
 @click.option("--create-service", is_flag=True, help="create the ECS service from pipeline.yaml if it is missing")
 @click.option("--skip-preflight", is_flag=True, help="do not run `doctor` first")
-@click.option("--approve", multiple=True, help="approve a manual phase in advance (repeatable)")
+@click.option(
+    "--approve", multiple=True, help="approve a manual phase in advance (repeatable)", shell_complete=complete_phase
+)
+@wait_lock_option
 @pass_app
 def command(
     app: App,

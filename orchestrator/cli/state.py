@@ -99,16 +99,22 @@ def show(app: App) -> int:
             + f": {status or 'MISSING — create it with `snail state init`'}; lease {p.state.lease:g}s"
         )
     else:
-        db = p.state_dir() / "state.db"
+        from orchestrator.cli.app import sandbox_store_path
+        from orchestrator.state.sqlite import inspect_state_file
+
+        # --sandbox: the sandbox keeps its own store, which lives and dies with it (App.store uses the same path).
+        db = sandbox_store_path(p) if app.sandbox else p.state_dir() / "state.db"
         data = {
             "backend": "local",
+            "sandbox": app.sandbox,
             "path": str(db),
-            "status": "present" if db.exists() else "absent",
+            "status": inspect_state_file(db),  # an unreadable file is StateCorrupt (exit 2), never "present"
             "lease": p.state.lease,
         }
+        where = "the sandbox's SQLite" if app.sandbox else "local SQLite"
         text = (
-            f"state: local SQLite {db}: "
-            + ("present" if db.exists() else "absent (created by the first run)")
+            f"state: {where} {db}: "
+            + ("present" if data["status"] == "present" else "absent (created by the first run)")
             + f"; lease {p.state.lease:g}s"
         )
     app.emit(data, text)

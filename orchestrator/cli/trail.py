@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from orchestrator.cli.app import App, pass_app
+from orchestrator.cli.common import complete_run_id
 from orchestrator.errors import ExitCode, UsageError
 
 
 @click.command("trail")
-@click.option("--run", "run_id", help="one run only (id or unique prefix)")
+@click.option("--run", "run_id", help="one run only (id or unique prefix)", shell_complete=complete_run_id)
 @click.option(
     "--format",
     "fmt",
