@@ -192,7 +192,7 @@ def describe(kind: str, data: dict[str, Any], now: float | None = None) -> str |
     if kind == "baking":
         return f"baking {float(data.get('seconds') or 0):g}s"
     if kind == "lock_wait":
-        return f"waiting for the lock: {one_line(data.get('holder') or data.get('message') or '')}"
+        return f"lock: {one_line(data.get('message') or 'held by another run')}"
     if kind in ("build_output", "push_layer", "push_progress"):
         return None
     return neutralise(data.get("message", kind))
