@@ -638,8 +638,12 @@ class EcsAgent:
         record.target = None
 
     def _elb_unhealthy(self, record: TaskRecord) -> bool:
-        """The load balancer measured the task's target unhealthy (ECS then replaces the task)."""
-        return record.target is not None and traffic.health(record.target_group or "", record.target) == "unhealthy"
+        """The load balancer measured the task's target unhealthy after the grace period (ECS then replaces it)."""
+        if record.target is None or traffic.health(record.target_group or "", record.target) != "unhealthy":
+            return False
+        service = self._service(record.service_key)
+        grace = float(getattr(service, "health_check_grace_period_seconds", None) or 0)
+        return record.running_since is None or self._monotonic() - record.running_since >= grace
 
     def _trip_breaker(self, service: Any, primary: dict[str, Any], rollback: bool) -> dict[str, Any]:
         """Mark the PRIMARY FAILED; with rollback start a new PRIMARY on the last COMPLETED revision."""

@@ -423,6 +423,8 @@ def _response_create_service(self: Any) -> Any:
     result = _ORIGINALS["response.create_service"](self)
     service = result.result["service"]
     service.deployment_configuration = merged
+    # moto drops it; ECS ignores load-balancer health checks this long after a task starts.
+    service.health_check_grace_period_seconds = self._get_param("healthCheckGracePeriodSeconds")
     for run in sd.runs_for_service(self.ecs_backend, service):
         run.config = copy.deepcopy(merged)
         run.strategy = sd.strategy_of(merged)

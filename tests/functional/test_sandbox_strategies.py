@@ -20,6 +20,10 @@ import requests
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
+from orchestrator.aws.elbv2 import Elbv2Client
+from orchestrator.aws.session import AwsContext
+from orchestrator.config import load_pipeline
+from orchestrator.errors import NotFound
 from orchestrator.sandbox import control, extension, lb
 from orchestrator.sandbox.agent import EcsAgent
 from orchestrator.sandbox.launchers import InstantLauncher
@@ -877,3 +881,87 @@ def test_rules_and_matchers_like_an_alb():
     assert not lb.rule_matches(rule, "/web", "shop.example.com")
     assert lb.matcher_accepts("200-299", 204) and lb.matcher_accepts("200,302", 302)
     assert not lb.matcher_accepts("200", 500)
+
+
+def test_elbv2_adapter_reads_rules_weights_and_health(plane):
+    """Elbv2Client resolves groups by name and rules by Name tag, reads each rule's split and the targets' health."""
+    aws = AwsContext(
+        region=REGION,
+        endpoint_url=plane.info.endpoint_url,
+        credentials={"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"},
+    )
+    client = Elbv2Client(aws)
+    blue_arn, green_arn = plane.seeded["target_group_arns"]
+    blue = client.target_group("shine-blue")
+    assert (blue.arn, blue.port, blue.health_path, blue.dimension) == (
+        blue_arn,
+        5000,
+        "/health",
+        lb.tg_dimension(blue_arn),
+    )
+    production = client.rule("production", (plane.seeded["load_balancer_arn"],))
+    assert production.arn == plane.seeded["production_listener_rule_arn"]
+    assert production.forwards_to(blue_arn, green_arn) and production.share(blue_arn) == 100.0
+    assert client.listener_port(production.listener_arn) == int(plane.seeded["production_url"].rsplit(":", 1)[1])
+    assert client.rule(production.arn).weights == production.weights
+    assert [t.is_healthy for t in client.target_health(blue_arn)] == [True]
+    with pytest.raises(NotFound):
+        client.rule("nope", (plane.seeded["load_balancer_arn"],))
+    with pytest.raises(NotFound):
+        client.target_group("nope")
+
+
+def test_health_check_grace_period_spares_a_new_task(world):
+    """A target the load balancer calls unhealthy is left alone during healthCheckGracePeriodSeconds, then replaced."""
+    world.create_service(strategy="ROLLING", desired=1)
+    world.ecs.update_service(cluster=CLUSTER, service=SERVICE, healthCheckGracePeriodSeconds=60)
+    extension.TARGET_HEALTH["lookup"] = lambda tg, ip, port: ("unhealthy", "Target.Timeout", "Request timed out")
+    try:
+        world.deploy()
+        for _ in range(5):
+            world.agent.reconcile_once()
+        assert world.running(GREEN) == 1 and not elb_stops(world)  # within the grace period
+        world.now += 61
+        world.agent.reconcile_once()
+    finally:
+        extension.TARGET_HEALTH["lookup"] = None
+    assert elb_stops(world)
+
+
+def elb_stops(world: World) -> list[str]:
+    """Stopped reasons of tasks ECS replaced because their load-balancer health checks failed."""
+    stopped = world.ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE, desiredStatus="STOPPED")["taskArns"]
+    tasks = world.ecs.describe_tasks(cluster=CLUSTER, tasks=stopped)["tasks"] if stopped else []
+    return [t["stoppedReason"] for t in tasks if t["stoppedReason"].startswith("Task failed ELB health checks")]
+
+
+def test_pipeline_load_balancer_fields_reach_the_sandbox_spec(tmp_path):
+    """service.load_balancer's rules, target groups and role load from pipeline.yaml into the seeding spec."""
+    (tmp_path / "phases").mkdir()
+    (tmp_path / "phases" / "one.yaml").write_text(
+        "name: one\nimage: {ref: '127.0.0.1:5055/api@sha256:" + "a" * 64 + "'}\n"
+    )
+    (tmp_path / "pipeline.yaml").write_text(
+        "version: 1\n"
+        "service:\n"
+        "  cluster: shine\n  name: shine-api-gateway\n  container: api\n  port: 5000\n"
+        "  load_balancer:\n"
+        "    target_group_arn: shine-blue\n"
+        "    target_groups: [shine-blue, shine-green]\n"
+        "    production_listener_rule: production\n"
+        "    test_listener_rule: test\n"
+        "    infrastructure_role: ecsInfrastructureRole\n"
+        "registry: {url: 127.0.0.1:5055/shine-api-gateway}\n"
+        "phases: [one]\n"
+    )
+    pipeline = load_pipeline(tmp_path / "pipeline.yaml")
+    spec = control.SandboxSpec.from_pipeline(pipeline)
+    assert spec.load_balancer == LoadBalancerSeed(
+        target_group="shine-blue",
+        container_port=None,
+        target_groups=("shine-blue", "shine-green"),
+        production_listener_rule="production",
+        test_listener_rule="test",
+        infrastructure_role="ecsInfrastructureRole",
+    )
+    assert pipeline.service.load_balancer.target_groups == ("shine-blue", "shine-green")
