@@ -69,7 +69,12 @@ def describe_char(ch: str) -> str:
 
 def find_pipeline(start: Path | None = None) -> Path:
     """The nearest pipeline.yaml in `start` (default: the current folder) or a folder above it, as git finds .git."""
-    here = (start or Path.cwd()).absolute()
+    try:
+        here = (start or Path.cwd()).absolute()
+    except OSError as exc:  # the current folder was deleted under us
+        raise fail(
+            PIPELINE_FILE, None, f"cannot tell the current folder ({exc.strerror}); give the file with -f PATH"
+        ) from None
     for folder in (here, *here.parents):
         candidate = folder / PIPELINE_FILE
         if candidate.exists() or candidate.is_symlink():
