@@ -983,3 +983,16 @@ def test_reference_pipeline_passes_offline_checks() -> None:
     """The repository's own pipeline, template and images pass every offline check."""
     p = load_pipeline(Path(__file__).parents[2] / "pipeline.yaml")
     assert len(p.phases) == 4
+
+
+def test_deleted_current_folder_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without -f, a current folder deleted under us is a ConfigError asking for -f, not a traceback."""
+    from orchestrator.config import yamlio
+
+    def gone() -> Path:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(Path, "cwd", staticmethod(gone))
+    with pytest.raises(ConfigErrors) as exc:
+        yamlio.find_pipeline()
+    assert "cannot tell the current folder" in str(exc.value) and "-f PATH" in str(exc.value)
