@@ -138,6 +138,11 @@ class TrafficRound:
             blue = self.blue_id()
             for source in run.sources:
                 source.production_weight = source.test_weight = 100.0 if source.deployment_id == blue else 0.0
+            # Production and test traffic start on blue, whatever a deployment this one replaced had shifted.
+            wiring = traffic.wiring(service)
+            if wiring:
+                self.shift(wiring.production_rule, 0.0)
+                self.shift(wiring.test_rule, 0.0)
             desired = int(service.desired_count or 0)
             run.breaker_threshold = self.agent.failure_threshold(desired)
             run.breaker_status = "MONITORING" if self.agent.breaker(service)["enable"] else "DISABLED"

@@ -965,3 +965,30 @@ def test_pipeline_load_balancer_fields_reach_the_sandbox_spec(tmp_path):
         infrastructure_role="ecsInfrastructureRole",
     )
     assert pipeline.service.load_balancer.target_groups == ("shine-blue", "shine-green")
+
+
+def test_a_newer_deployment_reconciles_the_one_it_replaced(world):
+    """Updating during a paused canary: the old deployment STOPPED, RECONCILE_SERVICE drains its green, traffic restarts on blue."""
+    world.create_service(
+        strategy="CANARY",
+        bakeTimeInMinutes=0,
+        canaryConfiguration={"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 0},
+        lifecycleHooks=[pause("PRODUCTION_TRAFFIC_SHIFT")],
+    )
+    first = world.deploy(GREEN)
+    world.until_awaiting(first, "PRODUCTION_TRAFFIC_SHIFT")
+    assert world.forward("production") == {"blue": 900, "green": 100}
+    third = "127.0.0.1:5055/shine-api-gateway:third"
+    second = world.deploy(third)
+    assert world.deployment(first)["status"] == "STOPPED"
+    dep = world.until_awaiting(second, "PRODUCTION_TRAFFIC_SHIFT")
+    run = extension.ecs_backend("123456789012", REGION).sandbox_service_deployments[second]
+    assert run.stages_seen[:3] == ["RECONCILE_SERVICE", "PRE_SCALE_UP", "SCALE_UP"]
+    assert len(dep["sourceServiceRevisions"]) == 2
+    assert world.running(GREEN) == 0 and world.running(BLUE) == 2 and world.running(third) == 2
+    assert world.forward("production") == {"blue": 900, "green": 100}  # the new canary's slice, on third
+    hook = next(h for h in dep["lifecycleHookDetails"] if h["status"] == "AWAITING_ACTION")
+    world.ecs.continue_service_deployment(serviceDeploymentArn=second, hookId=hook["hookId"], action="ROLLBACK")
+    world.until_status(second, "ROLLBACK_SUCCESSFUL")
+    assert world.forward("production") == {"blue": 1, "green": 0}
+    assert world.running(BLUE) == 2 and world.running(third) == 0
