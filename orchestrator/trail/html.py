@@ -40,6 +40,7 @@ COLOUR = {
     "skipped": "#b5b5b5",
     "paused": "#e9a400",
     "interrupted": "#555",
+    "blocked": "#8a6d3b",
     "in progress": "#3b82f6",
 }
 CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1040px;margin:1.5em auto;color:#222;
@@ -51,7 +52,7 @@ padding:.8em 1em;background:#fff}dl.head{display:grid;grid-template-columns:max-
 margin:.6em 0;font-size:.92em}dl.head dt{color:#666}dl.head dd{margin:0}.badge{display:inline-block;
 padding:.05em .5em;border-radius:1em;color:#fff;font-size:.85em;vertical-align:middle}
 .st-succeeded,.st-noop,.st-dry_run{background:#2a9d2a}.st-rolled_back{background:#7b4fc9}
-.st-failed,.st-rollback_failed,.st-quarantined{background:#d33}.st-paused{background:#e9a400}
+.st-failed,.st-rollback_failed,.st-quarantined,.st-held{background:#d33}.st-paused{background:#e9a400}
 .st-interrupted,.st-running{background:#555}svg.timeline{width:100%;height:auto;background:#fcfcfc;
 border:1px solid #eee;border-radius:6px;margin:.4em 0}.step{display:grid;grid-template-columns:minmax(0,1fr);
 gap:1em;border-left:6px solid #999;padding:.3em .8em;margin:.8em 0;background:#fafafa}

@@ -24,6 +24,9 @@ class EventKind(str, Enum):
     PHASE_SKIPPED = "phase_skipped"
     DECISION = "decision"
     DIAGNOSIS = "diagnosis"  # what explains a failure, recorded after the rollback began
+    BLOCKED = "blocked"  # a quarantined or held release was not deployed
+    MARKED = "marked"  # a verdict (failed / held / released) written on a revision
+    WARNING = "warning"  # something the run survived but a person should know (e.g. tagging denied)
     ROLLBACK_STARTED = "rollback_started"
     ROLLBACK_VERIFIED = "rollback_verified"
     ROLLBACK_FAILED = "rollback_failed"

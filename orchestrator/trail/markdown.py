@@ -38,6 +38,9 @@ ICON: dict[str, str] = {
     K.PHASE_SKIPPED: "⏭️",
     K.DECISION: "🚨",
     K.DIAGNOSIS: "🔍",
+    K.BLOCKED: "⛔",
+    K.MARKED: "🏷️",
+    K.WARNING: "⚠️",
     K.ROLLBACK_STARTED: "⏪",
     K.ROLLBACK_VERIFIED: "✅",
     K.ROLLBACK_FAILED: "🆘",
@@ -59,6 +62,7 @@ STATUS = {
     "paused": "[ ] Waiting for approval",
     "in progress": "[ ] Complete | [X] In Progress",
     "interrupted": "[ ] Complete | [X] Interrupted",
+    "blocked": "[ ] Complete | [X] Not deployed (quarantined or held: see the decision)",
     "rollback": "[X] Rolled back to this phase's last good revision (verified)",
     "rollback failed": "[ ] Rolled back | [X] Rollback failed: a human is needed",
 }
@@ -72,6 +76,8 @@ DECISIONS = (
     K.SERVICE_CREATED,
     K.INTERRUPTED,
     K.RELEASED,
+    K.BLOCKED,
+    K.WARNING,
 )
 
 
@@ -276,6 +282,7 @@ def _rollback_log(events: list[TrailEvent]) -> list[str]:
         ]
         if rb["diagnosis"]:
             out.append(f"[Diagnosis]: {md_block(rb['diagnosis'])}")
+        out += [f"[Log]: {md_block(line)}" for line in rb["log_lines"][-5:]]
         out += [
             f"[Action]: {md_block(rb['action'] or 'none possible')}",
             f"[Resolution]: {md_block(rb['resolution'] or '[PENDING]')}",

@@ -71,7 +71,7 @@ class PhaseSection:
 
     @property
     def status(self) -> str:
-        """complete | failed | skipped | paused | rolled back to | rollback failed | interrupted | in progress."""
+        """complete | failed | blocked | skipped | paused | rollback | rollback failed | interrupted | in progress."""
         kinds = self.kinds
         if self.is_rollback:
             if K.ROLLBACK_VERIFIED in kinds:
@@ -85,6 +85,8 @@ class PhaseSection:
             return "failed"
         if K.INTERRUPTED in kinds:
             return "interrupted"
+        if K.BLOCKED in kinds:
+            return "blocked"
         if K.PHASE_SKIPPED in kinds:
             return "skipped"
         if K.PAUSED in kinds:
@@ -245,6 +247,14 @@ def unproven_change(events: list[TrailEvent]) -> TrailEvent | None:
     return None
 
 
+def diagnosis_logs(events: list[TrailEvent], run_id: str) -> list[str]:
+    """The last log lines a run's diagnosis recorded (its `diagnosis` event's data), if any."""
+    for e in events:
+        if e.run_id == run_id and e.kind == K.DIAGNOSIS and isinstance(e.data.get("log_lines"), list):
+            return [str(x) for x in e.data["log_lines"]]
+    return []
+
+
 def rollbacks(events: list[TrailEvent]) -> list[dict[str, Any]]:
     """Each rollback: the decision, what was done, how it ended (manual ones say so, with their phases)."""
     out: list[dict[str, Any]] = []
@@ -271,6 +281,7 @@ def rollbacks(events: list[TrailEvent]) -> list[dict[str, Any]]:
                     or ("requested by a person (`snail rollback`)" if manual else e.message),
                     "decision": e.message,
                     "diagnosis": "" if manual else diagnosis_of(events, e.run_id),
+                    "log_lines": [] if manual else diagnosis_logs(events, e.run_id),
                     "resolution": "IMPOSSIBLE - a human is needed" if e.kind == K.ROLLBACK_IMPOSSIBLE else None,
                     "action": None if e.kind == K.ROLLBACK_IMPOSSIBLE else f"rolled back to {target}",
                 }

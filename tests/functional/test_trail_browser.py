@@ -44,7 +44,7 @@ def _pipeline(tmp_path: Path) -> Path:
     )
     for name in PHASES:
         (tmp_path / "phases" / f"{name}.yaml").write_text(
-            f"name: {name}\nimage: {{ref: \"127.0.0.1:5055/shine-api-gateway@sha256:{'a' * 64}\"}}\n"
+            f'name: {name}\nimage: {{ref: "127.0.0.1:5055/shine-api-gateway@sha256:{"a" * 64}"}}\n'
         )
     events, runs, _ = recorded()
     store = SqliteStore(tmp_path / ".snail" / "state.db")
@@ -86,8 +86,20 @@ def test_html_trail_in_headless_chromium(tmp_path: Path) -> None:
     pipeline = _pipeline(tmp_path)
     page = tmp_path / "trail.html"
     cli = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "-f", str(pipeline), "trail", "--format", "html", "--last", "5",
-         "-o", str(page)],
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "-f",
+            str(pipeline),
+            "trail",
+            "--format",
+            "html",
+            "--last",
+            "5",
+            "-o",
+            str(page),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -114,11 +126,11 @@ def test_html_trail_in_headless_chromium(tmp_path: Path) -> None:
     runs = re.findall(r'<section class="run" id="([^"]+)" data-run="([^"]+)"', dom)
     # --last 5: the five newest runs with a record, newest first
     assert [rid for _, rid in runs] == [
+        "r-20261129-081500-i010",
         "r-20261129-081000-h009",
         "r-20261129-080000-g008",
         "r-20261129-075000-f007",
         "r-20261129-074000-e006",
-        "r-20261129-073000-d005",
     ]
     for anchor, _ in runs:
         assert f'href="#{anchor}"' in dom
@@ -131,8 +143,20 @@ def test_html_trail_in_headless_chromium(tmp_path: Path) -> None:
     # one run's page: the traffic share and the escaped hostile text
     one = tmp_path / "one.html"
     cli = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "-f", str(pipeline), "trail", "--run", "r-20261129-071500-b002",
-         "--format", "html", "-o", str(one)],
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "-f",
+            str(pipeline),
+            "trail",
+            "--run",
+            "r-20261129-071500-b002",
+            "--format",
+            "html",
+            "-o",
+            str(one),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -148,8 +172,20 @@ def test_html_trail_in_headless_chromium(tmp_path: Path) -> None:
 def _pipeline_first_run_traffic(tmp_path: Path, pipeline: Path) -> str:
     page = tmp_path / "first.html"
     subprocess.run(
-        [sys.executable, "-m", "orchestrator", "-f", str(pipeline), "trail", "--run", "r-20261129-070849-a001",
-         "--format", "html", "-o", str(page)],
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "-f",
+            str(pipeline),
+            "trail",
+            "--run",
+            "r-20261129-070849-a001",
+            "--format",
+            "html",
+            "-o",
+            str(page),
+        ],
         check=True,
         capture_output=True,
         timeout=60,
@@ -167,8 +203,8 @@ def test_trail_json_and_last(tmp_path: Path) -> None:
         timeout=60,
     )
     data = json.loads(out.stdout)
-    assert [r["run_id"] for r in data["runs"]] == ["r-20261129-081000-h009", "r-20261129-080000-g008"]
-    assert {e["run_id"] for e in data["events"]} == {"r-20261129-081000-h009", "r-20261129-080000-g008"}
+    assert [r["run_id"] for r in data["runs"]] == ["r-20261129-081500-i010", "r-20261129-081000-h009"]
+    assert {e["run_id"] for e in data["events"]} == {"r-20261129-081500-i010", "r-20261129-081000-h009"}
     assert (data["cluster"], data["region"]) == ("shine", "us-east-1")
 
 
@@ -184,9 +220,9 @@ def test_history_lists_runs_newest_first_with_date_zone_and_who(tmp_path: Path) 
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert [line.split()[0] for line in lines[:3]] == [
+        "r-20261129-081500-i010",
         "r-20261129-081000-h009",
         "r-20261129-080000-g008",
-        "r-20261129-075000-f007",
     ]
-    assert "2026-11-29 08:10:00 UTC  oncall@ci-runner-7" in lines[0] and "exit 3" in lines[0]
-    assert "exit 130" in lines[1] and lines[3].startswith("(newest first;")
+    assert "2026-11-29 08:10:00 UTC  oncall@ci-runner-7" in lines[1] and "exit 3" in lines[1]
+    assert "quarantined" in lines[0] and "exit 130" in lines[2] and lines[3].startswith("(newest first;")

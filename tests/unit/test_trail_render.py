@@ -63,6 +63,7 @@ def test_markdown_names_manual_rollbacks_and_lists_each_once() -> None:
     rb = _block(md, "## 🚨 **EMERGENCY ROLLBACK EVENTS**")
     assert "Manual rollback to shine-api-gateway:2 (phase health-only) (run r-20261129-073000-d005)" in rb
     assert "[Reason]: requested by a person (`snail rollback`)" in rb
+    assert "[Log]: RuntimeError: model file missing" in rb  # the diagnosis event's log lines
     wins = _block(md, "## 🎉 **VICTORY MILESTONES**")
     assert "rolled back" not in wins and "rollback" not in wins
     assert wins.count("🎯") == 3  # two phases passed, one no-op
@@ -114,7 +115,12 @@ def test_model_sections_live_phase_and_rollbacks() -> None:
     assert [rb["manual"] for rb in rbs] == [False, True, False, False]
     assert rbs[0]["target_phase"] == "hybrid-ml" and rbs[-1]["resolution"] == "IMPOSSIBLE - a human is needed"
     views = runs_view(events, runs)
-    assert [v.run_id for v in views][:3] == ["unlock-1", "release-1", "r-20261129-081000-h009"]  # newest first
+    assert [v.run_id for v in views][:4] == [
+        "r-20261129-081500-i010",
+        "unlock-1",
+        "release-1",
+        "r-20261129-081000-h009",
+    ]  # newest first
 
 
 def test_html_page_is_self_contained_with_header_timeline_and_diagnosis() -> None:
@@ -125,13 +131,15 @@ def test_html_page_is_self_contained_with_header_timeline_and_diagnosis() -> Non
     assert not re.search(r"""(src|href)\s*=\s*['"]?\s*(https?:)?//""", page, re.I)
     # newest first, each run linked from the index by its anchor
     ids = re.findall(r"<section class=run id='([^']+)'", page)
-    assert ids[2:4] == [anchor("r-20261129-081000-h009"), anchor("r-20261129-080000-g008")]
+    assert ids[0] == anchor("r-20261129-081500-i010")
+    assert ids[3:5] == [anchor("r-20261129-081000-h009"), anchor("r-20261129-080000-g008")]
     for i in ids:
         assert f"href='#{i}'" in page
     assert "<dt>run by</dt><dd class='h-run-by'>oncall@ci-runner-7</dd>" in page
     assert "<dd class='h-started'>2026-11-29 07:15:00 UTC</dd>" in page
     assert "<dd class='h-exit-code'>1</dd>" in page and "<dd class='h-region'>us-east-1</dd>" in page
-    assert page.count("<svg class=timeline") == 8  # every run with phases; the unlock and release entries have none
+    assert page.count("<svg class=timeline") == 9  # every run with phases; the unlock and release entries have none
+    assert "data-phase='enhanced' data-status='blocked'" in page
     assert "class='decision-mark'" in page and "class='rollback-mark' data-kind='rollback_verified'" in page
     assert "data-verdict='failed' data-attempts='10'" in page and page.count("class='attempt-tick'") == 10
     assert page.count("class='traffic-step'") == 2
