@@ -21,6 +21,7 @@ from orchestrator.trail.model import (
     PhaseSection,
     RunView,
     TrailHeader,
+    attempts_of,
     diagnosis_of,
     full_time,
     human_duration,
@@ -338,7 +339,7 @@ def _row(s: PhaseSection, y: int, x: Any) -> list[str]:
         xe = x(e.at)
         if e.kind in GATE_KINDS:
             ok = e.kind == K.GATE_PASSED
-            attempts = int(e.data.get("attempts") or 1) if str(e.data.get("attempts") or "1").isdigit() else 1
+            attempts = attempts_of(e)
             tick = "#1b7d1b" if ok else "#d00"
             for at in e.data.get("attempts_at") or []:  # when the engine records each attempt's time
                 try:

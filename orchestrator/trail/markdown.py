@@ -12,6 +12,7 @@ from orchestrator.trail.kinds import EventKind as K
 from orchestrator.trail.model import (
     PhaseSection,
     TrailHeader,
+    attempts_of,
     full_time,
     live_phase,
     parse,
@@ -229,7 +230,7 @@ def _section(s: PhaseSection, events: list[TrailEvent]) -> list[str]:
     challenges = [
         g
         for g in s.gates
-        if g.kind == K.GATE_FAILED or ((g.data.get("attempts") or 1) > 1 and g.data.get("gate") != "ecs-rollout")
+        if g.kind == K.GATE_FAILED or (attempts_of(g) > 1 and g.data.get("gate") != "ecs-rollout")
     ] + [e for e in s.events if e.kind == K.PHASE_FAILED]
     if challenges:
         out += ["### **Challenges Encountered:**", "```"]
@@ -243,8 +244,8 @@ def _section(s: PhaseSection, events: list[TrailEvent]) -> list[str]:
 def _challenge(g: TrailEvent, events: list[TrailEvent]) -> list[str]:
     if g.kind == K.GATE_PASSED:
         return [
-            f"{stamp(g.at)}: {md_block(g.data.get('gate'))} needed {g.data.get('attempts')} attempts",
-            f"[Resolution]: passed on attempt {g.data.get('attempts')}",
+            f"{stamp(g.at)}: {md_block(g.data.get('gate'))} needed {attempts_of(g)} attempts",
+            f"[Resolution]: passed on attempt {attempts_of(g)}",
             "[Lessons Learned]: the service needed time to become healthy; the retries absorbed it",
             "",
         ]

@@ -176,6 +176,14 @@ def human_duration(seconds: float) -> str:
     return " ".join(p for p in (f"{h}h" if h else "", f"{m}m" if m or h else "", f"{s}s") if p)
 
 
+def attempts_of(e: TrailEvent) -> int:
+    """How many attempts a gate verdict took (1 when the journal does not say, or says something odd)."""
+    try:
+        return max(1, int(e.data.get("attempts") or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
 def is_manual_decision(e: TrailEvent) -> bool:
     """A `decision` written by `snail rollback` (marked manual, or carrying no failure reason)."""
     return e.kind == K.DECISION and (e.data.get("manual") is True or "reason" not in e.data)

@@ -167,3 +167,29 @@ def test_escape_functions() -> None:
     assert md_inline("<b>*x*</b> [l](u)") == "\\<b\\>\\*x\\*\\</b\\> \\[l\\](u)"
     assert md_block("a```b") == "aʼʼʼb"
     assert one_line("a\n  b\tc", 4) == "a b…"
+
+
+def test_renderers_survive_unknown_kinds_and_odd_data() -> None:
+    """A journal from a newer or older version (unknown kinds, naive times, odd data types) still renders."""
+    from orchestrator.state.base import RunRecord, TrailEvent
+
+    events = [
+        TrailEvent("r1", SVC, "2026-11-29T07:00:00+00:00", "from_the_future", "something new", "one", {"x": 1}),
+        TrailEvent("r1", SVC, "2026-11-29T07:00:05", "gate_passed", "[x] g", "one", {"attempts": "three"}),
+        TrailEvent(
+            "r1",
+            SVC,
+            "2026-11-29T07:00:06",
+            "gate_failed",
+            "[ ] g",
+            "one",
+            {"evidence": ["a"], "attempts_at": ["bad", 3]},
+        ),
+        TrailEvent("r1", SVC, "2026-11-29T07:00:07", "decision", "rolling back", None, {"reason": "x", "target": 5}),
+        TrailEvent("r1", SVC, "2026-11-29T07:00:08", "traffic_shifted", "t", "one", {"traffic": {"blue": "x"}}),
+    ]
+    runs = [RunRecord("r1", SVC, "run", "failed", "2026-11-29T07:00:00+00:00")]
+    md = render("md", SVC, events, runs, ["one"])
+    assert "• something new" in md and "07:00:05 UTC" in md
+    page = render("html", SVC, events, runs, ["one"])
+    assert "something new" in page and "traffic-step" not in page
