@@ -5,6 +5,7 @@ plan and hands it to the engine, which never plans again."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
 from orchestrator.config.gates import GateSpec, with_rollout
 from orchestrator.config.model import Phase, Pipeline
 from orchestrator.images import Images
+from orchestrator.release_memory import Block, blocked
 from orchestrator.state.base import GoodRecord, StateStore
 
 
@@ -42,6 +44,7 @@ class PhasePlan:
     gates: tuple[GateSpec, ...] = ()  # what the phase is judged by: ecs-rollout first, always
     skip: str | None = None  # why the phase needs no work
     diff: str = ""
+    block: Block | None = None  # quarantined (failed its gates) or held (a human rolled back from it)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `plan --output json`."""
@@ -55,6 +58,7 @@ class PhasePlan:
             "bake_seconds": self.phase.bake,
             "last_good_revision": self.good.revision_arn if self.good else None,
             "diff": self.diff,
+            "blocked": {"kind": self.block.kind, "message": self.block.message()} if self.block else None,
         }
 
 
@@ -119,11 +123,15 @@ def make_plan(
     *,
     explicit_start: bool = False,
     with_diff: bool = True,
+    allow_failed: bool = False,
+    sync: Callable[[str | None], None] | None = None,
 ) -> Plan:
     """Plan `phases` (in order). Unless the start was named, a leading run of phases whose identical spec
     already passed its gates is skipped; if that covers every phase and the live revision is the last one's
     good revision, there is nothing to do."""
     svc = ecs.service(pipeline.service.cluster, pipeline.service.name)
+    if sync is not None:  # the local marks are a cache of the revisions' tags: rebuilt when empty or behind
+        sync(svc.task_definition if svc else None)
     base = base_definition(pipeline, ecs, svc)
     start = base or Base(_empty(pipeline), "empty")
     plan = Plan(service=svc, base=start)
@@ -154,6 +162,9 @@ def make_plan(
         )
     if not explicit_start:
         _skip_done(plan, live)
+    marks = store.marks(pipeline.service.name)
+    for pp in plan.todo:
+        pp.block = blocked(marks, pp.spec_hash, pp.phase.name, allow_failed=allow_failed)
     prev = current
     for pp in plan.todo:
         if with_diff:
@@ -223,6 +234,8 @@ def render_plan(plan: Plan, pipeline: Pipeline) -> str:
             lines.append(f"- {head}: skip ({pp.skip})")
             continue
         lines.append(f"- {head}")
+        if pp.block:
+            lines.append(f"    BLOCKED:  {pp.block.message()}")
         lines.append(f"    image:    {pp.image_action}")
         lines.append(f"    register: revision of {pp.desired.get('family')} (spec {pp.spec_hash}; reused if identical)")
         lines.append(f"    update:   service {pipeline.service.name} -> that revision")

@@ -18,6 +18,7 @@ from orchestrator.errors import UsageError
 @click.option("--resume", is_flag=True, help="continue an interrupted run from the phase it was in")
 @click.option("--create-service", is_flag=True, help="create the ECS service from pipeline.yaml if it is missing")
 @click.option("--skip-preflight", is_flag=True, help="do not run `doctor` first")
+@click.option("--retry-failed", is_flag=True, help="deploy a quarantined spec (one that failed its gates) on purpose")
 @click.option(
     "--approve", multiple=True, help="approve a manual phase in advance (repeatable)", shell_complete=complete_phase
 )
@@ -31,6 +32,7 @@ def command(
     resume: bool,
     create_service: bool,
     skip_preflight: bool,
+    retry_failed: bool,
     approve: tuple[str, ...],
 ) -> int:
     """Run the pipeline (all phases, or --from/--to); exit 0 done, 1 rolled back, 3 human needed."""
@@ -50,6 +52,7 @@ def command(
         create_service=create_service,
         approved=set(approve),
         command="run",
+        retry_failed=retry_failed,
     )
     # The plan is the contract: made here, rendered for a dry run, executed exactly as made otherwise.
     plan = engine.plan(opts, with_diff=dry_run)

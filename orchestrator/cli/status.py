@@ -15,11 +15,14 @@ from orchestrator.errors import ExitCode
 def command(app: App) -> int:
     """Show the live revision and phase, the good revisions, the lock and any in-flight run."""
     from orchestrator.aws.ecs import EcsClient
+    from orchestrator.release_memory import blocks, status_lines
 
     p = app.pipeline
     svc = EcsClient(app.aws()).service(p.service.cluster, p.service.name)
     store = app.store
+    app.engine().sync(svc.task_definition if svc else None)  # a fresh checkout learns the marks from AWS
     history = store.good_history(p.service.name)
+    marks = store.marks(p.service.name)
     live = svc.task_definition if svc else None
     live_good = next((g for g in history if g.revision_arn == live), None)
     per_phase = {name: next((g for g in history if g.phase == name), None) for name in p.phase_names()}
@@ -36,6 +39,10 @@ def command(app: App) -> int:
         "lock": holder,
         "in_flight": [r.to_dict() for r in inflight],
         "open_steps": [{"run_id": s.run_id, "kind": s.kind, "phase": s.phase, "intent": s.intent} for s in open_steps],
+        "blocked": [
+            {"kind": b.kind, "phase": b.phase, "revision": b.revision_arn, "message": b.message()}
+            for b in blocks(marks)
+        ],
     }
     lines = []
     if svc is None:
@@ -73,5 +80,6 @@ def command(app: App) -> int:
         lines.append(f"in flight: run {r.run_id} ({r.command}) since {r.started_at}")
     for s in open_steps:
         lines.append(f"unfinished step: {s.kind} of run {s.run_id} ({s.phase}) — the next run reconciles it")
+    lines.extend(f"  ! {line}" for line in status_lines(marks))
     app.emit(data, "\n".join(lines))
     return ExitCode.OK

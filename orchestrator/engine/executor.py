@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator import taskdef
-from orchestrator.aws.ecs import EcsClient, ServiceView, family_of, revision_of, short_name
+from orchestrator.aws.ecs import EcsClient, ServiceView, revision_of, short_name
 from orchestrator.aws.session import AwsContext
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config.gates import AlarmGate, GateSpec, gates_hash
@@ -37,7 +37,7 @@ from orchestrator.gates import GateContext, ecs_rollout, run_gate
 from orchestrator.gates.verdict import FAILED, Verdict
 from orchestrator.images import Images, ResolvedImage
 from orchestrator.plan import PhasePlan, Plan, make_plan
-from orchestrator.state.base import GoodRecord, RunRecord, StateStore
+from orchestrator.state.base import Mark, RunRecord, StateStore
 from orchestrator.trail.kinds import EventKind as K
 
 
@@ -57,6 +57,7 @@ class RunOptions:
     approved: set[str] = field(default_factory=set)
     only: str | None = None  # promote: exactly this phase
     command: str = "run"
+    retry_failed: bool = False  # deploy a quarantined spec on purpose (recorded)
 
 
 class Engine:
@@ -85,6 +86,7 @@ class Engine:
         self.lock_wait = lock_wait
         self._heartbeat: Heartbeat | None = None
         self._checks = True
+        self._marks: Any = None  # MarkWriter, made on the first verdict
         self.rollbacks = Rollback(
             self.ecs,
             store,
@@ -120,6 +122,24 @@ class Engine:
             self.select(opts),
             explicit_start=bool(opts.from_phase or opts.only),
             with_diff=with_diff,
+            allow_failed=opts.retry_failed,
+            sync=self.sync,
+        )
+
+    def sync(self, live_revision: str | None, force: bool = False) -> None:
+        """Rebuild the local marks from the revisions' tags when the cache is empty or behind (free when current)."""
+        from orchestrator import marks
+
+        family = marks.family_for(self.p, live_revision)
+        marks.ensure_synced(
+            self.store,
+            self.aws.client("ecs"),
+            self.svc.name,
+            family,
+            live_revision=live_revision,
+            force=force,
+            container=self.svc.container,
+            tagging=self.aws.client("resourcegroupstaggingapi"),
         )
 
     def run(self, opts: RunOptions) -> Outcome:
@@ -286,6 +306,8 @@ class Engine:
             )
         if not plan.todo:
             return self._noop(plan, opts)
+        if plan.todo[0].block is not None:
+            return self._blocked(plan.todo[0], opts)
         j = self._begin(opts.command, [pp.phase.name for pp in plan.todo])
         outcome = Outcome.of("failed", "the run ended before it decided anything")
         try:
@@ -336,6 +358,36 @@ class Engine:
         out.run_id = run_id
         return out
 
+    def _blocked(self, pp: PhasePlan, opts: RunOptions) -> Outcome:
+        """A quarantined or held release is not deployed: nothing changes, said once per streak, exit 1."""
+        assert pp.block is not None
+        msg = f"not deployed: {pp.block.message()}"
+        out = Outcome.of("quarantined" if pp.block.kind == "quarantined" else "held", msg)
+        previous = self.store.runs(self.svc.name, 1)
+        if previous and previous[0].status == out.status and previous[0].message == msg:
+            out.run_id = previous[0].run_id
+            return out
+        run_id = new_run_id(self.clock)
+        now = self.clock.now().isoformat(timespec="seconds")
+        self.store.start_run(
+            RunRecord(
+                run_id,
+                self.svc.name,
+                opts.command,
+                "running",
+                now,
+                user=getpass.getuser(),
+                host=socket.gethostname(),
+                phases=[pp.phase.name],
+            )
+        )
+        j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
+        j.phase = pp.phase.name
+        j.event(K.BLOCKED, msg, kind=pp.block.kind, revision=pp.block.revision_arn, failed_by=pp.block.run_id)
+        self.store.finish_run(run_id, out.status, out.exit_code, msg, j.now())
+        out.run_id = run_id
+        return out
+
     def _execute(self, j: Journal, plan: Plan, opts: RunOptions) -> Outcome:
         live = self.ecs.service(self.svc.cluster, self.svc.name)
         if plan.service is not None and (live is None or live.task_definition != plan.live_revision):
@@ -357,12 +409,22 @@ class Engine:
                 msg = f"phase {pp.phase.name} needs manual approval: run `snail promote {pp.phase.name}` to continue"
                 j.event(K.PAUSED, msg)
                 return Outcome.of("paused", msg)
+            if pp.block is not None:
+                j.phase = pp.phase.name
+                msg = f"not deployed: {pp.block.message()}"
+                j.event(K.BLOCKED, msg, kind=pp.block.kind, revision=pp.block.revision_arn)
+                return Outcome.of("quarantined" if pp.block.kind == "quarantined" else "held", msg)
+            if opts.retry_failed:
+                j.event(K.WARNING, f"--retry-failed: phase {pp.phase.name} is deployed even if its spec failed before")
             result = self._phase(j, plan, pp, live, create=opts.create_service)
             if isinstance(result, FailedBeforeDeploy):
                 return self._failed_before(j, result)
             if isinstance(result, FailedAfterDeploy):
                 self._checks = False  # the rollback runs to its end, lease or not
-                return self._rolled_back(result, self.rollbacks.after_failure(j, result))
+                ro = self.rollbacks.after_failure(j, result)
+                if not (result.interrupted or result.lock_lost):
+                    self._write_mark(j, self._mark(j, pp, result.revision_arn, "failed", reason=result.reason))
+                return self._rolled_back(result, ro)
             live = self.ecs.service(self.svc.cluster, self.svc.name)
             done.append(pp.phase.name)
         return Outcome.of("succeeded", f"done: {', '.join(done)} passed their gates")
@@ -560,19 +622,42 @@ class Engine:
             j.event(K.BAKE_DONE, f"baked {ph.bake:g}s: still ours and healthy", seconds=ph.bake)
         return failed
 
-    def _mark_good(self, j: Journal, ph: Phase, pp: PhasePlan, arn: str, img: ResolvedImage) -> None:
-        self.store.mark_good(
-            GoodRecord(
-                self.svc.name,
-                ph.name,
-                arn,
-                img.ref,
-                img.digest,
-                j.run_id,
-                j.now(),
-                pp.spec_hash,
-                gates=[g.to_dict() for g in pp.gates],
+    def _mark(self, j: Journal, pp: PhasePlan, arn: str, verdict: str, **extra: Any) -> Mark:
+        return Mark(
+            service=self.svc.name,
+            revision_arn=arn,
+            phase=pp.phase.name,
+            verdict=verdict,
+            spec_hash=pp.spec_hash,
+            at=j.now(),
+            run_id=j.run_id,
+            **extra,
+        )
+
+    def _write_mark(self, j: Journal, mark: Mark) -> None:
+        """The verdict, locally and as the revision's tags on AWS; a refused tag is a warning, never a failure."""
+        from orchestrator.marks import MarkWriter
+
+        if self._marks is None:
+            self._marks = MarkWriter(self.aws.client("ecs"), self.store)
+        try:
+            warning = self._marks.write(mark)
+        except Exception as exc:  # noqa: BLE001 - the local record is what matters for this run
+            warning = f"could not record the {mark.verdict!r} verdict on {mark.short}: {exc}"
+        if mark.verdict != "good":
+            j.event(
+                K.MARKED,
+                f"{mark.short} marked {mark.verdict}" + (f": {mark.reason}" if mark.reason else ""),
+                revision=mark.revision_arn,
+                verdict=mark.verdict,
             )
+        if warning:
+            j.event(K.WARNING, warning)
+
+    def _mark_good(self, j: Journal, ph: Phase, pp: PhasePlan, arn: str, img: ResolvedImage) -> None:
+        gates = [g.to_dict() for g in pp.gates]
+        self._write_mark(
+            j, self._mark(j, pp, arn, "good", gates=gates, image=img.ref, digest=img.digest, live_since=j.now())
         )
         j.event(
             K.PHASE_PASSED,
@@ -614,42 +699,50 @@ class Engine:
         return arn
 
     # ---------------------------------------------------------------- manual rollback
-    def rollback(self, to_revision: str | None = None, to_phase: str | None = None) -> Outcome:
-        """Manual rollback: to a revision, a phase's last good revision, or the good revision before the live one."""
+    def rollback(self, to_revision: str | None = None, to_phase: str | None = None, reason: str = "") -> Outcome:
+        """Manual rollback: to a revision, a phase's last good revision, or the good revision that was live
+        immediately before the live one (never a newer one). The revisions it leaves are held, so a scheduled run
+        does not roll forward again until `snail release` or a spec change."""
+        from orchestrator.release_memory import Refusal, rollback_holds, rollback_target
+
         svc = self.ecs.require_service(self.svc.cluster, self.svc.name)
-        history = self.store.good_history(self.svc.name)
-        if to_phase and to_phase not in self.p.phase_names():
-            raise UsageError(f"unknown phase {to_phase!r} (phases: {', '.join(self.p.phase_names())})")
-        if to_revision:
-            want = to_revision if ":" in to_revision else f"{family_of(svc.task_definition)}:{to_revision}"
-            target = next((g for g in history if g.revision_arn.endswith("/" + want) or g.revision_arn == want), None)
-            if target is None:
-                good = ", ".join(sorted({short_name(g.revision_arn) for g in history})) or "none"
-                raise UsageError(
-                    f"revision {want} never passed snail's gates for {self.svc.name}; good revisions: {good}"
-                )
-        elif to_phase:
-            target = next((g for g in history if g.phase == to_phase), None)
-            if target is None:
-                raise UsageError(f"phase {to_phase!r} has no good revision yet")
-        else:
-            target = next((g for g in history if g.revision_arn != svc.task_definition), None)
-            if target is None:
-                raise RollbackFailed("no good revision other than the live one: nothing to roll back to")
+        self.sync(svc.task_definition, force=True)
+        marks = self.store.marks(self.svc.name)
+        target = rollback_target(
+            marks, svc.task_definition, to_phase=to_phase, to_revision=to_revision, phases=self.p.phase_names()
+        )
+        if isinstance(target, Refusal):
+            raise UsageError(target.message) if target.usage else RollbackFailed(target.message)
         j = self._begin("rollback", [target.phase])
         outcome = Outcome.of("rollback_failed", "the rollback ended before it decided anything")
+        why = f": {reason}" if reason else ""
         try:
             with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease) as hb:
                 self._heartbeat = hb
+                j.phase = target.phase
                 j.event(
                     K.DECISION,
-                    f"manual rollback to {short_name(target.revision_arn)} (phase {target.phase}) "
-                    f"from {short_name(svc.task_definition)}",
+                    f"manual rollback to {target.short} (phase {target.phase}) from "
+                    f"{short_name(svc.task_definition)}{why}",
                     target=target.revision_arn,
                     manual=True,
+                    reason=reason,
                 )
-                ro = self.rollbacks.restore(j, target)
+                ro = self.rollbacks.restore(j, target.to_good())
                 outcome = Outcome.of("succeeded" if ro.verified else "rollback_failed", ro.message)
+                if ro.verified:
+                    by = f"{getpass.getuser()}@{socket.gethostname()}"
+                    for held in rollback_holds(
+                        marks,
+                        target,
+                        svc.task_definition,
+                        service=self.svc.name,
+                        by=by,
+                        reason=reason or "manual rollback",
+                        at=j.now(),
+                        run_id=j.run_id,
+                    ):
+                        self._write_mark(j, held)
         except KeyboardInterrupt:
             outcome = Outcome.of("rollback_failed", "interrupted while rolling back; the trail says where it stopped")
         finally:
