@@ -130,6 +130,10 @@ class Engine:
         """Rebuild the local marks from the revisions' tags when the cache is empty or behind (free when current)."""
         from orchestrator import marks
 
+        if not force:  # current cache: no call, and no client made (a scheduled no-op stays at two calls)
+            cached = self.store.cached_revisions(self.svc.name)
+            if cached and (live_revision is None or live_revision in cached):
+                return
         family = marks.family_for(self.p, live_revision)
         marks.ensure_synced(
             self.store,
