@@ -111,6 +111,12 @@ def show(app: App) -> int:
             "status": inspect_state_file(db),  # an unreadable file is StateCorrupt (exit 2), never "present"
             "lease": p.state.lease,
         }
+        if data["status"] == "present":
+            from orchestrator.state.sqlite import SqliteStore
+
+            store = SqliteStore(db)  # its shape checked on open, and every page read here
+            store.verify()
+            store.close()
         where = "the sandbox's SQLite" if app.sandbox else "local SQLite"
         text = (
             f"state: {where} {db}: "

@@ -137,7 +137,10 @@ def _load(path: Path) -> dict[str, Any]:
 def _save(path: Path, data: dict[str, Any]) -> None:
     from orchestrator.state.secure import write_private
 
-    write_private(path, json.dumps(data, indent=1, sort_keys=True))  # 0600 in a 0700 folder
+    try:
+        write_private(path, json.dumps(data, indent=1, sort_keys=True))  # 0600 in a 0700 folder
+    except OSError as exc:  # a cache that cannot be written (.snail is a file, disk full) only costs a re-check
+        log.warning("preflight_cache_not_saved", path=str(path), error=str(exc))
 
 
 def describe_service(pipeline: Pipeline, aws: AwsContext) -> dict[str, Any] | None:
@@ -188,12 +191,15 @@ def lookup(pipeline: Pipeline, aws: AwsContext, service: dict[str, Any] | None) 
     return age
 
 
-def doctor_and_record(pipeline: Pipeline, aws: AwsContext) -> DoctorReport:
-    """Every check (what `snail doctor` runs), then the cache entry refreshed or dropped with the result."""
+def doctor_and_record(pipeline: Pipeline, aws: AwsContext, service: dict[str, Any] | None = None) -> DoctorReport:
+    """Every check (what `snail doctor` runs), then the cache entry refreshed or dropped with the result.
+    `service`: a DescribeServices answer just made, reused instead of asking again."""
     from orchestrator.doctor import run_checks_on
     from orchestrator.doctor.context import DoctorContext
 
     ctx = DoctorContext(pipeline, aws)
+    if service is not None:
+        ctx.know_service(service)
     report = run_checks_on(ctx)
     try:
         service = ctx.service()
@@ -210,4 +216,4 @@ def preflight(pipeline: Pipeline, aws: AwsContext) -> Preflight:
     if age is not None:
         log.info("preflight_cached", age_s=round(age), hint="`snail doctor` checks everything again")
         return Preflight(None, cached=True, age=age)
-    return Preflight(doctor_and_record(pipeline, aws), cached=False)
+    return Preflight(doctor_and_record(pipeline, aws, service), cached=False)

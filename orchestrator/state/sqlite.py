@@ -64,6 +64,7 @@ BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's transaction b
 _MAGIC = b"SQLite format 3\x00"
 _CORRUPT_SIGNS = ("not a database", "malformed", "no such table", "no such column", "has no column named")
 _F = TypeVar("_F", bound=Callable[..., Any])
+_JSON_COLUMNS = {"phases", "intent", "result", "data", "holder"}  # columns that hold JSON (verify parses them)
 
 
 def recovery(path: Path) -> str:
@@ -78,8 +79,8 @@ def _corrupt(path: Path, problem: str) -> StateCorrupt:
     return StateCorrupt(str(path), problem, recovery(path))
 
 
-def _check_file(path: Path) -> bool:
-    """Refuse a state path that is not a whole SQLite file; True if the file exists (False: create it)."""
+def inspect_state_file(path: Path) -> str:
+    """'absent' or 'present' (a whole SQLite file); StateCorrupt naming the file otherwise. Creates nothing."""
     folder = path.parent
     for parent in (folder, *folder.parents):
         if parent.exists() and not parent.is_dir():
@@ -88,12 +89,6 @@ def _check_file(path: Path) -> bool:
                 "is a file, but snail keeps its state in a folder by that name",
                 f"Move the file aside (`mv {parent} {parent}.file`) and run again",
             )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StateCorrupt(
-            str(folder), f"cannot create the state folder: {exc.strerror}", "Fix its permissions"
-        ) from None
     if path.is_dir():
         raise StateCorrupt(
             str(path),
@@ -101,7 +96,7 @@ def _check_file(path: Path) -> bool:
             f"Move it aside (`mv {path} {path}.dir`) and run `snail state sync` to rebuild the marks from AWS",
         )
     if not path.exists():
-        return False
+        return "absent"
     with path.open("rb") as f:
         header = f.read(100)
     size = path.stat().st_size
@@ -113,7 +108,19 @@ def _check_file(path: Path) -> bool:
     page = 65536 if page == 1 else page
     if len(header) < 100 or page < 512 or size % page:
         raise _corrupt(path, f"is truncated ({size} bytes is not a whole number of {page}-byte pages)")
-    return True
+    return "present"
+
+
+def _check_file(path: Path) -> bool:
+    """Refuse a state path that is not a whole SQLite file; True if the file exists (False: create it)."""
+    present = inspect_state_file(path) == "present"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateCorrupt(
+            str(path.parent), f"cannot create the state folder: {exc.strerror}", "Fix its permissions"
+        ) from None
+    return present
 
 
 def _create(path: Path) -> None:
@@ -138,14 +145,14 @@ def _create(path: Path) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _expected_columns() -> dict[str, list[tuple[str, str, int, str | None]]]:
-    """Every table's columns as SCHEMA declares them: (name, type, notnull, default)."""
+def _expected_columns() -> dict[str, list[tuple[str, str, int, str | None, int]]]:
+    """Every table's columns as SCHEMA declares them: (name, type, notnull, default, primary-key position)."""
     mem = sqlite3.connect(":memory:")
     try:
         mem.executescript(SCHEMA)
         tables = [r[0] for r in mem.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         return {
-            t: [(c[1], c[2], c[3], c[4]) for c in mem.execute(f"PRAGMA table_info({t})")]
+            t: [(c[1], c[2], c[3], c[4], c[5]) for c in mem.execute(f"PRAGMA table_info({t})")]
             for t in tables
             if not t.startswith("sqlite_")
         }
@@ -200,9 +207,9 @@ class SqliteStore:
         self._connections_lock = threading.Lock()
         if not _check_file(self.path):
             _create(self.path)
+        self._migrate()  # first: a file of someone else's shape is refused before anything is written to it
         self._db.execute("PRAGMA journal_mode=WAL")  # kept: a file from an older snail may use a rollback journal
         self._db.executescript(SCHEMA)
-        self._migrate()
         self._adopt_good_rows()
 
     @property
@@ -220,22 +227,42 @@ class SqliteStore:
         return db
 
     def _migrate(self) -> None:
-        """Add the columns a newer snail declares (with defaults); refuse a table of someone else's shape."""
+        """Add the columns a newer snail declares (with defaults) to existing tables; refuse a table of someone
+        else's shape (a key or required column missing) before changing anything."""
+        missing: list[tuple[str, str, str]] = []
         for table, columns in _expected_columns().items():
             have = {c["name"] for c in self._db.execute(f"PRAGMA table_info({table})")}
-            for name, type_, notnull, default in columns:
+            if not have:
+                continue  # absent: SCHEMA creates it
+            for name, type_, notnull, default, key in columns:
                 if name in have:
                     continue
-                if notnull and default is None:
+                if key or (notnull and default is None):
                     raise _corrupt(
-                        self.path, f"has a table {table!r} without a column {name!r}: not a snail state file"
+                        self.path, f"has a table {table!r} without its column {name!r}: not a snail state file"
                     )
-                with self._tx() as db:
-                    if name not in {c["name"] for c in db.execute(f"PRAGMA table_info({table})")}:
-                        extra = (" NOT NULL" if notnull else "") + (
-                            f" DEFAULT {default}" if default is not None else ""
-                        )
-                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {type_}{extra}")
+                extra = (" NOT NULL" if notnull else "") + (f" DEFAULT {default}" if default is not None else "")
+                missing.append((table, name, f"{type_}{extra}"))
+        for table, name, decl in missing:
+            with self._tx() as db:
+                if name not in {c["name"] for c in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+
+    def verify(self) -> None:
+        """Read every page (SQLite's quick_check) and parse every JSON column: StateCorrupt naming the file and
+        the first bad row if anything is damaged."""
+        problems = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise _corrupt(self.path, f"is damaged (SQLite quick_check: {'; '.join(problems[:3])})")
+        for table, columns in _expected_columns().items():
+            for name, *_ in columns:
+                if name not in _JSON_COLUMNS:
+                    continue
+                for rowid, text in self._db.execute(f"SELECT rowid, {name} FROM {table}"):
+                    try:
+                        json.loads(text if text is not None else "null")
+                    except (TypeError, json.JSONDecodeError):
+                        raise _corrupt(self.path, f"has a row ({table} #{rowid}) whose {name} is not JSON") from None
 
     def close(self) -> None:
         """Close every thread's connection to the database."""

@@ -537,24 +537,22 @@ CORRUPT = [
 
 @pytest.mark.parametrize("case", CORRUPT)
 def test_corrupt_state_is_a_clear_error_naming_the_file(case: str, tmp_path: Path) -> None:
-    """Each way a state file breaks: `snail history` exits 2 naming the file and the recovery, no traceback."""
+    """Each way a state file breaks: `history` and `state show` exit 2 naming the file and the recovery, no
+    traceback, and the file is left exactly as it was."""
     write_pipeline(tmp_path, {"health-only": "a"})
     where = _corrupt(case, tmp_path)
-    r = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "history"],
-        env={**os.environ, "SNAIL_FILE": str(tmp_path / "pipeline.yaml")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    assert r.returncode == 2, (r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    assert f"state store {where}" in r.stderr and "Nothing was changed" in r.stderr
-    if case != "snail-is-a-file":
-        assert "snail state sync" in r.stderr
+    before = where.read_bytes() if where.is_file() else None
+    for command in (["history"], ["state", "show"]):
+        r = _cli(tmp_path, *command)
+        assert r.returncode == 2, (command, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert f"state store {where}" in r.stderr and "Nothing was changed" in r.stderr
+        if case != "snail-is-a-file":
+            assert "snail state sync" in r.stderr
     if case == "zero-bytes":
-        assert "0 bytes" in r.stderr and where.stat().st_size == 0, "an empty file is reported, never filled in"
+        assert "0 bytes" in r.stderr
+    if before is not None:
+        assert where.read_bytes() == before, "a state file snail refused must be left untouched"
 
 
 def test_corrupt_state_through_the_store_api(tmp_path: Path) -> None:
