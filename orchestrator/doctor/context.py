@@ -36,6 +36,12 @@ class DoctorContext:
             return value
         raise value
 
+    def know_service(self, service: dict[str, Any]) -> None:
+        """Reuse a DescribeServices answer made just before (the preflight's) instead of asking again.
+        Only an ACTIVE service is taken: it also proves its cluster exists (an INACTIVE cluster has none)."""
+        if service.get("status") == "ACTIVE":
+            self._cache.setdefault("service", (True, service))
+
     def client(self, service: str) -> Any:
         """A boto3 client from the AwsContext (never made here)."""
         return self.aws.client(service)

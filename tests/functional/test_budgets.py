@@ -43,6 +43,7 @@ def test_preflight_passes_then_answers_from_cache_with_one_call(env, calls) -> N
     first = pf.preflight(env.pipeline, env.aws)
     assert not first.cached and first.report is not None and first.report.ok()
     assert "ec2:DescribeSubnets" in calls and "iam:GetRole" in calls and len(calls) > 10
+    assert calls.count("ecs:DescribeServices") == 1  # the checks reuse the preflight's describe
     calls.clear()
     second = pf.preflight(env.pipeline, env.aws)
     assert second.cached and second.report is None
