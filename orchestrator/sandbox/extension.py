@@ -564,6 +564,10 @@ def _response_stop_service_deployment(self: Any) -> Any:
         raise _deployment_not_found(arn)
     if run.finished or run.status.startswith("ROLLBACK"):
         raise ECSException("ConflictException", f"The service deployment {arn} is {run.status}: it cannot be stopped.")
+    if run.stage == "CLEAN_UP":
+        raise ECSException(
+            "ConflictException", f"The service deployment {arn} is in CLEAN_UP: the blue revision is already gone."
+        )
     run.requested = "ROLLBACK"
     run.requested_reason = "Rollback requested through StopServiceDeployment."
     run.set_status("ROLLBACK_REQUESTED")

@@ -266,15 +266,25 @@ class TrafficRound:
         desired = int(service.desired_count or 0)
         if run.stage == "SCALE_UP" and self.agent.breaker(service)["enable"]:
             run.breaker_failures = int(green.get("failedTasks", 0))
-            if run.breaker_failures >= run.breaker_threshold:
+            if run.breaker_failures >= run.breaker_threshold and run.breaker_status != "TRIGGERED":
                 run.breaker_status = "TRIGGERED"
                 self.event(f"(deployment {green['id']}) deployment failed: tasks failed to start.")
                 if self.agent.breaker(service)["rollback"]:
                     run.requested = "ROLLBACK"
                     run.requested_reason = "ECS deployment circuit breaker: tasks failed to start."
-                else:
-                    self.stop_green("ECS deployment circuit breaker: tasks failed to start.")
-                return
+                    return
+                # Without rollback ECS marks the deployment FAILED and keeps trying (with backoff); blue serves.
+                service.deployments = [
+                    {
+                        **d,
+                        "rolloutState": "FAILED",
+                        "rolloutStateReason": "ECS deployment circuit breaker: tasks failed to start.",
+                        "updatedAt": utcnow(),
+                    }
+                    if d["id"] == green["id"]
+                    else d
+                    for d in service.deployments
+                ]
         live = self.agent.progress(self.key, green["id"]).live
         need = desired - len(live)
         if need > 0 and self.agent.may_launch(green["id"]):

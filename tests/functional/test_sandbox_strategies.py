@@ -285,7 +285,7 @@ def test_blue_green_scales_green_fully_next_to_blue(world):
     arn = world.deploy()
     world.until_awaiting(arn, "POST_SCALE_UP")
     assert world.running(GREEN) == 2 and world.running(BLUE) == 2
-    assert world.forward("production") == {"blue": 1}
+    assert world.forward("production") == {"blue": 1, "green": 0}
 
 
 def test_pause_hook_awaits_action_with_green_on_test_traffic_only(world):
@@ -298,7 +298,7 @@ def test_pause_hook_awaits_action_with_green_on_test_traffic_only(world):
     assert "targetArn" not in hook and hook["expiresAt"] > dep["createdAt"]
     assert dep["status"] == "IN_PROGRESS"
     assert world.forward("test") == {"blue": 0, "green": 1}
-    assert world.forward("production") == {"blue": 1}
+    assert world.forward("production") == {"blue": 1, "green": 0}
     for _ in range(5):  # it stays paused
         world.agent.reconcile_once()
     assert world.deployment(arn)["lifecycleHookDetails"][0]["status"] == "AWAITING_ACTION"
@@ -992,3 +992,22 @@ def test_a_newer_deployment_reconciles_the_one_it_replaced(world):
     world.until_status(second, "ROLLBACK_SUCCESSFUL")
     assert world.forward("production") == {"blue": 1, "green": 0}
     assert world.running(BLUE) == 2 and world.running(third) == 0
+
+
+def test_breaker_without_rollback_fails_green_and_keeps_blue_serving(world):
+    """Breaker on, rollback off: green's deployment FAILED, production stays on blue, the deployment goes on trying."""
+    world.create_service(
+        strategy="BLUE_GREEN",
+        bakeTimeInMinutes=0,
+        deploymentCircuitBreaker={"enable": True, "rollback": False},
+    )
+    arn = world.deploy(MISSING)
+    world.settle(lambda: world.deployment(arn)["deploymentCircuitBreaker"]["status"] == "TRIGGERED")
+    for _ in range(5):
+        world.agent.reconcile_once()
+    dep = world.deployment(arn)
+    assert (dep["status"], dep["lifecycleStage"]) == ("IN_PROGRESS", "SCALE_UP")
+    green = world.describe()["deployments"][0]
+    assert (green["status"], green["rolloutState"]) == ("PRIMARY", "FAILED")
+    assert green["failedTasks"] > dep["deploymentCircuitBreaker"]["threshold"]  # still trying
+    assert world.forward("production") == {"blue": 1, "green": 0} and world.running(BLUE) == 2
