@@ -228,9 +228,7 @@ def _section(s: PhaseSection, events: list[TrailEvent]) -> list[str]:
         out.append("")
     # ecs-rollout "attempts" are polls of a rollout in progress, not retries: only other gates' retries are challenges
     challenges = [
-        g
-        for g in s.gates
-        if g.kind == K.GATE_FAILED or (attempts_of(g) > 1 and g.data.get("gate") != "ecs-rollout")
+        g for g in s.gates if g.kind == K.GATE_FAILED or (attempts_of(g) > 1 and g.data.get("gate") != "ecs-rollout")
     ] + [e for e in s.events if e.kind == K.PHASE_FAILED]
     if challenges:
         out += ["### **Challenges Encountered:**", "```"]
