@@ -228,6 +228,7 @@ class _LiveView:
         self.states: dict[str, tuple[str, dict[str, Any], float]] = {}  # key -> (kind, data, received at)
         self.build: dict[str, Any] = {}  # phase -> {"step": (n, N), "line": str}
         self.push: dict[str, dict[str, tuple[int, int]]] = {}  # phase -> layer -> (current, total)
+        self.pushed: dict[str, set[str]] = {}  # phase -> layers pushed or already in the registry
         self.live = Live(
             _Renderable(self),
             console=self.console,
@@ -271,6 +272,7 @@ class _LiveView:
             layer = str(data.get("layer", ""))
             cur, size = self.push.setdefault(phase, {}).get(layer, (0, 0))
             self.push[phase][layer] = (size or cur, size or cur)
+            self.pushed.setdefault(phase, set()).add(layer)
             return
         # a recorded event (or a build/push/probe milestone): print it once, and drop what it ends
         if kind in ("gate_passed", "gate_failed"):
@@ -279,6 +281,7 @@ class _LiveView:
             self.build.pop(phase, None)
         if kind in ("push_done", "image_ready", "phase_failed"):
             self.push.pop(phase, None)
+            self.pushed.pop(phase, None)
         if kind in ("probe_passed", "probe_failed"):
             for key in [k for k, (kd, _, _) in self.states.items() if kd == "probe_waiting"]:
                 self.states.pop(key, None)
@@ -289,6 +292,7 @@ class _LiveView:
             self.states.clear()
             self.build.clear()
             self.push.clear()
+            self.pushed.clear()
         text = describe(kind, data)
         if text is None or kind == "run_finished":
             return
@@ -335,7 +339,7 @@ class _LiveView:
         for phase, layers in self.push.items():
             done = sum(c for c, _ in layers.values())
             total = sum(t for _, t in layers.values()) or 1
-            finished = sum(1 for c, t in layers.values() if t and c >= t)
+            finished = len(self.pushed.get(phase, set()) | {k for k, (c, t) in layers.items() if t and c >= t})
             grid = Table.grid(padding=(0, 1))
             grid.add_row(
                 Text(f"  ⬆️  [{phase}] push {finished}/{len(layers)} layers"),

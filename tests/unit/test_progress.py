@@ -121,6 +121,8 @@ def test_live_status_counts_down_and_shows_bars() -> None:
         assert "[two] http /health: check 3/10 failed: status 500 — next check in 3s" in text
         assert "build step 3/6" in text and "RUN apt-get install" in text
         assert "push 0/1 layers" in text and "2.0 MB / 8.0 MB" in text
+        p("push_layer", {"phase": "two", "layer": "l2", "status": "Layer already exists"})
+        assert "push 1/2 layers" in screen()
         p("gate_passed", {"phase": "two", "gate": "http /health", "message": "[x] http /health: ok"})
         assert "http /health" not in screen()
         p("run_finished", {"message": "done"})
