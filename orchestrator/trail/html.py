@@ -341,7 +341,8 @@ def _row(s: PhaseSection, y: int, x: Any) -> list[str]:
             ok = e.kind == K.GATE_PASSED
             attempts = attempts_of(e)
             tick = "#1b7d1b" if ok else "#d00"
-            evidence = e.data.get("evidence") if isinstance(e.data.get("evidence"), dict) else {}
+            raw = e.data.get("evidence")
+            evidence: dict[str, Any] = raw if isinstance(raw, dict) else {}
             times = e.data.get("attempts_at") or evidence.get("attempts_at") or []  # each attempt's time, if recorded
             for at in times if isinstance(times, list) else []:
                 try:
