@@ -816,6 +816,53 @@ def test_two_snail_runs_race_for_a_killed_runs_lock(world) -> None:  # noqa: F81
     assert store.lock_state("shine-api-gateway") is None
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12 §3 acceptance test for the engine's wiring (lead): today LockLost ends as a failed phase, "
+    "a rollback attempt and exit 3; remove this marker once the engine records the loss and exits 4",
+)
+def test_a_run_whose_lock_is_taken_over_stops_with_exit_4(world) -> None:  # noqa: F811
+    """A real `snail run` baking a deployed phase loses its lock to another holder: it stops at its next safe
+    point, exits 4 saying who took it, leaves the lock to the new holder and records how the run ended."""
+    path = write_pipeline(world["root"], {"health-only": "a"})
+    path.write_text(path.read_text().replace("  path: ", "  lease: 10s\n  path: "))
+    (world["root"] / "phases" / "health-only.yaml").write_text(
+        f'name: health-only\nimage: {{ref: "{image("a")}"}}\nbake: 12s\n'
+    )
+    world["serve"]("a")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SNAIL_ENDPOINT_URL": world["url"],
+        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "run", "--skip-preflight"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=world["root"],
+    )
+    store = SqliteStore(world["root"] / ".snail" / "state.db")
+    deadline = time.time() + 90
+    while time.time() < deadline and not any(e.kind == "service_updated" for e in store.events("shine-api-gateway")):
+        time.sleep(0.2)
+    row = store.lock_state("shine-api-gateway")
+    assert row is not None, proc.communicate(timeout=60)
+    intruder = holder("r-intruder", "host-z", since="t9")
+    while not store.take_over("shine-api-gateway", row.token, intruder, 10.0):  # it may beat meanwhile
+        row = store.lock_state("shine-api-gateway")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 4, out + err
+    assert "run r-intruder (ci@host-z, run since t9) took over the lock" in err
+    assert "Traceback" not in err
+    assert store.lock_state("shine-api-gateway").run_id == "r-intruder", "the loser never releases the new lock"
+    (run,) = store.runs("shine-api-gateway")
+    assert run.status != "running" and run.exit_code == 4
+
+
 def test_zz_report_lock_races() -> None:
     """Print how many of the races above the lock won (every one must)."""
     total = RACES["won"] + RACES["lost"]
