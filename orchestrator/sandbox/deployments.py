@@ -288,15 +288,51 @@ def _short_id() -> str:
     return uuid.uuid4().hex[:22]
 
 
-def revision_arn_for(backend: Any, service: Any, deployment_id: str) -> str:
-    """The service revision ARN of a deployment (made once, like ECS's)."""
+def revision_records(backend: Any) -> dict[str, dict[str, Any]]:
+    """ECS's ServiceRevision per revision ARN (what DescribeServiceRevisions returns)."""
+    store = getattr(backend, "sandbox_service_revision_records", None)
+    if store is None:
+        store = {}
+        backend.sandbox_service_revision_records = store
+    return store
+
+
+def revision_arn_for(backend: Any, service: Any, deployment: dict[str, Any]) -> str:
+    """The service revision ARN of a deployment (made once, like ECS's), recording the revision itself."""
     arns = revision_arns(backend)
-    if deployment_id not in arns:
-        arns[deployment_id] = (
+    if deployment["id"] not in arns:
+        arn = (
             f"arn:aws:ecs:{service.region_name}:{backend.account_id}:service-revision/"
             f"{service.cluster_name}/{service.name}/{_short_id()}"
         )
-    return arns[deployment_id]
+        arns[deployment["id"]] = arn
+        images = []
+        try:
+            task_def = backend.describe_task_definition(deployment["taskDefinition"])
+            for c in task_def.container_definitions:
+                image = str(c.get("image", ""))
+                entry = {"containerName": c.get("name"), "image": image}
+                if "@sha256:" in image:
+                    entry["imageDigest"] = image.split("@", 1)[1]
+                images.append(entry)
+        except Exception:  # noqa: BLE001 - a deregistered revision: no images to report
+            pass
+        record: dict[str, Any] = {
+            "serviceRevisionArn": arn,
+            "serviceArn": service.arn,
+            "clusterArn": f"arn:aws:ecs:{service.region_name}:{backend.account_id}:cluster/{service.cluster_name}",
+            "taskDefinition": deployment["taskDefinition"],
+            "launchType": deployment.get("launchType") or service.launch_type,
+            "loadBalancers": copy.deepcopy(getattr(service, "load_balancers", None) or []),
+            "containerImages": images,
+            "guardDutyEnabled": False,
+            "createdAt": deployment.get("createdAt") or utcnow(),
+        }
+        for key in ("platformVersion", "platformFamily", "networkConfiguration"):
+            if deployment.get(key):
+                record[key] = copy.deepcopy(deployment[key])
+        revision_records(backend)[arn] = record
+    return arns[deployment["id"]]
 
 
 def runs_for_service(backend: Any, service: Any) -> list[ServiceDeploymentRun]:
@@ -329,12 +365,10 @@ def new_run(backend: Any, service: Any, target: dict[str, Any], sources: list[di
         cluster_name=service.cluster_name,
         strategy=strategy,
         config=config,
-        target=Revision(
-            revision_arn_for(backend, service, target["id"]), target["id"], target["taskDefinition"], desired
-        ),
+        target=Revision(revision_arn_for(backend, service, target), target["id"], target["taskDefinition"], desired),
         sources=[
             Revision(
-                revision_arn_for(backend, service, s["id"]),
+                revision_arn_for(backend, service, s),
                 s["id"],
                 s["taskDefinition"],
                 int(s.get("desiredCount", 0)),
@@ -376,6 +410,7 @@ __all__ = [
     "new_run",
     "production_steps",
     "revision_arn_for",
+    "revision_records",
     "runs",
     "runs_for_service",
     "strategy_of",

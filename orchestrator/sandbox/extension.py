@@ -518,6 +518,20 @@ def _response_describe_service_deployments(self: Any) -> Any:
     return ActionResult({"serviceDeployments": found, "failures": failures})
 
 
+def _response_describe_service_revisions(self: Any) -> Any:
+    """DescribeServiceRevisions: each revision a service deployment names, or a MISSING failure."""
+    from moto.core.responses import ActionResult
+
+    records = sd.revision_records(self.ecs_backend)
+    found, failures = [], []
+    for arn in self._get_param("serviceRevisionArns") or []:
+        if arn in records:
+            found.append(copy.deepcopy(records[arn]))
+        else:
+            failures.append({"arn": arn, "reason": "MISSING"})
+    return ActionResult({"serviceRevisions": found, "failures": failures})
+
+
 def _response_continue_service_deployment(self: Any) -> Any:
     """ContinueServiceDeployment: resolve a PAUSE hook with CONTINUE or ROLLBACK; the agent acts on it."""
     from moto.core.responses import ActionResult
@@ -619,6 +633,7 @@ _PATCHES = {
 _ADDITIONS = {
     "list_service_deployments": _response_list_service_deployments,
     "describe_service_deployments": _response_describe_service_deployments,
+    "describe_service_revisions": _response_describe_service_revisions,
     "continue_service_deployment": _response_continue_service_deployment,
     "stop_service_deployment": _response_stop_service_deployment,
 }

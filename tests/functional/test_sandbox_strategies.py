@@ -515,6 +515,14 @@ def test_service_deployment_responses_match_botocore_shapes(world):
     assert seen == {"ListServiceDeployments", "DescribeServiceDeployments", "ContinueServiceDeployment"}
     missing = world.ecs.describe_service_deployments(serviceDeploymentArns=[arn + "-missing"])["failures"]
     assert missing == [{"arn": arn + "-missing", "reason": "MISSING"}]
+    dep = world.deployment(arn)
+    revisions = world.ecs.describe_service_revisions(
+        serviceRevisionArns=[dep["targetServiceRevision"]["arn"], dep["sourceServiceRevisions"][0]["arn"]]
+    )["serviceRevisions"]
+    assert [r["containerImages"][0]["image"] for r in revisions] == [GREEN, BLUE]
+    assert revisions[0]["taskDefinition"].endswith(":2") and revisions[0]["loadBalancers"][0]["advancedConfiguration"]
+    [body] = [b for op, b in world.raw if op == "DescribeServiceRevisions"]
+    assert _check_shape(body, ECS_MODEL.operation_model("DescribeServiceRevisions").output_shape, "revisions") == []
 
 
 def test_describe_service_deployment_keys_during_each_state(world):
