@@ -55,6 +55,8 @@ ICONS = {
     "warning": "⚠️ ",
     "released": "🔓",
     "unlocked": "🔓",
+    "notified": "📣",
+    "notify_failed": "📵",
     "gate_retry": "↻",
     "gate_waiting": "…",
     "build_step": "🔨",

@@ -39,6 +39,8 @@ class EventKind(str, Enum):
     INTERRUPTED = "interrupted"
     UNLOCKED = "unlocked"  # `snail unlock --force` writes it (orchestrator/cli/unlock.py)
     RELEASED = "released"  # `snail release` lifted a hold (orchestrator/cli/release.py)
+    NOTIFIED = "notified"  # a notification was sent (orchestrator/notify/send.py)
+    NOTIFY_FAILED = "notify_failed"  # a notification could not be sent
     TRAFFIC_SHIFTED = "traffic_shifted"  # strategies: data {"traffic": {"blue": pct, "green": pct}}
 
     def __str__(self) -> str:

@@ -42,6 +42,8 @@ ICON: dict[str, str] = {
     K.BLOCKED: "⛔",
     K.MARKED: "🏷️",
     K.WARNING: "⚠️",
+    K.NOTIFIED: "📣",
+    K.NOTIFY_FAILED: "📵",
     K.ROLLBACK_STARTED: "⏪",
     K.ROLLBACK_VERIFIED: "✅",
     K.ROLLBACK_FAILED: "🆘",
@@ -79,6 +81,8 @@ DECISIONS = (
     K.RELEASED,
     K.BLOCKED,
     K.WARNING,
+    K.NOTIFIED,
+    K.NOTIFY_FAILED,
 )
 
 

@@ -70,7 +70,15 @@ def test_markdown_names_manual_rollbacks_and_lists_each_once() -> None:
     assert "## 🐌 **MANUAL ROLLBACK TO: health-only** (run `r-20261129-073000-d005`)" in md
     decisions = _block(md, "## 📚 **KEY DECISIONS LOG**")
     assert "rolling back" not in decisions and "manual rollback" not in decisions
-    for kind in ("lock of run r-y removed", "took over the lock", "was interrupted", "needs manual approval", "lifted"):
+    for kind in (
+        "lock of run r-y removed",
+        "took over the lock",
+        "was interrupted",
+        "needs manual approval",
+        "lifted",
+        "notified slack",
+        "notification to https://hooks.example/x failed",
+    ):
         assert decisions.count(kind) == 1, kind
 
 
