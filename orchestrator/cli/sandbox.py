@@ -98,6 +98,8 @@ def status(app: App) -> int:
         app.emit(data, f"sandbox: DEAD (pid {info.pid}: {why}); `snail sandbox up` cleans up and restarts it")
         return ExitCode.OK
     lines = [f"sandbox: up since {info.started_at}, pid {info.pid}, {info.endpoint_url}, registry {info.registry}"]
+    if info.seeded.get("production_url"):
+        lines.append(f"  load balancer: production {info.seeded['production_url']}, test {info.seeded.get('test_url')}")
     for svc in info.services:
         lines.append(
             f"  {svc['cluster']}/{svc['service']}: {svc['running']}/{svc['desired']} running, "
@@ -107,6 +109,18 @@ def status(app: App) -> int:
             lines.append(
                 f"    {d['status']:<7} {d['id']} {d['rolloutState']} {(d['taskDefinition'] or '').rsplit('/', 1)[-1]} "
                 f"running {d['runningCount']} failed {d['failedTasks']}"
+            )
+        sd = svc.get("service_deployment")
+        if sd and sd["status"] not in ("SUCCESSFUL",):
+            lines.append(
+                f"    service deployment {sd['id']} {sd['strategy']} {sd['status']}"
+                + (f" at {sd['stage']}" if sd["stage"] else "")
+                + (
+                    f", new revision on {sd['production_percent']:g}% production / {sd['test_percent']:g}% test"
+                    if sd["production_percent"] is not None and sd["test_percent"] is not None
+                    else ""
+                )
+                + (f", waiting: {' '.join(sd['awaiting_hooks'])}" if sd["awaiting_hooks"] else "")
             )
         for t in svc["tasks"]:
             lines.append(

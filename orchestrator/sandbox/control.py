@@ -262,6 +262,7 @@ def services_summary(info: SandboxInfo) -> list[dict[str, Any]]:
                         }
                         for d in svc.get("deployments", [])
                     ],
+                    "service_deployment": _current_service_deployment(ecs, svc.get("currentServiceDeployment")),
                     "tasks": [
                         {
                             "id": t["taskArn"].rsplit("/", 1)[-1],
@@ -278,6 +279,28 @@ def services_summary(info: SandboxInfo) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def _current_service_deployment(ecs: Any, arn: str | None) -> dict[str, Any] | None:
+    """The service deployment in a few words: status, stage, traffic on the new revision, hooks waiting."""
+    if not arn:
+        return None
+    found = ecs.describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"]
+    if not found:
+        return None
+    dep = found[0]
+    target = dep.get("targetServiceRevision") or {}
+    return {
+        "id": arn.rsplit("/", 1)[-1],
+        "status": dep["status"],
+        "strategy": (dep.get("deploymentConfiguration") or {}).get("strategy", "ROLLING"),
+        "stage": dep.get("lifecycleStage"),
+        "production_percent": target.get("requestedProductionTrafficWeight"),
+        "test_percent": target.get("requestedTestTrafficWeight"),
+        "awaiting_hooks": [
+            h["hookId"] for h in dep.get("lifecycleHookDetails", []) if h["status"] == "AWAITING_ACTION"
+        ],
+    }
 
 
 # ------------------------------------------------------------------------------------------------ seeding
