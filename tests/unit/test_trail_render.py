@@ -36,7 +36,8 @@ def _block(md: str, heading: str) -> str:
 def test_recorded_trail_holds_every_event_kind() -> None:
     """The fixture covers the whole EventKind enum, so every renderer test sees every kind."""
     events, _, _ = recorded()
-    assert {e.kind for e in events} == {k.value for k in EventKind}
+    missing = {k.value for k in EventKind} - {e.kind for e in events}
+    assert not missing, f"add {missing} to tests/unit/data/make_trail_recorded.py, run it, and render them"
     assert kind_of("gate_passed") is EventKind.GATE_PASSED and kind_of("no_such_kind") is None
     assert EventKind.DECISION == "decision" and str(EventKind.DECISION) == "decision"
 
