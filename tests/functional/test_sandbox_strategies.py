@@ -837,6 +837,16 @@ def test_blue_green_switches_production_only_after_continue(plane):
     assert plane.get(plane.seeded["production_url"], 50) == {"blue": 50}
     assert plane.get(plane.seeded["test_url"], 50) == {"green": 50}
     hook = plane.deployment(arn)["lifecycleHookDetails"][0]
+    [summary] = control.services_summary(plane.info)  # what `snail sandbox status` shows
+    assert summary["service_deployment"] == {
+        "id": arn.rsplit("/", 1)[-1],
+        "status": "IN_PROGRESS",
+        "strategy": "BLUE_GREEN",
+        "stage": "POST_TEST_TRAFFIC_SHIFT",
+        "production_percent": 0.0,
+        "test_percent": 100.0,
+        "awaiting_hooks": [hook["hookId"]],
+    }
     plane.ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=hook["hookId"], action="CONTINUE")
     plane.wait(lambda: plane.deployment(arn)["status"] == "SUCCESSFUL")
     assert plane.get(plane.seeded["production_url"], 50) == {"green": 50}
