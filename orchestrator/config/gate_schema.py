@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
@@ -110,7 +109,10 @@ def _argv(node: yaml.Node, key: str, errors: s.Errors) -> Any:
             if "\x00" in n.value:
                 errors.add(n, key, f"argument {i} contains a NUL character")
                 return s._MISSING
-            items.append(s.interpolate(n.value))
+            value = s.expand(n.value, n, key, errors)
+            if value is s._MISSING:
+                return value
+            items.append(value)
         if not items:
             errors.add(node, key, "the command is empty")
             return s._MISSING
@@ -124,18 +126,6 @@ def _path(node: yaml.Node, key: str, errors: s.Errors) -> Any:
     v = s.string(node, key, errors)
     if v is not s._MISSING and not v.startswith("/"):
         errors.add(node, key, f"a path starts with '/': write {'/' + v!r}")
-        return s._MISSING
-    return v
-
-
-def _http_url(node: yaml.Node, key: str, errors: s.Errors) -> Any:
-    """An absolute http(s) URL with a host."""
-    v = s.string(node, key, errors)
-    if v is s._MISSING:
-        return v
-    parts = urlsplit(v)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        errors.add(node, key, f"expected an http:// or https:// URL, got {parts.scheme or 'no'} scheme")
         return s._MISSING
     return v
 
@@ -154,7 +144,7 @@ _FIELDS: dict[str, dict[str, s.Field]] = {
     },
     "http": {
         "path": s.Field(_path),
-        "url": s.Field(_http_url),
+        "url": s.Field(s.http_url),
         "port": s.Field(s.port),
         "method": s.Field(s.one_of("GET", "HEAD", "POST")),
         "expect": s.Field(

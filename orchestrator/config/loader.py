@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from orchestrator.config.offline import check_offline
 from orchestrator.errors import ConfigError, ConfigErrors
 from orchestrator.notify import spec as notify_spec
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _gate = gate_schema.gate
 
 

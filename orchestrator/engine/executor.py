@@ -387,7 +387,7 @@ class Engine:
         )
         j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
         j.phase = pp.phase.name
-        j.event(K.BLOCKED, msg, kind=pp.block.kind, revision=pp.block.revision_arn, failed_by=pp.block.run_id)
+        j.event(K.BLOCKED, msg, block=pp.block.kind, revision=pp.block.revision_arn, failed_by=pp.block.run_id)
         self.store.finish_run(run_id, out.status, out.exit_code, msg, j.now())
         out.run_id = run_id
         return out
@@ -416,7 +416,7 @@ class Engine:
             if pp.block is not None:
                 j.phase = pp.phase.name
                 msg = f"not deployed: {pp.block.message()}"
-                j.event(K.BLOCKED, msg, kind=pp.block.kind, revision=pp.block.revision_arn)
+                j.event(K.BLOCKED, msg, block=pp.block.kind, revision=pp.block.revision_arn)
                 return Outcome.of("quarantined" if pp.block.kind == "quarantined" else "held", msg)
             if opts.retry_failed:
                 j.event(K.WARNING, f"--retry-failed: phase {pp.phase.name} is deployed even if its spec failed before")
