@@ -173,6 +173,7 @@ class App:
             images=images,
             progress=progress,
             diagnose=_diagnoser(self.pipeline, aws),
+            log_lines=_log_lines(self.pipeline, aws),
             **extra,
         )
 
@@ -190,6 +191,15 @@ class JsonProgress:
 
         fields = {k: v for k, v in data.items() if k not in ("event", "kind")}
         structlog.get_logger("snail.progress").info("progress", kind=kind, **fields)
+
+
+def _log_lines(pipeline: Pipeline, aws: AwsContext) -> Any:
+    def lines(revision_arn: str) -> list[str]:
+        from orchestrator.doctor.diagnose import revision_log_lines
+
+        return revision_log_lines(aws, pipeline.service.cluster, pipeline.service.name, revision_arn)
+
+    return lines
 
 
 def _diagnoser(pipeline: Pipeline, aws: AwsContext) -> Any:

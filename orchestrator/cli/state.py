@@ -84,7 +84,7 @@ def show(app: App) -> int:
         from orchestrator.state.dynamodb import table_status
 
         aws = app.aws()
-        status = table_status(aws.client("dynamodb"), p.state.table)
+        status = table_status(aws.client("dynamodb"), p.state.table or "")
         data = {
             "backend": "dynamodb",
             "table": p.state.table,

@@ -14,7 +14,7 @@ from orchestrator.errors import ExitCode
 @pass_app
 def command(app: App) -> int:
     """Show the live revision and phase, the good revisions, the lock and any in-flight run."""
-    from orchestrator.aws.ecs import EcsClient
+    from orchestrator.aws.ecs import EcsClient, short_name
     from orchestrator.release_memory import blocks, status_lines
 
     p = app.pipeline
@@ -50,7 +50,7 @@ def command(app: App) -> int:
     else:
         prim = svc.primary
         lines.append(
-            f"service {p.service.name}: {live.rsplit('/', 1)[-1]} — "
+            f"service {p.service.name}: {short_name(svc.task_definition)} — "
             + (
                 f"phase {live_good.phase} (passed its gates {live_good.at})"
                 if live_good

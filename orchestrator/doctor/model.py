@@ -61,7 +61,7 @@ class DoctorReport:
 
     def counts(self) -> dict[str, int]:
         """How many checks ended in each status."""
-        out = {PASSED: 0, WARNING: 0, FAILED: 0, SKIPPED: 0}
+        out: dict[str, int] = {PASSED: 0, WARNING: 0, FAILED: 0, SKIPPED: 0}
         for c in self.checks:
             out[c.status] += 1
         return out

@@ -74,6 +74,7 @@ class Engine:
         progress: Callable[[str, dict[str, Any]], None] | None = None,
         diagnose: Callable[[str, Any, Any], str] | None = None,
         lock_wait: float = 0.0,
+        log_lines: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.p = pipeline
         self.aws = aws
@@ -84,6 +85,7 @@ class Engine:
         self.progress = progress
         self.svc = pipeline.service
         self.lock_wait = lock_wait
+        self.log_lines = log_lines  # the last container log lines of a revision (a failed gate's evidence)
         self._heartbeat: Heartbeat | None = None
         self._checks = True
         self._marks: Any = None  # MarkWriter, made on the first verdict
@@ -606,6 +608,11 @@ class Engine:
                 after = f" (after {v.attempts} attempts)" if v.attempts > 1 else ""
                 j.event(K.GATE_PASSED, f"[x] {g.label}: {v.summary}{after}", **data)
                 continue
+            if self.log_lines is not None:
+                try:  # the first thing anyone asks for: what the containers printed (masked)
+                    data["evidence"] = {**v.evidence, "log_lines": self.log_lines(revision_arn)}
+                except Exception:  # noqa: BLE001 - evidence is best effort
+                    pass
             j.event(K.GATE_FAILED, f"[ ] {g.label}: {v.status}: {v.summary}", **data)
             return v
         return None

@@ -40,9 +40,11 @@ def run_gate(spec: GateSpec, ctx: GateContext) -> Verdict:
     threshold = spec.consecutive if isinstance(spec, HttpGate) else 1
     deadline = ctx.clock.monotonic() + spec.timeout if spec.timeout and spec.type != "ecs-rollout" else None
     watched: dict[str, Verdict] = {}
+    at: list[str] = []  # when each attempt happened (the trail's timeline draws them as ticks)
 
     def attempt() -> Verdict:
         attempts["n"] += 1
+        at.append(ctx.clock.now().isoformat(timespec="seconds"))
         if attempts["n"] > 1 and ctx.watch is not None:
             stop = ctx.watch()
             if stop is not None:
@@ -78,7 +80,10 @@ def run_gate(spec: GateSpec, ctx: GateContext) -> Verdict:
             ctx.checkpoint()
 
     policy = retrying(spec.retries, ctx.clock, retry_if=again, deadline=deadline, on_retry=before_sleep)
-    return policy(attempt)
+    v: Verdict = policy(attempt)
+    return Verdict(
+        v.gate, v.status, v.summary, {**v.evidence, "attempts_at": at[-50:]}, v.terminal, v.attempts, v.definitive
+    )
 
 
 __all__ = ["Action", "GateContext", "Verdict", "decide", "run_gate"]

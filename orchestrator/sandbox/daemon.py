@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -61,7 +62,10 @@ def run(
         if removed:
             log.info("sandbox_stale_containers_removed", count=removed)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    if not _start_server(server, port):
+        log.error("sandbox_daemon_bind_failed", port=port, hint="the port is taken: `snail sandbox up --port N`")
+        _close_launcher(launcher)
+        return 2
     host, bound = server.get_host_and_port()
     # Every region: a pipeline may name any region, the same sandbox serves them all.
     agent = EcsAgent(launcher, account_id=account_id, region=None, interval=interval)
@@ -110,6 +114,29 @@ def start_load_balancers(endpoint_url: str, region: str, account_id: str, metric
     return plane
 
 
+def _start_server(server: Any, port: int, timeout: float = 10.0) -> bool:
+    """ThreadedMotoServer.start() waits forever when the port is taken (the bind fails in its thread and the
+    ready event is never set): start its thread ourselves and give up after `timeout`."""
+    import threading
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    server._thread = threading.Thread(target=server._server_entry, daemon=True)
+    server._thread.start()
+    return bool(server._server_ready_event.wait(timeout))
+
+
+def _close_launcher(launcher: Any) -> None:
+    """Release what was opened for an agent that will not run (the Docker client)."""
+    close = getattr(launcher, "close", None)
+    if close:
+        close()
+
+
 def _remove_own_containers(launcher: Any, sandbox_id: str) -> int:
     try:
         containers = launcher.client.containers.list(all=True, filters={"label": f"snail-sandbox-id={sandbox_id}"})
@@ -133,7 +160,7 @@ def _configure_logging() -> None:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact.structlog_processor,  # daemon.log lives in .snail/: secrets masked like every other output
+            redact.structlog_processor,  # type: ignore[list-item]  # daemon.log lives in .snail/: secrets masked like every other output
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
