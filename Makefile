@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 SNAIL  := $(VENV)/bin/snail
 export SNAIL_BASE_IMAGE ?= snail-base/python:3.11
 
-.PHONY: setup docker test test-unit test-functional test-e2e demo bench bench-compare clean down
+.PHONY: setup docker lint test test-unit test-functional test-e2e demo bench bench-compare clean down
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -21,7 +21,12 @@ setup: $(VENV)/.installed            ## Python packages in .venv (reuses what th
 docker:                              ## Docker Engine + local registry on 127.0.0.1:5055 + offline base image
 	bash scripts/docker-up.sh
 
-test: setup docker                   ## the whole suite: unit, functional (moto), e2e (real Docker + registry)
+lint: setup                          ## ruff (lint + format) and mypy: the habits a machine keeps
+	$(VENV)/bin/ruff check orchestrator tests bench scripts
+	$(VENV)/bin/ruff format --check orchestrator tests bench scripts
+	$(VENV)/bin/mypy
+
+test: setup lint docker              ## lint, then the whole suite: unit, functional (moto), e2e (real Docker + registry)
 	$(PY) -m pytest -q tests
 
 test-unit: setup
