@@ -13,12 +13,14 @@ holds `BACKEND_LOCK`.
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import uuid
 from typing import Any
 
 import moto
 import structlog
+from moto.cloudwatch.models import Statistics
 from moto.core.utils import utcnow
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
@@ -620,6 +622,22 @@ def _response_call_action(self: Any) -> Any:
         return _ORIGINALS["response.call_action"](self)
 
 
+def _statistic(self: Any, stat: str) -> Any:
+    """moto's statistics, plus percentiles (p99, p99.9) over the values put one by one, like CloudWatch's."""
+    value = _ORIGINALS["cloudwatch.statistic"](self, stat)
+    if value is not None or not stat.startswith("p"):
+        return value
+    try:
+        percent = float(stat[1:])
+    except ValueError:
+        return None
+    values = sorted(self.metric_single_values_list)
+    if not values or not 0 <= percent <= 100:
+        return None
+    rank = max(1, math.ceil(percent / 100 * len(values)))  # nearest rank
+    return values[rank - 1]
+
+
 _PATCHES = {
     "backend.create_service": (EC2ContainerServiceBackend, "create_service", _create_service),
     "backend.update_service": (EC2ContainerServiceBackend, "update_service", _update_service),
@@ -627,6 +645,7 @@ _PATCHES = {
     "response.create_service": (ecs_responses.EC2ContainerServiceResponse, "create_service", _response_create_service),
     "response.call_action": (ecs_responses.EC2ContainerServiceResponse, "call_action", _response_call_action),
     "elbv2.describe_target_health": (ELBv2Backend, "describe_target_health", _describe_target_health),
+    "cloudwatch.statistic": (Statistics, "get_statistics_for_type", _statistic),
 }
 
 # Operations moto does not have at all: added on install, removed on uninstall.

@@ -811,9 +811,31 @@ def test_canary_splits_production_traffic_by_weight_and_rolls_back(plane):
         StartTime=datetime.now(timezone.utc) - timedelta(minutes=5),
         EndTime=datetime.now(timezone.utc) + timedelta(minutes=1),
         Period=60,
-        Statistics=["Average", "SampleCount"],
+        Statistics=["Average", "SampleCount", "Maximum"],
     )["Datapoints"]
     assert sum(p["SampleCount"] for p in latency) == counts["green"] + 50 and 0 < latency[0]["Average"] < 1
+    p99 = plane.cloudwatch.get_metric_data(  # what a metrics gate asks for: the target group's p99 latency
+        MetricDataQueries=[
+            {
+                "Id": "p99",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/ApplicationELB",
+                        "MetricName": "TargetResponseTime",
+                        "Dimensions": [
+                            {"Name": "TargetGroup", "Value": lb.tg_dimension(green_tg)},
+                            {"Name": "LoadBalancer", "Value": lb.lb_dimension(plane.seeded["load_balancer_arn"])},
+                        ],
+                    },
+                    "Period": 300,
+                    "Stat": "p99",
+                },
+            }
+        ],
+        StartTime=datetime.now(timezone.utc) - timedelta(minutes=5),
+        EndTime=datetime.now(timezone.utc) + timedelta(minutes=1),
+    )["MetricDataResults"][0]["Values"]
+    assert len(p99) == 1 and latency[0]["Average"] <= p99[0] <= latency[0]["Maximum"]
 
     started = len(plane.launcher.started)
     hook = next(h for h in plane.deployment(arn)["lifecycleHookDetails"] if h["status"] == "AWAITING_ACTION")
