@@ -168,6 +168,12 @@ def holder_alive_here(holder: dict[str, Any]) -> bool | None:
         return None
 
 
+def _moved(row: LockRow) -> str:
+    """What must stay still for a lease: the counter, and the renewal time a holder from before the counter
+    (an older snail, which only moved expires_at) writes on each beat."""
+    return f"{row.token}@{row.expires_at!r}"
+
+
 def _try_take_over(
     store: StateStore,
     row: LockRow,
@@ -184,7 +190,7 @@ def _try_take_over(
             return TakenOver(row.holder, "dead_process", f"its process {row.holder.get('pid')} is gone")
         return True
     now = clock.monotonic()
-    still = now - observations.first_seen(row.service, row.token, now)
+    still = now - observations.first_seen(row.service, _moved(row), now)
     need = max(lease, row.lease)
     if still >= need:
         if store.take_over(row.service, row.token, holder, lease, clock.now().timestamp()):
@@ -248,7 +254,7 @@ def acquire(
             continue  # the row changed under us (released, renewed or taken by another): look again
         now = clock.monotonic()
         waited, need = now - start, max(lease, row.lease)
-        still = now - seen.first_seen(service, row.token, now)
+        still = now - seen.first_seen(service, _moved(row), now)
         if waited >= wait:
             fresh = store.lock_state(service)  # name who holds it now, not who held it when we first looked
             if fresh is None or (fresh.token != row.token and not relooked):

@@ -195,8 +195,26 @@ def test_cli_calls_on_sqlite_keep_their_observations_next_to_the_state_file(tmp_
     with pytest.raises(Locked):
         acquire(store, SVC, holder("B", "host-b"), LEASE, clock=SystemClock(), alive_here=never_here)
     record = (tmp_path / ".snail" / "lock-observed.json").read_text()
-    assert '"token": "A#0"' in record
+    assert '"token": "A#0@' in record
     assert isinstance(lock.default_observations(store, FakeClock()), MemoryObservations)
+
+
+def test_a_holder_from_an_older_snail_that_only_renews_expires_at_is_live(tmp_path: Path) -> None:
+    """During an upgrade an older holder moves only expires_at, not the counter: that still counts as a beat."""
+    store = SqliteStore(tmp_path / "state.db")
+    store.acquire_lock(SVC, holder("old"), LEASE, now=1000)
+    clock = FakeClock()
+    seen = MemoryObservations()
+    for step in range(1, 13):  # six leases; the old holder renews every 20 s the only way it knows
+        clock.advance(10)
+        if step % 2 == 0:
+            raw = sqlite3.connect(str(tmp_path / "state.db"))
+            raw.execute("UPDATE locks SET expires_at = ? WHERE service = ?", (1000 + 10 * step + LEASE, SVC))
+            raw.commit()
+            raw.close()
+        with pytest.raises(Locked):
+            acquire(store, SVC, holder("B", "host-b"), LEASE, clock=clock, observations=seen, alive_here=never_here)
+    assert store.lock_state(SVC).run_id == "old"
 
 
 # ---------------------------------------------------------------- takeover races
@@ -226,7 +244,7 @@ def test_threaded_takeover_race_has_one_winner(stores) -> None:
         service = f"svc{round_}"
         runners = [stores() for _ in range(4)]
         runners[0].acquire_lock(service, holder("A"), LEASE)
-        token = runners[0].lock_state(service).token
+        token = lock._moved(runners[0].lock_state(service))
         clock = FakeClock()
         clock.advance(LEASE)
         barrier = threading.Barrier(4)
@@ -437,7 +455,7 @@ def test_heartbeat_thread_never_shares_the_main_threads_transaction(tmp_path: Pa
         stop.set()
         t.join()
     assert errors == []
-    assert len(store.events(SVC, "A")) == 600 and store.lock_state(SVC).beats > 10
+    assert len(store.events(SVC, "A")) == 600 and store.lock_state(SVC).beats >= 1
 
 
 def test_database_locked_beyond_the_busy_timeout_is_a_clear_error(tmp_path: Path) -> None:
@@ -767,7 +785,7 @@ def test_processes_race_for_an_expired_lease_on_dynamodb(dynamo_url: str, tmp_pa
         store.force_unlock("svc")
         store.acquire_lock("svc", holder("remote", "elsewhere"), 10.0)
         seen = tmp_path / f"seen{round_}.json"
-        token = store.lock_state("svc").token
+        token = lock._moved(store.lock_state("svc"))  # what an observer watches: counter and renewal time
         seen.write_text(
             json.dumps({"boot": boot_id(), "locks": {"svc": {"token": token, "seen": time.monotonic() - 11}}})
         )
