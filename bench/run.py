@@ -171,6 +171,11 @@ def pipeline_runs() -> dict:
 
 def main() -> None:
     """Run every benchmark and print the table."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # the agent's chatter
     cs = cold_start()
     runs = pipeline_runs()
     print("| benchmark | figure |\n|---|---|")
