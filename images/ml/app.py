@@ -1,4 +1,4 @@
-"""Phase hybrid-ml: the API plus an ML path that degrades instead of taking the service down.
+"""Phases hybrid-ml and optimized: the API plus an ML path that degrades instead of taking the service down.
 
 GET /health (200 while the process serves), GET /ml/status (200 ready|degraded, 503 failed),
 POST /ml/predict (the release-risk model in model.json).

@@ -1,6 +1,7 @@
 """Phase enhanced: the ML service with structured JSON logs, Prometheus /metrics and an S3-backed model cache.
 
 GET /health, GET /ml/status (reports model_source), POST /ml/predict, GET /metrics.
+Dockerfile.enhanced ships it as /opt/app/app.py.
 """
 import json
 import logging

@@ -24,7 +24,7 @@ def content_tag(
     h.update(f"dockerfile={_dockerfile_name(context, dockerfile)}\0".encode())
     for key, value in sorted((build_args or {}).items()):
         h.update(f"arg={key}={value}\0".encode())
-    for rel in context_files(context):
+    for rel in context_files(context, dockerfile):
         path = context / rel
         if path.is_symlink():
             h.update(f"link={rel}\0{os.readlink(path)}\0".encode())
@@ -42,13 +42,19 @@ def content_tag(
     return f"{_tag_safe(phase)}-{h.hexdigest()[:12]}"
 
 
-def context_files(context: Path) -> list[str]:
-    """Relative POSIX paths of the files Docker would send for this context, sorted."""
+def context_files(context: Path, dockerfile: str | None = None) -> list[str]:
+    """Relative POSIX paths of the files Docker would send for this context, sorted.
+
+    The Dockerfile the build names is always sent, even when .dockerignore excludes it (as docker-py does):
+    a context shared by several phases can ignore `Dockerfile.*` so each tag covers only its own Dockerfile."""
     context = Path(context)
     rules = _dockerignore_rules(context)
+    always = {"Dockerfile", ".dockerignore"}
+    if dockerfile and (not Path(dockerfile).is_absolute() or _inside(Path(dockerfile), context)):
+        always.add(_dockerfile_name(context, dockerfile))
     files = []
     for rel in _walk(context):
-        if rel in ("Dockerfile", ".dockerignore") or not _ignored(rel, rules):
+        if rel in always or not _ignored(rel, rules):
             files.append(rel)
     return sorted(files)
 

@@ -1,4 +1,7 @@
-"""The phase images on the real Docker Engine and local registry: build, probe, push, digest, degrade."""
+"""The phase images on the real Docker Engine and local registry: build, probe, push, digest, degrade.
+
+Each phase is built from what its phases/NAME.yaml says (context + dockerfile): the three ML phases share one
+context, images/ml, with a Dockerfile per phase."""
 
 from __future__ import annotations
 
@@ -11,18 +14,35 @@ import time
 import pytest
 import requests
 
-from tests.e2e.conftest import IMAGES, PHASES
+from tests.e2e.conftest import IMAGES, PHASES, REPO_ROOT
 
+ML = IMAGES / "ml"
+ML_PHASES = ("hybrid-ml", "optimized", "enhanced")
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+
+
+def phase_images() -> dict:
+    """Each reference phase's ImageSpec (build context, dockerfile) as the repository's pipeline.yaml loads it."""
+    from orchestrator.config import load_pipeline
+
+    return {phase.name: phase.image for phase in load_pipeline(REPO_ROOT / "pipeline.yaml").phases}
 
 
 @pytest.fixture(scope="module")
 def pushed(builder, target, build_args):
-    """The four phase images built, probed on port 5000 and pushed to a fresh repository."""
+    """The four phase images built as their phase files say, probed on port 5000, pushed to a fresh repository."""
     from orchestrator.build import ProbeSpec
 
+    specs = phase_images()
     return {
-        phase: builder.build_and_push(phase, IMAGES / phase, target, build_args, probe=ProbeSpec(port=5000, timeout=30))
+        phase: builder.build_and_push(
+            phase,
+            specs[phase].context,
+            target,
+            build_args,
+            dockerfile=specs[phase].dockerfile,
+            probe=ProbeSpec(port=5000, timeout=30),
+        )
         for phase in PHASES
     }
 
@@ -56,10 +76,14 @@ def test_second_build_with_unchanged_sources_builds_and_pushes_nothing(
     """Re-running with the same sources finds the content tag in the registry: built=False, pushed=False, same digest."""
     from orchestrator.build import ProbeSpec
 
+    specs = phase_images()
     before = len(progress_events)
     started = time.monotonic()
     for phase in PHASES:
-        again = builder.build_and_push(phase, IMAGES / phase, target, build_args, probe=ProbeSpec())
+        spec = specs[phase]
+        again = builder.build_and_push(
+            phase, spec.context, target, build_args, dockerfile=spec.dockerfile, probe=ProbeSpec()
+        )
         assert (again.built, again.pushed, again.digest, again.tag) == (
             False,
             False,
@@ -228,14 +252,14 @@ def test_images_stop_gracefully_on_sigterm(pushed, run_container):
 
 @pytest.fixture
 def image_module(monkeypatch):
-    """Import a module from an image context (its siblings importable), without leaving bytecode in the context."""
+    """Import a module from the ML build context (its siblings importable), without leaving bytecode there."""
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    names = ("ml", "model_store", "app")
+    names = ("ml", "model_store", "app", "app_enhanced")
 
-    def load(phase: str, name: str):
+    def load(name: str):
         for n in names:
             monkeypatch.delitem(sys.modules, n, raising=False)
-        monkeypatch.syspath_prepend(str(IMAGES / phase))
+        monkeypatch.syspath_prepend(str(ML))
         return importlib.import_module(name)
 
     yield load
@@ -243,20 +267,26 @@ def image_module(monkeypatch):
         sys.modules.pop(n, None)
 
 
-def test_ml_images_share_one_service_code(tmp_path):
-    """optimized and enhanced ship hybrid-ml's ML code and model unchanged (one model, three packagings)."""
-    for phase, files in {
-        "optimized": ("app.py", "ml.py", "model.json", "requirements.txt"),
-        "enhanced": ("ml.py", "model.json"),
-    }.items():
-        for name in files:
-            assert (IMAGES / phase / name).read_bytes() == (IMAGES / "hybrid-ml" / name).read_bytes(), (phase, name)
+def test_the_three_ml_phases_build_from_one_context():
+    """hybrid-ml, optimized and enhanced build from images/ml with Dockerfile.<phase>; no copy of the ML code elsewhere."""
+    from orchestrator.build import content_tag, context_files
+
+    specs = phase_images()
+    for phase in ML_PHASES:
+        assert (specs[phase].context, specs[phase].dockerfile) == (ML, f"Dockerfile.{phase}"), phase
+        sent = context_files(ML, specs[phase].dockerfile)
+        assert [f for f in sent if f.startswith("Dockerfile")] == [f"Dockerfile.{phase}"], phase
+        assert {"app.py", "ml.py", "model.json", "requirements.txt"} <= set(sent) and "train_model.py" not in sent
+    tags = {content_tag(p, ML, specs[p].build_args, specs[p].dockerfile).split("-")[-1] for p in ML_PHASES}
+    assert len(tags) == 3
+    copies = [p.relative_to(IMAGES) for name in ("ml.py", "model.json") for p in IMAGES.rglob(name)]
+    assert sorted(map(str, copies)) == ["ml/ml.py", "ml/model.json"]
 
 
 def test_pure_python_predictions_match_numpy(image_module):
     """The pure-Python fallback gives the numpy probabilities, and both reproduce the model's own examples."""
-    ml = image_module("hybrid-ml", "ml")
-    model = ml.Model.load(IMAGES / "hybrid-ml" / "model.json")
+    ml = image_module("ml")
+    model = ml.Model.load(ML / "model.json")
     rows = [e["features"] for e in model.examples] + [[0, 0, 0, 0], [5000, 50, 100, 100]]
     assert model.predict_python(rows) == pytest.approx(model.predict_numpy(rows), abs=1e-12)
     model.check(model.predict_python)
@@ -264,9 +294,9 @@ def test_pure_python_predictions_match_numpy(image_module):
 
 def test_without_numpy_the_service_degrades_but_predicts(image_module, monkeypatch):
     """No numpy: status degraded with the reason, engine python, predictions still served."""
-    ml = image_module("hybrid-ml", "ml")
+    ml = image_module("ml")
     monkeypatch.setitem(sys.modules, "numpy", None)
-    service = ml.MLService(env={}, model_path=str(IMAGES / "hybrid-ml" / "model.json"))
+    service = ml.MLService(env={}, model_path=str(ML / "model.json"))
     assert (service.status, service.engine) == ("degraded", "python")
     assert "numpy not installed" in service.reasons[0]
     code, body = service.predict(
@@ -277,7 +307,7 @@ def test_without_numpy_the_service_degrades_but_predicts(image_module, monkeypat
 
 def test_a_broken_model_file_degrades_instead_of_crashing(image_module, tmp_path):
     """A model that does not load leaves the API serving: degraded, predictions 503 with the reason."""
-    ml = image_module("hybrid-ml", "ml")
+    ml = image_module("ml")
     (tmp_path / "model.json").write_text('{"features": ["a"], "mean": [0, 1]}')
     service = ml.MLService(env={}, model_path=str(tmp_path / "model.json"))
     assert service.status == "degraded" and "model failed to load" in service.reasons[-1]
@@ -295,12 +325,12 @@ def test_enhanced_model_cache_from_s3_then_cache_dir(image_module, monkeypatch, 
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(key, value)
-    store = image_module("enhanced", "model_store")
+    store = image_module("model_store")
     env = {"MODEL_S3_URI": "s3://models/release-risk.json", "MODEL_CACHE_DIR": str(tmp_path / "cache")}
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="models")
-        s3.put_object(Bucket="models", Key="release-risk.json", Body=(IMAGES / "enhanced" / "model.json").read_bytes())
+        s3.put_object(Bucket="models", Key="release-risk.json", Body=(ML / "model.json").read_bytes())
         fresh = store.CachedModelService(env=env, s3_client=s3)
         assert (fresh.status, fresh.source) == ("ready", "s3://models/release-risk.json")
         assert (tmp_path / "cache" / "model.json").is_file()

@@ -86,6 +86,22 @@ def test_dockerignored_files_do_not_change_the_tag(context):
     assert content_tag("p", context, ARGS) != before
 
 
+def test_a_shared_context_tags_each_phase_by_its_own_dockerfile(context):
+    """With `Dockerfile.*` ignored, the named Dockerfile still counts (Docker sends it); the others do not."""
+    (context / ".dockerignore").write_text("Dockerfile.*\n")
+    (context / "Dockerfile.a").write_text("FROM scratch\nCOPY app.py /\n")
+    (context / "Dockerfile.b").write_text("FROM scratch\nCOPY data /data\n")
+    assert context_files(context, "Dockerfile.a") == [".dockerignore", "Dockerfile", "Dockerfile.a", "app.py"] + [
+        "data/model.json"
+    ]
+    a, b = content_tag("a", context, ARGS, "Dockerfile.a"), content_tag("b", context, ARGS, "Dockerfile.b")
+    (context / "Dockerfile.b").write_text("FROM scratch\nCOPY data /srv/data\n")
+    assert content_tag("a", context, ARGS, "Dockerfile.a") == a
+    assert content_tag("b", context, ARGS, "Dockerfile.b") != b
+    (context / "Dockerfile.a").write_text("FROM scratch\nCOPY app.py /srv/\n")
+    assert content_tag("a", context, ARGS, "Dockerfile.a") != a
+
+
 def test_phase_names_are_made_tag_safe(context):
     """A phase name with characters Docker tags do not allow still gives a valid tag."""
     assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", content_tag("ML phase/2", context, ARGS))
