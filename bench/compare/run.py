@@ -261,8 +261,10 @@ class Bench:
         template["family"] = SNAIL_SERVICE
         template["containerDefinitions"][0]["logConfiguration"]["options"]["awslogs-group"] = f"/ecs/{SNAIL_SERVICE}"
         (WORK / "phases" / "taskdef.json").write_text(json.dumps(template, indent=2))
-        shutil.copytree(ROOT / "images" / "hybrid-ml", WORK / "images" / "hybrid-ml")  # snail reads only its repo
-        self.write_phase(json.dumps({"context": "images/hybrid-ml"}), {"BENCH_RELEASE": "0"})
+        shutil.copytree(ROOT / "images" / "ml", WORK / "images" / "ml")  # snail reads only its repo
+        self.write_phase(
+            json.dumps({"context": "images/ml", "dockerfile": "Dockerfile.hybrid-ml"}), {"BENCH_RELEASE": "0"}
+        )
         log("sandbox up")
         self.snail("sandbox", "up")
         self.endpoint = json.loads((WORK / ".snail" / "sandbox.json").read_text())["endpoint_url"]
