@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from orchestrator import taskdef
+from orchestrator.arns import short_name
 from orchestrator.aws.ecs import family_of, revision_of
 from orchestrator.aws.errors import aws_call
 from orchestrator.errors import AccessDenied, AwsError
@@ -129,7 +130,7 @@ def read_mark(
     verdict = tags.get(TAG_VERDICT)
     if not verdict:
         return None, None
-    short = arn.rsplit("/", 1)[-1]
+    short = short_name(arn)
     if verdict not in VERDICTS:
         return None, f"{short}: unknown verdict {verdict!r} in {TAG_VERDICT}: ignored"
     claimed = tags.get(TAG_CONTENT, "")
@@ -400,7 +401,7 @@ def sync(
     for arn, status in cached.items():
         if status != "INACTIVE" and arn not in listed_now and family_of(arn) == family:
             statuses[arn] = "INACTIVE"
-            report.deregistered.append(arn.rsplit("/", 1)[-1])
+            report.deregistered.append(short_name(arn))
     if statuses:
         store.cache_revisions(service, statuses)
     report.seconds = time.perf_counter() - started

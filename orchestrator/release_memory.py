@@ -8,20 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from orchestrator.arns import family_of, revision_of, short_name
 from orchestrator.state.base import FAILED, GOOD, HELD, RELEASED, Mark, current_marks
 
 QUARANTINED = "quarantined"
-
-
-def family_of(arn: str) -> str:
-    """'arn:…:task-definition/fam:3' or 'fam:3' -> 'fam' (kept here so this module imports no AWS code)."""
-    return arn.rsplit("/", 1)[-1].split(":", 1)[0]
-
-
-def revision_of(arn: str) -> int | None:
-    """'arn:…:task-definition/fam:3' -> 3."""
-    tail = arn.rsplit("/", 1)[-1].split(":")
-    return int(tail[1]) if len(tail) > 1 and tail[1].isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -48,14 +38,14 @@ class Block:
     @property
     def lifted_by(self) -> str:
         """What lifts the block, in the words a release engineer types."""
-        short = self.revision_arn.rsplit("/", 1)[-1]
+        short = short_name(self.revision_arn)
         if self.kind == HELD:
             return f"`snail release {short}` (or `snail release {self.phase}`), or a change of the phase's spec"
         return "a change of the phase's spec (image, environment, gates...), or `snail run --retry-failed`"
 
     def message(self) -> str:
         """One line for plan, run and status."""
-        short = self.revision_arn.rsplit("/", 1)[-1]
+        short = short_name(self.revision_arn)
         why = f" ({self.reason})" if self.reason else ""
         if self.kind == HELD:
             return (

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from orchestrator.arns import family_of, revision_of, short_name
 from orchestrator.aws.errors import aws_call
 from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import ServiceSpec
@@ -124,7 +125,7 @@ class TaskView:
     @property
     def short_id(self) -> str:
         """The task id as the console shows it."""
-        return self.arn.rsplit("/", 1)[-1]
+        return short_name(self.arn)
 
     @classmethod
     def from_api(cls, t: dict[str, Any]) -> TaskView:
@@ -171,36 +172,25 @@ READ_ONLY_TASKDEF_FIELDS = (
 )
 
 
-def short_name(arn: str) -> str:
-    """'arn:aws:ecs:…:task-definition/fam:3' -> 'fam:3' (the last path segment of any ARN)."""
-    return arn.rsplit("/", 1)[-1]
-
-
-def family_of(arn: str) -> str:
-    """'arn:…:task-definition/fam:3' or 'fam:3' -> 'fam'."""
-    return arn.rsplit("/", 1)[-1].split(":", 1)[0]
-
-
-def revision_of(arn: str) -> int | None:
-    """'arn:…:task-definition/fam:3' -> 3."""
-    tail = arn.rsplit("/", 1)[-1]
-    return int(tail.split(":")[1]) if ":" in tail and tail.split(":")[1].isdigit() else None
-
-
 class EcsClient:
     """ECS in the release engineer's words."""
 
     def __init__(self, aws: AwsContext) -> None:
         self._ecs = aws.client("ecs")
 
-    def service(self, cluster: str, name: str) -> ServiceView | None:
-        """The service, or None when ECS says it is MISSING."""
+    def service_record(self, cluster: str, name: str) -> dict[str, Any] | None:
+        """The service as ECS describes it (raw), or None when it is MISSING or INACTIVE (deleted)."""
         with aws_call("ecs:DescribeServices"):
             out = self._ecs.describe_services(cluster=cluster, services=[name])
         svcs = out.get("services") or []
         if not svcs or svcs[0].get("status") == "INACTIVE":
             return None
-        return ServiceView.from_api(svcs[0])
+        return dict(svcs[0])
+
+    def service(self, cluster: str, name: str) -> ServiceView | None:
+        """The service, or None when ECS says it is MISSING."""
+        record = self.service_record(cluster, name)
+        return ServiceView.from_api(record) if record is not None else None
 
     def require_service(self, cluster: str, name: str) -> ServiceView:
         """The service; NotFound (naming --create-service) when it does not exist."""
@@ -245,19 +235,25 @@ class EcsClient:
             out = self._ecs.update_service(cluster=cluster, service=name, taskDefinition=revision_arn)
         return ServiceView.from_api(out["service"])
 
-    def tasks(self, cluster: str, service: str, desired_status: str = "RUNNING") -> list[TaskView]:
-        """The service's tasks (list + one batched describe per 100)."""
+    def task_records(self, cluster: str, service: str, *statuses: str) -> list[dict[str, Any]]:
+        """The service's tasks (raw) with these desired statuses (default RUNNING): one list per status, then one
+        batched describe per 100 tasks."""
         arns: list[str] = []
-        with aws_call("ecs:ListTasks"):
-            pager = self._ecs.get_paginator("list_tasks")
-            for page in pager.paginate(cluster=cluster, serviceName=service, desiredStatus=desired_status):
-                arns.extend(page.get("taskArns", []))
-        out: list[TaskView] = []
+        for status in statuses or ("RUNNING",):
+            with aws_call("ecs:ListTasks"):
+                pager = self._ecs.get_paginator("list_tasks")
+                for page in pager.paginate(cluster=cluster, serviceName=service, desiredStatus=status):
+                    arns.extend(a for a in page.get("taskArns", []) if a not in arns)
+        out: list[dict[str, Any]] = []
         for i in range(0, len(arns), 100):
             with aws_call("ecs:DescribeTasks"):
                 resp = self._ecs.describe_tasks(cluster=cluster, tasks=arns[i : i + 100])
-            out.extend(TaskView.from_api(t) for t in resp.get("tasks", []))
+            out.extend(resp.get("tasks", []))
         return out
+
+    def tasks(self, cluster: str, service: str, desired_status: str = "RUNNING") -> list[TaskView]:
+        """The service's tasks with this desired status, as views."""
+        return [TaskView.from_api(t) for t in self.task_records(cluster, service, desired_status)]
 
     def create_service(self, spec: ServiceSpec, revision_arn: str, source: str = "pipeline.yaml") -> str:
         """Create the pipeline's service on `revision_arn` (`run --create-service`); returns the service ARN."""

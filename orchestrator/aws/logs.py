@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
+from orchestrator.arns import short_name
 from orchestrator.aws.errors import aws_call
 from orchestrator.aws.session import AwsContext
 from orchestrator.errors import NotFound
@@ -54,7 +55,7 @@ class LogLine:
     @property
     def task_id(self) -> str:
         """The task id at the end of an ECS awslogs stream name."""
-        return self.stream.rsplit("/", 1)[-1]
+        return short_name(self.stream)
 
     @property
     def container(self) -> str:
@@ -84,7 +85,7 @@ def awslogs_targets(task_definition: dict[str, Any], default_region: str | None 
 
 def task_id_of(task_arn: str) -> str:
     """arn:aws:ecs:…:task/cluster/0123abcd -> 0123abcd (a bare id is returned as is)."""
-    return task_arn.rsplit("/", 1)[-1]
+    return short_name(task_arn)
 
 
 class LogsClient:

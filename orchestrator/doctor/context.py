@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from orchestrator.aws.ecs import EcsClient
 from orchestrator.aws.errors import aws_call
 from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import Pipeline
@@ -46,6 +47,10 @@ class DoctorContext:
         """A boto3 client from the AwsContext (never made here)."""
         return self.aws.client(service)
 
+    def ecs(self) -> EcsClient:
+        """The same ECS adapter the engine reads through."""
+        return EcsClient(self.aws)
+
     # --- ECS -------------------------------------------------------------------------------------
     def cluster(self) -> dict[str, Any] | None:
         """The cluster as described, or None when ECS says it is MISSING."""
@@ -65,12 +70,7 @@ class DoctorContext:
             cl = self.cluster()
             if cl is None or cl.get("status") != "ACTIVE":
                 return None
-            with aws_call("ecs:DescribeServices"):
-                out = self.client("ecs").describe_services(cluster=self.spec.cluster, services=[self.spec.name])
-            svcs = out.get("services") or []
-            if not svcs or svcs[0].get("status") == "INACTIVE":
-                return None
-            return svcs[0]
+            return self.ecs().service_record(self.spec.cluster, self.spec.name)
 
         return self._once("service", load)
 
@@ -133,18 +133,7 @@ class DoctorContext:
 
     def tasks(self, desired_status: str) -> list[dict[str, Any]]:
         """The service's tasks with this desired status, described in batches of 100 (not cached)."""
-        ecs = self.client("ecs")
-        arns: list[str] = []
-        with aws_call("ecs:ListTasks"):
-            for page in ecs.get_paginator("list_tasks").paginate(
-                cluster=self.spec.cluster, serviceName=self.spec.name, desiredStatus=desired_status
-            ):
-                arns.extend(page.get("taskArns", []))
-        out: list[dict[str, Any]] = []
-        for i in range(0, len(arns), 100):
-            with aws_call("ecs:DescribeTasks"):
-                out.extend(ecs.describe_tasks(cluster=self.spec.cluster, tasks=arns[i : i + 100]).get("tasks", []))
-        return out
+        return self.ecs().task_records(self.spec.cluster, self.spec.name, desired_status)
 
     # --- networking ------------------------------------------------------------------------------
     def awsvpc(self) -> tuple[dict[str, Any], str]:

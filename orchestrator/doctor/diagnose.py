@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from orchestrator.arns import short_name
 from orchestrator.aws.errors import aws_call
 from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import Pipeline
@@ -212,24 +213,12 @@ def _utc(t: Any) -> datetime | None:
 
 
 def _same_revision(arn: str, revision: str) -> bool:
-    return arn == revision or arn.rsplit("/", 1)[-1] == revision.rsplit("/", 1)[-1]
+    return arn == revision or short_name(arn) == short_name(revision)
 
 
 def _tasks(ctx: DoctorContext) -> list[dict[str, Any]]:
     """STOPPED and RUNNING tasks of the service: two lists, then describes batched 100 at a time."""
-    ecs = ctx.client("ecs")
-    arns: list[str] = []
-    for status in ("STOPPED", "RUNNING"):
-        with aws_call("ecs:ListTasks"):
-            for page in ecs.get_paginator("list_tasks").paginate(
-                cluster=ctx.spec.cluster, serviceName=ctx.spec.name, desiredStatus=status
-            ):
-                arns.extend(a for a in page.get("taskArns", []) if a not in arns)
-    out: list[dict[str, Any]] = []
-    for i in range(0, len(arns), 100):
-        with aws_call("ecs:DescribeTasks"):
-            out.extend(ecs.describe_tasks(cluster=ctx.spec.cluster, tasks=arns[i : i + 100]).get("tasks", []))
-    return out
+    return ctx.ecs().task_records(ctx.spec.cluster, ctx.spec.name, "STOPPED", "RUNNING")
 
 
 def diagnose(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from orchestrator.arns import short_name
 from orchestrator.doctor.context import DoctorContext, Skip
 from orchestrator.doctor.model import FAILED, PASSED, WARNING, Check
 from orchestrator.doctor.runner import Result, check, run_checks
@@ -121,7 +122,7 @@ def execution_role(ctx: DoctorContext) -> Result:
             + " and ".join(x for x, on in (("pull from ECR", uses_ecr), ("write awslogs", uses_logs)) if on),
             '"executionRoleArn": "arn:aws:iam::<account>:role/ecsTaskExecutionRole" in the task-definition template',
         )
-    role_name = arn.rsplit("/", 1)[-1]
+    role_name = short_name(arn)
     role = ctx.role(role_name)
     attach = f"aws iam attach-role-policy --role-name {role_name} --policy-arn {EXECUTION_POLICY_ARN}"
     if role is None:

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.arns import short_name
 from orchestrator.clock import Clock
 from orchestrator.config.gates import HttpGate
 from orchestrator.gates.context import GateContext
@@ -114,7 +115,7 @@ def evaluate(spec: HttpGate, ctx: GateContext) -> Verdict:
     label = spec.label
     bases = resolve(ctx, spec.url, spec.port)
     if not bases:
-        short = ctx.revision_arn.rsplit("/", 1)[-1]
+        short = short_name(ctx.revision_arn)
         return Verdict(label, INCONCLUSIVE, f"no running task of {short} has an endpoint yet")
     path = spec.path or ""
     results: list[dict[str, Any]] = []

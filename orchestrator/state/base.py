@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
+from orchestrator.arns import short_name
+
 
 @dataclass
 class RunRecord:
@@ -95,7 +97,7 @@ class Mark:
     @property
     def short(self) -> str:
         """'family:N' as the console shows it."""
-        return self.revision_arn.rsplit("/", 1)[-1]
+        return short_name(self.revision_arn)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON output."""

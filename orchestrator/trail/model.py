@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from orchestrator.arns import short_name
 from orchestrator.state.base import RunRecord, TrailEvent
 from orchestrator.trail.kinds import EventKind as K
 
@@ -297,11 +298,6 @@ def rollbacks(events: list[TrailEvent]) -> list[dict[str, Any]]:
         elif e.kind in (K.ROLLBACK_VERIFIED, K.ROLLBACK_FAILED) and out and out[-1]["run_id"] == e.run_id:
             out[-1]["resolution"] = e.message
     return out
-
-
-def short_name(arn: str) -> str:
-    """The part of an ARN after the last '/' (family:revision for a task definition)."""
-    return arn.rsplit("/", 1)[-1]
 
 
 def run_events(events: list[TrailEvent], runs: list[RunRecord]) -> list[TrailEvent]:
