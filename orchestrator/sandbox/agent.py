@@ -31,9 +31,9 @@ from typing import Any
 import structlog
 from moto.core.utils import utcnow
 
+from orchestrator.sandbox import alarms, strategies, traffic
 from orchestrator.sandbox import deployments as sd
 from orchestrator.sandbox import extension as ext
-from orchestrator.sandbox import strategies, traffic
 from orchestrator.sandbox.launchers import Launcher, LaunchStatus
 
 log = structlog.get_logger(__name__)
@@ -406,6 +406,8 @@ class EcsAgent:
         if primary is None or not primary.get("taskDefinition"):
             return launches, stops
         run = sd.current_run(backend, service)
+        if run is not None:
+            self._watch_alarms(key, run)
         if run is not None and run.uses_traffic:
             launches, stops = strategies.decide_traffic(self, backend, key, service, run)
             self._update_counters(service, key, launches, stops)
@@ -615,6 +617,25 @@ class EcsAgent:
             run.set_status("SUCCESSFUL", "Service deployment succeeded.")
         elif run.status == "ROLLBACK_IN_PROGRESS" and primary["id"] == run.rollback_deployment_id:
             run.set_status("ROLLBACK_SUCCESSFUL", run.status_reason)
+
+    def _watch_alarms(self, key: str, run: sd.ServiceDeploymentRun) -> None:
+        """ECS's deployment alarms: one in ALARM while the deployment runs triggers it (and its rollback)."""
+        config = run.config.get("alarms") or {}
+        if not config.get("enable") or run.status not in ("PENDING", "IN_PROGRESS"):
+            return
+        if run.alarm_status == "DISABLED":
+            run.alarm_status = "MONITORING"
+        triggered = alarms.in_alarm(self.account_id, key.partition("/")[0], list(config.get("alarmNames") or []))
+        if not triggered or run.alarm_status == "TRIGGERED":
+            return
+        run.alarm_status = "TRIGGERED"
+        run.triggered_alarms = triggered
+        run.touch()
+        log.info("sandbox_deployment_alarm", deployment=run.arn.rsplit("/", 1)[-1], alarms=triggered)
+        if config.get("rollback") and run.sources:
+            run.requested = "ROLLBACK"
+            run.requested_reason = f"ECS deployment alarms: {', '.join(triggered)} in ALARM."
+            run.set_status("ROLLBACK_REQUESTED")
 
     # ------------------------------------------------------------------------------------------ load balancer
 

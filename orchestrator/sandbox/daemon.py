@@ -72,6 +72,10 @@ def run(
     agent.start()
     # The load balancers' data plane: a port per listener of whatever ELBv2 state moto holds.
     plane = start_load_balancers(f"http://{host}:{bound}", region, account_id, metrics_period)
+    from orchestrator.sandbox.alarms import AlarmEvaluator
+
+    evaluator = AlarmEvaluator(account_id, interval=metrics_period)  # CloudWatch evaluates alarms; moto does not
+    evaluator.start()
     log.info(
         "sandbox_daemon_ready",
         endpoint_url=f"http://{host}:{bound}",
@@ -84,6 +88,7 @@ def run(
             pass
     finally:
         log.info("sandbox_daemon_stopping")
+        evaluator.stop()
         plane.stop()
         agent.stop(stop_tasks=True)
         close = getattr(launcher, "close", None)

@@ -160,6 +160,8 @@ class ServiceDeploymentRun:
     breaker_failures: int = 0
     breaker_threshold: int = 0
     breaker_status: str = "DISABLED"
+    alarm_status: str = "DISABLED"
+    triggered_alarms: list[str] = field(default_factory=list)
     # What the agent keeps between rounds (never in a response).
     requested: str | None = None  # ROLLBACK | STOP, asked through the API
     requested_reason: str | None = None
@@ -197,6 +199,8 @@ class ServiceDeploymentRun:
             self.started_at = now
         if status in FINISHED:
             self.finished_at = self.finished_at or now
+            if self.alarm_status == "MONITORING":
+                self.alarm_status = "MONITORING_COMPLETE"
         if status == "STOPPED":
             self.stopped_at = self.stopped_at or now
         self.updated_at = now
@@ -242,6 +246,13 @@ class ServiceDeploymentRun:
             out["lifecycleHookDetails"] = current
         if self.rollback:
             out["rollback"] = dict(self.rollback)
+        alarms = self.config.get("alarms") or {}
+        if alarms:
+            out["alarms"] = {
+                "status": self.alarm_status,
+                "alarmNames": list(alarms.get("alarmNames") or []),
+                "triggeredAlarmNames": list(self.triggered_alarms),
+            }
         return out
 
     def brief(self) -> dict[str, Any]:

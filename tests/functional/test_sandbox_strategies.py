@@ -24,7 +24,7 @@ from orchestrator.aws.elbv2 import Elbv2Client
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
 from orchestrator.errors import NotFound
-from orchestrator.sandbox import control, extension, lb
+from orchestrator.sandbox import alarms, control, extension, lb
 from orchestrator.sandbox.agent import EcsAgent
 from orchestrator.sandbox.launchers import InstantLauncher
 from orchestrator.sandbox.lb_seed import LoadBalancerSeed
@@ -73,6 +73,7 @@ class World:
         self.ecs = boto3.client("ecs", **kwargs)
         self.ec2 = boto3.client("ec2", **kwargs)
         self.elbv2 = boto3.client("elbv2", **kwargs)
+        self.cloudwatch = boto3.client("cloudwatch", **kwargs)
         self.raw: list[tuple[str, dict[str, Any]]] = []
         self.ecs.meta.events.register("after-call.ecs", self._keep_raw)
         self.now = 0.0
@@ -1051,3 +1052,83 @@ def test_breaker_without_rollback_fails_green_and_keeps_blue_serving(world):
     assert (green["status"], green["rolloutState"]) == ("PRIMARY", "FAILED")
     assert green["failedTasks"] > dep["deploymentCircuitBreaker"]["threshold"]  # still trying
     assert world.forward("production") == {"blue": 1, "green": 0} and world.running(BLUE) == 2
+
+
+# ------------------------------------------------------------------------------------------------ alarms
+
+
+def put_alarm(world: World, name: str, metric: str = "HTTPCode_Target_5XX_Count", **kwargs: Any) -> None:
+    """A metric alarm on the green target group's metric (Sum > 0 over one minute unless told otherwise)."""
+    params = {
+        "AlarmName": name,
+        "Namespace": "AWS/ApplicationELB",
+        "MetricName": metric,
+        "Dimensions": [{"Name": "TargetGroup", "Value": "targetgroup/green/1"}],
+        "Statistic": "Sum",
+        "Period": 60,
+        "EvaluationPeriods": 1,
+        "Threshold": 0.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        **kwargs,
+    }
+    world.cloudwatch.put_metric_alarm(**{k: v for k, v in params.items() if v is not None})
+
+
+def put_value(world: World, metric: str, values: list[float]) -> None:
+    """Publish values for the green target group now."""
+    world.cloudwatch.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": "TargetGroup", "Value": "targetgroup/green/1"}],
+                "Values": values,
+                "Timestamp": datetime.now(timezone.utc),
+            }
+        ],
+    )
+
+
+def alarm_state(world: World, name: str) -> dict[str, Any]:
+    """DescribeAlarms for one alarm."""
+    return world.cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+
+
+def test_alarms_are_evaluated_like_cloudwatch(world):
+    """5XX above 0 puts the alarm in ALARM with CloudWatch's reason; no data is INSUFFICIENT_DATA or OK by policy."""
+    put_alarm(world, "green-5xx")
+    put_alarm(world, "quiet", metric="Nothing")
+    put_alarm(world, "quiet-ok", metric="Nothing", TreatMissingData="notBreaching")
+    put_alarm(world, "slow", metric="TargetResponseTime", Statistic=None, ExtendedStatistic="p99", Threshold=0.5)
+    put_value(world, "HTTPCode_Target_5XX_Count", [3.0])
+    put_value(world, "TargetResponseTime", [0.01] * 98 + [0.9, 0.9])
+    changes = alarms.evaluate_once("123456789012")
+    assert sorted(c[0] for c in changes) == ["green-5xx", "quiet", "slow"]  # quiet-ok stays OK
+    assert alarm_state(world, "green-5xx")["StateValue"] == "ALARM"
+    assert alarm_state(world, "green-5xx")["StateReason"].startswith(
+        "Threshold Crossed: 1 out of the last 1 datapoints [3] was greater than the threshold (0)"
+    )
+    assert alarm_state(world, "quiet")["StateValue"] == "INSUFFICIENT_DATA"
+    assert alarm_state(world, "quiet-ok")["StateValue"] == "OK"
+    assert alarm_state(world, "slow")["StateValue"] == "ALARM"  # p99 0.9 > 0.5 though the average is 0.03
+    assert alarms.evaluate_once("123456789012") == []  # no change, no new state
+
+
+def test_deployment_alarm_rolls_back_a_paused_blue_green(world):
+    """deploymentConfiguration.alarms: an alarm in ALARM while green is on test traffic rolls the deployment back."""
+    put_alarm(world, "green-5xx")
+    world.create_service(
+        strategy="BLUE_GREEN",
+        bakeTimeInMinutes=0,
+        lifecycleHooks=[pause("POST_TEST_TRAFFIC_SHIFT")],
+        alarms={"alarmNames": ["green-5xx"], "enable": True, "rollback": True},
+    )
+    arn = world.deploy()
+    dep = world.until_awaiting(arn, "POST_TEST_TRAFFIC_SHIFT")
+    assert dep["alarms"] == {"status": "MONITORING", "alarmNames": ["green-5xx"], "triggeredAlarmNames": []}
+    put_value(world, "HTTPCode_Target_5XX_Count", [7.0])
+    alarms.evaluate_once("123456789012")
+    dep = world.until_status(arn, "ROLLBACK_SUCCESSFUL")
+    assert dep["alarms"]["status"] == "TRIGGERED" and dep["alarms"]["triggeredAlarmNames"] == ["green-5xx"]
+    assert dep["rollback"]["reason"] == "ECS deployment alarms: green-5xx in ALARM."
+    assert world.forward("production") == {"blue": 1, "green": 0} and world.running(GREEN) == 0
