@@ -45,6 +45,7 @@ CLUSTER = "bench"
 SNAIL_SERVICE = "bench-snail"
 ECSD_SERVICE = "bench-ecsdeploy"
 SAMPLE_EVERY = 0.25
+WATCH = 30.0  # broken release: serving capacity is compared over the same 30 s after each tool starts
 CRASH = ["python3", "-c", "import sys; print('crash on start', flush=True); sys.exit(1)"]
 SCENARIOS = ("good", "broken", "crash", "crash-no-breaker", "noop")
 TOOLS = ("snail", "ecs-deploy")
@@ -351,6 +352,8 @@ class Bench:
                 ["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], cwd=WORK, env=env, capture_output=True, text=True
             )
             t_exit = time.monotonic()
+            if scenario == "broken":  # keep watching after a tool that exits early: what does it leave behind?
+                time.sleep(max(0.0, t0 + WATCH - time.monotonic()))
             sampler.stop()
             peak_kb = int(Path(rss.name).read_text().split()[-1])
         calls = self.recorder.snapshot()
@@ -366,7 +369,7 @@ class Bench:
             "update_at_s": updates[0] if updates else None,
             "rollback_update_at_s": updates[1] if len(updates) > 1 else None,
             "registered": sum(1 for c in calls if c.operation == "RegisterTaskDefinition"),
-            **sampler.summary(t0, t_exit),
+            **sampler.summary(t0, t_exit, t0 + WATCH if scenario == "broken" else t_exit),
             "last_line": (r.stdout.strip().splitlines() or [""])[-1][:200],
             "stderr_tail": r.stderr.strip()[-400:] if r.returncode not in (0, 1) else "",
         }
@@ -445,8 +448,8 @@ class Sampler(threading.Thread):
         self._stop_event.set()
         self.join()
 
-    def summary(self, t0: float, t_exit: float) -> dict[str, Any]:
-        """When our new deployment COMPLETED or FAILED, and the serving capacity while the tool ran."""
+    def summary(self, t0: float, t_exit: float, watch_until: float) -> dict[str, Any]:
+        """When our new deployment COMPLETED or FAILED, and the serving capacity until `watch_until`."""
         completed = failed = None
         for s in self.samples:
             for d in s.deployments:
@@ -456,14 +459,16 @@ class Sampler(threading.Thread):
                     completed = s.at - t0
                 if failed is None and d["rolloutState"] == "FAILED":
                     failed = s.at - t0
-        during = [s for s in self.samples if s.at <= t_exit]
+        during = [s for s in self.samples if s.at <= watch_until]
         below = sum(SAMPLE_EVERY for s in during if s.serving < 1)
+        after = [s for s in self.samples if s.at >= t_exit]
         return {
             "completed_at_s": completed,
             "failed_at_s": failed,
             "min_serving": min((s.serving for s in during), default=0),
             "seconds_not_serving": below,
-            "serving_at_exit": self.samples[-1].serving if self.samples else 0,
+            "watched_s": watch_until - t0,
+            "serving_at_exit": (after[0] if after else self.samples[-1]).serving if self.samples else 0,
             "samples": len(self.samples),
         }
 
@@ -533,7 +538,7 @@ def table(results: list[dict[str, Any]], cold: dict[str, float]) -> str:
     add("good release: peak RSS", m("good", "snail", "peak_rss_mb"), m("good", "ecs-deploy", "peak_rss_mb"), " MB", 0)
     add("tool start -> UpdateService", m("good", "snail", "update_at_s"), m("good", "ecs-deploy", "update_at_s"))
     add(
-        "COMPLETED (seen by the sampler) -> tool exits",
+        "COMPLETED (seen by the sampler) -> tool exits (snail: includes its 2 s bake)",
         m("good", "snail", "completed_to_exit_s"),
         m("good", "ecs-deploy", "completed_to_exit_s"),
     )
@@ -543,7 +548,7 @@ def table(results: list[dict[str, Any]], cold: dict[str, float]) -> str:
         m("broken", "ecs-deploy", "rollback_after_update_s"),
     )
     add(
-        "broken release: seconds not serving while the tool ran",
+        f"broken release: seconds not serving in the {WATCH:.0f} s after the tool started",
         m("broken", "snail", "seconds_not_serving"),
         m("broken", "ecs-deploy", "seconds_not_serving"),
     )
@@ -580,6 +585,20 @@ def table(results: list[dict[str, Any]], cold: dict[str, float]) -> str:
     )
     add("`--help` cold start (median of 10)", cold.get("snail"), cold.get("ecs-deploy"), " s", 2)
     outcomes = [f"| {s} | {outcome(s, 'snail')} | {outcome(s, 'ecs-deploy')} |" for s in SCENARIOS if by[(s, "snail")]]
+
+    def ops(s: str, t: str) -> str:
+        rows_ = sorted(by[(s, t)], key=lambda r: r["aws_calls"])
+        if not rows_:
+            return "not run"
+        mid = rows_[len(rows_) // 2]
+        return ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in mid["by_operation"].items())
+
+    breakdown = [
+        "",
+        "AWS calls of the median run, by operation:",
+        "",
+        *(f"- {t}, {s}: {ops(s, t)}" for s in ("good", "broken", "noop") for t in TOOLS),
+    ]
     return "\n".join(
         [
             "| scenario (median) | snail | ecs-deploy | snail / ecs-deploy |",
@@ -589,6 +608,7 @@ def table(results: list[dict[str, Any]], cold: dict[str, float]) -> str:
             "| scenario | snail: how it ended (all runs) | ecs-deploy: how it ended |",
             "|---|---|---|",
             *outcomes,
+            *breakdown,
         ]
     )
 
