@@ -106,6 +106,8 @@ def ensure_ecs_deploy() -> Path:
 
 def git_state(src: Path) -> str:
     """The commit measured, and whether the tree had uncommitted changes."""
+    if (src / ".bench-commit").exists():
+        return (src / ".bench-commit").read_text().strip()
     try:
         commit = subprocess.run(
             ["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
@@ -118,6 +120,18 @@ def git_state(src: Path) -> str:
         return commit + (" (+ uncommitted changes in orchestrator/)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return (src / ".bench-commit").read_text().strip() if (src / ".bench-commit").exists() else "unknown"
+
+
+def archive(ref: str) -> Path:
+    """A clean copy of commit `ref` (what `--commit` measures), with the commit noted in .bench-commit."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dest = Path(tempfile.mkdtemp(prefix=f"snail-{commit}-"))
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
+    (dest / ".bench-commit").write_text(commit)
+    return dest
 
 
 class Bench:
@@ -632,11 +646,14 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--runs-crash-no-breaker", type=int, default=None, help="fewer runs for the slow scenario")
     parser.add_argument("--src", type=Path, default=ROOT, help="the snail source to measure (default: this checkout)")
+    parser.add_argument("--commit", help="measure this commit of the checkout (git archive into a temp dir)")
     parser.add_argument("--keep", action="store_true", help="leave the bench sandbox running")
     parser.add_argument("--no-readme", action="store_true")
     args = parser.parse_args()
     ecs = ensure_ecs_deploy()
     scenarios = [s for s in args.scenarios.split(",") if s]
+    if args.commit:
+        args.src = archive(args.commit)
     bench = Bench(args.src.resolve(), ecs)
     started = datetime.now(timezone.utc)
     results: list[dict[str, Any]] = []
