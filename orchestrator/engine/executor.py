@@ -41,6 +41,14 @@ from orchestrator.state.base import Mark, RunRecord, StateStore
 from orchestrator.trail.kinds import EventKind as K
 
 
+def _noted(message: str, failures: dict[str, Exception]) -> str:
+    """The message, plus what the state store did not take at the end of a run (and its first error)."""
+    if not failures:
+        return message
+    first = next(iter(failures.values()))
+    return f"{message} (not recorded: {', '.join(failures)}: {type(first).__name__}: {first})"
+
+
 def new_run_id(clock: Clock) -> str:
     """A sortable, readable run id: r-YYYYmmdd-HHMMSS-xxxx."""
     return clock.now().strftime("r-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
@@ -234,18 +242,21 @@ class Engine:
         j.phase = None
         outcome.run_id = j.run_id
         j.event(K.RUN_FINISHED, outcome.message, status=outcome.status, exit_code=outcome.exit_code)
+        failures: dict[str, Exception] = {}
         try:
             j.flush()
         except Exception as exc:  # noqa: BLE001 - the journal logged every event: the log stream has them
-            outcome.message += f" (its trail could not be written: {type(exc).__name__}: {exc}; see the log)"
-        try:
-            self.store.finish_run(j.run_id, outcome.status, outcome.exit_code, outcome.message, j.now())
-        except Exception as exc:  # noqa: BLE001 - the next run finds it "running" and marks it interrupted
-            outcome.message += f" (its end could not be recorded: {type(exc).__name__}: {exc})"
-        try:
+            failures["its trail (see the log)"] = exc
+        try:  # if not: the next run finds this run "running" and marks it interrupted
+            message = _noted(outcome.message, failures)
+            self.store.finish_run(j.run_id, outcome.status, outcome.exit_code, message, j.now())
+        except Exception as exc:  # noqa: BLE001
+            failures["how it ended"] = exc
+        try:  # if not: a later run takes the lock over once this process is gone or its lease expired
             self.store.release_lock(self.svc.name, j.run_id)
-        except Exception as exc:  # noqa: BLE001 - a later run takes the lock over once this process is gone
-            outcome.message += f" (the lock could not be released: {type(exc).__name__}: {exc})"
+        except Exception as exc:  # noqa: BLE001
+            failures["the lock's release"] = exc
+        outcome.message = _noted(outcome.message, failures)
         return outcome
 
     def _reconcile(self, j: Journal) -> None:

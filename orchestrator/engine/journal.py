@@ -1,7 +1,9 @@
 """The journal: every decision goes to the state store (the trail), the structured log and the progress display.
 
 Writing the trail must never stop a rollout: progress to a dead pipe is dropped, and an event the store cannot
-take right now (locked, disk full) is kept in memory and written at the end of the run (`flush`)."""
+take right now (locked, disk full) is kept in memory and written at the end of the run (`flush`). A rollback
+acts even when its intent cannot be written: the service's safety comes before the record, and the step is
+written, whole, once the store takes writes again."""
 
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ import structlog
 from orchestrator.clock import Clock
 from orchestrator.engine import failpoints
 from orchestrator.state.base import StateStore, TrailEvent
+
+# Steps whose act must not wait for the state store: putting the service back on a good revision.
+ACT_EVEN_UNRECORDED = frozenset({"rollback"})
+_Begun = tuple[str | None, str, dict[str, Any], str]  # a step's phase, kind, intent and start time
 
 
 class Journal:
@@ -35,6 +41,7 @@ class Journal:
         self._progress = progress or (lambda event, data: None)
         self.log = structlog.get_logger().bind(run_id=run_id, service=service)
         self.unsaved: list[TrailEvent] = []
+        self.unsaved_steps: list[tuple[_Begun, str, dict[str, Any]]] = []  # (intent, outcome, result)
 
     def now(self) -> str:
         """The clock's time as ISO 8601."""
@@ -62,6 +69,11 @@ class Journal:
 
     def flush(self) -> None:
         """Write the events the store could not take earlier (raises if it still cannot)."""
+        while self.unsaved_steps:
+            begun, outcome, result = self.unsaved_steps[0]
+            step_id = self.store.begin_step(self.run_id, *begun)
+            self.unsaved_steps.pop(0)  # written once: a result that fails now leaves an open step to reconcile
+            self.store.end_step(step_id, outcome, result, begun[3])
         while self.unsaved:
             self.store.append_event(self.unsaved[0])
             self.unsaved.pop(0)
@@ -85,18 +97,28 @@ class Journal:
     @contextlib.contextmanager
     def step(self, kind: str, **intent: Any) -> Iterator[dict[str, Any]]:
         """Write the intent, act, write the result; a crash in between leaves an open step to reconcile."""
-        step_id = self.store.begin_step(self.run_id, self.phase, kind, intent, self.now())
+        begun = (self.phase, kind, intent, self.now())
+        try:
+            step_id: int | None = self.store.begin_step(self.run_id, *begun)
+        except Exception as exc:
+            if kind not in ACT_EVEN_UNRECORDED:
+                raise  # no intent on record, no act: the caller says nothing changed
+            step_id = None
+            self._log("step_intent_deferred", step=kind, error=f"{type(exc).__name__}: {exc}")
         failpoints.hit(f"{kind}:intent")
         result: dict[str, Any] = {}
         try:
             yield result
         except BaseException as exc:
-            self._end(step_id, "failed", {**result, "error": str(exc) or type(exc).__name__})
+            self._end(step_id, "failed", {**result, "error": str(exc) or type(exc).__name__}, begun)
             raise
         failpoints.hit(f"{kind}:acted")
-        self._end(step_id, "ok", result)
+        self._end(step_id, "ok", result, begun)
 
-    def _end(self, step_id: int, outcome: str, result: dict[str, Any]) -> None:
+    def _end(self, step_id: int | None, outcome: str, result: dict[str, Any], begun: _Begun) -> None:
+        if step_id is None:  # its intent was never written: the whole step is written by flush()
+            self.unsaved_steps.append((begun, outcome, result))
+            return
         try:
             self.store.end_step(step_id, outcome, result, self.now())
         except Exception as exc:  # noqa: BLE001 - the act happened; the next run reconciles the open step

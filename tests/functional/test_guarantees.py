@@ -1,0 +1,291 @@
+"""Issue 12 §1: every failure after the service update rolls back, is recorded, releases the lock and ends with the
+documented exit code; faults before any change say that nothing changed (exit 1, never 3).
+
+The engine runs against moto (in-process, the sandbox agent moving deployments on a fake clock) with real HTTP
+health gates on 127.0.0.1; faults are injected where they really arise (a gate's code, the state store's file,
+the Docker SDK's socket, the terminal's pipe). SIGKILL/SIGTERM are tests/functional/test_crash_safety.py's."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from orchestrator.aws.session import AwsContext
+from orchestrator.config import load_pipeline
+from orchestrator.engine import executor
+from orchestrator.engine.executor import Engine, RunOptions
+from orchestrator.engine.outcome import Outcome
+from orchestrator.sandbox import extension
+from orchestrator.sandbox.agent import EcsAgent
+from orchestrator.sandbox.launchers import InstantLauncher
+from orchestrator.state.sqlite import SqliteStore
+from tests.conftest import Behaviour
+from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, image, seed_service, write_pipeline
+
+SERVICE = "shine-api-gateway"
+
+
+@dataclass
+class Rig:
+    """One service on moto, two phases (health-only on image a, hybrid-ml on image b), an engine and its store."""
+
+    engine: Engine
+    store: SqliteStore
+    clock: AgentClock
+    ecs: Any
+    root: Path
+    bootstrap: str
+    servers: dict[str, Behaviour]
+
+    def live(self) -> str:
+        """The revision the service runs, read back from ECS."""
+        return self.ecs.describe_services(cluster="shine", services=[SERVICE])["services"][0]["taskDefinition"]
+
+    def good(self, phase: str) -> str | None:
+        """The revision last marked good for a phase."""
+        g = self.store.last_good(SERVICE, phase)
+        return g.revision_arn if g else None
+
+    def kinds(self, run_id: str | None) -> list[str]:
+        """The trail's event kinds for one run, in order."""
+        return [e.kind for e in self.store.events(SERVICE, run_id)]
+
+
+@pytest.fixture
+def rig(tmp_path: Path, http_server) -> Iterator[Rig]:  # noqa: ANN001
+    """A seeded service whose health-only phase already passed (the run under test delivers hybrid-ml)."""
+    with mock_aws():
+        ports: dict[str, int] = {}
+        servers: dict[str, Behaviour] = {}
+        for tag in "ab":
+            url, behaviour = http_server(Behaviour())
+            ports[image(tag)] = int(url.rsplit(":", 1)[1])
+            servers[tag] = behaviour
+        clock = AgentClock()
+        clock.agent = EcsAgent(
+            InstantLauncher(host_port_for=ports.get), account_id=ACCOUNT, region=REGION, monotonic=clock.monotonic
+        )
+        ecs = boto("ecs")
+        bootstrap = seed_service(ecs)
+        for _ in range(5):
+            clock.agent.reconcile_once()
+        path = write_pipeline(tmp_path, {"health-only": "a", "hybrid-ml": "b"})
+        store = SqliteStore(tmp_path / ".snail" / "state.db", busy_timeout=0.3)
+        pipeline = load_pipeline(path)
+        first = Engine(pipeline, AwsContext(region=REGION), store, clock=clock).run(RunOptions(to_phase="health-only"))
+        assert first.exit_code == 0, first.message
+        engine = Engine(pipeline, AwsContext(region=REGION), store, clock=clock)
+        try:
+            yield Rig(engine, store, clock, ecs, tmp_path, bootstrap, servers)
+        finally:
+            extension.uninstall()
+
+
+def assert_rolled_back(rig: Rig, out: Outcome, because: str) -> None:
+    """Back on health-only's good revision, verified; the run recorded as rolled back; no open step; lock free."""
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert because in out.message, out.message
+    assert rig.live() == rig.good("health-only")
+    run = rig.store.get_run(out.run_id)
+    assert run is not None and (run.status, run.exit_code) == ("rolled_back", 1)
+    kinds = rig.kinds(out.run_id)
+    assert kinds.index("service_updated") < kinds.index("decision") < kinds.index("rollback_verified"), kinds
+    assert kinds[-1] == "run_finished"
+    assert rig.store.open_steps(SERVICE) == []
+    assert rig.store.lock_state(SERVICE) is None
+    assert rig.good("hybrid-ml") is None
+
+
+# ---------------------------------------------------------------- 1. exceptions inside a gate, after the update
+
+
+def _in_hybrid_ml(ctx: Any) -> bool:
+    return getattr(ctx, "phase", None) == "hybrid-ml"
+
+
+def test_type_error_inside_a_gate_check_rolls_back(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TypeError raised by the HTTP gate's own code (e.g. an int in a command's argv) is an error verdict."""
+    from orchestrator.gates import http
+
+    real = http.evaluate
+
+    def broken(spec: Any, ctx: Any) -> Any:
+        if _in_hybrid_ml(ctx):
+            raise TypeError("expected str, bytes or os.PathLike object, not int")
+        return real(spec, ctx)
+
+    monkeypatch.setattr(http, "evaluate", broken)
+    out = rig.engine.run(RunOptions())
+    assert_rolled_back(rig, out, "error: TypeError: expected str, bytes or os.PathLike object, not int")
+
+
+def test_overflow_error_in_a_gates_retry_wait_rolls_back(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OverflowError from the sleep before the gate's next attempt (a huge `retries.wait`), outside the check."""
+    import time
+
+    import tenacity
+
+    from orchestrator.gates import retry
+
+    real_wait, real_sleep = retry.wait_for, rig.clock.sleep
+
+    def wait_for(retries: Any) -> Any:
+        if retries.attempts == 3:  # the http gate's policy (write_pipeline); the ecs-rollout gate polls otherwise
+            return tenacity.wait_fixed(1e300)
+        return real_wait(retries)
+
+    def sleep(seconds: float) -> None:
+        if seconds > 1e12:
+            time.sleep(seconds)  # what SystemClock does: OverflowError, timestamp too large
+        real_sleep(seconds)
+
+    rig.servers["b"].status = 503  # the first attempt fails, so the gate waits before the second
+    monkeypatch.setattr(retry, "wait_for", wait_for)
+    monkeypatch.setattr(rig.clock, "sleep", sleep)
+    out = rig.engine.run(RunOptions())
+    assert_rolled_back(rig, out, "unexpected OverflowError")
+
+
+def test_value_error_nan_around_a_gate_rolls_back(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ValueError('cannot convert float NaN to integer') from the gate machinery (a `timeout: .nan`)."""
+    real = executor.run_gate
+
+    def run_gate(spec: Any, ctx: Any) -> Any:
+        if _in_hybrid_ml(ctx) and spec.type == "http":
+            raise ValueError("cannot convert float NaN to integer")
+        return real(spec, ctx)
+
+    monkeypatch.setattr(executor, "run_gate", run_gate)
+    out = rig.engine.run(RunOptions())
+    assert_rolled_back(rig, out, "unexpected ValueError: cannot convert float NaN to integer")
+
+
+def test_unexpected_error_during_the_bake_rolls_back(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the gates passed, an exception in the bake's re-check still rolls back (the revision never passed)."""
+    from orchestrator.gates import ecs_rollout
+
+    real = ecs_rollout.judge
+
+    def judge(svc: Any, arn: str, gate: str, **kw: Any) -> Any:
+        if gate == "bake" and arn != rig.good("health-only"):
+            raise KeyError("deployments")
+        return real(svc, arn, gate, **kw)
+
+    monkeypatch.setattr(ecs_rollout, "judge", judge)
+    out = rig.engine.run(RunOptions())
+    assert_rolled_back(rig, out, "unexpected KeyError")
+
+
+# ---------------------------------------------------------------- 1. the state store fails mid-rollout
+
+
+class DiskFull:
+    """append_event raises ENOSPC from the moment phase hybrid-ml's service update is recorded, `for_events`
+    events long (None: until the run ends)."""
+
+    def __init__(self, store: SqliteStore, for_events: int | None) -> None:
+        self.real = store.append_event
+        self.left = for_events
+        self.on = False
+        self.refused = 0
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "service_updated" and event.phase == "hybrid-ml":
+            self.on = True
+        if self.on and (self.left is None or self.left > 0):
+            self.refused += 1
+            if self.left is not None:
+                self.left -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.real(event)
+
+
+@pytest.mark.parametrize("gate", ["passes", "fails"])
+def test_disk_full_for_a_while_never_stops_the_rollout(rig: Rig, monkeypatch: pytest.MonkeyPatch, gate: str) -> None:
+    """ENOSPC on the trail for several events: the rollout (or the rollback) goes on, and every event is written
+    once the disk has room again, in order."""
+    full = DiskFull(rig.store, for_events=4)
+    monkeypatch.setattr(rig.store, "append_event", full)
+    if gate == "fails":
+        rig.servers["b"].status = 500
+    out = rig.engine.run(RunOptions())
+    assert full.refused == 4
+    if gate == "passes":
+        assert (out.exit_code, out.status) == (0, "succeeded"), out.message
+        assert rig.live() == rig.good("hybrid-ml")
+        kinds = rig.kinds(out.run_id)
+        assert kinds.index("service_updated") < kinds.index("phase_passed") < kinds.index("run_finished")
+        assert rig.store.lock_state(SERVICE) is None
+    else:
+        assert_rolled_back(rig, out, "gate http")
+
+
+def test_disk_full_until_the_end_still_rolls_back_and_releases_the_lock(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC on the trail until the run ends: the rollback still happens, the run's record says how it ended
+    (and that its trail could not be written), the exit code is the rollback's, the lock is released."""
+    full = DiskFull(rig.store, for_events=None)
+    monkeypatch.setattr(rig.store, "append_event", full)
+    rig.servers["b"].status = 500
+    out = rig.engine.run(RunOptions())
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert rig.live() == rig.good("health-only")
+    run = rig.store.get_run(out.run_id)
+    assert run is not None and (run.status, run.exit_code) == ("rolled_back", 1)
+    assert "not recorded: its trail (see the log): OSError: [Errno 28] No space left on device" in run.message
+    assert rig.store.lock_state(SERVICE) is None
+    assert rig.store.open_steps(SERVICE) == []
+
+
+class BusyFile:
+    """Another process holds a write transaction on state.db (as a sqlite3 shell with BEGIN IMMEDIATE would)
+    from the first wait after phase hybrid-ml's update until `until(rig)` is true."""
+
+    def __init__(self, rig: Rig, until: Any) -> None:
+        self.rig = rig
+        self.until = until
+        self.other = sqlite3.connect(str(rig.store.path), timeout=0, isolation_level=None)
+        self.held = False
+        self.was_held = False
+        self.hybrid = ""
+
+    def __call__(self) -> None:
+        live = self.rig.live()
+        if not self.was_held and live != self.rig.good("health-only"):
+            self.other.execute("BEGIN IMMEDIATE")
+            self.held = self.was_held = True
+            self.hybrid = live
+        elif self.held and self.until(self.rig):
+            self.other.execute("ROLLBACK")
+            self.held = False
+
+
+@pytest.mark.parametrize("released", ["while the gates retry", "after the rollback's update"])
+def test_database_locked_past_the_busy_timeout_still_rolls_back(rig: Rig, released: str) -> None:
+    """'database is locked' for longer than the busy timeout while the failing phase is gated (and, in the
+    second case, while the rollback is decided and started, so its intent cannot be written first): the service
+    is rolled back and verified, the trail (and the rollback step) are written once the file is free, exit 1."""
+    rig.servers["b"].status = 500
+    if released == "while the gates retry":
+        busy = BusyFile(rig, until=lambda r: r.servers["b"].hits >= 2)  # before the gate's third attempt
+    else:
+        busy = BusyFile(rig, until=lambda r: r.live() == r.good("health-only"))
+    rig.clock.on_sleep.append(busy)
+    try:
+        out = rig.engine.run(RunOptions())
+    finally:
+        if busy.held:
+            busy.other.execute("ROLLBACK")
+        busy.other.close()
+    assert busy.was_held
+    assert_rolled_back(rig, out, "gate http")
+    (step,) = [s for s in rig.store.steps(out.run_id) if s.kind == "rollback"]
+    assert (step.outcome, step.intent["to"]) == ("ok", rig.good("health-only"))
