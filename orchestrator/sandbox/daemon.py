@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -68,7 +69,9 @@ def run(
         return 2
     host, bound = server.get_host_and_port()
     # Every region: a pipeline may name any region, the same sandbox serves them all.
-    agent = EcsAgent(launcher, account_id=account_id, region=None, interval=interval)
+    # SNAIL_SANDBOX_MINUTE: seconds per ECS minute (bake times, hook timeouts), e.g. 1 to rehearse a timeout fast.
+    minute = float(os.environ.get("SNAIL_SANDBOX_MINUTE") or 60)
+    agent = EcsAgent(launcher, account_id=account_id, region=None, interval=interval, minute=minute)
     agent.start()
     # The load balancers' data plane: a port per listener of whatever ELBv2 state moto holds.
     plane = start_load_balancers(f"http://{host}:{bound}", region, account_id, metrics_period)
@@ -206,4 +209,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    # Everything the sandbox owns was stopped and removed above. Leave now instead of letting the interpreter
+    # join leftover worker threads (Docker client pools, log shippers) for seconds: that made `down` slow.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

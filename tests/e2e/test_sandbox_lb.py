@@ -81,7 +81,9 @@ def sandbox(docker_client, tmp_path_factory):
     except docker.errors.ImageNotFound:
         _fail_or_skip(f"base image {control.BASE_IMAGE} missing: run scripts/docker-up.sh")
     state_dir = tmp_path_factory.mktemp("sandbox-lb")
-    info = control.up(SPEC, state_dir, port=_free_port())
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SNAIL_SANDBOX_MINUTE", "1")  # an ECS minute lasts a second: hook timeouts in seconds
+        info = control.up(SPEC, state_dir, port=_free_port())
     yield info
     control.down(state_dir)
 
@@ -209,7 +211,7 @@ def test_canary_weights_metrics_and_rollback_on_real_containers(world, docker_cl
             {
                 "targetType": "PAUSE",
                 "lifecycleStages": ["PRODUCTION_TRAFFIC_SHIFT"],
-                "timeoutConfiguration": {"timeoutInMinutes": 30, "action": "ROLLBACK"},
+                "timeoutConfiguration": {"timeoutInMinutes": 120, "action": "ROLLBACK"},
             }
         ],
     )
@@ -292,3 +294,27 @@ def test_broken_green_never_reaches_production(world):
         loader.join(10)
     assert served[0] > 50 and failures == []
     assert world.deployment(arn)["deploymentCircuitBreaker"]["status"] == "TRIGGERED"
+
+
+def test_a_paused_deployment_nobody_answers_rolls_back_at_its_timeout(world, docker_client):
+    """A PAUSE hook whose orchestrator died: its ROLLBACK timeout returns production to blue by itself."""
+    arn = world.deploy(
+        "green",
+        strategy="BLUE_GREEN",
+        bakeTimeInMinutes=0,
+        lifecycleHooks=[
+            {
+                "targetType": "PAUSE",
+                "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+                "timeoutConfiguration": {"timeoutInMinutes": 5, "action": "ROLLBACK"},
+            }
+        ],
+    )
+    world.wait(lambda: world.awaiting_hook(arn), what="the PAUSE hook")
+    assert world.colors(world.seeded["test_url"], 5) == {"green": 5}
+    dep = world.wait(
+        lambda: (d := world.deployment(arn))["status"] == "ROLLBACK_SUCCESSFUL" and d, timeout=60, what="the timeout"
+    )
+    assert "timed out" in dep["rollback"]["reason"]
+    assert "green" not in world.colors(world.seeded["production_url"], 20)
+    assert "green" not in world.colors(world.seeded["test_url"], 5)
