@@ -218,3 +218,14 @@ def test_sandbox_hint_parses_and_state_show_honours_sandbox(world) -> None:  # n
     assert shown["sandbox"] is True and shown["path"].endswith(".snail/sandbox/state.db")
     plain = json.loads(snail(world, "--output", "json", "state", "show").stdout)
     assert plain["sandbox"] is False and plain["path"].endswith(".snail/state.db")
+
+
+def test_promote_without_argument_promotes_the_waiting_manual_phase(world) -> None:  # noqa: F811
+    """`run` stops before the manual phase (exit 0, paused); `promote` with no argument delivers that phase."""
+    write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"}, extra={"hybrid-ml": "approval: manual\n"})
+    world["serve"]("a"), world["serve"]("b")
+    paused = one_document(snail(world, "--output", "json", "run", "--skip-preflight"))
+    assert paused["outcome"] == "paused" and "snail promote hybrid-ml" in paused["message"]
+    doc = one_document(snail(world, "--output", "json", "promote", "--skip-preflight"))
+    assert doc["exit_code"] == 0 and doc["outcome"] == "succeeded" and "hybrid-ml" in doc["message"], doc
+    assert live(world).endswith("shine-api-gateway:3")
