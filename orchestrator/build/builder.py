@@ -129,9 +129,9 @@ class ImageBuilder:
             raise BuildError(_build_failure(phase, step, step_line, _explain(e), output), phase=phase, step=step) from None
         except BuildError:
             raise
-        except Exception as e:  # the engine went away mid-build
+        except Exception as e:  # the engine went away mid-build: a failed build (exit 1), nothing was deployed
             if _is_connection_error(e):
-                raise DockerUnavailable(_unreachable(_base_url(self.client), e)) from None
+                raise BuildError(_went_away(phase, "build", _base_url(self.client), e), phase=phase, step=step) from None
             raise
         if image_id is None:
             raise BuildError(_build_failure(phase, step, step_line, "the engine reported no image", output), phase=phase)
@@ -178,7 +178,7 @@ class ImageBuilder:
             raise
         except Exception as e:
             if _is_connection_error(e):
-                raise DockerUnavailable(_unreachable(_base_url(self.client), e)) from None
+                raise PushError(_went_away(image.phase, "push", _base_url(self.client), e), phase=image.phase) from None
             raise PushError(_push_failure(image, target, _explain(e)), phase=image.phase) from None
         if digest is None:  # old engines: ask the registry
             digest = registry_digest(target, image.tag)
@@ -242,10 +242,20 @@ def _unreachable(where: str | None, error: Exception) -> str:
     return f"Docker Engine not reachable at {where} ({reason[:200]}): {HOW_TO_START}"
 
 
+def _went_away(phase: str, what: str, where: str | None, error: Exception) -> str:
+    where = where or "its socket"
+    return (f"phase {phase}: the Docker Engine at {where} went away during the {what} "
+            f"({type(error).__name__}: {str(error)[:200]}): is dockerd still running? `docker info` says")
+
+
 def _is_connection_error(e: Exception) -> bool:
     import requests
+    from urllib3.exceptions import ProtocolError
 
-    return isinstance(e, (requests.ConnectionError, ConnectionError))
+    # a connection cut mid-stream surfaces as urllib3's ProtocolError ("Connection broken") inside the SDK's
+    # reader, or as requests' ChunkedEncodingError, not as a ConnectionError
+    return isinstance(e, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, ConnectionError,
+                          ProtocolError))
 
 
 def _explain(e: Exception) -> str:

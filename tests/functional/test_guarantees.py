@@ -7,8 +7,11 @@ the Docker SDK's socket, the terminal's pipe). SIGKILL/SIGTERM are tests/functio
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import socket
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -289,3 +292,97 @@ def test_database_locked_past_the_busy_timeout_still_rolls_back(rig: Rig, releas
     assert_rolled_back(rig, out, "gate http")
     (step,) = [s for s in rig.store.steps(out.run_id) if s.kind == "rollback"]
     assert (step.outcome, step.intent["to"]) == ("ok", rig.good("health-only"))
+
+
+# ---------------------------------------------------------------- 1. the Docker daemon dies mid-build (before the update)
+
+
+class DyingDocker:
+    """A unix-socket proxy in front of the real Docker Engine that relays everything, except that it cuts the
+    connection of a build after `cut_after` bytes of the engine's answer: what the SDK sees when dockerd dies."""
+
+    def __init__(self, path: Path, cut_after: int = 400) -> None:
+        self.path = path
+        self.cut_after = cut_after
+        self.cuts = 0
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        engine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        engine.connect("/var/run/docker.sock")
+        first = client.recv(65536)
+        engine.sendall(first)
+        building = first.startswith(b"POST ") and b"/build?" in first.split(b"\r\n", 1)[0]
+        threading.Thread(target=self._pipe, args=(client, engine), daemon=True).start()
+        sent = 0
+        try:
+            while data := engine.recv(65536):
+                if building and sent + len(data) > self.cut_after:
+                    client.sendall(data[: self.cut_after - sent])
+                    self.cuts += 1
+                    break
+                client.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (client, engine):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+
+    def close(self) -> None:
+        """Stop accepting connections."""
+        self.listener.close()
+
+
+def test_docker_dying_mid_build_changes_nothing_and_exits_1(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The engine's connection breaks mid-build (urllib3 ProtocolError inside the SDK's stream): the phase failed
+    before the update, nothing was deployed, exit 1 (not 3), recorded, lock released."""
+    if not Path("/var/run/docker.sock").exists():
+        pytest.skip("needs the Docker Engine (scripts/docker-up.sh)")
+    context = rig.root / "images" / "b"
+    context.mkdir(parents=True)
+    (context / "Dockerfile").write_text(
+        f'FROM snail-base/python:3.11\nRUN echo {rig.root.name} > /built\nCMD ["python3", "-m", "http.server"]\n'
+    )
+    (rig.root / "phases" / "hybrid-ml.yaml").write_text("name: hybrid-ml\nimage: {context: images/b, probe: false}\n")
+    sock = tmp_path_factory.mktemp("docker") / "docker.sock"
+    proxy = DyingDocker(sock)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    try:
+        engine = Engine(
+            load_pipeline(rig.root / "pipeline.yaml"), AwsContext(region=REGION), rig.store, clock=rig.clock
+        )
+        out = engine.run(RunOptions())
+    finally:
+        proxy.close()
+    assert proxy.cuts == 1
+    assert (out.exit_code, out.status) == (1, "failed"), out.message
+    assert "phase hybrid-ml failed before it changed the service" in out.message, out.message
+    assert "went away during the build (ProtocolError: ('Connection broken" in out.message, out.message
+    assert "nothing was deployed" in out.message, out.message
+    assert rig.live() == rig.good("health-only")
+    run = rig.store.get_run(out.run_id)
+    assert run is not None and (run.status, run.exit_code) == ("failed", 1)
+    assert [s.kind for s in rig.store.steps(out.run_id)] == ["image"]
+    assert rig.store.lock_state(SERVICE) is None
+    assert rig.store.open_steps(SERVICE) == []
