@@ -677,9 +677,12 @@ def main() -> None:
         if not args.keep:
             bench.teardown()
     cold = cold_start(ecs, bench.src)
+    commit = git_state(bench.src)
+    if args.commit:
+        shutil.rmtree(bench.src, ignore_errors=True)
     meta = {
         "measured_at": started.isoformat(timespec="seconds"),
-        "snail_commit": git_state(bench.src),
+        "snail_commit": commit,
         "ecs_deploy": ECS_DEPLOY,
         "python": platform.python_version(),
         "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.release()}",
