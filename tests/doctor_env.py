@@ -216,7 +216,9 @@ def good_env(aws: AwsContext, root: Path, *, managed_policy: bool = False, creat
             {**td, "containerDefinitions": [{**td["containerDefinitions"][0], "image": "PLACEHOLDER"}]}, indent=2
         )
     )
-    td_arn = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
+    td_arn = ecs.register_task_definition(**td, tags=[{"key": "snail:phase", "value": "health-only"}])[
+        "taskDefinition"
+    ]["taskDefinitionArn"]
     pipeline = pipeline_for(root, NetworkSpec(tuple(subnets), (sg,), True), template)
     service_arn = EcsClient(aws).create_service(pipeline.service, td_arn) if create else ""
     return Env(

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import Pipeline
-from orchestrator.doctor import image_pull, network, ports, service_checks
+from orchestrator.doctor import image_pull, marks_check, network, ports, service_checks
 from orchestrator.doctor.context import DoctorContext, Skip
 from orchestrator.doctor.diagnose import Diagnosis, StoppedTask, diagnose
 from orchestrator.doctor.model import Check, DoctorReport
 from orchestrator.doctor.render import render_text
 
-GROUPS = (service_checks.checks, ports.checks, network.checks, image_pull.checks, service_checks.bindings_checks)
+GROUPS = (
+    service_checks.checks,
+    ports.checks,
+    network.checks,
+    image_pull.checks,
+    marks_check.checks,
+    service_checks.bindings_checks,
+)
 
 
 def run_checks_on(ctx: DoctorContext) -> DoctorReport:

@@ -25,6 +25,7 @@ class DoctorContext:
         self.aws = aws
         self.spec = pipeline.service
         self._cache: dict[Any, tuple[bool, Any]] = {}
+        self._tags: dict[str, str] = {}
 
     def _once(self, key: Any, fn: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -92,10 +93,18 @@ class DoctorContext:
             if svc is None or not svc.get("taskDefinition"):
                 return None
             with aws_call("ecs:DescribeTaskDefinition"):
-                out = self.client("ecs").describe_task_definition(taskDefinition=svc["taskDefinition"])
+                out = self.client("ecs").describe_task_definition(
+                    taskDefinition=svc["taskDefinition"], include=["TAGS"]
+                )
+            self._tags = {t["key"]: t["value"] for t in out.get("tags", [])}
             return out["taskDefinition"]
 
         return self._once("current_taskdef", load)
+
+    def current_tags(self) -> dict[str, str]:
+        """The live revision's resource tags (read with it, no extra call)."""
+        self.current_taskdef()
+        return dict(self._tags)
 
     def template(self) -> dict[str, Any] | None:
         """The pipeline's task-definition template JSON (None when the pipeline names none)."""

@@ -32,7 +32,7 @@ def test_good_environment_passes_every_check(env):
     report = run_doctor(env.pipeline, env.aws)
     assert {c.id: c.status for c in report.checks if c.status != "passed"} == {"ports.load-balancer": "skipped"}
     assert report.ok(strict=True)
-    assert len(report.checks) == 18
+    assert len(report.checks) == 19
 
 
 def test_good_environment_with_the_aws_managed_execution_policy(tmp_path):
@@ -596,7 +596,7 @@ def test_render_text_is_a_checklist(env):
     update(env, desiredCount=0)
     text = render_text(run_doctor(env.pipeline, env.aws))
     lines = text.splitlines()
-    assert lines[0] == "doctor: 16 passed, 0 warning(s), 1 failed, 1 skipped"
+    assert lines[0] == "doctor: 17 passed, 0 warning(s), 1 failed, 1 skipped"
     i = lines.index("✘ desiredCount is above 0 [service.desired-count]")
     assert lines[i + 1].startswith("    service shine-api-gateway has desiredCount 0")
     assert lines[i + 2].startswith("    fix: aws ecs update-service")
@@ -611,3 +611,26 @@ def test_pipeline_network_used_when_service_missing(aws, tmp_path):
     report = run_doctor(p, aws)
     assert report.get("network.public-ip").status == "failed"
     assert "pipeline service.network" in report.get("network.public-ip").evidence
+
+
+def _deny_tagging(request, **_):
+    """A before-send hook answering like ECS does when the caller lacks ecs:TagResource."""
+    body = b'{"__type": "AccessDeniedException", "message": "User is not authorized to perform: ecs:TagResource"}'
+    return AWSResponse(request.url, 400, {}, _Raw(body))
+
+
+def test_tagging_denied_is_a_warning_naming_the_permission(env):
+    """Without ecs:TagResource a run still completes, so doctor warns (strict fails) and names the permission."""
+    env.client("ecs").meta.events.register_first("before-send.ecs.TagResource", _deny_tagging)
+    chk = check(env, "marks.tagging")
+    assert chk.status == "warning" and "ecs:TagResource is denied" in chk.evidence
+    assert "task-definition/" in chk.fix and "snail iam-policy" in chk.fix
+
+
+def test_tagging_allowed_changes_nothing(env):
+    """The probe writes a tag back unchanged: the revision's tags are the same after doctor."""
+    ecs = env.client("ecs")
+    arn = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["taskDefinition"]
+    before = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])["tags"]
+    assert check(env, "marks.tagging").status == "passed"
+    assert ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])["tags"] == before
