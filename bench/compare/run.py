@@ -325,7 +325,15 @@ class Bench:
     def teardown(self) -> None:
         """Stop the bench's sandbox (its containers go with it; the shared registry stays)."""
         if (WORK / "pipeline.yaml").exists():
-            self.snail("sandbox", "down", check=False)
+            down = self.snail("sandbox", "down", check=False)
+            info = WORK / ".snail" / "sandbox.json"
+            if down.returncode != 0 and info.exists():  # the measured source cannot even stop it: stop our daemon
+                import signal
+
+                try:
+                    os.kill(int(json.loads(info.read_text())["pid"]), signal.SIGTERM)
+                except (OSError, ValueError, KeyError):
+                    pass
         if self._proxy is not None:
             self._proxy.shutdown()
 
@@ -673,13 +681,13 @@ def main() -> None:
                     results.append(bench.measure(tool, scenario))
             if scenario == "crash-no-breaker":
                 bench.set_breaker(True)
+        cold = cold_start(ecs, bench.src)
+        commit = git_state(bench.src)
     finally:
         if not args.keep:
             bench.teardown()
-    cold = cold_start(ecs, bench.src)
-    commit = git_state(bench.src)
-    if args.commit:
-        shutil.rmtree(bench.src, ignore_errors=True)
+        if args.commit:
+            shutil.rmtree(bench.src, ignore_errors=True)
     meta = {
         "measured_at": started.isoformat(timespec="seconds"),
         "snail_commit": commit,
