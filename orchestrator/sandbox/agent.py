@@ -405,6 +405,7 @@ class EcsAgent:
         primary = ext.primary_deployment(service)
         if primary is None or not primary.get("taskDefinition"):
             return launches, stops
+        self._adopt_targets(key, service)
         run = sd.current_run(backend, service)
         if run is not None:
             self._watch_alarms(key, run)
@@ -638,6 +639,17 @@ class EcsAgent:
             run.set_status("ROLLBACK_REQUESTED")
 
     # ------------------------------------------------------------------------------------------ load balancer
+
+    def _adopt_targets(self, key: str, service: Any) -> None:
+        """Tasks started before the service had a load balancer join its production target group, as ECS does."""
+        group = traffic.production_target_group(service)
+        if group is None:
+            return
+        for record in self._records.values():
+            if record.service_key == key and record.target_group is None and not record.done:
+                record.target_group = group
+                if record.task.last_status == "RUNNING" and record.stop_requested is None:
+                    self._register(record)
 
     def _register(self, record: TaskRecord) -> None:
         """Register a task that just became RUNNING in its target group, as ECS does (holds BACKEND_LOCK)."""

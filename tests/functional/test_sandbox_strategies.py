@@ -5,6 +5,7 @@ Tasks need no containers (InstantLauncher) and the agent's clock is fake (second
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -1132,3 +1133,25 @@ def test_deployment_alarm_rolls_back_a_paused_blue_green(world):
     assert dep["alarms"]["status"] == "TRIGGERED" and dep["alarms"]["triggeredAlarmNames"] == ["green-5xx"]
     assert dep["rollback"]["reason"] == "ECS deployment alarms: green-5xx in ALARM."
     assert world.forward("production") == {"blue": 1, "green": 0} and world.running(GREEN) == 0
+
+
+def test_a_second_up_puts_a_running_service_behind_its_new_load_balancer(endpoint, monkeypatch):
+    """pipeline.yaml gains service.load_balancer: `up` again wires the service and its running task is registered."""
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    info = control.SandboxInfo(pid=os.getpid(), endpoint_url=endpoint, registry="127.0.0.1:5055", region=REGION)
+    agent = EcsAgent(InstantLauncher(host_port_for=lambda image: 18080), restart_backoff=(0, 0), steady_after=0)
+    spec = control.SandboxSpec(cluster=CLUSTER, service=SERVICE, region=REGION)
+    control.seed(info, spec)
+    ecs, elbv2 = info.client("ecs"), info.client("elbv2")
+    for _ in range(5):
+        agent.reconcile_once()
+    assert ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["loadBalancers"] == []
+    with_lb = dataclasses.replace(spec, load_balancer=LoadBalancerSeed(target_group="shine-blue"))
+    seeded = control.seed(info, with_lb)
+    [wired] = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["loadBalancers"]
+    assert wired["targetGroupArn"] == seeded["target_group_arns"][0] and "advancedConfiguration" not in wired
+    assert "test_url" not in seeded  # one target group: a production listener only
+    agent.reconcile_once()
+    targets = elbv2.describe_target_health(TargetGroupArn=wired["targetGroupArn"])["TargetHealthDescriptions"]
+    assert [t["Target"]["Port"] for t in targets] == [5000]
