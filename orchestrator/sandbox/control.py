@@ -179,6 +179,8 @@ def up(
         (state_dir / INFO_FILE).unlink(missing_ok=True)
         info = None
     if info is None:
+        if port:
+            _refuse_taken_port(port)  # before anything starts: a taken port is the user's to resolve
         registry = f"127.0.0.1:{registry_port}"
         registry_started = _ensure_docker(registry_port) if manage_docker else False
         info = _start_daemon(state_dir, port, spec.region if spec else "us-east-1", registry)
@@ -552,7 +554,7 @@ def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str)
         "-m",
         "orchestrator.sandbox.daemon",
         "--state-dir",
-        str(state_dir),
+        str(Path(state_dir).resolve()),
         "--port",
         str(port),
         "--region",
@@ -565,8 +567,16 @@ def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str)
 
     private_file(log_path)  # the daemon's log: 0600 in a 0700 folder, like every state file
     with open(log_path, "ab") as out:
+        # cwd is this checkout: `python -m` puts the cwd first on sys.path, and a user's project folder may hold
+        # another copy of orchestrator/ (a fork, a vendored checkout) whose daemon must not be the one that runs.
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            cwd=str(repo_root),
         )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -574,6 +584,11 @@ def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str)
         if proc.poll() is not None:
             raise SandboxError(f"sandbox daemon exited with {proc.returncode}: {_tail(log_path)}", log=str(log_path))
         if _answering(endpoint):
+            holder = port_holder(port)
+            if holder is not None and holder.pid not in (None, proc.pid):
+                # someone else answers there (a race with another `up`): never seed into another project's moto
+                proc.terminate()
+                raise SandboxError(f"port {port} on 127.0.0.1 is taken by {holder.describe()}")
             break
         time.sleep(0.1)
     else:
@@ -593,7 +608,7 @@ def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str)
     )
 
 
-def _stop_daemon(info: SandboxInfo, timeout: float = 30.0) -> str:
+def _stop_daemon(info: SandboxInfo, timeout: float = 10.0) -> str:
     """SIGTERM (it stops its containers), then SIGKILL if it does not exit in time."""
     if not pid_alive(info.pid):
         return "not running"
@@ -627,6 +642,75 @@ def _answering(endpoint: str, timeout: float = 2.0) -> bool:
             return response.status == 200 and b"clusterArns" in response.read()
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+@dataclass(frozen=True)
+class PortHolder:
+    """Who listens on a TCP port of 127.0.0.1: the process (when /proc says) and its command line."""
+
+    port: int
+    pid: int | None
+    cmdline: str
+
+    def describe(self) -> str:
+        """`pid 123 (python -m orchestrator.sandbox.daemon --state-dir /x/.snail …)` or `an unknown process`."""
+        if self.pid is None:
+            return "a process this user cannot see"
+        return f"pid {self.pid} ({self.cmdline[:160]})"
+
+
+def port_holder(port: int, proc: Path = Path("/proc")) -> PortHolder | None:
+    """The process listening on `port` (IPv4/IPv6), found as `ss -ltnp` does: the LISTEN socket's inode in
+    /proc/net/tcp*, then the process whose /proc/PID/fd links to socket:[inode]. None if nobody listens."""
+    inodes = set()
+    for table in ("net/tcp", "net/tcp6"):
+        try:
+            lines = (proc / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # 0A = LISTEN
+                inodes.add(cols[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{i}]" for i in inodes}
+    for pid_dir in proc.iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        try:
+            fds = list((pid_dir / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in wanted:
+                    raw = (pid_dir / "cmdline").read_bytes()
+                    return PortHolder(
+                        port, int(pid_dir.name), raw.replace(b"\0", b" ").decode(errors="replace").strip()
+                    )
+            except OSError:
+                continue
+    return PortHolder(port, None, "")
+
+
+def _refuse_taken_port(port: int) -> None:
+    """`sandbox up --port P` on a taken port is refused (exit 2), naming who holds it: never "sandbox up" over
+    another project's moto."""
+    holder = port_holder(port)
+    if holder is None:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+                return
+            except OSError:
+                holder = PortHolder(port, None, "")
+    hint = "choose another with --port (or leave it out: snail picks a free one)"
+    if "orchestrator.sandbox.daemon" in holder.cmdline:
+        state = holder.cmdline.split("--state-dir", 1)[-1].split()[0] if "--state-dir" in holder.cmdline else "?"
+        hint = f"it is another snail sandbox (state dir {state}): stop it with `snail sandbox down` there, or {hint}"
+    raise SandboxError(f"port {port} on 127.0.0.1 is taken by {holder.describe()}; {hint}", port=port)
 
 
 def _pick_port() -> int:
