@@ -601,7 +601,7 @@ def test_render_text_is_a_checklist(env):
     assert lines[i + 1].startswith("    service shine-api-gateway has desiredCount 0")
     assert lines[i + 2].startswith("    fix: aws ecs update-service")
     assert any(line.startswith("- the target group's port") for line in lines)
-    assert sum(line.startswith("✔ ") for line in lines) == 16
+    assert sum(line.startswith("✔ ") for line in lines) == 17
 
 
 def test_pipeline_network_used_when_service_missing(aws, tmp_path):
