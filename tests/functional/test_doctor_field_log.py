@@ -1,4 +1,4 @@
-"""Each incident of the field log (seed/snail-trail-log.md), rebuilt in moto and named by doctor."""
+"""Each incident of the field log (docs/field-log.md), rebuilt in moto and named by doctor."""
 
 from __future__ import annotations
 
