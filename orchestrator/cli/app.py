@@ -231,8 +231,3 @@ def forget_sandbox_state(pipeline: Pipeline) -> bool:
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     return found
-
-
-def root_of(app: App) -> Path:
-    """The pipeline's folder."""
-    return app.pipeline.root

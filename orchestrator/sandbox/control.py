@@ -816,12 +816,9 @@ def _remove_containers(sandbox_id: str | None) -> int:
     try:
         import docker
 
-        client = docker.from_env()
-        label = f"snail-sandbox-id={sandbox_id}" if sandbox_id else "snail-sandbox=1"
-        containers = client.containers.list(all=True, filters={"label": label})
-        for container in containers:
-            container.remove(force=True)
-        return len(containers)
+        from orchestrator.sandbox.launchers import remove_sandbox_containers
+
+        return remove_sandbox_containers(docker.from_env(), sandbox_id)
     except Exception as exc:  # noqa: BLE001 - no Docker: there is nothing to remove
         log.warning("sandbox_containers_not_removed", error=str(exc))
         return 0

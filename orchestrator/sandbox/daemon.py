@@ -146,17 +146,13 @@ def _close_launcher(launcher: Any) -> None:
 
 
 def _remove_own_containers(launcher: Any, sandbox_id: str) -> int:
+    from orchestrator.sandbox.launchers import remove_sandbox_containers
+
     try:
-        containers = launcher.client.containers.list(all=True, filters={"label": f"snail-sandbox-id={sandbox_id}"})
+        return remove_sandbox_containers(launcher.client, sandbox_id)
     except Exception as exc:  # noqa: BLE001 - Docker down: nothing we can remove
         log.warning("sandbox_docker_unreachable", error=str(exc))
         return 0
-    for container in containers:
-        try:
-            container.remove(force=True)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("sandbox_container_remove_failed", container=container.short_id, error=str(exc))
-    return len(containers)
 
 
 def _configure_logging() -> None:

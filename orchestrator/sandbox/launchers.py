@@ -381,10 +381,6 @@ class DockerLauncher:
         except Exception:  # noqa: BLE001 - logs are evidence, not essential
             return ""
 
-    def remove_all(self) -> int:
-        """Remove every container labelled snail-sandbox=1 (what `down` and a restart clean up)."""
-        return remove_sandbox_containers(self.client)
-
     def close(self) -> None:
         """Wait for background stops to finish, then ship what is left of the containers' output."""
         self._stopper.shutdown(wait=True)
@@ -520,9 +516,11 @@ def _log_event(line: bytes) -> tuple[int, str]:
     return ms, message
 
 
-def remove_sandbox_containers(client: Any) -> int:
-    """Force-remove every container labelled snail-sandbox=1; return how many there were."""
-    containers = client.containers.list(all=True, filters={"label": f"{SANDBOX_LABEL}=1"})
+def remove_sandbox_containers(client: Any, sandbox_id: str | None = None) -> int:
+    """Force-remove one sandbox's containers (every snail-sandbox one when `sandbox_id` is None); return how many
+    there were. The one place that removes sandbox containers: `down`, the daemon's start and stop."""
+    label = f"snail-sandbox-id={sandbox_id}" if sandbox_id else f"{SANDBOX_LABEL}=1"
+    containers = client.containers.list(all=True, filters={"label": label})
     for container in containers:
         try:
             container.remove(force=True)
