@@ -533,11 +533,21 @@ class MaskingStream:
         return self._stream
 
     def write(self, text: str) -> int:
-        """Mask, then write; returns len(text) as a text stream does."""
+        """Mask, then write; returns len(text) as a text stream does. A reader that went away is not an error."""
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self._stream.write(mask_text(text))
+        try:
+            self._stream.write(mask_text(text))
+        except BrokenPipeError:
+            _to_devnull(self._stream)
         return len(text)
+
+    def flush(self) -> None:
+        """Flush the real stream (a reader that went away is not an error)."""
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _to_devnull(self._stream)
 
     def writelines(self, lines: Iterable[str]) -> None:
         """Write each line, masked."""
@@ -549,6 +559,19 @@ class MaskingStream:
         if attr == "buffer":
             raise AttributeError(attr)
         return getattr(self._stream, attr)
+
+
+def _to_devnull(stream: Any) -> None:
+    """The reader of this stream left (`snail run 2>&1 | head -3`): point its file descriptor at /dev/null, so the
+    run goes on, later writes and the flush at exit succeed, and the exit code stays the run's."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a file (a test's StringIO): nothing to redirect
+        pass
 
 
 def wrap_std_streams() -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +33,7 @@ from orchestrator.sandbox.agent import EcsAgent
 from orchestrator.sandbox.launchers import InstantLauncher
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
-from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, image, seed_service, write_pipeline
+from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, image, live, seed_service, write_pipeline
 
 SERVICE = "shine-api-gateway"
 
@@ -261,11 +264,11 @@ class BusyFile:
         self.hybrid = ""
 
     def __call__(self) -> None:
-        live = self.rig.live()
-        if not self.was_held and live != self.rig.good("health-only"):
+        now = self.rig.live()
+        if not self.was_held and now != self.rig.good("health-only"):
             self.other.execute("BEGIN IMMEDIATE")
             self.held = self.was_held = True
-            self.hybrid = live
+            self.hybrid = now
         elif self.held and self.until(self.rig):
             self.other.execute("ROLLBACK")
             self.held = False
@@ -386,3 +389,47 @@ def test_docker_dying_mid_build_changes_nothing_and_exits_1(
     assert [s.kind for s in rig.store.steps(out.run_id)] == ["image"]
     assert rig.store.lock_state(SERVICE) is None
     assert rig.store.open_steps(SERVICE) == []
+
+
+# ---------------------------------------------------------------- 1. the terminal goes away: `snail run 2>&1 | head -3`
+
+
+@pytest.mark.parametrize("second_phase", ["passes", "fails"])
+def test_a_closed_output_pipe_never_stops_the_rollout(world: dict[str, Any], second_phase: str) -> None:
+    """stdout and stderr are one pipe whose reader leaves after 3 lines: the run still delivers (or rolls back),
+    records how it ended, releases the lock and exits with the documented code."""
+    write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
+    world["serve"]("a")
+    world["serve"]("b", Behaviour(status=500 if second_phase == "fails" else 200))
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SNAIL_ENDPOINT_URL": world["url"],
+        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "run", "--skip-preflight"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=world["root"],
+    )
+    assert proc.stdout is not None
+    head = [proc.stdout.readline() for _ in range(3)]
+    proc.stdout.close()  # `head -3` exits
+    code = proc.wait(timeout=180)
+    assert all(head), head
+    store = SqliteStore(world["root"] / ".snail" / "state.db")
+    (run,) = store.runs(SERVICE)
+    assert store.lock_state(SERVICE) is None
+    assert store.open_steps(SERVICE) == []
+    kinds = [e.kind for e in store.events(SERVICE, run.run_id)]
+    assert kinds[-1] == "run_finished"
+    if second_phase == "passes":
+        assert (code, run.status, run.exit_code) == (0, "succeeded", 0)
+        assert live(world) == store.last_good(SERVICE, "hybrid-ml").revision_arn
+    else:
+        assert (code, run.status, run.exit_code) == (1, "rolled_back", 1)
+        assert live(world) == store.last_good(SERVICE, "health-only").revision_arn
+        assert "rollback_verified" in kinds
