@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http import HTTPStatus
 from typing import Any
 
 import structlog
@@ -813,9 +814,10 @@ async def _reply(
 ) -> None:
     """A response made by the load balancer itself (ALB's own 404/502/503/504 pages, fixed responses)."""
     body = message.encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 501: "Not Implemented", 502: "Bad Gateway"}.get(
-        status, {503: "Service Unavailable", 504: "Gateway Timeout"}.get(status, "Status")
-    )
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Status"
     writer.write(
         f"HTTP/1.1 {status} {reason}\r\nServer: awselb/2.0\r\nContent-Type: {content_type or 'text/plain'}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: {'keep-alive' if keep else 'close'}\r\n\r\n".encode()

@@ -1155,3 +1155,67 @@ def test_a_second_up_puts_a_running_service_behind_its_new_load_balancer(endpoin
     agent.reconcile_once()
     targets = elbv2.describe_target_health(TargetGroupArn=wired["targetGroupArn"])["TargetHealthDescriptions"]
     assert [t["Target"]["Port"] for t in targets] == [5000]
+
+
+def test_the_load_balancer_answers_for_itself_like_an_alb():
+    """No rule matches: the default fixed response; an empty group: 503; a refusing target: 502; counted as ELB 5XX."""
+    refused = _free_port()
+    app = serve("blue")
+    groups = {
+        "tg/empty": lb.TargetGroup("tg/empty", "targetgroup/empty/1", ["app/x/1"], [], health_enabled=False),
+        "tg/dead": lb.TargetGroup(
+            "tg/dead", "targetgroup/dead/1", ["app/x/1"], [lb.Target("10.0.0.9", 5000, ("127.0.0.1", refused))]
+        ),
+        "tg/blue": lb.TargetGroup(
+            "tg/blue",
+            "targetgroup/blue/1",
+            ["app/x/1"],
+            [lb.Target("10.0.0.1", 5000, ("127.0.0.1", app.server_address[1]))],
+            health_enabled=False,
+        ),
+    }
+    port = _free_port()
+    rules = [
+        lb.Rule(1, (("path-pattern", ("/empty*",)),), {"Type": "forward", "TargetGroupArn": "tg/empty"}, "r1"),
+        lb.Rule(2, (("path-pattern", ("/dead*",)),), {"Type": "forward", "TargetGroupArn": "tg/dead"}, "r2"),
+        lb.Rule(3, (("path-pattern", ("/app*",)),), {"Type": "forward", "TargetGroupArn": "tg/blue"}, "r3"),
+        lb.Rule(
+            float("inf"),
+            (),
+            {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404", "MessageBody": "no route"}},
+            "default",
+        ),
+    ]
+    snap = lb.Snapshot({port: lb.Listener(port, "app/x/1", rules)}, groups)
+    published: list[dict[str, Any]] = []
+    plane = lb.DataPlane(snapshot=lambda: snap, metrics_period=3600, publish=published.extend)
+    plane.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        nowhere = requests.get(f"{base}/elsewhere", timeout=5)
+        assert (nowhere.status_code, nowhere.text, nowhere.headers["Server"]) == (404, "no route", "awselb/2.0")
+        assert requests.get(f"{base}/empty", timeout=5).status_code == 503
+        dead = requests.get(f"{base}/dead", timeout=5)
+        assert (dead.status_code, dead.reason) == (502, "Bad Gateway")
+        assert requests.get(f"{base}/app", timeout=5).text == "blue"
+        plane.flush_metrics()
+    finally:
+        plane.stop()
+        app.shutdown()
+    by_name = {(d["MetricName"], tuple(x["Value"] for x in d["Dimensions"])): d for d in published}
+    assert by_name[("HTTPCode_ELB_5XX_Count", ("app/x/1",))]["Value"] == 2.0
+    assert by_name[("RequestCount", ("app/x/1",))]["Value"] == 4.0
+    assert by_name[("HTTPCode_Target_2XX_Count", ("targetgroup/blue/1", "app/x/1"))]["Value"] == 1.0
+    assert (
+        "HTTPCode_Target_5XX_Count",
+        ("targetgroup/dead/1", "app/x/1"),
+    ) not in by_name  # the ELB's, not the target's
+
+
+def _free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
