@@ -70,6 +70,8 @@ class Images:
         if phase.image.ref:
             return f"use {identity}"
         ctx = phase.image.context.name if phase.image.context else "?"
+        if phase.image.dockerfile:  # a context shared by several phases: say which Dockerfile
+            ctx = f"{ctx}/{phase.image.dockerfile}"
         try:
             from orchestrator.build import RegistryTarget, registry_digest
             from orchestrator.errors import NotFound

@@ -21,11 +21,16 @@ ML_PHASES = ("hybrid-ml", "optimized", "enhanced")
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
 
 
-def phase_images() -> dict:
-    """Each reference phase's ImageSpec (build context, dockerfile) as the repository's pipeline.yaml loads it."""
+def load_reference_pipeline():  # noqa: ANN201
+    """The repository's own pipeline.yaml, loaded as snail loads it."""
     from orchestrator.config import load_pipeline
 
-    return {phase.name: phase.image for phase in load_pipeline(REPO_ROOT / "pipeline.yaml").phases}
+    return load_pipeline(REPO_ROOT / "pipeline.yaml")
+
+
+def phase_images() -> dict:
+    """Each reference phase's ImageSpec (build context, dockerfile) as the repository's pipeline.yaml loads it."""
+    return {phase.name: phase.image for phase in load_reference_pipeline().phases}
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +286,18 @@ def test_the_three_ml_phases_build_from_one_context():
     assert len(tags) == 3
     copies = [p.relative_to(IMAGES) for name in ("ml.py", "model.json") for p in IMAGES.rglob(name)]
     assert sorted(map(str, copies)) == ["ml/ml.py", "ml/model.json"]
+
+
+def test_plan_names_the_dockerfile_of_a_shared_context():
+    """`plan` says which Dockerfile of images/ml each ML phase builds (registry unreachable: not checked)."""
+    from orchestrator.images import Images
+
+    specs = {p.name: p for p in load_reference_pipeline().phases}
+    images = Images(load_reference_pipeline(), aws=None, registry_url="127.0.0.1:9")  # type: ignore[arg-type]
+    for phase in ML_PHASES:
+        action = images.planned_action(specs[phase], images.identity(specs[phase]))
+        assert action.startswith(f"build ml/Dockerfile.{phase} -> 127.0.0.1:9/shine-api-gateway:{phase}-"), action
+    assert images.planned_action(specs["health-only"], "t").startswith("build health-only -> ")
 
 
 def test_pure_python_predictions_match_numpy(image_module):
