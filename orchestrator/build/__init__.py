@@ -2,6 +2,7 @@
 
 The docker SDK is imported inside functions only, so importing this package (and `snail --help`) stays cheap.
 """
+
 from orchestrator.build.builder import ImageBuilder
 from orchestrator.build.image import BuiltImage, ProbeResult, ProbeSpec
 from orchestrator.build.registry import registry_digest

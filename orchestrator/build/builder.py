@@ -3,13 +3,15 @@
 Nothing is built or pushed when the content tag is already in the registry: a scheduled run with unchanged
 sources costs one HEAD request per phase.
 """
+
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import structlog
 
@@ -75,11 +77,22 @@ class ImageBuilder:
             return BuiltImage(phase, target.repository, tag, digest, built=False, pushed=False)
         bound.info("image_build_started", context=str(context), dockerfile=dockerfile or "Dockerfile")
         started = self.clock.monotonic()
-        image_id, steps, cached = self._stream_build(phase, context, f"{target.repository}:{tag}", build_args, dockerfile)
+        image_id, steps, cached = self._stream_build(
+            phase, context, f"{target.repository}:{tag}", build_args, dockerfile
+        )
         elapsed = self.clock.monotonic() - started
         bound.info("image_built", image_id=image_id, steps=steps, cached_steps=cached, seconds=round(elapsed, 1))
-        self.progress({"event": "build_done", "phase": phase, "tag": tag, "image_id": image_id, "steps": steps,
-                       "cached_steps": cached, "seconds": elapsed})
+        self.progress(
+            {
+                "event": "build_done",
+                "phase": phase,
+                "tag": tag,
+                "image_id": image_id,
+                "steps": steps,
+                "cached_steps": cached,
+                "seconds": elapsed,
+            }
+        )
         return BuiltImage(phase, target.repository, tag, None, built=True, pushed=False)
 
     def _stream_build(self, phase, context, ref, build_args, dockerfile) -> tuple[str | None, int, int]:
@@ -90,8 +103,14 @@ class ImageBuilder:
         output: list[str] = []
         try:
             stream = self.client.api.build(
-                path=str(context), tag=ref, buildargs=build_args, dockerfile=dockerfile,
-                rm=True, forcerm=True, pull=False, decode=True,
+                path=str(context),
+                tag=ref,
+                buildargs=build_args,
+                dockerfile=dockerfile,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
             )
             for chunk in stream:
                 if "error" in chunk:
@@ -126,15 +145,21 @@ class ImageBuilder:
                     log.debug("image_build_output", phase=phase, step=step, line=line)
                     self.progress({"event": "build_output", "phase": phase, "step": step, "line": line})
         except APIError as e:
-            raise BuildError(_build_failure(phase, step, step_line, _explain(e), output), phase=phase, step=step) from None
+            raise BuildError(
+                _build_failure(phase, step, step_line, _explain(e), output), phase=phase, step=step
+            ) from None
         except BuildError:
             raise
         except Exception as e:  # the engine went away mid-build: a failed build (exit 1), nothing was deployed
             if _is_connection_error(e):
-                raise BuildError(_went_away(phase, "build", _base_url(self.client), e), phase=phase, step=step) from None
+                raise BuildError(
+                    _went_away(phase, "build", _base_url(self.client), e), phase=phase, step=step
+                ) from None
             raise
         if image_id is None:
-            raise BuildError(_build_failure(phase, step, step_line, "the engine reported no image", output), phase=phase)
+            raise BuildError(
+                _build_failure(phase, step, step_line, "the engine reported no image", output), phase=phase
+            )
         return image_id, steps, cached
 
     def _step(self, phase: str, step: str, line: str, cached: bool) -> None:
@@ -159,8 +184,10 @@ class ImageBuilder:
             )
             for chunk in stream:
                 if "error" in chunk:
-                    raise PushError(_push_failure(image, target, (chunk.get("errorDetail") or {}).get("message")
-                                                  or chunk["error"]), phase=image.phase)
+                    raise PushError(
+                        _push_failure(image, target, (chunk.get("errorDetail") or {}).get("message") or chunk["error"]),
+                        phase=image.phase,
+                    )
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = aux["Digest"]
@@ -168,8 +195,15 @@ class ImageBuilder:
                 detail = chunk.get("progressDetail") or {}
                 if layer and detail.get("total") and time.monotonic() >= shown + 0.25:  # bytes, 4 a second at most
                     shown = time.monotonic()
-                    self.progress({"event": "push_progress", "phase": image.phase, "layer": layer,
-                                   "current": detail.get("current", 0), "total": detail["total"]})
+                    self.progress(
+                        {
+                            "event": "push_progress",
+                            "phase": image.phase,
+                            "layer": layer,
+                            "current": detail.get("current", 0),
+                            "total": detail["total"],
+                        }
+                    )
                 if layer and any(status.startswith(s) for s in _PUSH_NEWS) and (layer, status) not in seen:
                     seen.add((layer, status))
                     self.progress({"event": "push_layer", "phase": image.phase, "layer": layer, "status": status})
@@ -244,8 +278,10 @@ def _unreachable(where: str | None, error: Exception) -> str:
 
 def _went_away(phase: str, what: str, where: str | None, error: Exception) -> str:
     where = where or "its socket"
-    return (f"phase {phase}: the Docker Engine at {where} went away during the {what} "
-            f"({type(error).__name__}: {str(error)[:200]}): is dockerd still running? `docker info` says")
+    return (
+        f"phase {phase}: the Docker Engine at {where} went away during the {what} "
+        f"({type(error).__name__}: {str(error)[:200]}): is dockerd still running? `docker info` says"
+    )
 
 
 def _is_connection_error(e: Exception) -> bool:
@@ -254,8 +290,9 @@ def _is_connection_error(e: Exception) -> bool:
 
     # a connection cut mid-stream surfaces as urllib3's ProtocolError ("Connection broken") inside the SDK's
     # reader, or as requests' ChunkedEncodingError, not as a ConnectionError
-    return isinstance(e, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, ConnectionError,
-                          ProtocolError))
+    return isinstance(
+        e, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, ConnectionError, ProtocolError)
+    )
 
 
 def _explain(e: Exception) -> str:
@@ -265,15 +302,19 @@ def _explain(e: Exception) -> str:
 def _build_failure(phase: str, step: str, step_line: str, error: str, output: list[str]) -> str:
     where = f"step {step} ({step_line})" if step_line else "before the first step"
     hint = ""
-    if re.search(r"pull access denied|manifest unknown|not found: manifest|no such host|dial tcp", error) and "FROM" in (
-        step_line or "FROM"
-    ):
-        hint = ("\nhint: the base image is not available offline: run scripts/make-base-image.sh and build with "
-                "--build-arg BASE_IMAGE=snail-base/python:3.11")
+    if re.search(
+        r"pull access denied|manifest unknown|not found: manifest|no such host|dial tcp", error
+    ) and "FROM" in (step_line or "FROM"):
+        hint = (
+            "\nhint: the base image is not available offline: run scripts/make-base-image.sh and build with "
+            "--build-arg BASE_IMAGE=snail-base/python:3.11"
+        )
     tail = "\n".join(output[-10:])
     from orchestrator.redact import mask_text  # build output may echo a build arg (a token): never carry it
 
-    message = f"phase {phase}: build failed at {where}: {error.strip()}" + (f"\n--- last output ---\n{tail}" if tail else "")
+    message = f"phase {phase}: build failed at {where}: {error.strip()}" + (
+        f"\n--- last output ---\n{tail}" if tail else ""
+    )
     return mask_text(message) + hint
 
 

@@ -1,8 +1,9 @@
 """What a build produced and what a port probe is asked and found: small frozen values."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 
 @dataclass(frozen=True)

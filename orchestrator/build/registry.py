@@ -3,6 +3,7 @@
 Used before building (an existing content tag means nothing to build or push) and by `plan`, which must not
 need a Docker Engine. Basic auth, and the Bearer token challenge of Docker Hub-style registries.
 """
+
 from __future__ import annotations
 
 import hashlib

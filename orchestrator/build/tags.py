@@ -3,14 +3,15 @@
 Same inputs, same tag, on any machine: a scheduled run with unchanged sources finds its tag already in the
 registry and builds nothing. Files excluded by .dockerignore do not count (they are not sent to the build).
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Mapping
 
 TAG_VERSION = b"snail-content-tag/1\0"  # bump when the recipe changes, so old tags are not reused
 

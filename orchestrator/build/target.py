@@ -1,12 +1,14 @@
 """Where images go: a registry repository and its (masked) credentials, from a URL or from ECR."""
+
 from __future__ import annotations
 
 import base64
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from orchestrator.errors import AccessDenied, AwsError, NotFound, UsageError
 
@@ -68,7 +70,9 @@ class RegistryTarget:
             env = {**env, "SNAIL_REGISTRY_USERNAME": unquote(user), "SNAIL_REGISTRY_PASSWORD": unquote(password)}
         host, _, name = repository.partition("/")
         if not name or not ("." in host or ":" in host or host == "localhost"):
-            raise UsageError(f"registry url {_shown(url)!r} must be HOST[:PORT]/NAME, e.g. 127.0.0.1:5055/shine-api-gateway")
+            raise UsageError(
+                f"registry url {_shown(url)!r} must be HOST[:PORT]/NAME, e.g. 127.0.0.1:5055/shine-api-gateway"
+            )
         if not _NAME.match(name):
             raise UsageError(
                 f"registry url {_shown(url)!r}: {name!r} is not a valid repository name (lowercase, digits, . _ - /)"
@@ -98,9 +102,9 @@ class RegistryTarget:
                         f"ECR repository {repository_name!r} does not exist (create it, or allow snail to)",
                     ) from None
                 # Content tags never change meaning, so immutable tags cost nothing and stop overwrites.
-                repo = ecr_client.create_repository(
-                    repositoryName=repository_name, imageTagMutability="IMMUTABLE"
-                )["repository"]
+                repo = ecr_client.create_repository(repositoryName=repository_name, imageTagMutability="IMMUTABLE")[
+                    "repository"
+                ]
             auth = ecr_client.get_authorization_token(registryIds=[repo["registryId"]])["authorizationData"][0]
         except ClientError as e:
             code = _code(e)

@@ -111,9 +111,11 @@ def run_container(docker_client):
             try:
                 requests.get(base_url + wait_path, timeout=1)
                 return base_url, container
-            except requests.RequestException:
+            except requests.RequestException as exc:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"{image} never answered {wait_path}: {container.logs().decode()[-2000:]}")
+                    raise AssertionError(
+                        f"{image} never answered {wait_path}: {container.logs().decode()[-2000:]}"
+                    ) from exc
                 time.sleep(0.1)
 
     yield run

@@ -9,9 +9,8 @@ import pytest
 from moto import mock_aws
 from moto.moto_api import state_manager
 
-from orchestrator.config.model import LoadBalancerSpec
 from orchestrator.aws.ecs import EcsClient
-from orchestrator.config.model import NetworkSpec
+from orchestrator.config.model import LoadBalancerSpec, NetworkSpec
 from orchestrator.doctor import diagnose
 from orchestrator.errors import ConfigError
 from tests.doctor_env import CLUSTER, SERVICE, aws_context, good_env
