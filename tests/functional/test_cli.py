@@ -46,7 +46,10 @@ def test_cli_failing_phase_rolls_back_exit_1(world) -> None:
     trail = snail(world, "trail", "--format", "md").stdout
     assert "## 🚨 **EMERGENCY ROLLBACK EVENTS**" in trail
     assert "status 500, expected 200" in trail
-    assert "[Resolution]: rolled back to shine-api-gateway:2 (phase health-only): the gates it passed, passed again" in trail
+    assert (
+        "[Resolution]: rolled back to shine-api-gateway:2 (phase health-only): the gates it passed, passed again"
+        in trail
+    )
     page = world["root"] / "trail.html"
     assert snail(world, "trail", "--format", "html", "-o", str(page)).returncode == 0
     html = page.read_text()
