@@ -269,37 +269,30 @@ def test_scheduled_noop_run_stays_within_budget(server, tmp_path, http_server) -
 # ------------------------------------------------------------------------------------------ sandbox seeding
 
 
-def test_sandbox_is_seeded_once_not_per_command(tmp_path, monkeypatch) -> None:
+def test_sandbox_is_seeded_once_not_per_command(tmp_path, monkeypatch, moto_server) -> None:
     """`--sandbox` commands reuse a sandbox `up` seeded for this service; one never seeded for it is seeded."""
-    from moto.server import ThreadedMotoServer
+    import requests
 
     from orchestrator.sandbox import control
 
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    try:
-        host, port = srv.get_host_and_port()
-        spec = control.SandboxSpec(cluster=CLUSTER, service=SERVICE, repository=SERVICE)
-        info = control.SandboxInfo(
-            pid=os.getpid(), endpoint_url=f"http://{host}:{port}", registry="127.0.0.1:5055", region="us-east-1"
-        )
-        control._write_info(tmp_path, info)
-        seeds: list[str] = []  # seeding itself is the e2e sandbox tests' business; here: when it happens
-        monkeypatch.setattr(control, "seed", lambda i, s: seeds.append(s.service) or {"service": s.service})
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    spec = control.SandboxSpec(cluster=CLUSTER, service=SERVICE, repository=SERVICE)
+    info = control.SandboxInfo(pid=os.getpid(), endpoint_url=moto_server, registry="127.0.0.1:5055", region="us-east-1")
+    control._write_info(tmp_path, info)
+    seeds: list[str] = []  # seeding itself is the e2e sandbox tests' business; here: when it happens
+    monkeypatch.setattr(control, "seed", lambda i, s: seeds.append(s.service) or {"service": s.service})
 
-        first = control.ensure_up(spec, tmp_path, wait_steady=0)  # up, but never seeded for this service
-        assert seeds == [SERVICE] and spec.key() in first.seeded_for
-        for _ in range(3):  # every later --sandbox command
-            control.ensure_up(spec, tmp_path, wait_steady=0)
-        assert seeds == [SERVICE]
-        no_service = control.SandboxSpec(cluster=CLUSTER, service=SERVICE, repository=SERVICE, create_service=False)
-        control.ensure_up(no_service, tmp_path, wait_steady=0)  # the same world whether or not up made the service
-        assert seeds == [SERVICE]
-        other = replace(spec, service="other-api")
-        control.ensure_up(other, tmp_path, wait_steady=0)
-        assert seeds == [SERVICE, "other-api"]
-    finally:
-        srv.stop()
+    first = control.ensure_up(spec, tmp_path, wait_steady=0)  # up, but never seeded for this service
+    assert seeds == [SERVICE] and spec.key() in first.seeded_for
+    for _ in range(3):  # every later --sandbox command
+        control.ensure_up(spec, tmp_path, wait_steady=0)
+    assert seeds == [SERVICE]
+    no_service = control.SandboxSpec(cluster=CLUSTER, service=SERVICE, repository=SERVICE, create_service=False)
+    control.ensure_up(no_service, tmp_path, wait_steady=0)  # the same world whether or not up made the service
+    assert seeds == [SERVICE]
+    other = replace(spec, service="other-api")
+    control.ensure_up(other, tmp_path, wait_steady=0)
+    assert seeds == [SERVICE, "other-api"]
 
 
 # ------------------------------------------------------------------------------------------ what clients keep

@@ -744,26 +744,23 @@ def test_processes_race_for_a_dead_holders_lock_on_sqlite(tmp_path: Path) -> Non
     _process_race("sqlite", str(db), tmp_path, seed)
 
 
-@pytest.fixture(scope="module")
-def dynamo_url():
-    """moto's server with a state table, DynamoDB's per-item write serialisation restored."""
+@pytest.fixture
+def dynamo_url(moto_server: str):
+    """The session's moto server, reset, with a state table and DynamoDB's per-item write serialisation restored."""
     import boto3
-    from moto.server import ThreadedMotoServer
+    import requests
 
     from orchestrator.state.dynamodb import create_table
 
     mp = pytest.MonkeyPatch()
     serialise_moto_writes(mp)
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    host, port = srv.get_host_and_port()
-    url = f"http://{host}:{port}"
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    url = moto_server
     client = boto3.client(
         "dynamodb", region_name="us-east-1", endpoint_url=url, aws_access_key_id="t", aws_secret_access_key="t"
     )
     create_table(client, "snail-state", wait_delay=0)
     yield url
-    srv.stop()
     mp.undo()
 
 

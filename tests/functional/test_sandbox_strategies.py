@@ -19,7 +19,6 @@ import botocore.session
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from orchestrator.aws.elbv2 import Elbv2Client
 from orchestrator.aws.session import AwsContext
@@ -52,14 +51,10 @@ ECS_MODEL = botocore.session.get_session().get_service_model("ecs")
 
 
 @pytest.fixture(scope="module")
-def endpoint():
-    """A moto server on a free loopback port, with the sandbox extension installed for this module only."""
+def endpoint(moto_server: str):
+    """The session's moto server, with the sandbox extension installed for this module only."""
     extension.install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    yield moto_server
     extension.uninstall()
 
 
