@@ -13,7 +13,7 @@ target group's path, matcher, interval, timeout and thresholds; what they find i
 returns (`extension.TARGET_HEALTH`). Per target group and period the plane publishes the ALB metrics
 RequestCount, HTTPCode_Target_2XX/4XX/5XX_Count and TargetResponseTime (namespace AWS/ApplicationELB,
 dimensions TargetGroup + LoadBalancer), and per load balancer RequestCount and HTTPCode_ELB_5XX_Count, into
-moto's CloudWatch. Like an ALB it publishes nothing for a period without requests.
+moto's CloudWatch (`lb_metrics.py`). It routes by a `Snapshot` of moto's state (`lb_view.py`).
 
 Why asyncio and not HAProxy: see bench/lb/README.md (both measured on the same 2-core machine).
 """
@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import functools
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any
@@ -37,308 +36,26 @@ import structlog
 
 from orchestrator.sandbox import extension as ext
 from orchestrator.sandbox import traffic
+from orchestrator.sandbox.lb_metrics import NAMESPACE, Metrics, cloudwatch_publisher
+from orchestrator.sandbox.lb_view import (
+    Listener,
+    Rule,
+    SmoothWeighted,
+    Snapshot,
+    Target,
+    TargetGroup,
+    lb_dimension,
+    matcher_accepts,
+    rule_matches,
+    snapshot_from_moto,
+    tg_dimension,
+)
 
 log = structlog.get_logger(__name__)
 
-NAMESPACE = "AWS/ApplicationELB"
 MAX_HEAD = 64 * 1024
 UPSTREAM_TIMEOUT = 30.0
 HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
-
-
-# ------------------------------------------------------------------------------------------------ the view
-
-
-@dataclass(frozen=True)
-class Target:
-    """A registered target and where it really answers."""
-
-    id: str
-    port: int
-    address: tuple[str, int] | None  # None: nothing answers for it here (the task stopped, or unknown IP)
-
-
-@dataclass
-class TargetGroup:
-    """A target group as the data plane routes to it and checks it."""
-
-    arn: str
-    dimension: str  # "targetgroup/<name>/<id>"
-    load_balancers: list[str]  # "app/<name>/<id>" of the load balancers whose rules use it
-    targets: list[Target]
-    health_path: str = "/"
-    health_port: str = "traffic-port"
-    matcher: str = "200"
-    interval: float = 30.0
-    timeout: float = 5.0
-    healthy_threshold: int = 5
-    unhealthy_threshold: int = 2
-    health_enabled: bool = True
-    in_use: bool = True
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A listener rule: conditions and its first action."""
-
-    priority: float
-    conditions: tuple[tuple[str, tuple[str, ...]], ...]  # (field, patterns)
-    action: dict[str, Any]
-    arn: str
-
-
-@dataclass
-class Listener:
-    """A listener: its port, load balancer and rules (default last)."""
-
-    port: int
-    load_balancer: str  # "app/<name>/<id>"
-    rules: list[Rule]
-
-
-@dataclass
-class Snapshot:
-    """Everything the proxy routes by, rebuilt from moto on each refresh."""
-
-    listeners: dict[int, Listener] = field(default_factory=dict)
-    groups: dict[str, TargetGroup] = field(default_factory=dict)
-
-
-def lb_dimension(arn: str) -> str:
-    """`app/<name>/<id>` from a load balancer ARN, as the LoadBalancer dimension is written."""
-    return arn.split(":loadbalancer/", 1)[-1]
-
-
-def tg_dimension(arn: str) -> str:
-    """`targetgroup/<name>/<id>` from a target group ARN, as the TargetGroup dimension is written."""
-    return arn.rsplit(":", 1)[-1]
-
-
-def snapshot_from_moto(account_id: str, regions: list[str] | None = None) -> Snapshot:
-    """Read load balancers, listeners, rules and targets from moto's in-process ELBv2 (and ECS for addresses)."""
-    from moto.elbv2.models import elbv2_backends
-
-    snap = Snapshot()
-    addresses = task_addresses(account_id)
-    backends = elbv2_backends[account_id]
-    for region in regions or list(backends.keys()):
-        backend = backends[region]
-        used: dict[str, set[str]] = defaultdict(set)
-        for lb in list(backend.load_balancers.values()):
-            lb_dim = lb_dimension(lb.arn)
-            for listener in list(lb.listeners.values()):
-                if (listener.protocol or "HTTP") not in ("HTTP", "HTTPS"):
-                    continue
-                rules = []
-                for rule in list(listener.rules.values()):
-                    actions = [a.data for a in rule.actions]
-                    if not actions:
-                        continue
-                    action = sorted(actions, key=lambda a: int(a.get("Order", 0) or 0))[0]
-                    for arn in _action_groups(action):
-                        used[arn].add(lb_dim)
-                    priority = float("inf") if rule.priority == "default" else float(rule.priority)
-                    rules.append(Rule(priority, _conditions(rule.conditions), action, rule.arn))
-                rules.sort(key=lambda r: r.priority)
-                snap.listeners[int(listener.port)] = Listener(int(listener.port), lb_dim, rules)
-        for tg in list(backend.target_groups.values()):
-            targets = []
-            for t in list(tg.targets.values()):
-                port = int(t.get("Port") or tg.port or 80)
-                address = addresses.get((t["Id"], port))
-                if address is None and t["Id"].startswith("127."):
-                    address = (t["Id"], port)
-                targets.append(Target(t["Id"], port, address))
-            matcher = (tg.matcher or {}).get("HttpCode", "200") if getattr(tg, "matcher", None) else "200"
-            snap.groups[tg.arn] = TargetGroup(
-                arn=tg.arn,
-                dimension=tg_dimension(tg.arn),
-                load_balancers=sorted(used.get(tg.arn, set())),
-                targets=targets,
-                health_path=tg.health_check_path or "/",
-                health_port=str(tg.health_check_port or "traffic-port"),
-                matcher=str(matcher),
-                interval=float(tg.health_check_interval_seconds or 30),
-                timeout=float(tg.health_check_timeout_seconds or 5),
-                healthy_threshold=int(tg.healthy_threshold_count or 5),
-                unhealthy_threshold=int(tg.unhealthy_threshold_count or 2),
-                health_enabled=bool(tg.health_check_enabled),
-                in_use=tg.arn in used,
-            )
-    return snap
-
-
-def task_addresses(account_id: str) -> dict[tuple[str, int], tuple[str, int]]:
-    """(private IP, container port) -> (127.0.0.1, host port) for every sandbox task that publishes a port."""
-    from moto.backends import get_backend
-
-    out: dict[tuple[str, int], tuple[str, int]] = {}
-    with ext.BACKEND_LOCK:
-        for backend in list(get_backend("ecs")[account_id].values()):
-            for tasks in list(backend.tasks.values()):
-                for task in list(tasks.values()):
-                    if getattr(task, "last_status", None) != "RUNNING":
-                        continue
-                    ip = None
-                    for attachment in getattr(task, "attachments", None) or []:
-                        for detail in attachment.get("details", []):
-                            if detail.get("name") == "privateIPv4Address":
-                                ip = detail.get("value")
-                    if not ip:
-                        continue
-                    for container in getattr(task, "containers", []):
-                        for b in getattr(container, "network_bindings", None) or []:
-                            out[(ip, int(b["containerPort"]))] = (b.get("bindIP") or "127.0.0.1", int(b["hostPort"]))
-    return out
-
-
-def _action_groups(action: dict[str, Any]) -> list[str]:
-    if action.get("Type") != "forward":
-        return []
-    groups = [g["TargetGroupArn"] for g in (action.get("ForwardConfig") or {}).get("TargetGroups", [])]
-    return groups or ([action["TargetGroupArn"]] if action.get("TargetGroupArn") else [])
-
-
-def _conditions(conditions: list[dict[str, Any]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    out = []
-    for c in conditions or []:
-        name = c.get("Field", "")
-        values = list(c.get("Values") or [])
-        for key in ("PathPatternConfig", "HostHeaderConfig"):
-            values += list((c.get(key) or {}).get("Values") or [])
-        out.append((name, tuple(values)))
-    return tuple(out)
-
-
-# ------------------------------------------------------------------------------------------------ routing
-
-
-class SmoothWeighted:
-    """nginx's smooth weighted round robin: over any window of sum(weights) picks, each gets exactly its weight."""
-
-    def __init__(self, weights: list[tuple[str, int]]) -> None:
-        self.items = [(k, w) for k, w in weights if w > 0]
-        self.current = {k: 0 for k, _ in self.items}
-        self.total = sum(w for _, w in self.items)
-
-    def pick(self) -> str | None:
-        """The next item, or None when every weight is 0."""
-        if not self.items:
-            return None
-        best = None
-        for key, weight in self.items:
-            self.current[key] += weight
-            if best is None or self.current[key] > self.current[best]:
-                best = key
-        assert best is not None
-        self.current[best] -= self.total
-        return best
-
-
-def rule_matches(rule: Rule, path: str, host: str) -> bool:
-    """Whether a request's path and host meet all of a rule's conditions (ALB wildcards * and ?)."""
-    for name, patterns in rule.conditions:
-        if name == "path-pattern":
-            if not any(fnmatch.fnmatchcase(path, p) for p in patterns):
-                return False
-        elif name == "host-header":
-            if not any(fnmatch.fnmatchcase(host.lower(), p.lower()) for p in patterns):
-                return False
-        else:
-            return False  # a condition the sandbox does not evaluate never matches
-    return True
-
-
-def matcher_accepts(matcher: str, status: int) -> bool:
-    """An ALB HttpCode matcher ("200", "200-299", "200,302") accepts `status`."""
-    for part in matcher.split(","):
-        part = part.strip()
-        if "-" in part:
-            low, high = part.split("-", 1)
-            if int(low) <= status <= int(high):
-                return True
-        elif part and int(part) == status:
-            return True
-    return False
-
-
-# ------------------------------------------------------------------------------------------------ metrics
-
-
-@dataclass
-class GroupCounters:
-    """One period of one target group (or, with group None, of the load balancer itself)."""
-
-    requests: int = 0
-    codes: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # "2XX" -> n
-    elb_5xx: int = 0
-    response_times: list[float] = field(default_factory=list)
-
-
-class Metrics:
-    """Counts requests per (load balancer, target group) and turns a period into CloudWatch metric data."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._period: dict[tuple[str, str | None], GroupCounters] = defaultdict(GroupCounters)
-        self.totals: dict[str, int] = defaultdict(int)  # RequestCount per target group dimension, since start
-
-    def record(self, lb: str, group: str | None, status: int, seconds: float | None, from_target: bool) -> None:
-        """One request answered (by a target, or by the load balancer itself when `from_target` is False)."""
-        with self._lock:
-            lb_counters = self._period[(lb, None)]
-            lb_counters.requests += 1
-            if not from_target and status >= 500:
-                lb_counters.elb_5xx += 1
-            if group is not None:
-                counters = self._period[(lb, group)]
-                counters.requests += 1
-                self.totals[group] += 1
-                if from_target:
-                    counters.codes[f"{status // 100}XX"] += 1
-                    if seconds is not None:
-                        counters.response_times.append(seconds)
-
-    def drain(self, timestamp: datetime) -> list[dict[str, Any]]:
-        """The metric data of the period that ends now (empty without requests), and start a new period."""
-        with self._lock:
-            period, self._period = self._period, defaultdict(GroupCounters)
-        data: list[dict[str, Any]] = []
-        for (lb, group), c in period.items():
-            if not c.requests:
-                continue
-            dims = [{"Name": "LoadBalancer", "Value": lb}]
-            if group is None:
-                data.append(_datum("RequestCount", dims, c.requests, timestamp))
-                if c.elb_5xx:
-                    data.append(_datum("HTTPCode_ELB_5XX_Count", dims, c.elb_5xx, timestamp))
-                continue
-            dims = [{"Name": "TargetGroup", "Value": group}, *dims]
-            data.append(_datum("RequestCount", dims, c.requests, timestamp))
-            for klass, n in sorted(c.codes.items()):
-                data.append(_datum(f"HTTPCode_Target_{klass}_Count", dims, n, timestamp))
-            if c.response_times:
-                buckets: dict[float, int] = defaultdict(int)
-                for s in c.response_times:
-                    buckets[round(s, 3)] += 1
-                values = sorted(buckets.items())
-                for start in range(0, len(values), 150):  # PutMetricData takes 150 values per datum
-                    chunk = values[start : start + 150]
-                    data.append(
-                        {
-                            "MetricName": "TargetResponseTime",
-                            "Dimensions": dims,
-                            "Timestamp": timestamp,
-                            "Unit": "Seconds",
-                            "Values": [v for v, _ in chunk],
-                            "Counts": [float(n) for _, n in chunk],
-                        }
-                    )
-        return data
-
-
-def _datum(name: str, dims: list[dict[str, str]], value: float, timestamp: datetime) -> dict[str, Any]:
-    return {"MetricName": name, "Dimensions": dims, "Timestamp": timestamp, "Unit": "Count", "Value": float(value)}
 
 
 # ------------------------------------------------------------------------------------------------ health
@@ -827,22 +544,16 @@ async def _reply(
         await writer.drain()
 
 
-def cloudwatch_publisher(client: Any) -> Callable[[list[dict[str, Any]]], None]:
-    """Publish metric data with a boto3 CloudWatch client (20 data points per call, PutMetricData's limit)."""
-
-    def publish(data: list[dict[str, Any]]) -> None:
-        for start in range(0, len(data), 20):
-            client.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + 20])
-
-    return publish
-
-
 __all__ = [
     "NAMESPACE",
     "DataPlane",
+    "Listener",
     "Metrics",
+    "Rule",
     "SmoothWeighted",
     "Snapshot",
+    "Target",
+    "TargetGroup",
     "cloudwatch_publisher",
     "lb_dimension",
     "matcher_accepts",
