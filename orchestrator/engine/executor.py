@@ -26,6 +26,8 @@ from orchestrator.engine.outcome import Outcome
 from orchestrator.engine.results import FailedAfterDeploy, FailedBeforeDeploy, PhasePassed, PhaseResult
 from orchestrator.engine.rollback import Rollback, RollbackOutcome
 from orchestrator.errors import (
+    AccessDenied,
+    AwsError,
     ExitCode,
     LockLost,
     PreflightFailed,
@@ -39,6 +41,12 @@ from orchestrator.images import Images, ResolvedImage
 from orchestrator.plan import PhasePlan, Plan, make_plan
 from orchestrator.state.base import Mark, RunRecord, StateStore
 from orchestrator.trail.kinds import EventKind as K
+
+
+class PlanFailed(SnailError):
+    """AWS could not be read while planning, after the retries: the command stopped before it changed anything."""
+
+    exit_code = ExitCode.ROLLED_BACK  # status "failed": the service never left its revision (not "human needed")
 
 
 def _noted(message: str, failures: dict[str, Exception]) -> str:
@@ -124,17 +132,21 @@ class Engine:
 
     def plan(self, opts: RunOptions, with_diff: bool = True) -> Plan:
         """The read-only plan for these options (the diff costs one more describe; `run` does without it)."""
-        return make_plan(
-            self.p,
-            self.ecs,
-            self.store,
-            self.images,
-            self.select(opts),
-            explicit_start=bool(opts.from_phase or opts.only),
-            with_diff=with_diff,
-            allow_failed=opts.retry_failed,
-            sync=self.sync,
-        )
+        try:
+            return make_plan(
+                self.p,
+                self.ecs,
+                self.store,
+                self.images,
+                self.select(opts),
+                explicit_start=bool(opts.from_phase or opts.only),
+                with_diff=with_diff,
+                allow_failed=opts.retry_failed,
+                sync=self.sync,
+            )
+        except AwsError as exc:  # after botocore's retries (throttling, 5xx), or denied: planning only reads
+            later = "" if isinstance(exc, AccessDenied) else ": try again later"
+            raise PlanFailed(f"{exc}; nothing was changed (planning only reads){later}", status="failed") from None
 
     def sync(self, live_revision: str | None, force: bool = False) -> None:
         """Rebuild the local marks from the revisions' tags when the cache is empty or behind (free when current)."""

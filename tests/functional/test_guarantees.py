@@ -33,7 +33,7 @@ from orchestrator.sandbox.agent import EcsAgent
 from orchestrator.sandbox.launchers import InstantLauncher
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
-from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, image, live, seed_service, write_pipeline
+from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, image, live, seed_service, snail, write_pipeline
 
 SERVICE = "shine-api-gateway"
 
@@ -433,3 +433,83 @@ def test_a_closed_output_pipe_never_stops_the_rollout(world: dict[str, Any], sec
         assert (code, run.status, run.exit_code) == (1, "rolled_back", 1)
         assert live(world) == store.last_good(SERVICE, "health-only").revision_arn
         assert "rollback_verified" in kinds
+
+
+# ---------------------------------------------------------------- 2. faults before any change are not exit 3
+
+
+def _refuse(monkeypatch: pytest.MonkeyPatch, method: str, code: str, times: int | None) -> list[int]:
+    """moto's ECS backend (in this process: the session's server) answers `method` with the AWS error `code`,
+    the first `times` calls (None: always); returns the list the refused calls are counted in."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    real = getattr(EC2ContainerServiceBackend, method)
+    refused: list[int] = []
+
+    def refusing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if times is None or len(refused) < times:
+            refused.append(1)
+            raise JsonRESTError(code, f"injected {code}")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(EC2ContainerServiceBackend, method, refusing)
+    return refused
+
+
+def test_access_denied_on_the_first_update_changed_nothing_exit_1(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AccessDenied on the run's very first UpdateService: exit 1 (not 3), says nothing was deployed and where
+    the service stays, names the permission, one attempt only, recorded as failed, lock released."""
+    write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
+    world["serve"]("a"), world["serve"]("b")
+    bootstrap = live(world)
+    refused = _refuse(monkeypatch, "update_service", "AccessDeniedException", None)
+    r = snail(world, "run", "--skip-preflight")
+    assert r.returncode == 1, r.stdout + r.stderr
+    said = r.stdout + r.stderr
+    assert "phase health-only failed before it changed the service" in said, said
+    assert "the caller needs permission for ecs:UpdateService" in said, said
+    assert "nothing was deployed, the service stays on shine-api-gateway:1" in said, said
+    assert "Traceback" not in said and "human" not in said
+    assert len(refused) == 1  # never retried
+    assert live(world) == bootstrap
+    store = SqliteStore(world["root"] / ".snail" / "state.db")
+    (run,) = store.runs(SERVICE)
+    assert (run.status, run.exit_code) == ("failed", 1)
+    assert store.lock_state(SERVICE) is None and store.open_steps(SERVICE) == []
+
+
+def test_throttling_while_planning_is_retried(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """ThrottlingException on the plan's first DescribeServices calls: botocore's retry mode (session.py) absorbs
+    it and the run delivers."""
+    write_pipeline(world["root"], {"health-only": "a"})
+    world["serve"]("a")
+    refused = _refuse(monkeypatch, "describe_services", "ThrottlingException", 3)
+    r = snail(world, "run", "--skip-preflight")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(refused) == 3
+
+
+def test_throttling_that_persists_while_planning_exits_saying_nothing_changed(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DescribeServices throttled on every attempt: after botocore's attempts (6) the run stops before it changed
+    anything and says so; exit 1 (not 3), no traceback, no lock left."""
+    from orchestrator.aws.session import RETRY_CONFIG
+
+    write_pipeline(world["root"], {"health-only": "a"})
+    world["serve"]("a")
+    bootstrap = live(world)
+    refused = _refuse(monkeypatch, "describe_services", "ThrottlingException", None)
+    r = snail(world, "run", "--skip-preflight", timeout=180)
+    said = r.stdout + r.stderr
+    assert r.returncode == 1, said
+    assert "ThrottlingException" in said and "nothing was changed" in said, said
+    assert "Traceback" not in said and "human" not in said
+    assert len(refused) == RETRY_CONFIG["total_max_attempts"]
+    monkeypatch.undo()
+    assert live(world) == bootstrap
+    store = SqliteStore(world["root"] / ".snail" / "state.db")
+    assert store.lock_state(SERVICE) is None
