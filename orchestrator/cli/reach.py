@@ -53,6 +53,10 @@ def checked_context(
         raise UsageError(f"AWS credentials could not be loaded: {exc}; {CREDENTIALS_HINT}") from None
     if creds is None:
         raise UsageError(CREDENTIALS_HINT)
+    if not endpoint_url:
+        # botocore would retry an unreachable AWS endpoint for 10-30 s (six attempts, 5 s connect timeout each):
+        # one quick TCP connect to the endpoint the ECS client will use says it in seconds. The client is cached.
+        check_endpoint(aws.client("ecs").meta.endpoint_url, what=f"the AWS endpoint for {region}")
     return aws
 
 
@@ -65,8 +69,10 @@ def _no_profile(profile: str | None) -> str:
     )
 
 
-def check_endpoint(endpoint_url: str, timeout: float = CONNECT_TIMEOUT, tries: int = 2) -> None:
-    """--endpoint-url is an http(s) URL whose host accepts a TCP connection (two quick tries), else exit 2."""
+def check_endpoint(
+    endpoint_url: str, timeout: float = CONNECT_TIMEOUT, tries: int = 2, what: str = "--endpoint-url"
+) -> None:
+    """An http(s) URL whose host accepts a TCP connection (two quick tries), else exit 2 with a hint."""
     url = urlparse(endpoint_url)
     if url.scheme not in ("http", "https") or not url.hostname:
         raise UsageError(
@@ -82,6 +88,11 @@ def check_endpoint(endpoint_url: str, timeout: float = CONNECT_TIMEOUT, tries: i
                 return
         except OSError as exc:
             last = exc
+    if what != "--endpoint-url":
+        raise UsageError(
+            f"{what} ({url.hostname}:{port}) cannot be reached ({last}): check the network (a proxy goes in "
+            "HTTPS_PROXY), --region, or rehearse offline with `snail --sandbox …`"
+        )
     raise UsageError(
         f"--endpoint-url {endpoint_url}: nothing answers on {url.hostname}:{port} ({last}); is the server "
         "running? (`snail sandbox up` starts the local one; then use `snail --sandbox …`)"
