@@ -11,6 +11,7 @@ import yaml
 
 from orchestrator.config import gate_schema, yamlio
 from orchestrator.config import schema as s
+from orchestrator.config import strategy as strategy_schema
 from orchestrator.config.model import (
     ImageSpec,
     LoadBalancerSpec,
@@ -62,6 +63,7 @@ _phase = s.Mapping(
         "inherit_gates": s.Field(s.boolean, default=True),
         "approval": s.Field(s.one_of("auto", "manual"), default="auto"),
         "bake": s.Field(s.duration),
+        "strategy": s.Field(strategy_schema.check),
     }
 )
 
@@ -95,6 +97,7 @@ _service = s.Mapping(
                     "test_listener_rule": s.Field(s.string),
                     "target_groups": s.Field(s.list_of(s.string, 2)),
                     "infrastructure_role": s.Field(s.string),
+                    "test_url": s.Field(s.http_url),
                 }
             )
         ),
@@ -127,6 +130,7 @@ _defaults = s.Mapping(
         "gates": s.Field(s.list_of(_gate), default=[]),
         "bake": s.Field(s.duration, default=0.0),
         "build_args": s.Field(s.str_map, default={}),
+        "strategy": s.Field(strategy_schema.check),
     }
 )
 
@@ -190,6 +194,7 @@ def _phase_from(raw: dict[str, Any], path: Path, defaults: dict[str, Any]) -> Ph
         bake=bake,
         approval=raw.get("approval") or "auto",
         path=path,
+        strategy=strategy_schema.spec_from(raw.get("strategy"), defaults.get("strategy")),
     )
 
 
@@ -242,6 +247,15 @@ def load_pipeline(path: str | Path | None = None) -> Pipeline:
             ctx = _rel(root, praw["image"]["context"])
             if not ctx.is_dir():
                 perr.add(node, "image.context", f"build context {praw['image']['context']} is not a folder")
+        if praw is not s._MISSING and not perr.items:  # a traffic strategy needs the load balancer's wiring
+            kind = (praw.get("strategy") or defaults.get("strategy") or {}).get("type", "rolling")
+            problem = strategy_schema.wiring_problem(kind, (raw.get("service") or {}).get("load_balancer"))
+            if problem and praw.get("strategy"):
+                perr.add(strategy_schema.key_node(node, "strategy") or node, "strategy", problem)
+            elif problem and not any(e.key == "defaults.strategy" for e in all_errors):
+                at = s.Errors(str(path))
+                at.add(strategy_schema.key_node(root_node, "defaults", "strategy"), "defaults.strategy", problem)
+                all_errors.extend(at.items)
         all_errors.extend(perr.items)
         if praw is not s._MISSING and not perr.items:
             phases.append(_phase_from(praw, ppath, defaults))
@@ -292,6 +306,7 @@ def load_pipeline(path: str | Path | None = None) -> Pipeline:
                 lb.get("test_listener_rule"),
                 tuple(lb.get("target_groups") or ()),
                 lb.get("infrastructure_role"),
+                lb.get("test_url"),
             )
             if lb
             else None,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.config.gates import GateSpec, Retries  # noqa: F401 (re-exported: the pipeline's vocabulary)
+from orchestrator.config.strategy import StrategySpec
 from orchestrator.notify.spec import NotifySpec
 
 
@@ -50,6 +51,7 @@ class Phase:
     bake: float
     approval: str = "auto"
     path: Path | None = None
+    strategy: StrategySpec = StrategySpec()  # rolling unless the phase or `defaults` says otherwise
 
     @property
     def manual(self) -> bool:
@@ -76,6 +78,7 @@ class LoadBalancerSpec:
     test_listener_rule: str | None = None
     target_groups: tuple[str, ...] = ()  # the two target groups ECS alternates between (ARNs or names)
     infrastructure_role: str | None = None  # the role ECS uses to shift traffic (ARN or name)
+    test_url: str | None = None  # base URL of the test listener, when its DNS name is not how to reach it
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ class FailedAfterDeploy:
     cause: BaseException | None = None  # the exception, when something else ended the phase
     interrupted: bool = False  # Ctrl-C / SIGTERM
     lock_lost: bool = False  # our lease was taken or could not be renewed
+    traffic_returned: bool = False  # ECS already put all traffic back on blue (a strategy's ROLLBACK): verify only
 
 
 PhaseResult = Union[PhasePassed, FailedBeforeDeploy, FailedAfterDeploy]  # noqa: UP007

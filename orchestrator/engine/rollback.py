@@ -13,6 +13,7 @@ from typing import Any
 from orchestrator.aws.ecs import EcsClient, short_name
 from orchestrator.config.gates import GateSpec, gates_from_data, with_rollout
 from orchestrator.config.model import ServiceSpec
+from orchestrator.engine import strategies
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.results import FailedAfterDeploy
 from orchestrator.gates.verdict import Verdict
@@ -85,6 +86,8 @@ class Rollback:
             )
             j.event(K.ROLLBACK_IMPOSSIBLE, msg, reason=failure.reason, evidence=evidence, diagnosis=diagnosis)
             return RollbackOutcome("impossible", msg, diagnosis=diagnosis)
+        if failure.traffic_returned and self._runs(target.revision_arn):  # issue 13: ECS already switched back
+            return self._restore(j, target, failure, act=False)
         j.event(
             K.DECISION,
             f"rolling back to {short_name(target.revision_arn)} (phase {target.phase}, last good) because "
@@ -99,14 +102,31 @@ class Rollback:
         """A manual rollback's act and verification (its decision is recorded by the caller)."""
         return self._restore(j, target, None)
 
-    def _restore(self, j: Journal, target: GoodRecord, failure: FailedAfterDeploy | None) -> RollbackOutcome:
-        short = short_name(target.revision_arn)
-        j.phase = target.phase
+    def _runs(self, arn: str) -> bool:
         try:
             svc = self.ecs.service(self.svc.cluster, self.svc.name)
-            with j.step("rollback", **{"from": svc.task_definition if svc else None, "to": target.revision_arn}):
-                self.ecs.update_service(self.svc.cluster, self.svc.name, target.revision_arn)
-            j.event(K.ROLLBACK_STARTED, f"service {self.svc.name} -> {short}", revision=target.revision_arn)
+        except Exception:  # cannot tell: act as if it did not
+            return False
+        return svc is not None and svc.task_definition == arn
+
+    def _restore(
+        self, j: Journal, target: GoodRecord, failure: FailedAfterDeploy | None, act: bool = True
+    ) -> RollbackOutcome:
+        short = short_name(target.revision_arn)
+        j.phase = target.phase
+        if not act:  # a strategy's ROLLBACK returned traffic to blue: no second deployment, only the verification
+            j.event(
+                K.ROLLBACK_STARTED,
+                f"ECS returned all traffic to {short} without starting a task (strategy ROLLBACK); verifying it",
+                revision=target.revision_arn,
+                traffic_returned=True,
+            )
+        try:
+            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+            if act:
+                with j.step("rollback", **{"from": svc.task_definition if svc else None, "to": target.revision_arn}):
+                    strategies.restore(self.ecs, self.svc.cluster, self.svc.name, target.revision_arn, svc)
+                j.event(K.ROLLBACK_STARTED, f"service {self.svc.name} -> {short}", revision=target.revision_arn)
         except BaseException as exc:  # noqa: BLE001 - whatever stopped the act, a human must now look
             msg = f"rollback to {short} could not be started: {_why(exc)}. A human is needed."
             j.event(K.ROLLBACK_FAILED, msg, revision=target.revision_arn)

@@ -1,0 +1,165 @@
+"""A phase's deployment strategy: rolling (ECS's rolling update) or ECS's native blue-green, canary, linear.
+
+`strategy: blue-green` or, with settings, a mapping:
+
+    strategy: {type: canary, percent: 10, step_bake: 2m, bake: 0, hook_timeout: 10m}
+
+ECS counts bake times and hook timeouts in whole minutes, so durations here must be whole minutes too (a
+`90s` bake would be silently rounded by hand otherwise; we refuse it with the line instead)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from orchestrator.config import schema as s
+
+KINDS = ("rolling", "blue-green", "canary", "linear")
+ECS_NAMES = {"rolling": "ROLLING", "blue-green": "BLUE_GREEN", "canary": "CANARY", "linear": "LINEAR"}
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """How a phase's revision reaches production traffic; every default stated once, here."""
+
+    kind: str = "rolling"
+    percent: float = 10.0  # canary: the slice of production; linear: each step
+    step_bake: float = 60.0  # canary: seconds on the slice; linear: seconds after each step (whole minutes)
+    bake: float = 0.0  # ECS's bakeTimeInMinutes: blue kept (instant rollback) after the full shift
+    hook_timeout: float = 600.0  # a PAUSE hook nobody answers rolls back after this (whole minutes)
+
+    @property
+    def uses_traffic(self) -> bool:
+        """True for blue-green, canary and linear (traffic shifted by ECS through the load balancer)."""
+        return self.kind != "rolling"
+
+    @property
+    def ecs_name(self) -> str:
+        """ECS's name: ROLLING | BLUE_GREEN | CANARY | LINEAR."""
+        return ECS_NAMES[self.kind]
+
+    def production_steps(self) -> list[float]:
+        """Green's share of production after each shift, up to 100."""
+        if self.kind == "canary" and self.percent < 100:
+            return [self.percent, 100.0]
+        if self.kind == "linear":
+            steps: list[float] = []
+            pct = 0.0
+            while pct + self.percent < 100 - 1e-9:
+                pct = round(pct + self.percent, 1)
+                steps.append(pct)
+            return [*steps, 100.0]
+        return [100.0]
+
+    def describe(self) -> str:
+        """One line for `plan`: the strategy and its settings."""
+        if self.kind == "rolling":
+            return "rolling"
+        parts = [self.kind]
+        if self.kind == "canary":
+            parts.append(f"{self.percent:g}% for {_minutes(self.step_bake)}")
+        if self.kind == "linear":
+            parts.append(f"steps of {self.percent:g}%, {_minutes(self.step_bake)} each")
+        parts.append(f"bake {_minutes(self.bake)}")
+        parts.append(f"hooks time out after {_minutes(self.hook_timeout)} (ROLLBACK)")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for the trail and `plan --json`)."""
+        return {
+            "type": self.kind,
+            "percent": self.percent,
+            "step_bake": self.step_bake,
+            "bake": self.bake,
+            "hook_timeout": self.hook_timeout,
+        }
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g}m"
+
+
+def _whole_minutes(lo: float, hi: float) -> s.Checker:
+    """A duration that is a whole number of minutes within [lo, hi] seconds (ECS takes minutes)."""
+
+    def check(node: yaml.Node, key: str, errors: s.Errors) -> Any:
+        v = s.duration(node, key, errors)
+        if v is s._MISSING:
+            return v
+        if not math.isclose(v % 60, 0, abs_tol=1e-9) and not math.isclose(v % 60, 60, abs_tol=1e-9):
+            errors.add(node, key, f"{v:g}s is not a whole number of minutes (ECS counts this in minutes)")
+            return s._MISSING
+        if v < lo or v > hi:
+            errors.add(node, key, f"{v / 60:g}m is out of range ({lo / 60:g}m..{hi / 60:g}m)")
+            return s._MISSING
+        return v
+
+    return check
+
+
+_settings = s.Mapping(
+    {
+        "type": s.Field(s.one_of(*KINDS), required=True),
+        "percent": s.Field(s.number(0.1, 100.0)),
+        "step_bake": s.Field(_whole_minutes(0, 1440 * 60)),
+        "bake": s.Field(_whole_minutes(0, 1440 * 60)),
+        "hook_timeout": s.Field(_whole_minutes(60, 1440 * 60)),
+    }
+)
+
+
+def check(node: yaml.Node, key: str, errors: s.Errors) -> Any:
+    """`strategy:` as a name (`blue-green`) or a mapping with `type:` and settings; returns plain data."""
+    if isinstance(node, yaml.ScalarNode):
+        v = s.one_of(*KINDS)(node, key, errors)
+        return v if v is s._MISSING else {"type": v}
+    v = _settings(node, key, errors)
+    if v is s._MISSING:
+        return v
+    return {k: x for k, x in v.items() if x is not None and x is not s._MISSING}
+
+
+def spec_from(raw: dict[str, Any] | None, defaults: dict[str, Any] | None = None) -> StrategySpec:
+    """The phase's strategy: its own settings over the defaults' (a phase naming another type starts afresh)."""
+    base = dict(defaults or {})
+    own = dict(raw or {})
+    if own and base and own.get("type") != base.get("type"):
+        base = {}
+    merged = {**base, **own}
+    if not merged:
+        return StrategySpec()
+    return StrategySpec(
+        kind=str(merged.get("type", "rolling")),
+        **{k: float(merged[k]) for k in ("percent", "step_bake", "bake", "hook_timeout") if k in merged},
+    )
+
+
+WIRING = ("production_listener_rule", "test_listener_rule", "infrastructure_role")
+
+
+def wiring_problem(kind: str, load_balancer: dict[str, Any] | None) -> str | None:
+    """Why `service.load_balancer` cannot carry a traffic strategy (None when it can, or for rolling)."""
+    if kind == "rolling":
+        return None
+    lb = load_balancer or {}
+    missing = [f"service.load_balancer.{k}" for k in WIRING if not lb.get(k)]
+    if len(lb.get("target_groups") or ()) != 2:
+        missing.append("service.load_balancer.target_groups (the two groups ECS alternates between)")
+    if not missing:
+        return None
+    return f"strategy {kind} needs {', '.join(missing)} (or use strategy: rolling)"
+
+
+def key_node(node: yaml.Node, *path: str) -> yaml.Node | None:
+    """The value node at `path` in a mapping node (for a mistake's line), or None."""
+    for name in path:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        found = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == name), None)
+        if found is None:
+            return None
+        node = found
+    return node

@@ -1,0 +1,555 @@
+"""Blue-green, canary and linear: what a phase does between "revision registered" and "marked good".
+
+ECS shifts the traffic (deploymentConfiguration.strategy); snail judges. The service is updated with the
+phase's strategy and PAUSE lifecycle hooks where judgment belongs:
+- POST_TEST_TRAFFIC_SHIFT: green is scaled up and has the test listener only; production is all blue. The
+  phase's gates run here: http gates through the test listener, target-health on green's own target group,
+  ecs-rollout as "green scaled up", command gates as written.
+- PRODUCTION_TRAFFIC_SHIFT (canary, linear: after each partial shift) or POST_PRODUCTION_TRAFFIC_SHIFT
+  (blue-green: blue still kept): the gates that need production traffic (metrics, alarm, target-health).
+Each hook times out with ROLLBACK, so a dead snail never leaves a paused deployment forever. A failing gate
+answers the hook with ROLLBACK: ECS returns production traffic to blue without starting a task, and the engine's
+rollback only verifies blue (FailedAfterDeploy.traffic_returned). A restarted snail finds the deployment still in
+flight for its revision and resumes judging the hook that awaits action.
+
+Entry points for the engine: `applies()` and `deploy()`; for the rollback collaborator: `restore_configuration()`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from orchestrator.aws.deployments import DeploymentsClient, ServiceDeploymentView
+from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
+from orchestrator.config.gates import AlarmGate, EcsRolloutGate, GateSpec, TargetHealthGate
+from orchestrator.engine.results import FailedAfterDeploy, FailedBeforeDeploy
+from orchestrator.errors import AccessDenied, PreflightFailed, UsageError
+from orchestrator.gates import run_gate
+from orchestrator.gates.verdict import FAILED, PASSED, Verdict
+from orchestrator.trail.kinds import EventKind as K
+
+if TYPE_CHECKING:
+    from orchestrator.config.strategy import StrategySpec
+    from orchestrator.engine.executor import Engine
+    from orchestrator.engine.journal import Journal
+    from orchestrator.plan import PhasePlan
+
+log = structlog.get_logger(__name__)
+
+POLL = 2.0  # seconds between DescribeServiceDeployments while ECS scales, shifts and bakes
+SCALE_UP_ALLOWANCE = 900.0  # how long green may take to reach the first hook (then ECS's breaker has spoken)
+TEST_STAGE = "POST_TEST_TRAFFIC_SHIFT"
+SHIFT_STAGE = "PRODUCTION_TRAFFIC_SHIFT"
+POST_SHIFT_STAGE = "POST_PRODUCTION_TRAFFIC_SHIFT"
+HOOK_MARK = "snail"  # the PAUSE hooks snail sets carry no name in ECS; they are ours when their stages are ours
+
+
+def _is_production_gate(g: GateSpec) -> bool:
+    return isinstance(g, (AlarmGate, TargetHealthGate)) or g.type == "metrics"
+
+
+def _is_test_gate(g: GateSpec) -> bool:
+    return not isinstance(g, AlarmGate) and g.type != "metrics"
+
+
+def pause_stages(strategy: StrategySpec, gates: tuple[GateSpec, ...]) -> list[str]:
+    """The lifecycle stages where snail pauses the deployment to judge (what `plan` shows)."""
+    if not strategy.uses_traffic:
+        return []
+    stages = [TEST_STAGE]
+    if any(_is_production_gate(g) for g in gates):
+        stages.append(POST_SHIFT_STAGE if strategy.kind == "blue-green" else SHIFT_STAGE)
+    return stages
+
+
+def deployment_configuration(strategy: StrategySpec, gates: tuple[GateSpec, ...], breaker: bool) -> dict[str, Any]:
+    """The deploymentConfiguration for ECS: strategy, its settings, and one PAUSE hook per judging stage."""
+    cfg: dict[str, Any] = {
+        "strategy": strategy.ecs_name,
+        "deploymentCircuitBreaker": {"enable": breaker, "rollback": breaker},
+    }
+    if not strategy.uses_traffic:
+        cfg["lifecycleHooks"] = []
+        return cfg
+    cfg["bakeTimeInMinutes"] = int(strategy.bake // 60)
+    if strategy.kind == "canary":
+        cfg["canaryConfiguration"] = {
+            "canaryPercent": strategy.percent,
+            "canaryBakeTimeInMinutes": int(strategy.step_bake // 60),
+        }
+    if strategy.kind == "linear":
+        cfg["linearConfiguration"] = {
+            "stepPercent": strategy.percent,
+            "stepBakeTimeInMinutes": int(strategy.step_bake // 60),
+        }
+    cfg["lifecycleHooks"] = [
+        {
+            "targetType": "PAUSE",
+            "lifecycleStages": pause_stages(strategy, gates),
+            "timeoutConfiguration": {
+                "timeoutInMinutes": max(1, math.ceil(strategy.hook_timeout / 60)),
+                "action": "ROLLBACK",
+            },
+        }
+    ]
+    return cfg
+
+
+def restore_configuration(svc: ServiceView | None) -> dict[str, Any] | None:
+    """For a rollback by update_service on a service that still carries snail's PAUSE hooks: the configuration
+    that keeps its strategy but drops the hooks and the bake (a rollback must not wait for a judge). None when
+    the service has no hooks (a plain update_service is right)."""
+    cfg = svc.deployment_configuration if svc else {}
+    if not cfg.get("lifecycleHooks"):
+        return None
+    return {"lifecycleHooks": [], "bakeTimeInMinutes": 0}
+
+
+def restore(ecs: EcsClient, cluster: str, service: str, revision_arn: str, svc: ServiceView | None) -> None:
+    """The rollback's update_service: plain, or (on a service carrying snail's PAUSE hooks) with the hooks and
+    the bake dropped, so the rollback deployment never waits for a judge that is not coming."""
+    cfg = restore_configuration(svc)
+    if cfg is None:
+        ecs.update_service(cluster, service, revision_arn)
+        return
+    DeploymentsClient(client=ecs._ecs).update_service(cluster, service, revision_arn, cfg)
+
+
+def applies(phase_strategy: StrategySpec, svc: ServiceView | None, arn: str) -> bool:
+    """True when this module runs the phase: a traffic strategy, or a rolling phase on a service that a
+    strategy left configured (its strategy and hooks are reset first, or the rolling update would pause)."""
+    if svc is None:
+        return False
+    if phase_strategy.uses_traffic:
+        return True
+    cfg = svc.deployment_configuration or {}
+    return svc.task_definition != arn and (
+        cfg.get("strategy", "ROLLING") != "ROLLING" or bool(cfg.get("lifecycleHooks"))
+    )
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The load balancer ECS shifts between, as the service's advancedConfiguration names it."""
+
+    production_rule: str
+    test_rule: str | None
+    blue_group: str  # carries production before this deployment
+    green_group: str
+    test_url: str | None
+
+
+def wiring(engine: Engine, svc: ServiceView) -> Wiring:
+    """Read the service's load balancer wiring (PreflightFailed naming what is missing)."""
+    from orchestrator.aws.elbv2 import Elbv2Client
+
+    lbs = [lb for lb in svc.load_balancers if lb.get("advancedConfiguration")]
+    if not lbs:
+        raise PreflightFailed(
+            f"service {svc.name} has no load balancer with an advancedConfiguration (alternate target group, "
+            "production and test listener rules, infrastructure role): ECS cannot shift traffic for it; "
+            "`snail doctor` says what to create"
+        )
+    lb = lbs[0]
+    adv = lb["advancedConfiguration"]
+    elbv2 = Elbv2Client(engine.aws)
+    production = elbv2.rule(adv["productionListenerRule"])
+    groups = (lb["targetGroupArn"], adv["alternateTargetGroupArn"])
+    blue = max(groups, key=production.share)
+    green = groups[1] if blue == groups[0] else groups[0]
+    test_rule = adv.get("testListenerRule")
+    url = None
+    if test_rule:
+        rule = elbv2.rule(test_rule)
+        port = elbv2.listener_port(rule.listener_arn)
+        url = _listener_url(engine, rule.listener_arn, port)
+    return Wiring(adv["productionListenerRule"], test_rule, blue, green, url)
+
+
+def _listener_url(engine: Engine, listener_arn: str, port: int | None) -> str | None:
+    """The test listener's base URL: service.load_balancer.test_url, else 127.0.0.1 in the sandbox (its data
+    plane listens there, one port per listener), else the load balancer's DNS name."""
+    from urllib.parse import urlsplit
+
+    configured = engine.svc.load_balancer.test_url if engine.svc.load_balancer else None
+    if configured:
+        return configured.rstrip("/")
+    endpoint = engine.aws.endpoint_url or ""
+    if urlsplit(endpoint).hostname in ("127.0.0.1", "localhost"):
+        return f"http://127.0.0.1:{port}" if port else None
+    client = engine.aws.client("elbv2")
+    lb_arn = listener_arn.replace(":listener/", ":loadbalancer/").rsplit("/", 1)[0]
+    found = client.describe_load_balancers(LoadBalancerArns=[lb_arn]).get("LoadBalancers") or []
+    listeners = client.describe_listeners(ListenerArns=[listener_arn]).get("Listeners") or []
+    if not found or not listeners:
+        return None
+    scheme = "https" if listeners[0].get("Protocol") == "HTTPS" else "http"
+    return f"{scheme}://{found[0]['DNSName']}:{port}"
+
+
+class _Driver:
+    """One phase's strategy deployment: update, wait for each hook, judge, answer, until ECS is done."""
+
+    def __init__(self, engine: Engine, j: Journal, pp: PhasePlan, arn: str, deployed_at: datetime) -> None:
+        self.e = engine
+        self.j = j
+        self.pp = pp
+        self.ph = pp.phase
+        self.arn = arn
+        self.deployed_at = deployed_at
+        self.dc = DeploymentsClient(engine.aws)
+        self.svc = engine.svc
+        self.green_production = 0.0
+        self.answered: set[str] = set()
+        self.deployment: str | None = None
+        self.wiring: Wiring | None = None
+
+    # ------------------------------------------------------------------ the phase
+    def run(self, svc: ServiceView) -> FailedBeforeDeploy | FailedAfterDeploy | None:
+        strategy = self.ph.strategy
+        controller = (svc.raw.get("deploymentController") or {}).get("type", "ECS")
+        if strategy.uses_traffic and controller != "ECS":
+            return FailedBeforeDeploy(
+                self.ph.name,
+                UsageError(
+                    f"phase {self.ph.name} uses strategy {strategy.kind}, but service {svc.name} has the "
+                    f"{controller} deployment controller: ECS-native strategies need the ECS controller "
+                    "(use strategy: rolling, or recreate the service with deploymentController ECS)"
+                ),
+            )
+        if not strategy.uses_traffic:
+            return self._rolling(svc)
+        try:
+            self.wiring = wiring(self.e, svc)
+            resumed = self._find_in_flight() if svc.task_definition == self.arn else None
+        except Exception as exc:  # noqa: BLE001 - nothing changed yet
+            return FailedBeforeDeploy(self.ph.name, exc)
+        if resumed is None and svc.task_definition == self.arn:
+            return self._regate()
+        if resumed is None:
+            started = self._update(svc)
+            if started is not None:
+                return started
+        else:
+            self.deployment = resumed
+            self.j.event(
+                K.SERVICE_UNCHANGED,
+                f"resuming service deployment {short_name(resumed)} of {short_name(self.arn)} left in flight "
+                "by an earlier run: judging the hook it waits at",
+                deployment=resumed,
+                revision=self.arn,
+                resumed=True,
+            )
+        try:
+            return self._drive()
+        except BaseException as exc:  # noqa: BLE001 - after the update anything at all ends in a rollback
+            return self._abort(exc)
+
+    def _rolling(self, svc: ServiceView) -> FailedBeforeDeploy | FailedAfterDeploy | None:
+        """A rolling phase after a traffic strategy: strategy ROLLING and no hooks, then the engine's own gates."""
+        cfg = deployment_configuration(self.ph.strategy, self.pp.gates, self.svc.circuit_breaker)
+        try:
+            with self.j.step("update_service", **{"from": svc.task_definition, "to": self.arn}) as r:
+                after, dep = self.dc.update_service(self.svc.cluster, self.svc.name, self.arn, cfg)
+                r["deployment"] = after.primary.id if after.primary else None
+                r["service_deployment"] = dep
+        except BaseException as exc:  # noqa: BLE001 - did it take effect? ECS says
+            if not self.e._runs(self.arn):
+                return FailedBeforeDeploy(self.ph.name, exc, interrupted=isinstance(exc, KeyboardInterrupt))
+            return self.e._failed_after(self.ph.name, self.arn, self.deployed_at, exc)
+        self.j.event(
+            K.SERVICE_UPDATED,
+            f"service {self.svc.name} -> {short_name(self.arn)} (rolling; the previous strategy's hooks removed)",
+            previous=svc.task_definition,
+            revision=self.arn,
+        )
+        return self._engine_gates(self.pp.gates)
+
+    def _regate(self) -> FailedAfterDeploy | None:
+        self.j.event(K.SERVICE_UNCHANGED, f"service already runs {short_name(self.arn)}; gating it again")
+        return self._engine_gates(self.pp.gates)
+
+    def _engine_gates(self, gates: tuple[GateSpec, ...]) -> FailedAfterDeploy | None:
+        """The engine's judge and bake, as a rolling phase runs them."""
+        try:
+            failed = self.e._judge(self.j, gates, self.arn, self.ph.name, self.deployed_at)
+            if failed is None:
+                failed = self.e._bake(self.j, self.ph, self.pp.gates, self.arn, self.deployed_at)
+        except BaseException as exc:  # noqa: BLE001
+            return self.e._failed_after(self.ph.name, self.arn, self.deployed_at, exc)
+        if failed is None:
+            return None
+        return FailedAfterDeploy(
+            self.ph.name, self.arn, f"gate {failed.gate} {failed.status}: {failed.summary}", self.deployed_at, failed
+        )
+
+    def _find_in_flight(self) -> str | None:
+        """The service deployment still in flight for our revision (a restarted snail's hook), if any."""
+        for dep_arn in self.dc.in_flight(self.svc.cluster, self.svc.name):
+            view = self.dc.describe(dep_arn)
+            if view is None or view.finished or not view.target_revision:
+                continue
+            if self.dc.task_definition_of(view.target_revision) == self.arn:
+                return dep_arn
+        return None
+
+    def _update(self, svc: ServiceView) -> FailedBeforeDeploy | FailedAfterDeploy | None:
+        strategy = self.ph.strategy
+        cfg = deployment_configuration(strategy, self.pp.gates, self.svc.circuit_breaker)
+        stages = pause_stages(strategy, self.pp.gates)
+        try:
+            with self.j.step(
+                "update_service", **{"from": svc.task_definition, "to": self.arn, "strategy": strategy.kind}
+            ) as r:
+                _after, dep = self.dc.update_service(self.svc.cluster, self.svc.name, self.arn, cfg)
+                r["service_deployment"] = dep
+                self.deployment = dep
+        except BaseException as exc:  # noqa: BLE001 - did the update take effect? ECS says
+            if not self.e._runs(self.arn):
+                return FailedBeforeDeploy(self.ph.name, exc, interrupted=isinstance(exc, KeyboardInterrupt))
+            return self.e._failed_after(self.ph.name, self.arn, self.deployed_at, exc)
+        self.j.event(
+            K.SERVICE_UPDATED,
+            f"service {self.svc.name} -> {short_name(self.arn)} ({strategy.describe()}; snail pauses at "
+            f"{', '.join(stages)})",
+            previous=svc.task_definition,
+            revision=self.arn,
+            strategy=strategy.to_dict(),
+            pauses=stages,
+            deployment=self.deployment,
+        )
+        if self.deployment is None:
+            return self.e._failed_after(
+                self.ph.name, self.arn, self.deployed_at, RuntimeError("ECS started no service deployment")
+            )
+        return None
+
+    # ------------------------------------------------------------------ the deployment
+    def _drive(self) -> FailedAfterDeploy | None:
+        assert self.deployment is not None
+        while True:
+            view = self._wait()
+            self._traffic(view)
+            if view.finished:
+                return self._finished(view)
+            hook = view.awaiting
+            assert hook is not None
+            failed = self._judge_hook(view)
+            if failed is not None:
+                return self._roll_back(view, hook.hook_id, failed)
+            try:
+                self._answer(view, hook.hook_id, "CONTINUE")
+            except AccessDenied as exc:
+                returned = self._wait_for_timeout(view, exc)
+                reason = f"green passed its gates at {view.stage} but could not be continued: {exc}"
+                return FailedAfterDeploy(
+                    self.ph.name, self.arn, reason, self.deployed_at, cause=exc, traffic_returned=returned
+                )
+
+    def _wait(self) -> ServiceDeploymentView:
+        """Poll until a hook we have not answered awaits action, or ECS is done with the deployment."""
+        assert self.deployment is not None
+        limit = SCALE_UP_ALLOWANCE + self.ph.strategy.hook_timeout + self.ph.strategy.bake
+        limit += self.ph.strategy.step_bake * len(self.ph.strategy.production_steps())
+        deadline = self.e.clock.monotonic() + limit
+        while True:
+            view = self.dc.describe(self.deployment)
+            if view is None:
+                raise RuntimeError(f"ECS no longer knows service deployment {self.deployment}")
+            if view.finished:
+                return view
+            hook = view.awaiting
+            if hook is not None and hook.hook_id not in self.answered:
+                return view
+            if self.e.clock.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"service deployment {short_name(self.deployment)} still {view.status} at {view.stage} "
+                    f"after {limit:.0f}s"
+                )
+            self.j.progress("strategy_wait", {"stage": view.stage, "status": view.status})
+            self.e._checkpoint()
+            self.e.clock.sleep(POLL)
+            self._traffic(view)
+
+    def _traffic(self, view: ServiceDeploymentView) -> None:
+        """A trail event each time green's share of production changes (the timeline draws it)."""
+        green = 0.0 if view.rolled_back else view.green_production
+        if view.succeeded:
+            green = 100.0
+        if math.isclose(green, self.green_production):
+            return
+        self.green_production = green
+        self.j.event(
+            K.TRAFFIC_SHIFTED,
+            f"production traffic: blue {100 - green:g}%, green {green:g}% ({view.stage or view.status})",
+            traffic={"blue": round(100 - green, 1), "green": round(green, 1)},
+            stage=view.stage,
+            deployment=view.arn,
+        )
+
+    def _judge_hook(self, view: ServiceDeploymentView) -> Verdict | None:
+        """The gates that belong to the stage the hook waits at; the first failing verdict, or None."""
+        assert self.wiring is not None
+        at_test = view.stage == TEST_STAGE
+        if at_test:
+            self.j.event(
+                K.TRAFFIC_SHIFTED,
+                f"green {short_name(self.arn)} on the test listener only ({self.wiring.test_url or 'no URL'}); "
+                f"production stays on blue",
+                traffic={"blue": round(100 - self.green_production, 1), "green": round(self.green_production, 1)},
+                test_traffic={"blue": 0, "green": 100},
+                stage=view.stage,
+                deployment=view.arn,
+            )
+        gates = tuple(g for g in self.pp.gates if (_is_test_gate(g) if at_test else _is_production_gate(g)))
+        ctx = dataclasses.replace(
+            self.e._ctx(self.j, self.arn, self.ph.name, self.deployed_at), endpoint=self.wiring.test_url
+        )
+        ctx.watch = None  # ECS's own status is watched between hooks; a paused deployment is not a failure
+        for g in gates:
+            if isinstance(g, EcsRolloutGate):
+                v = _scaled(g, view)
+            else:
+                v = run_gate(self._aim(g), ctx)
+            data = {"gate": g.label, "status": v.status, "attempts": v.attempts, "evidence": v.evidence}
+            data["stage"] = view.stage
+            if v.passed:
+                self.j.event(K.GATE_PASSED, f"[x] {g.label}: {v.summary} (at {view.stage})", **data)
+                continue
+            self.j.event(K.GATE_FAILED, f"[ ] {g.label}: {v.status}: {v.summary} (at {view.stage})", **data)
+            return v
+        return None
+
+    def _aim(self, g: GateSpec) -> GateSpec:
+        """A gate pointed at green: target-health at green's target group, metrics at green (and blue)."""
+        assert self.wiring is not None
+        w = self.wiring
+        if isinstance(g, TargetHealthGate):
+            named = g.target_group_arn  # the service's group (ARN or, in the sandbox, a name) means "green's"
+            if named is None or named in (w.blue_group, w.green_group) or not named.startswith("arn:"):
+                return dataclasses.replace(g, target_group_arn=w.green_group)
+            return g
+        if g.type == "metrics":
+            aim = getattr(g, "aimed", None)
+            if callable(aim):
+                return aim(w.green_group, w.blue_group)
+        return g
+
+    def _answer(self, view: ServiceDeploymentView, hook_id: str, action: str) -> None:
+        """ContinueServiceDeployment; a denied call leaves the hook to its ROLLBACK timeout, and says so."""
+        self.answered.add(hook_id)
+        with self.j.step("continue_deployment", deployment=view.arn, hook=hook_id, action=action, stage=view.stage):
+            self.dc.answer(view.arn, hook_id, action)
+        log.info("strategy_hook_answered", deployment=view.arn, stage=view.stage, action=action)
+
+    def _roll_back(self, view: ServiceDeploymentView, hook_id: str, failed: Verdict) -> FailedAfterDeploy:
+        """Decision first, then ROLLBACK at the hook, then wait until production is back on blue."""
+        reason = f"gate {failed.gate} {failed.status}: {failed.summary}"
+        where = "on test traffic" if view.stage == TEST_STAGE else f"at {view.stage}"
+        self.j.event(
+            K.DECISION,
+            f"returning all traffic to blue (ROLLBACK at {view.stage}) because {reason}: green failed {where}, "
+            f"production had {self.green_production:g}% on it",
+            reason=reason,
+            evidence=failed.evidence,
+            stage=view.stage,
+            production_on_green=self.green_production,
+        )
+        returned = False
+        try:
+            self._answer(view, hook_id, "ROLLBACK")
+            returned = self._wait().rolled_back
+        except AccessDenied as exc:
+            returned = self._wait_for_timeout(view, exc)
+        if returned:
+            self._traffic(self.dc.describe(view.arn) or view)
+        return FailedAfterDeploy(self.ph.name, self.arn, reason, self.deployed_at, failed, traffic_returned=returned)
+
+    def _wait_for_timeout(self, view: ServiceDeploymentView, exc: AccessDenied) -> bool:
+        """ContinueServiceDeployment denied: the hook's ROLLBACK timeout protects production; wait for it."""
+        self.j.event(
+            K.WARNING,
+            f"{exc}: the PAUSE hook at {view.stage} cannot be answered; its timeout "
+            f"({self.ph.strategy.hook_timeout / 60:g}m, action ROLLBACK) returns traffic to blue. Grant "
+            "ecs:ContinueServiceDeployment to snail's role (see `snail iam-policy`)",
+            permission="ecs:ContinueServiceDeployment",
+        )
+        done = self._wait()
+        self._traffic(done)
+        return done.rolled_back
+
+    def _finished(self, view: ServiceDeploymentView) -> FailedAfterDeploy | None:
+        """ECS is done: on success the ecs-rollout gates and the bake; otherwise ECS already returned traffic."""
+        if view.succeeded:
+            rollout = tuple(g for g in self.pp.gates if isinstance(g, EcsRolloutGate))
+            return self._engine_gates(rollout)
+        why = view.rollback_reason or view.status_reason or view.status
+        if view.breaker.get("status") == "TRIGGERED":
+            why = f"the circuit breaker triggered ({view.breaker.get('failureCount')} tasks failed): {why}"
+        verdict = Verdict("ecs-rollout", FAILED, f"ECS {view.status}: {why}", {"deployment": view.raw}, terminal=True)
+        self.j.event(
+            K.GATE_FAILED,
+            f"[ ] ecs-rollout: failed: ECS {view.status}: {why}",
+            gate="ecs-rollout",
+            status=FAILED,
+            evidence={"deployment": view.arn, "stage": view.stage, "reason": why},
+        )
+        return FailedAfterDeploy(
+            self.ph.name,
+            self.arn,
+            f"ECS {view.status}: {why}",
+            self.deployed_at,
+            verdict,
+            traffic_returned=view.rolled_back,
+        )
+
+    def _abort(self, exc: BaseException) -> FailedAfterDeploy:
+        """Interrupted or broken mid-deployment: ROLLBACK through ECS (unless on_interrupt says record)."""
+        failure = self.e._failed_after(self.ph.name, self.arn, self.deployed_at, exc)
+        if failure.interrupted and self.e.p.on_interrupt == "record":
+            return failure
+        if self.deployment is None:
+            return failure
+        try:
+            view = self.dc.describe(self.deployment)
+            if view is None or view.finished:
+                return dataclasses.replace(failure, traffic_returned=bool(view and view.rolled_back))
+            self.j.event(
+                K.DECISION,
+                f"returning all traffic to blue (StopServiceDeployment ROLLBACK) because {failure.reason}",
+                reason=failure.reason,
+                stage=view.stage,
+            )
+            with self.j.step("stop_deployment", deployment=view.arn):
+                self.dc.stop(view.arn)
+            done = self._wait()
+            self._traffic(done)
+            return dataclasses.replace(failure, traffic_returned=done.rolled_back)
+        except BaseException:  # noqa: BLE001 - the engine's rollback takes over
+            return failure
+
+
+def _scaled(g: EcsRolloutGate, view: ServiceDeploymentView) -> Verdict:
+    """ecs-rollout at a hook: green has all its tasks running (the rest is judged when ECS finishes)."""
+    evidence = {"running": view.running, "requested": view.requested, "stage": view.stage, "deployment": view.arn}
+    if view.requested and view.running >= view.requested:
+        return Verdict(g.label, PASSED, f"green scaled up: {view.running}/{view.requested} running", evidence)
+    return Verdict(g.label, FAILED, f"green not scaled up: {view.running}/{view.requested} running", evidence)
+
+
+def deploy(
+    engine: Engine, j: Journal, pp: PhasePlan, arn: str, svc: ServiceView, deployed_at: datetime
+) -> FailedBeforeDeploy | FailedAfterDeploy | None:
+    """Update the service with the phase's strategy, judge at each PAUSE hook, CONTINUE or ROLLBACK; None when
+    the revision passed everything (the engine then marks it good). Never raises: every failure is a result."""
+    try:
+        return _Driver(engine, j, pp, arn, deployed_at).run(svc)
+    except BaseException as exc:  # noqa: BLE001 - a bug here must still end in the engine's rollback decision
+        if engine._runs(arn) and svc.task_definition != arn:
+            return engine._failed_after(pp.phase.name, arn, deployed_at, exc)
+        return FailedBeforeDeploy(pp.phase.name, exc, interrupted=isinstance(exc, KeyboardInterrupt))

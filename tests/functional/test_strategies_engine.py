@@ -1,0 +1,421 @@
+"""The engine driving ECS-native blue-green and canary through PAUSE hooks, on moto + the sandbox agent + the
+sandbox's real load balancer data plane (HTTP on 127.0.0.1), with a fake clock: gates judge green through the
+test listener, CONTINUE or ROLLBACK answers the hook, and a ROLLBACK starts no task."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from orchestrator.aws.session import AwsContext
+from orchestrator.config import load_pipeline
+from orchestrator.engine.executor import Engine, RunOptions
+from orchestrator.errors import ConfigErrors
+from orchestrator.sandbox import lb
+from orchestrator.sandbox.agent import EcsAgent
+from orchestrator.sandbox.launchers import InstantLauncher
+from orchestrator.state.sqlite import SqliteStore
+from tests.conftest import Behaviour
+from tests.functional.world import ACCOUNT, REGION, AgentClock, image
+
+CLUSTER, SERVICE = "shine", "shine-api-gateway"
+
+PIPELINE = """\
+version: 1
+service:
+  cluster: shine
+  name: shine-api-gateway
+  region: us-east-1
+  container: api
+  port: 5000
+  load_balancer:
+    target_group_arn: {blue_tg}
+    production_listener_rule: {production}
+    test_listener_rule: {test}
+    target_groups: [{blue_tg}, {green_tg}]
+    infrastructure_role: arn:aws:iam::123456789012:role/ecsInfrastructureRole
+    test_url: {test_url}
+registry:
+  url: 127.0.0.1:5055/shine-api-gateway
+state:
+  path: {state}
+rollback:
+  on_interrupt: {on_interrupt}
+defaults:
+  gates:
+    - {{type: ecs-rollout, timeout: 2m, poll: 1s}}
+    - {{type: http, path: /health, expect: {{status: 200, json: {{status: ok}}}}, retries: {{attempts: 3, wait: 1s}}}}
+  bake: 0
+  strategy: {strategy}
+phases: [{phases}]
+"""
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a listener of the data plane)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class World:
+    """moto (in process) + the agent + the load balancer data plane + per-image HTTP servers + a pipeline."""
+
+    def __init__(self, tmp_path: Path, http_server: Any, strategy: str = "blue-green", on_interrupt: str = "rollback"):
+        self.tmp = tmp_path
+        self.http_server = http_server
+        self.strategy = strategy
+        self.on_interrupt = on_interrupt
+        self.ports: dict[str, int] = {}
+        self.behaviours: dict[str, Behaviour] = {}
+        self.clock = AgentClock()
+        self.launcher = InstantLauncher(host_port_for=lambda img: self.ports.get(img))
+        self.agent = EcsAgent(
+            self.launcher,
+            account_id=ACCOUNT,
+            region=REGION,
+            monotonic=self.clock.monotonic,
+            restart_backoff=(0, 0),
+            steady_after=0,
+        )
+        self.clock.agent = self.agent
+        self.clock.on_sleep.append(lambda: time.sleep(0.01))  # the data plane (a real thread) catches up
+        self.ecs = boto3.client("ecs", region_name=REGION)
+        self.elbv2 = boto3.client("elbv2", region_name=REGION)
+        self.serve("0")
+        self._seed()
+        self.plane = lb.DataPlane(account_id=ACCOUNT, refresh=0.05, metrics_period=3600, min_health_interval=0.02)
+        self.plane.start()
+        for _ in range(10):
+            self.agent.reconcile_once()
+        self.store = SqliteStore(tmp_path / ".snail" / "state.db")
+
+    def _seed(self) -> None:
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+        subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"][:2]]
+        sg = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+        balancer = self.elbv2.create_load_balancer(Name="shine", Subnets=subnets)["LoadBalancers"][0]
+        self.blue_tg, self.green_tg = (
+            self.elbv2.create_target_group(
+                Name=name,
+                Protocol="HTTP",
+                Port=5000,
+                VpcId=vpc,
+                TargetType="ip",
+                HealthCheckPath="/health",
+                HealthyThresholdCount=2,
+                UnhealthyThresholdCount=2,
+            )["TargetGroups"][0]["TargetGroupArn"]
+            for name in ("shine-blue", "shine-green")
+        )
+        self.rules: dict[str, str] = {}
+        self.urls: dict[str, str] = {}
+        for kind in ("production", "test"):
+            port = free_port()
+            listener = self.elbv2.create_listener(
+                LoadBalancerArn=balancer["LoadBalancerArn"],
+                Protocol="HTTP",
+                Port=port,
+                DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
+            )["Listeners"][0]
+            self.rules[kind] = self.elbv2.create_rule(
+                ListenerArn=listener["ListenerArn"],
+                Priority=1,
+                Conditions=[{"Field": "path-pattern", "Values": ["/*"]}],
+                Actions=[{"Type": "forward", "TargetGroupArn": self.blue_tg}],
+            )["Rules"][0]["RuleArn"]
+            self.urls[kind] = f"http://127.0.0.1:{port}"
+        self.ecs.create_cluster(clusterName=CLUSTER)
+        td = self.ecs.register_task_definition(
+            family=SERVICE,
+            containerDefinitions=[
+                {"name": "api", "image": image("0"), "memory": 512, "portMappings": [{"containerPort": 5000}]}
+            ],
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+        )["taskDefinition"]["taskDefinitionArn"]
+        self.ecs.create_service(
+            cluster=CLUSTER,
+            serviceName=SERVICE,
+            taskDefinition=td,
+            desiredCount=2,
+            launchType="FARGATE",
+            networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}},
+            loadBalancers=[
+                {
+                    "targetGroupArn": self.blue_tg,
+                    "containerName": "api",
+                    "containerPort": 5000,
+                    "advancedConfiguration": {
+                        "alternateTargetGroupArn": self.green_tg,
+                        "productionListenerRule": self.rules["production"],
+                        "testListenerRule": self.rules["test"],
+                        "roleArn": "arn:aws:iam::123456789012:role/ecsInfrastructureRole",
+                    },
+                }
+            ],
+            deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
+        )
+
+    def close(self) -> None:
+        """Stop the data plane."""
+        self.plane.stop()
+
+    def serve(self, tag: str, behaviour: Behaviour | None = None) -> Behaviour:
+        """The HTTP server the tasks of image(tag) answer from."""
+        url, b = self.http_server(behaviour or Behaviour())
+        self.ports[image(tag)] = int(url.rsplit(":", 1)[1])
+        self.behaviours[tag] = b
+        return b
+
+    def pipeline(self, phases: dict[str, str], extra: dict[str, str] | None = None) -> Any:
+        """pipeline.yaml + phase files (name -> image tag); returns the loaded pipeline."""
+        (self.tmp / "phases").mkdir(exist_ok=True)
+        text = PIPELINE.format(
+            blue_tg=self.blue_tg,
+            green_tg=self.green_tg,
+            production=self.rules["production"],
+            test=self.rules["test"],
+            test_url=self.urls["test"],
+            state=self.tmp / ".snail",
+            on_interrupt=self.on_interrupt,
+            strategy=self.strategy,
+            phases=", ".join(phases),
+        )
+        (self.tmp / "pipeline.yaml").write_text(text)
+        for name, tag in phases.items():
+            body = f'name: {name}\nimage: {{ref: "{image(tag)}"}}\n' + (extra or {}).get(name, "")
+            (self.tmp / "phases" / f"{name}.yaml").write_text(body)
+        return load_pipeline(self.tmp / "pipeline.yaml")
+
+    def engine(self, pipeline: Any, aws: AwsContext | None = None) -> Engine:
+        """An engine on the fake clock."""
+        return Engine(pipeline, aws or AwsContext(region=REGION), self.store, clock=self.clock)
+
+    def live(self) -> str:
+        """The service's task definition."""
+        return self.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["taskDefinition"]
+
+    def forward(self, kind: str) -> dict[str, int]:
+        """A rule's forward weights: {'blue': w, 'green': w} (blue = the seeded first group)."""
+        [rule] = self.elbv2.describe_rules(RuleArns=[self.rules[kind]])["Rules"]
+        action = rule["Actions"][0]
+        names = {self.blue_tg: "shine-blue", self.green_tg: "shine-green"}
+        if "ForwardConfig" not in action:
+            return {names[action["TargetGroupArn"]]: 1}
+        return {names[g["TargetGroupArn"]]: g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]}
+
+    def events(self, kind: str) -> list[Any]:
+        """The trail's events of one kind, oldest first."""
+        return [e for e in self.store.events(SERVICE) if e.kind == kind]
+
+    def deployments(self) -> list[dict[str, Any]]:
+        """Every service deployment, newest first."""
+        arns = [
+            d["serviceDeploymentArn"]
+            for d in self.ecs.list_service_deployments(cluster=CLUSTER, service=SERVICE)["serviceDeployments"]
+        ]
+        return self.ecs.describe_service_deployments(serviceDeploymentArns=arns)["serviceDeployments"] if arns else []
+
+
+@pytest.fixture
+def aws():
+    """In-process moto for every AWS call of the test."""
+    from orchestrator.sandbox import extension
+
+    with mock_aws():
+        yield
+    extension.uninstall()
+
+
+@pytest.fixture
+def world(aws, tmp_path, http_server):
+    """A service behind a load balancer with production and test listener rules, blue on image 0."""
+    w = World(tmp_path, http_server)
+    yield w
+    w.close()
+
+
+def test_blue_green_good_release_continues_and_is_marked_good(world) -> None:
+    """Green passes its gates on the test listener: CONTINUE, production shifts to green, marked good."""
+    world.serve("a")
+    p = world.pipeline({"one": "a"})
+    out = world.engine(p).run(RunOptions())
+    assert (out.exit_code, out.status) == (0, "succeeded"), out.message
+    good = world.store.last_good(SERVICE, "one")
+    assert good is not None and world.live() == good.revision_arn
+    assert world.forward("production") == {"shine-blue": 0, "shine-green": 1}
+    dep = world.deployments()[0]
+    assert dep["status"] == "SUCCESSFUL"
+    answered = [s.intent for r in world.store.runs(SERVICE) for s in world.store.steps(r.run_id)]
+    assert [(a["stage"], a["action"]) for a in answered if "action" in a] == [("POST_TEST_TRAFFIC_SHIFT", "CONTINUE")]
+    updated = world.events("service_updated")[-1]
+    assert updated.data["pauses"] == ["POST_TEST_TRAFFIC_SHIFT"]
+    passed = [e for e in world.events("gate_passed") if e.data.get("stage") == "POST_TEST_TRAFFIC_SHIFT"]
+    assert {e.data["gate"] for e in passed} == {"ecs-rollout", "http /health"}
+    assert world.behaviours["a"].hits >= 1  # the http gate reached green through the test listener
+    shifts = [e.data["traffic"] for e in world.events("traffic_shifted")]
+    assert shifts[-1] == {"blue": 0.0, "green": 100.0}
+
+
+def test_broken_release_is_caught_on_test_traffic_and_traffic_returns_without_a_task(world) -> None:
+    """Green answers "degraded" on the test listener (the ALB's health check passes): ROLLBACK at the hook,
+    production never on green, no task started."""
+    world.serve("a")
+    world.serve("b", Behaviour(200, {"status": "degraded"}))
+    p = world.pipeline({"one": "a", "two": "b"})
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    one = world.store.last_good(SERVICE, "one")
+    production_before = world.forward("production")
+    started: dict[str, int] = {}
+
+    def note_decision() -> None:
+        if world.events("decision") and "n" not in started:
+            started["n"] = len(world.launcher.started)
+
+    world.clock.on_sleep.append(note_decision)
+    out = world.engine(p).run(RunOptions(from_phase="two"))
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert world.live() == one.revision_arn
+    assert world.forward("production") == production_before  # production never left blue
+    shifts = [e.data["traffic"]["green"] for e in world.events("traffic_shifted") if e.run_id == out.run_id]
+    assert shifts and max(shifts) == 0.0
+    dep = world.deployments()[0]
+    assert dep["status"] == "ROLLBACK_SUCCESSFUL" and "ContinueServiceDeployment" in dep["rollback"]["reason"]
+    assert started.get("n") == len(world.launcher.started)  # not one task started after the decision
+    kinds = [e.kind for e in world.store.events(SERVICE, out.run_id)]
+    assert kinds.index("gate_failed") < kinds.index("decision") < kinds.index("rollback_started")
+    assert kinds.index("rollback_started") < kinds.index("rollback_verified")
+    run = world.store.runs(SERVICE)[0]
+    assert not [s for s in world.store.steps(run.run_id) if s.kind == "rollback"]  # no second deployment
+    assert world.store.last_good(SERVICE, "two") is None
+    assert "degraded" in out.message
+
+
+def test_continue_denied_leaves_the_rollback_timeout_to_protect_production(world) -> None:
+    """ContinueServiceDeployment denied: the message names the permission; the hook's ROLLBACK timeout returns
+    traffic to blue, and the run ends rolled back on blue."""
+    world.serve("a")
+    world.serve("b")
+    p = world.pipeline({"one": "a", "two": "b"})
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    one = world.store.last_good(SERVICE, "one")
+    aws = AwsContext(region=REGION)
+
+    def deny(params: Any, **_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "ContinueServiceDeployment"
+        )
+
+    aws.client("ecs").meta.events.register("before-call.ecs.ContinueServiceDeployment", deny)
+    out = world.engine(p, aws).run(RunOptions(from_phase="two"))
+    assert out.status == "rolled_back" and "ecs:ContinueServiceDeployment" in out.message, out.message
+    assert world.live() == one.revision_arn
+    [warning] = [e for e in world.events("warning") if e.run_id == out.run_id]
+    assert "ecs:ContinueServiceDeployment" in warning.message and "ROLLBACK" in warning.message
+    dep = world.deployments()[0]
+    assert dep["status"] == "ROLLBACK_SUCCESSFUL" and "timed out" in dep["rollback"]["reason"]
+    assert world.forward("production") == {"shine-blue": 0, "shine-green": 1}  # phase one's group, as before
+
+
+def test_killed_while_paused_then_resumed_judges_the_same_hook(aws, tmp_path, http_server) -> None:
+    """Interrupted while judging at the hook (on_interrupt: record): the deployment stays paused; `run --resume`
+    finds it, judges the hook and continues; no second deployment is started."""
+    world = World(tmp_path, http_server, on_interrupt="record")
+    try:
+        world.serve("a")
+        p = world.pipeline({"one": "a"})
+        calls = {"n": 0}
+
+        def die_once_at_the_hook() -> None:
+            deps = world.deployments()
+            hooks = deps[0].get("lifecycleHookDetails", []) if deps else []
+            if any(h["status"] == "AWAITING_ACTION" for h in hooks) and calls["n"] == 0:
+                calls["n"] += 1
+                raise KeyboardInterrupt
+
+        world.clock.on_sleep.append(die_once_at_the_hook)
+        first = world.engine(p).run(RunOptions())
+        assert first.status == "interrupted", first.message
+        dep, created = world.deployments()
+        assert dep["status"] == "IN_PROGRESS" and dep["lifecycleHookDetails"][0]["status"] == "AWAITING_ACTION"
+        engine = world.engine(p)
+        second = engine.run(RunOptions(from_phase=engine.resume_point()))
+        assert (second.exit_code, second.status) == (0, "succeeded"), second.message
+        again, _ = world.deployments()  # the same deployment, continued: no new one
+        assert again["serviceDeploymentArn"] == dep["serviceDeploymentArn"] and again["status"] == "SUCCESSFUL"
+        resumed = [e for e in world.events("service_unchanged") if e.data.get("resumed")]
+        assert resumed and resumed[0].run_id == second.run_id
+        assert world.store.last_good(SERVICE, "one").revision_arn == world.live()
+    finally:
+        world.close()
+
+
+def test_canary_pauses_after_the_slice_and_rolls_back_on_target_health(aws, tmp_path, http_server) -> None:
+    """Canary 10 %: test traffic first, then the production slice; an unhealthy green target group at the slice
+    rolls back with production share recorded, and blue serves all of production again."""
+    world = World(tmp_path, http_server, strategy="{type: canary, percent: 10, step_bake: 1m}")
+    try:
+        world.serve("a")
+        world.serve("b")
+        extra = {"two": "gates:\n  - {type: target-health, retries: {attempts: 2, wait: 1s}}\n"}
+        p = world.pipeline({"one": "a", "two": "b"}, extra)
+        assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+        from orchestrator.sandbox import extension
+
+        extension.TARGET_HEALTH["lookup"] = lambda tg, tid, port: ("unhealthy", "Target.ResponseCodeMismatch", "500")
+        out = world.engine(p).run(RunOptions(from_phase="two"))
+        assert out.status == "rolled_back", out.message
+        updated = world.events("service_updated")[-1]
+        assert updated.data["pauses"] == ["POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"]
+        [decision] = [e for e in world.events("decision") if e.run_id == out.run_id]
+        assert decision.data["stage"] == "PRODUCTION_TRAFFIC_SHIFT" and decision.data["production_on_green"] == 10.0
+        failed = [e for e in world.events("gate_failed") if e.run_id == out.run_id]
+        assert failed[0].data["gate"].startswith("target-health")
+        assert world.deployments()[0]["status"] == "ROLLBACK_SUCCESSFUL"
+        green = [e.data["traffic"]["green"] for e in world.events("traffic_shifted") if e.run_id == out.run_id]
+        assert 10.0 in green and green[-1] == 0.0
+    finally:
+        world.close()
+
+
+def test_strategy_without_the_load_balancer_wiring_is_a_config_error(tmp_path) -> None:
+    """`strategy: blue-green` without service.load_balancer's rules and groups: validate names the line."""
+    (tmp_path / "phases").mkdir()
+    (tmp_path / "pipeline.yaml").write_text(
+        "version: 1\nservice: {cluster: c, name: s, container: api, port: 5000}\n"
+        "registry: {url: 127.0.0.1:5055/s}\nphases: [one]\n"
+    )
+    (tmp_path / "phases" / "one.yaml").write_text(
+        'name: one\nimage: {ref: "r@sha256:' + "a" * 64 + '"}\nstrategy: blue-green\n'
+    )
+    with pytest.raises(ConfigErrors) as err:
+        load_pipeline(tmp_path / "pipeline.yaml")
+    [e] = err.value.errors
+    assert e.line == 3 and "production_listener_rule" in e.message and e.key == "strategy"
+
+
+def test_strategy_settings_are_checked_in_whole_minutes(tmp_path) -> None:
+    """ECS counts bake times in minutes: a 90s bake is refused with its line; a good canary loads with its steps."""
+    (tmp_path / "phases").mkdir()
+    (tmp_path / "pipeline.yaml").write_text(
+        "version: 1\nservice: {cluster: c, name: s, container: api, port: 5000}\n"
+        "registry: {url: 127.0.0.1:5055/s}\nphases: [one]\n"
+    )
+    ref = '"r@sha256:' + "a" * 64 + '"'
+    (tmp_path / "phases" / "one.yaml").write_text(
+        f"name: one\nimage: {{ref: {ref}}}\nstrategy: {{type: linear, step_bake: 90s}}\n"
+    )
+    with pytest.raises(ConfigErrors) as err:
+        load_pipeline(tmp_path / "pipeline.yaml")
+    assert any("whole number of minutes" in e.message and e.line == 3 for e in err.value.errors)
