@@ -110,7 +110,7 @@ class Lb:
                 counts[key] = counts.get(key, 0) + 1
         return counts
 
-    def deploy(self, color: str, health: int = 200, **config: Any) -> str:
+    def deploy(self, color: str, health: int = 200, grace: int | None = None, **config: Any) -> str:
         """A revision answering `color` (and `health` on /health), deployed with `config`; its deployment ARN."""
         td = self.ecs.register_task_definition(
             family=SPEC.service,
@@ -130,8 +130,9 @@ class Lb:
             cpu="256",
             memory="512",
         )["taskDefinition"]["taskDefinitionArn"]
+        extra = {"healthCheckGracePeriodSeconds": grace} if grace is not None else {}
         self.ecs.update_service(
-            cluster=SPEC.cluster, service=SPEC.service, taskDefinition=td, deploymentConfiguration=config
+            cluster=SPEC.cluster, service=SPEC.service, taskDefinition=td, deploymentConfiguration=config, **extra
         )
         svc = self.ecs.describe_services(cluster=SPEC.cluster, services=[SPEC.service])["services"][0]
         return svc["currentServiceDeployment"]
@@ -273,6 +274,7 @@ def test_broken_green_never_reaches_production(world):
         arn = world.deploy(
             "broken",
             health=500,
+            grace=8,  # ECS leaves an unhealthy target alone this long: long enough to see it reported
             strategy="BLUE_GREEN",
             bakeTimeInMinutes=0,
             deploymentCircuitBreaker={"enable": True, "rollback": True},

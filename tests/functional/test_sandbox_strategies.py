@@ -875,6 +875,8 @@ def test_blue_green_switches_production_only_after_continue(plane):
 
 def test_unhealthy_green_is_reported_replaced_and_rolled_back(plane):
     """Green failing its /health: DescribeTargetHealth says why, ECS replaces it, the breaker rolls back to blue."""
+    # ECS leaves an unhealthy target alone for the grace period: long enough to see it reported every time.
+    plane.ecs.update_service(cluster=CLUSTER, service=SERVICE, healthCheckGracePeriodSeconds=1)
     arn = plane.deploy(
         "127.0.0.1:5055/shine-api-gateway:broken",
         strategy="BLUE_GREEN",
