@@ -38,6 +38,17 @@ if [ "$rc" -ne 1 ]; then
 fi
 echo "   exit code $rc: the release failed its gates and the service was rolled back, verified"
 
+step "6b   the next scheduled run: the failed release is quarantined, nothing is deployed again"
+set +e
+DEMO_BREAK_ML=1 "$SNAIL" run
+rc=$?
+set -e
+if [ "$rc" -ne 1 ]; then
+  echo "demo: expected exit 1 (quarantined), got $rc" >&2
+  exit 1
+fi
+echo "   exit code $rc: quarantined until its spec changes (or: snail --sandbox run --retry-failed)"
+
 step "7/8  snail status: back on the last good revision"
 "$SNAIL" status
 
