@@ -16,6 +16,7 @@ from orchestrator.config.gates import (
     EcsRolloutGate,
     GateSpec,
     HttpGate,
+    MetricsGate,
     Retries,
     TargetHealthGate,
 )
@@ -168,6 +169,14 @@ _FIELDS: dict[str, dict[str, s.Field]] = {
     },
     "target-health": {"target_group_arn": s.Field(s.string)},
     "alarm": {"alarms": s.Field(s.list_of(s.string, 1), required=True)},
+    "metrics": {
+        "window": s.Field(_bounded(60, 3600, "window")),
+        "max_5xx_ratio": s.Field(s.number(0.0, 1.0)),
+        "max_p99_latency": s.Field(_bounded(0.001, 600, "max_p99_latency")),
+        "min_requests": s.Field(s.integer(0, 10**9)),
+        "compare": s.Field(s.boolean),
+        "target_group_arn": s.Field(s.string),
+    },
 }
 
 
@@ -209,6 +218,9 @@ def gate(node: yaml.Node, key: str, errors: s.Errors) -> Any:
         spec = CommandGate(**common, run=raw["run"], env=dict(raw.get("env") or {}), **_given(raw, "cwd"))
     elif t == "alarm":
         spec = AlarmGate(**common, alarms=tuple(raw["alarms"]))
+    elif t == "metrics":
+        keys = ("window", "max_5xx_ratio", "max_p99_latency", "min_requests", "compare", "target_group_arn")
+        spec = MetricsGate(**common, **_given(raw, *keys))
     else:
         spec = TargetHealthGate(**common, **_given(raw, "target_group_arn"))
     return spec

@@ -136,9 +136,31 @@ class TargetHealthGate(_Gate):
     target_group_arn: str | None = None
 
 
-GateSpec = Union[EcsRolloutGate, HttpGate, CommandGate, AlarmGate, TargetHealthGate]  # noqa: UP007
+@dataclass(frozen=True, kw_only=True)
+class MetricsGate(_Gate):
+    """The new revision's target group, read from CloudWatch (ALB metrics over `window`): its 5xx ratio and p99
+    TargetResponseTime under the thresholds, with at least `min_requests` requests (fewer: no verdict). With
+    `compare`, green's 5xx ratio may exceed blue's by at most `max_5xx_ratio`. The target groups are filled in
+    by the strategy at each hook (green's own group, blue's as the baseline)."""
+
+    type: ClassVar[str] = "metrics"
+    timeout: float | None = 300.0
+    window: float = 60.0  # seconds of metrics looked at, ending now (a whole number of minutes)
+    max_5xx_ratio: float = 0.01
+    max_p99_latency: float | None = None  # seconds
+    min_requests: int = 10
+    compare: bool = False
+    target_group_arn: str | None = None
+    baseline_target_group_arn: str | None = None
+
+    def aimed(self, green: str, blue: str) -> MetricsGate:
+        """This gate pointed at green's target group (and blue's as the baseline when comparing)."""
+        return dataclasses.replace(self, target_group_arn=green, baseline_target_group_arn=blue if self.compare else None)
+
+
+GateSpec = Union[EcsRolloutGate, HttpGate, CommandGate, AlarmGate, TargetHealthGate, MetricsGate]  # noqa: UP007
 GATE_CLASSES: dict[str, type[_Gate]] = {
-    c.type: c for c in (EcsRolloutGate, HttpGate, CommandGate, AlarmGate, TargetHealthGate)
+    c.type: c for c in (EcsRolloutGate, HttpGate, CommandGate, AlarmGate, TargetHealthGate, MetricsGate)
 }
 GATE_TYPES = tuple(GATE_CLASSES)
 

@@ -17,7 +17,7 @@ log = structlog.get_logger()
 
 
 def _evaluator(gate_type: str) -> Callable[[Any, GateContext], Verdict]:
-    from orchestrator.gates import alarm, command, ecs_rollout, http, target_health
+    from orchestrator.gates import alarm, command, ecs_rollout, http, metrics, target_health
 
     table: dict[str, Callable[[Any, GateContext], Verdict]] = {
         "ecs-rollout": ecs_rollout.evaluate,
@@ -25,6 +25,7 @@ def _evaluator(gate_type: str) -> Callable[[Any, GateContext], Verdict]:
         "command": command.evaluate,
         "alarm": alarm.evaluate,
         "target-health": target_health.evaluate,
+        "metrics": metrics.evaluate,
     }
     return table[gate_type]
 

@@ -361,32 +361,75 @@ def test_killed_while_paused_then_resumed_judges_the_same_hook(aws, tmp_path, ht
         world.close()
 
 
-def test_canary_pauses_after_the_slice_and_rolls_back_on_target_health(aws, tmp_path, http_server) -> None:
-    """Canary 10 %: test traffic first, then the production slice; an unhealthy green target group at the slice
-    rolls back with production share recorded, and blue serves all of production again."""
+def publish(world: World, group_arn: str, requests: int, errors: int) -> None:
+    """ALB metrics for a target group at the fake clock's now, as the data plane publishes them."""
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    [group] = world.elbv2.describe_target_groups(TargetGroupArns=[group_arn])["TargetGroups"]
+    dims = [{"Name": "TargetGroup", "Value": group_arn.rsplit(":", 1)[-1]}]
+    if group.get("LoadBalancerArns"):
+        dims.append({"Name": "LoadBalancer", "Value": group["LoadBalancerArns"][0].split(":loadbalancer/", 1)[-1]})
+    now = world.clock.now()
+    cloudwatch.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[
+            {"MetricName": "RequestCount", "Dimensions": dims, "Value": requests, "Timestamp": now},
+            {"MetricName": "HTTPCode_Target_5XX_Count", "Dimensions": dims, "Value": errors, "Timestamp": now},
+            {"MetricName": "TargetResponseTime", "Dimensions": dims, "Value": 0.02, "Timestamp": now},
+        ],
+    )
+
+
+def test_canary_pauses_after_the_slice_and_rolls_back_on_its_metrics(aws, tmp_path, http_server) -> None:
+    """Canary 10 %: test traffic first, then the production slice; green's 5xx ratio from CloudWatch (compared
+    with blue's) fails the metrics gate at the slice: ROLLBACK, and blue serves all of production again."""
     world = World(tmp_path, http_server, strategy="{type: canary, percent: 10, step_bake: 1m}")
     try:
         world.serve("a")
         world.serve("b")
-        extra = {"two": "gates:\n  - {type: target-health, retries: {attempts: 2, wait: 1s}}\n"}
-        p = world.pipeline({"one": "a", "two": "b"}, extra)
+        gate = "{type: metrics, min_requests: 5, max_5xx_ratio: 0.05, compare: true, retries: {attempts: 2, wait: 1s}}"
+        p = world.pipeline({"one": "a", "two": "b"}, {"two": f"gates:\n  - {gate}\n"})
         assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
-        from orchestrator.sandbox import extension
+        blue = world.store.last_good(SERVICE, "one")
+        production = world.forward("production")
+        blue_group = world.blue_tg if production.get("shine-blue") else world.green_tg
+        green_group = world.green_tg if blue_group == world.blue_tg else world.blue_tg
 
-        extension.TARGET_HEALTH["lookup"] = lambda tg, tid, port: ("unhealthy", "Target.ResponseCodeMismatch", "500")
+        def traffic() -> None:
+            publish(world, green_group, requests=20, errors=6)
+            publish(world, blue_group, requests=180, errors=1)
+
+        world.clock.on_sleep.append(traffic)
         out = world.engine(p).run(RunOptions(from_phase="two"))
         assert out.status == "rolled_back", out.message
+        assert world.live() == blue.revision_arn and world.forward("production") == production
         updated = world.events("service_updated")[-1]
         assert updated.data["pauses"] == ["POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT"]
         [decision] = [e for e in world.events("decision") if e.run_id == out.run_id]
         assert decision.data["stage"] == "PRODUCTION_TRAFFIC_SHIFT" and decision.data["production_on_green"] == 10.0
-        failed = [e for e in world.events("gate_failed") if e.run_id == out.run_id]
-        assert failed[0].data["gate"].startswith("target-health")
+        [failed] = [e for e in world.events("gate_failed") if e.run_id == out.run_id]
+        assert failed.data["gate"] == "metrics" and "5xx ratio" in failed.message
+        assert failed.data["evidence"]["green"]["5xx"] >= 6 and "blue" in failed.data["evidence"]
         assert world.deployments()[0]["status"] == "ROLLBACK_SUCCESSFUL"
         green = [e.data["traffic"]["green"] for e in world.events("traffic_shifted") if e.run_id == out.run_id]
         assert 10.0 in green and green[-1] == 0.0
     finally:
         world.close()
+
+
+def test_metrics_gate_gives_no_verdict_without_traffic(aws) -> None:
+    """No requests in the window: inconclusive (no traffic proves nothing), with the numbers as evidence."""
+    from orchestrator.clock import FakeClock
+    from orchestrator.config.gates import MetricsGate
+    from orchestrator.gates import metrics
+    from orchestrator.gates.context import GateContext
+
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    tg = boto3.client("elbv2", region_name=REGION).create_target_group(Name="g", Protocol="HTTP", Port=80, VpcId=vpc)
+    arn = tg["TargetGroups"][0]["TargetGroupArn"]
+    ctx = GateContext("c", "s", "td", 5000, aws=AwsContext(region=REGION), clock=FakeClock())
+    v = metrics.evaluate(MetricsGate(target_group_arn=arn), ctx)
+    assert v.status == "inconclusive" and v.evidence["green"]["requests"] == 0
 
 
 def test_strategy_without_the_load_balancer_wiring_is_a_config_error(tmp_path) -> None:
