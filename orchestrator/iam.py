@@ -150,6 +150,26 @@ TABLE: tuple[Permission, ...] = (
         "LoadBalancerRead",
         "load_balancer",
     ),
+    # Traffic strategies (blue-green, canary, linear): service deployments and their PAUSE hooks
+    *(
+        _p(a, "service-deployment", _DEPLOY, why, "EcsServiceDeployments", "strategy")
+        for a, why in (
+            ("ecs:DescribeServiceDeployments", "a strategy's stage and the hook awaiting action"),
+            ("ecs:ContinueServiceDeployment", "CONTINUE or ROLLBACK at a PAUSE hook"),
+            ("ecs:StopServiceDeployment", "return traffic to blue when a run stops mid-deployment"),
+        )
+    ),
+    _p("ecs:ListServiceDeployments", "service", _DEPLOY, "find a deployment left paused", "EcsService", "strategy"),
+    _p("ecs:DescribeServiceRevisions", "any", _DEPLOY, "the revision a deployment targets", "EcsRead", "strategy"),
+    *(
+        _p(a, "any", {"doctor", *_DEPLOY}, "listener rules and their weights", "LoadBalancerRead", "load_balancer")
+        for a in (
+            "elasticloadbalancing:DescribeRules",
+            "elasticloadbalancing:DescribeListeners",
+            "elasticloadbalancing:DescribeTags",
+        )
+    ),
+    _p("cloudwatch:GetMetricData", "any", _DEPLOY, "metrics gates (ALB metrics)", "Metrics", "metrics"),
     # CloudWatch alarms (alarm gates)
     _p("cloudwatch:DescribeAlarms", "alarm", _DEPLOY, "alarm gates", "Alarms", "alarm"),
     # CloudWatch Logs: doctor checks the log group; `snail logs` and the diagnosis read the last lines
@@ -239,6 +259,10 @@ def _features(pipeline: Any) -> set[str]:
         on.add("load_balancer")
     if any(g.type == "alarm" for g in gates):
         on.add("alarm")
+    if any(g.type == "metrics" for g in gates):
+        on.add("metrics")
+    if any(getattr(getattr(ph, "strategy", None), "uses_traffic", False) for ph in pipeline.phases):
+        on.add("strategy")
     if any(getattr(n, "kind", None) == "sns" for n in getattr(pipeline, "notify", ())):
         on.add("sns")
     return on
@@ -278,6 +302,7 @@ def resources(
         "service": [f"{ecs}:service/{svc.cluster}/{svc.name}"],
         "task-definition": [f"{ecs}:task-definition/{family}:*"],
         "task": [f"{ecs}:task/{svc.cluster}/*"],
+        "service-deployment": [f"{ecs}:service-deployment/{svc.cluster}/{svc.name}/*"],
         "role": role_arns,
         "policy": [f"arn:{partition}:iam::aws:policy/*", f"arn:{partition}:iam::{account}:policy/*"],
         "repository": [f"arn:{partition}:ecr:{region}:{account}:repository/{pipeline.registry.repository_name}"],
