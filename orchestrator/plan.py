@@ -13,6 +13,7 @@ from orchestrator import taskdef
 from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
 from orchestrator.config.gates import GateSpec, with_rollout
 from orchestrator.config.model import Phase, Pipeline
+from orchestrator.config.strategy import pause_stages, plan_lines
 from orchestrator.images import Images
 from orchestrator.release_memory import Block, blocked
 from orchestrator.state.base import GoodRecord, StateStore
@@ -56,6 +57,7 @@ class PhasePlan:
             "approval": self.phase.approval,
             "gates": [g.label for g in self.gates],
             "bake_seconds": self.phase.bake,
+            "strategy": {**self.phase.strategy.to_dict(), "pauses": pause_stages(self.phase.strategy, self.gates)},
             "last_good_revision": self.good.revision_arn if self.good else None,
             "diff": self.diff,
             "blocked": {"kind": self.block.kind, "message": self.block.message()} if self.block else None,
@@ -239,6 +241,7 @@ def render_plan(plan: Plan, pipeline: Pipeline) -> str:
         lines.append(f"    image:    {pp.image_action}")
         lines.append(f"    register: revision of {pp.desired.get('family')} (spec {pp.spec_hash}; reused if identical)")
         lines.append(f"    update:   service {pipeline.service.name} -> that revision")
+        lines.extend(plan_lines(pp.phase.strategy, pp.gates))  # blue-green / canary / linear (issue 13)
         lines.append(f"    gates:    {', '.join(g.label for g in pp.gates) or '(none)'}")
         lines.append(f"    bake:     {pp.phase.bake:g}s, then mark good")
         if pp.diff:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from orchestrator.config import schema as s
+from orchestrator.config.gates import AlarmGate, GateSpec, TargetHealthGate
 
 KINDS = ("rolling", "blue-green", "canary", "linear")
 ECS_NAMES = {"rolling": "ROLLING", "blue-green": "BLUE_GREEN", "canary": "CANARY", "linear": "LINEAR"}
@@ -163,3 +164,43 @@ def key_node(node: yaml.Node, *path: str) -> yaml.Node | None:
             return None
         node = found
     return node
+
+
+TEST_STAGE = "POST_TEST_TRAFFIC_SHIFT"
+SHIFT_STAGE = "PRODUCTION_TRAFFIC_SHIFT"
+POST_SHIFT_STAGE = "POST_PRODUCTION_TRAFFIC_SHIFT"
+
+
+def is_production_gate(g: GateSpec) -> bool:
+    """Gates that need production traffic on green: metrics, alarm, target-health."""
+    return isinstance(g, (AlarmGate, TargetHealthGate)) or g.type == "metrics"
+
+
+def is_test_gate(g: GateSpec) -> bool:
+    """Gates that judge green on the test listener: all but metrics and alarm."""
+    return not isinstance(g, AlarmGate) and g.type != "metrics"
+
+
+def pause_stages(strategy: StrategySpec, gates: tuple[GateSpec, ...]) -> list[str]:
+    """The lifecycle stages where snail pauses the deployment to judge (what `plan` shows)."""
+    if not strategy.uses_traffic:
+        return []
+    stages = [TEST_STAGE]
+    if any(is_production_gate(g) for g in gates):
+        stages.append(POST_SHIFT_STAGE if strategy.kind == "blue-green" else SHIFT_STAGE)
+    return stages
+
+
+def plan_lines(strategy: StrategySpec, gates: tuple[GateSpec, ...]) -> list[str]:
+    """What `plan` prints about a phase's strategy: settings, where snail pauses and judges, traffic steps."""
+    if not strategy.uses_traffic:
+        return []
+    lines = [f"    strategy: {strategy.describe()}"]
+    for stage in pause_stages(strategy, gates):
+        pick = is_test_gate if stage == TEST_STAGE else is_production_gate
+        judged = ", ".join(g.label for g in gates if pick(g)) or "(none)"
+        where = "green on the test listener only" if stage == TEST_STAGE else "green on its production share"
+        lines.append(f"    pause:    {stage} ({where}): {judged}; CONTINUE or ROLLBACK")
+    steps = " -> ".join(f"{p:g}%" for p in strategy.production_steps())
+    lines.append(f"    traffic:  production on green {steps}; a ROLLBACK returns it to blue without a new task")
+    return lines

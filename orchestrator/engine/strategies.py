@@ -26,7 +26,8 @@ import structlog
 
 from orchestrator.aws.deployments import DeploymentsClient, ServiceDeploymentView
 from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
-from orchestrator.config.gates import AlarmGate, EcsRolloutGate, GateSpec, TargetHealthGate
+from orchestrator.config.gates import EcsRolloutGate, GateSpec, TargetHealthGate
+from orchestrator.config.strategy import is_production_gate, is_test_gate, pause_stages
 from orchestrator.engine.results import FailedAfterDeploy, FailedBeforeDeploy
 from orchestrator.errors import AccessDenied, PreflightFailed, UsageError
 from orchestrator.gates import run_gate
@@ -44,27 +45,6 @@ log = structlog.get_logger(__name__)
 POLL = 2.0  # seconds between DescribeServiceDeployments while ECS scales, shifts and bakes
 SCALE_UP_ALLOWANCE = 900.0  # how long green may take to reach the first hook (then ECS's breaker has spoken)
 TEST_STAGE = "POST_TEST_TRAFFIC_SHIFT"
-SHIFT_STAGE = "PRODUCTION_TRAFFIC_SHIFT"
-POST_SHIFT_STAGE = "POST_PRODUCTION_TRAFFIC_SHIFT"
-HOOK_MARK = "snail"  # the PAUSE hooks snail sets carry no name in ECS; they are ours when their stages are ours
-
-
-def _is_production_gate(g: GateSpec) -> bool:
-    return isinstance(g, (AlarmGate, TargetHealthGate)) or g.type == "metrics"
-
-
-def _is_test_gate(g: GateSpec) -> bool:
-    return not isinstance(g, AlarmGate) and g.type != "metrics"
-
-
-def pause_stages(strategy: StrategySpec, gates: tuple[GateSpec, ...]) -> list[str]:
-    """The lifecycle stages where snail pauses the deployment to judge (what `plan` shows)."""
-    if not strategy.uses_traffic:
-        return []
-    stages = [TEST_STAGE]
-    if any(_is_production_gate(g) for g in gates):
-        stages.append(POST_SHIFT_STAGE if strategy.kind == "blue-green" else SHIFT_STAGE)
-    return stages
 
 
 def deployment_configuration(strategy: StrategySpec, gates: tuple[GateSpec, ...], breaker: bool) -> dict[str, Any]:
@@ -406,7 +386,7 @@ class _Driver:
                 stage=view.stage,
                 deployment=view.arn,
             )
-        gates = tuple(g for g in self.pp.gates if (_is_test_gate(g) if at_test else _is_production_gate(g)))
+        gates = tuple(g for g in self.pp.gates if (is_test_gate(g) if at_test else is_production_gate(g)))
         ctx = dataclasses.replace(
             self.e._ctx(self.j, self.arn, self.ph.name, self.deployed_at), endpoint=self.wiring.test_url
         )
@@ -553,3 +533,33 @@ def deploy(
         if engine._runs(arn) and svc.task_definition != arn:
             return engine._failed_after(pp.phase.name, arn, deployed_at, exc)
         return FailedBeforeDeploy(pp.phase.name, exc, interrupted=isinstance(exc, KeyboardInterrupt))
+
+
+def status(aws: Any, svc: ServiceView | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """For `snail status`: the service deployment of a traffic strategy, stage by stage (data, lines). No call
+    is made for a rolling service."""
+    cfg = svc.deployment_configuration if svc else {}
+    current = svc.raw.get("currentServiceDeployment") if svc else None
+    if svc is None or not current or cfg.get("strategy", "ROLLING") == "ROLLING":
+        return None, []
+    view = DeploymentsClient(aws).describe(current)
+    if view is None:
+        return None, []
+    green = 100.0 if view.succeeded else 0.0 if view.rolled_back else view.green_production
+    data = {
+        "arn": view.arn,
+        "strategy": cfg.get("strategy"),
+        "status": view.status,
+        "stage": view.stage,
+        "traffic": {"blue": round(100 - green, 1), "green": round(green, 1)},
+        "test_traffic_green": view.green_test,
+        "hooks": [{"id": h.hook_id, "status": h.status, "timeout_action": h.timeout_action} for h in view.hooks],
+    }
+    lines = [
+        f"  service deployment {short_name(view.arn)}: {cfg.get('strategy')} {view.status} at {view.stage or '-'}; "
+        f"production blue {100 - green:g}% / green {green:g}%, test listener green {view.green_test:g}%"
+    ]
+    for h in view.hooks:
+        expires = f", expires {h.expires_at}" if h.awaiting and h.expires_at else ""
+        lines.append(f"    PAUSE hook {h.hook_id}: {h.status}{expires} (on timeout: {h.timeout_action})")
+    return data, lines

@@ -14,10 +14,13 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from orchestrator.aws.ecs import EcsClient
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
+from orchestrator.engine import strategies
 from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.errors import ConfigErrors
+from orchestrator.plan import render_plan
 from orchestrator.sandbox import lb
 from orchestrator.sandbox.agent import EcsAgent
 from orchestrator.sandbox.launchers import InstantLauncher
@@ -349,6 +352,11 @@ def test_killed_while_paused_then_resumed_judges_the_same_hook(aws, tmp_path, ht
         assert first.status == "interrupted", first.message
         dep, created = world.deployments()
         assert dep["status"] == "IN_PROGRESS" and dep["lifecycleHookDetails"][0]["status"] == "AWAITING_ACTION"
+        svc = EcsClient(AwsContext(region=REGION)).service(CLUSTER, SERVICE)
+        shown, lines = strategies.status(AwsContext(region=REGION), svc)  # what `snail status` prints
+        assert shown is not None and shown["stage"] == "POST_TEST_TRAFFIC_SHIFT"
+        assert shown["traffic"] == {"blue": 100.0, "green": 0.0} and shown["test_traffic_green"] == 100.0
+        assert "BLUE_GREEN IN_PROGRESS at POST_TEST_TRAFFIC_SHIFT" in lines[0] and "AWAITING_ACTION" in lines[1]
         engine = world.engine(p)
         second = engine.run(RunOptions(from_phase=engine.resume_point()))
         assert (second.exit_code, second.status) == (0, "succeeded"), second.message
@@ -430,6 +438,18 @@ def test_metrics_gate_gives_no_verdict_without_traffic(aws) -> None:
     ctx = GateContext("c", "s", "td", 5000, aws=AwsContext(region=REGION), clock=FakeClock())
     v = metrics.evaluate(MetricsGate(target_group_arn=arn), ctx)
     assert v.status == "inconclusive" and v.evidence["green"]["requests"] == 0
+
+
+def test_plan_shows_the_strategy_its_pauses_and_traffic_steps(world) -> None:
+    """`plan` names the strategy, the stage where snail pauses with the gates judged there, and the steps."""
+    world.strategy = "{type: linear, percent: 25, step_bake: 1m}"
+    extra = {"one": "gates:\n  - {type: metrics, min_requests: 5}\n"}
+    p = world.pipeline({"one": "a"}, extra)
+    text = render_plan(world.engine(p).plan(RunOptions()), p)
+    assert "strategy: linear, steps of 25%, 1m each" in text
+    assert "pause:    POST_TEST_TRAFFIC_SHIFT (green on the test listener only): ecs-rollout, http /health" in text
+    assert "pause:    PRODUCTION_TRAFFIC_SHIFT (green on its production share): metrics" in text
+    assert "production on green 25% -> 50% -> 75% -> 100%" in text
 
 
 def test_strategy_without_the_load_balancer_wiring_is_a_config_error(tmp_path) -> None:
