@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import Pipeline
-from orchestrator.doctor import image_pull, marks_check, network, ports, service_checks
+from orchestrator.doctor import image_pull, marks_check, network, ports, service_checks, strategy_checks
 from orchestrator.doctor.context import DoctorContext, Skip
 from orchestrator.doctor.diagnose import Diagnosis, StoppedTask, diagnose
 from orchestrator.doctor.model import Check, DoctorReport
@@ -17,6 +17,7 @@ GROUPS = (
     network.checks,
     image_pull.checks,
     marks_check.checks,
+    strategy_checks.checks,
     service_checks.bindings_checks,
 )
 

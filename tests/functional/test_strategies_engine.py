@@ -4,6 +4,7 @@ test listener, CONTINUE or ROLLBACK answers the hook, and a ROLLBACK starts no t
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
@@ -450,6 +451,31 @@ def test_plan_shows_the_strategy_its_pauses_and_traffic_steps(world) -> None:
     assert "pause:    POST_TEST_TRAFFIC_SHIFT (green on the test listener only): ecs-rollout, http /health" in text
     assert "pause:    PRODUCTION_TRAFFIC_SHIFT (green on its production share): metrics" in text
     assert "production on green 25% -> 50% -> 75% -> 100%" in text
+
+
+def test_doctor_checks_what_the_strategies_need_with_the_exact_fix(world) -> None:
+    """doctor: ECS controller, both groups on service.port, rules forwarding to both groups (a rule that names
+    one group fails with the modify-rule command that fixes it), the infrastructure role trusting ECS."""
+    from orchestrator.doctor import run_doctor
+
+    p = world.pipeline({"one": "a"})
+    report = run_doctor(p, AwsContext(region=REGION))
+    assert report.get("strategy.controller").status == "passed"
+    assert report.get("strategy.target-groups").status == "passed"
+    rules = report.get("strategy.listener-rules")
+    assert rules.status == "failed" and "forwards to shine-blue, not to both" in rules.evidence
+    assert rules.fix.startswith(f"aws elbv2 modify-rule --rule-arn {world.rules['production']} --actions")
+    role = report.get("strategy.infrastructure-role")
+    assert role.status == "failed" and "aws iam create-role --role-name ecsInfrastructureRole" in role.fix
+    forward = json.loads(rules.fix.split("--actions ", 1)[1].strip("'"))
+    for kind in ("production", "test"):  # apply the fix doctor printed, and create the role it names
+        world.elbv2.modify_rule(RuleArn=world.rules[kind], Actions=forward)
+    iam = boto3.client("iam", region_name=REGION)
+    trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs.amazonaws.com"},'
+    iam.create_role(RoleName="ecsInfrastructureRole", AssumeRolePolicyDocument=trust + '"Action":"sts:AssumeRole"}]}')
+    again = run_doctor(p, AwsContext(region=REGION))
+    assert again.get("strategy.listener-rules").status == "passed"
+    assert again.get("strategy.infrastructure-role").status == "warning"  # no AmazonECSInfrastructureRolePolicy...
 
 
 def test_strategy_without_the_load_balancer_wiring_is_a_config_error(tmp_path) -> None:
