@@ -1216,3 +1216,34 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_strategy_on_a_code_deploy_service_names_the_controller(world):
+    """A native strategy on a service with the CODE_DEPLOY controller is refused, naming the controller."""
+    world.ecs.create_service(
+        cluster=CLUSTER,
+        serviceName="legacy",
+        taskDefinition=world.register(BLUE),
+        desiredCount=1,
+        deploymentController={"type": "CODE_DEPLOY"},
+    )
+    with pytest.raises(ClientError) as err:
+        world.ecs.update_service(
+            cluster=CLUSTER,
+            service="legacy",
+            loadBalancers=[
+                {
+                    "targetGroupArn": world.blue_tg,
+                    "containerName": "api",
+                    "containerPort": 5000,
+                    "advancedConfiguration": {
+                        "alternateTargetGroupArn": world.green_tg,
+                        "productionListenerRule": world.rules["production"],
+                        "roleArn": "arn:aws:iam::123456789012:role/ecsInfrastructureRole",
+                    },
+                }
+            ],
+            deploymentConfiguration={"strategy": "BLUE_GREEN"},
+        )
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "CODE_DEPLOY" in err.value.response["Error"]["Message"]
