@@ -18,6 +18,8 @@ ALL_COMMANDS = (*CI_COMMANDS, "state-init", "state-sync", "release", "logs", "cr
 _DEPLOY = frozenset({"run", "promote", "rollback"})
 _FORWARD = frozenset({"run", "promote"})
 _READS_SERVICE = frozenset({"plan", "run", "promote", "rollback", "status", "doctor", "release"})
+# Commands that rebuild the local cache of verdict marks from AWS when it is empty or behind (a fresh checkout).
+_SYNCS = frozenset({"plan", "run", "promote", "rollback", "status", "state-sync", "release"})
 _STORE = frozenset(
     {"plan", "run", "promote", "rollback", "status", "history", "trail", "unlock", "release", "state-sync", "logs"}
 )
@@ -56,15 +58,15 @@ TABLE: tuple[Permission, ...] = (
     _p(
         "ecs:DescribeTaskDefinition",
         "any",
-        {"plan", *_DEPLOY, "doctor", "release", "state-sync", "logs"},
-        "read revisions",
+        {*_SYNCS, "doctor", "logs"},
+        "read revisions (and verify their marks)",
         "EcsAnyResource",
     ),
     _p(
         "ecs:ListTaskDefinitions",
         "any",
-        {"plan", *_FORWARD, "state-sync"},
-        "find a revision to reuse",
+        _SYNCS,
+        "find a revision to reuse; sync marks",
         "EcsAnyResource",
     ),
     _p("ecs:RegisterTaskDefinition", "any", _FORWARD, "register a phase's revision", "EcsAnyResource"),
@@ -186,7 +188,7 @@ TABLE: tuple[Permission, ...] = (
         for a in ("iam:GetPolicy", "iam:GetPolicyVersion")
     ),
     # Verdict marks read back in one batched call (state sync, release)
-    _p("tag:GetResources", "any", {"state-sync", "release"}, "read verdict marks in pages", "MarksRead"),
+    _p("tag:GetResources", "any", _SYNCS, "read verdict marks in pages (empty or stale cache)", "MarksRead"),
     # DynamoDB state (state.backend: dynamodb): runs, steps, trail, marks and the lock
     *(
         _p(a, "table", _STORE, "state: runs, trail, marks, lock", "StateTable", "dynamodb")
