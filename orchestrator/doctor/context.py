@@ -20,11 +20,30 @@ class DoctorContext:
     """What the checks read. Each describe runs at most once (errors are cached too, so every
     dependent check reports the same cause without asking AWS again)."""
 
-    def __init__(self, pipeline: Pipeline, aws: AwsContext) -> None:
+    def __init__(self, pipeline: Pipeline, aws: AwsContext, trust_preflight: bool = False) -> None:
         self.pipeline = pipeline
         self.aws = aws
         self.spec = pipeline.service
+        self.trust_preflight = trust_preflight
         self._cache: dict[Any, tuple[bool, Any]] = {}
+        self._preflight_age: float | None = None
+        self._preflight_looked = False
+
+    def preflight_age(self) -> float | None:
+        """With `trust_preflight` (the diagnosis after a rollback): the age of a still valid passed preflight
+        for this service and pipeline, whose infrastructure checks need not be made again; else None."""
+        if not self.trust_preflight:
+            return None
+        if not self._preflight_looked:
+            from orchestrator.doctor.preflight import lookup
+
+            self._preflight_looked = True
+            try:
+                service = self.service()
+            except SnailError:
+                service = None
+            self._preflight_age = lookup(self.pipeline, self.aws, service)
+        return self._preflight_age
         self._tags: dict[str, str] = {}
 
     def _once(self, key: Any, fn: Callable[[], Any]) -> Any:

@@ -236,7 +236,7 @@ def diagnose(
     snail-task label; made from the environment when needed and None is given)."""
     from orchestrator.doctor import run_checks_on
 
-    ctx = DoctorContext(pipeline, aws)
+    ctx = DoctorContext(pipeline, aws, trust_preflight=True)  # a valid preflight pass vouches for the network
     errors: list[str] = []
     cutoff = _utc(since)
     events: list[dict[str, str]] = []

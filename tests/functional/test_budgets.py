@@ -311,3 +311,28 @@ def test_clients_are_built_without_doc_strings_or_unused_endpoints() -> None:
     endpoints = ctx.session()._session.get_component("data_loader").load_data("endpoints")
     listed = {name for partition in endpoints["partitions"] for name in partition["services"]}
     assert "ecs" in listed and listed <= ENDPOINT_SERVICES
+
+
+# ------------------------------------------------------------------------------------------ the diagnosis
+
+
+def test_diagnosis_trusts_a_valid_preflight_for_the_infrastructure(env, calls) -> None:
+    """After a rollback the diagnosis does not ask EC2, IAM or Logs again what a valid preflight just proved;
+    without one (or once it is stale) it checks them."""
+    from orchestrator.doctor import diagnose
+
+    diagnose(env.pipeline, env.aws)
+    assert any(c.startswith(("ec2:", "iam:")) for c in calls)  # no preflight yet: everything is checked
+    pf.preflight(env.pipeline, env.aws)
+    calls.clear()
+    diagnosis = diagnose(env.pipeline, env.aws)
+    assert not any(c.startswith(("ec2:", "iam:", "logs:DescribeLogGroups")) for c in calls), calls
+    assert diagnosis.failed_checks == ()
+    _break_security_group(env)  # the service's description cannot show this: the entry stays valid (TTL)
+    _ecs(env).update_service(
+        cluster=CLUSTER, service=SERVICE, deploymentConfiguration={"maximumPercent": 200, "minimumHealthyPercent": 50}
+    )
+    calls.clear()
+    diagnosis = diagnose(env.pipeline, env.aws)  # the service changed: the entry no longer vouches
+    assert "ec2:DescribeSecurityGroups" in calls
+    assert [c.id for c in diagnosis.failed_checks] == ["network.security-groups"]
