@@ -178,5 +178,8 @@ CHECKS = (controller, target_groups, listener_rules, infrastructure_role)
 
 
 def checks(ctx: DoctorContext) -> list[Check]:
-    """The strategy checks (skipped when no phase uses a traffic strategy)."""
+    """The strategy checks; none at all when no phase uses a traffic strategy (a rolling pipeline's report
+    stays as it was)."""
+    if not any(ph.strategy.uses_traffic for ph in ctx.pipeline.phases):
+        return []
     return run_checks(ctx, CHECKS)
