@@ -477,6 +477,10 @@ class Engine:
             return Outcome.of("interrupted", msg)
         if isinstance(failure.cause, PreflightFailed):
             return Outcome.of("failed", str(failure.cause), exit_code=ExitCode.PREFLIGHT)
+        if isinstance(failure.cause, LockLost):  # exit 4 like a lock lost after the update, not 1 ("rolled back")
+            msg = f"phase {failure.phase} stopped before it changed the service: {failure.reason}; nothing was deployed"
+            j.event(K.INTERRUPTED, msg, lock_lost=True)
+            return Outcome.of("lock_lost", msg)
         try:
             svc = self.ecs.service(self.svc.cluster, self.svc.name)
             where = short_name(svc.task_definition) if svc else "(no service)"

@@ -513,3 +513,35 @@ def test_throttling_that_persists_while_planning_exits_saying_nothing_changed(
     assert live(world) == bootstrap
     store = SqliteStore(world["root"] / ".snail" / "state.db")
     assert store.lock_state(SERVICE) is None
+
+
+# ---------------------------------------------------------------- the lock lost before the update: exit 4
+
+
+@pytest.mark.parametrize("how", ["removed", "taken over"])
+def test_lock_lost_before_the_update_stops_with_exit_4_and_changes_nothing(rig: Rig, how: str) -> None:
+    """The lock is lost while phase hybrid-ml's image is resolved: the run stops at the next safe point before
+    the update, deploys nothing, and exits 4 like any other lost lock (not 1, "rolled back")."""
+    real = rig.engine.images.resolve
+    other = {"run_id": "r-other", "user": "ci", "host": "elsewhere", "pid": 1, "command": "run", "since": "-"}
+
+    def resolve(phase: Any) -> Any:
+        row = rig.store.lock_state(SERVICE)
+        assert row is not None and rig.engine._heartbeat is not None
+        if how == "removed":
+            rig.store.force_unlock(SERVICE, row.token)
+        else:
+            assert rig.store.take_over(SERVICE, row.token, other, 300.0)
+        rig.engine._heartbeat.beat()
+        return real(phase)
+
+    rig.engine.images.resolve = resolve  # type: ignore[method-assign]
+    out = rig.engine.run(RunOptions())
+    assert (out.exit_code, out.status) == (4, "lock_lost"), out.message
+    assert "nothing was deployed" in out.message, out.message
+    assert rig.live() == rig.good("health-only")
+    assert "update_service" not in [s.kind for s in rig.store.steps(out.run_id)]  # the safe point is before it
+    run = rig.store.get_run(out.run_id)
+    assert run is not None and (run.status, run.exit_code) == ("lock_lost", 4)
+    row = rig.store.lock_state(SERVICE)
+    assert row is None if how == "removed" else (row is not None and row.run_id == "r-other")
