@@ -142,7 +142,7 @@ def test_workflow_rollback_is_a_red_job_with_the_trail_kept(world) -> None:  # n
     steps = run_workflow(world, "push")
     by_name = {s["name"]: s for s in steps}
     assert by_name["deliver"]["rc"] == 1
-    assert "::error title=snail rolled back::" in by_name["deliver"]["stdout"]
+    assert "::error title=snail rolled back::" in by_name["deliver"]["stdout"], by_name["deliver"]
     assert by_name["trail"]["rc"] == 0
     assert "rolled back" in (world["root"] / "trail.md").read_text().lower()
     assert live(world).endswith("shine-api-gateway:2")
