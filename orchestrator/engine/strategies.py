@@ -212,6 +212,7 @@ class _Driver:
         if resumed is None and svc.task_definition == self.arn:
             return self._regate()
         if resumed is None:
+            self._note_unjudged()
             started = self._update(svc)
             if started is not None:
                 return started
@@ -277,6 +278,28 @@ class _Driver:
             if self.dc.task_definition_of(view.target_revision) == self.arn:
                 return dep_arn
         return None
+
+    def _note_unjudged(self) -> None:
+        """The trail says when ECS rolled back a deployment of this revision that no snail answered (its PAUSE
+        hook timed out: the snail that set it died)."""
+        try:
+            for brief in self.dc.recent(self.svc.cluster, self.svc.name, limit=3):
+                if brief.get("status") != "ROLLBACK_SUCCESSFUL":
+                    continue
+                view = self.dc.describe(brief["serviceDeploymentArn"])
+                if view is None or "timed out" not in (view.rollback_reason or ""):
+                    continue
+                if view.target_revision and self.dc.task_definition_of(view.target_revision) == self.arn:
+                    self.j.event(
+                        K.RECONCILED,
+                        f"service deployment {short_name(view.arn)} of {short_name(self.arn)} was rolled back by "
+                        f"ECS, not by snail: {view.rollback_reason} (no snail answered it); deploying it again",
+                        deployment=view.arn,
+                        by="hook_timeout",
+                    )
+                    return
+        except Exception as exc:  # noqa: BLE001 - a note for the trail must never stop a deployment
+            log.debug("strategy_history_unreadable", error=str(exc))
 
     def _update(self, svc: ServiceView) -> FailedBeforeDeploy | FailedAfterDeploy | None:
         strategy = self.ph.strategy

@@ -388,6 +388,37 @@ def publish(world: World, group_arn: str, requests: int, errors: int) -> None:
     )
 
 
+def test_a_hook_left_unanswered_times_out_to_blue_and_the_next_run_says_so(aws, tmp_path, http_server) -> None:
+    """Nobody answers the hook (the snail that set it is gone): its ROLLBACK timeout puts everything back on blue;
+    the next run says in the trail that ECS, not snail, rolled it back, then deploys and judges again."""
+    world = World(tmp_path, http_server, on_interrupt="record")
+    try:
+        world.serve("a")
+        p = world.pipeline({"one": "a"})
+        bootstrap = world.live()
+        gone = {"n": 0}
+
+        def die_at_the_hook() -> None:
+            deps = world.deployments()
+            hooks = deps[0].get("lifecycleHookDetails", []) if deps else []
+            if any(h["status"] == "AWAITING_ACTION" for h in hooks) and gone["n"] == 0:
+                gone["n"] += 1
+                raise KeyboardInterrupt
+
+        world.clock.on_sleep.append(die_at_the_hook)
+        assert world.engine(p).run(RunOptions()).status == "interrupted"
+        world.clock.advance(11 * 60)  # past the hook's 10-minute timeout
+        for _ in range(10):
+            world.agent.reconcile_once()
+        assert world.deployments()[0]["status"] == "ROLLBACK_SUCCESSFUL" and world.live() == bootstrap
+        out = world.engine(p).run(RunOptions())
+        assert out.status == "succeeded", out.message
+        [note] = [e for e in world.events("reconciled") if e.data.get("by") == "hook_timeout"]
+        assert note.run_id == out.run_id and "rolled back by ECS, not by snail" in note.message
+    finally:
+        world.close()
+
+
 def test_canary_pauses_after_the_slice_and_rolls_back_on_its_metrics(aws, tmp_path, http_server) -> None:
     """Canary 10 %: test traffic first, then the production slice; green's 5xx ratio from CloudWatch (compared
     with blue's) fails the metrics gate at the slice: ROLLBACK, and blue serves all of production again."""
