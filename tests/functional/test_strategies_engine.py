@@ -72,7 +72,15 @@ def free_port() -> int:
 class World:
     """moto (in process) + the agent + the load balancer data plane + per-image HTTP servers + a pipeline."""
 
-    def __init__(self, tmp_path: Path, http_server: Any, strategy: str = "blue-green", on_interrupt: str = "rollback"):
+    def __init__(
+        self,
+        tmp_path: Path,
+        http_server: Any,
+        strategy: str = "blue-green",
+        on_interrupt: str = "rollback",
+        controller: str = "ECS",
+    ):
+        self.controller = controller
         self.tmp = tmp_path
         self.http_server = http_server
         self.strategy = strategy
@@ -169,6 +177,7 @@ class World:
                 }
             ],
             deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
+            deploymentController={"type": self.controller},
         )
 
     def close(self) -> None:
@@ -470,6 +479,33 @@ def test_metrics_gate_gives_no_verdict_without_traffic(aws) -> None:
     ctx = GateContext("c", "s", "td", 5000, aws=AwsContext(region=REGION), clock=FakeClock())
     v = metrics.evaluate(MetricsGate(target_group_arn=arn), ctx)
     assert v.status == "inconclusive" and v.evidence["green"]["requests"] == 0
+
+
+def test_a_rolling_phase_after_blue_green_drops_the_hooks(world) -> None:
+    """A `strategy: rolling` phase after a blue-green one: the service goes back to ROLLING without PAUSE hooks
+    (a rolling update must never wait for a judge), and the phase passes."""
+    world.serve("a")
+    world.serve("b")
+    p = world.pipeline({"one": "a", "two": "b"}, {"two": "strategy: rolling\n"})
+    out = world.engine(p).run(RunOptions())
+    assert out.status == "succeeded", out.message
+    svc = world.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+    cfg = svc["deploymentConfiguration"]
+    assert cfg.get("strategy") == "ROLLING" and not cfg.get("lifecycleHooks")
+    assert world.live() == world.store.last_good(SERVICE, "two").revision_arn
+
+
+def test_a_strategy_on_a_code_deploy_service_exits_2_naming_the_controller(aws, tmp_path, http_server) -> None:
+    """blue-green on a CODE_DEPLOY service: nothing is deployed, exit 2, the message names the controller."""
+    world = World(tmp_path, http_server, controller="CODE_DEPLOY")
+    try:
+        world.serve("a")
+        before = world.live()
+        out = world.engine(world.pipeline({"one": "a"})).run(RunOptions())
+        assert out.exit_code == 2 and "CODE_DEPLOY deployment controller" in out.message, out.message
+        assert world.live() == before
+    finally:
+        world.close()
 
 
 def test_plan_shows_the_strategy_its_pauses_and_traffic_steps(world) -> None:
