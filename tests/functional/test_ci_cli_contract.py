@@ -77,6 +77,9 @@ def test_every_command_in_text_and_json(world) -> None:  # noqa: F811
     ):
         doc, _, _ = both(world, *args)
         assert doc["exit_code"] == 0 and doc["outcome"] in ("ok", "dry_run"), (args, doc)
+    for args in (("state", "sync"), ("logs", "--phase", "health-only"), ("release", "health-only")):
+        doc, _, _ = both(world, *args)  # whatever their exit code: one document, JSON stderr, same code as text
+        assert doc["command"] == args[0]
     t = snail(world, "--output", "json", "promote", "--skip-preflight")
     doc = one_document(t)
     assert doc["outcome"] == "succeeded" and "hybrid-ml" in doc["message"]
