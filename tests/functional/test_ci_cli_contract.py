@@ -233,3 +233,41 @@ def test_promote_without_argument_promotes_the_waiting_manual_phase(world) -> No
     doc = one_document(snail(world, "--output", "json", "promote", "--skip-preflight"))
     assert doc["exit_code"] == 0 and doc["outcome"] == "succeeded" and "hybrid-ml" in doc["message"], doc
     assert live(world).endswith("shine-api-gateway:3")
+
+
+def test_interrupted_run_is_one_document_exit_130(world) -> None:  # noqa: F811
+    """SIGTERM mid-bake (a cancelled CI job): exit 130, one document saying interrupted, JSON stderr lines."""
+    import signal
+    import subprocess
+    import sys
+
+    write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"}, extra={"hybrid-ml": "bake: 30s\n"})
+    world["serve"]("a"), world["serve"]("b")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SNAIL_ENDPOINT_URL": world["url"],
+        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "--output", "json", "--log-format", "json", "run", "--skip-preflight"],
+        env=env,
+        cwd=world["root"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = []
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:  # wait until hybrid-ml is baking: deployed, not yet proven
+        lines.append(line)
+        if '"kind": "baking"' in line and "hybrid-ml" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, out, "".join(lines) + err)
+    doc = one_document(r)
+    assert doc["exit_code"] == 130 and doc["outcome"] == "interrupted" and doc["run_id"], doc
+    json_lines(r)
