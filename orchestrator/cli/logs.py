@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.app import App, pass_app
+from orchestrator.cli.common import complete_phase, complete_run_id
 from orchestrator.errors import ExitCode, UsageError
 
 FOLLOW_POLL = 2.0  # seconds between reads with --follow
@@ -26,9 +27,9 @@ class Selection:
 
 
 @click.command("logs")
-@click.option("--phase", help="the phase's last good revision")
+@click.option("--phase", help="the phase's last good revision", shell_complete=complete_phase)
 @click.option("--revision", help="a task-definition revision: N, family:N or its ARN")
-@click.option("--run", "run_id", help="the revisions a run deployed, during that run")
+@click.option("--run", "run_id", help="the revisions a run deployed, during that run", shell_complete=complete_run_id)
 @click.option("--since", default=None, help="how far back, e.g. 10m, 1h (default 10m; a run: its start)")
 @click.option("-n", "--lines", "limit", type=click.IntRange(min=1), default=200, show_default=True, help="at most")
 @click.option("-f", "--follow", is_flag=True, help="keep printing new lines until Ctrl-C")
