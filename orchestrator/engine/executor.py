@@ -463,7 +463,8 @@ class Engine:
                     j.event(K.INTERRUPTED, msg, revision=result.revision_arn, lock_lost=True)
                     return Outcome.of("lock_lost", msg)
                 ro = self.rollbacks.after_failure(j, result)
-                if not (result.interrupted or result.lock_lost):
+                if result.verdict is not None and result.verdict.status == FAILED:
+                    # quarantined: the release itself failed a gate (not a snail bug, an AWS fault or a lost lock)
                     self._write_mark(j, self._mark(j, pp, result.revision_arn, "failed", reason=result.reason))
                 return self._rolled_back(result, ro)
             live = self.ecs.service(self.svc.cluster, self.svc.name)
