@@ -265,7 +265,9 @@ class DoctorContext:
             if lb is None:
                 return None
             with aws_call("elasticloadbalancing:DescribeTargetGroups"):
-                out = self.client("elbv2").describe_target_groups(TargetGroupArns=[lb.target_group_arn])
+                name = lb.target_group_arn  # an ARN, or (in the sandbox, which seeds by name) a name
+                by = {"TargetGroupArns": [name]} if name.startswith("arn:") else {"Names": [name]}
+                out = self.client("elbv2").describe_target_groups(**by)
             tgs = out.get("TargetGroups") or []
             if not tgs:
                 raise NotFound("elasticloadbalancing:DescribeTargetGroups", "TargetGroupNotFound", lb.target_group_arn)

@@ -188,6 +188,7 @@ class _Driver:
         self.answered: set[str] = set()
         self.deployment: str | None = None
         self.wiring: Wiring | None = None
+        self.last_seen: tuple[str, str | None] = ("", None)
 
     # ------------------------------------------------------------------ the phase
     def run(self, svc: ServiceView) -> FailedBeforeDeploy | FailedAfterDeploy | None:
@@ -374,7 +375,10 @@ class _Driver:
                     f"service deployment {short_name(self.deployment)} still {view.status} at {view.stage} "
                     f"after {limit:.0f}s"
                 )
-            self.j.progress("strategy_wait", {"stage": view.stage, "status": view.status})
+            where = (view.status, view.stage)
+            if where != self.last_seen:  # say each stage once, not each poll
+                self.last_seen = where
+                self.j.progress("strategy_wait", {"message": f"ECS: {view.status} at {view.stage or '-'}"})
             self.e._checkpoint()
             self.e.clock.sleep(POLL)
             self._traffic(view)
