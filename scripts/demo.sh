@@ -27,16 +27,30 @@ step "4/8  snail run: health-only -> hybrid-ml -> optimized -> enhanced (build, 
 step "5/8  snail run again, as cron would: nothing changed, nothing to do"
 "$SNAIL" run
 
-step "6/8  a broken release: enhanced with its ML subsystem failing (DEMO_BREAK_ML=1)"
+step "6/8  a broken release: enhanced with its ML subsystem failing (DEMO_BREAK_ML=1), blue-green, production under load"
+# Steady traffic on the production listener while the broken release is judged on the test listener.
+PROD_URL=$("$SNAIL" --output json sandbox status 2>/dev/null | python3 -c \
+  'import json,sys; print((json.load(sys.stdin).get("seeded") or {}).get("production_url") or "")' || true)
+STOP="$OUT/load.stop"
+rm -f "$STOP" "$OUT/load.txt"
+if [ -n "$PROD_URL" ]; then
+  python3 scripts/production_load.py "$PROD_URL/ml/status" "$STOP" 20 >"$OUT/load.txt" 2>&1 &
+  LOAD_PID=$!
+fi
 set +e
 DEMO_BREAK_ML=1 "$SNAIL" run --from enhanced
 rc=$?
 set -e
+if [ -n "${LOAD_PID:-}" ]; then
+  touch "$STOP"
+  wait "$LOAD_PID" || true
+fi
 if [ "$rc" -ne 1 ]; then
   echo "demo: expected exit 1 (rolled back), got $rc" >&2
   exit 1
 fi
-echo "   exit code $rc: the release failed its gates and the service was rolled back, verified"
+echo "   exit code $rc: the release failed its gates on the TEST listener; ECS returned traffic to blue (no new task), verified"
+[ -s "$OUT/load.txt" ] && echo "   $(cat "$OUT/load.txt")   <- with rolling, the broken release served production until the rollback"
 
 step "6b   the next scheduled run: the failed release is quarantined, nothing is deployed again"
 set +e
