@@ -661,6 +661,10 @@ class Engine:
                 after = f" (after {v.attempts} attempts)" if v.attempts > 1 else ""
                 j.event(K.GATE_PASSED, f"[x] {g.label}: {v.summary}{after}", **data)
                 continue
+            # A gate stopped by our lost lock (LockLost at its checkpoint, which run_gate turns into an error
+            # verdict) did not fail the revision: raise the loss here, so it is handled as one (exit 4, and a
+            # lock taken by another run leaves the service to that run instead of rolling back its work).
+            self._checkpoint()
             if self.log_lines is not None:
                 try:  # the first thing anyone asks for: what the containers printed (masked)
                     data["evidence"] = {**v.evidence, "log_lines": self.log_lines(revision_arn)}

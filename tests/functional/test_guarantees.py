@@ -545,3 +545,28 @@ def test_lock_lost_before_the_update_stops_with_exit_4_and_changes_nothing(rig: 
     assert run is not None and (run.status, run.exit_code) == ("lock_lost", 4)
     row = rig.store.lock_state(SERVICE)
     assert row is None if how == "removed" else (row is not None and row.run_id == "r-other")
+
+
+def test_lock_taken_during_a_gate_is_a_lost_lock_not_a_gate_failure(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another run takes the lock while phase hybrid-ml's ecs-rollout gate polls: the gate's LockLost is not a
+    failed gate (no rollback undoing the other run's work, no failed mark on the revision); exit 4."""
+    real = executor.run_gate
+    other = {"run_id": "r-other", "user": "ci", "host": "elsewhere", "pid": 1, "command": "run", "since": "-"}
+
+    def run_gate(spec: Any, ctx: Any) -> Any:
+        if _in_hybrid_ml(ctx) and spec.type == "ecs-rollout":
+            row = rig.store.lock_state(SERVICE)
+            assert row is not None and rig.engine._heartbeat is not None
+            assert rig.store.take_over(SERVICE, row.token, other, 300.0)
+            rig.engine._heartbeat.beat()
+        return real(spec, ctx)
+
+    monkeypatch.setattr(executor, "run_gate", run_gate)
+    out = rig.engine.run(RunOptions())
+    assert (out.exit_code, out.status) == (4, "lock_lost"), out.message
+    kinds = rig.kinds(out.run_id)
+    assert "decision" not in kinds and "rollback_started" not in kinds, kinds
+    assert rig.live() not in (rig.good("health-only"), rig.bootstrap)  # left to the run that holds the lock
+    assert not [m for m in rig.store.marks(SERVICE) if m.verdict == "failed"]
+    row = rig.store.lock_state(SERVICE)
+    assert row is not None and row.run_id == "r-other"
