@@ -26,6 +26,7 @@ from orchestrator.sandbox import lb
 from orchestrator.sandbox.agent import EcsAgent
 from orchestrator.sandbox.launchers import InstantLauncher
 from orchestrator.state.sqlite import SqliteStore
+from orchestrator.trail import render
 from tests.conftest import Behaviour
 from tests.functional.world import ACCOUNT, REGION, AgentClock, image
 
@@ -279,6 +280,8 @@ def test_blue_green_good_release_continues_and_is_marked_good(world) -> None:
     assert world.behaviours["a"].hits >= 1  # the http gate reached green through the test listener
     shifts = [e.data["traffic"] for e in world.events("traffic_shifted")]
     assert shifts[-1] == {"blue": 0.0, "green": 100.0}
+    html = render("html", SERVICE, world.store.events(SERVICE), world.store.runs(SERVICE), p.phase_names())
+    assert "traffic share" in html and "data-share=" in html  # the timeline draws the shift
 
 
 def test_broken_release_is_caught_on_test_traffic_and_traffic_returns_without_a_task(world) -> None:
