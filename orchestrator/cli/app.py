@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -163,9 +162,6 @@ class App:
             progress=lambda ev: progress(str(ev.get("event", "build_step")), ev),
             publish=publish,
         )
-        extra: dict[str, Any] = {}
-        if self.wait_lock and "lock_wait" in inspect.signature(Engine).parameters:
-            extra["lock_wait"] = self.wait_lock
         return Engine(
             self.pipeline,
             aws,
@@ -174,7 +170,7 @@ class App:
             progress=progress,
             diagnose=_diagnoser(self.pipeline, aws),
             log_lines=_log_lines(self.pipeline, aws),
-            **extra,
+            lock_wait=self.wait_lock,
         )
 
 
