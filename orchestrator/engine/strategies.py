@@ -189,6 +189,7 @@ class _Driver:
         self.deployment: str | None = None
         self.wiring: Wiring | None = None
         self.last_seen: tuple[str, str | None] = ("", None)
+        self.found_by = ""  # where a paused deployment was found on resume: journal | ecs
 
     # ------------------------------------------------------------------ the phase
     def run(self, svc: ServiceView) -> FailedBeforeDeploy | FailedAfterDeploy | None:
@@ -226,6 +227,7 @@ class _Driver:
                 deployment=resumed,
                 revision=self.arn,
                 resumed=True,
+                found_by=self.found_by,
             )
         try:
             return self._drive()
@@ -270,8 +272,28 @@ class _Driver:
             self.ph.name, self.arn, f"gate {failed.gate} {failed.status}: {failed.summary}", self.deployed_at, failed
         )
 
+    def _from_journal(self) -> str | None:
+        """The service deployment an earlier run of ours started for this revision, as its journal recorded it
+        (the update_service step's result), when ECS still has it in flight."""
+        store = self.e.store
+        for run in store.runs(self.svc.name, 10):
+            if run.run_id == self.j.run_id:
+                continue
+            for st in reversed(store.steps(run.run_id)):
+                dep = st.result.get("service_deployment")
+                if st.kind == "update_service" and st.intent.get("to") == self.arn and dep:
+                    view = self.dc.describe(dep)
+                    return dep if view is not None and not view.finished else None
+        return None
+
     def _find_in_flight(self) -> str | None:
-        """The service deployment still in flight for our revision (a restarted snail's hook), if any."""
+        """The service deployment still in flight for our revision (a restarted snail's hook): from our journal
+        first, else from ECS (ListServiceDeployments), which also finds one whose result was never written."""
+        recorded = self._from_journal()
+        if recorded is not None:
+            self.found_by = "journal"
+            return recorded
+        self.found_by = "ecs"
         for dep_arn in self.dc.in_flight(self.svc.cluster, self.svc.name):
             view = self.dc.describe(dep_arn)
             if view is None or view.finished or not view.target_revision:

@@ -370,13 +370,17 @@ def test_killed_while_paused_then_resumed_judges_the_same_hook(aws, tmp_path, ht
         assert shown is not None and shown["stage"] == "POST_TEST_TRAFFIC_SHIFT"
         assert shown["traffic"] == {"blue": 100.0, "green": 0.0} and shown["test_traffic_green"] == 100.0
         assert "BLUE_GREEN IN_PROGRESS at POST_TEST_TRAFFIC_SHIFT" in lines[0] and "AWAITING_ACTION" in lines[1]
-        engine = world.engine(p)
+        aws = AwsContext(region=REGION)
+        calls: list[str] = []
+        aws.record_calls(calls)
+        engine = world.engine(p, aws)
         second = engine.run(RunOptions(from_phase=engine.resume_point()))
         assert (second.exit_code, second.status) == (0, "succeeded"), second.message
         again, _ = world.deployments()  # the same deployment, continued: no new one
         assert again["serviceDeploymentArn"] == dep["serviceDeploymentArn"] and again["status"] == "SUCCESSFUL"
         resumed = [e for e in world.events("service_unchanged") if e.data.get("resumed")]
         assert resumed and resumed[0].run_id == second.run_id
+        assert resumed[0].data["found_by"] == "journal" and "ecs:ListServiceDeployments" not in calls
         assert world.store.last_good(SERVICE, "one").revision_arn == world.live()
     finally:
         world.close()
