@@ -552,6 +552,19 @@ def test_doctor_checks_what_the_strategies_need_with_the_exact_fix(world) -> Non
     assert again.get("strategy.infrastructure-role").status == "warning"  # no AmazonECSInfrastructureRolePolicy...
 
 
+def test_doctor_fails_a_target_group_on_another_port(world) -> None:
+    """A second target group on port 8080 while the container listens on 5000: green would never be healthy."""
+    from orchestrator.doctor import run_doctor
+
+    vpc = boto3.client("ec2", region_name=REGION).describe_vpcs()["Vpcs"][0]["VpcId"]
+    wrong = world.elbv2.create_target_group(Name="shine-8080", Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip")
+    world.green_tg = wrong["TargetGroups"][0]["TargetGroupArn"]
+    report = run_doctor(world.pipeline({"one": "a"}), AwsContext(region=REGION))
+    groups = report.get("strategy.target-groups")
+    assert groups.status == "failed" and "shine-8080 is on port 8080, the container listens on 5000" in groups.evidence
+    assert groups.fix == "recreate shine-8080 with --port 5000 (a target group's port cannot be changed)"
+
+
 def test_strategy_without_the_load_balancer_wiring_is_a_config_error(tmp_path) -> None:
     """`strategy: blue-green` without service.load_balancer's rules and groups: validate names the line."""
     (tmp_path / "phases").mkdir()
