@@ -96,7 +96,8 @@ def test_broken_release_is_rolled_back_and_serves_the_good_revision(project) -> 
     good = json.loads(snail(project, "--output", "json", "status").stdout)["good"]["enhanced"]["revision_arn"]
     r = snail(project, "run", "--from", "enhanced", env={"DEMO_BREAK_ML": "1"})
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "http /ml/status failed" in r.stderr and "verified by its gates" in r.stderr
+    said = r.stdout + r.stderr
+    assert "http /ml/status failed" in said and "verified by its gates" in said
     revision, url = service_endpoint(project)
     assert revision == good
     assert requests.get(f"{url}/ml/status", timeout=5).json()["status"] in ("ready", "degraded")
@@ -109,7 +110,7 @@ def test_port_8080_container_is_stopped_by_the_probe(project) -> None:
     before, _ = service_endpoint(project)
     r = snail(project, "run", "--skip-preflight", "--from", "broken-port", file="broken.yaml", timeout=300)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "it listens on 8080" in r.stderr
+    assert "it listens on 8080" in r.stdout + r.stderr
     after, _ = service_endpoint(project)
     assert after == before
 
