@@ -292,7 +292,13 @@ def rollbacks(events: list[TrailEvent]) -> list[dict[str, Any]]:
                     "diagnosis": "" if manual else diagnosis_of(events, e.run_id),
                     "log_lines": [] if manual else diagnosis_logs(events, e.run_id),
                     "resolution": "IMPOSSIBLE - a human is needed" if e.kind == K.ROLLBACK_IMPOSSIBLE else None,
-                    "action": None if e.kind == K.ROLLBACK_IMPOSSIBLE else f"rolled back to {target}",
+                    "action": None
+                    if e.kind == K.ROLLBACK_IMPOSSIBLE
+                    else f"rolled back to {target}"
+                    if target
+                    else "all traffic returned to blue at the paused stage (no task started)"
+                    if "stage" in e.data
+                    else "rolled back",
                 }
             )
         elif e.kind in (K.ROLLBACK_VERIFIED, K.ROLLBACK_FAILED) and out and out[-1]["run_id"] == e.run_id:
