@@ -155,7 +155,9 @@ class MetricsGate(_Gate):
 
     def aimed(self, green: str, blue: str) -> MetricsGate:
         """This gate pointed at green's target group (and blue's as the baseline when comparing)."""
-        return dataclasses.replace(self, target_group_arn=green, baseline_target_group_arn=blue if self.compare else None)
+        return dataclasses.replace(
+            self, target_group_arn=green, baseline_target_group_arn=blue if self.compare else None
+        )
 
 
 GateSpec = Union[EcsRolloutGate, HttpGate, CommandGate, AlarmGate, TargetHealthGate, MetricsGate]  # noqa: UP007
