@@ -105,6 +105,7 @@ class Engine:
         self._heartbeat: Heartbeat | None = None
         self._checks = True
         self._marks: Any = None  # MarkWriter, made on the first verdict
+        self._definitions: dict[str, dict[str, Any]] = {}  # revisions this run registered or described, by ARN
         self.rollbacks = Rollback(
             self.ecs,
             store,
@@ -467,8 +468,9 @@ class Engine:
                     # quarantined: the release itself failed a gate (not a snail bug, an AWS fault or a lost lock)
                     self._write_mark(j, self._mark(j, pp, result.revision_arn, "failed", reason=result.reason))
                 return self._rolled_back(result, ro)
-            live = self.ecs.service(self.svc.cluster, self.svc.name)
             done.append(pp.phase.name)
+            if pp is not plan.todo[-1]:  # the next phase starts from the service as it is now
+                live = self.ecs.service(self.svc.cluster, self.svc.name)
         return Outcome.of("succeeded", f"done: {', '.join(done)} passed their gates")
 
     def _failed_before(self, j: Journal, failure: FailedBeforeDeploy) -> Outcome:
@@ -708,14 +710,14 @@ class Engine:
             **extra,
         )
 
-    def _write_mark(self, j: Journal, mark: Mark) -> None:
+    def _write_mark(self, j: Journal, mark: Mark, definition: dict[str, Any] | None = None) -> None:
         """The verdict, locally and as the revision's tags on AWS; a refused tag is a warning, never a failure."""
         from orchestrator.marks import MarkWriter
 
         if self._marks is None:
             self._marks = MarkWriter(self.aws.client("ecs"), self.store)
         try:
-            warning = self._marks.write(mark)
+            warning = self._marks.write(mark, definition)
         except Exception as exc:  # noqa: BLE001 - the local record is what matters for this run
             warning = f"could not record the {mark.verdict!r} verdict on {mark.short}: {exc}"
         if mark.verdict != "good":
@@ -731,7 +733,9 @@ class Engine:
     def _mark_good(self, j: Journal, ph: Phase, pp: PhasePlan, arn: str, img: ResolvedImage) -> None:
         gates = [g.to_dict() for g in pp.gates]
         self._write_mark(
-            j, self._mark(j, pp, arn, "good", gates=gates, image=img.ref, digest=img.digest, live_since=j.now())
+            j,
+            self._mark(j, pp, arn, "good", gates=gates, image=img.ref, digest=img.digest, live_since=j.now()),
+            self._definitions.get(arn),
         )
         j.event(
             K.PHASE_PASSED,
@@ -758,6 +762,7 @@ class Engine:
             cd = taskdef.container(td, self.svc.container)
             if tags.get(taskdef.TAG_SPEC) == spec and cd is not None and cd.get("image") == image:
                 j.event(K.REVISION_REUSED, f"identical revision {short_name(arn)} reused (spec {spec})", revision=arn)
+                self._definitions[arn] = td
                 return arn
         tags = {taskdef.TAG_PHASE: ph.name, taskdef.TAG_SPEC: spec, taskdef.TAG_RUN: j.run_id}
         if digest:
@@ -765,6 +770,7 @@ class Engine:
         with j.step("register", family=desired["family"], spec=spec, image=image) as r:
             arn = self.ecs.register_revision(desired, tags)
             r["revision"] = arn
+        self._definitions[arn] = desired  # what the good mark's content hash is computed from (no describe)
         j.event(
             K.REVISION_REGISTERED,
             f"registered task definition revision {revision_of(arn)} ({short_name(arn)})",
