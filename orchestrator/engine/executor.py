@@ -352,6 +352,12 @@ class Engine:
         except SnailError as exc:  # between phases: the service is on a good revision or unchanged
             code = exc.exit_code if exc.exit_code in (ExitCode.USAGE, ExitCode.LOCKED, ExitCode.PREFLIGHT) else 1
             outcome = Outcome.of("failed", f"{exc}; nothing more was changed", exit_code=code)
+        except Exception as exc:  # noqa: BLE001 - a phase turns its own faults into results; this is between them
+            outcome = Outcome.of(
+                "failed",
+                f"unexpected {type(exc).__name__}: {exc}; nothing more was changed (a bug in snail: "
+                "please report it with the trail)",
+            )
         finally:
             self._heartbeat = None
             self._finish(j, outcome)
