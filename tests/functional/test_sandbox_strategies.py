@@ -51,10 +51,17 @@ ECS_MODEL = botocore.session.get_session().get_service_model("ecs")
 
 
 @pytest.fixture(scope="module")
-def endpoint(moto_server: str):
-    """The session's moto server, with the sandbox extension installed for this module only."""
+def endpoint():
+    """A moto server of this module's own (its CloudWatch metric store must start empty: the canary test sums
+    every RequestCount datapoint), with the sandbox extension installed for this module only."""
+    from moto.server import ThreadedMotoServer
+
     extension.install()
-    yield moto_server
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
     extension.uninstall()
 
 
@@ -832,7 +839,9 @@ def test_canary_splits_production_traffic_by_weight_and_rolls_back(plane):
         StartTime=datetime.now(timezone.utc) - timedelta(minutes=5),
         EndTime=datetime.now(timezone.utc) + timedelta(minutes=1),
     )["MetricDataResults"][0]["Values"]
-    assert len(p99) == 1 and latency[0]["Average"] <= p99[0] <= latency[0]["Maximum"]
+    # a p99 lies within the observed range (not necessarily above the mean: a few slow answers among many
+    # instant ones, which these in-process targets give, put the mean above the 99th percentile)
+    assert len(p99) == 1 and 0 <= p99[0] <= latency[0]["Maximum"]
 
     started = len(plane.launcher.started)
     hook = next(h for h in plane.deployment(arn)["lifecycleHookDetails"] if h["status"] == "AWAITING_ACTION")
