@@ -817,7 +817,8 @@ def test_canary_splits_production_traffic_by_weight_and_rolls_back(plane):
         Period=60,
         Statistics=["Average", "SampleCount", "Maximum"],
     )["Datapoints"]
-    assert sum(p["SampleCount"] for p in latency) == counts["green"] + 50 and 0 < latency[0]["Average"] < 1
+    # every green answer is a latency sample; in-process targets answer in well under a second (0.0 is possible)
+    assert sum(p["SampleCount"] for p in latency) == counts["green"] + 50 and 0 <= latency[0]["Average"] < 1
     p99 = plane.cloudwatch.get_metric_data(  # what a metrics gate asks for: the target group's p99 latency
         MetricDataQueries=[
             {
