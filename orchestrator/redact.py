@@ -532,10 +532,13 @@ class MaskingStream:
         """The real stream."""
         return self._stream
 
-    def write(self, text: str) -> int:
-        """Mask, then write; returns len(text) as a text stream does. A reader that went away is not an error."""
+    def write(self, text: str | bytes) -> int:
+        """Mask, then write; returns len(text) as a text stream does. A reader that went away is not an error.
+        Bytes (click writes them when a stream has no `buffer`) are decoded as UTF-8 first."""
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8", "replace")
         if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+            raise TypeError(f"write() argument must be str or bytes, not {type(text).__name__}")
         try:
             self._stream.write(mask_text(text))
         except BrokenPipeError:

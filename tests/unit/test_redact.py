@@ -255,15 +255,18 @@ def test_excerpt_masks_before_cutting() -> None:
 # ---- streams, logs, files ----------------------------------------------------------------------------------------
 
 
-def test_masking_stream_masks_each_write_and_refuses_bytes() -> None:
-    """The wrapped stream masks what it writes, reports the caller's length, and hides `buffer` from click."""
+def test_masking_stream_masks_each_write_and_bytes_too() -> None:
+    """The wrapped stream masks what it writes (bytes decoded first: click's shell completion writes bytes),
+    reports the caller's length, and hides `buffer` from click."""
     redact.learn(["stream-secret-123"])
     raw = io.StringIO()
     stream = redact.MaskingStream(raw)
     assert stream.write("a stream-secret-123 b\n") == len("a stream-secret-123 b\n")
     assert raw.getvalue() == f"a {MASK} b\n"
+    stream.write(b"x stream-secret-123 y\n")
+    assert raw.getvalue().endswith(f"x {MASK} y\n")
     with pytest.raises(TypeError):
-        stream.write(b"bytes")  # type: ignore[arg-type]
+        stream.write(42)  # type: ignore[arg-type]
     assert not hasattr(stream, "buffer")
 
 
