@@ -109,6 +109,23 @@ class Mark:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in {**data, **overrides}.items() if k in known})
 
+    @classmethod
+    def from_good(cls, record: GoodRecord) -> Mark:
+        """A GoodRecord as a good mark (it went live when it was marked, as far as the record knows)."""
+        return cls(
+            service=record.service,
+            revision_arn=record.revision_arn,
+            phase=record.phase,
+            verdict=GOOD,
+            spec_hash=record.spec_hash,
+            gates=list(record.gates),
+            at=record.at,
+            run_id=record.run_id,
+            live_since=record.at,
+            image=record.image,
+            digest=record.digest,
+        )
+
     def to_good(self) -> GoodRecord:
         """The GoodRecord view the engine used before marks (good_history)."""
         return GoodRecord(

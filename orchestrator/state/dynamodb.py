@@ -533,21 +533,7 @@ class DynamoStore:
     # ---------------------------------------------------------------- good revisions and marks
     def mark_good(self, record: GoodRecord) -> None:
         """Record that a revision passed our gates for a phase (a good mark)."""
-        self.put_mark(
-            Mark(
-                service=record.service,
-                revision_arn=record.revision_arn,
-                phase=record.phase,
-                verdict=GOOD,
-                spec_hash=record.spec_hash,
-                gates=list(record.gates),
-                at=record.at,
-                run_id=record.run_id,
-                live_since=record.at,
-                image=record.image,
-                digest=record.digest,
-            )
-        )
+        self.put_mark(Mark.from_good(record))
 
     def last_good(self, service: str, phase: str | None = None) -> GoodRecord | None:
         """The most recent good revision of the service (or of one phase)."""

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 from orchestrator.errors import Locked, StateBusy, StateCorrupt
 from orchestrator.state.base import (
-    GOOD,
     GoodRecord,
     LockRow,
     Mark,
@@ -402,7 +401,7 @@ class SqliteStore:
     # good revisions and marks (good_history = revisions whose newest mark is good)
     def mark_good(self, record: GoodRecord) -> None:
         """Record that a revision passed our gates for a phase (a good mark)."""
-        self.put_mark(_good_mark(record))
+        self.put_mark(Mark.from_good(record))
 
     def last_good(self, service: str, phase: str | None = None) -> GoodRecord | None:
         """The most recent good revision of the service (or of one phase)."""
@@ -453,7 +452,7 @@ class SqliteStore:
             d = dict(r)
             d.pop("id")
             d.pop("gates", None)
-            self.put_mark(_good_mark(GoodRecord(**d)))
+            self.put_mark(Mark.from_good(GoodRecord(**d)))
 
     # lock (a lease row with a heartbeat counter; orchestrator.engine.lock decides takeovers)
     def acquire_lock(
@@ -527,20 +526,3 @@ class SqliteStore:
                 return None
             db.execute("DELETE FROM locks WHERE service=?", (service,))
             return json.loads(row["holder"])
-
-
-def _good_mark(record: GoodRecord) -> Mark:
-    """A GoodRecord as a good mark (it went live when it was marked, as far as this record knows)."""
-    return Mark(
-        service=record.service,
-        revision_arn=record.revision_arn,
-        phase=record.phase,
-        verdict=GOOD,
-        spec_hash=record.spec_hash,
-        gates=list(record.gates),
-        at=record.at,
-        run_id=record.run_id,
-        live_since=record.at,
-        image=record.image,
-        digest=record.digest,
-    )
