@@ -595,3 +595,198 @@ def test_strategy_settings_are_checked_in_whole_minutes(tmp_path) -> None:
     with pytest.raises(ConfigErrors) as err:
         load_pipeline(tmp_path / "pipeline.yaml")
     assert any("whole number of minutes" in e.message and e.line == 3 for e in err.value.errors)
+
+
+# ---------------------------------------------------------------------------------------------- linear
+LINEAR_MIN = "{type: linear, percent: 3, step_bake: 0}"  # ECS's smallest stepPercent (3.0) and stepBake (0 min)
+ALARM = "shine-5xx"
+
+
+def alarm(world: World, state: str = "OK") -> None:
+    """The CloudWatch alarm the production gates watch (moto never evaluates it: the test sets its state)."""
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    if not cloudwatch.describe_alarms(AlarmNames=[ALARM])["MetricAlarms"]:
+        cloudwatch.put_metric_alarm(
+            AlarmName=ALARM,
+            Namespace="AWS/ApplicationELB",
+            MetricName="HTTPCode_Target_5XX_Count",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=5,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue=state, StateReason=f"test: {state}")
+
+
+def hooks_awaiting(world: World) -> list[dict[str, Any]]:
+    """Every PAUSE hook of every service deployment still AWAITING_ACTION."""
+    return [h for d in world.deployments() for h in d.get("lifecycleHookDetails", []) if h["status"] == "AWAITING_ACTION"]
+
+
+def answers(world: World, run_id: str) -> list[tuple[str, str]]:
+    """(stage, action) of every ContinueServiceDeployment a run made, in order."""
+    return [
+        (s.intent["stage"], s.intent["action"])
+        for s in world.store.steps(run_id)
+        if s.kind == "continue_deployment"
+    ]
+
+
+def test_linear_good_release_walks_every_step_and_ends_on_green(aws, tmp_path, http_server) -> None:
+    """linear 3% / 0 min (the smallest steps ECS takes): green is judged on the test listener, then at each of the
+    33 partial shifts (target-health on green's own group); every hook is answered CONTINUE after its gates passed,
+    ECS completes, the revision is marked good and production is 100 % on green."""
+    world = World(tmp_path, http_server, strategy=LINEAR_MIN)
+    try:
+        world.serve("a")
+        p = world.pipeline({"one": "a"}, {"one": "gates:\n  - {type: target-health}\n"})
+        out = world.engine(p).run(RunOptions())
+        assert (out.exit_code, out.status) == (0, "succeeded"), out.message
+        good = world.store.last_good(SERVICE, "one")
+        assert good is not None and world.live() == good.revision_arn
+        assert world.forward("production") == {"shine-blue": 0, "shine-green": 1}
+        assert world.deployments()[0]["status"] == "SUCCESSFUL" and not hooks_awaiting(world)
+        steps = [3.0 * n for n in range(1, 34)]  # 3 % .. 99 %, then 100 % without a pause
+        expected = [("POST_TEST_TRAFFIC_SHIFT", "CONTINUE")] + [("PRODUCTION_TRAFFIC_SHIFT", "CONTINUE")] * len(steps)
+        assert answers(world, out.run_id) == expected
+        judged = [e for e in world.events("gate_passed") if e.data.get("stage") == "PRODUCTION_TRAFFIC_SHIFT"]
+        assert len(judged) == len(steps) and {e.data["gate"] for e in judged} == {"target-health"}
+        assert all(e.data["evidence"] and "healthy" in e.message for e in judged)
+        green = [e.data["traffic"]["green"] for e in world.events("traffic_shifted") if e.run_id == out.run_id]
+        assert [g for g in green if 0 < g < 100] == [round(s, 1) for s in steps] and green[-1] == 100.0
+        updated = world.events("service_updated")[-1]
+        assert updated.data["strategy"]["percent"] == 3.0 and updated.data["strategy"]["step_bake"] == 0.0
+    finally:
+        world.close()
+
+
+def test_linear_broken_release_rolls_back_at_the_step_where_its_gates_fail(aws, tmp_path, http_server) -> None:
+    """linear 3 %: green passes on the test listener and at 3 % and 6 %, then its 5xx alarm fires at 9 %: ROLLBACK
+    at that hook, production back on blue without a task started, exit 1, the spec quarantined, and the trail says
+    it stopped at PRODUCTION_TRAFFIC_SHIFT with 9 % of production on green."""
+    world = World(tmp_path, http_server, strategy=LINEAR_MIN)
+    try:
+        world.serve("a")
+        world.serve("b")
+        alarm(world, "OK")
+        p = world.pipeline({"one": "a", "two": "b"}, {"two": f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"})
+        assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+        one = world.store.last_good(SERVICE, "one")
+        production_before = world.forward("production")
+        green_name = "shine-blue" if production_before.get("shine-green") else "shine-green"
+        started: dict[str, int] = {}
+
+        def fire_at_nine_percent() -> None:
+            weights = world.forward("production")
+            if 100.0 * weights.get(green_name, 0) / sum(weights.values()) >= 9.0:
+                alarm(world, "ALARM")
+            if world.events("decision") and "n" not in started:
+                started["n"] = len(world.launcher.started)
+
+        world.clock.on_sleep.append(fire_at_nine_percent)
+        out = world.engine(p).run(RunOptions(from_phase="two"))
+        assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+        assert world.live() == one.revision_arn and world.forward("production") == production_before
+        assert answers(world, out.run_id) == [
+            ("POST_TEST_TRAFFIC_SHIFT", "CONTINUE"),
+            ("PRODUCTION_TRAFFIC_SHIFT", "CONTINUE"),
+            ("PRODUCTION_TRAFFIC_SHIFT", "CONTINUE"),
+            ("PRODUCTION_TRAFFIC_SHIFT", "ROLLBACK"),
+        ]
+        [decision] = [e for e in world.events("decision") if e.run_id == out.run_id]
+        assert decision.data["stage"] == "PRODUCTION_TRAFFIC_SHIFT" and decision.data["production_on_green"] == 9.0
+        dep = world.deployments()[0]
+        assert dep["status"] == "ROLLBACK_SUCCESSFUL" and not hooks_awaiting(world)
+        assert started.get("n") == len(world.launcher.started)  # not one task started after the decision
+        assert not [s for s in world.store.steps(out.run_id) if s.kind == "rollback"]  # no second deployment
+        green = [e.data["traffic"]["green"] for e in world.events("traffic_shifted") if e.run_id == out.run_id]
+        assert max(green) == 9.0 and green[-1] == 0.0
+        assert world.store.last_good(SERVICE, "two") is None
+        md = render("md", SERVICE, world.store.events(SERVICE), world.store.runs(SERVICE), p.phase_names())
+        assert "ROLLBACK at PRODUCTION_TRAFFIC_SHIFT" in md and "production had 9% on it" in md
+        assert "in ALARM: shine-5xx" in md
+        deployments = len(world.deployments())
+        again = world.engine(p).run(RunOptions(from_phase="two"))  # the same spec again: quarantined, not deployed
+        assert (again.exit_code, again.status) == (1, "quarantined"), again.message
+        assert world.live() == one.revision_arn and len(world.deployments()) == deployments
+    finally:
+        world.close()
+
+
+# ------------------------------------------------------------------------- a rollback after a CONTINUE
+def test_blue_green_rolls_back_at_the_post_shift_hook_after_continuing_on_test_traffic(world) -> None:
+    """blue-green: green passes on the test listener (CONTINUE), production shifts to it, and its alarm fires at
+    POST_PRODUCTION_TRAFFIC_SHIFT: ROLLBACK there returns production to blue (still running: no task started),
+    exit 1, nothing left awaiting action."""
+    world.serve("a")
+    world.serve("b")
+    alarm(world, "OK")
+    p = world.pipeline({"one": "a", "two": "b"}, {"two": f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"})
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    one = world.store.last_good(SERVICE, "one")
+    production_before = world.forward("production")
+    started: dict[str, int] = {}
+
+    def fire_once_production_is_on_green() -> None:
+        if world.forward("production") != production_before and not world.events("decision"):
+            alarm(world, "ALARM")
+        if world.events("decision") and "n" not in started:
+            started["n"] = len(world.launcher.started)
+
+    world.clock.on_sleep.append(fire_once_production_is_on_green)
+    out = world.engine(p).run(RunOptions(from_phase="two"))
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert world.live() == one.revision_arn and world.forward("production") == production_before
+    assert answers(world, out.run_id) == [
+        ("POST_TEST_TRAFFIC_SHIFT", "CONTINUE"),
+        ("POST_PRODUCTION_TRAFFIC_SHIFT", "ROLLBACK"),
+    ]
+    [decision] = [e for e in world.events("decision") if e.run_id == out.run_id]
+    assert decision.data["stage"] == "POST_PRODUCTION_TRAFFIC_SHIFT" and decision.data["production_on_green"] == 100.0
+    assert world.deployments()[0]["status"] == "ROLLBACK_SUCCESSFUL" and not hooks_awaiting(world)
+    assert started.get("n") == len(world.launcher.started)
+    kinds = [e.kind for e in world.store.events(SERVICE, out.run_id)]
+    assert kinds.index("decision") < kinds.index("rollback_started") < kinds.index("rollback_verified")
+    assert world.store.last_good(SERVICE, "two") is None
+
+
+def test_a_failure_after_ecs_completed_rolls_back_through_the_hooks_left_on_the_service(world) -> None:
+    """blue-green with ECS's bake: green passes on the test listener (CONTINUE), ECS shifts, bakes and completes,
+    then the phase's own bake finds the alarm firing. The service still carries snail's PAUSE hooks: the rollback
+    deployment must not wait at one (nobody would answer it). It ends on phase one's revision, verified, exit 1, with
+    production on it and nothing awaiting action."""
+    world.strategy = "{type: blue-green, bake: 1m}"
+    world.serve("a")
+    world.serve("b")
+    alarm(world, "OK")
+    gates = f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\nbake: 2m\n"
+    p = world.pipeline({"one": "a", "two": "b"}, {"two": gates})
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    one = world.store.last_good(SERVICE, "one")
+    production_before = world.forward("production")
+
+    def fire_once_ecs_completed() -> None:
+        deps = world.deployments()
+        if deps and deps[0]["status"] == "SUCCESSFUL" and not world.events("decision"):
+            alarm(world, "ALARM")
+
+    world.clock.on_sleep.append(fire_once_ecs_completed)
+    out = world.engine(p).run(RunOptions(from_phase="two"))
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert world.live() == one.revision_arn
+    assert world.forward("production") == production_before  # phase one's tasks back on the group they served from
+    assert not hooks_awaiting(world)
+    assert answers(world, out.run_id) == [  # phase two's hooks; the rollback deployment never paused
+        ("POST_TEST_TRAFFIC_SHIFT", "CONTINUE"),
+        ("POST_PRODUCTION_TRAFFIC_SHIFT", "CONTINUE"),
+    ]
+    rollback, two = world.deployments()[:2]  # ECS completed phase two's deployment; the rollback is a new one
+    assert (rollback["status"], two["status"]) == ("SUCCESSFUL", "SUCCESSFUL")
+    assert not rollback.get("lifecycleHookDetails")
+    svc = world.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+    assert not svc["deploymentConfiguration"].get("lifecycleHooks")
+    kinds = [e.kind for e in world.store.events(SERVICE, out.run_id)]
+    assert kinds.index("decision") < kinds.index("rollback_started") < kinds.index("rollback_verified")
+    [failed] = [e for e in world.events("gate_failed") if e.run_id == out.run_id]
+    assert failed.data["gate"] == "bake" or ALARM in failed.message
