@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 SNAIL  := $(VENV)/bin/snail
 export SNAIL_BASE_IMAGE ?= snail-base/python:3.11
 
-.PHONY: setup docker lint test test-unit test-functional test-e2e demo bench bench-compare clean down
+.PHONY: setup docker lint test test-unit test-functional test-e2e demo bench bench-compare bench-strategies clean down
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -61,6 +61,9 @@ bench: setup docker                  ## benchmarks (figures go to bench/README.m
 
 bench-compare: setup docker          ## snail vs ecs-deploy (pinned, own venv) on one sandbox; table into bench/README.md
 	$(PY) bench/compare/run.py
+
+bench-strategies: setup docker       ## a broken release under 50 req/s per strategy and with ecs-deploy; table into bench/README.md
+	$(PY) bench/strategies/run.py
 
 down:                                ## stop the sandbox and the registry
 	-$(SNAIL) sandbox down

@@ -391,6 +391,7 @@ class Bench:
             "update_at_s": updates[0] if updates else None,
             "rollback_update_at_s": updates[1] if len(updates) > 1 else None,
             "registered": sum(1 for c in calls if c.operation == "RegisterTaskDefinition"),
+            "calls": [f"{c.at - t0:.2f} {c.operation}" for c in calls],  # the sequence, to see where calls go
             **sampler.summary(t0, t_exit, t0 + WATCH if scenario == "broken" else t_exit),
             "last_line": (r.stdout.strip().splitlines() or [""])[-1][:200],
             "stderr_tail": r.stderr.strip()[-400:] if r.returncode not in (0, 1) else "",
@@ -635,15 +636,16 @@ def table(results: list[dict[str, Any]], cold: dict[str, float]) -> str:
     )
 
 
-def write_readme(text: str) -> None:
-    """Replace the generated section of bench/README.md (between the markers), or append it."""
+def write_readme(text: str, start: str = START, end: str = END) -> None:
+    """Replace a generated section of bench/README.md (between the markers, bench-compare's by default), or append
+    it (bench/strategies/run.py writes its own section through this too)."""
     body = README.read_text() if README.exists() else "# Benchmarks\n"
-    if START in body and END in body:
-        head, rest = body.split(START, 1)
-        _, tail = rest.split(END, 1)
-        body = f"{head}{START}\n{text}\n{END}{tail}"
+    if start in body and end in body:
+        head, rest = body.split(start, 1)
+        _, tail = rest.split(end, 1)
+        body = f"{head}{start}\n{text}\n{end}{tail}"
     else:
-        body = f"{body.rstrip()}\n\n{START}\n{text}\n{END}\n"
+        body = f"{body.rstrip()}\n\n{start}\n{text}\n{end}\n"
     README.write_text(body)
 
 
