@@ -619,16 +619,29 @@ def alarm(world: World, state: str = "OK") -> None:
     cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue=state, StateReason=f"test: {state}")
 
 
-def hooks_awaiting(world: World) -> list[dict[str, Any]]:
-    """Every PAUSE hook of every service deployment still AWAITING_ACTION."""
-    return [h for d in world.deployments() for h in d.get("lifecycleHookDetails", []) if h["status"] == "AWAITING_ACTION"]
+def hooks_awaiting(world: World, in_flight_only: bool = False) -> list[dict[str, Any]]:
+    """Every PAUSE hook still AWAITING_ACTION (of every service deployment, or of those still in flight)."""
+    deps = [d for d in world.deployments() if not in_flight_only or d["status"] in ("PENDING", "IN_PROGRESS")]
+    return [h for d in deps for h in d.get("lifecycleHookDetails", []) if h["status"] == "AWAITING_ACTION"]
 
 
-def answers(world: World, run_id: str) -> list[tuple[str, str]]:
+def production_serves(world: World, tag: str, requests: int = 5) -> bool:
+    """Real requests through the production listener all reach image(tag)'s server (and no other)."""
+    import urllib.request
+
+    before = {t: b.hits for t, b in world.behaviours.items()}
+    for _ in range(requests):
+        with urllib.request.urlopen(world.urls["production"] + "/health", timeout=5) as r:  # noqa: S310 - 127.0.0.1
+            assert r.status == 200
+    gained = {t: b.hits - before[t] for t, b in world.behaviours.items()}
+    return gained[tag] >= requests and all(n == 0 for t, n in gained.items() if t != tag)
+
+
+def answers(world: World, run_id: str | None) -> list[tuple[str, str]]:
     """(stage, action) of every ContinueServiceDeployment a run made, in order."""
     return [
         (s.intent["stage"], s.intent["action"])
-        for s in world.store.steps(run_id)
+        for s in world.store.steps(run_id or "")
         if s.kind == "continue_deployment"
     ]
 
@@ -673,6 +686,7 @@ def test_linear_broken_release_rolls_back_at_the_step_where_its_gates_fail(aws, 
         p = world.pipeline({"one": "a", "two": "b"}, {"two": f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"})
         assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
         one = world.store.last_good(SERVICE, "one")
+        assert one is not None
         production_before = world.forward("production")
         green_name = "shine-blue" if production_before.get("shine-green") else "shine-green"
         started: dict[str, int] = {}
@@ -699,7 +713,7 @@ def test_linear_broken_release_rolls_back_at_the_step_where_its_gates_fail(aws, 
         dep = world.deployments()[0]
         assert dep["status"] == "ROLLBACK_SUCCESSFUL" and not hooks_awaiting(world)
         assert started.get("n") == len(world.launcher.started)  # not one task started after the decision
-        assert not [s for s in world.store.steps(out.run_id) if s.kind == "rollback"]  # no second deployment
+        assert not [s for s in world.store.steps(out.run_id or "") if s.kind == "rollback"]  # no second deployment
         green = [e.data["traffic"]["green"] for e in world.events("traffic_shifted") if e.run_id == out.run_id]
         assert max(green) == 9.0 and green[-1] == 0.0
         assert world.store.last_good(SERVICE, "two") is None
@@ -725,6 +739,7 @@ def test_blue_green_rolls_back_at_the_post_shift_hook_after_continuing_on_test_t
     p = world.pipeline({"one": "a", "two": "b"}, {"two": f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"})
     assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
     one = world.store.last_good(SERVICE, "one")
+    assert one is not None
     production_before = world.forward("production")
     started: dict[str, int] = {}
 
@@ -764,6 +779,7 @@ def test_a_failure_after_ecs_completed_rolls_back_through_the_hooks_left_on_the_
     p = world.pipeline({"one": "a", "two": "b"}, {"two": gates})
     assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
     one = world.store.last_good(SERVICE, "one")
+    assert one is not None
     production_before = world.forward("production")
 
     def fire_once_ecs_completed() -> None:
@@ -776,6 +792,7 @@ def test_a_failure_after_ecs_completed_rolls_back_through_the_hooks_left_on_the_
     assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
     assert world.live() == one.revision_arn
     assert world.forward("production") == production_before  # phase one's tasks back on the group they served from
+    assert production_serves(world, "a")
     assert not hooks_awaiting(world)
     assert answers(world, out.run_id) == [  # phase two's hooks; the rollback deployment never paused
         ("POST_TEST_TRAFFIC_SHIFT", "CONTINUE"),
@@ -790,3 +807,85 @@ def test_a_failure_after_ecs_completed_rolls_back_through_the_hooks_left_on_the_
     assert kinds.index("decision") < kinds.index("rollback_started") < kinds.index("rollback_verified")
     [failed] = [e for e in world.events("gate_failed") if e.run_id == out.run_id]
     assert failed.data["gate"] == "bake" or ALARM in failed.message
+
+
+def test_an_aws_fault_during_ecs_bake_after_continue_stops_the_deployment_back_to_blue(world) -> None:
+    """blue-green with ECS's bake: green passed on the test listener (CONTINUE) and has all of production; while ECS
+    bakes, DescribeServiceDeployments fails. snail stops the deployment (StopServiceDeployment ROLLBACK): production is
+    back on blue, still running (no task started), the run ends rolled back (exit 1) and not quarantined (the release
+    did not fail a gate), with nothing left awaiting action."""
+    world.strategy = "{type: blue-green, bake: 5m}"
+    world.serve("a")
+    world.serve("b")
+    p = world.pipeline({"one": "a", "two": "b"})
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    one = world.store.last_good(SERVICE, "one")
+    assert one is not None
+    production_before = world.forward("production")
+    aws = AwsContext(region=REGION)
+    faults = {"n": 0}
+    started: dict[str, int] = {}
+
+    def fail_once_in_bake(params: Any, **_: Any) -> None:
+        deps = world.deployments()
+        if deps and deps[0].get("lifecycleStage") == "BAKE_TIME" and faults["n"] == 0:
+            faults["n"] += 1
+            started["n"] = len(world.launcher.started)
+            raise ClientError(
+                {"Error": {"Code": "ServerException", "Message": "internal failure"}}, "DescribeServiceDeployments"
+            )
+
+    aws.client("ecs").meta.events.register("before-call.ecs.DescribeServiceDeployments", fail_once_in_bake)
+    out = world.engine(p, aws).run(RunOptions(from_phase="two"))
+    assert faults["n"] == 1
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert world.live() == one.revision_arn and world.forward("production") == production_before
+    assert answers(world, out.run_id) == [("POST_TEST_TRAFFIC_SHIFT", "CONTINUE")]
+    stops = [s for s in world.store.steps(out.run_id or "") if s.kind == "stop_deployment"]
+    assert len(stops) == 1 and not [s for s in world.store.steps(out.run_id or "") if s.kind == "rollback"]
+    dep = world.deployments()[0]
+    assert dep["status"] == "ROLLBACK_SUCCESSFUL" and "StopServiceDeployment" in dep["rollback"]["reason"]
+    assert not hooks_awaiting(world) and started["n"] == len(world.launcher.started)
+    green = [e.data["traffic"]["green"] for e in world.events("traffic_shifted") if e.run_id == out.run_id]
+    assert 100.0 in green and green[-1] == 0.0
+    assert world.store.last_good(SERVICE, "two") is None
+    assert world.engine(p).run(RunOptions(from_phase="two")).status != "quarantined"  # deployed again, not blocked
+
+
+def test_a_rollback_by_update_while_our_hook_still_awaits_action_is_not_wedged(world) -> None:
+    """blue-green: CONTINUE at the test hook; at the post-shift hook ContinueServiceDeployment fails (a server error)
+    and so does StopServiceDeployment, so the engine rolls back by UpdateService while ECS still waits at our hook.
+    The rollback must not wait for that hook (or a new one): the service ends on phase one's revision with all of
+    production on it, verified, exit 1, and no hook is left AWAITING_ACTION."""
+    world.serve("a")
+    world.serve("b")
+    alarm(world, "OK")
+    p = world.pipeline({"one": "a", "two": "b"}, {"two": f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"})
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    one = world.store.last_good(SERVICE, "one")
+    assert one is not None
+    aws = AwsContext(region=REGION)
+
+    def server_error(operation: str) -> Any:
+        def fail(params: Any, **_: Any) -> None:
+            if operation == "StopServiceDeployment" or "post_production" in params.get("hookId", ""):
+                raise ClientError({"Error": {"Code": "ServerException", "Message": "internal failure"}}, operation)
+
+        return fail
+
+    for op in ("ContinueServiceDeployment", "StopServiceDeployment"):
+        aws.client("ecs").meta.events.register(f"before-parameter-build.ecs.{op}", server_error(op))
+    out = world.engine(p, aws).run(RunOptions(from_phase="two"))
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert world.live() == one.revision_arn
+    assert production_serves(world, "a")  # production answers from phase one's release only
+    tasks = world.ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE, desiredStatus="RUNNING")["taskArns"]
+    running = world.ecs.describe_tasks(cluster=CLUSTER, tasks=tasks)["tasks"] if tasks else []
+    assert running and {t["taskDefinitionArn"] for t in running} == {one.revision_arn}  # only one's tasks run
+    assert not hooks_awaiting(world, in_flight_only=True)
+    rollback, two = world.deployments()[:2]  # phase two's deployment was superseded by the rollback's, not resumed
+    assert (rollback["status"], two["status"]) == ("SUCCESSFUL", "STOPPED") and not rollback.get("lifecycleHookDetails")
+    steps = [s.kind for s in world.store.steps(out.run_id or "")]
+    assert "stop_deployment" in steps and "rollback" in steps
+    kinds = [e.kind for e in world.store.events(SERVICE, out.run_id)]
+    assert "rollback_verified" in kinds
