@@ -66,13 +66,25 @@ TAIL = 3.0  # seconds of load after the tool exits
 WATCH = 30.0  # the load runs at least this long after the tool starts (ecs-deploy exits early)
 ECS_DEPLOY_TIMEOUT = 120  # `ecs deploy --timeout`: seconds it waits for the deployment before --rollback acts
 GATE_WINDOW = 10.0  # one gate window: the /ml/status gate's retry budget (10 attempts, 1 s apart)
-TOOLS = ("rolling", "canary", "linear", "blue-green", "ecs-deploy")
+TOOLS = ("rolling", "canary", "canary-metrics", "linear", "blue-green", "ecs-deploy")
 STRATEGY = {
     "rolling": "rolling",
     "canary": "{type: canary, percent: 10, step_bake: 1m, bake: 0, hook_timeout: 10m}",
+    "canary-metrics": "{type: canary, percent: 10, step_bake: 1m, bake: 0, hook_timeout: 10m}",
     "linear": "{type: linear, percent: 34, step_bake: 1m, bake: 0, hook_timeout: 10m}",
     "blue-green": "{type: blue-green, bake: 0, hook_timeout: 10m}",
 }
+LABELS = {
+    "canary": "canary 10 %",
+    "canary-metrics": "canary 10 %, judged on production only (metrics gate)",
+    "linear": "linear, 34 % steps",
+    "ecs-deploy": f"ecs-deploy {compare.ECS_DEPLOY.split('==')[1]} --rollback",
+}
+# canary-metrics: the phase judges on production only (the 10 % slice's 5xx ratio in CloudWatch, which the sandbox's
+# load balancer publishes every 10 s), instead of the reference /ml/status gate that catches it on the test listener
+PRODUCTION_GATE = (
+    "  - {type: metrics, max_5xx_ratio: 0.01, min_requests: 20, window: 1m, retries: {attempts: 120, wait: 1s}}"
+)
 ROLLING_CONFIG = {
     "strategy": "ROLLING",
     "lifecycleHooks": [],
@@ -184,12 +196,18 @@ class StrategyBench(compare.Bench):  # type: ignore[name-defined]
         self.good_version = "good-0"
 
     # ------------------------------------------------------------------ setup
-    def write_release(self, version: str, broken: bool, strategy: str, image: str | None = None) -> None:
-        """phases/release.yaml: compare's phase (the /ml/status gate) with this APP_VERSION and `strategy:`."""
+    def write_release(
+        self, version: str, broken: bool, strategy: str, image: str | None = None, gate: str | None = None
+    ) -> None:
+        """phases/release.yaml: compare's phase (the /ml/status gate, or `gate`) with this APP_VERSION and
+        `strategy:`."""
         env = {"APP_VERSION": version, **({"ML_FORCE_FAIL": "1"} if broken else {})}
         self.write_phase(image or json.dumps({"ref": self.image}), env)
         phase = WORK / "phases" / "release.yaml"
-        phase.write_text(phase.read_text() + f"strategy: {strategy}\n")
+        text = phase.read_text()
+        if gate:
+            text = text.split("gates:\n", 1)[0] + f"gates:\n{gate}\n"
+        phase.write_text(text + f"strategy: {strategy}\n")
 
     def setup(self) -> None:
         """Sandbox up with the load balancer, hybrid-ml built and deployed good by snail (rolling), steady."""
@@ -307,7 +325,9 @@ class StrategyBench(compare.Bench):  # type: ignore[name-defined]
             ]
             env = self.ecs_env()
         else:
-            self.write_release(version, True, STRATEGY[tool])
+            self.write_release(
+                version, True, STRATEGY[tool], gate=PRODUCTION_GATE if tool == "canary-metrics" else None
+            )
             cmd = [sys.executable, "-m", "orchestrator", "--sandbox", "run"]
             env = self.snail_env()
         load = LoadGenerator(self.production_url + "/ml/status")
@@ -397,6 +417,12 @@ def table(results: list[dict[str, Any]]) -> str:
     def exits(t: str) -> str:
         return " / ".join(str(r["exit_code"]) for r in by[t])
 
+    def to_good(t: str) -> str:
+        text = m(t, "decision_to_good_s", 2)
+        if by[t] and all(r["broken_responses"] == 0 and r["failed"] == 0 for r in by[t]):
+            text += " (production never left good)"
+        return text
+
     lines = [
         "| tool (median of runs) | production sent / failed | broken version served production | "
         "decision -> 100 % production on good | tasks started | exit codes (every run) |",
@@ -406,13 +432,13 @@ def table(results: list[dict[str, Any]]) -> str:
         rows = by[t]
         if not rows:
             continue
-        label = t if t != "ecs-deploy" else f"ecs-deploy ({compare.ECS_DEPLOY.split('==')[1]}, --rollback)"
+        label = LABELS.get(t, t)
         broken = m(t, "seconds_broken")
         if any(r["broken_at_end"] for r in rows):
             broken = f">= {broken} (still serving when the {WATCH:.0f} s watch ended)"
         lines.append(
             f"| {label} | {m(t, 'sent', 0, '')} / {m(t, 'failed', 0, '')} | {broken} "
-            f"({m(t, 'broken_responses', 0, '')} responses) | {m(t, 'decision_to_good_s', 2)} | "
+            f"({m(t, 'broken_responses', 0, '')} responses) | {to_good(t)} | "
             f"{m(t, 'tasks_started', 0, '')} | {exits(t)} |"
         )
     lines += ["", "| target (issue 13), judged on every run | met | |", "|---|---|---|"]

@@ -104,6 +104,7 @@ def test_targets_are_judged_on_every_run() -> None:
     rows = {
         "blue-green": [run, {**run, "failed": 1}, run],
         "canary": [{**run, "failed": 40}],
+        "canary-metrics": [{**run, "failed": 51}],
         "rolling": [{**run, "decision_to_good_s": 4.2}],
         "linear": [{**run, "decision_to_good_s": None}],
         "ecs-deploy": [{**run, "decision_to_good_s": None}],
@@ -111,6 +112,7 @@ def test_targets_are_judged_on_every_run() -> None:
     t = fig.targets(rows, gate_window_s=10.0)
     assert t["blue-green: 0 failed production requests"][0] is False
     assert t["canary: failed <= its 10 % share of one gate window"][0] is True  # 10 % of 50 req/s * 10 s = 50
+    assert t["canary-metrics: failed <= its 10 % share of one gate window"][0] is False
     assert t["canary: back on good <= 2 s after the decision"][0] is True
     assert t["rolling: back on good <= 2 s after the decision"][0] is False
     assert t["linear: back on good <= 2 s after the decision"][0] is False
