@@ -244,8 +244,8 @@ def wire(gates: tuple[GateSpec, ...], service: dict[str, Any]) -> tuple[tuple[Ga
                         key="gates.target_group_arn",
                     )
                 )
-            else:
-                g = dataclasses.replace(g, target_group_arn=lb["target_group_arn"])
+            else:  # the group production is on when the gate runs; this one is the fallback
+                g = dataclasses.replace(g, target_group_arn=lb["target_group_arn"], from_service=True)
         if isinstance(g, HttpGate) and g.port is not None and not g.url and service.get("port") not in (None, g.port):
             problems.append(
                 ConfigError(

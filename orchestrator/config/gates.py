@@ -130,10 +130,13 @@ class AlarmGate(_Gate):
 
 @dataclass(frozen=True, kw_only=True)
 class TargetHealthGate(_Gate):
-    """Every target of the target group is healthy (default: service.load_balancer's target group)."""
+    """Every target of the target group is healthy. Without `target_group_arn` in the gate (`from_service`), the
+    group the service's load balancer sends production to now is checked (after a blue-green release that may be
+    the other one), and service.load_balancer's group (an ARN or a name) is the fallback."""
 
     type: ClassVar[str] = "target-health"
     target_group_arn: str | None = None
+    from_service: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,6 +31,7 @@ from orchestrator.config.strategy import is_production_gate, is_test_gate, pause
 from orchestrator.engine.results import FailedAfterDeploy, FailedBeforeDeploy
 from orchestrator.errors import AccessDenied, PreflightFailed, UsageError
 from orchestrator.gates import run_gate
+from orchestrator.gates.target_health import group_name
 from orchestrator.gates.verdict import FAILED, PASSED, Verdict
 from orchestrator.trail.kinds import EventKind as K
 
@@ -459,9 +460,12 @@ class _Driver:
         assert self.wiring is not None
         w = self.wiring
         if isinstance(g, TargetHealthGate):
-            named = g.target_group_arn  # the service's group (ARN or, in the sandbox, a name) means "green's"
-            if named is None or named in (w.blue_group, w.green_group) or not named.startswith("arn:"):
-                return dataclasses.replace(g, target_group_arn=w.green_group)
+            # service.load_balancer's group (filled in by default) or either of the service's two groups, by ARN or
+            # name, means "green's"; a gate naming another group keeps it
+            named = g.target_group_arn
+            ours = {w.blue_group, w.green_group, group_name(w.blue_group), group_name(w.green_group)}
+            if g.from_service or named is None or named in ours:
+                return dataclasses.replace(g, target_group_arn=w.green_group, from_service=False)
             return g
         if g.type == "metrics":
             aim = getattr(g, "aimed", None)

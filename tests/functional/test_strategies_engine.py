@@ -80,8 +80,10 @@ class World:
         strategy: str = "blue-green",
         on_interrupt: str = "rollback",
         controller: str = "ECS",
+        grace: int = 0,
     ):
         self.controller = controller
+        self.grace = grace  # the service's healthCheckGracePeriodSeconds (ECS keeps ELB-unhealthy tasks that long)
         self.tmp = tmp_path
         self.http_server = http_server
         self.strategy = strategy
@@ -179,6 +181,7 @@ class World:
             ],
             deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
             deploymentController={"type": self.controller},
+            healthCheckGracePeriodSeconds=self.grace,
         )
 
     def close(self) -> None:
@@ -665,7 +668,9 @@ def test_linear_good_release_walks_every_step_and_ends_on_green(aws, tmp_path, h
         assert answers(world, out.run_id) == expected
         judged = [e for e in world.events("gate_passed") if e.data.get("stage") == "PRODUCTION_TRAFFIC_SHIFT"]
         assert len(judged) == len(steps) and {e.data["gate"] for e in judged} == {"target-health"}
-        assert all(e.data["evidence"] and "healthy" in e.message for e in judged)
+        assert all("healthy in shine-green" in e.message for e in judged)
+        aimed = [e for e in world.events("gate_passed") if e.data["gate"] == "target-health"]
+        assert {e.data["evidence"]["target_group"] for e in aimed} == {world.green_tg}  # green's group at every hook
         green = [e.data["traffic"]["green"] for e in world.events("traffic_shifted") if e.run_id == out.run_id]
         assert [g for g in green if 0 < g < 100] == [round(s, 1) for s in steps] and green[-1] == 100.0
         updated = world.events("service_updated")[-1]
