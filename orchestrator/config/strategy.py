@@ -120,6 +120,17 @@ def check(node: yaml.Node, key: str, errors: s.Errors) -> Any:
     v = _settings(node, key, errors)
     if v is s._MISSING:
         return v
+    percent = v.get("percent")
+    if isinstance(percent, (int, float)) and v.get("type") in ("canary", "linear"):
+        # ECS: canaryPercent 0.1..100, linear stepPercent 3.0..100, both in multiples of 0.1 (UpdateService refuses
+        # anything else, which would stop a run after its image was built and registered)
+        where = key_node(node, "percent")
+        if v["type"] == "linear" and percent < 3:
+            errors.add(where, f"{key}.percent", f"a linear step of {percent:g}% is too small: ECS takes 3% to 100%")
+            return s._MISSING
+        if not math.isclose(percent * 10, round(percent * 10), abs_tol=1e-9):
+            errors.add(where, f"{key}.percent", f"{percent:g}% is not a multiple of 0.1 (ECS takes steps of 0.1%)")
+            return s._MISSING
     return {k: x for k, x in v.items() if x is not None and x is not s._MISSING}
 
 

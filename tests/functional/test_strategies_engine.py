@@ -894,3 +894,28 @@ def test_a_rollback_by_update_while_our_hook_still_awaits_action_is_not_wedged(w
     assert "stop_deployment" in steps and "rollback" in steps
     kinds = [e.kind for e in world.store.events(SERVICE, out.run_id)]
     assert "rollback_verified" in kinds
+
+
+def test_linear_steps_below_what_ecs_takes_are_refused_with_their_line(tmp_path) -> None:
+    """ECS takes a linear stepPercent of 3.0 to 100.0 in multiples of 0.1 (canary percent from 0.1): a 1 % or 3.05 %
+    step is refused at load time with its line (not by UpdateService in the middle of a run); 3 % loads."""
+    (tmp_path / "phases").mkdir()
+    (tmp_path / "pipeline.yaml").write_text(
+        "version: 1\nservice: {cluster: c, name: s, container: api, port: 5000}\n"
+        "registry: {url: 127.0.0.1:5055/s}\nphases: [one]\n"
+    )
+    ref = '"r@sha256:' + "a" * 64 + '"'
+    for percent, problem in (("1", "3% to 100%"), ("3.05", "multiple of 0.1")):
+        (tmp_path / "phases" / "one.yaml").write_text(
+            f"name: one\nimage: {{ref: {ref}}}\nstrategy:\n  type: linear\n  percent: {percent}\n"
+        )
+        with pytest.raises(ConfigErrors) as err:
+            load_pipeline(tmp_path / "pipeline.yaml")
+        [e] = [e for e in err.value.errors if "percent" in (e.key or "")]
+        assert e.line == 5 and problem in e.message, e
+    (tmp_path / "phases" / "one.yaml").write_text(
+        f"name: one\nimage: {{ref: {ref}}}\nstrategy: {{type: canary, percent: 0.5}}\n"
+    )
+    with pytest.raises(ConfigErrors) as err:  # a canary of 0.5 % is fine; only the missing wiring is refused
+        load_pipeline(tmp_path / "pipeline.yaml")
+    assert not [e for e in err.value.errors if "percent" in (e.key or "") or "percent" in e.message]
