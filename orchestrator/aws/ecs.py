@@ -27,6 +27,7 @@ class Deployment:
     pending: int
     failed: int
     created_at: datetime | None = None
+    updated_at: datetime | None = None  # ECS stamps it on every change: for a COMPLETED one, its completion
 
     @property
     def is_primary(self) -> bool:
@@ -57,6 +58,7 @@ class Deployment:
             pending=int(d.get("pendingCount", 0)),
             failed=int(d.get("failedTasks", 0)),
             created_at=d.get("createdAt"),
+            updated_at=d.get("updatedAt"),
         )
 
 

@@ -10,13 +10,13 @@ from orchestrator.cli.app import App
 from orchestrator.errors import PreflightFailed
 
 
-def preflight(app: App, allow_missing_service: bool = False) -> None:
+def preflight(app: App, allow_missing_service: bool = False, described: dict[str, Any] | None = None) -> None:
     """Doctor's checks (or their cached pass, see orchestrator.doctor.preflight); a failed check stops the run
-    with exit 5 before anything changes."""
+    with exit 5 before anything changes. `described`: the service as the plan just described it (saves a call)."""
     from orchestrator.doctor import render_text
     from orchestrator.doctor.preflight import preflight as checked
 
-    report = checked(app.pipeline, app.aws()).report
+    report = checked(app.pipeline, app.aws(), described).report
     if report is None:  # passed before, and nothing it read has changed
         return
     failed = [

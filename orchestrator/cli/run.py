@@ -60,5 +60,6 @@ def command(
         app.emit(plan.to_dict(), render_plan(plan, app.pipeline) + "\n(dry run: nothing was changed)")
         return 0
     if not skip_preflight:
-        preflight(app, allow_missing_service=create_service)
+        described = plan.service.raw if plan.service is not None else None  # the plan's describe, reused
+        preflight(app, allow_missing_service=create_service, described=described or None)
     return finish(app, engine.execute(plan, opts))

@@ -209,9 +209,10 @@ def doctor_and_record(pipeline: Pipeline, aws: AwsContext, service: dict[str, An
     return report
 
 
-def preflight(pipeline: Pipeline, aws: AwsContext) -> Preflight:
-    """The preflight: the cache when it still holds (one DescribeServices call), else every check, recorded."""
-    service = describe_service(pipeline, aws)
+def preflight(pipeline: Pipeline, aws: AwsContext, described: dict[str, Any] | None = None) -> Preflight:
+    """The preflight: the cache when it still holds (one DescribeServices call, or none when `described`, the
+    DescribeServices answer the plan just made, is given), else every check, recorded."""
+    service = described if described is not None else describe_service(pipeline, aws)
     age = lookup(pipeline, aws, service)
     if age is not None:
         log.info("preflight_cached", age_s=round(age), hint="`snail doctor` checks everything again")

@@ -11,13 +11,14 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from orchestrator import taskdef
 from orchestrator.aws.ecs import EcsClient, ServiceView, revision_of, short_name
 from orchestrator.aws.session import AwsContext
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.config.gates import AlarmGate, GateSpec, gates_hash
+from orchestrator.config.gates import AlarmGate, EcsRolloutGate, GateSpec, gates_hash
 from orchestrator.config.model import Phase, Pipeline
 from orchestrator.engine import strategies
 from orchestrator.engine.journal import Journal
@@ -476,7 +477,8 @@ class Engine:
                 return self._rolled_back(result, ro)
             done.append(pp.phase.name)
             if pp is not plan.todo[-1]:  # the next phase starts from the service as it is now
-                live = self.ecs.service(self.svc.cluster, self.svc.name)
+                fresh = result.service if isinstance(result, PhasePassed) else None  # the bake just looked
+                live = fresh or self.ecs.service(self.svc.cluster, self.svc.name)
         return Outcome.of("succeeded", f"done: {', '.join(done)} passed their gates")
 
     def _failed_before(self, j: Journal, failure: FailedBeforeDeploy) -> Outcome:
@@ -581,9 +583,12 @@ class Engine:
                 )
             elif before == arn:
                 j.event(K.SERVICE_UNCHANGED, f"service already runs {short_name(arn)}; gating it again")
-            failed = self._judge(j, pp.gates, arn, ph.name, deployed_at)
+            passed: list[tuple[GateSpec, Verdict]] = []
+            seen: list[ServiceView] = []  # the bake's look at the service: the next phase starts from it
+            failed = self._judge(j, pp.gates, arn, ph.name, deployed_at, passed=passed)
             if failed is None:
-                failed = self._bake(j, ph, pp.gates, arn, deployed_at)
+                done = next((ecs_rollout.completed_at(v) for g, v in passed if isinstance(g, EcsRolloutGate)), None)
+                failed = self._bake(j, ph, pp.gates, arn, deployed_at, since=done, seen=seen)
             if failed is not None:
                 return FailedAfterDeploy(
                     ph.name, arn, f"gate {failed.gate} {failed.status}: {failed.summary}", deployed_at, verdict=failed
@@ -592,7 +597,7 @@ class Engine:
             self._mark_good(j, ph, pp, arn, img)
         except BaseException as exc:  # noqa: BLE001 - after the update, anything at all ends in a rollback
             return self._failed_after(ph.name, arn, deployed_at, exc)
-        return PhasePassed(ph.name, arn, img.ref)
+        return PhasePassed(ph.name, arn, img.ref, service=seen[-1] if seen else None)
 
     def _failed_after(self, phase: str, arn: str, deployed_at: Any, exc: BaseException) -> FailedAfterDeploy:
         interrupted = isinstance(exc, KeyboardInterrupt)
@@ -658,14 +663,23 @@ class Engine:
         return ctx
 
     def _judge(
-        self, j: Journal, gates: tuple[GateSpec, ...], revision_arn: str, phase: str, deployed_at: Any = None
+        self,
+        j: Journal,
+        gates: tuple[GateSpec, ...],
+        revision_arn: str,
+        phase: str,
+        deployed_at: Any = None,
+        passed: list[tuple[GateSpec, Verdict]] | None = None,
     ) -> Verdict | None:
-        """Run the gates in order; record each verdict; the first failing verdict, or None when all passed."""
+        """Run the gates in order; record each verdict; the first failing verdict, or None when all passed
+        (`passed` collects the passing verdicts)."""
         ctx = self._ctx(j, revision_arn, phase, deployed_at)
         for g in gates:
             v = run_gate(g, ctx)
             data = {"gate": g.label, "status": v.status, "attempts": v.attempts, "evidence": v.evidence}
             if v.passed:
+                if passed is not None:
+                    passed.append((g, v))
                 after = f" (after {v.attempts} attempts)" if v.attempts > 1 else ""
                 j.event(K.GATE_PASSED, f"[x] {g.label}: {v.summary}{after}", **data)
                 continue
@@ -682,26 +696,42 @@ class Engine:
             return v
         return None
 
-    def _bake(self, j: Journal, ph: Phase, gates: tuple[GateSpec, ...], arn: str, deployed_at: Any) -> Verdict | None:
-        """The bake: wait, then the service must still run our revision (nobody replaced it), alarms still quiet."""
+    def _bake(
+        self,
+        j: Journal,
+        ph: Phase,
+        gates: tuple[GateSpec, ...],
+        arn: str,
+        deployed_at: Any,
+        since: datetime | None = None,
+        seen: list[ServiceView] | None = None,
+    ) -> Verdict | None:
+        """The bake: the revision holds all traffic for `bake` seconds, counted from when its rollout completed
+        (`since`, as ECS stamped it, within what our polls saw; the gates after the rollout run inside it), then
+        the service must still run our revision (nobody replaced it) and alarms must still be quiet."""
         if ph.bake <= 0:
             return None
-        j.progress("baking", {"seconds": ph.bake})
+        held = (self.clock.now() - since).total_seconds() if since is not None else 0.0
+        left = max(0.0, ph.bake - max(0.0, held))
+        j.progress("baking", {"seconds": ph.bake, "left": round(left, 1)})
         slice_ = max(1.0, self.p.state.lease / 3)
-        left = ph.bake
         while left > 0:  # in slices, so a lost lock is noticed during a long bake, not after it
             step = min(slice_, left)
             self.clock.sleep(step)
             left -= step
             self._checkpoint()
-        v = ecs_rollout.judge(self.ecs.service(self.svc.cluster, self.svc.name), arn, "bake", since=deployed_at)
+        now = self.ecs.service(self.svc.cluster, self.svc.name)
+        if now is not None and seen is not None:
+            seen.append(now)
+        v = ecs_rollout.judge(now, arn, "bake", since=deployed_at)
         if v.status == FAILED:
             j.event(K.GATE_FAILED, f"[ ] bake: {v.summary}", gate="bake", status=v.status, evidence=v.evidence)
             return v
         alarms = tuple(g for g in gates if isinstance(g, AlarmGate))
         failed = self._judge(j, alarms, arn, ph.name, deployed_at) if alarms else None
         if failed is None:
-            j.event(K.BAKE_DONE, f"baked {ph.bake:g}s: still ours and healthy", seconds=ph.bake)
+            counted = f" (since the rollout completed at {since:%H:%M:%S})" if since is not None else ""
+            j.event(K.BAKE_DONE, f"baked {ph.bake:g}s{counted}: still ours and healthy", seconds=ph.bake)
         return failed
 
     def _mark(self, j: Journal, pp: PhasePlan, arn: str, verdict: str, **extra: Any) -> Mark:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Union
 
+from orchestrator.aws.ecs import ServiceView
 from orchestrator.gates.verdict import Verdict
 
 
@@ -16,6 +17,7 @@ class PhasePassed:
     phase: str
     revision_arn: str
     image: str
+    service: ServiceView | None = None  # the service as the bake last saw it (the next phase starts from it)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ def run_gate(spec: GateSpec, ctx: GateContext) -> Verdict:
         except Exception as exc:  # an AWS or OS failure inside a gate is an error verdict, never a crash
             v = Verdict(spec.label, ERROR, f"{type(exc).__name__}: {exc}", {"error": type(exc).__name__})
         attempts["definitive"] = attempts["definitive"] + 1 if (v.definitive and not v.passed) else 0
+        if not v.passed:
+            ctx.endpoints.clear()  # the tasks may have changed: the next attempt (or gate) lists them again
         return v.after(max(v.attempts, attempts["n"]))
 
     def again(v: Verdict) -> bool:

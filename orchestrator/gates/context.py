@@ -39,3 +39,6 @@ class GateContext:
     watch: Callable[[], Verdict | None] | None = None
     # Between retries: raises when the run must stop (the lock was lost).
     checkpoint: Callable[[], None] | None = None
+    # Task endpoints found by the last passing gate, by port: the next gate of the same judgment asks the same
+    # tasks without listing them again. Any answer that is not a pass forgets them (tasks may have changed).
+    endpoints: dict[int, list[str]] = field(default_factory=dict)

@@ -158,6 +158,24 @@ def stopped_reasons(ctx: GateContext, limit: int = 5) -> list[dict[str, Any]]:
     return out
 
 
+COMPLETED_AT = "completed_at"  # the evidence key: when the rollout completed (see completed_between)
+
+
+def completed_between(stamped: datetime | None, after: datetime, seen: datetime) -> datetime:
+    """When the rollout completed: ECS's own stamp on the deployment, kept within what our polls prove (after the
+    last poll that saw it unfinished, no later than the poll that saw it done), so a skewed clock cannot move it
+    outside that window."""
+    if stamped is None:
+        return seen
+    return min(max(_aware(stamped), _aware(after)), _aware(seen))
+
+
+def completed_at(v: Verdict) -> datetime | None:
+    """When a passed ecs-rollout verdict says the rollout completed (None for any other verdict)."""
+    raw = v.evidence.get(COMPLETED_AT) if v.passed else None
+    return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+
+
 def watch(ctx: GateContext, label: str = "ecs-rollout") -> Verdict | None:
     """One look while another gate waits: the terminal verdict when ECS failed or replaced our deployment."""
     assert ctx.ecs is not None
@@ -174,11 +192,19 @@ def evaluate(spec: EcsRolloutGate, ctx: GateContext) -> Verdict:
     label = spec.label
     polls = {"n": 0, "failed_seen": 0}
     seen: dict[str, list[dict[str, Any]]] = {}  # the stopped tasks last fetched (reused as evidence)
+    still_rolling: list[datetime] = []  # when a poll last saw the rollout unfinished (our clock)
 
     def look() -> Verdict:
         polls["n"] += 1
+        looked = ctx.clock.now()
         svc = ecs.service(ctx.cluster, ctx.service)
         v = judge(svc, ctx.revision_arn, label, since=ctx.deployed_at, max_failed_tasks=spec.max_failed_tasks)
+        if v.status == PASSED and svc is not None and svc.primary is not None:
+            lower = still_rolling[-1] if still_rolling else (ctx.deployed_at or looked)
+            done = completed_between(svc.primary.updated_at, lower, looked)
+            return Verdict(v.gate, v.status, v.summary, {**v.evidence, COMPLETED_AT: done.isoformat()})
+        if v.status == INCONCLUSIVE:
+            still_rolling[:] = [looked]
         failed = svc.primary.failed if svc is not None and svc.primary is not None else 0
         if v.status == INCONCLUSIVE and failed > polls["failed_seen"]:
             # a task of ours just failed: one look at why, for the errors no waiting cures

@@ -57,4 +57,10 @@ def resolve(ctx: GateContext, url: str | None, port: int | None) -> list[str]:
         return [url]
     if ctx.endpoint:
         return [ctx.endpoint.rstrip("/")]
-    return task_endpoints(ctx, port or ctx.port)
+    port = port or ctx.port
+    if port not in ctx.endpoints:
+        found = task_endpoints(ctx, port)
+        if not found:
+            return found
+        ctx.endpoints[port] = found
+    return ctx.endpoints[port]

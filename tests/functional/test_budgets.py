@@ -266,6 +266,40 @@ def test_scheduled_noop_run_stays_within_budget(server, tmp_path, http_server) -
     assert "ec2:DescribeSubnets" in rec["calls"]
 
 
+def test_a_release_reads_the_service_twice_before_it_updates_it(server, tmp_path, http_server) -> None:
+    """A new release by a normal `snail run` whose preflight is cached: the plan's DescribeServices serves the
+    preflight too; the only other read before UpdateService is the stale-plan check under the lock."""
+    import requests
+
+    url = server["url"]
+    requests.post(f"{url}/moto-api/reset", timeout=10)
+    ctx = AwsContext(
+        region="us-east-1",
+        endpoint_url=url,
+        credentials={"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
+    )
+    known_good = good_env(ctx, tmp_path)
+    health, _ = http_server()
+    images = []
+    for n, digit in enumerate("cd"):
+        manifest = MANIFEST.replace("a" * 64, digit * 64)
+        pushed = ctx.client("ecr").put_image(repositoryName=SERVICE, imageManifest=manifest, imageTag=f"r{n}")
+        images.append(f"{known_good.repository_uri}:{pushed['image']['imageId']['imageTag']}")  # moto's digests repeat
+    for img in (known_good.image, *images):
+        server["ports"][img] = int(health.rsplit(":", 1)[1])
+    _pipeline_files(tmp_path, known_good, images[0])
+    first, rec = _snail(tmp_path, url, "run")
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    _pipeline_files(tmp_path, known_good, images[1])  # a new image: same pipeline as doctor reads it, cache holds
+    second, rec = _snail(tmp_path, url, "run")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "ecs:UpdateService" in rec["calls"], (second.stdout, rec["calls"])
+    before_update = rec["calls"][: rec["calls"].index("ecs:UpdateService")]
+    assert before_update.count("ecs:DescribeServices") == 2, before_update
+    assert len(before_update) <= 5, before_update  # + ListTaskDefinitions, DescribeTaskDefinition, Register
+
+
 # ------------------------------------------------------------------------------------------ sandbox seeding
 
 
