@@ -563,8 +563,22 @@ class _Driver:
             done = self._wait()
             self._traffic(done)
             return dataclasses.replace(failure, traffic_returned=done.rolled_back)
-        except BaseException:  # noqa: BLE001 - the engine's rollback takes over
+        except BaseException as exc:  # noqa: BLE001 - the engine's rollback takes over
+            self._stop_failed(exc)
             return failure
+
+    def _stop_failed(self, exc: BaseException) -> None:
+        """The trail says the StopServiceDeployment decision did not take effect (the engine's rollback, an
+        UpdateService to the last good revision, follows; the hook's own ROLLBACK timeout still guards production)."""
+        try:
+            self.j.event(
+                K.WARNING,
+                f"service deployment {short_name(self.deployment or '')} could not be stopped "
+                f"({type(exc).__name__}: {exc}): rolling back by updating the service instead",
+                deployment=self.deployment,
+            )
+        except Exception:  # noqa: BLE001 - the rollback matters more than the note
+            log.warning("strategy_stop_failed", deployment=self.deployment, error=str(exc))
 
 
 def _scaled(g: EcsRolloutGate, view: ServiceDeploymentView) -> Verdict:

@@ -892,6 +892,8 @@ def test_a_rollback_by_update_while_our_hook_still_awaits_action_is_not_wedged(w
     assert (rollback["status"], two["status"]) == ("SUCCESSFUL", "STOPPED") and not rollback.get("lifecycleHookDetails")
     steps = [s.kind for s in world.store.steps(out.run_id or "")]
     assert "stop_deployment" in steps and "rollback" in steps
+    [warning] = [e for e in world.events("warning") if e.run_id == out.run_id]
+    assert "could not be stopped" in warning.message and "ServerException" in warning.message
     kinds = [e.kind for e in world.store.events(SERVICE, out.run_id)]
     assert "rollback_verified" in kinds
 
