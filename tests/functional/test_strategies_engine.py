@@ -921,3 +921,50 @@ def test_linear_steps_below_what_ecs_takes_are_refused_with_their_line(tmp_path)
     with pytest.raises(ConfigErrors) as err:  # a canary of 0.5 % is fine; only the missing wiring is refused
         load_pipeline(tmp_path / "pipeline.yaml")
     assert not [e for e in err.value.errors if "percent" in (e.key or "") or "percent" in e.message]
+
+
+def test_interrupted_at_a_linear_step_after_continues_stops_the_deployment_back_to_blue(
+    aws, tmp_path, http_server
+) -> None:
+    """Ctrl-C while judging the third linear step (green passed on the test listener, at 3 % and at 6 %; on_interrupt:
+    rollback): the deployment is stopped with ROLLBACK, production returns to blue without a task started, blue is
+    verified, exit 130, the revision is not quarantined, and no hook is left awaiting action."""
+    world = World(tmp_path, http_server, strategy=LINEAR_MIN)
+    try:
+        world.serve("a")
+        world.serve("b")
+        alarm(world, "OK")
+        p = world.pipeline({"one": "a", "two": "b"}, {"two": f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"})
+        assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+        one = world.store.last_good(SERVICE, "one")
+        assert one is not None
+        production_before = world.forward("production")
+        seen = {"hooks": 0, "launched": -1}
+
+        def ctrl_c_at_the_third_step() -> None:
+            run = world.store.runs(SERVICE, 1)[0]
+            answered = [s for s in world.store.steps(run.run_id) if s.kind == "continue_deployment"]
+            if len(answered) == 3 and hooks_awaiting(world, in_flight_only=True) and seen["launched"] < 0:
+                seen["launched"] = len(world.launcher.started)
+                raise KeyboardInterrupt
+
+        world.clock.on_sleep.append(ctrl_c_at_the_third_step)
+        out = world.engine(p).run(RunOptions(from_phase="two"))
+        assert (out.exit_code, out.status) == (130, "interrupted"), out.message
+        assert world.live() == one.revision_arn and world.forward("production") == production_before
+        assert (
+            answers(world, out.run_id)
+            == [("POST_TEST_TRAFFIC_SHIFT", "CONTINUE")] + [("PRODUCTION_TRAFFIC_SHIFT", "CONTINUE")] * 2
+        )
+        steps = [s.kind for s in world.store.steps(out.run_id or "")]
+        assert steps.count("stop_deployment") == 1 and "rollback" not in steps
+        dep = world.deployments()[0]
+        assert dep["status"] == "ROLLBACK_SUCCESSFUL" and not hooks_awaiting(world)
+        assert seen["launched"] == len(world.launcher.started)  # not one task started by the rollback
+        kinds = [e.kind for e in world.store.events(SERVICE, out.run_id)]
+        assert "rollback_verified" in kinds
+        green = [e.data["traffic"]["green"] for e in world.events("traffic_shifted") if e.run_id == out.run_id]
+        assert max(green) == 9.0 and green[-1] == 0.0
+        assert world.engine(p).run(RunOptions(from_phase="two")).status != "quarantined"
+    finally:
+        world.close()
