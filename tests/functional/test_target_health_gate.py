@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from orchestrator.aws.ecs import EcsClient
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
 from orchestrator.config.gates import TargetHealthGate
@@ -159,7 +160,7 @@ def test_a_group_named_in_the_gate_is_checked_as_named(moto_aws, tmp_path, http_
         world.close()
 
 
-def test_the_production_group_costs_one_describe_services_and_one_describe_rules(
+def test_the_production_group_costs_one_describe_services_and_one_describe_rules_at_most(
     moto_aws, tmp_path, http_server
 ) -> None:
     """What the gate asks AWS to find the group: DescribeServices, DescribeRules (the service alternates between two
@@ -186,5 +187,9 @@ def test_the_production_group_costs_one_describe_services_and_one_describe_rules
             and v.evidence["chosen_by"] == "the service's load balancer entry"
         )
         assert calls == ["ecs:DescribeServices", "elbv2:DescribeTargetHealth"]
+        calls.clear()  # a context carrying the service as ecs-rollout last saw it saves the DescribeServices
+        setattr(ctx, "service_view", EcsClient(AwsContext(region=REGION)).service(CLUSTER, SERVICE))  # noqa: B010
+        assert target_health.evaluate(gate, ctx).evidence["target_group"] == world.blue_tg
+        assert calls == ["elbv2:DescribeTargetHealth"]
     finally:
         world.close()
