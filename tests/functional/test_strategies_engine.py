@@ -707,6 +707,7 @@ def test_linear_broken_release_rolls_back_at_the_step_where_its_gates_fail(aws, 
         out = world.engine(p).run(RunOptions(from_phase="two"))
         assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
         assert world.live() == one.revision_arn and world.forward("production") == production_before
+        assert production_serves(world, "a")  # real requests on the production listener reach phase one only
         assert answers(world, out.run_id) == [
             ("POST_TEST_TRAFFIC_SHIFT", "CONTINUE"),
             ("PRODUCTION_TRAFFIC_SHIFT", "CONTINUE"),
@@ -758,6 +759,7 @@ def test_blue_green_rolls_back_at_the_post_shift_hook_after_continuing_on_test_t
     out = world.engine(p).run(RunOptions(from_phase="two"))
     assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
     assert world.live() == one.revision_arn and world.forward("production") == production_before
+    assert production_serves(world, "a")  # real requests on the production listener reach phase one only
     assert answers(world, out.run_id) == [
         ("POST_TEST_TRAFFIC_SHIFT", "CONTINUE"),
         ("POST_PRODUCTION_TRAFFIC_SHIFT", "ROLLBACK"),
@@ -845,6 +847,7 @@ def test_an_aws_fault_during_ecs_bake_after_continue_stops_the_deployment_back_t
     assert faults["n"] == 1
     assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
     assert world.live() == one.revision_arn and world.forward("production") == production_before
+    assert production_serves(world, "a")  # real requests on the production listener reach phase one only
     assert answers(world, out.run_id) == [("POST_TEST_TRAFFIC_SHIFT", "CONTINUE")]
     stops = [s for s in world.store.steps(out.run_id or "") if s.kind == "stop_deployment"]
     assert len(stops) == 1 and not [s for s in world.store.steps(out.run_id or "") if s.kind == "rollback"]
@@ -952,6 +955,7 @@ def test_interrupted_at_a_linear_step_after_continues_stops_the_deployment_back_
         out = world.engine(p).run(RunOptions(from_phase="two"))
         assert (out.exit_code, out.status) == (130, "interrupted"), out.message
         assert world.live() == one.revision_arn and world.forward("production") == production_before
+        assert production_serves(world, "a")  # real requests on the production listener reach phase one only
         assert (
             answers(world, out.run_id)
             == [("POST_TEST_TRAFFIC_SHIFT", "CONTINUE")] + [("PRODUCTION_TRAFFIC_SHIFT", "CONTINUE")] * 2
