@@ -19,6 +19,7 @@ from orchestrator.config.gates import TargetHealthGate
 from orchestrator.engine.executor import RunOptions
 from orchestrator.gates import target_health
 from orchestrator.gates.context import GateContext
+from tests.conftest import Behaviour
 from tests.functional.test_strategies_engine import CLUSTER, SERVICE, World
 from tests.functional.world import REGION
 
@@ -191,5 +192,30 @@ def test_the_production_group_costs_one_describe_services_and_one_describe_rules
         setattr(ctx, "service_view", EcsClient(AwsContext(region=REGION)).service(CLUSTER, SERVICE))  # noqa: B010
         assert target_health.evaluate(gate, ctx).evidence["target_group"] == world.blue_tg
         assert calls == ["elbv2:DescribeTargetHealth"]
+    finally:
+        world.close()
+
+
+def test_a_rollback_is_verified_on_the_group_production_returned_to(moto_aws, tmp_path, http_server) -> None:
+    """Phase one (blue-green, with a target-health gate) ends on shine-green; phase two's green (shine-blue) fails on
+    the test listener and ECS returns traffic to phase one. The rollback is verified with the gates phase one passed,
+    target-health included: it checks shine-green, where phase one serves, not pipeline.yaml's shine-blue (emptied by
+    the ROLLBACK), so the rollback is verified (exit 1) instead of "rollback failed" (exit 3)."""
+    world = World(tmp_path, http_server, strategy="blue-green")
+    try:
+        world.serve("a")
+        world.serve("b", Behaviour(200, {"status": "degraded"}))
+        p = world.pipeline({"one": "a", "two": "b"}, {"one": TH.replace("  - ", "gates:\n  - ", 1)})
+        first = world.engine(p).run(RunOptions(to_phase="one"))
+        assert first.status == "succeeded", first.message
+        one = world.store.last_good(SERVICE, "one")
+        assert one is not None and any(g.get("from_service") for g in one.gates)
+        out = world.engine(p).run(RunOptions(from_phase="two"))
+        assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+        [verified] = verdicts(world, out.run_id, "gate_passed")
+        assert (
+            verified.data["evidence"]["target_group"] == world.green_tg and "healthy in shine-green" in verified.message
+        )
+        assert world.live() == one.revision_arn
     finally:
         world.close()
