@@ -131,8 +131,8 @@ TABLE: tuple[Permission, ...] = (
     _p(
         "elasticloadbalancing:DescribeTargetGroups",
         "any",
-        {"doctor", *_FORWARD},
-        "doctor: target group",
+        {"doctor", *_DEPLOY},
+        "doctor: target group; a target-health gate's group given by name (rollbacks verify with it too)",
         "LoadBalancerRead",
         "load_balancer",
     ),
