@@ -197,7 +197,9 @@ def describe(kind: str, data: dict[str, Any], now: float | None = None) -> str |
             return neutralise(data["message"])
         return f"port probe: {data.get('path')} answered {data.get('status')} on port {data.get('port')}"
     if kind == "baking":
-        return f"baking {float(data.get('seconds') or 0):g}s"
+        left = data.get("left")
+        rest = f" ({float(left):g}s left: it counts from the rollout's completion)" if left is not None else ""
+        return f"baking {float(data.get('seconds') or 0):g}s{rest}"
     if kind == "lock_wait":
         return f"lock: {one_line(data.get('message') or 'held by another run')}"
     if kind in ("build_output", "push_layer", "push_progress"):
@@ -323,7 +325,8 @@ class _LiveView:
                 left = max(0.0, float(nxt) - (now - at))
                 text += f" — next look in {left:.0f}s"
             elif kind == "baking":
-                left = max(0.0, float(data.get("seconds") or 0) - (now - at))
+                remaining = data.get("left", data.get("seconds")) or 0  # part of the bake may be behind us
+                left = max(0.0, float(remaining) - (now - at))
                 text = f"baking: {left:.0f}s left of {float(data.get('seconds') or 0):g}s"
             elif kind in ("probe_waiting", "gate_attempt", "lock_wait"):
                 text += f" ({now - at:.0f}s)" if kind != "probe_waiting" else ""
