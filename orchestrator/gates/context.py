@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
-    from orchestrator.aws.ecs import EcsClient
+    from orchestrator.aws.ecs import EcsClient, ServiceView
     from orchestrator.aws.session import AwsContext
     from orchestrator.gates.verdict import Verdict
 
@@ -42,3 +42,6 @@ class GateContext:
     # Task endpoints found by the last passing gate, by port: the next gate of the same judgment asks the same
     # tasks without listing them again. Any answer that is not a pass forgets them (tasks may have changed).
     endpoints: dict[int, list[str]] = field(default_factory=dict)
+    # The service as this judgment's ecs-rollout gate last saw it (its load balancer entries do not change during
+    # a judgment): a later gate that needs them reads them here instead of describing the service again.
+    service_view: ServiceView | None = None

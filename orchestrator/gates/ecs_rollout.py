@@ -198,6 +198,7 @@ def evaluate(spec: EcsRolloutGate, ctx: GateContext) -> Verdict:
         polls["n"] += 1
         looked = ctx.clock.now()
         svc = ecs.service(ctx.cluster, ctx.service)
+        ctx.service_view = svc
         v = judge(svc, ctx.revision_arn, label, since=ctx.deployed_at, max_failed_tasks=spec.max_failed_tasks)
         if v.status == PASSED and svc is not None and svc.primary is not None:
             lower = still_rolling[-1] if still_rolling else (ctx.deployed_at or looked)
