@@ -228,18 +228,23 @@ def _snail(root: Path, url: str, *args: str) -> tuple[subprocess.CompletedProces
     return r, json.loads(out.read_text())
 
 
-def test_scheduled_noop_run_stays_within_budget(server, tmp_path, http_server) -> None:
-    """A normal `snail run` (preflight on) delivers; the scheduled re-run makes <= 3 calls with only the ECS
-    client; an ECS-side change to the service makes the next run check everything again."""
+def _fresh_moto(url: str) -> AwsContext:
+    """An empty moto server state, and a context that talks to it."""
     import requests
 
-    url = server["url"]
     requests.post(f"{url}/moto-api/reset", timeout=10)
-    ctx = AwsContext(
+    return AwsContext(
         region="us-east-1",
         endpoint_url=url,
         credentials={"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
     )
+
+
+def test_scheduled_noop_run_stays_within_budget(server, tmp_path, http_server) -> None:
+    """A normal `snail run` (preflight on) delivers; the scheduled re-run makes <= 3 calls with only the ECS
+    client; an ECS-side change to the service makes the next run check everything again."""
+    url = server["url"]
+    ctx = _fresh_moto(url)
     known_good = good_env(ctx, tmp_path)
     manifest = MANIFEST.replace("a" * 64, "c" * 64)  # a second image, really in the repository (doctor checks)
     pushed = ctx.client("ecr").put_image(repositoryName=SERVICE, imageManifest=manifest, imageTag="release-2")
@@ -269,15 +274,8 @@ def test_scheduled_noop_run_stays_within_budget(server, tmp_path, http_server) -
 def test_a_release_reads_the_service_twice_before_it_updates_it(server, tmp_path, http_server) -> None:
     """A new release by a normal `snail run` whose preflight is cached: the plan's DescribeServices serves the
     preflight too; the only other read before UpdateService is the stale-plan check under the lock."""
-    import requests
-
     url = server["url"]
-    requests.post(f"{url}/moto-api/reset", timeout=10)
-    ctx = AwsContext(
-        region="us-east-1",
-        endpoint_url=url,
-        credentials={"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
-    )
+    ctx = _fresh_moto(url)
     known_good = good_env(ctx, tmp_path)
     health, _ = http_server()
     images = []
