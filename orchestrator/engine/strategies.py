@@ -546,6 +546,10 @@ class _Driver:
         failure = self.e._failed_after(self.ph.name, self.arn, self.deployed_at, exc)
         if failure.interrupted and self.e.p.on_interrupt == "record":
             return failure
+        if failure.lock_lost and getattr(failure.cause, "taken_by", None):
+            # another run holds the lock: stopping the deployment would undo its work (it finds the deployment in
+            # flight from our journal and judges it); our hook's ROLLBACK timeout still guards production
+            return failure
         if self.deployment is None:
             return failure
         try:

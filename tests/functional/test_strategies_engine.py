@@ -972,3 +972,35 @@ def test_interrupted_at_a_linear_step_after_continues_stops_the_deployment_back_
         assert world.engine(p).run(RunOptions(from_phase="two")).status != "quarantined"
     finally:
         world.close()
+
+
+def test_a_lock_taken_by_another_run_mid_deployment_leaves_the_deployment_to_that_run(world) -> None:
+    """Our lease is taken by another run while ECS moves our deployment towards its PAUSE hook: we stop (exit 4)
+    without touching the deployment (StopServiceDeployment would undo the work of the run that holds the lock now; the hook's own ROLLBACK
+    timeout still guards production). The run holding the lock finds the paused deployment and judges it."""
+    from orchestrator.errors import LockLost
+
+    world.serve("a")
+    p = world.pipeline({"one": "a"})
+    engine = world.engine(p)
+    taken = {"n": 0}
+    own_checkpoint = engine._checkpoint
+
+    def lease_taken_at_the_hook() -> None:
+        deps = world.deployments()
+        if deps and deps[0]["status"] == "IN_PROGRESS" and len(deps) > 1 and taken["n"] == 0:
+            taken["n"] += 1
+            raise LockLost("the lock was taken over", taken_by={"run_id": "B", "host": "ci-2"})
+        own_checkpoint()
+
+    engine._checkpoint = lease_taken_at_the_hook  # type: ignore[method-assign]
+    out = engine.run(RunOptions())
+    assert (out.exit_code, out.status) == (4, "lock_lost"), out.message
+    assert taken["n"] == 1
+    dep = world.deployments()[0]
+    assert dep["status"] == "IN_PROGRESS"  # left in flight: no StopServiceDeployment
+    assert not [s for s in world.store.steps(out.run_id or "") if s.kind in ("stop_deployment", "rollback")]
+    other = world.engine(p).run(RunOptions())  # the run that holds the lock now
+    assert (other.exit_code, other.status) == (0, "succeeded"), other.message
+    assert world.deployments()[0]["serviceDeploymentArn"] == dep["serviceDeploymentArn"]  # the same one, judged
+    assert world.deployments()[0]["status"] == "SUCCESSFUL" and not hooks_awaiting(world)
