@@ -649,6 +649,26 @@ def write_readme(text: str, start: str = START, end: str = END) -> None:
     README.write_text(body)
 
 
+def cleanup(bench: Bench, keep: bool, archived: bool) -> None:
+    """Stop the bench's sandbox (unless kept) and remove the archived source `--commit` made (if it made one)."""
+    if not keep:
+        bench.teardown()
+    if archived:
+        shutil.rmtree(bench.src, ignore_errors=True)
+
+
+def run_meta(started: datetime, commit: str, runs: int) -> dict[str, Any]:
+    """What results.json says about a measurement: when, which snail commit, against what, on which machine."""
+    return {
+        "measured_at": started.isoformat(timespec="seconds"),
+        "snail_commit": commit,
+        "ecs_deploy": ECS_DEPLOY,
+        "python": platform.python_version(),
+        "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        "runs": runs,
+    }
+
+
 def main() -> None:
     """Set up, run every scenario `--runs` times alternating the tools, write results.json and the README table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -686,18 +706,8 @@ def main() -> None:
         cold = cold_start(ecs, bench.src)
         commit = git_state(bench.src)
     finally:
-        if not args.keep:
-            bench.teardown()
-        if args.commit:
-            shutil.rmtree(bench.src, ignore_errors=True)
-    meta = {
-        "measured_at": started.isoformat(timespec="seconds"),
-        "snail_commit": commit,
-        "ecs_deploy": ECS_DEPLOY,
-        "python": platform.python_version(),
-        "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.release()}",
-        "runs": args.runs,
-    }
+        cleanup(bench, args.keep, bool(args.commit))
+    meta = run_meta(started, commit, args.runs)
     (HERE / "results.json").write_text(
         json.dumps({"meta": meta, "cold_start_s": cold, "runs": results}, indent=1, default=str)
     )

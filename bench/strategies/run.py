@@ -23,8 +23,6 @@ import concurrent.futures
 import http.client
 import importlib.util
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -268,20 +266,12 @@ class StrategyBench(compare.Bench):  # type: ignore[name-defined]
             self.client("ecs").update_service(
                 cluster=CLUSTER, service=SERVICE, taskDefinition=self.good, deploymentConfiguration=ROLLING_CONFIG
             )
+        self.wait_steady(SERVICE, self.good, timeout)  # compare's: one COMPLETED deployment, its tasks serving
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            svc = self.service(SERVICE)
-            deps = svc.get("deployments", [])
-            if (
-                len(deps) == 1
-                and deps[0].get("rolloutState") == "COMPLETED"
-                and deps[0]["taskDefinition"] == self.good
-                and svc["runningCount"] == svc["desiredCount"]
-                and self.production_good()
-            ):
-                return
+        while not self.production_good():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"production is not answering only from {self.good} after {timeout}s")
             time.sleep(0.5)
-        raise SystemExit(f"{SERVICE} is not back on {self.good} after {timeout}s: {svc.get('events', [])[:3]}")
 
     def use_rolling(self) -> None:
         """ecs-deploy's service is a plain rolling one (a user of ecs-deploy has no strategy or hooks)."""
@@ -497,20 +487,8 @@ def main() -> None:
         bench.ensure_good()
         commit = compare.git_state(bench.src)
     finally:
-        if not args.keep:
-            bench.teardown()
-        if args.commit:
-            shutil.rmtree(bench.src, ignore_errors=True)
-    meta = {
-        "measured_at": started.isoformat(timespec="seconds"),
-        "snail_commit": commit,
-        "ecs_deploy": compare.ECS_DEPLOY,
-        "python": platform.python_version(),
-        "machine": f"{os.cpu_count()} cores, {platform.system()} {platform.release()}",
-        "runs": args.runs,
-        "rate_per_s": RATE,
-        "gate_window_s": GATE_WINDOW,
-    }
+        compare.cleanup(bench, args.keep, bool(args.commit))
+    meta = {**compare.run_meta(started, commit, args.runs), "rate_per_s": RATE, "gate_window_s": GATE_WINDOW}
     (HERE / "results.json").write_text(json.dumps({"meta": meta, "runs": results}, indent=1, default=str))
     text = (
         f"Measured {meta['measured_at']} on snail commit {meta['snail_commit']} ({args.runs} run(s) per tool, "
