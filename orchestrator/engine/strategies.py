@@ -377,6 +377,11 @@ class _Driver:
                 return FailedAfterDeploy(
                     self.ph.name, self.arn, reason, self.deployed_at, cause=exc, traffic_returned=returned
                 )
+            except Exception as exc:
+                late = self._too_late(view, hook.hook_id, exc)
+                if late is None:
+                    raise
+                return late
 
     def _wait(self) -> ServiceDeploymentView:
         """Poll until a hook we have not answered awaits action, or ECS is done with the deployment."""
@@ -502,6 +507,27 @@ class _Driver:
         if returned:
             self._traffic(self.dc.describe(view.arn) or view)
         return FailedAfterDeploy(self.ph.name, self.arn, reason, self.deployed_at, failed, traffic_returned=returned)
+
+    def _too_late(self, view: ServiceDeploymentView, hook_id: str, exc: Exception) -> FailedAfterDeploy | None:
+        """A refused CONTINUE because the hook timed out while the gates ran (they took longer than hook_timeout):
+        ECS applied the timeout's ROLLBACK. Not a verdict on green (it passed, late): the run ends rolled back, the
+        trail says to raise hook_timeout. None when the hook did not time out (the caller's failure stands)."""
+        now = self.dc.describe(view.arn)
+        hook = next((h for h in now.hooks if h.hook_id == hook_id), None) if now is not None else None
+        if hook is None or hook.status != "TIMED_OUT":
+            return None
+        minutes = f"{self.ph.strategy.hook_timeout / 60:g}m"
+        reason = (
+            f"green passed its gates at {view.stage}, but only after its PAUSE hook's {minutes} timeout: ECS had "
+            f"already rolled back (the timeout's action {hook.timeout_action or 'ROLLBACK'}); raise the strategy's "
+            f"hook_timeout above how long the gates at {view.stage} take"
+        )
+        self.j.event(K.WARNING, reason, stage=view.stage, hook=hook_id, error=f"{type(exc).__name__}: {exc}")
+        done = self._wait()
+        self._traffic(done)
+        return FailedAfterDeploy(
+            self.ph.name, self.arn, reason, self.deployed_at, cause=exc, traffic_returned=done.rolled_back
+        )
 
     def _wait_for_timeout(self, view: ServiceDeploymentView, exc: AccessDenied) -> bool:
         """ContinueServiceDeployment denied: the hook's ROLLBACK timeout protects production; wait for it."""

@@ -1004,3 +1004,41 @@ def test_a_lock_taken_by_another_run_mid_deployment_leaves_the_deployment_to_tha
     assert (other.exit_code, other.status) == (0, "succeeded"), other.message
     assert world.deployments()[0]["serviceDeploymentArn"] == dep["serviceDeploymentArn"]  # the same one, judged
     assert world.deployments()[0]["status"] == "SUCCESSFUL" and not hooks_awaiting(world)
+
+
+def test_gates_slower_than_the_hook_timeout_end_rolled_back_by_ecs_and_say_so(world) -> None:
+    """Green needs 12 minutes to pass its http gate on the test listener, longer than the hook's 10-minute timeout:
+    ECS rolls back on the timeout (production never left blue), the late CONTINUE is refused, and the run ends
+    rolled back (exit 1) on blue, verified, not quarantined, and saying the hook timed out while snail was judging."""
+    world.serve("a")
+    slow = world.serve("b", Behaviour(200, {"status": "starting"}))  # ELB's health check passes; the gate waits
+    p = world.pipeline(
+        {"one": "a", "two": "b"},
+        {
+            "two": "inherit_gates: false\ngates:\n  - {type: http, path: /health, expect: {json: {status: ok}}, retries: {attempts: 40, wait: 30s}}\n"
+        },
+    )
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    one = world.store.last_good(SERVICE, "one")
+    assert one is not None
+    production_before = world.forward("production")
+    start = world.clock.monotonic()
+
+    def ready_after_twelve_minutes() -> None:
+        if world.clock.monotonic() - start >= 12 * 60:
+            slow.body = {"status": "ok"}
+
+    world.clock.on_sleep.append(ready_after_twelve_minutes)
+    out = world.engine(p).run(RunOptions(from_phase="two"))
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert world.live() == one.revision_arn and world.forward("production") == production_before
+    assert production_serves(world, "a")
+    dep = world.deployments()[0]
+    assert dep["status"] == "ROLLBACK_SUCCESSFUL" and "timed out" in dep["rollback"]["reason"]
+    assert (
+        "only after its PAUSE hook's 10m timeout" in out.message and "raise the strategy's hook_timeout" in out.message
+    )
+    [warning] = [e for e in world.events("warning") if e.run_id == out.run_id]
+    assert warning.data["stage"] == "POST_TEST_TRAFFIC_SHIFT"
+    assert not [s for s in world.store.steps(out.run_id or "") if s.kind in ("stop_deployment", "rollback")]
+    assert world.engine(p).run(RunOptions(from_phase="two")).status != "quarantined"
