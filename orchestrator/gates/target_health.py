@@ -6,7 +6,8 @@ fallback), the group the service's load balancer entry sends production traffic 
 release production may be on the alternate group, and a fixed default would check the drained one. That takes one
 DescribeServices, plus one DescribeRules when the entry alternates between two groups (the production listener
 rule's weights say which carries production, as for the strategies themselves); the DescribeServices is saved when
-the gate context carries the service as the judgment's ecs-rollout gate last saw it (`service_view`)."""
+the gate context carries the service as the judgment's ecs-rollout gate last saw it (`ctx.service_view`), as it
+does after the ecs-rollout gate that every judgment starts with."""
 
 from __future__ import annotations
 
@@ -48,9 +49,9 @@ def production_group(ctx: GateContext, configured: str | None) -> tuple[str, str
     """(ARN, how it was found) of the group the service's load balancer sends production to now, or None when the
     service has no load balancer entry (then the configured group is the answer)."""
     assert ctx.aws is not None
-    # The service as this judgment's ecs-rollout gate last saw it, when the context carries it (`service_view`):
-    # its load balancer entries do not change during a judgment, so no DescribeServices is needed then.
-    svc: ServiceView | None = getattr(ctx, "service_view", None)
+    # The service as this judgment's ecs-rollout gate last saw it (its load balancer entries do not change during a
+    # judgment): no DescribeServices of our own then.
+    svc = ctx.service_view
     if svc is None:
         svc = (ctx.ecs or EcsClient(ctx.aws)).service(ctx.cluster, ctx.service)
     lb = _entry(svc, configured, ctx.port) if svc is not None else None
