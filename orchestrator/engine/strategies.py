@@ -7,6 +7,9 @@ phase's strategy and PAUSE lifecycle hooks where judgment belongs:
   ecs-rollout as "green scaled up", command gates as written.
 - PRODUCTION_TRAFFIC_SHIFT (canary, linear: after each partial shift) or POST_PRODUCTION_TRAFFIC_SHIFT
   (blue-green: blue still kept): the gates that need production traffic (metrics, alarm, target-health).
+- BAKE_TIME (ECS's bake after the full shift, blue still up): the phase's alarm and metrics gates, once per poll;
+  a failure stops the deployment with ROLLBACK, still a traffic switch. ECS watches the alarm gates' alarms itself
+  too (deploymentConfiguration.alarms with rollback), at every stage, so an alarm rolls back even without snail.
 Each hook times out with ROLLBACK, so a dead snail never leaves a paused deployment forever. A failing gate
 answers the hook with ROLLBACK: ECS returns production traffic to blue without starting a task, and the engine's
 rollback only verifies blue (FailedAfterDeploy.traffic_returned). A restarted snail finds the deployment still in
@@ -26,11 +29,12 @@ import structlog
 
 from orchestrator.aws.deployments import DeploymentsClient, ServiceDeploymentView
 from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
-from orchestrator.config.gates import EcsRolloutGate, GateSpec, TargetHealthGate
+from orchestrator.config.gates import AlarmGate, EcsRolloutGate, GateSpec, Retries, TargetHealthGate
 from orchestrator.config.strategy import is_production_gate, is_test_gate, pause_stages
 from orchestrator.engine.results import FailedAfterDeploy, FailedBeforeDeploy
 from orchestrator.errors import AccessDenied, PreflightFailed, UsageError
 from orchestrator.gates import run_gate
+from orchestrator.gates.context import GateContext
 from orchestrator.gates.target_health import group_name
 from orchestrator.gates.verdict import FAILED, PASSED, Verdict
 from orchestrator.trail.kinds import EventKind as K
@@ -46,6 +50,23 @@ log = structlog.get_logger(__name__)
 POLL = 2.0  # seconds between DescribeServiceDeployments while ECS scales, shifts and bakes
 SCALE_UP_ALLOWANCE = 900.0  # how long green may take to reach the first hook (then ECS's breaker has spoken)
 TEST_STAGE = "POST_TEST_TRAFFIC_SHIFT"
+BAKE_STAGE = "BAKE_TIME"
+NO_ALARMS: dict[str, Any] = {"alarmNames": [], "enable": False, "rollback": False}
+
+
+def deployment_alarms(gates: tuple[GateSpec, ...]) -> dict[str, Any]:
+    """ECS's deployment alarms for a traffic phase: every alarm its `alarm` gates name, watched by ECS itself at
+    every stage (its bake included) with rollback, so an alarm returns traffic to blue even when snail is gone.
+    Switched off explicitly when there is none (ECS keeps the alarms an update does not name)."""
+    names = list(dict.fromkeys(a for g in gates if isinstance(g, AlarmGate) for a in g.alarms))
+    return {"alarmNames": names, "enable": True, "rollback": True} if names else dict(NO_ALARMS)
+
+
+def bake_gates(gates: tuple[GateSpec, ...]) -> tuple[GateSpec, ...]:
+    """The gates judged during ECS's bake (blue still up): alarm and metrics, each tried once per look."""
+    return tuple(
+        dataclasses.replace(g, retries=Retries()) for g in gates if isinstance(g, AlarmGate) or g.type == "metrics"
+    )
 
 
 def deployment_configuration(strategy: StrategySpec, gates: tuple[GateSpec, ...], breaker: bool) -> dict[str, Any]:
@@ -56,7 +77,9 @@ def deployment_configuration(strategy: StrategySpec, gates: tuple[GateSpec, ...]
     }
     if not strategy.uses_traffic:
         cfg["lifecycleHooks"] = []
+        cfg["alarms"] = dict(NO_ALARMS)  # a rolling update after a strategy: the strategy's alarms go too
         return cfg
+    cfg["alarms"] = deployment_alarms(gates)
     cfg["bakeTimeInMinutes"] = int(strategy.bake // 60)
     if strategy.kind == "canary":
         cfg["canaryConfiguration"] = {
@@ -82,13 +105,17 @@ def deployment_configuration(strategy: StrategySpec, gates: tuple[GateSpec, ...]
 
 
 def restore_configuration(svc: ServiceView | None) -> dict[str, Any] | None:
-    """For a rollback by update_service on a service that still carries snail's PAUSE hooks: the configuration
-    that keeps its strategy but drops the hooks and the bake (a rollback must not wait for a judge). None when
-    the service has no hooks (a plain update_service is right)."""
+    """For a rollback by update_service on a service that still carries snail's PAUSE hooks or deployment alarms:
+    the configuration that keeps its strategy but drops the hooks and the bake (a rollback must not wait for a
+    judge) and the alarms (the failed release's alarm is likely still in ALARM: ECS would roll the rollback itself
+    back, onto the failed release). None when there is neither (a plain update_service is right)."""
     cfg = svc.deployment_configuration if svc else {}
-    if not cfg.get("lifecycleHooks"):
+    alarms = cfg.get("alarms") or {}
+    if not cfg.get("lifecycleHooks") and not alarms.get("enable"):
         return None
-    return {"lifecycleHooks": [], "bakeTimeInMinutes": 0}
+    if not cfg.get("lifecycleHooks"):
+        return {"alarms": dict(NO_ALARMS)}
+    return {"lifecycleHooks": [], "bakeTimeInMinutes": 0, "alarms": dict(NO_ALARMS)}
 
 
 def restore(ecs: EcsClient, cluster: str, service: str, revision_arn: str, svc: ServiceView | None) -> None:
@@ -191,6 +218,11 @@ class _Driver:
         self.wiring: Wiring | None = None
         self.last_seen: tuple[str, str | None] = ("", None)
         self.found_by = ""  # where a paused deployment was found on resume: journal | ecs
+        self.stage = ""  # the last lifecycle stage seen while the deployment was IN_PROGRESS
+        self.bake_ctx: GateContext | None = None  # gates during ECS's bake: one context for every look
+        self.bake_looks = 0
+        self.bake_seen: dict[str, Verdict] = {}  # each bake gate's last verdict
+        self.bake_failed: Verdict | None = None
 
     # ------------------------------------------------------------------ the phase
     def run(self, svc: ServiceView) -> FailedBeforeDeploy | FailedAfterDeploy | None:
@@ -360,8 +392,10 @@ class _Driver:
     def _drive(self) -> FailedAfterDeploy | None:
         assert self.deployment is not None
         while True:
-            view = self._wait()
+            view = self._wait(judge_bake=True)
             self._traffic(view)
+            if self.bake_failed is not None:
+                return self._stop_in_bake(view, self.bake_failed)
             if view.finished:
                 return self._finished(view)
             hook = view.awaiting
@@ -383,8 +417,10 @@ class _Driver:
                     raise
                 return late
 
-    def _wait(self) -> ServiceDeploymentView:
-        """Poll until a hook we have not answered awaits action, or ECS is done with the deployment."""
+    def _wait(self, judge_bake: bool = False) -> ServiceDeploymentView:
+        """Poll until a hook we have not answered awaits action, or ECS is done with the deployment. With
+        `judge_bake`, each poll during ECS's bake also looks at the bake gates once; a FAILED one ends the wait
+        (self.bake_failed)."""
         assert self.deployment is not None
         limit = SCALE_UP_ALLOWANCE + self.ph.strategy.hook_timeout + self.ph.strategy.bake
         limit += self.ph.strategy.step_bake * len(self.ph.strategy.production_steps())
@@ -398,6 +434,12 @@ class _Driver:
             hook = view.awaiting
             if hook is not None and hook.hook_id not in self.answered:
                 return view
+            if view.status == "IN_PROGRESS" and view.stage:
+                self.stage = view.stage
+            if judge_bake and view.status == "IN_PROGRESS" and view.stage == BAKE_STAGE:
+                self.bake_failed = self._judge_bake(view)
+                if self.bake_failed is not None:
+                    return view
             if self.e.clock.monotonic() >= deadline:
                 raise TimeoutError(
                     f"service deployment {short_name(self.deployment)} still {view.status} at {view.stage} "
@@ -459,6 +501,94 @@ class _Driver:
             self.j.event(K.GATE_FAILED, f"[ ] {g.label}: {v.status}: {v.summary} (at {view.stage})", **data)
             return v
         return None
+
+    def _judge_bake(self, view: ServiceDeploymentView) -> Verdict | None:
+        """One look at the phase's alarm and metrics gates while ECS bakes green with blue still up: the first
+        FAILED verdict, or None. No traffic (inconclusive) or an error is no verdict: the next poll looks again."""
+        gates = bake_gates(self.pp.gates)
+        if not gates:
+            return None
+        if self.bake_ctx is None:
+            ctx = self.e._ctx(self.j, self.arn, self.ph.name, self.deployed_at)
+            ctx.watch = None  # ECS's own status is what _wait polls
+            ctx.progress = _quiet  # one look per poll: the progress display says it once, here
+            self.bake_ctx = ctx
+            judged = ", ".join(g.label for g in gates)
+            self.j.progress(
+                "strategy_wait", {"message": f"ECS bakes green with blue still up: {judged} judged each poll"}
+            )
+        self.bake_looks += 1
+        for g in gates:
+            v = run_gate(self._aim(g), self.bake_ctx)
+            self.bake_seen[g.label] = v
+            if v.status != FAILED:
+                continue
+            self.j.event(
+                K.GATE_FAILED,
+                f"[ ] {g.label}: failed: {v.summary} (during ECS's bake, look {self.bake_looks}, blue still up)",
+                gate=g.label,
+                status=v.status,
+                attempts=v.attempts,
+                evidence=v.evidence,
+                stage=view.stage,
+                during="ecs_bake",
+            )
+            return v
+        return None
+
+    def _bake_judged(self) -> None:
+        """ECS finished its bake: the trail says what the bake gates saw (a pass, or no verdict at all)."""
+        for label, v in self.bake_seen.items():
+            data = {"gate": label, "status": v.status, "evidence": v.evidence, "stage": BAKE_STAGE}
+            if v.passed:
+                self.j.event(
+                    K.GATE_PASSED,
+                    f"[x] {label}: {v.summary} (judged {self.bake_looks} time(s) during ECS's bake)",
+                    during="ecs_bake",
+                    **data,
+                )
+            else:
+                self.j.event(
+                    K.WARNING,
+                    f"{label} gave no verdict during ECS's bake ({v.status}: {v.summary}); it judges again in the "
+                    "phase's own bake, where a failure is a new deployment rather than a traffic switch",
+                    **data,
+                )
+
+    def _stop_in_bake(self, view: ServiceDeploymentView, failed: Verdict) -> FailedAfterDeploy:
+        """A bake gate failed while ECS bakes: decision first, then StopServiceDeployment ROLLBACK (blue is still
+        up: a traffic switch, no task started), then wait until production is back on blue."""
+        reason = f"gate {failed.gate} failed during ECS's bake: {failed.summary}"
+        self.j.event(
+            K.DECISION,
+            f"returning all traffic to blue (StopServiceDeployment ROLLBACK) because {reason}: caught during ECS's "
+            f"bake at {view.stage} with blue still up, so production goes back to blue without a new task "
+            f"(production had {self.green_production:g}% on green)",
+            reason=reason,
+            evidence=failed.evidence,
+            stage=view.stage,
+            during="ecs_bake",
+            production_on_green=self.green_production,
+        )
+        try:
+            with self.j.step("stop_deployment", deployment=view.arn, stage=view.stage):
+                self.dc.stop(view.arn)
+        except Exception as exc:  # noqa: BLE001 - ECS may have rolled back on its own alarm meanwhile
+            now = self._describe_quietly(view.arn)
+            if now is None or not now.status.startswith("ROLLBACK"):
+                self._stop_failed(exc)  # the engine's rollback (UpdateService) follows
+                return FailedAfterDeploy(self.ph.name, self.arn, reason, self.deployed_at, failed)
+        done = self._wait()
+        self._traffic(done)
+        return FailedAfterDeploy(
+            self.ph.name, self.arn, reason, self.deployed_at, failed, traffic_returned=done.rolled_back
+        )
+
+    def _describe_quietly(self, arn: str) -> ServiceDeploymentView | None:
+        try:
+            return self.dc.describe(arn)
+        except Exception:  # noqa: BLE001 - cannot tell: the caller assumes the worst
+            return None
 
     def _aim(self, g: GateSpec) -> GateSpec:
         """A gate pointed at green: target-health at green's target group, metrics at green (and blue)."""
@@ -545,9 +675,18 @@ class _Driver:
     def _finished(self, view: ServiceDeploymentView) -> FailedAfterDeploy | None:
         """ECS is done: on success the ecs-rollout gates and the bake; otherwise ECS already returned traffic."""
         if view.succeeded:
+            self._bake_judged()
             rollout = tuple(g for g in self.pp.gates if isinstance(g, EcsRolloutGate))
             return self._engine_gates(rollout)
         why = view.rollback_reason or view.status_reason or view.status
+        fired = list((view.raw.get("alarms") or {}).get("triggeredAlarmNames") or [])
+        if fired:  # ECS rolled back on its deployment alarms: name them, and where it happened
+            if not all(a in why for a in fired):
+                why = f"{why} (deployment alarm(s) in ALARM: {', '.join(fired)})"
+            if self.stage == BAKE_STAGE:
+                why = f"{why}; ECS caught it during its bake, blue still up: traffic went back to blue, no new task"
+            elif self.stage:
+                why = f"{why}; ECS caught it at {self.stage}"
         if view.breaker.get("status") == "TRIGGERED":
             why = f"the circuit breaker triggered ({view.breaker.get('failureCount')} tasks failed): {why}"
         verdict = Verdict("ecs-rollout", FAILED, f"ECS {view.status}: {why}", {"deployment": view.raw}, terminal=True)
@@ -609,6 +748,10 @@ class _Driver:
             )
         except Exception:  # noqa: BLE001 - the rollback matters more than the note
             log.warning("strategy_stop_failed", deployment=self.deployment, error=str(exc))
+
+
+def _quiet(kind: str, data: dict[str, Any]) -> None:
+    """A progress sink that shows nothing."""
 
 
 def _scaled(g: EcsRolloutGate, view: ServiceDeploymentView) -> Verdict:
