@@ -12,6 +12,11 @@ Where ECS's documentation leaves a choice, the sandbox's is stated here once:
 - For CANARY and LINEAR, hooks at PRODUCTION_TRAFFIC_SHIFT run after each partial shift (the canary slice,
   each linear step below 100 %), then the step's bake time runs; for BLUE_GREEN they run once after the shift.
 - AWS_LAMBDA hooks are not invoked (the sandbox has no Lambda data plane): they succeed at once, with an event.
+- A hook still awaiting action when its deployment ends or turns back (superseded by a newer deployment,
+  stopped, rolled back, finished) ends FAILED: ECS answers ContinueServiceDeployment only for a hook in
+  AWAITING_ACTION on an IN_PROGRESS deployment, so a deployment that no longer runs has no hook awaiting
+  action, and its documented hook states (AWAITING_ACTION, IN_PROGRESS, SUCCEEDED, FAILED, TIMED_OUT) leave
+  FAILED as the one that says "not continued".
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ HOOK_STAGES = (
     "POST_PRODUCTION_TRAFFIC_SHIFT",
 )
 FINISHED = ("SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED")
+# Statuses in which a deployment no longer waits on a hook: it has finished, or it is going back to blue.
+HOOKS_ENDED = (*FINISHED, "STOP_REQUESTED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS")
 DEFAULT_HOOK_TIMEOUT_MINUTES = 60
 DEFAULT_CANARY = {"canaryPercent": 5.0, "canaryBakeTimeInMinutes": 10}
 DEFAULT_LINEAR = {"stepPercent": 10.0, "stepBakeTimeInMinutes": 6}
@@ -203,7 +210,14 @@ class ServiceDeploymentRun:
                 self.alarm_status = "MONITORING_COMPLETE"
         if status == "STOPPED":
             self.stopped_at = self.stopped_at or now
+        if status in HOOKS_ENDED:
+            self.end_hooks()
         self.updated_at = now
+
+    def end_hooks(self) -> None:
+        """End every hook still awaiting action (FAILED): the deployment will not continue past it."""
+        for hook in self.awaiting():
+            hook.status = "FAILED"
 
     def awaiting(self) -> list[Hook]:
         """Hooks waiting for ContinueServiceDeployment."""
@@ -408,6 +422,7 @@ def hook_expiry(minutes: float, now_mono: float, minute: float) -> tuple[datetim
 __all__ = [
     "DEFAULT_HOOK_TIMEOUT_MINUTES",
     "FINISHED",
+    "HOOKS_ENDED",
     "HOOK_STAGES",
     "STAGES",
     "STRATEGIES",

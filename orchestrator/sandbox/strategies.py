@@ -379,8 +379,6 @@ class TrafficRound:
                 self.shift(wiring.test_rule, 0.0)
             run.target.production_weight = run.target.test_weight = 0.0
             blue_revision.production_weight = blue_revision.test_weight = 100.0
-            for hook in run.awaiting():
-                hook.status = "FAILED"
             now = utcnow()
             rebuilt = []
             for dep in service.deployments:

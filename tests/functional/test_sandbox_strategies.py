@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import threading
 import time
@@ -25,6 +26,7 @@ from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
 from orchestrator.errors import NotFound
 from orchestrator.sandbox import alarms, control, extension, lb
+from orchestrator.sandbox import deployments as sd
 from orchestrator.sandbox.agent import EcsAgent
 from orchestrator.sandbox.launchers import InstantLauncher
 from orchestrator.sandbox.lb_seed import LoadBalancerSeed
@@ -1261,3 +1263,109 @@ def test_strategy_on_a_code_deploy_service_names_the_controller(world):
         )
     assert err.value.response["Error"]["Code"] == "InvalidParameterException"
     assert "CODE_DEPLOY" in err.value.response["Error"]["Message"]
+
+
+# ------------------------------------------------------------------------------- hooks end with their deployment
+
+
+def test_a_superseded_deployment_leaves_no_hook_awaiting_action(world):
+    """A newer deployment replaces one paused at a PAUSE hook: the old one STOPPED, its hook FAILED and unanswerable."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=0, lifecycleHooks=[pause("POST_TEST_TRAFFIC_SHIFT")])
+    first = world.deploy(GREEN)
+    [hook] = world.until_awaiting(first, "POST_TEST_TRAFFIC_SHIFT")["lifecycleHookDetails"]
+    world.deploy("127.0.0.1:5055/shine-api-gateway:third")
+    old = world.deployment(first)
+    assert old["status"] == "STOPPED"
+    assert [(h["hookId"], h["status"]) for h in old["lifecycleHookDetails"]] == [(hook["hookId"], "FAILED")]
+    with pytest.raises(ClientError) as err:
+        world.ecs.continue_service_deployment(serviceDeploymentArn=first, hookId=hook["hookId"], action="CONTINUE")
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+@pytest.mark.parametrize("status", ["ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", *sd.FINISHED])
+def test_no_hook_awaits_action_once_its_deployment_ends(status):
+    """However a deployment ends or turns back (stopped, rolled back, succeeded), no hook of it still awaits action."""
+    now = datetime.now(timezone.utc)
+    revision = sd.Revision("arn:rev/1", "ecs-svc/1", "family:1")
+    run = sd.ServiceDeploymentRun(
+        "arn:dep/1", "arn:svc", "arn:cluster", SERVICE, CLUSTER, "BLUE_GREEN", {}, revision, [], "IN_PROGRESS"
+    )
+    for stage, state in (("PRE_SCALE_UP", "SUCCEEDED"), ("POST_TEST_TRAFFIC_SHIFT", "AWAITING_ACTION")):
+        run.hooks.append(sd.Hook(f"h-{stage}", stage, "PAUSE", None, state, now, 0.0, "ROLLBACK", stage))
+    run.set_status(status)
+    assert run.awaiting() == []
+    assert [h.status for h in run.hooks] == ["SUCCEEDED", "FAILED"]  # a resolved hook keeps its verdict
+
+
+# ------------------------------------------------------------------------ the load balancer stops what it started
+
+
+class _AsyncioErrors(logging.Handler):
+    """Keeps what asyncio logs at ERROR (e.g. 'Task was destroyed but it is pending!')."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the message."""
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_stopping_the_load_balancer_ends_every_task_it_started():
+    """Stop mid-probe with a client connected: every check, connection and server ends; nothing pending is destroyed."""
+    import gc
+    import socket
+
+    silent = socket.socket()  # a target that accepts and never answers: its health probe is in flight at stop
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    app = serve("blue")
+    groups = {
+        "tg/blue": lb.TargetGroup(
+            "tg/blue",
+            "targetgroup/blue/1",
+            ["app/x/1"],
+            [
+                lb.Target("10.0.0.1", 5000, ("127.0.0.1", app.server_address[1])),
+                lb.Target("10.0.0.2", 5000, ("127.0.0.1", silent.getsockname()[1])),
+            ],
+            interval=0.05,
+            timeout=30.0,
+        ),
+    }
+    port = _free_port()
+    rules = [lb.Rule(1, (), {"Type": "forward", "TargetGroupArn": "tg/blue"}, "r1")]
+    snap = lb.Snapshot({port: lb.Listener(port, "app/x/1", rules)}, groups)
+    errors = _AsyncioErrors()
+    logging.getLogger("asyncio").addHandler(errors)
+    plane = lb.DataPlane(snapshot=lambda: snap, metrics_period=3600, publish=lambda data: None)
+    plane.start()
+    client = requests.Session()
+    try:
+        deadline = time.monotonic() + 5
+        while plane.lookup("tg/blue", "10.0.0.1", 5000)[0] == "initial" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200  # kept alive through stop
+        thread = plane._thread
+        plane.stop()
+        assert thread is not None and not thread.is_alive()
+        probe, _ = silent.accept()  # the health probe that was waiting on the silent target was closed, not dropped
+        probe.settimeout(5)
+        sent = b""
+        while chunk := probe.recv(4096):  # its request, then end of stream (a timeout here: still open)
+            sent += chunk
+        assert sent.startswith(b"GET /")
+        probe.close()
+        with pytest.raises(requests.ConnectionError):  # the listener is closed
+            requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+        del plane
+        gc.collect()  # a task left pending would be destroyed here, and asyncio would log it
+        assert errors.messages == []
+    finally:
+        logging.getLogger("asyncio").removeHandler(errors)
+        client.close()
+        app.shutdown()
+        app.server_close()
+        silent.close()
