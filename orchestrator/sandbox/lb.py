@@ -106,6 +106,8 @@ class DataPlane:
         self._rr: dict[str, int] = defaultdict(int)
         self._pool: dict[tuple[str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = defaultdict(list)
         self._checks: dict[tuple[str, str, int], asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()  # every task the plane started and has not seen end
+        self._connections: set[asyncio.Task[Any]] = set()  # the client connections being served
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -124,7 +126,7 @@ class DataPlane:
         log.info("sandbox_lb_started", host=self.host)
 
     def stop(self) -> None:
-        """Close every listener and stop the thread (publishing the last period first)."""
+        """Close every listener, end every task the plane started (health checks, connections), stop the thread."""
         if ext.TARGET_HEALTH["lookup"] == self.lookup:
             ext.TARGET_HEALTH["lookup"] = None
         if self.poke in traffic.CHANGE_LISTENERS:
@@ -143,7 +145,13 @@ class DataPlane:
         try:
             loop.run_until_complete(self._main())
         finally:
-            loop.close()
+            try:
+                loop.run_until_complete(self._end_all(asyncio.all_tasks(loop)))  # anything _main did not end
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
 
     def poke(self) -> None:
         """Refresh from moto now (thread-safe): the agent just shifted traffic or changed targets."""
@@ -155,24 +163,54 @@ class DataPlane:
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
         self._poked = asyncio.Event()
-        await self._refresh()
-        self._ready.set()
-        last_publish = time.monotonic()
-        while not self._stopping.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._poked.wait(), self.refresh_every)
-            self._poked.clear()
+        try:
             await self._refresh()
-            if time.monotonic() - last_publish >= self.metrics_period:
-                last_publish = time.monotonic()
-                await asyncio.get_running_loop().run_in_executor(None, self.flush_metrics)
-        for server in self._servers.values():
+            self._ready.set()
+            last_publish = time.monotonic()
+            while not self._stopping.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._poked.wait(), self.refresh_every)
+                self._poked.clear()
+                await self._refresh()
+                if time.monotonic() - last_publish >= self.metrics_period:
+                    last_publish = time.monotonic()
+                    await asyncio.get_running_loop().run_in_executor(None, self.flush_metrics)
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        """Stop accepting, cancel and await every check and connection, close the servers and pooled upstreams."""
+        servers = list(self._servers.values())
+        self._servers.clear()
+        for server in servers:
             server.close()
-        for task in self._checks.values():
+        await self._end_all(self._tasks | self._connections | set(self._checks.values()))
+        self._checks.clear()
+        for server in servers:
+            await server.wait_closed()
+        writers = [writer for conns in self._pool.values() for _, writer in conns]
+        self._pool.clear()
+        for writer in writers:
+            writer.close()
+        for writer in writers:
+            with contextlib.suppress(Exception):  # the target may have reset it already
+                await writer.wait_closed()
+
+    @staticmethod
+    async def _end_all(tasks: set[asyncio.Task[Any]]) -> None:
+        """Cancel `tasks` (but the running one) and wait until each has really ended."""
+        tasks = {t for t in tasks if t is not asyncio.current_task() and not t.done()}
+        for task in tasks:
             task.cancel()
-        for conns in self._pool.values():
-            for _, writer in conns:
-                writer.close()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Start a task the plane keeps until it ends (so stop() can cancel and await it)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def flush_metrics(self) -> int:
         """Publish the current period's metrics now; return how many data points."""
@@ -214,7 +252,7 @@ class DataPlane:
                 wanted.add(key)
                 if key not in self._checks:
                     self.health.setdefault(key, TargetHealth())
-                    self._checks[key] = asyncio.ensure_future(self._check_loop(group.arn, target.id, target.port))
+                    self._checks[key] = self._spawn(self._check_loop(group.arn, target.id, target.port))
         for key in list(self._checks):
             if key not in wanted:
                 self._checks.pop(key).cancel()
@@ -329,6 +367,9 @@ class DataPlane:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
+        me = asyncio.current_task()
+        if me is not None:
+            self._connections.add(me)
         try:
             while True:
                 try:
@@ -338,7 +379,13 @@ class DataPlane:
                 keep = await self._one_request(head, reader, writer, port, peer[0])
                 if not keep:
                     return
+        except asyncio.CancelledError:
+            # stop(): the connection ends here. Ending the task normally matters on Python 3.11, whose
+            # start_server callback asks a cancelled handler task for its exception and logs the error.
+            return
         finally:
+            if me is not None:
+                self._connections.discard(me)
             with contextlib.suppress(Exception):
                 writer.close()
 
