@@ -683,10 +683,11 @@ class _Driver:
         if fired:  # ECS rolled back on its deployment alarms: name them, and where it happened
             if not all(a in why for a in fired):
                 why = f"{why} (deployment alarm(s) in ALARM: {', '.join(fired)})"
-            if self.stage == BAKE_STAGE:
+            stage = view.stage or self.stage  # where ECS says the deployment was, else where we last saw it
+            if stage == BAKE_STAGE:
                 why = f"{why}; ECS caught it during its bake, blue still up: traffic went back to blue, no new task"
-            elif self.stage:
-                why = f"{why}; ECS caught it at {self.stage}"
+            elif stage:
+                why = f"{why}; ECS caught it at {stage}"
         if view.breaker.get("status") == "TRIGGERED":
             why = f"the circuit breaker triggered ({view.breaker.get('failureCount')} tasks failed): {why}"
         verdict = Verdict("ecs-rollout", FAILED, f"ECS {view.status}: {why}", {"deployment": view.raw}, terminal=True)

@@ -1042,3 +1042,188 @@ def test_gates_slower_than_the_hook_timeout_end_rolled_back_by_ecs_and_say_so(wo
     assert warning.data["stage"] == "POST_TEST_TRAFFIC_SHIFT"
     assert not [s for s in world.store.steps(out.run_id or "") if s.kind in ("stop_deployment", "rollback")]
     assert world.engine(p).run(RunOptions(from_phase="two")).status != "quarantined"
+
+
+# ------------------------------------------------------------------ judging during ECS's bake (blue still up)
+BAKE_ALARM_GATE = f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"
+
+
+def in_ecs_bake(world: World) -> bool:
+    """The newest service deployment is IN_PROGRESS at BAKE_TIME: production is all on green, blue still up."""
+    deps = world.deployments()
+    return bool(deps) and deps[0]["status"] == "IN_PROGRESS" and deps[0].get("lifecycleStage") == "BAKE_TIME"
+
+
+def sent_configurations(aws: AwsContext) -> list[dict[str, Any]]:
+    """Every deploymentConfiguration an UpdateService through `aws` sends (filled in as the run goes)."""
+    sent: list[dict[str, Any]] = []
+
+    def keep(params: Any, **_: Any) -> None:
+        sent.append(dict(params.get("deploymentConfiguration") or {}))
+
+    aws.client("ecs").meta.events.register("before-parameter-build.ecs.UpdateService", keep)
+    return sent
+
+
+def two_phases_on_blue_green_with_a_bake(world: World, extra: str) -> tuple[Any, Any, dict[str, int]]:
+    """Phase one live and good through blue-green with a 1-minute ECS bake; returns (pipeline, one, production)."""
+    world.strategy = "{type: blue-green, bake: 1m}"
+    world.serve("a")
+    world.serve("b")
+    p = world.pipeline({"one": "a", "two": "b"}, {"two": extra})
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    one = world.store.last_good(SERVICE, "one")
+    assert one is not None
+    return p, one, world.forward("production")
+
+
+def assert_back_on_blue_caught_in_bake(world: World, out: Any, one: Any, production: dict[str, int]) -> None:
+    """Traffic back on phase one by StopServiceDeployment during ECS's bake: exit 1, no second deployment, the
+    trail says where, and the failed release is quarantined."""
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert world.live() == one.revision_arn and world.forward("production") == production
+    assert production_serves(world, "a")  # real requests on the production listener reach phase one only
+    assert answers(world, out.run_id) == [
+        ("POST_TEST_TRAFFIC_SHIFT", "CONTINUE"),
+        ("POST_PRODUCTION_TRAFFIC_SHIFT", "CONTINUE"),
+    ]
+    steps = [s.kind for s in world.store.steps(out.run_id or "")]
+    assert steps.count("stop_deployment") == 1 and "rollback" not in steps  # a traffic switch, not a new deployment
+    dep = world.deployments()[0]
+    assert dep["status"] == "ROLLBACK_SUCCESSFUL" and "StopServiceDeployment" in dep["rollback"]["reason"]
+    assert not hooks_awaiting(world)
+    [decision] = [e for e in world.events("decision") if e.run_id == out.run_id]
+    assert decision.data["during"] == "ecs_bake" and decision.data["stage"] == "BAKE_TIME"
+    assert "caught during ECS's bake" in decision.message and "without a new task" in decision.message
+    assert decision.data["production_on_green"] == 100.0
+    [returned] = [e for e in world.events("rollback_started") if e.run_id == out.run_id]
+    assert returned.data["traffic_returned"] and "without starting a task" in returned.message
+    kinds = [e.kind for e in world.store.events(SERVICE, out.run_id)]
+    assert kinds.index("gate_failed") < kinds.index("decision") < kinds.index("rollback_started")
+    assert kinds.index("rollback_started") < kinds.index("rollback_verified")
+    assert "during ECS's bake" in out.message
+    assert world.store.last_good(SERVICE, "two") is None
+    again = world.engine(load_pipeline(world.tmp / "pipeline.yaml")).run(RunOptions(from_phase="two"))
+    assert (again.exit_code, again.status) == (1, "quarantined"), again.message  # the release's own failure
+
+
+def test_an_alarm_during_ecs_bake_returns_traffic_to_blue_without_a_task(world) -> None:
+    """blue-green, bake 1m: green passes on the test listener and after the shift (CONTINUE twice), then its alarm
+    goes into ALARM while ECS bakes with blue still up. snail's look at the alarm during the bake fails, it stops the
+    deployment with ROLLBACK: production is back on blue, no task started, exit 1, the release quarantined, and the
+    trail says the failure was caught during ECS's bake."""
+    alarm(world, "OK")
+    p, one, production = two_phases_on_blue_green_with_a_bake(world, BAKE_ALARM_GATE)
+    seen: dict[str, int] = {}
+
+    def fire_in_ecs_bake() -> None:
+        if "launched" not in seen and in_ecs_bake(world):
+            seen["launched"] = len(world.launcher.started)
+            alarm(world, "ALARM")
+
+    world.clock.on_sleep.append(fire_in_ecs_bake)
+    out = world.engine(p).run(RunOptions(from_phase="two"))
+    assert "launched" in seen
+    assert seen["launched"] == len(world.launcher.started)  # not one task started from the alarm on
+    [failed] = [e for e in world.events("gate_failed") if e.run_id == out.run_id]
+    assert failed.data["during"] == "ecs_bake" and ALARM in failed.message and failed.data["stage"] == "BAKE_TIME"
+    assert_back_on_blue_caught_in_bake(world, out, one, production)
+
+
+def test_a_5xx_ratio_crossing_its_threshold_during_ecs_bake_returns_traffic_to_blue(world) -> None:
+    """blue-green, bake 1m, a metrics gate (5xx ratio at most 5 %): green serves cleanly on its production share,
+    then starts failing 1 request in 2 during ECS's bake. Its ratio over the gate's window crosses 5 % a few polls in:
+    StopServiceDeployment ROLLBACK, traffic back on blue without a task, exit 1, quarantined."""
+    gate = "gates:\n  - {type: metrics, min_requests: 5, max_5xx_ratio: 0.05}\n"
+    p, one, production = two_phases_on_blue_green_with_a_bake(world, gate)
+    green_group = world.blue_tg if production.get("shine-green") else world.green_tg
+    seen: dict[str, int] = {}
+
+    def traffic() -> None:
+        if in_ecs_bake(world):
+            seen.setdefault("launched", len(world.launcher.started))
+            seen["bad"] = seen.get("bad", 0) + 1
+            publish(world, green_group, requests=20, errors=10)
+        elif "bad" not in seen:
+            publish(world, green_group, requests=100, errors=0)
+
+    world.clock.on_sleep.append(traffic)
+    out = world.engine(p).run(RunOptions(from_phase="two"))
+    assert seen["launched"] == len(world.launcher.started)
+    assert seen["bad"] >= 2  # the first look(s) in the bake still passed: the ratio crossed 5 % as the window filled
+    [failed] = [e for e in world.events("gate_failed") if e.run_id == out.run_id]
+    assert failed.data["during"] == "ecs_bake" and failed.data["gate"] == "metrics" and "5xx ratio" in failed.message
+    assert failed.data["evidence"]["green"]["5xx_ratio"] > 0.05
+    assert failed.data["evidence"]["green"]["target_group"] == green_group.rsplit(":", 1)[-1]  # aimed at green
+    assert_back_on_blue_caught_in_bake(world, out, one, production)
+
+
+def test_a_good_release_with_quiet_alarms_through_ecs_bake_is_marked_good(world) -> None:
+    """blue-green, bake 1m, an alarm gate: the deploymentConfiguration sent carries the alarm for ECS to watch
+    (enable + rollback), snail looks at the alarm at each poll of ECS's bake, it stays OK, ECS completes and the
+    release is marked good, the trail saying the alarm was judged during the bake."""
+    alarm(world, "OK")
+    p, _one, _production = two_phases_on_blue_green_with_a_bake(world, BAKE_ALARM_GATE)
+    aws = AwsContext(region=REGION)
+    sent = sent_configurations(aws)
+    calls: list[str] = []
+    aws.record_calls(calls)
+    out = world.engine(p, aws).run(RunOptions(from_phase="two"))
+    assert (out.exit_code, out.status) == (0, "succeeded"), out.message
+    assert world.store.last_good(SERVICE, "two").revision_arn == world.live()
+    assert sent and sent[0]["alarms"] == {"alarmNames": [ALARM], "enable": True, "rollback": True}
+    dep = world.deployments()[0]
+    assert dep["status"] == "SUCCESSFUL" and dep["alarms"]["status"] in ("MONITORING", "MONITORING_COMPLETE")
+    [judged] = [e for e in world.events("gate_passed") if e.run_id == out.run_id and e.data.get("during")]
+    assert judged.data["during"] == "ecs_bake" and "during ECS's bake" in judged.message
+    looks = int(judged.message.split("judged ", 1)[1].split(" ")[0])
+    assert looks >= 20  # a 1-minute bake polled every 2 s: about 30 looks
+    assert calls.count("cloudwatch:DescribeAlarms") >= looks
+
+
+def test_ecs_rolling_back_on_its_own_alarm_during_the_bake_is_reported_with_the_alarm(world) -> None:
+    """ECS sees the deployment alarm first (its own watch: snail has not looked yet): it rolls back during its bake.
+    The run ends rolled back on blue (no task started, exit 1, quarantined) and the reason names the alarm and says
+    ECS caught it during its bake."""
+    alarm(world, "OK")
+    p, one, production = two_phases_on_blue_green_with_a_bake(world, BAKE_ALARM_GATE)
+    seen: dict[str, int] = {}
+
+    def ecs_sees_it_first() -> None:
+        if "launched" not in seen and in_ecs_bake(world):
+            seen["launched"] = len(world.launcher.started)
+            alarm(world, "ALARM")
+            world.agent.reconcile_once()  # ECS's round comes before snail's next look
+
+    world.clock.on_sleep.append(ecs_sees_it_first)
+    out = world.engine(p).run(RunOptions(from_phase="two"))
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert world.live() == one.revision_arn and world.forward("production") == production
+    assert seen["launched"] == len(world.launcher.started)
+    dep = world.deployments()[0]
+    assert dep["status"] == "ROLLBACK_SUCCESSFUL" and dep["alarms"]["triggeredAlarmNames"] == [ALARM]
+    assert not [s for s in world.store.steps(out.run_id or "") if s.kind in ("stop_deployment", "rollback")]
+    assert ALARM in out.message and "during its bake" in out.message, out.message
+    assert world.store.last_good(SERVICE, "two") is None
+
+
+def test_a_rollback_and_a_rolling_phase_drop_the_deployment_alarms(world) -> None:
+    """The deployment alarms a blue-green phase set are off after a rolling phase (a rolling update is judged by
+    snail's gates only) and on the configuration a rollback restores with (the failed release's alarm, still in
+    ALARM, would otherwise roll the rollback itself back onto the failed release)."""
+    alarm(world, "OK")
+    world.serve("a")
+    world.serve("b")
+    p = world.pipeline({"one": "a", "two": "b"}, {"one": BAKE_ALARM_GATE, "two": "strategy: rolling\n"})
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    svc = EcsClient(AwsContext(region=REGION)).service(CLUSTER, SERVICE)
+    assert svc is not None and svc.deployment_configuration["alarms"]["alarmNames"] == [ALARM]
+    assert strategies.restore_configuration(svc) == {
+        "lifecycleHooks": [],
+        "bakeTimeInMinutes": 0,
+        "alarms": {"alarmNames": [], "enable": False, "rollback": False},
+    }
+    out = world.engine(p).run(RunOptions(from_phase="two"))
+    assert out.status == "succeeded", out.message
+    cfg = world.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["deploymentConfiguration"]
+    assert cfg["strategy"] == "ROLLING" and cfg["alarms"]["enable"] is False and not cfg["alarms"]["alarmNames"]
