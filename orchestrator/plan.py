@@ -13,7 +13,7 @@ from orchestrator import taskdef
 from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
 from orchestrator.config.gates import GateSpec, with_rollout
 from orchestrator.config.model import Phase, Pipeline
-from orchestrator.config.strategy import pause_stages, plan_lines
+from orchestrator.config.strategy import hook_timeout_warnings, pause_stages, plan_lines
 from orchestrator.images import Images
 from orchestrator.release_memory import Block, blocked
 from orchestrator.state.base import GoodRecord, StateStore
@@ -57,7 +57,11 @@ class PhasePlan:
             "approval": self.phase.approval,
             "gates": [g.label for g in self.gates],
             "bake_seconds": self.phase.bake,
-            "strategy": {**self.phase.strategy.to_dict(), "pauses": pause_stages(self.phase.strategy, self.gates)},
+            "strategy": {
+                **self.phase.strategy.to_dict(),
+                "pauses": pause_stages(self.phase.strategy, self.gates),
+                "warnings": hook_timeout_warnings(self.phase.strategy, self.gates),
+            },
             "last_good_revision": self.good.revision_arn if self.good else None,
             "diff": self.diff,
             "blocked": {"kind": self.block.kind, "message": self.block.message()} if self.block else None,

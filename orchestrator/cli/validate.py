@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli.app import App, pass_app
+from orchestrator.config.gates import with_rollout
+from orchestrator.config.strategy import hook_timeout_warnings
 from orchestrator.config.yamlio import neutralise
 from orchestrator.errors import ConfigError, ConfigErrors, ExitCode
 
@@ -23,9 +25,13 @@ def command(app: App) -> int:
         where = app.file or "pipeline.yaml"
         what = f"cannot check this file ({type(exc).__name__}: {exc}); this is a bug in snail, please report it"
         return _invalid(app, [ConfigError(where, None, what)])
+    warnings = [  # valid, but a person should know (issue 13: gates slower than a PAUSE hook's timeout)
+        f"phase {ph.name}: {w}" for ph in p.phases for w in hook_timeout_warnings(ph.strategy, with_rollout(ph.gates))
+    ]
     app.emit(
-        {"valid": True, "file": str(p.path), "phases": p.phase_names()},
-        f"ok: {p.path.name} and {len(p.phases)} phase file(s) are valid: {' -> '.join(p.phase_names())}",
+        {"valid": True, "file": str(p.path), "phases": p.phase_names(), "warnings": warnings},
+        f"ok: {p.path.name} and {len(p.phases)} phase file(s) are valid: {' -> '.join(p.phase_names())}"
+        + "".join(f"\nwarning: {neutralise(w)}" for w in warnings),
     )
     return ExitCode.OK
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from orchestrator.config import schema as s
-from orchestrator.config.gates import AlarmGate, GateSpec, TargetHealthGate
+from orchestrator.config.gates import AlarmGate, CommandGate, EcsRolloutGate, GateSpec, HttpGate, TargetHealthGate
 
 KINDS = ("rolling", "blue-green", "canary", "linear")
 ECS_NAMES = {"rolling": "ROLLING", "blue-green": "BLUE_GREEN", "canary": "CANARY", "linear": "LINEAR"}
@@ -202,16 +202,77 @@ def pause_stages(strategy: StrategySpec, gates: tuple[GateSpec, ...]) -> list[st
     return stages
 
 
+def alarm_names(gates: tuple[GateSpec, ...]) -> list[str]:
+    """Every alarm the phase's `alarm` gates name, once each, in order (ECS watches them during a deployment)."""
+    return list(dict.fromkeys(a for g in gates if isinstance(g, AlarmGate) for a in g.alarms))
+
+
+def is_bake_gate(g: GateSpec) -> bool:
+    """Gates judged during ECS's bake (blue still up): alarm and metrics."""
+    return isinstance(g, AlarmGate) or g.type == "metrics"
+
+
+def worst_case(g: GateSpec) -> float:
+    """The longest a gate may take at a PAUSE hook, in seconds: its `timeout`, or what its retries allow (each
+    attempt's own bound times `attempts`, plus the waits between them), whichever is shorter. ecs-rollout reads
+    the deployment once at a hook; alarm, metrics and target-health attempts are a few API calls (counted 0)."""
+    if isinstance(g, EcsRolloutGate):
+        return 0.0
+    r = g.retries
+    waits = 0.0
+    for n in range(1, max(1, r.attempts)):  # tenacity's wait after attempt n (wait_fixed / wait_exponential)
+        waits += min(max(r.wait * r.backoff ** (n - 1), r.wait), r.max_wait) if r.backoff > 1 and r.wait > 0 else r.wait
+    each = 0.0
+    if isinstance(g, HttpGate):
+        each = g.consecutive * g.request_timeout + (g.consecutive - 1) * g.interval
+    elif isinstance(g, CommandGate):
+        each = g.timeout or 0.0
+    bound = max(1, r.attempts) * each + waits
+    return min(g.timeout, bound) if g.timeout is not None else bound
+
+
+def stage_gates(stage: str, gates: tuple[GateSpec, ...]) -> tuple[GateSpec, ...]:
+    """The gates snail judges while the deployment waits at `stage` (what the engine runs at that hook)."""
+    pick = is_test_gate if stage == TEST_STAGE else is_production_gate
+    return tuple(g for g in gates if pick(g))
+
+
+def hook_timeout_warnings(strategy: StrategySpec, gates: tuple[GateSpec, ...]) -> list[str]:
+    """One warning per PAUSE stage whose gates can take longer, in the worst case, than the strategy's
+    hook_timeout: ECS would then apply the timeout's ROLLBACK while snail is still judging."""
+    out = []
+    for stage in pause_stages(strategy, gates):
+        judged = [(g, worst_case(g)) for g in stage_gates(stage, gates)]
+        total = sum(w for _, w in judged)
+        if total <= strategy.hook_timeout:
+            continue
+        parts = ", ".join(f"{g.label} {w:g}s" for g, w in judged if w > 0)
+        out.append(
+            f"the gates at {stage} can take up to {total:g}s ({parts}), longer than the strategy's hook_timeout "
+            f"({_minutes(strategy.hook_timeout)}): ECS would apply the timeout's ROLLBACK while snail is still "
+            f"judging; raise hook_timeout to at least {math.ceil(total / 60):g}m or shorten the gates' timeout/retries"
+        )
+    return out
+
+
 def plan_lines(strategy: StrategySpec, gates: tuple[GateSpec, ...]) -> list[str]:
     """What `plan` prints about a phase's strategy: settings, where snail pauses and judges, traffic steps."""
     if not strategy.uses_traffic:
         return []
     lines = [f"    strategy: {strategy.describe()}"]
     for stage in pause_stages(strategy, gates):
-        pick = is_test_gate if stage == TEST_STAGE else is_production_gate
-        judged = ", ".join(g.label for g in gates if pick(g)) or "(none)"
+        judged = ", ".join(g.label for g in stage_gates(stage, gates)) or "(none)"
         where = "green on the test listener only" if stage == TEST_STAGE else "green on its production share"
         lines.append(f"    pause:    {stage} ({where}): {judged}; CONTINUE or ROLLBACK")
     steps = " -> ".join(f"{p:g}%" for p in strategy.production_steps())
     lines.append(f"    traffic:  production on green {steps}; a ROLLBACK returns it to blue without a new task")
+    alarms = alarm_names(gates)
+    if alarms:
+        lines.append(f"    alarms:   ECS itself watches {', '.join(alarms)} at every stage (ALARM: ROLLBACK to blue)")
+    watched = ", ".join(g.label for g in gates if is_bake_gate(g))
+    if strategy.bake and watched:
+        lines.append(
+            f"    ECS bake: {_minutes(strategy.bake)}, blue still up: {watched} judged each poll (fails: ROLLBACK)"
+        )
+    lines.extend(f"    WARNING:  {w}" for w in hook_timeout_warnings(strategy, gates))
     return lines

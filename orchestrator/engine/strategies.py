@@ -29,8 +29,8 @@ import structlog
 
 from orchestrator.aws.deployments import DeploymentsClient, ServiceDeploymentView
 from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
-from orchestrator.config.gates import AlarmGate, EcsRolloutGate, GateSpec, Retries, TargetHealthGate
-from orchestrator.config.strategy import is_production_gate, is_test_gate, pause_stages
+from orchestrator.config.gates import EcsRolloutGate, GateSpec, Retries, TargetHealthGate
+from orchestrator.config.strategy import alarm_names, is_bake_gate, is_production_gate, is_test_gate, pause_stages
 from orchestrator.engine.results import FailedAfterDeploy, FailedBeforeDeploy
 from orchestrator.errors import AccessDenied, PreflightFailed, UsageError
 from orchestrator.gates import run_gate
@@ -58,15 +58,13 @@ def deployment_alarms(gates: tuple[GateSpec, ...]) -> dict[str, Any]:
     """ECS's deployment alarms for a traffic phase: every alarm its `alarm` gates name, watched by ECS itself at
     every stage (its bake included) with rollback, so an alarm returns traffic to blue even when snail is gone.
     Switched off explicitly when there is none (ECS keeps the alarms an update does not name)."""
-    names = list(dict.fromkeys(a for g in gates if isinstance(g, AlarmGate) for a in g.alarms))
+    names = alarm_names(gates)
     return {"alarmNames": names, "enable": True, "rollback": True} if names else dict(NO_ALARMS)
 
 
 def bake_gates(gates: tuple[GateSpec, ...]) -> tuple[GateSpec, ...]:
     """The gates judged during ECS's bake (blue still up): alarm and metrics, each tried once per look."""
-    return tuple(
-        dataclasses.replace(g, retries=Retries()) for g in gates if isinstance(g, AlarmGate) or g.type == "metrics"
-    )
+    return tuple(dataclasses.replace(g, retries=Retries()) for g in gates if is_bake_gate(g))
 
 
 def deployment_configuration(strategy: StrategySpec, gates: tuple[GateSpec, ...], breaker: bool) -> dict[str, Any]:

@@ -1227,3 +1227,36 @@ def test_a_rollback_and_a_rolling_phase_drop_the_deployment_alarms(world) -> Non
     assert out.status == "succeeded", out.message
     cfg = world.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]["deploymentConfiguration"]
     assert cfg["strategy"] == "ROLLING" and cfg["alarms"]["enable"] is False and not cfg["alarms"]["alarmNames"]
+
+
+def test_plan_and_validate_warn_when_the_gates_at_a_pause_can_outlast_the_hook_timeout(world, capsys) -> None:
+    """hook_timeout 1m, and at POST_TEST_TRAFFIC_SHIFT an http gate (3 tries of up to 5 s, 1 s apart: 17 s) and a
+    command gate that may run 2m: 137 s in the worst case, so ECS could apply the timeout's ROLLBACK while snail still
+    judges. `plan` (text and JSON) and `validate` warn, naming the stage, each gate's worst case and the fix; the
+    production pause (an alarm: a few API calls) gets no warning. `plan` also says ECS watches the alarm itself."""
+    from orchestrator.cli.main import main
+
+    world.strategy = "{type: blue-green, hook_timeout: 1m, bake: 1m}"
+    gates = f"gates:\n  - {{type: command, run: 'true', timeout: 2m}}\n  - {{type: alarm, alarms: [{ALARM}]}}\n"
+    p = world.pipeline({"one": "a"}, {"one": gates})
+    plan = world.engine(p).plan(RunOptions())
+    text = render_plan(plan, p)
+    expected = (
+        "the gates at POST_TEST_TRAFFIC_SHIFT can take up to 137s (http /health 17s, command true 120s), longer "
+        "than the strategy's hook_timeout (1m): ECS would apply the timeout's ROLLBACK while snail is still judging; "
+        "raise hook_timeout to at least 3m"
+    )
+    [warning] = [line for line in text.splitlines() if "WARNING:" in line]
+    assert expected in warning
+    assert f"alarms:   ECS itself watches {ALARM} at every stage" in text
+    assert "ECS bake: 1m, blue still up: alarm judged each poll" in text
+    [pp] = plan.phases
+    [shown] = pp.to_dict()["strategy"]["warnings"]
+    assert expected in shown
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["-f", str(world.tmp / "pipeline.yaml"), "validate"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and f"warning: phase one: {expected}" in out, out
+    roomy = world.pipeline({"one": "a"}, {"one": gates.replace("2m", "30s")})  # 47 s: fits in the minute
+    assert "WARNING:" not in render_plan(world.engine(roomy).plan(RunOptions()), roomy)
