@@ -411,6 +411,10 @@ class _Driver:
                 )
             except Exception as exc:
                 late = self._too_late(view, hook.hook_id, exc)
+                if late is None and self._went_back_meanwhile(view) is not None:
+                    done = self._wait()  # ECS rolled back on its own (its deployment alarm) while the gates ran
+                    self._traffic(done)
+                    return self._finished(done)
                 if late is None:
                     raise
                 return late
@@ -582,6 +586,12 @@ class _Driver:
             self.ph.name, self.arn, reason, self.deployed_at, failed, traffic_returned=done.rolled_back
         )
 
+    def _went_back_meanwhile(self, view: ServiceDeploymentView) -> ServiceDeploymentView | None:
+        """The deployment now, when ECS itself is taking it back to blue (or has) while snail judged at a hook: its
+        deployment alarm fired. An answer to the hook is then refused, and that refusal is not what happened."""
+        now = self._describe_quietly(view.arn)
+        return now if now is not None and now.status.startswith("ROLLBACK") else None
+
     def _describe_quietly(self, arn: str) -> ServiceDeploymentView | None:
         try:
             return self.dc.describe(arn)
@@ -632,6 +642,10 @@ class _Driver:
             returned = self._wait().rolled_back
         except AccessDenied as exc:
             returned = self._wait_for_timeout(view, exc)
+        except Exception:
+            if self._went_back_meanwhile(view) is None:
+                raise
+            returned = self._wait().rolled_back  # ECS was already on its way back (its own alarm): same end
         if returned:
             self._traffic(self.dc.describe(view.arn) or view)
         return FailedAfterDeploy(self.ph.name, self.arn, reason, self.deployed_at, failed, traffic_returned=returned)

@@ -1260,3 +1260,48 @@ def test_plan_and_validate_warn_when_the_gates_at_a_pause_can_outlast_the_hook_t
     assert exc.value.code == 0 and f"warning: phase one: {expected}" in out, out
     roomy = world.pipeline({"one": "a"}, {"one": gates.replace("2m", "30s")})  # 47 s: fits in the minute
     assert "WARNING:" not in render_plan(world.engine(roomy).plan(RunOptions()), roomy)
+
+
+@pytest.mark.parametrize("alarm_first", [True, False], ids=["then-continue", "then-rollback"])
+def test_ecs_rolling_back_on_its_alarm_while_snail_judges_at_a_hook_is_reported_not_an_error(
+    world, alarm_first: bool
+) -> None:
+    """At POST_PRODUCTION_TRAFFIC_SHIFT the metrics gate waits for traffic (retrying) when the alarm fires and ECS,
+    watching it, rolls back before snail answers the hook: the late CONTINUE (the alarm was judged OK before) or
+    ROLLBACK (the alarm judged after) is refused. That refusal is not the story: the run ends rolled back on blue,
+    no task started, exit 1, quarantined, with the alarm named."""
+    alarm(world, "OK")
+    metrics = "{type: metrics, min_requests: 5, retries: {attempts: 4, wait: 2s}}"
+    listed = [f"{{type: alarm, alarms: [{ALARM}]}}", metrics]
+    gates = "gates:\n" + "".join(f"  - {g}\n" for g in (listed if alarm_first else listed[::-1]))
+    world.serve("a")
+    world.serve("b")
+    p = world.pipeline({"one": "a", "two": "b"}, {"two": gates})
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    one = world.store.last_good(SERVICE, "one")
+    assert one is not None
+    production = world.forward("production")
+    green_group = world.blue_tg if production.get("shine-green") else world.green_tg
+    seen: dict[str, int] = {}
+
+    def ecs_sees_the_alarm_while_snail_judges() -> None:
+        if "launched" in seen:
+            publish(world, green_group, requests=50, errors=0)  # traffic arrives: the metrics gate passes
+        elif any(h["hookId"].endswith("post_production_traffic_shift-0") for h in hooks_awaiting(world)):
+            seen["paused"] = seen.get("paused", 0) + 1
+            if seen["paused"] < 2:  # the first sleep at the hook is snail's wait; the second, the metrics retry
+                return
+            seen["launched"] = len(world.launcher.started)
+            alarm(world, "ALARM")
+            world.agent.reconcile_once()  # ECS's deployment alarm: it rolls back on its own
+
+    world.clock.on_sleep.append(ecs_sees_the_alarm_while_snail_judges)
+    out = world.engine(p).run(RunOptions(from_phase="two"))
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert world.live() == one.revision_arn and world.forward("production") == production
+    assert seen["launched"] == len(world.launcher.started)
+    assert ALARM in out.message and "unexpected" not in out.message, out.message
+    assert not [s for s in world.store.steps(out.run_id or "") if s.kind in ("stop_deployment", "rollback")]
+    assert world.store.last_good(SERVICE, "two") is None
+    again = world.engine(p).run(RunOptions(from_phase="two"))
+    assert (again.exit_code, again.status) == (1, "quarantined"), again.message
