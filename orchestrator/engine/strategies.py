@@ -815,4 +815,12 @@ def status(aws: Any, svc: ServiceView | None) -> tuple[dict[str, Any] | None, li
     for h in view.hooks:
         expires = f", expires {h.expires_at}" if h.awaiting and h.expires_at else ""
         lines.append(f"    PAUSE hook {h.hook_id}: {h.status}{expires} (on timeout: {h.timeout_action})")
+    alarms = view.raw.get("alarms") or {}
+    if alarms.get("alarmNames"):  # ECS's own watch (deploymentConfiguration.alarms): what it saw
+        fired = list(alarms.get("triggeredAlarmNames") or [])
+        data["alarms"] = {"status": alarms.get("status"), "names": list(alarms["alarmNames"]), "in_alarm": fired}
+        lines.append(
+            f"    deployment alarms {', '.join(alarms['alarmNames'])}: {alarms.get('status')}"
+            f" (in ALARM: {', '.join(fired) or 'none'})"
+        )
     return data, lines

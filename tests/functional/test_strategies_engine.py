@@ -1174,6 +1174,9 @@ def test_a_good_release_with_quiet_alarms_through_ecs_bake_is_marked_good(world)
     assert sent and sent[0]["alarms"] == {"alarmNames": [ALARM], "enable": True, "rollback": True}
     dep = world.deployments()[0]
     assert dep["status"] == "SUCCESSFUL" and dep["alarms"]["status"] in ("MONITORING", "MONITORING_COMPLETE")
+    shown, lines = strategies.status(AwsContext(region=REGION), EcsClient(aws).service(CLUSTER, SERVICE))
+    assert shown is not None and shown["alarms"]["names"] == [ALARM] and shown["alarms"]["in_alarm"] == []
+    assert f"deployment alarms {ALARM}: {dep['alarms']['status']} (in ALARM: none)" in lines[-1]
     [judged] = [e for e in world.events("gate_passed") if e.run_id == out.run_id and e.data.get("during")]
     assert judged.data["during"] == "ecs_bake" and "during ECS's bake" in judged.message
     looks = int(judged.message.split("judged ", 1)[1].split(" ")[0])
