@@ -4,6 +4,14 @@ ECS registers each task of a service in its target group (awsvpc: the task's pri
 port), deregisters it when the task stops, and for BLUE_GREEN, LINEAR and CANARY rewrites the weighted
 forward actions of the production and test listener rules. The sandbox's load balancer (`lb.py`) routes
 real requests by exactly this state, and reports the health it measures back through DescribeTargetHealth.
+
+After a BLUE_GREEN, CANARY or LINEAR deployment completes, the sandbox leaves the service's `loadBalancers`
+(`targetGroupArn`, `advancedConfiguration.alternateTargetGroupArn`) as they were configured, and keeps which of
+the two groups production now uses for itself (`production_target_group`): the next deployment's green goes to
+the other one, so the groups alternate across deployments. ECS's documentation (the AdvancedConfiguration API
+reference, "Application Load Balancer resources for blue/green deployments", the blue/green workflow page)
+does not say whether DescribeServices swaps the two fields after a deployment, so the sandbox does not invent
+it; code that needs production's group reads the production listener rule's weights, which are documented.
 """
 
 from __future__ import annotations

@@ -1297,6 +1297,23 @@ def test_no_hook_awaits_action_once_its_deployment_ends(status):
     assert [h.status for h in run.hooks] == ["SUCCEEDED", "FAILED"]  # a resolved hook keeps its verdict
 
 
+# ----------------------------------------------------------------------------------- target groups across deployments
+
+
+def test_successive_blue_green_deployments_alternate_the_target_groups(world):
+    """Each deployment's green goes to the group production does not use; loadBalancers stays as configured."""
+    world.create_service(strategy="BLUE_GREEN", bakeTimeInMinutes=0)
+    configured = world.describe()["loadBalancers"]
+    world.until_status(world.deploy(GREEN), "SUCCESSFUL")
+    assert world.forward("production") == {"blue": 0, "green": 1} and len(world.targets(world.green_tg)) == 2
+    third = "127.0.0.1:5055/shine-api-gateway:third"
+    world.until_status(world.deploy(third), "SUCCESSFUL")
+    assert world.forward("production") == {"blue": 1, "green": 0}  # back on the first group, now running third
+    assert len(world.targets(world.blue_tg)) == 2 and world.targets(world.green_tg) == set()
+    assert world.running(third) == 2 and world.running(GREEN) == 0
+    assert world.describe()["loadBalancers"] == configured  # ECS's docs do not say it swaps them: see traffic.py
+
+
 # ------------------------------------------------------------------------ the load balancer stops what it started
 
 
