@@ -1308,3 +1308,44 @@ def test_ecs_rolling_back_on_its_alarm_while_snail_judges_at_a_hook_is_reported_
     assert world.store.last_good(SERVICE, "two") is None
     again = world.engine(p).run(RunOptions(from_phase="two"))
     assert (again.exit_code, again.status) == (1, "quarantined"), again.message
+
+
+def test_a_snail_restarted_during_ecs_bake_resumes_judging_it(aws, tmp_path, http_server) -> None:
+    """Interrupted while ECS bakes (on_interrupt: record): the deployment goes on baking. `run --resume` finds it in
+    flight, judges the bake from where it is, and when the alarm fires stops it back to blue: no task started,
+    exit 1, quarantined, and no second deployment of the release."""
+    world = World(tmp_path, http_server, on_interrupt="record")
+    try:
+        alarm(world, "OK")
+        p, one, production = two_phases_on_blue_green_with_a_bake(world, BAKE_ALARM_GATE)
+        seen: dict[str, int] = {}
+
+        def ctrl_c_in_ecs_bake() -> None:
+            if "interrupted" not in seen and in_ecs_bake(world):
+                seen["interrupted"] = 1
+                raise KeyboardInterrupt
+
+        world.clock.on_sleep.append(ctrl_c_in_ecs_bake)
+        first = world.engine(p).run(RunOptions(from_phase="two"))
+        assert first.status == "interrupted", first.message
+        [dep] = [d for d in world.deployments() if d["status"] == "IN_PROGRESS"]
+        assert dep["lifecycleStage"] == "BAKE_TIME"
+
+        def fire_in_the_resumed_bake() -> None:
+            if "launched" not in seen and in_ecs_bake(world):
+                seen["launched"] = len(world.launcher.started)
+                alarm(world, "ALARM")
+
+        world.clock.on_sleep.append(fire_in_the_resumed_bake)
+        engine = world.engine(p)
+        out = engine.run(RunOptions(from_phase=engine.resume_point()))
+        assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+        assert world.live() == one.revision_arn and world.forward("production") == production
+        assert seen["launched"] == len(world.launcher.started)
+        assert world.deployments()[0]["serviceDeploymentArn"] == dep["serviceDeploymentArn"]  # the same one, stopped
+        assert world.deployments()[0]["status"] == "ROLLBACK_SUCCESSFUL"
+        [decision] = [e for e in world.events("decision") if e.run_id == out.run_id]
+        assert decision.data["during"] == "ecs_bake"
+        assert world.store.last_good(SERVICE, "two") is None
+    finally:
+        world.close()
