@@ -158,7 +158,7 @@ TABLE: tuple[Permission, ...] = (
         for a, why in (
             ("ecs:DescribeServiceDeployments", "a strategy's stage and the hook awaiting action"),
             ("ecs:ContinueServiceDeployment", "CONTINUE or ROLLBACK at a PAUSE hook"),
-            ("ecs:StopServiceDeployment", "return traffic to blue when a run stops mid-deployment"),
+            ("ecs:StopServiceDeployment", "traffic back to blue: a run stopped mid-way, a gate failed in the bake"),
         )
     ),
     _p("ecs:ListServiceDeployments", "service", _DEPLOY, "find a deployment left paused", "EcsService", "strategy"),
