@@ -154,7 +154,7 @@ class Engine:
         """Rebuild the local marks from the revisions' tags when the cache is empty or behind (free when current)."""
         from orchestrator import marks
 
-        if not force:  # current cache: no call, and no client made (a scheduled no-op stays at two calls)
+        if not force:  # current cache: no call, and no client made (a scheduled no-op stays at one call)
             cached = self.store.cached_revisions(self.svc.name)
             if cached and (live_revision is None or live_revision in cached):
                 return
