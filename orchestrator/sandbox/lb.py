@@ -184,6 +184,7 @@ class DataPlane:
         self._servers.clear()
         for server in servers:
             server.close()
+        await asyncio.sleep(0)  # a connection accepted just now starts its handler, so it ends like the others
         await self._end_all(self._tasks | self._connections | set(self._checks.values()))
         self._checks.clear()
         for server in servers:
@@ -494,8 +495,15 @@ class DataPlane:
                 if fresh or attempt:
                     raise _UpstreamFailed(str(exc)) from exc
                 continue  # an idle pooled connection the target had closed: once more on a new one
+            except BaseException:
+                up_writer.close()  # cancelled (stop(), the upstream timeout): not left open, never pooled
+                raise
             elapsed = time.perf_counter() - started
-            return await self._relay(address, head, up_reader, up_writer, method, client, keep, elapsed)
+            try:
+                return await self._relay(address, head, up_reader, up_writer, method, client, keep, elapsed)
+            except BaseException:
+                up_writer.close()  # cut mid-response or cancelled: _relay pools a connection only on success
+                raise
         raise _UpstreamFailed("no connection")
 
     async def _relay(

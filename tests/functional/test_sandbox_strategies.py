@@ -5,6 +5,7 @@ Tasks need no containers (InstantLauncher) and the agent's clock is fake (second
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -1330,51 +1331,73 @@ class _AsyncioErrors(logging.Handler):
 
 
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("error::ResourceWarning")  # an unclosed transport, garbage-collected, is an error
 def test_stopping_the_load_balancer_ends_every_task_it_started():
-    """Stop mid-probe with a client connected: every check, connection and server ends; nothing pending is destroyed."""
+    """Stop with a probe and a proxied request in flight and a client kept alive: every check, connection and
+    server ends, each upstream connection is closed (not left to the garbage collector), nothing pending is
+    destroyed."""
     import gc
     import socket
 
-    silent = socket.socket()  # a target that accepts and never answers: its health probe is in flight at stop
+    silent = socket.socket()  # a target that accepts and never answers
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
+    silent.settimeout(5)
     app = serve("blue")
+    quiet = ("127.0.0.1", silent.getsockname()[1])
     groups = {
-        "tg/blue": lb.TargetGroup(
+        "tg/blue": lb.TargetGroup(  # its health probe of the silent target is in flight at stop
             "tg/blue",
             "targetgroup/blue/1",
             ["app/x/1"],
             [
                 lb.Target("10.0.0.1", 5000, ("127.0.0.1", app.server_address[1])),
-                lb.Target("10.0.0.2", 5000, ("127.0.0.1", silent.getsockname()[1])),
+                lb.Target("10.0.0.2", 5000, quiet),
             ],
             interval=0.05,
             timeout=30.0,
         ),
+        "tg/slow": lb.TargetGroup(
+            "tg/slow", "targetgroup/slow/1", ["app/x/1"], [lb.Target("10.0.0.3", 5000, quiet)], health_enabled=False
+        ),
     }
     port = _free_port()
-    rules = [lb.Rule(1, (), {"Type": "forward", "TargetGroupArn": "tg/blue"}, "r1")]
+    rules = [
+        lb.Rule(1, (("path-pattern", ("/slow*",)),), {"Type": "forward", "TargetGroupArn": "tg/slow"}, "r1"),
+        lb.Rule(2, (), {"Type": "forward", "TargetGroupArn": "tg/blue"}, "r2"),
+    ]
     snap = lb.Snapshot({port: lb.Listener(port, "app/x/1", rules)}, groups)
     errors = _AsyncioErrors()
     logging.getLogger("asyncio").addHandler(errors)
     plane = lb.DataPlane(snapshot=lambda: snap, metrics_period=3600, publish=lambda data: None)
     plane.start()
     client = requests.Session()
+
+    def wait_for_slow() -> None:
+        with contextlib.suppress(requests.RequestException):  # cut at stop: the balancer closes it
+            requests.get(f"http://127.0.0.1:{port}/slow", timeout=10)
+
+    waiting = threading.Thread(target=wait_for_slow, daemon=True)
+    upstreams: dict[bytes, socket.socket] = {}
     try:
         deadline = time.monotonic() + 5
-        while plane.lookup("tg/blue", "10.0.0.1", 5000)[0] == "initial" and time.monotonic() < deadline:
+        while plane.lookup("tg/blue", "10.0.0.1", 5000)[0] != "healthy" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert client.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200  # kept alive through stop
+        waiting.start()
+        while len(upstreams) < 2:  # the probe (GET /) and the proxied request (GET /slow), both unanswered
+            conn, _ = silent.accept()
+            conn.settimeout(5)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            upstreams[head.split(b" ", 2)[1]] = conn
+        assert sorted(upstreams) == [b"/", b"/slow"]
         thread = plane._thread
         plane.stop()
         assert thread is not None and not thread.is_alive()
-        probe, _ = silent.accept()  # the health probe that was waiting on the silent target was closed, not dropped
-        probe.settimeout(5)
-        sent = b""
-        while chunk := probe.recv(4096):  # its request, then end of stream (a timeout here: still open)
-            sent += chunk
-        assert sent.startswith(b"GET /")
-        probe.close()
+        for path, conn in upstreams.items():
+            assert conn.recv(4096) == b"", path  # closed by the balancer (a timeout here: left open)
         with pytest.raises(requests.ConnectionError):  # the listener is closed
             requests.get(f"http://127.0.0.1:{port}/", timeout=5)
         del plane
@@ -1382,6 +1405,8 @@ def test_stopping_the_load_balancer_ends_every_task_it_started():
         assert errors.messages == []
     finally:
         logging.getLogger("asyncio").removeHandler(errors)
+        for conn in upstreams.values():
+            conn.close()
         client.close()
         app.shutdown()
         app.server_close()
