@@ -115,6 +115,7 @@ class Engine:
             fallback_gates=self._phase_gates,
             on_interrupt=pipeline.on_interrupt,
             diagnose=diagnose,
+            owned_alarms=strategies.owned_alarms(pipeline),
         )
 
     # ---------------------------------------------------------------- selection and planning

@@ -53,7 +53,9 @@ class Rollback:
         fallback_gates: Callable[[str], tuple[GateSpec, ...]],
         on_interrupt: str = "rollback",
         diagnose: Diagnose | None = None,
+        owned_alarms: frozenset[str] = frozenset(),
     ) -> None:
+        self.owned_alarms = owned_alarms  # deployment alarms snail set (a rollback switches them off)
         self.ecs = ecs
         self.store = store
         self.svc = service
@@ -125,7 +127,9 @@ class Rollback:
             svc = self.ecs.service(self.svc.cluster, self.svc.name)
             if act:
                 with j.step("rollback", **{"from": svc.task_definition if svc else None, "to": target.revision_arn}):
-                    strategies.restore(self.ecs, self.svc.cluster, self.svc.name, target.revision_arn, svc)
+                    strategies.restore(
+                        self.ecs, self.svc.cluster, self.svc.name, target.revision_arn, svc, self.owned_alarms
+                    )
                 j.event(K.ROLLBACK_STARTED, f"service {self.svc.name} -> {short}", revision=target.revision_arn)
         except BaseException as exc:  # noqa: BLE001 - whatever stopped the act, a human must now look
             msg = f"rollback to {short} could not be started: {_why(exc)}. A human is needed."

@@ -40,6 +40,7 @@ from orchestrator.gates.verdict import FAILED, PASSED, Verdict
 from orchestrator.trail.kinds import EventKind as K
 
 if TYPE_CHECKING:
+    from orchestrator.config.model import Pipeline
     from orchestrator.config.strategy import StrategySpec
     from orchestrator.engine.executor import Engine
     from orchestrator.engine.journal import Journal
@@ -54,12 +55,24 @@ BAKE_STAGE = "BAKE_TIME"
 NO_ALARMS: dict[str, Any] = {"alarmNames": [], "enable": False, "rollback": False}
 
 
-def deployment_alarms(gates: tuple[GateSpec, ...]) -> dict[str, Any]:
-    """ECS's deployment alarms for a traffic phase: every alarm its `alarm` gates name, watched by ECS itself at
-    every stage (its bake included) with rollback, so an alarm returns traffic to blue even when snail is gone.
-    Switched off explicitly when there is none (ECS keeps the alarms an update does not name)."""
-    names = alarm_names(gates)
-    return {"alarmNames": names, "enable": True, "rollback": True} if names else dict(NO_ALARMS)
+def owned_alarms(pipeline: Pipeline) -> frozenset[str]:
+    """The alarms snail manages as ECS deployment alarms: those the pipeline's `alarm` gates name (any phase)."""
+    gates = tuple(pipeline.defaults_gates) + tuple(g for ph in pipeline.phases for g in ph.gates)
+    return frozenset(alarm_names(gates))
+
+
+def deployment_alarms(wanted: list[str], svc: ServiceView | None, owned: frozenset[str]) -> dict[str, Any] | None:
+    """The `alarms` block to send ECS, or None to leave the service's as they are. snail sets the alarms its gates
+    name (watched by ECS itself at every stage, its bake included, with rollback: an alarm returns traffic to blue
+    even when snail is gone) and switches off the ones it set (ECS keeps the alarms an update does not name).
+    Alarms someone configured on the service that no alarm gate names are theirs: never touched."""
+    current = ((svc.deployment_configuration if svc else None) or {}).get("alarms") or {}
+    names = set(current.get("alarmNames") or [])
+    if names - owned:
+        return None
+    if wanted:
+        return {"alarmNames": wanted, "enable": True, "rollback": True}
+    return dict(NO_ALARMS) if current.get("enable") or names else None
 
 
 def bake_gates(gates: tuple[GateSpec, ...]) -> tuple[GateSpec, ...]:
@@ -67,17 +80,25 @@ def bake_gates(gates: tuple[GateSpec, ...]) -> tuple[GateSpec, ...]:
     return tuple(dataclasses.replace(g, retries=Retries()) for g in gates if is_bake_gate(g))
 
 
-def deployment_configuration(strategy: StrategySpec, gates: tuple[GateSpec, ...], breaker: bool) -> dict[str, Any]:
-    """The deploymentConfiguration for ECS: strategy, its settings, and one PAUSE hook per judging stage."""
+def deployment_configuration(
+    strategy: StrategySpec,
+    gates: tuple[GateSpec, ...],
+    breaker: bool,
+    svc: ServiceView | None = None,
+    owned: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """The deploymentConfiguration for ECS: strategy, its settings, one PAUSE hook per judging stage, and the
+    deployment alarms snail manages (`svc`: the service now; `owned`: the alarms the pipeline's gates name)."""
     cfg: dict[str, Any] = {
         "strategy": strategy.ecs_name,
         "deploymentCircuitBreaker": {"enable": breaker, "rollback": breaker},
     }
+    alarms = deployment_alarms(alarm_names(gates) if strategy.uses_traffic else [], svc, owned)
+    if alarms is not None:  # a rolling update after a strategy: the strategy's alarms go too
+        cfg["alarms"] = alarms
     if not strategy.uses_traffic:
         cfg["lifecycleHooks"] = []
-        cfg["alarms"] = dict(NO_ALARMS)  # a rolling update after a strategy: the strategy's alarms go too
         return cfg
-    cfg["alarms"] = deployment_alarms(gates)
     cfg["bakeTimeInMinutes"] = int(strategy.bake // 60)
     if strategy.kind == "canary":
         cfg["canaryConfiguration"] = {
@@ -102,24 +123,33 @@ def deployment_configuration(strategy: StrategySpec, gates: tuple[GateSpec, ...]
     return cfg
 
 
-def restore_configuration(svc: ServiceView | None) -> dict[str, Any] | None:
+def restore_configuration(svc: ServiceView | None, owned: frozenset[str] = frozenset()) -> dict[str, Any] | None:
     """For a rollback by update_service on a service that still carries snail's PAUSE hooks or deployment alarms:
     the configuration that keeps its strategy but drops the hooks and the bake (a rollback must not wait for a
-    judge) and the alarms (the failed release's alarm is likely still in ALARM: ECS would roll the rollback itself
-    back, onto the failed release). None when there is neither (a plain update_service is right)."""
-    cfg = svc.deployment_configuration if svc else {}
-    alarms = cfg.get("alarms") or {}
-    if not cfg.get("lifecycleHooks") and not alarms.get("enable"):
+    judge) and the alarms snail set (`owned`; the failed release's alarm is likely still in ALARM: ECS would roll
+    the rollback itself back, onto the failed release). None when there is neither (a plain update_service)."""
+    cfg = (svc.deployment_configuration if svc else None) or {}
+    alarms = deployment_alarms([], svc, owned)
+    if not cfg.get("lifecycleHooks") and alarms is None:
         return None
-    if not cfg.get("lifecycleHooks"):
-        return {"alarms": dict(NO_ALARMS)}
-    return {"lifecycleHooks": [], "bakeTimeInMinutes": 0, "alarms": dict(NO_ALARMS)}
+    out: dict[str, Any] = {"lifecycleHooks": [], "bakeTimeInMinutes": 0} if cfg.get("lifecycleHooks") else {}
+    if alarms is not None:
+        out["alarms"] = alarms
+    return out
 
 
-def restore(ecs: EcsClient, cluster: str, service: str, revision_arn: str, svc: ServiceView | None) -> None:
-    """The rollback's update_service: plain, or (on a service carrying snail's PAUSE hooks) with the hooks and
-    the bake dropped, so the rollback deployment never waits for a judge that is not coming."""
-    cfg = restore_configuration(svc)
+def restore(
+    ecs: EcsClient,
+    cluster: str,
+    service: str,
+    revision_arn: str,
+    svc: ServiceView | None,
+    owned: frozenset[str] = frozenset(),
+) -> None:
+    """The rollback's update_service: plain, or (on a service carrying snail's PAUSE hooks or deployment alarms)
+    with the hooks, the bake and snail's alarms dropped, so the rollback deployment never waits for a judge that is
+    not coming, nor is rolled back by the failed release's alarm."""
+    cfg = restore_configuration(svc, owned)
     if cfg is None:
         ecs.update_service(cluster, service, revision_arn)
         return
@@ -267,7 +297,9 @@ class _Driver:
 
     def _rolling(self, svc: ServiceView) -> FailedBeforeDeploy | FailedAfterDeploy | None:
         """A rolling phase after a traffic strategy: strategy ROLLING and no hooks, then the engine's own gates."""
-        cfg = deployment_configuration(self.ph.strategy, self.pp.gates, self.svc.circuit_breaker)
+        cfg = deployment_configuration(
+            self.ph.strategy, self.pp.gates, self.svc.circuit_breaker, svc, owned_alarms(self.e.p)
+        )
         try:
             with self.j.step("update_service", **{"from": svc.task_definition, "to": self.arn}) as r:
                 after, dep = self.dc.update_service(self.svc.cluster, self.svc.name, self.arn, cfg)
@@ -357,7 +389,7 @@ class _Driver:
 
     def _update(self, svc: ServiceView) -> FailedBeforeDeploy | FailedAfterDeploy | None:
         strategy = self.ph.strategy
-        cfg = deployment_configuration(strategy, self.pp.gates, self.svc.circuit_breaker)
+        cfg = deployment_configuration(strategy, self.pp.gates, self.svc.circuit_breaker, svc, owned_alarms(self.e.p))
         stages = pause_stages(strategy, self.pp.gates)
         try:
             with self.j.step(

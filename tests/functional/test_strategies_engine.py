@@ -1221,7 +1221,7 @@ def test_a_rollback_and_a_rolling_phase_drop_the_deployment_alarms(world) -> Non
     assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
     svc = EcsClient(AwsContext(region=REGION)).service(CLUSTER, SERVICE)
     assert svc is not None and svc.deployment_configuration["alarms"]["alarmNames"] == [ALARM]
-    assert strategies.restore_configuration(svc) == {
+    assert strategies.restore_configuration(svc, strategies.owned_alarms(p)) == {
         "lifecycleHooks": [],
         "bakeTimeInMinutes": 0,
         "alarms": {"alarmNames": [], "enable": False, "rollback": False},
@@ -1349,3 +1349,27 @@ def test_a_snail_restarted_during_ecs_bake_resumes_judging_it(aws, tmp_path, htt
         assert world.store.last_good(SERVICE, "two") is None
     finally:
         world.close()
+
+
+def test_deployment_alarms_an_operator_set_are_left_as_they_were(world) -> None:
+    """Deployment alarms configured on the service outside snail (no alarm gate names them) are the operator's:
+    a blue-green release, a rolling phase after it and the rollback configuration all leave them untouched."""
+    alarm(world, "OK")  # an alarm in OK state, named by no gate of this pipeline
+    theirs = {"alarmNames": [ALARM], "enable": True, "rollback": False}
+    world.ecs.update_service(cluster=CLUSTER, service=SERVICE, deploymentConfiguration={"alarms": theirs})
+    world.serve("a")
+    world.serve("b")
+    p = world.pipeline({"one": "a", "two": "b"}, {"two": "strategy: rolling\n"})
+    assert strategies.owned_alarms(p) == frozenset()
+
+    def alarms() -> dict:
+        svc = world.ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+        return svc["deploymentConfiguration"].get("alarms") or {}
+
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    assert alarms() == theirs
+    svc = EcsClient(AwsContext(region=REGION)).service(CLUSTER, SERVICE)
+    assert "alarms" not in (strategies.restore_configuration(svc, strategies.owned_alarms(p)) or {})
+    out = world.engine(p).run(RunOptions(from_phase="two"))
+    assert out.status == "succeeded", out.message
+    assert alarms() == theirs
