@@ -9,7 +9,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,13 +98,31 @@ def test_logs_of_a_real_container_once_and_following(project) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    seen: list[str] = []  # stdout: the log lines
+    said: list[str] = []  # stderr: the header, then any complaint
+    readers = [
+        threading.Thread(target=lambda: seen.extend(iter(follow.stdout.readline, "")), daemon=True),  # type: ignore[union-attr]
+        threading.Thread(target=lambda: said.extend(iter(follow.stderr.readline, "")), daemon=True),  # type: ignore[union-attr]
+    ]
+    for r in readers:
+        r.start()
+    marker = f"/health?from-the-test-{os.getpid()}"
     try:
-        time.sleep(2)
-        marker = f"/health?from-the-test-{os.getpid()}"
+        # --follow is reading once it has printed its header (on a loaded machine its start takes seconds)
+        until(lambda: any(line.startswith("# live revision") for line in said), 60)
         assert requests.get(endpoint(project) + marker, timeout=5).status_code == 200
-        time.sleep(5)  # the shipper flushes every 0.5 s; --follow reads every 2 s
+        until(lambda: any(marker in line for line in seen), 30)  # shipped every 0.5 s, read every 2 s
     finally:
         follow.send_signal(signal.SIGINT)
-        out, err = follow.communicate(timeout=30)
-    assert follow.returncode == 0, err
-    assert marker in out, out + err
+        follow.wait(timeout=30)
+        for r in readers:
+            r.join(timeout=5)
+    assert follow.returncode == 0, "".join(said)
+    assert any(marker in line for line in seen), "".join(seen) + "".join(said)
+
+
+def until(condition: Callable[[], bool], seconds: float) -> None:
+    """Wait (polling every 0.2 s) until condition() holds, or the seconds pass."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
