@@ -584,12 +584,8 @@ class Engine:
                 )
             elif before == arn:
                 j.event(K.SERVICE_UNCHANGED, f"service already runs {short_name(arn)}; gating it again")
-            passed: list[tuple[GateSpec, Verdict]] = []
             seen: list[ServiceView] = []  # the bake's look at the service: the next phase starts from it
-            failed = self._judge(j, pp.gates, arn, ph.name, deployed_at, passed=passed)
-            if failed is None:
-                done = next((ecs_rollout.completed_at(v) for g, v in passed if isinstance(g, EcsRolloutGate)), None)
-                failed = self._bake(j, ph, pp.gates, arn, deployed_at, since=done, seen=seen)
+            failed = self._judge_and_bake(j, ph, pp.gates, pp.gates, arn, deployed_at, seen=seen)
             if failed is not None:
                 return FailedAfterDeploy(
                     ph.name, arn, f"gate {failed.gate} {failed.status}: {failed.summary}", deployed_at, verdict=failed
@@ -696,6 +692,25 @@ class Engine:
             j.event(K.GATE_FAILED, f"[ ] {g.label}: {v.status}: {v.summary}", **data)
             return v
         return None
+
+    def _judge_and_bake(
+        self,
+        j: Journal,
+        ph: Phase,
+        gates: tuple[GateSpec, ...],
+        phase_gates: tuple[GateSpec, ...],
+        arn: str,
+        deployed_at: Any,
+        seen: list[ServiceView] | None = None,
+    ) -> Verdict | None:
+        """`gates` in order, then the bake (its alarms from `phase_gates`) counted from when the ecs-rollout gate
+        saw the rollout complete: the first failing verdict, or None."""
+        passed: list[tuple[GateSpec, Verdict]] = []
+        failed = self._judge(j, gates, arn, ph.name, deployed_at, passed=passed)
+        if failed is not None:
+            return failed
+        done = next((ecs_rollout.completed_at(v) for g, v in passed if isinstance(g, EcsRolloutGate)), None)
+        return self._bake(j, ph, phase_gates, arn, deployed_at, since=done, seen=seen)
 
     def _bake(
         self,

@@ -324,9 +324,7 @@ class _Driver:
     def _engine_gates(self, gates: tuple[GateSpec, ...]) -> FailedAfterDeploy | None:
         """The engine's judge and bake, as a rolling phase runs them."""
         try:
-            failed = self.e._judge(self.j, gates, self.arn, self.ph.name, self.deployed_at)
-            if failed is None:
-                failed = self.e._bake(self.j, self.ph, self.pp.gates, self.arn, self.deployed_at)
+            failed = self.e._judge_and_bake(self.j, self.ph, gates, self.pp.gates, self.arn, self.deployed_at)
         except BaseException as exc:  # noqa: BLE001
             return self.e._failed_after(self.ph.name, self.arn, self.deployed_at, exc)
         if failed is None:
