@@ -375,37 +375,32 @@ class Engine:
             else "nothing to do"
         )
         out = Outcome.of("noop", msg)
-        previous = self.store.runs(self.svc.name, 1)
-        if previous and previous[0].status == "noop":
-            out.run_id = previous[0].run_id
-            return out
-        run_id = new_run_id(self.clock)
-        now = self.clock.now().isoformat(timespec="seconds")
-        self.store.start_run(
-            RunRecord(
-                run_id,
-                self.svc.name,
-                opts.command,
-                "running",
-                now,
-                user=getpass.getuser(),
-                host=socket.gethostname(),
-                phases=[],
-            )
-        )
-        j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
-        j.event(K.NOOP, msg)
-        self.store.finish_run(run_id, "noop", out.exit_code, msg, j.now())
-        out.run_id = run_id
-        return out
+        return self._once_per_streak(out, opts, [], lambda j: j.event(K.NOOP, msg))
 
     def _blocked(self, pp: PhasePlan, opts: RunOptions) -> Outcome:
         """A quarantined or held release is not deployed: nothing changes, said once per streak, exit 1."""
         assert pp.block is not None
         msg = f"not deployed: {pp.block.message()}"
         out = Outcome.of("quarantined" if pp.block.kind == "quarantined" else "held", msg)
+        block = pp.block
+
+        def record(j: Journal) -> None:
+            j.phase = pp.phase.name
+            j.event(K.BLOCKED, msg, block=block.kind, revision=block.revision_arn, failed_by=block.run_id)
+
+        return self._once_per_streak(out, opts, [pp.phase.name], record)
+
+    def _once_per_streak(
+        self, out: Outcome, opts: RunOptions, phases: list[str], record: Callable[[Journal], None]
+    ) -> Outcome:
+        """A run that changes nothing (no-op, quarantined, held) is recorded once per streak: when the newest run
+        already said the same, it is that run's answer again (a cron tick adds no run to the history)."""
         previous = self.store.runs(self.svc.name, 1)
-        if previous and previous[0].status == out.status and previous[0].message == msg:
+        if (
+            previous
+            and previous[0].status == out.status
+            and (out.status == "noop" or previous[0].message == out.message)
+        ):
             out.run_id = previous[0].run_id
             return out
         run_id = new_run_id(self.clock)
@@ -419,13 +414,12 @@ class Engine:
                 now,
                 user=getpass.getuser(),
                 host=socket.gethostname(),
-                phases=[pp.phase.name],
+                phases=phases,
             )
         )
         j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
-        j.phase = pp.phase.name
-        j.event(K.BLOCKED, msg, block=pp.block.kind, revision=pp.block.revision_arn, failed_by=pp.block.run_id)
-        self.store.finish_run(run_id, out.status, out.exit_code, msg, j.now())
+        record(j)
+        self.store.finish_run(run_id, out.status, out.exit_code, out.message, j.now())
         out.run_id = run_id
         return out
 
