@@ -279,6 +279,22 @@ class DynamoStore:
         return True
 
     # ---------------------------------------------------------------- runs
+    def _conditional(self, operation: str, **request: Any) -> tuple[bool, dict[str, Any]]:
+        """One conditional write (`operation`: UpdateItem, PutItem or DeleteItem on this table): (True, its
+        response), or (False, the error's response) when its condition did not hold. Any other error is raised."""
+        from botocore.exceptions import ClientError
+
+        call = {"UpdateItem": self.client.update_item, "PutItem": self.client.put_item}.get(
+            operation, self.client.delete_item
+        )
+        with aws_call(f"dynamodb:{operation}"):
+            try:
+                return True, call(TableName=self.table, **request)
+            except ClientError as exc:
+                if _code(exc) != _CONDITION_FAILED:
+                    raise
+                return False, dict(exc.response)
+
     def start_run(self, run: RunRecord) -> None:
         """Record a new run as running (its id must be new)."""
         seq = self._next(f"SVC#{run.service}", "SEQ#RUN")
@@ -323,27 +339,21 @@ class DynamoStore:
 
     def finish_run(self, run_id: str, status: str, exit_code: int, message: str, at: str) -> None:
         """Record how a run ended (a conditional write: never creates a run that was not started)."""
-        from botocore.exceptions import ClientError
-
-        with aws_call("dynamodb:UpdateItem"):
-            try:
-                self.client.update_item(
-                    TableName=self.table,
-                    Key=_key(f"RUN#{run_id}", "RUN"),
-                    UpdateExpression="SET #status = :s, exit_code = :c, message = :m, finished_at = :at",
-                    ConditionExpression="attribute_exists(pk)",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={
-                        ":s": _typed(status),
-                        ":c": _typed(exit_code),
-                        ":m": _typed(message),
-                        ":at": _typed(at),
-                    },
-                )
-            except ClientError as exc:
-                if _code(exc) != _CONDITION_FAILED:
-                    raise
-                log.warning("state_finish_unknown_run", run_id=run_id, table=self.table)
+        ok, _ = self._conditional(
+            "UpdateItem",
+            Key=_key(f"RUN#{run_id}", "RUN"),
+            UpdateExpression="SET #status = :s, exit_code = :c, message = :m, finished_at = :at",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":s": _typed(status),
+                ":c": _typed(exit_code),
+                ":m": _typed(message),
+                ":at": _typed(at),
+            },
+        )
+        if not ok:
+            log.warning("state_finish_unknown_run", run_id=run_id, table=self.table)
 
     @staticmethod
     def _run(d: dict[str, Any]) -> RunRecord:
@@ -624,76 +634,55 @@ class DynamoStore:
         self, service: str, holder: dict[str, Any], lease: float, now: float = 0.0
     ) -> dict[str, Any] | None:
         """Take the service's lock if it is free (or already ours); raises Locked naming the holder otherwise."""
-        from botocore.exceptions import ClientError
-
         me = str(holder["run_id"])
-        with aws_call("dynamodb:UpdateItem"):
-            try:
-                # an upsert: a new lock starts its counter at 0; the holder taking it again moves the counter
-                self.client.update_item(
-                    TableName=self.table,
-                    Key=_key(f"SVC#{service}", "LOCK"),
-                    UpdateExpression="SET run_id = :me, holder = :h, expires_at = :exp, lease = :lease, "
-                    "beats = if_not_exists(beats, :minus_one) + :one",
-                    ConditionExpression="attribute_not_exists(pk) OR run_id = :me",
-                    ExpressionAttributeValues={
-                        ":me": _typed(me),
-                        ":h": _typed(json.dumps(holder, default=str)),
-                        ":exp": _typed(now + lease),
-                        ":lease": _typed(lease),
-                        ":minus_one": _typed(-1),
-                        ":one": _typed(1),
-                    },
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as exc:
-                if _code(exc) != _CONDITION_FAILED:
-                    raise
-                live: Any = exc.response.get("Item")
-                current = _plain(live) if live else self._get(f"SVC#{service}", "LOCK")
-                raise Locked(self._json(current["holder"], "the lock") if current else {"run_id": "?"}) from None
+        # an upsert: a new lock starts its counter at 0; the holder taking it again moves the counter
+        ok, answer = self._conditional(
+            "UpdateItem",
+            Key=_key(f"SVC#{service}", "LOCK"),
+            UpdateExpression="SET run_id = :me, holder = :h, expires_at = :exp, lease = :lease, "
+            "beats = if_not_exists(beats, :minus_one) + :one",
+            ConditionExpression="attribute_not_exists(pk) OR run_id = :me",
+            ExpressionAttributeValues={
+                ":me": _typed(me),
+                ":h": _typed(json.dumps(holder, default=str)),
+                ":exp": _typed(now + lease),
+                ":lease": _typed(lease),
+                ":minus_one": _typed(-1),
+                ":one": _typed(1),
+            },
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        if not ok:
+            live: Any = answer.get("Item")
+            current = _plain(live) if live else self._get(f"SVC#{service}", "LOCK")
+            raise Locked(self._json(current["holder"], "the lock") if current else {"run_id": "?"})
         return None
 
     def heartbeat(self, service: str, run_id: str, lease: float, now: float = 0.0) -> bool:
         """Renew our lease (its counter moves); False if we no longer hold it."""
-        from botocore.exceptions import ClientError
-
-        with aws_call("dynamodb:UpdateItem"):
-            try:
-                self.client.update_item(
-                    TableName=self.table,
-                    Key=_key(f"SVC#{service}", "LOCK"),
-                    UpdateExpression="SET expires_at = :exp, lease = :lease, beats = if_not_exists(beats, :zero) + :one",
-                    ConditionExpression="run_id = :me",
-                    ExpressionAttributeValues={
-                        ":exp": _typed(now + lease),
-                        ":lease": _typed(lease),
-                        ":zero": _typed(0),
-                        ":one": _typed(1),
-                        ":me": _typed(run_id),
-                    },
-                )
-            except ClientError as exc:
-                if _code(exc) != _CONDITION_FAILED:
-                    raise
-                return False
-        return True
+        ok, _ = self._conditional(
+            "UpdateItem",
+            Key=_key(f"SVC#{service}", "LOCK"),
+            UpdateExpression="SET expires_at = :exp, lease = :lease, beats = if_not_exists(beats, :zero) + :one",
+            ConditionExpression="run_id = :me",
+            ExpressionAttributeValues={
+                ":exp": _typed(now + lease),
+                ":lease": _typed(lease),
+                ":zero": _typed(0),
+                ":one": _typed(1),
+                ":me": _typed(run_id),
+            },
+        )
+        return ok
 
     def release_lock(self, service: str, run_id: str) -> None:
-        """Give the lease back (only if we hold it)."""
-        from botocore.exceptions import ClientError
-
-        with aws_call("dynamodb:DeleteItem"):
-            try:
-                self.client.delete_item(
-                    TableName=self.table,
-                    Key=_key(f"SVC#{service}", "LOCK"),
-                    ConditionExpression="run_id = :me",
-                    ExpressionAttributeValues={":me": _typed(run_id)},
-                )
-            except ClientError as exc:
-                if _code(exc) != _CONDITION_FAILED:  # someone else holds it (or nobody): not ours to release
-                    raise
+        """Give the lease back (only if we hold it: someone else's, or nobody's, is not ours to release)."""
+        self._conditional(
+            "DeleteItem",
+            Key=_key(f"SVC#{service}", "LOCK"),
+            ConditionExpression="run_id = :me",
+            ExpressionAttributeValues={":me": _typed(run_id)},
+        )
 
     def _lock_row(self, service: str, d: dict[str, Any]) -> LockRow:
         return LockRow(
@@ -726,48 +715,31 @@ class DynamoStore:
         self, service: str, expected_holder_token: str, new_holder: dict[str, Any], lease: float, now: float = 0.0
     ) -> bool:
         """Replace the holder in one conditional write: only if the item still carries the token observed."""
-        from botocore.exceptions import ClientError
-
         condition, values = self._token_condition(expected_holder_token)
-        with aws_call("dynamodb:PutItem"):
-            try:
-                self.client.put_item(
-                    TableName=self.table,
-                    Item=_item(
-                        pk=f"SVC#{service}",
-                        sk="LOCK",
-                        run_id=str(new_holder["run_id"]),
-                        holder=json.dumps(new_holder, default=str),
-                        expires_at=now + lease,
-                        lease=lease,
-                        beats=0,
-                    ),
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues=values,
-                )
-            except ClientError as exc:
-                if _code(exc) != _CONDITION_FAILED:
-                    raise
-                return False
-        return True
+        ok, _ = self._conditional(
+            "PutItem",
+            Item=_item(
+                pk=f"SVC#{service}",
+                sk="LOCK",
+                run_id=str(new_holder["run_id"]),
+                holder=json.dumps(new_holder, default=str),
+                expires_at=now + lease,
+                lease=lease,
+                beats=0,
+            ),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
+        return ok
 
     def force_unlock(self, service: str, expected_holder_token: str | None = None) -> dict[str, Any] | None:
         """Remove the lock (only if it still carries the token, when given); returns whose lock was removed."""
-        from botocore.exceptions import ClientError
-
         kw: dict[str, Any] = {}
         if expected_holder_token is not None:
             condition, values = self._token_condition(expected_holder_token)
             kw = {"ConditionExpression": condition, "ExpressionAttributeValues": values}
-        with aws_call("dynamodb:DeleteItem"):
-            try:
-                old = self.client.delete_item(
-                    TableName=self.table, Key=_key(f"SVC#{service}", "LOCK"), ReturnValues="ALL_OLD", **kw
-                ).get("Attributes")
-            except ClientError as exc:
-                if _code(exc) != _CONDITION_FAILED:
-                    raise
-                return None
+        ok, answer = self._conditional("DeleteItem", Key=_key(f"SVC#{service}", "LOCK"), ReturnValues="ALL_OLD", **kw)
+        old = answer.get("Attributes") if ok else None
         return self._json(_plain(old)["holder"], "the lock") if old else None
 
     def _json(self, text: str, what: str) -> Any:
