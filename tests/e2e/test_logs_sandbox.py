@@ -97,6 +97,9 @@ def test_logs_of_a_real_container_once_and_following(project) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as a terminal delivers it: a test run started in the background (`.ci/run &` from a script)
+        # passes SIGINT ignored to its children, and Python then never turns it into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen: list[str] = []  # stdout: the log lines
     said: list[str] = []  # stderr: the header, then any complaint
