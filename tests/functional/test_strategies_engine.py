@@ -605,6 +605,14 @@ LINEAR_MIN = "{type: linear, percent: 3, step_bake: 0}"  # ECS's smallest stepPe
 ALARM = "shine-5xx"
 
 
+def assert_back_on_phase_one(world: World, out: Any, one: Any, production_before: dict[str, int]) -> None:
+    """The run ended rolled back (exit 1): phase one's good revision is live, production forwards as before, and
+    real requests on the production listener reach phase one's release only."""
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert world.live() == one.revision_arn and world.forward("production") == production_before
+    assert production_serves(world, "a")
+
+
 def alarm(world: World, state: str = "OK") -> None:
     """The CloudWatch alarm the production gates watch (moto never evaluates it: the test sets its state)."""
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
@@ -705,9 +713,7 @@ def test_linear_broken_release_rolls_back_at_the_step_where_its_gates_fail(aws, 
 
         world.clock.on_sleep.append(fire_at_nine_percent)
         out = world.engine(p).run(RunOptions(from_phase="two"))
-        assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
-        assert world.live() == one.revision_arn and world.forward("production") == production_before
-        assert production_serves(world, "a")  # real requests on the production listener reach phase one only
+        assert_back_on_phase_one(world, out, one, production_before)
         assert answers(world, out.run_id) == [
             ("POST_TEST_TRAFFIC_SHIFT", "CONTINUE"),
             ("PRODUCTION_TRAFFIC_SHIFT", "CONTINUE"),
@@ -757,9 +763,7 @@ def test_blue_green_rolls_back_at_the_post_shift_hook_after_continuing_on_test_t
 
     world.clock.on_sleep.append(fire_once_production_is_on_green)
     out = world.engine(p).run(RunOptions(from_phase="two"))
-    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
-    assert world.live() == one.revision_arn and world.forward("production") == production_before
-    assert production_serves(world, "a")  # real requests on the production listener reach phase one only
+    assert_back_on_phase_one(world, out, one, production_before)
     assert answers(world, out.run_id) == [
         ("POST_TEST_TRAFFIC_SHIFT", "CONTINUE"),
         ("POST_PRODUCTION_TRAFFIC_SHIFT", "ROLLBACK"),
@@ -845,9 +849,7 @@ def test_an_aws_fault_during_ecs_bake_after_continue_stops_the_deployment_back_t
     aws.client("ecs").meta.events.register("before-call.ecs.DescribeServiceDeployments", fail_once_in_bake)
     out = world.engine(p, aws).run(RunOptions(from_phase="two"))
     assert faults["n"] == 1
-    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
-    assert world.live() == one.revision_arn and world.forward("production") == production_before
-    assert production_serves(world, "a")  # real requests on the production listener reach phase one only
+    assert_back_on_phase_one(world, out, one, production_before)
     assert answers(world, out.run_id) == [("POST_TEST_TRAFFIC_SHIFT", "CONTINUE")]
     stops = [s for s in world.store.steps(out.run_id or "") if s.kind == "stop_deployment"]
     assert len(stops) == 1 and not [s for s in world.store.steps(out.run_id or "") if s.kind == "rollback"]
@@ -1030,9 +1032,7 @@ def test_gates_slower_than_the_hook_timeout_end_rolled_back_by_ecs_and_say_so(wo
 
     world.clock.on_sleep.append(ready_after_twelve_minutes)
     out = world.engine(p).run(RunOptions(from_phase="two"))
-    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
-    assert world.live() == one.revision_arn and world.forward("production") == production_before
-    assert production_serves(world, "a")
+    assert_back_on_phase_one(world, out, one, production_before)
     dep = world.deployments()[0]
     assert dep["status"] == "ROLLBACK_SUCCESSFUL" and "timed out" in dep["rollback"]["reason"]
     assert (
@@ -1080,9 +1080,7 @@ def two_phases_on_blue_green_with_a_bake(world: World, extra: str) -> tuple[Any,
 def assert_back_on_blue_caught_in_bake(world: World, out: Any, one: Any, production: dict[str, int]) -> None:
     """Traffic back on phase one by StopServiceDeployment during ECS's bake: exit 1, no second deployment, the
     trail says where, and the failed release is quarantined."""
-    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
-    assert world.live() == one.revision_arn and world.forward("production") == production
-    assert production_serves(world, "a")  # real requests on the production listener reach phase one only
+    assert_back_on_phase_one(world, out, one, production)
     assert answers(world, out.run_id) == [
         ("POST_TEST_TRAFFIC_SHIFT", "CONTINUE"),
         ("POST_PRODUCTION_TRAFFIC_SHIFT", "CONTINUE"),
