@@ -603,6 +603,19 @@ def test_strategy_settings_are_checked_in_whole_minutes(tmp_path) -> None:
 # ---------------------------------------------------------------------------------------------- linear
 LINEAR_MIN = "{type: linear, percent: 3, step_bake: 0}"  # ECS's smallest stepPercent (3.0) and stepBake (0 min)
 ALARM = "shine-5xx"
+ALARM_GATE = f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"  # phase two judged by the alarm
+
+
+def phase_one_live(world: World, two: str = "") -> tuple[Any, Any, dict[str, int]]:
+    """Phases one (image a) and two (image b, with `two` added to its file), phase one delivered, live and good;
+    returns (pipeline, phase one's good record, the production rule's forwards)."""
+    world.serve("a")
+    world.serve("b")
+    p = world.pipeline({"one": "a", "two": "b"}, {"two": two} if two else None)
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    one = world.store.last_good(SERVICE, "one")
+    assert one is not None
+    return p, one, world.forward("production")
 
 
 def assert_back_on_phase_one(world: World, out: Any, one: Any, production_before: dict[str, int]) -> None:
@@ -693,14 +706,8 @@ def test_linear_broken_release_rolls_back_at_the_step_where_its_gates_fail(aws, 
     it stopped at PRODUCTION_TRAFFIC_SHIFT with 9 % of production on green."""
     world = World(tmp_path, http_server, strategy=LINEAR_MIN)
     try:
-        world.serve("a")
-        world.serve("b")
         alarm(world, "OK")
-        p = world.pipeline({"one": "a", "two": "b"}, {"two": f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"})
-        assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
-        one = world.store.last_good(SERVICE, "one")
-        assert one is not None
-        production_before = world.forward("production")
+        p, one, production_before = phase_one_live(world, ALARM_GATE)
         green_name = "shine-blue" if production_before.get("shine-green") else "shine-green"
         started: dict[str, int] = {}
 
@@ -745,14 +752,8 @@ def test_blue_green_rolls_back_at_the_post_shift_hook_after_continuing_on_test_t
     """blue-green: green passes on the test listener (CONTINUE), production shifts to it, and its alarm fires at
     POST_PRODUCTION_TRAFFIC_SHIFT: ROLLBACK there returns production to blue (still running: no task started),
     exit 1, nothing left awaiting action."""
-    world.serve("a")
-    world.serve("b")
     alarm(world, "OK")
-    p = world.pipeline({"one": "a", "two": "b"}, {"two": f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"})
-    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
-    one = world.store.last_good(SERVICE, "one")
-    assert one is not None
-    production_before = world.forward("production")
+    p, one, production_before = phase_one_live(world, ALARM_GATE)
     started: dict[str, int] = {}
 
     def fire_once_production_is_on_green() -> None:
@@ -826,13 +827,7 @@ def test_an_aws_fault_during_ecs_bake_after_continue_stops_the_deployment_back_t
     back on blue, still running (no task started), the run ends rolled back (exit 1) and not quarantined (the release
     did not fail a gate), with nothing left awaiting action."""
     world.strategy = "{type: blue-green, bake: 5m}"
-    world.serve("a")
-    world.serve("b")
-    p = world.pipeline({"one": "a", "two": "b"})
-    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
-    one = world.store.last_good(SERVICE, "one")
-    assert one is not None
-    production_before = world.forward("production")
+    p, one, production_before = phase_one_live(world)
     aws = AwsContext(region=REGION)
     faults = {"n": 0}
     started: dict[str, int] = {}
@@ -867,13 +862,8 @@ def test_a_rollback_by_update_while_our_hook_still_awaits_action_is_not_wedged(w
     and so does StopServiceDeployment, so the engine rolls back by UpdateService while ECS still waits at our hook.
     The rollback must not wait for that hook (or a new one): the service ends on phase one's revision with all of
     production on it, verified, exit 1, and no hook is left AWAITING_ACTION."""
-    world.serve("a")
-    world.serve("b")
     alarm(world, "OK")
-    p = world.pipeline({"one": "a", "two": "b"}, {"two": f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"})
-    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
-    one = world.store.last_good(SERVICE, "one")
-    assert one is not None
+    p, one, _ = phase_one_live(world, ALARM_GATE)
     aws = AwsContext(region=REGION)
 
     def server_error(operation: str) -> Any:
@@ -936,14 +926,8 @@ def test_interrupted_at_a_linear_step_after_continues_stops_the_deployment_back_
     verified, exit 130, the revision is not quarantined, and no hook is left awaiting action."""
     world = World(tmp_path, http_server, strategy=LINEAR_MIN)
     try:
-        world.serve("a")
-        world.serve("b")
         alarm(world, "OK")
-        p = world.pipeline({"one": "a", "two": "b"}, {"two": f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"})
-        assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
-        one = world.store.last_good(SERVICE, "one")
-        assert one is not None
-        production_before = world.forward("production")
+        p, one, production_before = phase_one_live(world, ALARM_GATE)
         seen = {"hooks": 0, "launched": -1}
 
         def ctrl_c_at_the_third_step() -> None:
@@ -1045,7 +1029,6 @@ def test_gates_slower_than_the_hook_timeout_end_rolled_back_by_ecs_and_say_so(wo
 
 
 # ------------------------------------------------------------------ judging during ECS's bake (blue still up)
-BAKE_ALARM_GATE = f"gates:\n  - {{type: alarm, alarms: [{ALARM}]}}\n"
 
 
 def in_ecs_bake(world: World) -> bool:
@@ -1068,13 +1051,7 @@ def sent_configurations(aws: AwsContext) -> list[dict[str, Any]]:
 def two_phases_on_blue_green_with_a_bake(world: World, extra: str) -> tuple[Any, Any, dict[str, int]]:
     """Phase one live and good through blue-green with a 1-minute ECS bake; returns (pipeline, one, production)."""
     world.strategy = "{type: blue-green, bake: 1m}"
-    world.serve("a")
-    world.serve("b")
-    p = world.pipeline({"one": "a", "two": "b"}, {"two": extra})
-    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
-    one = world.store.last_good(SERVICE, "one")
-    assert one is not None
-    return p, one, world.forward("production")
+    return phase_one_live(world, extra)
 
 
 def assert_back_on_blue_caught_in_bake(world: World, out: Any, one: Any, production: dict[str, int]) -> None:
@@ -1111,7 +1088,7 @@ def test_an_alarm_during_ecs_bake_returns_traffic_to_blue_without_a_task(world) 
     deployment with ROLLBACK: production is back on blue, no task started, exit 1, the release quarantined, and the
     trail says the failure was caught during ECS's bake."""
     alarm(world, "OK")
-    p, one, production = two_phases_on_blue_green_with_a_bake(world, BAKE_ALARM_GATE)
+    p, one, production = two_phases_on_blue_green_with_a_bake(world, ALARM_GATE)
     seen: dict[str, int] = {}
 
     def fire_in_ecs_bake() -> None:
@@ -1161,7 +1138,7 @@ def test_a_good_release_with_quiet_alarms_through_ecs_bake_is_marked_good(world)
     (enable + rollback), snail looks at the alarm at each poll of ECS's bake, it stays OK, ECS completes and the
     release is marked good, the trail saying the alarm was judged during the bake."""
     alarm(world, "OK")
-    p, _one, _production = two_phases_on_blue_green_with_a_bake(world, BAKE_ALARM_GATE)
+    p, _one, _production = two_phases_on_blue_green_with_a_bake(world, ALARM_GATE)
     aws = AwsContext(region=REGION)
     sent = sent_configurations(aws)
     calls: list[str] = []
@@ -1187,7 +1164,7 @@ def test_ecs_rolling_back_on_its_own_alarm_during_the_bake_is_reported_with_the_
     The run ends rolled back on blue (no task started, exit 1, quarantined) and the reason names the alarm and says
     ECS caught it during its bake."""
     alarm(world, "OK")
-    p, one, production = two_phases_on_blue_green_with_a_bake(world, BAKE_ALARM_GATE)
+    p, one, production = two_phases_on_blue_green_with_a_bake(world, ALARM_GATE)
     seen: dict[str, int] = {}
 
     def ecs_sees_it_first() -> None:
@@ -1215,7 +1192,7 @@ def test_a_rollback_and_a_rolling_phase_drop_the_deployment_alarms(world) -> Non
     alarm(world, "OK")
     world.serve("a")
     world.serve("b")
-    p = world.pipeline({"one": "a", "two": "b"}, {"one": BAKE_ALARM_GATE, "two": "strategy: rolling\n"})
+    p = world.pipeline({"one": "a", "two": "b"}, {"one": ALARM_GATE, "two": "strategy: rolling\n"})
     assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
     svc = EcsClient(AwsContext(region=REGION)).service(CLUSTER, SERVICE)
     assert svc is not None and svc.deployment_configuration["alarms"]["alarmNames"] == [ALARM]
@@ -1315,7 +1292,7 @@ def test_a_snail_restarted_during_ecs_bake_resumes_judging_it(aws, tmp_path, htt
     world = World(tmp_path, http_server, on_interrupt="record")
     try:
         alarm(world, "OK")
-        p, one, production = two_phases_on_blue_green_with_a_bake(world, BAKE_ALARM_GATE)
+        p, one, production = two_phases_on_blue_green_with_a_bake(world, ALARM_GATE)
         seen: dict[str, int] = {}
 
         def ctrl_c_in_ecs_bake() -> None:
