@@ -161,6 +161,7 @@ _FIELDS: dict[str, dict[str, s.Field]] = {
         "consecutive": s.Field(s.integer(1, 100)),
         "interval": s.Field(_bounded(0, 600, "interval")),
         "request_timeout": s.Field(_bounded(0.001, 600, "request_timeout")),
+        "follow_redirects": s.Field(s.boolean),
     },
     "command": {
         "run": s.Field(_argv, required=True),
@@ -206,6 +207,7 @@ def gate(node: yaml.Node, key: str, errors: s.Errors) -> Any:
             return s._MISSING
         expect = raw.get("expect") or {}
         fields = _given(raw, "path", "url", "port", "method", "consecutive", "interval", "request_timeout")
+        fields.update(_given(raw, "follow_redirects"))
         if expect.get("status") is not None:
             fields["expect_status"] = expect["status"]
         if expect.get("json"):

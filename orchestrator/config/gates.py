@@ -88,7 +88,8 @@ class HttpGate(_Gate):
     max_latency: float | None = None
     consecutive: int = 1
     interval: float = 0.5  # between the consecutive requests of one attempt
-    request_timeout: float = 5.0
+    request_timeout: float = 5.0  # one whole request: connect, headers and body (and the redirects it follows)
+    follow_redirects: bool = False  # a 3xx is the answer unless this says follow it (hops kept as evidence)
 
     def _target(self) -> str:
         return self.path or self.url or ""

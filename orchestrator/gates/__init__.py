@@ -83,7 +83,11 @@ def run_gate(spec: GateSpec, ctx: GateContext) -> Verdict:
             ctx.checkpoint()
 
     policy = retrying(spec.retries, ctx.clock, retry_if=again, deadline=deadline, on_retry=before_sleep)
-    v: Verdict = policy(attempt)
+    outer, ctx.deadline = ctx.deadline, deadline  # the gate's own requests and commands see what is left
+    try:
+        v: Verdict = policy(attempt)
+    finally:
+        ctx.deadline = outer
     return Verdict(
         v.gate, v.status, v.summary, {**v.evidence, "attempts_at": at[-50:]}, v.terminal, v.attempts, v.definitive
     )

@@ -45,3 +45,10 @@ class GateContext:
     # The service as this judgment's ecs-rollout gate last saw it (its load balancer entries do not change during
     # a judgment): a later gate that needs them reads them here instead of describing the service again.
     service_view: ServiceView | None = None
+    # When the gate being judged must be done (monotonic seconds on `clock`; None: no timeout). run_gate sets it
+    # from the gate's `timeout`, so a gate's requests and commands are bounded by what is left, not only its retries.
+    deadline: float | None = None
+
+    def left(self) -> float | None:
+        """Seconds left before the current gate's deadline (None: no deadline)."""
+        return None if self.deadline is None else self.deadline - self.clock.monotonic()

@@ -14,12 +14,18 @@ from orchestrator.config.model import Retries
 log = structlog.get_logger()
 
 
-def stop_at_deadline(clock: Clock, deadline: float | None) -> tenacity.stop.stop_base:
-    """Stop once our clock passes the deadline (monotonic seconds), or never if there is none."""
+def stop_at_deadline(
+    clock: Clock, deadline: float | None, wait: tenacity.wait.wait_base | None = None
+) -> tenacity.stop.stop_base:
+    """Stop once our clock passes the deadline (monotonic seconds), or never if there is none. With `wait`, stop
+    as well when the next try would start at or past it: no attempt begins after a gate's timeout."""
 
     class _Stop(tenacity.stop.stop_base):
         def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-            return deadline is not None and clock.monotonic() >= deadline
+            if deadline is None:
+                return False
+            upcoming = wait(retry_state) if wait is not None else 0.0
+            return clock.monotonic() + upcoming >= deadline
 
     return _Stop()
 
@@ -42,9 +48,10 @@ def retrying(
     on_retry: Callable[[tenacity.RetryCallState], None] | None = None,
 ) -> tenacity.Retrying:
     """A tenacity policy: stop after `attempts` or at the deadline; wait on our clock; retry while `retry_if(result)`."""
+    wait = wait_for(retries)
     return tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(retries.attempts) | stop_at_deadline(clock, deadline),
-        wait=wait_for(retries),
+        stop=tenacity.stop_after_attempt(retries.attempts) | stop_at_deadline(clock, deadline, wait),
+        wait=wait,
         sleep=clock.sleep,
         retry=tenacity.retry_if_result(retry_if),
         before_sleep=on_retry,

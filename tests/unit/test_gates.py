@@ -215,12 +215,12 @@ def test_command_gate_exit_status(tmp_path, clock) -> None:
 
 
 def test_gate_timeout_stops_retries(http_server, clock) -> None:
-    """A gate's timeout bounds its retries on our clock even when attempts are left."""
+    """A gate's timeout bounds its retries on our clock even when attempts are left: no try starts past it."""
     url, b = http_server(Behaviour(500))
     spec = HttpGate(path="/health", timeout=10.0, retries=Retries(attempts=100, wait=3.0))
     v = run_gate(spec, ctx_for(clock, url))
-    assert v.status == "failed" and v.attempts == 5  # t=0,3,6,9,12 -> stop once past 10s
-    assert clock.monotonic() >= 10.0
+    assert v.status == "failed" and v.attempts == 4  # t=0,3,6,9; the next would start at 12, past the 10s
+    assert b.hits == 4 and clock.monotonic() <= 10.0
 
 
 def test_exponential_backoff_policy(clock) -> None:
