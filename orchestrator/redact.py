@@ -76,6 +76,12 @@ _KV_NAMES = (
     r"auth[_-]?token|private[_-]?key|secret[_-]?key|signing[_-]?key|aws_secret_access_key|secret_?access_?key|"
     r"aws_session_token|session_?token|security_?token"
 )
+# A flag whose name holds a secret word: --db-password, --api-key, --auth-token, --client-secret, --dsn.
+_FLAG_NAME = (
+    r"(?:[a-z0-9]+[_\-])*(?:password|passwd|pwd|passphrase|secret|token|api[_\-]?key|apikey|private[_\-]?key|"
+    r"access[_\-]?key|secret[_\-]?key|dsn|credentials?)(?:[_\-][a-z0-9]+)*"
+)
+_SECRET_FLAG = re.compile(rf"(?i)^--?{_FLAG_NAME}$")
 _KV_TRIGGERS = (
     "passw",
     "pwd",
@@ -112,7 +118,8 @@ _RULES: list[_Rule] = [
         f"-----BEGIN PRIVATE KEY-----{MASK}-----END PRIVATE KEY-----",
     ),
     # scheme://user:pass@host and scheme://token@host (DSNs, Sentry DSN keys, registry and gate URLs).
-    (("://",), False, re.compile(r"://[^\\\s/@?#'\"<>`]+@(?=[^\\\s@/])"), f"://{MASK}@"),
+    # A password may hold '#' or '?' (postgres://u:p#ss@h/db): the userinfo ends at '@', only '/' ends the authority.
+    (("://",), False, re.compile(r"://[^\\\s/@'\"<>`]+@(?=[^\\\s@/])"), f"://{MASK}@"),
     # user:pass@host without a scheme (a registry url such as u:p@registry.example.com/repo).
     (("@",), False, re.compile(r"(?<![\w/:.\-])([\w.\-]+):[^\\\s/@:'\"<>`]+@(?=[\w\[])"), rf"\1:{MASK}@"),
     # credential-like query parameters.
@@ -148,6 +155,24 @@ _RULES: list[_Rule] = [
             r"[^\\\s\"',;&}\]`]+"
         ),
         "kv",
+    ),
+    # Azure connection strings: AccountKey=…; SharedAccessKey=…; SharedAccessSignature=… (storage, Service Bus).
+    (
+        ("accountkey=", "sharedaccesskey=", "sharedaccesssignature="),
+        True,
+        re.compile(r"(?i)\b((?:AccountKey|SharedAccessKey|SharedAccessSignature)=)[^;\\\s\"'`<>]+"),
+        rf"\1{MASK}",
+    ),
+    # A command-line flag that names a secret and its value: `--db-password hunter2`, `--api-token=…`, and the
+    # same argv as JSON (`"--db-password", "hunter2"`), as task commands and scripts are shown.
+    (
+        ("--",),
+        False,
+        re.compile(
+            rf"(?<![\w\-])(--?{_caseless(_FLAG_NAME)})(=|[ \t]+|(?:\\*[\"'])\s*,\s*(?:\\*[\"']))"
+            rf"(?!-|{re.escape(MASK)})[^\\\s\"',;`]+"
+        ),
+        rf"\1\2{MASK}",
     ),
     # Token shapes: Stripe secret/restricted keys and webhook secrets, GitHub, Slack, OpenAI, Google, npm, AWS.
     (
@@ -359,9 +384,33 @@ def mask_data(data: Any, name: str = "") -> Any:
                 out[k] = mask_data(v, key)
         return out
     if isinstance(data, (list, tuple)):
-        masked = [mask_data(v, name) for v in data]
+        # an argv (a task's command, a gate's run): the argument after `--db-password` is the secret
+        masked = [
+            MASK if i and v and isinstance(v, str) and is_secret_flag(data[i - 1]) else mask_data(v, name)
+            for i, v in enumerate(data)
+        ]
         return masked if isinstance(data, list) else tuple(masked)
     return data
+
+
+def is_secret_flag(arg: Any) -> bool:
+    """True for a command-line flag that names a secret and takes the next argument: --db-password, --api-key."""
+    return isinstance(arg, str) and bool(_SECRET_FLAG.match(arg))
+
+
+def flag_secrets(argv: Iterable[Any]) -> list[str]:
+    """The values an argv gives secret flags: `--db-password VALUE` and `--db-password=VALUE`."""
+    out: list[str] = []
+    prev: Any = None
+    for arg in argv:
+        if isinstance(arg, str):
+            if is_secret_flag(prev):
+                out.append(arg)
+            flag, eq, value = arg.partition("=")
+            if eq and value and is_secret_flag(flag):
+                out.append(value)
+        prev = arg
+    return out
 
 
 def _mask_all(data: Any) -> Any:
@@ -403,7 +452,11 @@ def restore(masked: Any, candidates: Iterable[Any]) -> Any:
 def url_credentials(value: str) -> list[str]:
     """The secret parts of a URL-like string: userinfo (password, or a lone token) and credential query values."""
     out: list[str] = []
-    if "@" in value:
+    hashed = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://([^/\s@]*[#?][^/\s@]*)@[^\s@/]", value)
+    if hashed:  # a password with '#' or '?' (postgres://u:p#ss@h/db): urlsplit would cut the netloc there
+        user, sep, password = hashed.group(1).partition(":")
+        out += [password, unquote(password), hashed.group(1)] if sep else [user, unquote(user)]
+    elif "@" in value:
         candidate = value if "://" in value else "//" + value
         try:
             parts = urlsplit(candidate)
@@ -429,7 +482,11 @@ def url_credentials(value: str) -> list[str]:
                 raw = re.search(rf"[?&;]{re.escape(k)}=([^&#\s]+)", value)
                 if raw:
                     out.append(raw.group(1))
+    out += _AZURE_KEY.findall(value)
     return [s for s in out if s]
+
+
+_AZURE_KEY = re.compile(r"(?i)\b(?:AccountKey|SharedAccessKey|SharedAccessSignature)=([^;\s\"'`<>]+)")
 
 
 def looks_secret(name: str, value: Any = "") -> bool:
@@ -482,6 +539,8 @@ def _walk(obj: Any, name: str, secret_parent: bool, out: list[str], depth: int) 
         for k, v in obj.items():
             _walk(v, str(k), under_secret, out, depth + 1)
     elif isinstance(obj, (list, tuple, set, frozenset)):
+        if isinstance(obj, (list, tuple)):
+            out.extend(flag_secrets(obj))
         for v in obj:
             _walk(v, name, secret_parent, out, depth + 1)
 
@@ -499,6 +558,9 @@ def learn_taskdef(definition: Mapping[str, Any]) -> int:
         for env in cd.get("environment") or []:
             if isinstance(env, Mapping):
                 values += secret_values(str(env.get("name", "")), env.get("value"))
+        for argv in (cd.get("command"), cd.get("entryPoint")):
+            if isinstance(argv, list):
+                values += flag_secrets(argv)
         for sec in cd.get("secrets") or []:
             if isinstance(sec, Mapping) and isinstance(sec.get("valueFrom"), str):
                 values.append(sec["valueFrom"])

@@ -1,4 +1,4 @@
-"""Secrets stay secret: 16 kinds of secret planted in a pipeline, its runner's environment and the answers it
+"""Secrets stay secret: 19 kinds of secret planted in a pipeline, its runner's environment and the answers it
 gets; validate / plan / run / trail (md, json, html -o) / history / status run as a separate process against
 moto's server, then stdout, stderr and every file under .snail/ are searched for each planted value."""
 
@@ -30,6 +30,9 @@ PLANTED = {
     "command gate env: AWS_SESSION_TOKEN": "runner-aws-session-token-FwoGZXIvYXdz",
     "command gate env: SNAIL_REGISTRY_PASSWORD": "runner-registry-password-99qq",
     "command gate env: a token its env: names": "ghp_LeakTestGateEnvToken0123456789abcdef",
+    "env DSN password with '#'": "p#ss-leak-dsn-31a7",
+    "task command argument after --db-password": "argv-leak-db-pass-9c9c",
+    "env Azure connection string AccountKey": "QXp1cmVMZWFrS2V5MDEyMzQ1Njc4OQ+/==",
 }
 
 PIPELINE = """\
@@ -62,6 +65,9 @@ task:
     MYSQL_PWD: "{mysql}"
     JWT_SIGNING_KEY: "{jwt}"
     MODE: production
+    READ_REPLICA_URL: "postgres://replica:{hash_dsn}@replica.internal:5432/app"
+    AZURE_STORAGE_CONNECTION_STRING: "DefaultEndpointsProtocol=https;AccountName=shine;AccountKey={azure}"
+  command: [serve, --db-password, "{argv_pass}", --port, "5000"]
   secrets:
     DB_PASSWORD: "{sm_arn}"
     STRIPE_WEBHOOK: "{ssm_arn}"
@@ -116,6 +122,9 @@ def _write(root: Path, echo_url: str) -> None:
             echo_url=echo_url,
             api_key=p["gate URL ?api_key="],
             gate_token=p["command gate env: a token its env: names"],
+            hash_dsn=p["env DSN password with '#'"],
+            azure=p["env Azure connection string AccountKey"],
+            argv_pass=p["task command argument after --db-password"],
         )
     )
     (root / "phases" / "hybrid-ml.yaml").write_text(
@@ -133,7 +142,7 @@ def _write(root: Path, echo_url: str) -> None:
 
 
 def test_no_planted_secret_leaks_to_any_output_or_state_file(world, http_server) -> None:  # noqa: ANN001, F811
-    """16 kinds of secret, every command and format: 0 leaks in stdout, stderr and .snail/, files private."""
+    """19 kinds of secret, every command and format: 0 leaks in stdout, stderr and .snail/, files private."""
     root: Path = world["root"]
     echo_url, _ = http_server(
         Behaviour(200, {"status": "ok", "debug": f"Authorization: Bearer {PLANTED['HTTP body echoing a token']}"})
@@ -149,6 +158,7 @@ def test_no_planted_secret_leaks_to_any_output_or_state_file(world, http_server)
     commands = [
         ("validate",),
         ("plan",),
+        ("-vv", "plan"),
         ("--output", "json", "plan"),
         ("run", "--skip-preflight", "--to", "hybrid-ml"),
         ("-vv", "--log-format", "json", "run", "--skip-preflight", "--from", "optimized"),
@@ -229,3 +239,106 @@ def test_dynamodb_state_holds_no_planted_secret() -> None:
     assert "gate_passed" in items and "svc:2" in items
     for secret in (token, api_key, stripe):
         assert secret not in items
+
+
+LOG_DSN_PASS = "p#ss-log-dsn-8e1f"
+LOG_LINE = f"connecting to postgres://app:{LOG_DSN_PASS}@db.internal:5432/app (pool 5)"
+
+
+def test_a_container_log_line_with_a_dsn_stays_masked_in_logs_trail_and_state(world) -> None:  # noqa: ANN001, F811
+    """A task logs a DSN whose password holds '#': `logs` (text, JSON), the trail that carries it as a failed
+    gate's evidence (Markdown, JSON, HTML -o), the SQLite state file and DynamoDB items all show it masked."""
+    import time
+
+    import boto3
+    from moto import mock_aws
+
+    from orchestrator.state.base import TrailEvent
+    from orchestrator.state.dynamodb import DynamoStore, create_table
+    from orchestrator.state.redacting import RedactingStore
+    from orchestrator.state.sqlite import SqliteStore
+    from tests.functional.world import REGION, write_pipeline
+
+    root: Path = world["root"]
+    write_pipeline(root, {"health-only": "a"})
+    ecs = world["ecs"]
+    group = "/ecs/shine-api-gateway"
+    container = {
+        "name": "api",
+        "image": image("0"),
+        "memory": 256,
+        "essential": True,
+        "logConfiguration": {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": group, "awslogs-region": REGION, "awslogs-stream-prefix": "ecs"},
+        },
+    }
+    arn = ecs.register_task_definition(
+        family="shine-api-gateway", networkMode="bridge", containerDefinitions=[container]
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster="shine", service="shine-api-gateway", taskDefinition=arn)
+    deadline = time.monotonic() + 20
+    task = ""
+    while not task and time.monotonic() < deadline:  # the agent starts the revision's task
+        arns = ecs.list_tasks(cluster="shine", serviceName="shine-api-gateway")["taskArns"]
+        described = ecs.describe_tasks(cluster="shine", tasks=arns).get("tasks", []) if arns else []
+        running = [t for t in described if t["taskDefinitionArn"] == arn and t["lastStatus"] == "RUNNING"]
+        task = running[0]["taskArn"].rsplit("/", 1)[-1] if running else ""
+        time.sleep(0.2)
+    assert task, "the agent started no task on the awslogs revision"
+    logs = boto3.client("logs", region_name=REGION, endpoint_url=world["url"])
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=f"ecs/api/{task}")
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=f"ecs/api/{task}",
+        logEvents=[{"timestamp": int(time.time() * 1000), "message": LOG_LINE}],
+    )
+    # The trail holds the line as a failed gate's evidence, written through the redaction layer as the engine does.
+    event = TrailEvent(
+        "r-dsn-1",
+        "shine-api-gateway",
+        "2026-12-07T02:00:00+00:00",
+        "gate_failed",
+        f"[ ] http /health: status 500; last log line: {LOG_LINE}",
+        "health-only",
+        {"evidence": {"log_lines": [LOG_LINE]}, "revision": arn},
+    )
+    from orchestrator.state.base import RunRecord
+
+    run = RunRecord("r-dsn-1", "shine-api-gateway", "run", "running", "2026-12-07T02:00:00+00:00")
+    store = RedactingStore(SqliteStore(root / ".snail" / "state.db"))
+    store.start_run(run)
+    store.append_event(event)
+    store.finish_run("r-dsn-1", "rolled_back", 1, f"gate failed: {LOG_LINE}", "2026-12-07T02:01:00+00:00")
+
+    html = root / "trail.html"
+    md = root / "trail.md"
+    outputs: dict[str, str] = {}
+    for args in (
+        ("logs",),
+        ("--output", "json", "logs"),
+        ("trail", "--run", "r-dsn-1"),
+        ("--output", "json", "trail", "--run", "r-dsn-1"),
+        ("trail", "--run", "r-dsn-1", "--format", "html", "-o", str(html)),
+        ("trail", "--run", "r-dsn-1", "-o", str(md)),
+    ):
+        r = snail(world, *args)
+        assert r.returncode == 0, (args, r.stderr[-2000:])
+        outputs[" ".join(args)] = r.stdout + r.stderr
+    outputs["trail.html"] = html.read_text()
+    outputs["trail.md"] = md.read_text()
+    for path in (root / ".snail").glob("state.db*"):
+        outputs[path.name] = path.read_bytes().decode("utf-8", "replace")
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(ddb, "snail-state", wait_delay=0)
+        dynamo = RedactingStore(DynamoStore(ddb, "snail-state"))
+        dynamo.start_run(run)
+        dynamo.append_event(event)
+        outputs["dynamodb items"] = json.dumps(ddb.scan(TableName="snail-state")["Items"])
+
+    leaked = [where for where, text in outputs.items() if LOG_DSN_PASS in text or "p#ss-log" in text]
+    assert not leaked, leaked
+    assert "db.internal:5432/app" in outputs["logs"] and "gate_failed" in outputs["dynamodb items"]
+    assert "db.internal:5432/app" in outputs["trail.html"] and "****" in outputs["trail.md"]

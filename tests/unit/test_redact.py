@@ -83,6 +83,20 @@ SHAPES = [
     ("host=db password=pg-secret user=x", "pg-secret", "user=x"),
     ("client_secret: cl1entS3cret", "cl1entS3cret", "client_secret"),
     ("Api-Key: k-123456", "k-123456", "Api-Key"),
+    # issue 25: a DSN password with '#', a secret command-line flag's value, an Azure connection string's key
+    ("DATABASE_URL=postgres://u:p#ss@h/db", "p#ss", "@h/db"),
+    ('{"READ_REPLICA_URL": "postgres://app:Hash#Pass?99@replica:5432/db"}', "Hash#Pass", "@replica:5432/db"),
+    ("log: connecting to postgres://svc:pw#1x@db.internal/app", "pw#1x", "@db.internal/app"),
+    ("serve --db-password hunter2-db --port 5000", "hunter2-db", "--port 5000"),
+    ("app --api-token=tok-3141592 -v", "tok-3141592", "--api-token="),
+    ('"command": ["serve", "--db-password", "hunter2-db", "--port", "5000"]', "hunter2-db", '"--port", "5000"'),
+    (
+        "AZURE_STORAGE_CONNECTION_STRING=DefaultEndpointsProtocol=https;AccountName=shine;"
+        "AccountKey=bXlBenVyZUtleQ+/x==;EndpointSuffix=core.windows.net",
+        "bXlBenVyZUtleQ",
+        "AccountName=shine;",
+    ),
+    ("Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey=c2FzS2V5", "c2FzS2V5", "root"),
 ]
 
 
@@ -115,6 +129,9 @@ ORDINARY = [
     "ssh git@github.com:org/repo.git",
     "spec a1b2c3d4e5f60718, digest sha256:" + "0" * 64,
     "the phase passed: secrets are masked",
+    "snail --output json plan --to two -- --verbose; docker build --build-arg BASE_IMAGE=x",
+    "https://example.com/docs#section-2 and http://h/a?next=/b",
+    "max-tokens --max-tokens 100",
 ]
 
 
@@ -195,6 +212,23 @@ def test_learn_pipeline_takes_secret_env_build_args_value_from_and_url_credentia
 
 
 # ---- data ---------------------------------------------------------------------------------------------------------
+
+
+def test_an_argv_masks_the_argument_after_a_secret_flag_and_learns_it() -> None:
+    """A task command `[serve, --db-password, VALUE]` shows `****` for VALUE (diffs show argv one item a line), and
+    the value is learned from the task definition, so it is masked wherever else it turns up (a container log)."""
+    td = {"containerDefinitions": [{"name": "api", "command": ["serve", "--db-password", "Argv-Leak-Pass-1", "-v"]}]}
+    masked = redact.mask_taskdef(td)
+    assert masked["containerDefinitions"][0]["command"] == ["serve", "--db-password", MASK, "-v"]
+    assert mask_text("db login with Argv-Leak-Pass-1 failed") == f"db login with {MASK} failed"
+    assert redact.flag_secrets(["run", "--token=Flag-Eq-Token-2", "--name", "x"]) == ["Flag-Eq-Token-2"]
+
+
+def test_url_and_connection_string_credentials_are_learned() -> None:
+    """A DSN password holding '#' and an Azure AccountKey are learned from a setting's value whatever its name."""
+    assert "Hash#Pass-Long-77" in redact.url_credentials("postgres://app:Hash#Pass-Long-77@db/x")
+    conn = "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=QWNjb3VudEtleQ+/==;EndpointSuffix=x"
+    assert redact.url_credentials(conn) == ["QWNjb3VudEtleQ+/=="]
 
 
 def test_mask_data_by_key_pair_and_value() -> None:
