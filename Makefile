@@ -34,8 +34,8 @@ $(VENV)/.actionlint: $(VENV)/.installed
 	@touch $@
 
 lint: setup $(VENV)/.actionlint      ## ruff (lint + format), mypy and actionlint: the habits a machine keeps
-	$(VENV)/bin/ruff check orchestrator tests bench scripts
-	$(VENV)/bin/ruff format --check orchestrator tests bench scripts
+	$(VENV)/bin/ruff check orchestrator ecsbox tests bench scripts
+	$(VENV)/bin/ruff format --check orchestrator ecsbox tests bench scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
 	@if [ -x $(ACTIONLINT) ]; then $(ACTIONLINT) $(WORKFLOWS) && echo "actionlint: $(WORKFLOWS) ok"; \

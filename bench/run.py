@@ -85,9 +85,9 @@ def pipeline_runs() -> dict:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
+    from ecsbox.agent import EcsAgent
+    from ecsbox.launchers import InstantLauncher
     from orchestrator.aws.session import AwsContext
-    from orchestrator.sandbox.agent import EcsAgent
-    from orchestrator.sandbox.launchers import InstantLauncher
     from tests.doctor_env import MANIFEST, good_env
 
     health = ThreadingHTTPServer(("127.0.0.1", 0), _Health)

@@ -105,7 +105,8 @@ class Plan:
 def base_definition(pipeline: Pipeline, ecs: EcsClient, svc: ServiceView | None) -> Base | None:
     """The task definition phases start from: the template file, else the service's current revision.
 
-    The sandbox's bootstrap revision is a placeholder: its inline `command` never reaches a release."""
+    A revision tagged `snail:bootstrap` (taskdef.TAG_BOOTSTRAP: a placeholder, such as the one the sandbox seeds)
+    is never a release: its inline `command` never reaches one."""
     if pipeline.service.task_definition:
         return Base(taskdef.load_template(pipeline.service.task_definition), "template")
     if svc is not None and svc.task_definition:

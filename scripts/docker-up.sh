@@ -52,48 +52,12 @@ else
   say "dockerd ready after $((i / 2))s"
 fi
 
-# 3. The local registry (stands in for ECR's data plane). 127.0.0.0/8 is an insecure registry by default.
-# python3, not curl: a fresh machine may lack curl. /v2/ answers 200 (or 401 behind auth) when it is up.
-registry_up() {
-  python3 - "$PORT" <<'PY' 2>/dev/null
-import sys, urllib.request, urllib.error
-try:
-    urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v2/", timeout=2)
-except urllib.error.HTTPError as e:
-    sys.exit(0 if e.code == 401 else 1)
-except Exception:
-    sys.exit(1)
-PY
-}
-if registry_up; then
-  say "registry already answering on 127.0.0.1:$PORT"
-else
-  mkdir -p "$REG_DIR/data"
-  cat >"$REG_DIR/config.yml" <<YAML
-version: 0.1
-log:
-  level: warn
-  fields: {service: registry}
-storage:
-  filesystem: {rootdirectory: $REG_DIR/data}
-  delete: {enabled: true}
-  cache: {blobdescriptor: inmemory}
-http:
-  addr: 127.0.0.1:$PORT
-  headers:
-    X-Content-Type-Options: [nosniff]
-YAML
-  say "starting registry on 127.0.0.1:$PORT (storage $REG_DIR/data, log $REG_DIR/registry.log)"
-  setsid nohup docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/registry.log" 2>&1 </dev/null &
-  echo $! >"$REG_DIR/registry.pid"
-  for ((i = 0; i < 40; i++)); do
-    registry_up && break
-    kill -0 "$(cat "$REG_DIR/registry.pid")" 2>/dev/null || { tail -20 "$REG_DIR/registry.log" >&2; die "registry exited"; }
-    sleep 0.25
-  done
-  registry_up || { tail -20 "$REG_DIR/registry.log" >&2; die "registry not answering on 127.0.0.1:$PORT"; }
-  say "registry ready"
-fi
+# 3. The local registry (stands in for ECR's data plane): the same code `snail sandbox up` runs (ecsbox.docker_setup):
+# SNAIL_REGISTRY if set, else one answering on 127.0.0.1:$PORT, else the docker-registry binary, else registry:2.
+PY="${SNAIL_PYTHON:-$REPO/.venv/bin/python}"
+[[ -x $PY ]] || PY=python3
+PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m ecsbox.docker_setup registry --state-dir "$STATE_DIR" --port "$PORT" \
+  || die "no registry on 127.0.0.1:$PORT"
 
 # 4. The offline base image the phase images build FROM.
 if [[ "${1:-}" != "--no-base-image" ]]; then

@@ -4,7 +4,7 @@
 
 Two upstream HTTP servers (one process, keep-alive, answering "blue" or "green") stand behind the proxy (its own
 process); a load generator (this process, asyncio, keep-alive connections) sends `--requests` GETs and counts
-which upstream answered. `asyncio` is the sandbox's own data plane (orchestrator/sandbox/lb.py) with a fixed
+which upstream answered. `asyncio` is the sandbox's own data plane (ecsbox/lb.py) with a fixed
 snapshot: one listener, one rule forwarding to two target groups by weight. `haproxy` is Debian's HAProxy with
 the same split as two weighted servers of one backend (roundrobin), the closest HAProxy gets to one ALB rule.
 Prints one JSON line.
@@ -50,7 +50,7 @@ asyncio.run(main())
 
 PLANE = r"""
 import sys, time, signal
-from orchestrator.sandbox import lb
+from ecsbox import lb
 port, blue, green, wb, wg = (int(x) for x in sys.argv[1:6])
 groups = {
     "arn:tg/blue": lb.TargetGroup("arn:tg/blue", "targetgroup/blue/1", ["app/bench/1"], [lb.Target("10.0.0.1", 5000, ("127.0.0.1", blue))], health_enabled=False),

@@ -23,6 +23,9 @@ class AwsContext:
     profile: str | None = None
     endpoint_url: str | None = None
     credentials: dict[str, str] | None = None
+    # Where the test listener answers when its DNS name is not the way, as an emulator hands it out (the
+    # sandbox's endpoint info); pipeline.yaml's service.load_balancer.test_url wins over it.
+    test_url: str | None = None
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _session: Any = field(default=None, repr=False)
 

@@ -52,11 +52,16 @@ class App:
     def sandbox_info(self, start: bool = False) -> Any:
         """The running sandbox (started if asked and not up)."""
         if self._sandbox_info is None:
-            from orchestrator.sandbox import control
+            from orchestrator.cli.sandboxing import LOG_PROCESSOR, ecsbox, requested_port, spec_for, translated
 
-            spec = control.SandboxSpec.from_pipeline(self.pipeline)
+            box = ecsbox()
             state_dir = self.pipeline.state_dir()
-            info = control.ensure_up(spec, state_dir) if start else control.status(state_dir)
+            with translated():
+                if start:
+                    port = requested_port()  # SNAIL_SANDBOX_PORT: honoured wherever the sandbox starts
+                    info = box.ensure_up(spec_for(self.pipeline), state_dir, port=port, log_processor=LOG_PROCESSOR)
+                else:
+                    info = box.status(state_dir)
             if info is None or not info.healthy:
                 from orchestrator.errors import UsageError
 
@@ -69,15 +74,13 @@ class App:
         if self._aws is None:
             region = self.region or self.pipeline.service.region
             if self.sandbox:
-                kw = self.sandbox_info(start=start_sandbox).client_kwargs()
+                ends = self.sandbox_info(start=start_sandbox).endpoints()
                 self._aws = AwsContext(
-                    region=kw.get("region_name", region),
+                    region=ends.get("region") or region,
                     # an explicit --endpoint-url wins (e.g. bench/compare's request-counting proxy in front of it)
-                    endpoint_url=self.endpoint_url or kw["endpoint_url"],
-                    credentials={
-                        "aws_access_key_id": kw["aws_access_key_id"],
-                        "aws_secret_access_key": kw["aws_secret_access_key"],
-                    },
+                    endpoint_url=self.endpoint_url or ends["endpoint_url"],
+                    credentials=ends["credentials"],
+                    test_url=ends.get("test_url"),
                 )
             else:
                 from orchestrator.cli.reach import checked_context
@@ -148,7 +151,7 @@ class App:
         progress = self.progress()
         publish = None
         if self.sandbox and self.pipeline.registry.ecr:
-            from orchestrator.sandbox.ecr_mirror import mirror_to_ecr
+            from orchestrator.aws.ecr_mirror import mirror_to_ecr
 
             repo = self.pipeline.registry.ecr
 

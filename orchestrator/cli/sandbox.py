@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.app import App, forget_sandbox_state, pass_app
+from orchestrator.cli.sandboxing import LOG_PROCESSOR, ecsbox, spec_for, translated
 from orchestrator.errors import ExitCode
 
 
@@ -20,19 +21,19 @@ def group() -> None:
     "--port",
     type=int,
     envvar="SNAIL_SANDBOX_PORT",
-    help="moto's port on 127.0.0.1 (default 4566 or a free one) [SNAIL_SANDBOX_PORT]",
+    help="moto's port on 127.0.0.1 (default 4577, else a free one) [SNAIL_SANDBOX_PORT]",
 )
 @click.option("--no-service", is_flag=True, help="seed everything but the ECS service (reproduces 'service MISSING')")
 @pass_app
 def up(app: App, port: int | None, no_service: bool) -> int:
     """Start the sandbox if it is not running and seed what pipeline.yaml needs."""
-    from orchestrator.sandbox import control
-
-    spec = control.SandboxSpec.from_pipeline(app.pipeline, create_service=not no_service)
-    before = control.status(app.pipeline.state_dir())
-    if before is None or not before.healthy:
-        forget_sandbox_state(app.pipeline)  # a new world: revisions recorded for the old one mean nothing here
-    info = control.up(spec, app.pipeline.state_dir(), port=port)
+    box = ecsbox()
+    spec = spec_for(app.pipeline, create_service=not no_service)
+    with translated():
+        before = box.status(app.pipeline.state_dir())
+        if before is None or not before.healthy:
+            forget_sandbox_state(app.pipeline)  # a new world: revisions recorded for the old one mean nothing here
+        info = box.up(spec, app.pipeline.state_dir(), port=port, log_processor=LOG_PROCESSOR)
     seeded = info.seeded
     lines = [
         f"sandbox up: pid {info.pid}, endpoint {info.endpoint_url}, registry {info.registry}, region {info.region}",
@@ -63,9 +64,8 @@ def up(app: App, port: int | None, no_service: bool) -> int:
 @pass_app
 def down(app: App, all_containers: bool) -> int:
     """Stop the sandbox and remove every container it started."""
-    from orchestrator.sandbox import control
-
-    result = control.down(app.pipeline.state_dir(), all_containers=all_containers)
+    with translated():
+        result = ecsbox().down(app.pipeline.state_dir(), all_containers=all_containers)
     result["state_forgotten"] = forget_sandbox_state(app.pipeline)
     text = (
         f"sandbox down: daemon {result['daemon'] or 'was not recorded'}, "
@@ -81,9 +81,8 @@ def down(app: App, all_containers: bool) -> int:
 @pass_app
 def status(app: App) -> int:
     """Whether the sandbox runs and answers, and its services, deployments and tasks."""
-    from orchestrator.sandbox import control
-
-    info = control.status(app.pipeline.state_dir(), with_services=True)
+    with translated():
+        info = ecsbox().status(app.pipeline.state_dir(), with_services=True)
     if info is None:
         app.emit({"running": False}, "sandbox: not running (start it with `snail sandbox up`)")
         return ExitCode.OK

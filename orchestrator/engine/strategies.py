@@ -208,16 +208,13 @@ def wiring(engine: Engine, svc: ServiceView) -> Wiring:
 
 
 def _listener_url(engine: Engine, listener_arn: str, port: int | None) -> str | None:
-    """The test listener's base URL: service.load_balancer.test_url, else 127.0.0.1 in the sandbox (its data
-    plane listens there, one port per listener), else the load balancer's DNS name."""
-    from urllib.parse import urlsplit
-
+    """The test listener's base URL: service.load_balancer.test_url, else the one the endpoint hands out (the
+    sandbox's endpoint info, in AwsContext.test_url), else the load balancer's DNS name."""
     configured = engine.svc.load_balancer.test_url if engine.svc.load_balancer else None
     if configured:
         return configured.rstrip("/")
-    endpoint = engine.aws.endpoint_url or ""
-    if urlsplit(endpoint).hostname in ("127.0.0.1", "localhost"):
-        return f"http://127.0.0.1:{port}" if port else None
+    if engine.aws.test_url:
+        return engine.aws.test_url.rstrip("/")
     client = engine.aws.client("elbv2")
     lb_arn = listener_arn.replace(":listener/", ":loadbalancer/").rsplit("/", 1)[0]
     found = client.describe_load_balancers(LoadBalancerArns=[lb_arn]).get("LoadBalancers") or []

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from orchestrator.sandbox.daemon import sandbox_id_for
+from ecsbox.daemon import sandbox_id_for
 
 pytestmark = pytest.mark.e2e
 

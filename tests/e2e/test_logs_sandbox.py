@@ -62,7 +62,7 @@ def snail(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedP
 
 def endpoint(root: Path) -> str:
     """http://127.0.0.1:port of the service's running task."""
-    from orchestrator.sandbox import control
+    from ecsbox import control
 
     ecs = control.status(root / ".snail").client("ecs")
     arns = ecs.list_tasks(cluster="shine", serviceName="shine-api-gateway", desiredStatus="RUNNING")["taskArns"]

@@ -61,7 +61,7 @@ def snail(
 
 def service_endpoint(root: Path) -> tuple[str, str]:
     """(live revision, http://127.0.0.1:port) of the service's running task, read through boto3."""
-    from orchestrator.sandbox import control
+    from ecsbox import control
 
     info = control.status(root / ".snail")
     ecs = info.client("ecs")
@@ -118,7 +118,7 @@ def test_port_8080_container_is_stopped_by_the_probe(project) -> None:
 def test_down_leaves_no_container(project, docker_client) -> None:
     """`sandbox down` stops the daemon and removes every container it started."""
     assert snail(project, "sandbox", "down").returncode == 0
-    from orchestrator.sandbox.daemon import sandbox_id_for
+    from ecsbox.daemon import sandbox_id_for
 
     left = docker_client.containers.list(
         all=True, filters={"label": f"snail-sandbox-id={sandbox_id_for(project / '.snail')}"}

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from orchestrator.sandbox import control
-from orchestrator.sandbox.daemon import sandbox_id_for
+from ecsbox import control
+from ecsbox.daemon import sandbox_id_for
 
 pytestmark = pytest.mark.e2e
 
@@ -33,9 +33,9 @@ def sandbox(docker_client, tmp_path_factory):
     import docker
 
     try:
-        docker_client.images.get(control.BASE_IMAGE)
+        docker_client.images.get(control.default_bootstrap_image())
     except docker.errors.ImageNotFound:
-        _fail_or_skip(f"base image {control.BASE_IMAGE} missing: run scripts/docker-up.sh")
+        _fail_or_skip(f"base image {control.default_bootstrap_image()} missing: run scripts/docker-up.sh")
     state_dir = tmp_path_factory.mktemp("sandbox")
     started = time.monotonic()
     info = control.up(SPEC, state_dir, port=_free_port())

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator.sandbox import control, lb
-from orchestrator.sandbox.lb_seed import LoadBalancerSeed
+from ecsbox import control, lb
+from ecsbox.lb_seed import LoadBalancerSeed
 
 pytestmark = pytest.mark.e2e
 
@@ -77,9 +77,9 @@ def sandbox(docker_client, tmp_path_factory):
     import docker
 
     try:
-        docker_client.images.get(control.BASE_IMAGE)
+        docker_client.images.get(control.default_bootstrap_image())
     except docker.errors.ImageNotFound:
-        _fail_or_skip(f"base image {control.BASE_IMAGE} missing: run scripts/docker-up.sh")
+        _fail_or_skip(f"base image {control.default_bootstrap_image()} missing: run scripts/docker-up.sh")
     state_dir = tmp_path_factory.mktemp("sandbox-lb")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SNAIL_SANDBOX_MINUTE", "1")  # an ECS minute lasts a second: hook timeouts in seconds
@@ -117,7 +117,7 @@ class Lb:
             containerDefinitions=[
                 {
                     "name": "api",
-                    "image": control.BASE_IMAGE,
+                    "image": control.default_bootstrap_image(),
                     "essential": True,
                     "command": ["python3", "-c", COLOR_SERVER],
                     "environment": [{"name": "COLOR", "value": color}, {"name": "HEALTH", "value": str(health)}],

@@ -73,7 +73,7 @@ def test_scratch_image_runs_as_built_without_a_template(project: Path) -> None:
     assert plan.returncode in (0, 2), plan.stderr  # the sandbox may not be up yet for a plan
     r = snail(project, "run")
     assert r.returncode == 0, r.stdout + r.stderr
-    from orchestrator.sandbox import control
+    from ecsbox import control
 
     info = control.status(project / ".snail")
     ecs = info.client("ecs")

@@ -9,11 +9,11 @@ from collections import Counter
 
 import pytest
 
+from ecsbox.agent import EcsAgent
+from ecsbox.launchers import InstantLauncher
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
 from orchestrator.engine.executor import Engine, RunOptions
-from orchestrator.sandbox.agent import EcsAgent
-from orchestrator.sandbox.launchers import InstantLauncher
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
 from tests.functional.world import ACCOUNT, REGION, AgentClock, image, seed_service, write_pipeline
@@ -51,7 +51,7 @@ def error_response(url: str, status: int, code: str, message: str):  # noqa: ANN
 def moto_url(moto_server: str):
     """The session's moto server (the engine talks HTTP to it; the agent steps on our fake clock)."""
     yield moto_server
-    from orchestrator.sandbox import extension
+    from ecsbox import extension
 
     extension.uninstall()
 

@@ -305,7 +305,7 @@ def test_sandbox_is_seeded_once_not_per_command(tmp_path, monkeypatch, moto_serv
     """`--sandbox` commands reuse a sandbox `up` seeded for this service; one never seeded for it is seeded."""
     import requests
 
-    from orchestrator.sandbox import control
+    from ecsbox import control
 
     requests.post(f"{moto_server}/moto-api/reset", timeout=10)
     spec = control.SandboxSpec(cluster=CLUSTER, service=SERVICE, repository=SERVICE)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.sandbox.control import port_holder
+from ecsbox.control import port_holder
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_the_daemon_exits_when_it_cannot_bind(tmp_path: Path, taken_port: int) -
         [
             sys.executable,
             "-m",
-            "orchestrator.sandbox.daemon",
+            "ecsbox.daemon",
             "--state-dir",
             str(tmp_path),
             "--port",
@@ -76,3 +76,54 @@ def test_the_daemon_exits_when_it_cannot_bind(tmp_path: Path, taken_port: int) -
     assert r.returncode == 2, r.stdout + r.stderr
     assert "sandbox_daemon_bind_failed" in r.stdout + r.stderr
     assert time.monotonic() - started < 20
+
+
+def test_the_default_port_is_not_localstacks() -> None:
+    """4566 is LocalStack's port: a sandbox started without --port must not take it (issue 19 item 6)."""
+    from ecsbox.control import DEFAULT_PORT
+
+    assert DEFAULT_PORT != 4566 and DEFAULT_PORT < 32768  # below Linux's ephemeral range
+
+
+def test_sandbox_run_honours_snail_sandbox_port(make_pipeline, taken_port: int) -> None:  # noqa: ANN001
+    """`snail --sandbox run` starts the sandbox on SNAIL_SANDBOX_PORT, as `sandbox up` does: a taken one is refused
+    with exit 2 naming its holder (it used to be ignored, and the run took 4566)."""
+    path = make_pipeline()
+    env = {**os.environ, "SNAIL_SANDBOX_PORT": str(taken_port)}
+    r = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "-f", str(path), "--sandbox", "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert r.returncode == 2, r.stderr
+    assert f"port {taken_port} on 127.0.0.1 is taken by pid {os.getpid()}" in r.stderr
+    assert not (Path(path).parent / ".snail" / "sandbox.json").exists()
+
+
+BLOCK_MOTO = """
+import sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "moto":
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Blocked())
+from orchestrator.cli.main import main
+sys.exit(main())
+"""
+
+
+def test_without_the_sandbox_extra_sandbox_up_says_what_to_install(make_pipeline) -> None:  # noqa: ANN001
+    """moto missing (pip install snail-trail without [sandbox]): `sandbox up` exits 2 naming the extra, while
+    `validate` still works."""
+    path = make_pipeline()
+    r = subprocess.run(
+        [sys.executable, "-c", BLOCK_MOTO, "-f", str(path), "sandbox", "up"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2, r.stderr
+    assert "moto[server]" in r.stderr and "pip install 'snail-trail[sandbox]'" in r.stderr
+    ok = subprocess.run(
+        [sys.executable, "-c", BLOCK_MOTO, "-f", str(path), "validate"], capture_output=True, text=True, timeout=60
+    )
+    assert ok.returncode == 0, ok.stderr

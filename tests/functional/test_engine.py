@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
+from ecsbox.agent import EcsAgent
+from ecsbox.launchers import InstantLauncher
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
 from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.errors import PreflightFailed, UsageError
-from orchestrator.sandbox.agent import EcsAgent
-from orchestrator.sandbox.launchers import InstantLauncher
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.trail import render
 from tests.conftest import Behaviour
@@ -78,7 +78,7 @@ class World:
 @pytest.fixture
 def aws():
     """In-process moto for every AWS call of the test."""
-    from orchestrator.sandbox import extension
+    from ecsbox import extension
 
     with mock_aws():
         yield

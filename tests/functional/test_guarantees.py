@@ -23,14 +23,14 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from ecsbox import extension
+from ecsbox.agent import EcsAgent
+from ecsbox.launchers import InstantLauncher
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
 from orchestrator.engine import executor
 from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.engine.outcome import Outcome
-from orchestrator.sandbox import extension
-from orchestrator.sandbox.agent import EcsAgent
-from orchestrator.sandbox.launchers import InstantLauncher
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
 from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, image, live, seed_service, snail, write_pipeline

@@ -11,9 +11,9 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from ecsbox.launchers import LogShipper, MotoLogsSink
 from orchestrator.aws.logs import LogsClient, awslogs_targets, last_log_lines
 from orchestrator.aws.session import AwsContext
-from orchestrator.sandbox.launchers import LogShipper, MotoLogsSink
 from tests.functional.world import REGION, image, snail, world, write_pipeline  # noqa: F401
 
 GROUP = "/ecs/shine-api-gateway"

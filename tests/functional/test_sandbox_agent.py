@@ -8,9 +8,9 @@ import boto3
 import pytest
 import requests
 
-from orchestrator.sandbox import extension
-from orchestrator.sandbox.agent import EcsAgent
-from orchestrator.sandbox.launchers import InstantLauncher
+from ecsbox import extension
+from ecsbox.agent import EcsAgent
+from ecsbox.launchers import InstantLauncher
 
 REGION = "us-east-1"
 CLUSTER = "shine"
@@ -373,7 +373,7 @@ def test_uninstall_restores_plain_moto():
         assert EC2ContainerServiceBackend.update_service.__module__ == "moto.ecs.models"
     finally:
         extension.install()
-    assert EC2ContainerServiceBackend.update_service.__module__ == "orchestrator.sandbox.extension"
+    assert EC2ContainerServiceBackend.update_service.__module__ == "ecsbox.extension"
 
 
 def test_missing_service_is_reported_missing(ecs, agent):

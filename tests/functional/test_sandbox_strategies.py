@@ -22,15 +22,15 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
+from ecsbox import alarms, control, extension, lb
+from ecsbox import deployments as sd
+from ecsbox.agent import EcsAgent
+from ecsbox.launchers import InstantLauncher
+from ecsbox.lb_seed import LoadBalancerSeed
 from orchestrator.aws.elbv2 import Elbv2Client
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
 from orchestrator.errors import NotFound
-from orchestrator.sandbox import alarms, control, extension, lb
-from orchestrator.sandbox import deployments as sd
-from orchestrator.sandbox.agent import EcsAgent
-from orchestrator.sandbox.launchers import InstantLauncher
-from orchestrator.sandbox.lb_seed import LoadBalancerSeed
 
 REGION = "us-east-1"
 CLUSTER = "shine"

@@ -21,6 +21,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from ecsbox import extension
+from ecsbox.agent import EcsAgent
+from ecsbox.launchers import InstantLauncher
 from orchestrator import taskdef
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
@@ -28,9 +31,6 @@ from orchestrator.engine import executor
 from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.errors import SnailError
 from orchestrator.gates import ecs_rollout
-from orchestrator.sandbox import extension
-from orchestrator.sandbox.agent import EcsAgent
-from orchestrator.sandbox.launchers import InstantLauncher
 from orchestrator.state.base import current_marks
 from orchestrator.state.sqlite import SqliteStore
 from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, image, seed_service, write_pipeline

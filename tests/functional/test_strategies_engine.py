@@ -15,6 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from ecsbox import lb
+from ecsbox.agent import EcsAgent
+from ecsbox.launchers import InstantLauncher
 from orchestrator.aws.ecs import EcsClient
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
@@ -22,9 +25,6 @@ from orchestrator.engine import strategies
 from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.errors import ConfigErrors
 from orchestrator.plan import render_plan
-from orchestrator.sandbox import lb
-from orchestrator.sandbox.agent import EcsAgent
-from orchestrator.sandbox.launchers import InstantLauncher
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.trail import render
 from tests.conftest import Behaviour
@@ -248,7 +248,7 @@ class World:
 @pytest.fixture
 def aws():
     """In-process moto for every AWS call of the test."""
-    from orchestrator.sandbox import extension
+    from ecsbox import extension
 
     with mock_aws():
         yield

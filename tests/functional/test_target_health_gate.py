@@ -30,7 +30,7 @@ TH = "  - {type: target-health, retries: {attempts: 5, wait: 1s}}\n"
 @pytest.fixture
 def moto_aws():
     """In-process moto for every AWS call of the test."""
-    from orchestrator.sandbox import extension
+    from ecsbox import extension
 
     with mock_aws():
         yield

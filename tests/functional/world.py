@@ -110,8 +110,8 @@ def boto(service: str):  # noqa: ANN201
 @pytest.fixture(scope="module")
 def server(moto_server):
     """The session's moto server with the agent moving deployments (real time, 0.2 s rounds)."""
-    from orchestrator.sandbox.agent import EcsAgent
-    from orchestrator.sandbox.launchers import InstantLauncher
+    from ecsbox.agent import EcsAgent
+    from ecsbox.launchers import InstantLauncher
 
     ports: dict[str, int] = {}
     fail: dict[str, str] = {}
@@ -125,7 +125,7 @@ def server(moto_server):
     agent.start()
     yield {"url": moto_server, "ports": ports, "fail": fail}
     agent.stop(stop_tasks=True)
-    from orchestrator.sandbox import extension
+    from ecsbox import extension
 
     extension.uninstall()  # the agent patched moto's ECS; later tests may want plain moto
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.sandbox import extension
-from orchestrator.sandbox.launchers import DockerLauncher, InstantLauncher, _docker_healthcheck, _split_ref
+from ecsbox import extension
+from ecsbox.launchers import DockerLauncher, InstantLauncher, _docker_healthcheck, _split_ref
 
 
 def test_ecr_uri_is_pulled_from_the_local_registry():

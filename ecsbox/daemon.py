@@ -1,6 +1,6 @@
 """The sandbox process: moto's server on 127.0.0.1, the ECS extension, and the agent running real containers.
 
-    python -m orchestrator.sandbox.daemon --state-dir DIR --port P [--registry 127.0.0.1:5055]
+    python -m ecsbox.daemon --state-dir DIR --port P [--registry 127.0.0.1:5055]
 
 Runs until SIGTERM or SIGINT, then stops every container it started. `control.up()` starts it detached;
 `control.down()` stops it.
@@ -46,9 +46,9 @@ def run(
     """Serve until `stop_event` is set (the signal handlers set it); return the process exit status."""
     from moto.server import ThreadedMotoServer
 
-    from orchestrator.sandbox import extension
-    from orchestrator.sandbox.agent import EcsAgent
-    from orchestrator.sandbox.launchers import DockerLauncher
+    from ecsbox import extension
+    from ecsbox.agent import EcsAgent
+    from ecsbox.launchers import DockerLauncher
 
     # The execution role needs AmazonECSTaskExecutionRolePolicy; moto only knows AWS managed policies if asked.
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
@@ -75,7 +75,7 @@ def run(
     agent.start()
     # The load balancers' data plane: a port per listener of whatever ELBv2 state moto holds.
     plane = start_load_balancers(f"http://{host}:{bound}", region, account_id, metrics_period)
-    from orchestrator.sandbox.alarms import AlarmEvaluator
+    from ecsbox.alarms import AlarmEvaluator
 
     evaluator = AlarmEvaluator(account_id, interval=metrics_period)  # CloudWatch evaluates alarms; moto does not
     evaluator.start()
@@ -105,10 +105,10 @@ def run(
 
 
 def start_load_balancers(endpoint_url: str, region: str, account_id: str, metrics_period: float) -> Any:
-    """Start the load-balancer data plane (orchestrator/sandbox/lb.py), publishing ALB metrics to moto."""
+    """Start the load-balancer data plane (ecsbox/lb.py), publishing ALB metrics to moto."""
     import boto3
 
-    from orchestrator.sandbox.lb import DataPlane, cloudwatch_publisher
+    from ecsbox.lb import DataPlane, cloudwatch_publisher
 
     cloudwatch = boto3.client(
         "cloudwatch",
@@ -146,7 +146,7 @@ def _close_launcher(launcher: Any) -> None:
 
 
 def _remove_own_containers(launcher: Any, sandbox_id: str) -> int:
-    from orchestrator.sandbox.launchers import remove_sandbox_containers
+    from ecsbox.launchers import remove_sandbox_containers
 
     try:
         return remove_sandbox_containers(launcher.client, sandbox_id)
@@ -155,16 +155,25 @@ def _remove_own_containers(launcher: Any, sandbox_id: str) -> int:
         return 0
 
 
-def _configure_logging() -> None:
-    from orchestrator import redact
+def _load_processor(ref: str) -> Any:
+    """`module:function` -> the function (the host's masking processor for this log)."""
+    import importlib
 
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _configure_logging(log_processor: str | None = None) -> None:
+    """JSON lines; with `log_processor` (the host's redaction, e.g. `orchestrator.redact:structlog_processor`) every
+    event passes it before it is written: the log lives in the host's state folder, masked like its other output."""
+    masking = [_load_processor(log_processor)] if log_processor else []
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact.structlog_processor,  # type: ignore[list-item]  # daemon.log lives in .snail/: secrets masked like every other output
+            *masking,
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
@@ -173,16 +182,17 @@ def _configure_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, install signal handlers, serve."""
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.sandbox.daemon", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ecsbox.daemon", description=__doc__)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID)
     parser.add_argument("--registry", default="127.0.0.1:5055")
     parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--log-processor", help="module:function, a structlog processor every log event passes")
     parser.add_argument("--metrics-period", type=float, default=10.0, help="seconds between ALB metric publications")
     args = parser.parse_args(argv)
-    _configure_logging()
+    _configure_logging(args.log_processor)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

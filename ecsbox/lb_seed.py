@@ -70,7 +70,7 @@ class LoadBalancerSeed:
 
 def seed_load_balancer(clients: dict[str, Any], spec: Any, seeded: dict[str, Any]) -> dict[str, Any]:
     """Create what is missing of `spec.load_balancer`; return ARNs, URLs and the service's `loadBalancers`."""
-    from orchestrator.sandbox.control import SandboxError
+    from ecsbox.control import SandboxError
 
     lb: LoadBalancerSeed = spec.load_balancer
     service, port = spec.service, spec.port

@@ -31,10 +31,10 @@ from typing import Any
 import structlog
 from moto.core.utils import utcnow
 
-from orchestrator.sandbox import alarms, strategies, traffic
-from orchestrator.sandbox import deployments as sd
-from orchestrator.sandbox import extension as ext
-from orchestrator.sandbox.launchers import Launcher, LaunchStatus
+from ecsbox import alarms, strategies, traffic
+from ecsbox import deployments as sd
+from ecsbox import extension as ext
+from ecsbox.launchers import Launcher, LaunchStatus
 
 log = structlog.get_logger(__name__)
 

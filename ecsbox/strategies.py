@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from moto.core.utils import utcnow
 
-from orchestrator.sandbox import deployments as sd
-from orchestrator.sandbox import extension as ext
-from orchestrator.sandbox import traffic
+from ecsbox import deployments as sd
+from ecsbox import extension as ext
+from ecsbox import traffic
 
 if TYPE_CHECKING:
-    from orchestrator.sandbox.agent import EcsAgent, TaskRecord
+    from ecsbox.agent import EcsAgent, TaskRecord
 
 log = structlog.get_logger(__name__)
 

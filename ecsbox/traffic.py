@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from orchestrator.sandbox import extension as ext
+from ecsbox import extension as ext
 
 log = structlog.get_logger(__name__)
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.sandbox import extension as ext
+from ecsbox import extension as ext
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from moto.ecs.models import EC2ContainerServiceBackend, Service, Task
 from moto.elbv2.models import ELBv2Backend
 from moto.moto_api._internal import mock_random
 
-from orchestrator.sandbox import deployments as sd
+from ecsbox import deployments as sd
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +54,7 @@ def check_moto_version(version: str | None = None) -> None:
     version = version or moto.__version__
     if not version.startswith(SUPPORTED_MOTO_MAJOR):
         raise RuntimeError(
-            f"orchestrator.sandbox.extension supports moto {SUPPORTED_MOTO_MAJOR}x, found {version}: "
+            f"ecsbox.extension supports moto {SUPPORTED_MOTO_MAJOR}x, found {version}: "
             "re-check the patched internals before widening the pin"
         )
 

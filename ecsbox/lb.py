@@ -34,10 +34,10 @@ from typing import Any
 
 import structlog
 
-from orchestrator.sandbox import extension as ext
-from orchestrator.sandbox import traffic
-from orchestrator.sandbox.lb_metrics import NAMESPACE, Metrics, cloudwatch_publisher
-from orchestrator.sandbox.lb_view import (
+from ecsbox import extension as ext
+from ecsbox import traffic
+from ecsbox.lb_metrics import NAMESPACE, Metrics, cloudwatch_publisher
+from ecsbox.lb_view import (
     Listener,
     Rule,
     SmoothWeighted,

@@ -1,5 +1,6 @@
-"""The sandbox's stand-in for ECR's data plane: images are pushed to a local registry, and their manifests are
-recorded in moto's ECR under the same digest, so task definitions name images by their ECR URI as on AWS."""
+"""ECR mirroring, a client of the sandbox: where pushes go to a local registry that stands in for ECR's data plane,
+each manifest is also recorded in the (emulated) ECR under the same digest, so task definitions name images by
+their ECR URI as on AWS."""
 
 from __future__ import annotations
 

@@ -443,7 +443,7 @@ class LogShipper:
 
     def follow(self, client: Any, container_id: str, task_id: str, cdef: dict[str, Any]) -> bool:
         """Start shipping one container's output if its definition uses awslogs with a stream prefix."""
-        from orchestrator.aws.logs import awslogs_targets
+        from ecsbox._util import awslogs_targets
 
         targets = awslogs_targets({"containerDefinitions": [cdef]})
         stream = targets[0].stream(task_id) if targets else None

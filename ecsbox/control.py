@@ -21,23 +21,38 @@ from typing import Any
 
 import structlog
 
-from orchestrator.errors import DockerUnavailable, ExitCode, SnailError
-from orchestrator.procs import pid_alive
-from orchestrator.sandbox.daemon import DEFAULT_ACCOUNT_ID, sandbox_id_for
-from orchestrator.sandbox.lb_seed import LoadBalancerSeed, seed_load_balancer
+from ecsbox._util import pid_alive, private_file, write_private
+from ecsbox.daemon import DEFAULT_ACCOUNT_ID, sandbox_id_for
+from ecsbox.docker_setup import RegistryChoice
+from ecsbox.errors import SandboxError
+from ecsbox.lb_seed import LoadBalancerSeed, seed_load_balancer
 
 log = structlog.get_logger(__name__)
 
 INFO_FILE = "sandbox.json"
 LOG_FILE = "daemon.log"
-DEFAULT_PORT = 4566
+# moto's port when none is asked for: not LocalStack's 4566 (a LocalStack, or another emulator, may be running),
+# and below Linux's ephemeral range (32768-60999), so a client's outgoing connection never holds it.
+DEFAULT_PORT = 4577
 CREDENTIALS = {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
-BASE_IMAGE = "snail-base/python:3.11"
+BOOTSTRAP_IMAGE = "python:3.12-slim"  # any image with python3; SandboxSpec.bootstrap_image overrides it
+
+
+def default_bootstrap_image() -> str:
+    """The bootstrap revision's image: $SNAIL_BASE_IMAGE (where a local base image stands in for a public one,
+    as for the pipeline's builds), else python:3.12-slim."""
+    return os.environ.get("SNAIL_BASE_IMAGE") or BOOTSTRAP_IMAGE
+
+
 EXECUTION_ROLE = "ecsTaskExecutionRole"
 EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 NAME_TAG = "snail-sandbox"
 VPC_CIDR = "10.42.0.0/16"
 SUBNETS = (("10.42.1.0/24", "a"), ("10.42.2.0/24", "b"))
+
+# The tag on the bootstrap revision (a placeholder, never a release): a client reads it by name, from
+# SandboxInfo.endpoints()["bootstrap_tag"].
+BOOTSTRAP_TAG = "snail:bootstrap"
 
 # The bootstrap revision: answers 200 on /health (and /) so the first phase starts from a healthy service,
 # and exits on SIGTERM (a Python PID 1 ignores it otherwise, and every drain would wait for SIGKILL).
@@ -59,12 +74,6 @@ http.server.ThreadingHTTPServer(('0.0.0.0', int(os.environ.get('PORT', '5000')))
 """
 
 
-class SandboxError(SnailError):
-    """The sandbox could not be started, seeded or stopped; nothing in the pipeline was changed."""
-
-    exit_code = ExitCode.USAGE
-
-
 @dataclass(frozen=True)
 class SandboxSpec:
     """What the sandbox must hold for one pipeline: its cluster, service, container port and repository."""
@@ -79,6 +88,8 @@ class SandboxSpec:
     create_service: bool = True
     circuit_breaker: bool = True
     load_balancer: LoadBalancerSeed | None = None  # service.load_balancer: seeded when pipeline.yaml has one
+    # the bootstrap revision's image (it runs `python3 -c SERVER`)
+    bootstrap_image: str = field(default_factory=default_bootstrap_image)
 
     def key(self) -> str:
         """What seeding depends on (create_service aside: a --no-service sandbox stays without its service)."""
@@ -122,6 +133,8 @@ class SandboxInfo:
     state_dir: str = ""
     sandbox_id: str = ""
     registry_started: bool = False
+    registry_how: str = ""  # RegistryChoice.how: env | running | binary | container
+    registry_ref: str = ""  # the pid or container id of a registry we started
     seeded: dict[str, Any] = field(default_factory=dict)
     seeded_for: list[str] = field(default_factory=list)  # SandboxSpec.key() of every service seeded (at `up`)
     alive: bool | None = None
@@ -137,6 +150,19 @@ class SandboxInfo:
         import boto3
 
         return boto3.client(service, **self.client_kwargs(region))
+
+    def endpoints(self) -> dict[str, Any]:
+        """What a client needs to use this sandbox: the AWS endpoint, the registry to push to, dummy credentials,
+        and, when seeded with a load balancer, the production and test listeners' URLs."""
+        return {
+            "endpoint_url": self.endpoint_url,
+            "region": self.region,
+            "registry": self.registry,
+            "credentials": dict(CREDENTIALS),
+            "production_url": self.seeded.get("production_url"),
+            "test_url": self.seeded.get("test_url"),
+            "bootstrap_tag": BOOTSTRAP_TAG,
+        }
 
     @property
     def healthy(self) -> bool:
@@ -167,8 +193,13 @@ def up(
     registry_port: int = 5055,
     manage_docker: bool = True,
     wait_steady: float = 90.0,
+    log_processor: str | None = None,
 ) -> SandboxInfo:
-    """Start the sandbox if it is not up (cleaning up a dead one first), then seed what `spec` needs."""
+    """Start the sandbox if it is not up (cleaning up a dead one first), then seed what `spec` needs.
+
+    `port` is moto's port on 127.0.0.1 (a taken one is refused; None: DEFAULT_PORT if free, else any free one).
+    `log_processor` (`module:function`, a structlog processor) masks the daemon's log, e.g. the host's redaction.
+    """
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     info = status(state_dir)
@@ -181,10 +212,18 @@ def up(
     if info is None:
         if port:
             _refuse_taken_port(port)  # before anything starts: a taken port is the user's to resolve
-        registry = f"127.0.0.1:{registry_port}"
-        registry_started = _ensure_docker(registry_port) if manage_docker else False
-        info = _start_daemon(state_dir, port, spec.region if spec else "us-east-1", registry)
-        info.registry_started = registry_started
+        choice = _ensure_docker(state_dir, registry_port) if manage_docker else None
+        registry = choice.address if choice else f"127.0.0.1:{registry_port}"
+        try:
+            info = _start_daemon(state_dir, port, spec.region if spec else "us-east-1", registry, log_processor)
+        except BaseException:
+            if choice is not None and choice.started:
+                from ecsbox.docker_setup import stop_registry
+
+                stop_registry(choice)
+            raise
+        if choice is not None:
+            info.registry_started, info.registry_how, info.registry_ref = choice.started, choice.how, choice.ref
         _write_info(state_dir, info)
     else:
         log.info("sandbox_already_up", pid=info.pid, endpoint_url=info.endpoint_url)
@@ -219,7 +258,9 @@ def down(state_dir: Path, all_containers: bool = False, stop_registry: bool = Tr
     label = None if all_containers else sandbox_id_for(state_dir)
     result["containers_removed"] = _remove_containers(label)
     if info is not None and info.registry_started and stop_registry:
-        result["registry_stopped"] = _run_script("docker-down.sh", check=False) == 0
+        from ecsbox.docker_setup import stop_registry as stop
+
+        result["registry_stopped"] = stop(RegistryChoice(info.registry, info.registry_how, info.registry_ref))
     (state_dir / INFO_FILE).unlink(missing_ok=True)
     log.info("sandbox_down", **result)
     return result
@@ -463,7 +504,7 @@ def _seed_task_definition(ecs: Any, spec: SandboxSpec, seeded: dict[str, Any]) -
         return max(existing, key=lambda a: int(a.rsplit(":", 1)[-1]))
     container = {
         "name": spec.container,
-        "image": BASE_IMAGE,
+        "image": spec.bootstrap_image,
         "essential": True,
         "command": ["python3", "-c", BOOTSTRAP_SERVER],
         "environment": [{"name": "PORT", "value": str(spec.port)}],
@@ -486,7 +527,7 @@ def _seed_task_definition(ecs: Any, spec: SandboxSpec, seeded: dict[str, Any]) -
         cpu="256",
         memory="512",
         executionRoleArn=seeded["execution_role_arn"],
-        tags=[{"key": "snail:bootstrap", "value": "true"}],
+        tags=[{"key": BOOTSTRAP_TAG, "value": "true"}],
     )["taskDefinition"]["taskDefinitionArn"]
 
 
@@ -543,16 +584,21 @@ def wait_for_steady(info: SandboxInfo, spec: SandboxSpec, timeout: float) -> dic
 # ------------------------------------------------------------------------------------------------ process
 
 
-def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str) -> SandboxInfo:
+def _start_daemon(
+    state_dir: Path, port: int | None, region: str, registry: str, log_processor: str | None = None
+) -> SandboxInfo:
     port = port or _pick_port()
     log_path = state_dir / LOG_FILE
-    repo_root = Path(__file__).resolve().parents[2]
+    # The daemon imports this very copy of ecsbox (and of the host's log processor): its folder goes first on
+    # PYTHONPATH, and the daemon runs in the state folder, so a project folder holding another ecsbox/ (a fork,
+    # a vendored checkout) is never the one that runs.
+    package_root = Path(__file__).resolve().parents[1]
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo_root), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(package_root), env.get("PYTHONPATH", "")) if p)
     cmd = [
         sys.executable,
         "-m",
-        "orchestrator.sandbox.daemon",
+        "ecsbox.daemon",
         "--state-dir",
         str(Path(state_dir).resolve()),
         "--port",
@@ -561,14 +607,11 @@ def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str)
         region,
         "--registry",
         registry,
+        *(["--log-processor", log_processor] if log_processor else []),
     ]
     started = time.monotonic()
-    from orchestrator.state.secure import private_file
-
     private_file(log_path)  # the daemon's log: 0600 in a 0700 folder, like every state file
     with open(log_path, "ab") as out:
-        # cwd is this checkout: `python -m` puts the cwd first on sys.path, and a user's project folder may hold
-        # another copy of orchestrator/ (a fork, a vendored checkout) whose daemon must not be the one that runs.
         proc = subprocess.Popen(
             cmd,
             stdout=out,
@@ -576,7 +619,7 @@ def _start_daemon(state_dir: Path, port: int | None, region: str, registry: str)
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
-            cwd=str(repo_root),
+            cwd=str(Path(state_dir).resolve()),
         )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -653,7 +696,7 @@ class PortHolder:
     cmdline: str
 
     def describe(self) -> str:
-        """`pid 123 (python -m orchestrator.sandbox.daemon --state-dir /x/.snail …)` or `an unknown process`."""
+        """`pid 123 (python -m ecsbox.daemon --state-dir /x/.snail …)` or `an unknown process`."""
         if self.pid is None:
             return "a process this user cannot see"
         return f"pid {self.pid} ({self.cmdline[:160]})"
@@ -707,7 +750,7 @@ def _refuse_taken_port(port: int) -> None:
             except OSError:
                 holder = PortHolder(port, None, "")
     hint = "choose another with --port (or leave it out: snail picks a free one)"
-    if "orchestrator.sandbox.daemon" in holder.cmdline:
+    if "ecsbox.daemon" in holder.cmdline:
         state = holder.cmdline.split("--state-dir", 1)[-1].split()[0] if "--state-dir" in holder.cmdline else "?"
         hint = f"it is another snail sandbox (state dir {state}): stop it with `snail sandbox down` there, or {hint}"
     raise SandboxError(f"port {port} on 127.0.0.1 is taken by {holder.describe()}; {hint}", port=port)
@@ -737,8 +780,6 @@ def _read_info(state_dir: Path) -> SandboxInfo | None:
 
 
 def _write_info(state_dir: Path, info: SandboxInfo) -> None:
-    from orchestrator.state.secure import write_private
-
     write_private(state_dir / INFO_FILE, json.dumps(info.to_json(), indent=2, sort_keys=True))  # 0600 in 0700
 
 
@@ -752,63 +793,18 @@ def _tail(path: Path, lines: int = 15) -> str:
 # ------------------------------------------------------------------------------------------------ docker
 
 
-def scripts_dir() -> Path:
-    """The repository's scripts/ directory (docker-up.sh, docker-down.sh)."""
-    import orchestrator
+def _ensure_docker(state_dir: Path, registry_port: int) -> RegistryChoice:
+    """A Docker Engine that answers and the registry to push to (ecsbox.docker_setup says which, and why)."""
+    from ecsbox.docker_setup import docker_client, ensure_registry
 
-    return Path(orchestrator.__file__).resolve().parents[1] / "scripts"
-
-
-def _run_script(name: str, *args: str, check: bool = True, env: dict[str, str] | None = None) -> int:
-    script = scripts_dir() / name
-    if not script.exists():
-        if check:
-            raise DockerUnavailable(f"{script} not found: run snail from a checkout of snail-trail")
-        return 127
     started = time.monotonic()
-    # A new session: the dockerd and registry the script may start must outlive whoever called `up`
-    # (a killed test run or shell job takes its whole process group with it).
-    proc = subprocess.run(
-        ["bash", str(script), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-        stdin=subprocess.DEVNULL,
-    )
-    log.info("sandbox_script_ran", script=name, rc=proc.returncode, seconds=round(time.monotonic() - started, 2))
-    if proc.returncode != 0 and check:
-        raise DockerUnavailable(
-            f"{name} failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-800:]}\n"
-            "The sandbox needs a Docker Engine and a local registry: as root, `scripts/docker-up.sh` installs and "
-            "starts both (apt-get install -y docker.io docker-registry; dockerd &)."
-        )
-    return proc.returncode
-
-
-def _registry_answering(port: int) -> bool:
-    import urllib.error
-    import urllib.request
-
+    client = docker_client()
     try:
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2)
-        return True
-    except urllib.error.HTTPError as exc:
-        return exc.code == 401
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _ensure_docker(registry_port: int) -> bool:
-    """Docker and the local registry up (via scripts/docker-up.sh); return whether we started the registry."""
-    was_up = _registry_answering(registry_port)
-    env_port = os.environ.get("SNAIL_REGISTRY_PORT")
-    if env_port and int(env_port) != registry_port:
-        log.warning("sandbox_registry_port_mismatch", env=env_port, requested=registry_port)
-    _run_script("docker-up.sh", env={"SNAIL_REGISTRY_PORT": str(registry_port)})
-    if not _registry_answering(registry_port):
-        raise DockerUnavailable(f"the local registry does not answer on 127.0.0.1:{registry_port} after docker-up.sh")
-    return not was_up
+        choice = ensure_registry(state_dir, registry_port, client=client)
+    finally:
+        client.close()
+    log.info("sandbox_docker_ready", registry=choice.describe(), seconds=round(time.monotonic() - started, 2))
+    return choice
 
 
 def _remove_containers(sandbox_id: str | None) -> int:
@@ -816,7 +812,7 @@ def _remove_containers(sandbox_id: str | None) -> int:
     try:
         import docker
 
-        from orchestrator.sandbox.launchers import remove_sandbox_containers
+        from ecsbox.launchers import remove_sandbox_containers
 
         return remove_sandbox_containers(docker.from_env(), sandbox_id)
     except Exception as exc:  # noqa: BLE001 - no Docker: there is nothing to remove
