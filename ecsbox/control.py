@@ -164,6 +164,10 @@ class SandboxInfo:
             "bootstrap_tag": BOOTSTRAP_TAG,
         }
 
+    def registry_description(self) -> str:
+        """Which registry pushes go to, and how it came to be (from SNAIL_REGISTRY, already running, started)."""
+        return RegistryChoice(self.registry, self.registry_how, self.registry_ref).describe()
+
     @property
     def healthy(self) -> bool:
         """The daemon process is alive and its endpoint answers."""

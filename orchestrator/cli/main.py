@@ -12,6 +12,7 @@ from orchestrator.cli.app import App
 from orchestrator.cli.boundary import ended_from_error, ended_from_result, report
 
 COMMANDS = {
+    "init": "orchestrator.cli.init:command",
     "validate": "orchestrator.cli.validate:command",
     "doctor": "orchestrator.cli.doctor:command",
     "plan": "orchestrator.cli.plan:command",
@@ -30,6 +31,7 @@ COMMANDS = {
     "completion": "orchestrator.cli.completion:command",
 }
 HELP = {
+    "init": "Start a pipeline here: scaffold one, or write it from a live service.",
     "validate": "Check pipeline.yaml and phases/*.yaml (file:line errors).",
     "doctor": "Preflight: catch the field log's incidents before a rollout.",
     "plan": "Show what run would do: images, task-definition diff, update, gates.",

@@ -36,7 +36,8 @@ def up(app: App, port: int | None, no_service: bool) -> int:
         info = box.up(spec, app.pipeline.state_dir(), port=port, log_processor=LOG_PROCESSOR)
     seeded = info.seeded
     lines = [
-        f"sandbox up: pid {info.pid}, endpoint {info.endpoint_url}, registry {info.registry}, region {info.region}",
+        f"sandbox up: pid {info.pid}, endpoint {info.endpoint_url}, region {info.region}",
+        f"  pushes to      {info.registry_description()}",
         f"  cluster        {seeded.get('cluster_arn')}",
         f"  service        {seeded.get('service_arn') or 'not created (--no-service)'}",
         f"  task def       {seeded.get('task_definition_arn')}",
