@@ -736,6 +736,7 @@ class Plane:
 def plane(endpoint, monkeypatch):
     """Blue answers 'blue', green 'green', broken answers 500 on /health; the bootstrap image is blue."""
     monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    monkeypatch.setenv("SNAIL_BASE_IMAGE", "snail-base/python:3.11")  # the bootstrap image: tag 3.11 is blue
     servers = {"3.11": serve("blue"), "green": serve("green"), "broken": serve("broken", 500)}
     world = Plane(endpoint, {tag: s.server_address[1] for tag, s in servers.items()})
     world.wait(lambda: world.describe()["deployments"][0]["rolloutState"] == "COMPLETED")
