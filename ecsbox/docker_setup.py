@@ -1,6 +1,6 @@
 """What the sandbox needs from the host: a running Docker Engine and an OCI registry for pushes (ECR's data plane).
 
-Used by `up()` and, for `make`, by scripts/docker-up.sh (`python -m ecsbox.docker_setup registry`). It never
+Used by `up()` and, for `make`, by scripts/docker-up.sh (`python -m ecsbox registry`). It never
 installs packages and writes only under the state folder it is given (the registry's storage, pid and log):
 
 - the Docker Engine must already answer; otherwise DockerUnavailable says how to get one;
@@ -12,11 +12,9 @@ installs packages and writes only under the state folder it is given (the regist
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -204,23 +202,3 @@ def _start_container(client: Any, state_dir: Path, port: int, wait: float) -> Re
         container.remove(force=True)
         raise DockerUnavailable(f"the {REGISTRY_IMAGE} container did not answer on {address} within {wait:.0f}s")
     return RegistryChoice(address, "container", container.id)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m ecsbox.docker_setup registry --state-dir DIR --port P`: the registry, as `up()` chooses it."""
-    parser = argparse.ArgumentParser(prog="python -m ecsbox.docker_setup", description=__doc__)
-    parser.add_argument("what", choices=["registry"])
-    parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--port", type=int, default=5055)
-    args = parser.parse_args(argv)
-    try:
-        choice = ensure_registry(args.state_dir, args.port)
-    except DockerUnavailable as exc:
-        print(f"docker-up: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(f"docker-up: {choice.describe()}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -52,11 +52,11 @@ else
   say "dockerd ready after $((i / 2))s"
 fi
 
-# 3. The local registry (stands in for ECR's data plane): the same code `snail sandbox up` runs (ecsbox.docker_setup):
+# 3. The local registry (stands in for ECR's data plane): the same code `snail sandbox up` runs (ecsbox.docker_setup, via python -m ecsbox):
 # SNAIL_REGISTRY if set, else one answering on 127.0.0.1:$PORT, else the docker-registry binary, else registry:2.
 PY="${SNAIL_PYTHON:-$REPO/.venv/bin/python}"
 [[ -x $PY ]] || PY=python3
-PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m ecsbox.docker_setup registry --state-dir "$STATE_DIR" --port "$PORT" \
+PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m ecsbox registry --state-dir "$STATE_DIR" --port "$PORT" \
   || die "no registry on 127.0.0.1:$PORT"
 
 # 4. The offline base image the phase images build FROM.
