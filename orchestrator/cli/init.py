@@ -136,7 +136,7 @@ def _ignore_state(root: Path) -> str | None:
 @click.option("--cluster", default="default", show_default=True, help="the ECS cluster")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="the app's port")
 @click.option("--container", default="app", show_default=True, help="the container phases change")
-@click.option("--phase", default="first", show_default=True, help="the phase's name")
+@click.option("--phase", help="the phase's name (default: first; with --from-service: live)")
 @click.option(
     "--from-service",
     "from_service",
@@ -151,16 +151,19 @@ def command(
     cluster: str,
     port: int,
     container: str,
-    phase: str,
+    phase: str | None,
     from_service: str | None,
     force: bool,
 ) -> int:
     """Write pipeline.yaml, a phase and a minimal app here (or read them from a live service)."""
+    phase = phase or ("live" if from_service else "first")
     root = Path(app.file).resolve().parent if app.file else Path.cwd()
     for what, value in (("cluster", cluster), ("container", container), ("phase", phase)):
         _check_name(what, value)
     if from_service:
-        raise UsageError("init --from-service is not built yet: scaffold with `snail init` and edit pipeline.yaml")
+        from orchestrator.cli.init_service import files_from_service
+
+        files, summary = files_from_service(app, from_service, phase)
     else:
         name = _check_name("name", name or _default_name(root))
         fields = {

@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 
-def snail(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "SNAIL_FILE"}
+def snail(root: Path, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**{k: v for k, v in os.environ.items() if k != "SNAIL_FILE"}, **(extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "orchestrator", *args], env=env, capture_output=True, text=True, timeout=60, cwd=root
     )
@@ -68,3 +68,103 @@ def test_init_refuses_a_name_ecs_would_refuse(tmp_path: Path) -> None:
     r = snail(tmp_path, "init", "--name", "my service!")
     assert r.returncode == 2 and "--name" in r.stderr
     assert not (tmp_path / "pipeline.yaml").exists()
+
+
+def _live_service(url: str) -> str:
+    """On moto's server, as the AWS CLI would make it: an ECR image, a revision naming it by tag with a secret,
+    a cluster and an awsvpc service. Returns the image's digest."""
+    import json
+
+    import boto3
+    import requests
+
+    requests.post(f"{url}/moto-api/reset", timeout=10)
+    kw = {"endpoint_url": url, "region_name": "us-east-1", "aws_access_key_id": "t", "aws_secret_access_key": "t"}
+    ecr, ecs, ec2 = (boto3.client(s, **kw) for s in ("ecr", "ecs", "ec2"))
+    repo = ecr.create_repository(repositoryName="shop")["repository"]["repositoryUri"]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 1,
+            "digest": "sha256:" + "1" * 64,
+        },
+        "layers": [],
+    }
+    image = ecr.put_image(repositoryName="shop", imageManifest=json.dumps(manifest), imageTag="v7")["image"]
+    ecs.create_cluster(clusterName="prod")
+    td = ecs.register_task_definition(
+        family="shop",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {"name": "sidecar", "image": "public.ecr.aws/xray/aws-xray-daemon:3", "essential": False},
+            {
+                "name": "web",
+                "image": f"{repo}:v7",
+                "essential": True,
+                "portMappings": [{"containerPort": 8080, "protocol": "tcp"}],
+                "secrets": [
+                    {"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/shop/db"}
+                ],
+            },
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"][:2]]
+    sg = ec2.describe_security_groups()["SecurityGroups"][0]["GroupId"]
+    ecs.create_service(
+        cluster="prod",
+        serviceName="shop",
+        taskDefinition=td,
+        desiredCount=2,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg], "assignPublicIp": "ENABLED"}
+        },
+    )
+    return image["imageId"]["imageDigest"]
+
+
+def test_init_from_service_writes_a_template_and_a_pinned_phase(tmp_path: Path, moto_server: str) -> None:
+    """ecspresso's init shape: the live revision as phases/taskdef.json without read-only fields, the secret kept
+    as its valueFrom reference, the main container and its port found, one phase pinned to the live image's digest
+    (read from ECR for the tag); the pipeline validates, and a second init refuses to overwrite it."""
+    import json
+
+    digest = _live_service(moto_server)
+    env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "SNAIL_ENDPOINT_URL": moto_server}
+    r = snail(tmp_path, "init", "--from-service", "prod/shop", extra=env)
+    assert r.returncode == 0, r.stderr
+    assert [line.split("wrote ", 1)[1] for line in r.stdout.splitlines() if "wrote " in line] == [
+        "pipeline.yaml",
+        "phases/taskdef.json",
+        "phases/live.yaml",
+        ".gitignore (.snail/ added)",
+    ]
+    p = yaml.safe_load((tmp_path / "pipeline.yaml").read_text())
+    assert {k: p["service"][k] for k in ("cluster", "name", "container", "port", "task_definition")} == {
+        "cluster": "prod",
+        "name": "shop",
+        "container": "web",
+        "port": 8080,
+        "task_definition": "phases/taskdef.json",
+    }
+    assert p["service"]["desired_count"] == 2 and p["service"]["network"]["assign_public_ip"] is True
+    assert p["registry"] == {"ecr": "shop"} and p["phases"] == ["live"]
+    template = json.loads((tmp_path / "phases/taskdef.json").read_text())
+    assert not {"taskDefinitionArn", "revision", "status", "registeredAt", "requiresAttributes"} & set(template)
+    web = next(c for c in template["containerDefinitions"] if c["name"] == "web")
+    assert web["secrets"] == [
+        {"name": "DB_PASSWORD", "valueFrom": "arn:aws:ssm:us-east-1:123456789012:parameter/shop/db"}
+    ]
+    phase = yaml.safe_load((tmp_path / "phases/live.yaml").read_text())
+    assert phase["image"]["ref"].endswith(f"/shop@{digest}")
+    v = snail(tmp_path, "validate", extra=env)
+    assert v.returncode == 0, v.stdout + v.stderr
+    again = snail(tmp_path, "init", "--from-service", "prod/shop", extra=env)
+    assert again.returncode == 2 and "pipeline.yaml" in again.stderr
+    missing = snail(tmp_path / "phases", "init", "--from-service", "prod/nope", extra=env)
+    assert missing.returncode == 2 and "no ACTIVE service 'nope'" in missing.stderr
