@@ -55,7 +55,13 @@ class Images:
         from orchestrator.build import content_tag
 
         assert phase.image.context is not None
-        return content_tag(phase.name, phase.image.context, phase.image.build_args, phase.image.dockerfile)
+        return content_tag(
+            phase.name,
+            phase.image.context,
+            phase.image.build_args,
+            phase.image.dockerfile,
+            secret_names=tuple(phase.image.build_secrets),
+        )
 
     def repository(self) -> str:
         """Where built images go, for display (no AWS call for a URL registry or the sandbox)."""
@@ -131,6 +137,7 @@ class Images:
             build_args=dict(phase.image.build_args),
             dockerfile=phase.image.dockerfile,
             probe=probe,
+            build_secrets=dict(phase.image.build_secrets),
         )
         if self.publish is not None and built.digest:
             return ResolvedImage(self.publish(built, self.target()), built.digest, built.built, built.pushed)

@@ -65,7 +65,15 @@ class PhasePlan:
             "last_good_revision": self.good.revision_arn if self.good else None,
             "diff": self.diff,
             "blocked": {"kind": self.block.kind, "message": self.block.message()} if self.block else None,
+            "warnings": self.warnings,
         }
+
+    @property
+    def warnings(self) -> list[str]:
+        """What a person should know before running this phase: a build arg that looks secret (its history)."""
+        from orchestrator.build.buildkit import build_arg_warnings
+
+        return build_arg_warnings(self.phase.image.build_args) if self.phase.image.context else []
 
 
 @dataclass
@@ -244,6 +252,7 @@ def render_plan(plan: Plan, pipeline: Pipeline) -> str:
         if pp.block:
             lines.append(f"    BLOCKED:  {pp.block.message()}")
         lines.append(f"    image:    {pp.image_action}")
+        lines.extend(f"    warning:  {w}" for w in pp.warnings)
         lines.append(f"    register: revision of {pp.desired.get('family')} (spec {pp.spec_hash}; reused if identical)")
         lines.append(f"    update:   service {pipeline.service.name} -> that revision")
         lines.extend(plan_lines(pp.phase.strategy, pp.gates))  # blue-green / canary / linear (issue 13)

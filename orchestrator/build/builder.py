@@ -43,6 +43,7 @@ class ImageBuilder:
     ) -> None:
         self.progress = progress or (lambda event: None)
         self.clock = clock or SystemClock()
+        self.base_url = base_url
         self.client = client if client is not None else _connect(base_url)
         try:
             self.client.ping()
@@ -58,13 +59,17 @@ class ImageBuilder:
         target: RegistryTarget,
         build_args: Mapping[str, str] | None = None,
         dockerfile: str | None = None,
+        build_secrets: Mapping[str, str] | None = None,
     ) -> BuiltImage:
-        """Build repository:<content tag>; when the registry already has that tag, build nothing (built=False)."""
+        """Build repository:<content tag>; when the registry already has that tag, build nothing (built=False).
+        With `build_secrets` the build goes through BuildKit secret mounts (orchestrator.build.buildkit); their
+        names are part of the content tag, their values never are."""
         context = Path(context)
         if not context.is_dir():
             raise BuildError(f"phase {phase}: build context {context} is not a directory", phase=phase)
         build_args = dict(build_args or {})
-        tag = content_tag(phase, context, build_args, dockerfile)
+        secrets = dict(build_secrets or {})
+        tag = content_tag(phase, context, build_args, dockerfile, secret_names=tuple(secrets))
         bound = log.bind(phase=phase, image=f"{target.repository}:{tag}")
         try:
             digest = registry_digest(target, tag)
@@ -77,9 +82,12 @@ class ImageBuilder:
             return BuiltImage(phase, target.repository, tag, digest, built=False, pushed=False)
         bound.info("image_build_started", context=str(context), dockerfile=dockerfile or "Dockerfile")
         started = self.clock.monotonic()
-        image_id, steps, cached = self._stream_build(
-            phase, context, f"{target.repository}:{tag}", build_args, dockerfile
-        )
+        ref = f"{target.repository}:{tag}"
+        image_id: str | None
+        if secrets:
+            image_id, steps, cached = self._buildkit_build(phase, context, ref, build_args, secrets, dockerfile)
+        else:
+            image_id, steps, cached = self._stream_build(phase, context, ref, build_args, dockerfile)
         elapsed = self.clock.monotonic() - started
         bound.info("image_built", image_id=image_id, steps=steps, cached_steps=cached, seconds=round(elapsed, 1))
         self.progress(
@@ -160,6 +168,40 @@ class ImageBuilder:
             raise BuildError(
                 _build_failure(phase, step, step_line, "the engine reported no image", output), phase=phase
             )
+        return image_id, steps, cached
+
+    def _buildkit_build(
+        self,
+        phase: str,
+        context: Path,
+        ref: str,
+        build_args: Mapping[str, str],
+        secrets: Mapping[str, str],
+        dockerfile: str | None,
+    ) -> tuple[str, int, int]:
+        """The build through the docker CLI's BuildKit, secrets mounted (the SDK cannot pass them)."""
+        from orchestrator.build.buildkit import build_with_secrets
+
+        def output(step: str, line: str) -> None:
+            log.debug("image_build_output", phase=phase, step=step, line=line)
+            self.progress({"event": "build_output", "phase": phase, "step": step, "line": line})
+
+        try:
+            image_id, steps, cached, *_ = build_with_secrets(
+                context,
+                ref,
+                build_args,
+                secrets,
+                dockerfile,
+                docker_host=self.base_url,
+                on_step=lambda step, line, hit: self._step(phase, step, line, hit),
+                on_output=output,
+            )
+        except BuildError as e:
+            step, step_line, error, lines = getattr(e, "where", ("", "", str(e), []))
+            raise BuildError(
+                _build_failure(phase, step, step_line, error, lines, list(secrets.values())), phase=phase, step=step
+            ) from None
         return image_id, steps, cached
 
     def _step(self, phase: str, step: str, line: str, cached: bool) -> None:
@@ -245,9 +287,10 @@ class ImageBuilder:
         build_args: Mapping[str, str] | None = None,
         dockerfile: str | None = None,
         probe: ProbeSpec | None = None,
+        build_secrets: Mapping[str, str] | None = None,
     ) -> BuiltImage:
         """build -> probe (when asked and something was built) -> push."""
-        image = self.build(phase, context, target, build_args, dockerfile)
+        image = self.build(phase, context, target, build_args, dockerfile, build_secrets)
         if probe is not None and image.built:
             self.probe(image.tagged, probe.port, probe.path, probe.timeout, probe.env)
         return self.push(image, target)
@@ -299,7 +342,9 @@ def _explain(e: Exception) -> str:
     return str(getattr(e, "explanation", None) or e)
 
 
-def _build_failure(phase: str, step: str, step_line: str, error: str, output: list[str]) -> str:
+def _build_failure(
+    phase: str, step: str, step_line: str, error: str, output: list[str], secrets: list[str] | None = None
+) -> str:
     where = f"step {step} ({step_line})" if step_line else "before the first step"
     hint = ""
     if re.search(
@@ -315,7 +360,7 @@ def _build_failure(phase: str, step: str, step_line: str, error: str, output: li
     message = f"phase {phase}: build failed at {where}: {error.strip()}" + (
         f"\n--- last output ---\n{tail}" if tail else ""
     )
-    return mask_text(message) + hint
+    return mask_text(message, secrets or []) + hint
 
 
 def _push_failure(image: BuiltImage, target: RegistryTarget, error: str) -> str:

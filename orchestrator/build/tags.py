@@ -17,14 +17,21 @@ TAG_VERSION = b"snail-content-tag/1\0"  # bump when the recipe changes, so old t
 
 
 def content_tag(
-    phase: str, context: Path, build_args: Mapping[str, str] | None = None, dockerfile: str | None = None
+    phase: str,
+    context: Path,
+    build_args: Mapping[str, str] | None = None,
+    dockerfile: str | None = None,
+    secret_names: tuple[str, ...] = (),
 ) -> str:
-    """`<phase>-<12 hex>`: sha256 over the context's files (paths, modes, bytes), Dockerfile name and build args."""
+    """`<phase>-<12 hex>`: sha256 over the context's files (paths, modes, bytes), Dockerfile name, build args and
+    the names of build secrets (never their values: a tag is public, and a secret's hash is not for publishing)."""
     context = Path(context)
     h = hashlib.sha256(TAG_VERSION)
     h.update(f"dockerfile={_dockerfile_name(context, dockerfile)}\0".encode())
     for key, value in sorted((build_args or {}).items()):
         h.update(f"arg={key}={value}\0".encode())
+    for name in sorted(secret_names):
+        h.update(f"secret={name}\0".encode())
     for rel in context_files(context, dockerfile):
         path = context / rel
         if path.is_symlink():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from orchestrator.build.buildkit import build_arg_warnings
 from orchestrator.cli.app import App, pass_app
 from orchestrator.config.gates import with_rollout
 from orchestrator.config.strategy import hook_timeout_warnings
@@ -27,6 +28,9 @@ def command(app: App) -> int:
         return _invalid(app, [ConfigError(where, None, what)])
     warnings = [  # valid, but a person should know (issue 13: gates slower than a PAUSE hook's timeout)
         f"phase {ph.name}: {w}" for ph in p.phases for w in hook_timeout_warnings(ph.strategy, with_rollout(ph.gates))
+    ]
+    warnings += [  # issue 25: a secret build arg ends up in the image's history
+        f"phase {ph.name}: {w}" for ph in p.phases if ph.image.context for w in build_arg_warnings(ph.image.build_args)
     ]
     app.emit(
         {"valid": True, "file": str(p.path), "phases": p.phase_names(), "warnings": warnings},

@@ -37,12 +37,36 @@ _image = s.Mapping(
         "ref": s.Field(s.string),
         "dockerfile": s.Field(s.file_path),
         "build_args": s.Field(s.str_map),
+        "build_secrets": s.Field(s.str_map),
         "probe": s.Field(s.probe),
     },
     extra=lambda d: (
-        [("image", "give exactly one of `context` or `ref`")] if bool(d.get("context")) == bool(d.get("ref")) else []
+        ([("image", "give exactly one of `context` or `ref`")] if bool(d.get("context")) == bool(d.get("ref")) else [])
+        + _build_secret_problems(d)
     ),
 )
+
+
+def _build_secret_problems(d: dict[str, Any]) -> list[tuple[str, str]]:
+    """build_secrets: only for a build, names BuildKit takes, none also a build arg (that one would be in history)."""
+    from orchestrator.build.buildkit import SECRET_ID
+
+    secrets = d.get("build_secrets") or {}
+    out = []
+    if secrets and d.get("ref"):
+        out.append(("build_secrets", "build secrets are for a build `context`, not a prebuilt `ref`"))
+    out += [
+        ("build_secrets", f"{n!r}: a build secret's name is letters, digits, '_', '.' or '-' (it is the mount's id)")
+        for n in secrets
+        if not SECRET_ID.match(str(n))
+    ]
+    out += [
+        ("build_secrets", f"{n!r} is both a build arg and a build secret: keep it in build_secrets only")
+        for n in secrets
+        if n in (d.get("build_args") or {})
+    ]
+    return out
+
 
 _task = s.Mapping(
     {
@@ -167,13 +191,19 @@ def _phase_from(raw: dict[str, Any], path: Path, defaults: dict[str, Any]) -> Ph
     if img.get("context") and probe_raw is not False:
         pr = probe_raw if isinstance(probe_raw, dict) else {}
         probe = ProbeSpec(path=str(pr.get("path", "/health")), timeout=s.parse_duration(pr.get("timeout", 30)))
-    build_args = {**defaults.get("build_args", {}), **(img.get("build_args") or {})}
+    build_secrets = dict(img.get("build_secrets") or {})
+    build_args = {
+        k: v
+        for k, v in {**defaults.get("build_args", {}), **(img.get("build_args") or {})}.items()
+        if k not in build_secrets
+    }
     image = ImageSpec(
         context=_rel(path.parent.parent, img["context"]) if img.get("context") else None,
         ref=img.get("ref"),
         dockerfile=img.get("dockerfile"),
         build_args=build_args,
         probe=probe,
+        build_secrets=build_secrets,
     )
     t = raw.get("task") or {}
     task = TaskSpec(

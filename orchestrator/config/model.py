@@ -27,6 +27,8 @@ class ImageSpec:
     dockerfile: str | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     probe: ProbeSpec | None = None
+    # BuildKit secret mounts (RUN --mount=type=secret,id=NAME): never in a layer or the image's history
+    build_secrets: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,9 @@ def test_no_planted_secret_leaks_to_any_output_or_state_file(world, http_server)
     kinds = [e["kind"] for e in trail["events"]]
     assert "gate_passed" in kinds and "gate_failed" in kinds and "rollback_started" in kinds, kinds
     everything = "\n".join(outputs.values())
+    # NPM_TOKEN as a plain build arg would be in the image's history: validate and plan say so (by name)
+    for where in ("validate [stdout]", "plan [stdout]", "--output json plan [stdout]"):
+        assert "build arg NPM_TOKEN looks secret" in outputs[where], where
     assert "installing with token" in everything  # the failing build's output reached snail (and was masked)
 
     leaks = {kind: [where for where, text in outputs.items() if value in text] for kind, value in PLANTED.items()}

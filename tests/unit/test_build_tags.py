@@ -268,3 +268,11 @@ def test_importing_the_build_package_does_not_import_docker():
     code = "import sys, orchestrator.build; assert 'docker' not in sys.modules and 'requests' not in sys.modules"
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+
+
+def test_build_secret_names_are_in_the_content_tag_and_their_values_never(tmp_path) -> None:  # noqa: ANN001
+    """A build secret's name changes the content tag; no value is ever an input (a tag is public)."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    plain = content_tag("p", tmp_path)
+    named = content_tag("p", tmp_path, secret_names=("NPM_TOKEN",))
+    assert plain != named and named == content_tag("p", tmp_path, secret_names=("NPM_TOKEN",))
