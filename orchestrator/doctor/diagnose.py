@@ -1,7 +1,7 @@
 """The diagnosis bundle a rollback carries, in plain words: stopped reasons and exit codes of OUR revision's tasks
-(never the old ones being drained, nor ours being drained by the rollback), the gate's failing answers, what port
-the container really listens on when the endpoint refuses connections (the sandbox can look; on AWS it says what to
-check), target health, the last log lines (masked) and doctor's failing checks."""
+(never the old ones being drained, nor ours being drained by the rollback), the gate's failing answers, what to
+check when the endpoint refuses connections, target health, the last log lines (masked) and doctor's failing
+checks. It reads AWS only, so it says the same in the sandbox as on AWS."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class Diagnosis:
     drained_tasks: int = 0  # our revision's tasks stopped by a drain: not evidence of a failure
     failing_answers: tuple[dict[str, Any], ...] = ()  # the gate's responses with a bad status
     refused: str = ""  # the connection problem, when the endpoint refused or dropped connections
-    listening: tuple[dict[str, Any], ...] = ()  # {task, container, ports} seen inside our running containers
+    container: str = "CONTAINER"  # service.container: named in the ECS Exec command
     expected_port: int | None = None
     log_lines: tuple[str, ...] = ()
 
@@ -159,33 +159,12 @@ class Diagnosis:
         parts: list[str] = []
         port = self.expected_port
         if self.refused:
-            seen = [x for x in self.listening if x.get("ports") is not None]
-            if seen:
-                x = seen[0]
-                ports = tuple(x["ports"])
-                where = f"container {x['container']} of task {str(x['task'])[:8]}"
-                if not ports:
-                    parts.append(f"the endpoint refuses connections ({self.refused}): {where} listens on no TCP port")
-                elif port is not None and port not in ports:
-                    listed = ", ".join(str(p) for p in ports)
-                    parts.append(
-                        f"the endpoint refuses connections ({self.refused}): {where} listens on {listed}, not on "
-                        f"{port} (service.port): make the app listen on {port} (e.g. honour the PORT environment "
-                        "variable) or change service.port"
-                    )
-                else:
-                    parts.append(
-                        f"the endpoint refuses connections ({self.refused}) although {where} listens on {port}: "
-                        "check the port mapping (networkBindings / hostPort) and the security groups"
-                    )
-            else:
-                parts.append(
-                    f"the endpoint refuses connections on port {port} ({self.refused}): the app may listen on another "
-                    f"port; check its startup lines (`snail logs`), portMappings.containerPort ({port}) and the app's "
-                    "PORT setting; with ECS Exec: `aws ecs execute-command --task TASK --container "
-                    f"{self.listening[0]['container'] if self.listening else 'CONTAINER'} --interactive --command "
-                    "'cat /proc/net/tcp'` lists its listening ports"
-                )
+            parts.append(
+                f"the endpoint refuses connections on port {port} ({self.refused}): the app may listen on another "
+                f"port; check its startup lines (`snail logs`), portMappings.containerPort ({port}) and the app's "
+                f"PORT setting; with ECS Exec: `aws ecs execute-command --task TASK --container {self.container} "
+                "--interactive --command 'cat /proc/net/tcp'` lists its listening ports"
+            )
         for answer in self.failing_answers[:1]:
             body = _short(str(answer.get("body") or ""), 160)
             parts.append(
@@ -227,13 +206,12 @@ def diagnose(
     since: datetime | None = None,
     revision_arn: str | None = None,
     cause: Any = None,
-    docker_client: Any = None,
 ) -> Diagnosis:
     """Gather why a rollout of `revision_arn` failed; never raises for AWS errors (they are listed instead).
 
     `cause` is the failing gate's Verdict (or the exception): its answers say whether the endpoint refused
-    connections or answered a bad status. `docker_client` is where the sandbox's containers run (found by their
-    snail-task label; made from the environment when needed and None is given)."""
+    connections or answered a bad status. It reads AWS only (the same on AWS as in the sandbox): which port the
+    app does listen on is the pre-push probe's to say."""
     from orchestrator.doctor import run_checks_on
 
     ctx = DoctorContext(pipeline, aws, trust_preflight=True)  # a valid preflight pass vouches for the network
@@ -284,13 +262,6 @@ def diagnose(
         except SnailError as exc:
             errors.append(str(exc))
     failing_answers, refused = _answers(cause)
-    container = pipeline.service.container
-    listening: list[dict[str, Any]] = []
-    if refused:
-        listening = [
-            {"task": tid, "container": container, "ports": _ports_of(docker_client, tid, container)}
-            for tid in running_ids[:3]
-        ]
     crashed = [t.task_id for t in stopped if not t.drained and not t.pull_failed]
     log_lines = _log_lines(aws, revision_arn, crashed or running_ids, errors) if revision_arn else []
     report = run_checks_on(ctx)
@@ -307,7 +278,7 @@ def diagnose(
         drained_tasks=sum(1 for t in stopped if t.drained),
         failing_answers=tuple(failing_answers),
         refused=refused,
-        listening=tuple(listening),
+        container=pipeline.service.container,
         expected_port=pipeline.service.port,
         log_lines=tuple(log_lines),
     )
@@ -353,25 +324,6 @@ def _answers(cause: Any) -> tuple[list[dict[str, Any]], str]:
         if m:
             refused = _short(text, 120)
     return failing, refused
-
-
-def _ports_of(docker_client: Any, task_id: str, container: str) -> list[int] | None:
-    """The TCP ports a sandbox task's container listens on (None when it cannot be seen: on AWS, or no Docker)."""
-    try:
-        client = docker_client
-        if client is None:
-            import docker
-
-            client = docker.from_env(timeout=5)
-        found = client.containers.list(filters={"label": [f"snail-task={task_id}", f"snail-container={container}"]})
-        if not found:
-            return None
-        from orchestrator.build.probe import container_listening_ports
-
-        ports = container_listening_ports(found[0])
-        return list(ports) if ports is not None else None
-    except Exception:  # noqa: BLE001 - no Docker here (AWS): the summary says what to check instead
-        return None
 
 
 def _log_lines(aws: AwsContext, revision_arn: str, task_ids: list[str], errors: list[str]) -> list[str]:
