@@ -188,7 +188,7 @@ class DockerLauncher:
         self.extra_labels = extra_labels or {}
         # Plays the awslogs driver: each container's output goes to CloudWatch Logs under the task definition's
         # group and `prefix/container/task-id` stream. "moto": the in-process moto backend (the sandbox daemon's,
-        # or a test's mock_aws); None: no shipping; or any object with ensure_stream() and put() (LogsClient).
+        # or a test's mock_aws); None: no shipping; or any object with ensure_stream() and put().
         self.log_shipper: LogShipper | None = (
             None if log_sink is None else LogShipper(MotoLogsSink() if log_sink == "moto" else log_sink)
         )

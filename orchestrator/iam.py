@@ -211,12 +211,11 @@ TABLE: tuple[Permission, ...] = (
 )
 
 
-# Calls in the product code that the runner never makes against an account: the sandbox's agent ships container
-# output with them, as ECS's own agent does (with the task's execution role, not snail's credentials).
+# Actions the product's code names that the runner never calls against an account (doctor checks that a role has
+# them).
 NOT_RUNNER = {
-    "logs:CreateLogGroup": "sandbox log shipping (the ECS agent's job on AWS)",
-    "logs:CreateLogStream": "sandbox log shipping (the ECS agent's job on AWS)",
-    "logs:PutLogEvents": "sandbox log shipping (the ECS agent's job on AWS)",
+    "logs:CreateLogStream": "doctor checks the EXECUTION role has it (ECS's awslogs driver writes with that role)",
+    "logs:PutLogEvents": "doctor checks the EXECUTION role has it (ECS's awslogs driver writes with that role)",
     "ecr:GetDownloadUrlForLayer": "doctor checks the EXECUTION role has it (to pull); snail never pulls from ECR",
     "sts:AssumeRole": "doctor checks the execution role's trust policy names ecs-tasks.amazonaws.com",
 }

@@ -8,7 +8,7 @@ with a note."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -16,11 +16,6 @@ from orchestrator.arns import short_name
 from orchestrator.aws.errors import aws_call
 from orchestrator.aws.session import AwsContext
 from orchestrator.errors import NotFound
-
-MAX_BATCH_EVENTS = 10_000  # PutLogEvents limits: 10,000 events and 1 MiB per call
-MAX_BATCH_BYTES = 1_000_000
-EVENT_OVERHEAD = 26  # bytes CloudWatch adds per event when counting the batch size
-MAX_EVENT_BYTES = 256 * 1024 - EVENT_OVERHEAD
 
 
 @dataclass(frozen=True)
@@ -163,65 +158,6 @@ class LogsClient:
             return []
         lines.sort(key=lambda line: line.timestamp)
         return lines[-limit:] if limit is not None else lines
-
-    # ------------------------------------------------------------------------------------------ writing
-
-    def ensure_group(self, region: str | None, group: str) -> None:
-        """Create the log group if it is missing."""
-        logs = self.client(region)
-        try:
-            with aws_call("logs:CreateLogGroup"):
-                logs.create_log_group(logGroupName=group)
-        except Exception as exc:  # noqa: BLE001 - already there is fine
-            if "AlreadyExists" not in str(getattr(exc, "code", "")) + str(exc):
-                raise
-
-    def ensure_stream(self, region: str | None, group: str, stream: str) -> None:
-        """Create the stream (and its group) if missing."""
-        logs = self.client(region)
-        for attempt in range(2):
-            try:
-                with aws_call("logs:CreateLogStream"):
-                    logs.create_log_stream(logGroupName=group, logStreamName=stream)
-                return
-            except NotFound:
-                if attempt:
-                    raise
-                self.ensure_group(region, group)
-            except Exception as exc:  # noqa: BLE001 - already there is fine
-                if "AlreadyExists" in str(getattr(exc, "code", "")) + str(exc):
-                    return
-                raise
-
-    def put(self, region: str | None, group: str, stream: str, events: Iterable[tuple[int, str]]) -> int:
-        """Append (timestamp ms, message) events to a stream in batches within the API's limits; returns how many."""
-        logs = self.client(region)
-        n = 0
-        for batch in _batches(sorted(events, key=lambda e: e[0])):
-            with aws_call("logs:PutLogEvents"):
-                logs.put_log_events(
-                    logGroupName=group,
-                    logStreamName=stream,
-                    logEvents=[{"timestamp": t, "message": m} for t, m in batch],
-                )
-            n += len(batch)
-        return n
-
-
-def _batches(events: list[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
-    batch: list[tuple[int, str]] = []
-    size = 0
-    for t, message in events:
-        data = message.encode("utf-8", "replace")[:MAX_EVENT_BYTES]
-        message = data.decode("utf-8", "ignore")
-        cost = len(data) + EVENT_OVERHEAD
-        if batch and (len(batch) >= MAX_BATCH_EVENTS or size + cost > MAX_BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append((t, message))
-        size += cost
-    if batch:
-        yield batch
 
 
 def now_ms() -> int:

@@ -33,6 +33,17 @@ def taskdef(prefix: str | None = "ecs", region: str = REGION) -> dict[str, Any]:
     }
 
 
+def write_stream(group: str, stream: str, events: list[tuple[int, str]]) -> None:
+    """Container output as the awslogs driver writes it (ECS's agent does that on AWS: snail only reads)."""
+    logs = boto3.client("logs", region_name=REGION)
+    if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+        logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    logs.put_log_events(
+        logGroupName=group, logStreamName=stream, logEvents=[{"timestamp": t, "message": m} for t, m in events]
+    )
+
+
 def test_awslogs_targets_and_stream_names() -> None:
     """Group, region and `prefix/container/task-id` streams come from the task definition; no prefix, no name."""
     (t,) = awslogs_targets(taskdef())
@@ -48,12 +59,9 @@ def test_logs_client_round_trip_and_last_log_lines_masked() -> None:
     """Lines written to two tasks' streams come back in order; last_log_lines keeps the last n, masked."""
     aws = AwsContext(region=REGION)
     client = LogsClient(aws)
-    client.ensure_stream(REGION, GROUP, "ecs/api/task1")  # creates the group too
-    client.ensure_stream(REGION, GROUP, "ecs/api/task1")  # twice is fine
-    client.ensure_stream(REGION, GROUP, "ecs/api/task2")
     t0 = int(time.time() * 1000) - 10_000
-    client.put(REGION, GROUP, "ecs/api/task1", [(t0 + i * 10, f"task1 line {i}") for i in range(30)])
-    client.put(REGION, GROUP, "ecs/api/task2", [(t0 + 5, "task2 boom AKIAABCDEFGHIJKLMNOP")])
+    write_stream(GROUP, "ecs/api/task1", [(t0 + i * 10, f"task1 line {i}") for i in range(30)])
+    write_stream(GROUP, "ecs/api/task2", [(t0 + 5, "task2 boom AKIAABCDEFGHIJKLMNOP")])
     assert [x.message for x in client.tail(REGION, GROUP, "ecs/api/task1", 3)] == [
         "task1 line 27",
         "task1 line 28",
