@@ -9,6 +9,7 @@ import shlex
 import signal
 import subprocess
 import threading
+from typing import IO
 
 from orchestrator.config.gates import CommandGate
 from orchestrator.gates.context import GateContext
@@ -27,7 +28,7 @@ OUTPUT_KEPT = 65536
 class _Output:
     """The command's merged stdout/stderr, read on a thread until EOF (its tail kept)."""
 
-    def __init__(self, stream: object) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
         self._chunks: list[bytes] = []
         self._size = 0
@@ -36,15 +37,19 @@ class _Output:
 
     def _read(self) -> None:
         try:
-            while chunk := os.read(self._stream.fileno(), 4096):  # type: ignore[attr-defined]
+            while chunk := os.read(self._stream.fileno(), 4096):
                 self._chunks.append(chunk)
                 self._size += len(chunk)
                 while self._size > OUTPUT_KEPT and len(self._chunks) > 1:
                     self._size -= len(self._chunks.pop(0))
-        except (OSError, ValueError):  # closed under us at the end: what was read is the output
+        except (OSError, ValueError):
             pass
         finally:
+            # The reader closes the pipe itself: closing it from another thread while this one may still read would
+            # let a later os.read hit whatever file reuses the descriptor (a daemon that left our group keeps the
+            # pipe open: this thread then ends when that daemon does).
             self.done.set()
+            self._stream.close()
 
     def text(self) -> str:
         """What was read so far."""
@@ -87,7 +92,6 @@ def _run(argv: list[str], env: dict[str, str], cwd: str, timeout: float) -> tupl
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=KILL_GRACE)
         output.done.wait(OUTPUT_GRACE)
-        proc.stdout.close()
     return code, output.text()
 
 
