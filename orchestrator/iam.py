@@ -1,7 +1,7 @@
 """The least-privilege IAM policy for a pipeline, derived from ONE table of the AWS actions each command calls.
 
 The table below is the only place that says which command needs which permission on which resource. Every
-`aws_call("service:Action")` in the product code must appear in it (tests/unit/test_ci_iam.py checks that), and
+`aws_call("service:Action")` in the product code must appear in it (tests/unit/test_iam_table.py checks that), and
 a functional test runs plan, run, rollback and status on moto with IAM enforcement on, holding exactly the
 generated policy, then removes each statement in turn and expects an AccessDenied naming the permission."""
 

@@ -42,7 +42,7 @@ phases: [health-only, hybrid-ml]
 """
 COMMANDS = ("plan", "run", "rollback", "status")
 # Statements the generated policy holds that this moto world cannot exercise, and why (each is still in the
-# table because the code calls it; tests/unit/test_ci_iam.py checks that).
+# table because the code calls it; tests/unit/test_iam_table.py checks that).
 NOT_EXERCISED_HERE = {
     "PassRole": "moto does not check iam:PassRole on RegisterTaskDefinition",
     "NetworkRead": "the world's service is bridge mode: no subnets/ENIs for doctor or the http gate to read",
