@@ -98,27 +98,6 @@ class SandboxSpec:
             f"{self.desired_count}|{self.circuit_breaker}|{self.load_balancer}"
         )
 
-    @classmethod
-    def from_pipeline(cls, p: Any, create_service: bool = True) -> SandboxSpec:
-        """Read the spec from a loaded pipeline (`p.service.*`, `p.registry.ecr` or `.url`)."""
-        svc = p.service
-        registry = getattr(p, "registry", None)
-        repository = getattr(registry, "ecr", None) if registry else None
-        if not repository and registry is not None and getattr(registry, "url", None):
-            repository = str(registry.url).rstrip("/").rsplit("/", 1)[-1].split(":")[0]
-        return cls(
-            cluster=svc.cluster,
-            service=svc.name,
-            region=svc.region,
-            container=svc.container,
-            port=int(svc.port),
-            repository=repository or svc.name,
-            desired_count=int(getattr(svc, "desired_count", 1) or 1),
-            create_service=create_service,
-            circuit_breaker=bool(getattr(svc, "circuit_breaker", True)),
-            load_balancer=LoadBalancerSeed.from_spec(getattr(svc, "load_balancer", None)),
-        )
-
 
 @dataclass
 class SandboxInfo:

@@ -45,20 +45,6 @@ class LoadBalancerSeed:
     test_listener_rule: str | None = None
     infrastructure_role: str | None = None
 
-    @classmethod
-    def from_spec(cls, lb: Any) -> LoadBalancerSeed | None:
-        """From a LoadBalancerSpec (fields the config lacks read as absent)."""
-        if lb is None:
-            return None
-        return cls(
-            target_group=lb.target_group_arn,
-            container_port=getattr(lb, "container_port", None),
-            target_groups=tuple(getattr(lb, "target_groups", ()) or ()),
-            production_listener_rule=getattr(lb, "production_listener_rule", None),
-            test_listener_rule=getattr(lb, "test_listener_rule", None),
-            infrastructure_role=getattr(lb, "infrastructure_role", None),
-        )
-
     @property
     def group_names(self) -> list[str]:
         """Both target groups (production first), or the one."""

@@ -56,5 +56,35 @@ def requested_port() -> int | None:
 
 
 def spec_for(pipeline: Any, create_service: bool = True) -> Any:
-    """What the sandbox must hold for this pipeline."""
-    return ecsbox().SandboxSpec.from_pipeline(pipeline, create_service=create_service)
+    """What the sandbox must hold for this pipeline: its service, container port, repository, load balancer."""
+    box = ecsbox()
+    from ecsbox.lb_seed import LoadBalancerSeed
+
+    svc = pipeline.service
+    registry = pipeline.registry
+    repository = registry.ecr
+    if not repository and registry.url:
+        repository = str(registry.url).rstrip("/").rsplit("/", 1)[-1].split(":")[0]
+    lb = svc.load_balancer
+    seed = None
+    if lb is not None:
+        seed = LoadBalancerSeed(
+            target_group=lb.target_group_arn,
+            container_port=lb.container_port,
+            target_groups=tuple(lb.target_groups or ()),
+            production_listener_rule=lb.production_listener_rule,
+            test_listener_rule=lb.test_listener_rule,
+            infrastructure_role=lb.infrastructure_role,
+        )
+    return box.SandboxSpec(
+        cluster=svc.cluster,
+        service=svc.name,
+        region=svc.region,
+        container=svc.container,
+        port=int(svc.port),
+        repository=repository or svc.name,
+        desired_count=int(svc.desired_count or 1),
+        create_service=create_service,
+        circuit_breaker=bool(svc.circuit_breaker),
+        load_balancer=seed,
+    )

@@ -1008,7 +1008,9 @@ def test_pipeline_load_balancer_fields_reach_the_sandbox_spec(tmp_path):
         "phases: [one]\n"
     )
     pipeline = load_pipeline(tmp_path / "pipeline.yaml")
-    spec = control.SandboxSpec.from_pipeline(pipeline)
+    from orchestrator.cli.sandboxing import spec_for
+
+    spec = spec_for(pipeline)
     assert spec.load_balancer == LoadBalancerSeed(
         target_group="shine-blue",
         container_port=None,
