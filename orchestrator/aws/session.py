@@ -54,6 +54,22 @@ class AwsContext:
             self._clients[service] = self.session().client(service, endpoint_url=self.endpoint_url, config=cfg)
         return self._clients[service]
 
+    def assumed(self, role_arn: str, session_name: str) -> AwsContext:
+        """A context in another account: this one's credentials assume `role_arn` (a fleet target's `role_arn`)."""
+        from orchestrator.aws.errors import aws_call
+
+        with aws_call("AssumeRole"):
+            creds = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64])["Credentials"]
+        return AwsContext(
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            credentials={
+                "aws_access_key_id": creds["AccessKeyId"],
+                "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"],
+            },
+        )
+
     def record_calls(self, sink: list[str]) -> Callable[[], None]:
         """Append `service:Operation` to `sink` for every API call this context's clients make, those made
         already and those made later (a botocore before-call hook); returns the function that stops it."""

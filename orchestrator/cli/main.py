@@ -27,6 +27,7 @@ COMMANDS = {
     "unlock": "orchestrator.cli.unlock:command",
     "state": "orchestrator.cli.state:group",
     "sandbox": "orchestrator.cli.sandbox:group",
+    "fleet": "orchestrator.cli.fleet:group",
     "iam-policy": "orchestrator.cli.iam_policy:command",
     "completion": "orchestrator.cli.completion:command",
 }
@@ -46,6 +47,7 @@ HELP = {
     "unlock": "Remove a stuck lock (recorded).",
     "state": "Sync the verdict marks from AWS; create the DynamoDB state table; show where state lives.",
     "sandbox": "ECS in a box: the embedded default, no AWS account needed.",
+    "fleet": "One release in waves across targets (fleet.yaml): validate, plan, run, approve, stop, status, trail.",
     "iam-policy": "The least-privilege IAM policy this pipeline needs (JSON).",
     "completion": "Shell completion script: bash, zsh or fish.",
 }
