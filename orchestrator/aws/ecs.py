@@ -253,6 +253,23 @@ class EcsClient:
             out.extend(resp.get("tasks", []))
         return out
 
+    def task_arns(self, cluster: str, service: str, desired_status: str = "RUNNING") -> list[str]:
+        """The ARNs of the service's tasks with this desired status (ListTasks only: no describe)."""
+        arns: list[str] = []
+        with aws_call("ecs:ListTasks"):
+            pager = self._ecs.get_paginator("list_tasks")
+            for page in pager.paginate(cluster=cluster, serviceName=service, desiredStatus=desired_status):
+                arns.extend(a for a in page.get("taskArns", []) if a not in arns)
+        return arns
+
+    def describe_tasks(self, cluster: str, arns: list[str]) -> list[TaskView]:
+        """These tasks (up to 100), as views: their status and why they stopped."""
+        if not arns:
+            return []
+        with aws_call("ecs:DescribeTasks"):
+            resp = self._ecs.describe_tasks(cluster=cluster, tasks=arns[:100])
+        return [TaskView.from_api(t) for t in resp.get("tasks", [])]
+
     def tasks(self, cluster: str, service: str, desired_status: str = "RUNNING") -> list[TaskView]:
         """The service's tasks with this desired status, as views."""
         return [TaskView.from_api(t) for t in self.task_records(cluster, service, desired_status)]

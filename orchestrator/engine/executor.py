@@ -6,6 +6,7 @@ A phase returns a result value; a failure after the update, whatever raised it, 
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import secrets
 import socket
@@ -18,9 +19,9 @@ from orchestrator import taskdef
 from orchestrator.aws.ecs import EcsClient, ServiceView, revision_of, short_name
 from orchestrator.aws.session import AwsContext
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.config.gates import AlarmGate, EcsRolloutGate, GateSpec, gates_hash
+from orchestrator.config.gates import EcsRolloutGate, GateSpec, gates_hash
 from orchestrator.config.model import Phase, Pipeline
-from orchestrator.engine import strategies
+from orchestrator.engine import bake, strategies
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.lease import Heartbeat
 from orchestrator.engine.outcome import Outcome
@@ -454,6 +455,8 @@ class Engine:
             result = self._phase(j, plan, pp, live, create=opts.create_service)
             if isinstance(result, FailedBeforeDeploy):
                 return self._failed_before(j, result)
+            if isinstance(result, FailedAfterDeploy) and result.verdict is not None and result.verdict.superseded:
+                return self._superseded(j, result)
             if isinstance(result, FailedAfterDeploy):
                 self._checks = False  # the rollback runs to its end, lease or not
                 if result.lock_lost and getattr(result.cause, "taken_by", None):
@@ -475,6 +478,26 @@ class Engine:
                 fresh = result.service if isinstance(result, PhasePassed) else None  # the bake just looked
                 live = fresh or self.ecs.service(self.svc.cluster, self.svc.name)
         return Outcome.of("succeeded", f"done: {', '.join(done)} passed their gates")
+
+    def _superseded(self, j: Journal, failure: FailedAfterDeploy) -> Outcome:
+        """Another actor's deployment replaced ours (or scaled the service to 0): not our failure. Nothing is rolled
+        back (that would undo their release) and our revision is left unmarked, so the next run judges it again."""
+        assert failure.verdict is not None
+        v = failure.verdict
+        when = " during the bake" if bake.in_bake(v) else " while its gates were judged"
+        live = v.evidence.get("live")
+        msg = (
+            f"phase {failure.phase} stopped{when}: {v.summary}. Not rolled back (the service is theirs now) and "
+            f"{short_name(failure.revision_arn)} is not marked: the next run judges it again"
+        )
+        j.event(
+            K.SUPERSEDED,
+            f"superseded by another actor{when}: phase {failure.phase} stopped judging {short_name(failure.revision_arn)}",
+            revision=failure.revision_arn,
+            live=live,
+            superseded_by=v.evidence.get("superseded_by"),
+        )
+        return Outcome.of("superseded", msg)
 
     def _failed_before(self, j: Journal, failure: FailedBeforeDeploy) -> Outcome:
         if failure.interrupted:
@@ -531,6 +554,13 @@ class Engine:
         j.phase = ph.name
         try:
             j.event(K.PHASE_STARTED, f"phase {ph.name} started", gates=[g.label for g in pp.gates])
+            if svc is not None and svc.desired == 0:  # no task of ours would run: nothing could answer the gates
+                raise PreflightFailed(
+                    f"service {self.svc.name} has desiredCount 0: no task of phase {ph.name} would run, so no gate "
+                    "could judge it (a release is good only when a task of ours ran and answered its gates); "
+                    f"scale it up first: aws ecs update-service --cluster {self.svc.cluster} --service "
+                    f"{self.svc.name} --desired-count {max(self.svc.desired_count, 1)}"
+                )
             img = self._image(j, pp)
             desired = taskdef.compose(
                 plan.base.definition, self.svc, ph, img.ref, from_template=plan.base.from_template
@@ -581,9 +611,7 @@ class Engine:
             seen: list[ServiceView] = []  # the bake's look at the service: the next phase starts from it
             failed = self._judge_and_bake(j, ph, pp.gates, pp.gates, arn, deployed_at, seen=seen)
             if failed is not None:
-                return FailedAfterDeploy(
-                    ph.name, arn, f"gate {failed.gate} {failed.status}: {failed.summary}", deployed_at, verdict=failed
-                )
+                return FailedAfterDeploy(ph.name, arn, bake.reason(failed), deployed_at, verdict=failed)
             self._checkpoint()
             self._mark_good(j, ph, pp, arn, img)
         except BaseException as exc:  # noqa: BLE001 - after the update, anything at all ends in a rollback
@@ -661,29 +689,54 @@ class Engine:
         phase: str,
         deployed_at: Any = None,
         passed: list[tuple[GateSpec, Verdict]] | None = None,
+        ctx: GateContext | None = None,
     ) -> Verdict | None:
-        """Run the gates in order; record each verdict; the first failing verdict, or None when all passed
-        (`passed` collects the passing verdicts)."""
-        ctx = self._ctx(j, revision_arn, phase, deployed_at)
+        """Run the gates in order; record each verdict; the first failing (or superseded) verdict, or None when all
+        passed (`passed` collects the passing verdicts)."""
+        ctx = ctx or self._ctx(j, revision_arn, phase, deployed_at)
+        return self.judge_once(j, gates, ctx, passed=passed)
+
+    def judge_once(
+        self,
+        j: Journal,
+        gates: tuple[GateSpec, ...],
+        ctx: GateContext,
+        *,
+        passed: list[tuple[GateSpec, Verdict]] | None = None,
+        look: int = 0,
+        final: bool = False,
+    ) -> Verdict | None:
+        """Judge these gates once each, in order, with their retry policies: the first verdict that is not a pass,
+        or None. The one judgment that the gates after an update, each look of the bake (`look` > 0: its passes are
+        not recorded, its verdicts say "during the bake"; `final`: the bake's last look, recorded) and a rollback's
+        verification share."""
         for g in gates:
             v = run_gate(g, ctx)
+            if look:
+                v = bake.during_bake(v)
             data = {"gate": g.label, "status": v.status, "attempts": v.attempts, "evidence": v.evidence}
+            where = (" (at the bake's end)" if final else f" (during the bake, look {look})") if look else ""
             if v.passed:
                 if passed is not None:
                     passed.append((g, v))
+                if look and not final:
+                    continue
                 after = f" (after {v.attempts} attempts)" if v.attempts > 1 else ""
-                j.event(K.GATE_PASSED, f"[x] {g.label}: {v.summary}{after}", **data)
+                j.event(K.GATE_PASSED, f"[x] {g.label}: {v.summary}{after}{where}", **data)
                 continue
             # A gate stopped by our lost lock (LockLost at its checkpoint, which run_gate turns into an error
             # verdict) did not fail the revision: raise the loss here, so it is handled as one (exit 4, and a
             # lock taken by another run leaves the service to that run instead of rolling back its work).
             self._checkpoint()
+            if v.superseded:  # not a verdict on our revision: no log lines, no failure
+                j.event(K.SUPERSEDED, f"[-] {g.label}: {v.summary}{where}", **data)
+                return v
             if self.log_lines is not None:
                 try:  # the first thing anyone asks for: what the containers printed (masked)
-                    data["evidence"] = {**v.evidence, "log_lines": self.log_lines(revision_arn)}
+                    data["evidence"] = {**v.evidence, "log_lines": self.log_lines(ctx.revision_arn)}
                 except Exception:  # noqa: BLE001 - evidence is best effort
                     pass
-            j.event(K.GATE_FAILED, f"[ ] {g.label}: {v.status}: {v.summary}", **data)
+            j.event(K.GATE_FAILED, f"[ ] {g.label}: {v.status}: {v.summary}{where}", **data)
             return v
         return None
 
@@ -697,14 +750,16 @@ class Engine:
         deployed_at: Any,
         seen: list[ServiceView] | None = None,
     ) -> Verdict | None:
-        """`gates` in order, then the bake (its alarms from `phase_gates`) counted from when the ecs-rollout gate
-        saw the rollout complete: the first failing verdict, or None."""
+        """`gates` in order, then the bake (judging `phase_gates` again) counted from when the ecs-rollout gate saw
+        the rollout complete: the first failing (or superseded) verdict, or None. The bake shares the gates'
+        context: the tasks they found are the ones it holds to, and its http looks ask them without listing them."""
         passed: list[tuple[GateSpec, Verdict]] = []
-        failed = self._judge(j, gates, arn, ph.name, deployed_at, passed=passed)
+        ctx = self._ctx(j, arn, ph.name, deployed_at)
+        failed = self._judge(j, gates, arn, ph.name, deployed_at, passed=passed, ctx=ctx)
         if failed is not None:
             return failed
         done = next((ecs_rollout.completed_at(v) for g, v in passed if isinstance(g, EcsRolloutGate)), None)
-        return self._bake(j, ph, phase_gates, arn, deployed_at, since=done, seen=seen)
+        return self._bake(j, ph, phase_gates, arn, deployed_at, since=done, seen=seen, ctx=ctx)
 
     def _bake(
         self,
@@ -715,33 +770,50 @@ class Engine:
         deployed_at: Any,
         since: datetime | None = None,
         seen: list[ServiceView] | None = None,
+        ctx: GateContext | None = None,
     ) -> Verdict | None:
-        """The bake: the revision holds all traffic for `bake` seconds, counted from when its rollout completed
-        (`since`, as ECS stamped it, within what our polls saw; the gates after the rollout run inside it), then
-        the service must still run our revision (nobody replaced it) and alarms must still be quiet."""
+        """The bake (engine/bake.py): the revision holds all traffic for `bake` seconds, counted from when its
+        rollout completed (`since`, as ECS stamped it, within what our polls saw; the gates after the rollout run
+        inside it), while its http, target-health, command and alarm gates are judged again on their interval and
+        the service and our tasks are looked at (still ours, none crashed or replaced)."""
         if ph.bake <= 0:
             return None
         held = (self.clock.now() - since).total_seconds() if since is not None else 0.0
         left = max(0.0, ph.bake - max(0.0, held))
-        j.progress("baking", {"seconds": ph.bake, "left": round(left, 1)})
-        slice_ = max(1.0, self.p.state.lease / 3)
-        while left > 0:  # in slices, so a lost lock is noticed during a long bake, not after it
-            step = min(slice_, left)
-            self.clock.sleep(step)
-            left -= step
-            self._checkpoint()
-        now = self.ecs.service(self.svc.cluster, self.svc.name)
-        if now is not None and seen is not None:
-            seen.append(now)
-        v = ecs_rollout.judge(now, arn, "bake", since=deployed_at)
-        if v.status == FAILED:
-            j.event(K.GATE_FAILED, f"[ ] bake: {v.summary}", gate="bake", status=v.status, evidence=v.evidence)
-            return v
-        alarms = tuple(g for g in gates if isinstance(g, AlarmGate))
-        failed = self._judge(j, alarms, arn, ph.name, deployed_at) if alarms else None
+        looks = dataclasses.replace(ctx or self._ctx(j, arn, ph.name, deployed_at), progress=bake.silent)
+        looks.watch = lambda: ecs_rollout.watch(looks, completed=True)
+        watched = [g.label for g in bake.rejudged(gates)]
+        j.progress("baking", {"seconds": ph.bake, "left": round(left, 1), "judged": watched})
+
+        def failed_look(v: Verdict, look: int) -> None:
+            data = {"gate": "bake", "status": v.status, "evidence": v.evidence}
+            if v.superseded:
+                j.event(K.SUPERSEDED, f"[-] bake: {v.summary} (during the bake)", **data)
+            else:
+                j.event(K.GATE_FAILED, f"[ ] bake: failed during the bake: {v.summary}", **data)
+
+        baking = bake.Bake(
+            ctx=looks,
+            gates=gates,
+            judge=lambda gs, look, final: self.judge_once(j, gs, looks, look=look, final=final),
+            ecs=self.ecs,
+            left=left,
+            slice_=max(1.0, self.p.state.lease / 3),  # a lost lock is noticed during a long bake, not after it
+            checkpoint=self._checkpoint,
+            on_failed=failed_look,
+        )
+        failed = baking.run()
+        if baking.service is not None and seen is not None:
+            seen.append(baking.service)
         if failed is None:
             counted = f" (since the rollout completed at {since:%H:%M:%S})" if since is not None else ""
-            j.event(K.BAKE_DONE, f"baked {ph.bake:g}s{counted}: still ours and healthy", seconds=ph.bake)
+            j.event(
+                K.BAKE_DONE,
+                f"baked {ph.bake:g}s{counted}: {baking.summary()}",
+                seconds=ph.bake,
+                looks=baking.looks,
+                judged=baking.judged,
+            )
         return failed
 
     def _mark(self, j: Journal, pp: PhasePlan, arn: str, verdict: str, **extra: Any) -> Mark:

@@ -22,6 +22,7 @@ EXIT_FOR = {
     "held": ExitCode.ROLLED_BACK,
     "rollback_failed": ExitCode.HUMAN_NEEDED,
     "lock_lost": ExitCode.LOCKED,
+    "superseded": ExitCode.LOCKED,  # another actor's deployment replaced ours: not rolled back, not marked
     "interrupted": ExitCode.INTERRUPTED,
 }
 

@@ -31,6 +31,7 @@ from orchestrator.aws.deployments import DeploymentsClient, ServiceDeploymentVie
 from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
 from orchestrator.config.gates import EcsRolloutGate, GateSpec, Retries, TargetHealthGate
 from orchestrator.config.strategy import alarm_names, is_bake_gate, is_production_gate, is_test_gate, pause_stages
+from orchestrator.engine.bake import reason as bake_reason
 from orchestrator.engine.results import FailedAfterDeploy, FailedBeforeDeploy
 from orchestrator.errors import AccessDenied, PreflightFailed, UsageError
 from orchestrator.gates import run_gate
@@ -326,9 +327,7 @@ class _Driver:
             return self.e._failed_after(self.ph.name, self.arn, self.deployed_at, exc)
         if failed is None:
             return None
-        return FailedAfterDeploy(
-            self.ph.name, self.arn, f"gate {failed.gate} {failed.status}: {failed.summary}", self.deployed_at, failed
-        )
+        return FailedAfterDeploy(self.ph.name, self.arn, bake_reason(failed), self.deployed_at, failed)
 
     def _from_journal(self) -> str | None:
         """The service deployment an earlier run of ours started for this revision, as its journal recorded it

@@ -42,6 +42,9 @@ class GateContext:
     # Task endpoints found by the last passing gate, by port: the next gate of the same judgment asks the same
     # tasks without listing them again. Any answer that is not a pass forgets them (tasks may have changed).
     endpoints: dict[int, list[str]] = field(default_factory=dict)
+    # The task ARNs behind those endpoints (our revision's RUNNING tasks when they were last listed): the bake
+    # knows which tasks answered the gates, and a task of ours gone since is a crash (or a replacement).
+    task_arns: tuple[str, ...] = ()
     # The service as this judgment's ecs-rollout gate last saw it (its load balancer entries do not change during
     # a judgment): a later gate that needs them reads them here instead of describing the service again.
     service_view: ServiceView | None = None

@@ -15,7 +15,7 @@ from orchestrator.aws.ecs import ServiceView, short_name
 from orchestrator.config.gates import EcsRolloutGate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.retry import poll_until
-from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, Verdict
+from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, SUPERSEDED, Verdict
 
 # Service events that mean our tasks will not come up by waiting (ECS's own wording).
 FAILING_EVENTS = ("unable to consistently start tasks", "unable to place a task")
@@ -50,8 +50,11 @@ def judge(
     *,
     since: datetime | None = None,
     max_failed_tasks: int | None = None,
+    completed: bool = False,
 ) -> Verdict:
-    """One look at the service: passed, failed (terminal) or inconclusive (still rolling)."""
+    """One look at the service: passed, failed (terminal), inconclusive (still rolling), or superseded (another
+    actor's deployment replaced ours, or scaled the service to 0). `completed`: our rollout completed and passed
+    (the bake), so a deployment of ours that is gone was not taken back by ECS's circuit breaker."""
     if svc is None:
         return Verdict(label, FAILED, "the service no longer exists", terminal=True)
     ours = short_name(revision_arn)
@@ -71,6 +74,12 @@ def judge(
                 state,
                 terminal=True,
             )
+        # The service itself points at the other revision: someone's UpdateService (plain moto keeps ours there and
+        # never moves the PRIMARY). Ours still listed and not failed, or gone after it had completed (ECS's breaker
+        # only acts on a rollout in progress) with no ECS event saying it failed or rolled back: another actor's.
+        outside = svc.task_definition != revision_arn
+        if outside and (mine or (completed and _rollback_event(svc, since or primary.created_at) is None)):
+            return superseded(svc, ours, state, label)
         if mine:
             return Verdict(
                 label,
@@ -85,6 +94,15 @@ def judge(
             f"the PRIMARY deployment runs {short_name(primary.task_definition)}, not our revision {ours}: another "
             "deployment replaced ours, or this endpoint does not emulate ECS deployments (plain moto never moves one)",
             state,
+            terminal=True,
+        )
+    if svc.desired == 0:  # refused before the update (Engine._phase): whoever scaled it to 0 did so since
+        return Verdict(
+            label,
+            SUPERSEDED,
+            f"superseded by another actor: the service was scaled to 0 (desiredCount 0) while {ours} was judged; "
+            "no task of ours runs, so nothing can answer the gates",
+            {**state, "superseded_by": {"desired_count": 0}, "live": svc.task_definition},
             terminal=True,
         )
     if primary.has_failed:
@@ -118,14 +136,48 @@ def judge(
     return Verdict(label, INCONCLUSIVE, waiting, state)
 
 
+def superseded(svc: ServiceView, ours: str, state: dict[str, Any], label: str = "ecs-rollout") -> Verdict:
+    """Another actor's deployment replaced ours: what replaced it (revision, deployment id: its tasks' startedBy)
+    and what is live."""
+    primary = svc.primary
+    assert primary is not None
+    by = short_name(primary.task_definition)
+    return Verdict(
+        label,
+        SUPERSEDED,
+        f"superseded by another actor: deployment {primary.id} of {by} (its tasks' startedBy) replaced ours of "
+        f"{ours}; live: {short_name(svc.task_definition)}, {primary.running}/{primary.desired} running, "
+        f"rollout {primary.rollout_state or 'unknown'}",
+        {
+            **state,
+            "superseded_by": {"deployment": primary.id, "revision": primary.task_definition, "started_by": primary.id},
+            "live": svc.task_definition,
+        },
+        terminal=True,
+    )
+
+
+# ECS's own words when it failed a deployment or rolled it back (circuit breaker, deployment alarms).
+ROLLBACK_EVENTS = ("deployment failed", "rolling back to deployment")
+
+
+def _rollback_event(svc: ServiceView, since: datetime | None) -> str | None:
+    """The newest service event since our deployment began that says ECS failed a deployment or rolled one back."""
+    return _event_like(svc, since, ROLLBACK_EVENTS)
+
+
 def _failing_event(svc: ServiceView, since: datetime | None) -> str | None:
     """The newest service event since our deployment began that says tasks cannot start or be placed."""
+    return _event_like(svc, since, FAILING_EVENTS)
+
+
+def _event_like(svc: ServiceView, since: datetime | None, words: tuple[str, ...]) -> str | None:
     for e in svc.events:
         at = e.get("createdAt")
         if since is not None and isinstance(at, datetime) and _aware(at) < _aware(since):
             continue
         msg = str(e.get("message", ""))
-        if any(s in msg for s in FAILING_EVENTS):
+        if any(s in msg for s in words):
             return msg
     return None
 
@@ -176,11 +228,14 @@ def completed_at(v: Verdict) -> datetime | None:
     return datetime.fromisoformat(raw) if isinstance(raw, str) else None
 
 
-def watch(ctx: GateContext, label: str = "ecs-rollout") -> Verdict | None:
-    """One look while another gate waits: the terminal verdict when ECS failed or replaced our deployment."""
+def watch(ctx: GateContext, label: str = "ecs-rollout", completed: bool = False) -> Verdict | None:
+    """One look while another gate waits: the terminal verdict when ECS failed our deployment or another actor's
+    replaced it (`completed`: ours had completed, as in the bake)."""
     assert ctx.ecs is not None
-    v = judge(ctx.ecs.service(ctx.cluster, ctx.service), ctx.revision_arn, label, since=ctx.deployed_at)
-    return v if v.status == FAILED else None
+    v = judge(
+        ctx.ecs.service(ctx.cluster, ctx.service), ctx.revision_arn, label, since=ctx.deployed_at, completed=completed
+    )
+    return v if v.status in (FAILED, SUPERSEDED) else None
 
 
 def evaluate(spec: EcsRolloutGate, ctx: GateContext) -> Verdict:

@@ -17,6 +17,7 @@ def task_endpoints(ctx: GateContext, port: int) -> list[str]:
         for t in ctx.ecs.tasks(ctx.cluster, ctx.service, desired_status="RUNNING")
         if t.task_definition == ctx.revision_arn and t.last_status == "RUNNING"
     ]
+    ctx.task_arns = tuple(t.arn for t in tasks)
     urls: list[str] = []
     enis: dict[str, str] = {}
     for t in tasks:

@@ -10,6 +10,9 @@ PASSED = "passed"
 FAILED = "failed"
 INCONCLUSIVE = "inconclusive"
 ERROR = "error"
+# Someone else's deployment replaced ours (or scaled the service to 0): not a verdict on our revision. The run stops
+# judging, touches nothing (no rollback, no mark) and says what replaced ours and what is live.
+SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,11 @@ class Verdict:
         """True only for a pass."""
         return self.status == PASSED
 
+    @property
+    def superseded(self) -> bool:
+        """True when another actor replaced our deployment: no verdict on our revision at all."""
+        return self.status == SUPERSEDED
+
     def after(self, attempts: int) -> Verdict:
         """The same verdict, counted over `attempts` tries."""
         return replace(self, attempts=attempts)
@@ -41,13 +49,17 @@ class Action(enum.Enum):
     CONTINUE = "continue"
     RETRY = "retry"
     ROLLBACK = "rollback"
+    STOP = "stop"  # superseded by another actor: stop judging, roll nothing back, mark nothing
 
 
 def decide(verdict: Verdict, attempts_left: bool, definitive_in_a_row: int = 0, threshold: int = 1) -> Action:
-    """The one mapping from verdict to action: pass continues; a terminal failure, or `threshold` definitive
-    failures in a row, rolls back; anything else is retried while attempts are left and then rolls back."""
+    """The one mapping from verdict to action: pass continues; superseded (another actor's deployment replaced ours)
+    stops; a terminal failure, or `threshold` definitive failures in a row, rolls back; anything else is retried while
+    attempts are left and then rolls back."""
     if verdict.status == PASSED:
         return Action.CONTINUE
+    if verdict.status == SUPERSEDED:
+        return Action.STOP
     if verdict.terminal or (verdict.definitive and definitive_in_a_row >= threshold):
         return Action.ROLLBACK
     return Action.RETRY if attempts_left else Action.ROLLBACK

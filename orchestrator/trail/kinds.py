@@ -41,6 +41,7 @@ class EventKind(str, Enum):
     RELEASED = "released"  # `snail release` lifted a hold (orchestrator/cli/release.py)
     NOTIFIED = "notified"  # a notification was sent (orchestrator/notify/send.py)
     NOTIFY_FAILED = "notify_failed"  # a notification could not be sent
+    SUPERSEDED = "superseded"  # another actor's deployment replaced ours: stopped judging, nothing rolled back
     TRAFFIC_SHIFTED = "traffic_shifted"  # strategies: data {"traffic": {"blue": pct, "green": pct}}
 
     def __str__(self) -> str:

@@ -57,6 +57,7 @@ ICON: dict[str, str] = {
     K.UNLOCKED: "🔓",
     K.RELEASED: "🔓",
     K.TRAFFIC_SHIFTED: "🔀",
+    K.SUPERSEDED: "👥",
 }
 STATUS = {
     "complete": "[X] Complete",

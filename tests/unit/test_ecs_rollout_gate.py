@@ -216,7 +216,8 @@ def test_completed_rollback_to_old_revision_is_failure(stubbed, clock) -> None:
 
 
 def test_replaced_by_someone_else(stubbed, clock) -> None:
-    """Another deployment (revision 13) started while ours was rolling: failed, ours is no longer PRIMARY."""
+    """Another actor's deployment (revision 13) started while ours was rolling: superseded, not failed (no stopped
+    tasks fetched as a failure's evidence); the verdict names what replaced ours and what is live."""
     v = gate(
         stubbed,
         clock,
@@ -224,10 +225,23 @@ def test_replaced_by_someone_else(stubbed, clock) -> None:
             svc([dep(12, running=1), dep(11, "ACTIVE", "COMPLETED", running=2)]),
             svc([dep(13, running=0), dep(12, "ACTIVE", "IN_PROGRESS", running=1)]),
         ],
+    )
+    assert v.status == "superseded" and v.terminal
+    assert "superseded by another actor: deployment ecs-svc/13PR of shine-api-gateway:13" in v.summary
+    assert "live: shine-api-gateway:13" in v.summary
+    assert v.evidence["superseded_by"]["revision"] == REV[13]
+
+
+def test_gone_after_a_rollout_in_progress_is_still_a_failure(stubbed, clock) -> None:
+    """Ours gone from the list while it was rolling (ECS's breaker may have taken it back and drained it): a
+    failure, never superseded on a guess."""
+    v = gate(
+        stubbed,
+        clock,
+        [svc([dep(12, running=1), dep(11, "ACTIVE", "COMPLETED", running=2)]), svc([dep(13, running=0)])],
         stopped=[],
     )
     assert v.status == "failed" and v.terminal
-    assert "replaced it" in v.summary and "shine-api-gateway:13" in v.summary
 
 
 def test_timeout_is_failure_not_success(stubbed, clock) -> None:
