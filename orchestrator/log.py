@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
@@ -43,7 +44,8 @@ def configure(fmt: str = "console", verbose: int = 0) -> None:
         # Tracebacks as data carry frame locals: mask them too.
         processors += [structlog.processors.dict_tracebacks, structlog_processor, structlog.processors.JSONRenderer()]
     else:
-        processors += [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        colors = sys.stderr.isatty() and "NO_COLOR" not in os.environ  # no-color.org
+        processors += [structlog.dev.ConsoleRenderer(colors=colors)]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -119,22 +120,32 @@ class App:
         """Progress on stderr whatever the result format (a CI log shows the rollout as it happens): JSON lines
         with --log-format json, the human display otherwise; nothing with -q."""
         if self.log_format == "json":
-            return JsonProgress(enabled=not self.quiet)
+            return JsonProgress(enabled=not self.quiet, rewrite=self.hints)
         from orchestrator.cli.progress import Progress
 
-        return Progress(enabled=not self.quiet)
+        # what the result printed on stdout says anyway is not said on stderr first (with --output json the
+        # document is not read by a person: the line stays)
+        said = RESULT_KINDS if self.output != "json" else frozenset()
+        return Progress(enabled=not self.quiet, said_by_result=said, rewrite=self.hints)
+
+    def hints(self, text: str) -> str:
+        """Commands suggested in `text`, made to paste where this command ran: with --sandbox they get it too
+        (`snail release v2` pasted bare would go to the real account)."""
+        return sandbox_hints(text) if self.sandbox else text
 
     def emit(self, data: Any, text: str, key: str | None = None, routine: bool = False) -> None:
         """Record a command's result. Text is printed now (not with -q when `routine`, e.g. a no-op); with
         --output json the CLI boundary prints ONE document later: the result merged with exit code and outcome
         (a list goes under `key`)."""
         self.result = {key or "result": data} if not isinstance(data, dict) else data
+        text = self.hints(text)
         self.result_text = text
         if self.output != "json" and not (self.quiet and routine):
             click.echo(text)
 
     def note(self, text: str, **data: Any) -> None:
         """A side remark on stderr: a plain `note:` line, or a JSON log line with --log-format json."""
+        text = self.hints(text)
         if self.log_format == "json":
             import structlog
 
@@ -180,8 +191,9 @@ class App:
 class JsonProgress:
     """Progress as JSON lines on stderr (--log-format json): one `progress` log event per update."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, rewrite: Any = None) -> None:
         self.enabled = enabled
+        self.rewrite = rewrite or (lambda text: text)
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         if not self.enabled or kind in ("gate_attempt", "build_output", "push_layer", "push_progress"):
@@ -189,6 +201,8 @@ class JsonProgress:
         import structlog
 
         fields = {k: v for k, v in data.items() if k not in ("event", "kind")}
+        if "message" in fields:
+            fields["message"] = self.rewrite(str(fields["message"]))
         structlog.get_logger("snail.progress").info("progress", kind=kind, **fields)
 
 
@@ -211,6 +225,19 @@ def _diagnoser(pipeline: Pipeline, aws: AwsContext) -> Any:
 
 
 pass_app = click.make_pass_decorator(App)
+
+# Events whose message is the command's result line (printed on stdout right after): the display skips them.
+RESULT_KINDS = frozenset({"noop", "paused", "blocked"})
+
+_COMMANDS = "run|release|rollback|promote|trail|status|plan|history|logs|unlock|state|doctor|validate"
+_SUGGESTED = re.compile(rf"(?<![\w-])snail (?=(?:{_COMMANDS})\b)")
+
+
+def sandbox_hints(text: str) -> str:
+    """`snail release v2` -> `snail --sandbox release v2` in every command a message suggests (the global option
+    goes before the command); `snail sandbox ...` and prose are left alone."""
+    return _SUGGESTED.sub("snail --sandbox ", text)
+
 
 # A suggestion that parses: global options go before the command (`snail --sandbox run`, not `snail run --sandbox`).
 SANDBOX_NOT_RUNNING = (

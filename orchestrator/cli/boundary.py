@@ -51,6 +51,7 @@ class Ended:
     failed: bool = False  # raised (not returned): the error still has to be said on stderr
     click_error: click.ClickException | None = None
     trace: str | None = None
+    sandbox: bool = False  # the command ran against the sandbox: the commands it suggests say --sandbox
 
 
 def ended_from_result(app: Any, code: int) -> Ended:
@@ -152,6 +153,12 @@ def report(ended: Ended, app: Any, args: list[str]) -> int:
         from orchestrator.log import configure
 
         configure("json")
+    if app is not None and getattr(app, "sandbox", False):  # suggested commands paste into the sandbox
+        from orchestrator.cli.app import sandbox_hints
+
+        ended.message = sandbox_hints(ended.message)
+        ended.diagnosis = sandbox_hints(ended.diagnosis) if ended.diagnosis else ended.diagnosis
+        ended.sandbox = True
     if ended.failed and app is not None and getattr(app, "outcome", None) is None:
         from orchestrator.cli.common import notify_outcome
 
@@ -203,7 +210,8 @@ def _error_to_stderr(ended: Ended, show_usage: bool) -> None:
         sys.stderr.write(ended.trace)
     if ended.exit_code == ExitCode.OK:
         return
-    run = f" (run {ended.run_id}; see `snail trail --run {ended.run_id}`)" if ended.run_id else ""
+    trail = "snail --sandbox trail" if ended.sandbox else "snail trail"
+    run = f" (run {ended.run_id}; see `{trail} --run {ended.run_id}`)" if ended.run_id else ""
     if ended.outcome == "interrupted" and ended.message == "interrupted":
         click.echo("interrupted", err=True)
         return

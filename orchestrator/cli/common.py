@@ -33,20 +33,59 @@ def preflight(app: App, allow_missing_service: bool = False, described: dict[str
         )
 
 
-def finish(app: App, outcome: Any) -> int:
-    """Print how a command ended, send the notifications its outcome calls for, and return its exit code."""
+def finish(app: App, outcome: Any, plan: Any = None) -> int:
+    """Print how a command ended, send the notifications its outcome calls for, and return its exit code.
+    `plan`: what the run executed (it knows the revision that was live before)."""
     app.outcome = outcome
     text = outcome.message + (f"\ntrail: snail trail --run {outcome.run_id}" if outcome.run_id else "")
     diagnosis = getattr(outcome, "diagnosis", None)
     if diagnosis and diagnosis not in outcome.message:
         text += f"\ndiagnosis: {diagnosis}"
     data: dict[str, Any] = {"status": outcome.status}
-    plan = getattr(outcome, "plan", None)
+    plan = plan if plan is not None else getattr(outcome, "plan", None)
     if plan is not None and outcome.status == "dry_run":
         data["plan"] = plan.to_dict()
+    elif outcome.status != "dry_run":
+        data.update(delivered(app, outcome, plan))
     app.emit(data, text, routine=outcome.status == "noop")
     notify_outcome(app, outcome.status, outcome.exit_code, outcome.message, diagnosis, outcome.run_id)
     return int(outcome.exit_code)
+
+
+def delivered(app: App, outcome: Any, plan: Any = None) -> dict[str, Any]:
+    """For `--output json`: what the service runs after this command, by this run's own trail, and the phases
+    it delivered, so CI needs no `status` call: `revision`, `phase`, `image`, `digest` (null when the run
+    cannot vouch for them, e.g. a rollback that failed) and `deployed` (phases that passed, in order)."""
+    service = app.pipeline.service.name
+    try:
+        events = app.store.events(service, outcome.run_id) if outcome.run_id else []
+    except Exception:  # noqa: BLE001 - the result is still printed without them
+        events = []
+    deployed: list[str] = []
+    revision = phase = image = None
+    changed = False
+    for e in events:
+        if e.kind == "service_updated":
+            changed = True
+        if e.kind == "phase_passed" and e.phase:
+            deployed.append(e.phase)
+            revision, phase, image = e.data.get("revision"), e.phase, e.data.get("image")
+        elif e.kind == "rollback_verified":
+            revision, phase, image = e.data.get("revision"), e.phase, None
+    if revision is None and not changed and plan is not None and plan.service is not None:
+        revision = plan.service.task_definition  # nothing was deployed: what was live still is
+    good = None
+    if revision:
+        try:
+            good = next((g for g in app.store.good_history(service) if g.revision_arn == revision), None)
+        except Exception:  # noqa: BLE001
+            good = None
+    if good is not None:
+        phase, image = phase or good.phase, image or good.image
+    digest = (good.digest if good is not None else None) or (
+        image.rsplit("@", 1)[1] if image and "@" in image else None
+    )
+    return {"revision": revision, "phase": phase, "image": image, "digest": digest, "deployed": deployed}
 
 
 def notify_outcome(

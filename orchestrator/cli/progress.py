@@ -68,11 +68,34 @@ ICONS = {
     "probe_waiting": "🔌",
     "baking": "🍞",
     "lock_wait": "⏳",
+    "sandbox_starting": "📦",
+    "sandbox_ready": "📦",
+    "stage": "⏸️ ",
 }
+STAGE_KIND = "stage"
 # Waiting states: shown in the status area (live) or as throttled lines (plain), never recorded.
-WAITING = {"gate_attempt", "gate_waiting", "gate_retry", "probe_waiting", "baking", "lock_wait"}
+WAITING = {"gate_attempt", "gate_waiting", "gate_retry", "probe_waiting", "baking", "lock_wait", "sandbox_starting"}
 # Noise for a person: per-line build output and per-layer push statuses (bars show them live).
 SILENT_PLAIN = {"build_output", "push_layer", "push_progress", "gate_attempt", "run_finished"}
+# Colours of the live display (a TTY only; NO_COLOR gets the plain lines): good news green, bad news red.
+STYLES = {
+    "gate_passed": "green",
+    "phase_passed": "bold green",
+    "bake_done": "green",
+    "rollback_verified": "green",
+    "gate_failed": "bold red",
+    "phase_failed": "bold red",
+    "decision": "bold red",
+    "rollback_failed": "bold red",
+    "rollback_impossible": "bold red",
+    "diagnosis": "red",
+    "rollback_started": "yellow",
+    "warning": "yellow",
+    "blocked": "yellow",
+    "paused": "yellow",
+    "interrupted": "yellow",
+    "stage": "bold",
+}
 HEARTBEAT = 10.0  # plain mode: a waiting state that does not change is repeated this often
 
 
@@ -94,6 +117,11 @@ class Progress:
         enabled: bool = True,
         live: bool | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        *,
+        said_by_result: frozenset[str] = frozenset(),
+        rewrite: Callable[[str], str] | None = None,
+        width: int | None = None,
+        color: bool | None = None,
     ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled
@@ -101,19 +129,43 @@ class Progress:
         self._monotonic = monotonic
         self._plain_last: dict[str, tuple[str, float]] = {}
         self._view: _LiveView | None = None
+        self._said_by_result = said_by_result  # kinds whose message the command's result prints next: not twice
+        self._rewrite = rewrite or (lambda text: text)  # e.g. hints made to paste into the sandbox (`--sandbox`)
+        self._width = width  # tests: a console this wide (otherwise the terminal's)
+        self._color = color  # tests: force colour on or off (otherwise: a TTY, NO_COLOR unset)
+        self._stage: dict[str, str] = {}  # phase -> the lifecycle stage its gate lines were last judged at
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         if not self.enabled:
             return
         kind = str(kind)
+        if kind in self._said_by_result:
+            return
+        data = self._said_once(kind, data)
+        if "message" in data:
+            data = {**data, "message": self._rewrite(str(data["message"]))}
         if self.live:
             if self._view is None:
-                self._view = _LiveView(self.stream, self._monotonic)
+                self._view = _LiveView(self.stream, self._monotonic, width=self._width, color=self._color)
             self._view.update(kind, data)
             if kind == "run_finished":
                 self.close()  # the result goes to stdout next: no status area may be drawn under it
         else:
             self._plain(kind, data)
+
+    def _said_once(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A gate judged at a lifecycle stage (blue-green's hooks, ECS's bake): the stage is said once, on a line
+        of its own, not at the end of every gate line."""
+        stage = data.get("stage")
+        if kind not in ("gate_passed", "gate_failed") or not stage:
+            return data
+        phase = str(data.get("phase") or "")
+        if self._stage.get(phase) != stage:
+            self._stage[phase] = str(stage)
+            self(STAGE_KIND, {"phase": data.get("phase"), "message": f"gates at {neutralise(str(stage))}:"})
+        message = str(data.get("message") or "")
+        suffix = f" (at {stage})"
+        return {**data, "message": message[: -len(suffix)]} if message.endswith(suffix) else data
 
     def close(self) -> None:
         """Stop the live display (leaves the printed lines)."""
@@ -153,7 +205,8 @@ def waiting_core(kind: str, data: dict[str, Any]) -> str:
         return f"{data.get('attempt')}:{data.get('summary')}"
     if kind == "probe_waiting":
         return f"{data.get('status')}:{data.get('listening')}"
-    return str(data.get("waiting_for") or data.get("summary") or data.get("status") or kind)
+    core = str(data.get("waiting_for") or data.get("summary") or data.get("status") or kind)
+    return f"{core} ({rollout_counts(data)})"  # new counts are news: a task that failed, one more running
 
 
 def describe(kind: str, data: dict[str, Any], now: float | None = None) -> str | None:
@@ -223,11 +276,23 @@ def rollout_counts(data: dict[str, Any]) -> str:
 class _LiveView:
     """The live display: printed event lines above a status area redrawn by rich four times a second."""
 
-    def __init__(self, stream: TextIO, monotonic: Callable[[], float]) -> None:
+    def __init__(
+        self, stream: TextIO, monotonic: Callable[[], float], width: int | None = None, color: bool | None = None
+    ) -> None:
         from rich.console import Console
         from rich.live import Live
 
-        self.console = Console(file=stream, stderr=stream is sys.stderr, highlight=False, soft_wrap=True)
+        # soft_wrap off: rich wraps a long event line at word boundaries to the terminal's width (a terminal
+        # breaks it mid-word); status lines are cut to one row each (see status_lines)
+        self.console = Console(
+            file=stream,
+            stderr=stream is sys.stderr,
+            highlight=False,
+            soft_wrap=False,
+            width=width,
+            force_terminal=color,
+            no_color=None if color is None else not color,
+        )
         self._monotonic = monotonic
         self.states: dict[str, tuple[str, dict[str, Any], float]] = {}  # key -> (kind, data, received at)
         self.build: dict[str, Any] = {}  # phase -> {"step": (n, N), "line": str}
@@ -292,6 +357,11 @@ class _LiveView:
         if kind in ("bake_done", "gate_failed", "phase_passed", "phase_failed", "decision", "run_finished"):
             for key in [k for k, (kd, _, _) in self.states.items() if kd in ("baking", "gate_attempt")]:
                 self.states.pop(key, None)
+        if kind in ("phase_passed", "phase_failed", "decision"):  # nothing of the phase is awaited any more
+            for key in [k for k in self.states if k.startswith(f"{phase}:")]:
+                self.states.pop(key, None)
+        if kind == "sandbox_ready":
+            self.states.pop(":sandbox_starting", None)
         if kind in ("run_finished",):
             self.states.clear()
             self.build.clear()
@@ -303,9 +373,14 @@ class _LiveView:
         from rich.text import Text
 
         stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
-        where = f"[{neutralise(phase)}] " if phase else ""
-        style = "red" if kind in ("gate_failed", "decision", "rollback_failed", "rollback_impossible") else ""
-        self.console.print(Text(f"{ICONS.get(kind, '·')} {stamp} {where}{text}", style=style))
+        line = Text.assemble(
+            f"{ICONS.get(kind, '·')} ",
+            (stamp, "dim"),
+            " ",
+            (f"[{neutralise(phase)}] " if phase else "", "bold"),
+            (text, STYLES.get(kind, "")),
+        )
+        self.console.print(line, overflow="fold")
 
     def status_lines(self) -> list[Any]:
         """The status area: one line per waiting state (with its countdown), build and push bars."""
@@ -330,8 +405,12 @@ class _LiveView:
                 text = f"baking: {left:.0f}s left of {float(data.get('seconds') or 0):g}s"
             elif kind in ("probe_waiting", "gate_attempt", "lock_wait"):
                 text += f" ({now - at:.0f}s)" if kind != "probe_waiting" else ""
+            elif kind == "sandbox_starting":
+                text += f" ({now - at:.0f}s)"
             phase = data.get("phase")
-            rows.append(Text(f"  ⠿ {'[' + neutralise(phase) + '] ' if phase else ''}{text}", style="cyan"))
+            row = Text(f"  ⠿ {'[' + neutralise(phase) + '] ' if phase else ''}{text}", style="cyan")
+            row.no_wrap, row.overflow = True, "ellipsis"  # one row per state: the area's height stays put
+            rows.append(row)
         for phase, b in self.build.items():
             n, total = b["step"]
             grid = Table.grid(padding=(0, 1))

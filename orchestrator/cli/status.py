@@ -8,6 +8,8 @@ import click
 
 from orchestrator.cli.app import App, pass_app
 from orchestrator.errors import ExitCode
+from orchestrator.release_memory import QUARANTINED, Block
+from orchestrator.state.base import GOOD, HELD, Mark, current_marks
 
 
 @click.command("status")
@@ -29,6 +31,8 @@ def command(app: App) -> int:
     holder = store.lock_holder(p.service.name, time.time())
     inflight = [r for r in store.runs(p.service.name, 50) if r.status == "running"]
     open_steps = store.open_steps(p.service.name)
+    held = held_phases(marks, [n for n, g in per_phase.items() if g is None])
+    stale = stale_quarantines(app, blocks(marks))
     data = {
         "service": p.service.name,
         "exists": svc is not None,
@@ -42,7 +46,9 @@ def command(app: App) -> int:
         "blocked": [
             {"kind": b.kind, "phase": b.phase, "revision": b.revision_arn, "message": b.message()}
             for b in blocks(marks)
+            if b not in stale
         ],
+        "held": {name: h.revision_arn for name, h in held.items()},
     }
     lines = []
     if svc is None:
@@ -68,10 +74,18 @@ def command(app: App) -> int:
         data["service_deployment"], more = strategies.status(app.aws(), svc)
         lines.extend(more)
     for name, g in per_phase.items():
-        lines.append(
-            f"  [{'x' if g else ' '}] {name}: "
-            + (f"{g.revision_arn.rsplit('/', 1)[-1]} {g.image} ({g.at})" if g else "never passed")
-        )
+        h = held.get(name)
+        if g is not None:
+            lines.append(f"  [x] {name}: {g.revision_arn.rsplit('/', 1)[-1]} {g.image} ({g.at})")
+        elif h is not None:
+            passed = "passed its gates, " if h.prior == GOOD else ""
+            lines.append(
+                f"  [h] {name}: {h.short} {passed}held since {h.at} by {h.by or '?'}"
+                + (f" ({h.reason})" if h.reason else "")
+                + f": `snail release {h.short}` lifts it"
+            )
+        else:
+            lines.append(f"  [ ] {name}: never passed")
     lines.append(
         "lock: "
         + (
@@ -84,6 +98,34 @@ def command(app: App) -> int:
         lines.append(f"in flight: run {r.run_id} ({r.command}) since {r.started_at}")
     for s in open_steps:
         lines.append(f"unfinished step: {s.kind} of run {s.run_id} ({s.phase}) — the next run reconciles it")
-    lines.extend(f"  ! {line}" for line in status_lines(marks))
+    hidden = {b.message() for b in stale}
+    lines.extend(f"  ! {line}" for line in status_lines(marks) if line not in hidden)
     app.emit(data, "\n".join(lines))
     return ExitCode.OK
+
+
+def held_phases(marks: list[Mark], phases: list[str]) -> dict[str, Mark]:
+    """Phases (of those with no good revision) whose newest revision is held: a human rolled back from it. Shown
+    as held, not as `never passed`: it may well have passed (the hold keeps the verdict it replaced)."""
+    out: dict[str, Mark] = {}
+    for m in current_marks(marks):
+        if m.phase in phases and m.phase not in out and m.verdict == HELD:
+            out[m.phase] = m
+    return out
+
+
+def stale_quarantines(app: App, found: list[Block]) -> list[Block]:
+    """Quarantines of specs no phase file describes any more (the phase changed since, or is gone): they block
+    nothing, so status does not list them. The current specs are the plan's (no build, no change); if planning
+    fails, nothing is hidden."""
+    quarantined = [b for b in found if b.kind == QUARANTINED]
+    if not quarantined:
+        return []
+    try:
+        from orchestrator.engine.executor import RunOptions
+
+        plan = app.engine().plan(RunOptions(), with_diff=False)
+    except Exception:  # noqa: BLE001 - status still shows everything it knows
+        return []
+    current = {(pp.phase.name, pp.spec_hash) for pp in plan.phases}
+    return [b for b in quarantined if (b.phase, b.spec_hash) not in current]

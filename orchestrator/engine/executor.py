@@ -477,7 +477,8 @@ class Engine:
             if pp is not plan.todo[-1]:  # the next phase starts from the service as it is now
                 fresh = result.service if isinstance(result, PhasePassed) else None  # the bake just looked
                 live = fresh or self.ecs.service(self.svc.cluster, self.svc.name)
-        return Outcome.of("succeeded", f"done: {', '.join(done)} passed their gates")
+        its = "its" if len(done) == 1 else "their"
+        return Outcome.of("succeeded", f"done: {', '.join(done)} passed {its} gates")
 
     def _superseded(self, j: Journal, failure: FailedAfterDeploy) -> Outcome:
         """Another actor's deployment replaced ours (or scaled the service to 0): not our failure. Nothing is rolled

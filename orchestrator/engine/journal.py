@@ -64,7 +64,9 @@ class Journal:
         except Exception as exc:  # noqa: BLE001 - the rollout goes on; the event is written at the end
             self.unsaved.append(ev)
             self._log("trail_write_deferred", error=f"{type(exc).__name__}: {exc}", event_kind=str(kind))
-        self._log(str(kind), phase=self.phase, message=message)
+        # debug: the progress display (with --log-format json, its `progress` lines) says each event once; at info
+        # a JSON log had every event twice (issue 19)
+        self._log(str(kind), debug=True, phase=self.phase, message=message)
         self._show(str(kind), {"phase": self.phase, "message": message, **data})
 
     def flush(self) -> None:
@@ -88,9 +90,9 @@ class Journal:
         except Exception:  # noqa: BLE001 - a closed terminal or pipe never stops a rollout
             pass
 
-    def _log(self, kind: str, **data: Any) -> None:
+    def _log(self, kind: str, *, debug: bool = False, **data: Any) -> None:
         try:
-            self.log.info(kind, **data)
+            (self.log.debug if debug else self.log.info)(kind, **data)
         except Exception:  # noqa: BLE001 - same for the log stream
             pass
 

@@ -242,7 +242,7 @@ class _Driver:
         self.answered: set[str] = set()
         self.deployment: str | None = None
         self.wiring: Wiring | None = None
-        self.last_seen: tuple[str, str | None] = ("", None)
+        self.polls = 0  # DescribeServiceDeployments polls while waiting (the progress display numbers them)
         self.found_by = ""  # where a paused deployment was found on resume: journal | ecs
         self.stage = ""  # the last lifecycle stage seen while the deployment was IN_PROGRESS
         self.bake_ctx: GateContext | None = None  # gates during ECS's bake: one context for every look
@@ -473,13 +473,29 @@ class _Driver:
                     f"service deployment {short_name(self.deployment)} still {view.status} at {view.stage} "
                     f"after {limit:.0f}s"
                 )
-            where = (view.status, view.stage)
-            if where != self.last_seen:  # say each stage once, not each poll
-                self.last_seen = where
-                self.j.progress("strategy_wait", {"message": f"ECS: {view.status} at {view.stage or '-'}"})
+            self._report_wait(view)
             self.e._checkpoint()
             self.e.clock.sleep(POLL)
             self._traffic(view)
+
+    def _report_wait(self, view: ServiceDeploymentView) -> None:
+        """Every poll says where ECS is and green's task counts (the display never goes quiet while green's tasks
+        fail and restart: issue 19); the display prints what changed, the status area redraws each poll."""
+        self.polls += 1
+        failed = view.breaker.get("failureCount")
+        counts: dict[str, int] = {"running": view.running, "desired": view.requested}
+        if isinstance(failed, int):
+            counts["failed"] = failed
+        self.j.progress(
+            "gate_waiting",
+            {
+                "gate": self.ph.strategy.kind,
+                "attempt": self.polls,
+                "waiting_for": f"ECS {view.status} at {view.stage or '-'}",
+                "counts": counts,
+                "next_in": POLL,
+            },
+        )
 
     def _traffic(self, view: ServiceDeploymentView) -> None:
         """A trail event each time green's share of production changes (the timeline draws it)."""
