@@ -114,6 +114,26 @@ class Images:
                 )
         return self._target
 
+    def run_overrides(self, phase: Phase) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+        """(entryPoint, command) the phase's task runs instead of the image's own: the phase's `task.command`, and
+        what the template's container sets (a built image never inherits them from the live revision)."""
+        container: dict = {}
+        if self.pipeline.service.task_definition:
+            from orchestrator import taskdef
+
+            try:
+                template = taskdef.load_template(self.pipeline.service.task_definition)
+            except Exception:  # noqa: BLE001 - the plan reports a broken template; the probe runs the image as built
+                template = {}
+            wanted = self.pipeline.service.container
+            container = next((c for c in template.get("containerDefinitions", []) if c.get("name") == wanted), {})
+
+        def listed(value: object) -> tuple[str, ...] | None:
+            return tuple(str(v) for v in value) if isinstance(value, list) and value else None
+
+        command = tuple(phase.task.command) if phase.task.command else listed(container.get("command"))
+        return listed(container.get("entryPoint")), command
+
     def resolve(self, phase: Phase) -> ResolvedImage:
         """Build, probe and push when needed; a prebuilt ref is used as it is."""
         if phase.image.ref:
@@ -127,8 +147,13 @@ class Images:
         if phase.image.probe is not None:
             from orchestrator.build import ProbeSpec as BuildProbe
 
+            entrypoint, command = self.run_overrides(phase)
             probe = BuildProbe(
-                port=self.pipeline.service.port, path=phase.image.probe.path, timeout=phase.image.probe.timeout
+                port=self.pipeline.service.port,
+                path=phase.image.probe.path,
+                timeout=phase.image.probe.timeout,
+                command=command,
+                entrypoint=entrypoint,
             )
         built = self._builder.build_and_push(
             phase.name,

@@ -24,7 +24,7 @@ from orchestrator.errors import BuildError, DockerUnavailable, PushError
 
 log = structlog.get_logger()
 
-HOW_TO_START = "run scripts/docker-up.sh, or `sudo dockerd &` (then check `docker info`)"
+HOW_TO_START = "start the Docker Engine (`sudo systemctl start docker`, or `sudo dockerd &`), then check `docker info`"
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
 _SUCCESS = re.compile(r"^Successfully built ([0-9a-f]+)$")
 _PUSH_NEWS = {"Pushed", "Layer already exists", "Mounted from"}
@@ -273,11 +273,28 @@ class ImageBuilder:
         path: str = "/health",
         timeout: float = 30.0,
         env: Mapping[str, str] | None = None,
+        *,
+        command: tuple[str, ...] | None = None,
+        entrypoint: tuple[str, ...] | None = None,
+        phase: str | None = None,
     ) -> ProbeResult:
-        """Run the image with `port` on 127.0.0.1 and expect 2xx on `path`; PortProbeFailed naming the real port."""
+        """Run the image (with the task's command/entryPoint, if it sets them) with `port` on 127.0.0.1 and expect
+        2xx on `path`; PortProbeFailed naming the real port."""
         from orchestrator.build.probe import run_probe
 
-        return run_probe(self.client, image_ref, port, path, timeout, env, clock=self.clock, progress=self.progress)
+        return run_probe(
+            self.client,
+            image_ref,
+            port,
+            path,
+            timeout,
+            env,
+            clock=self.clock,
+            progress=self.progress,
+            command=command,
+            entrypoint=entrypoint,
+            phase=phase,
+        )
 
     def build_and_push(
         self,
@@ -292,7 +309,16 @@ class ImageBuilder:
         """build -> probe (when asked and something was built) -> push."""
         image = self.build(phase, context, target, build_args, dockerfile, build_secrets)
         if probe is not None and image.built:
-            self.probe(image.tagged, probe.port, probe.path, probe.timeout, probe.env)
+            self.probe(
+                image.tagged,
+                probe.port,
+                probe.path,
+                probe.timeout,
+                probe.env,
+                command=probe.command,
+                entrypoint=probe.entrypoint,
+                phase=phase,
+            )
         return self.push(image, target)
 
 
@@ -350,9 +376,15 @@ def _build_failure(
     if re.search(
         r"pull access denied|manifest unknown|not found: manifest|no such host|dial tcp", error
     ) and "FROM" in (step_line or "FROM"):
+        words = (step_line or "").split()
+        named = words[1] if len(words) > 1 and words[0].upper() == "FROM" and "$" not in words[1] else None
+        found = re.search(r"(?:pull access denied for|manifest for) ([^\s,]+)", error)
+        named = named or (found.group(1) if found else None)
+        base = f"`docker pull {named}`" if named else "`docker pull` it"
         hint = (
-            "\nhint: the base image is not available offline: run scripts/make-base-image.sh and build with "
-            "--build-arg BASE_IMAGE=snail-base/python:3.11"
+            f"\nhint: this Docker Engine cannot fetch the Dockerfile's base image: {base} (or `docker load` it) on "
+            "a machine that reaches its registry, or build FROM an image it has (`docker images`); a Dockerfile "
+            "that takes `ARG BASE_IMAGE` gets it from the phase's build_args (e.g. BASE_IMAGE: ${SNAIL_BASE_IMAGE})"
         )
     tail = "\n".join(output[-10:])
     from orchestrator.redact import mask_text  # build output may echo a build arg (a token): never carry it

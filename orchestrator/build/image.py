@@ -36,6 +36,10 @@ class ProbeSpec:
     path: str = "/health"
     timeout: float = 30.0
     env: Mapping[str, str] | None = None
+    # what the task runs instead of the image's own ENTRYPOINT/CMD (the phase's task.command, the template's
+    # entryPoint): the probe runs the same process ECS will, not the image's default
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

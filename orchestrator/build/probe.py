@@ -11,7 +11,7 @@ every second so a display never goes quiet.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -54,18 +54,33 @@ def run_probe(
     env: Mapping[str, str] | None = None,
     clock: Clock | None = None,
     progress: Callable[[dict], None] | None = None,
+    *,
+    command: Sequence[str] | None = None,
+    entrypoint: Sequence[str] | None = None,
+    phase: str | None = None,
 ) -> ProbeResult:
-    """Run image_ref, poll http://127.0.0.1:<host port><path> until 2xx; PortProbeFailed with the reason otherwise."""
+    """Run image_ref, poll http://127.0.0.1:<host port><path> until 2xx; PortProbeFailed with the reason otherwise.
+
+    `command`/`entrypoint`: what the task definition runs instead of the image's CMD/ENTRYPOINT (ECS passes them to
+    the container the same way): a phase whose command exits fails here, not in ECS."""
     from docker.errors import APIError, ImageNotFound
 
     from orchestrator.clock import SystemClock
 
     clock = clock or SystemClock()
     path = path if path.startswith("/") else f"/{path}"
-    log.info("port_probe_started", image=image_ref, port=port, path=path, timeout=timeout)
+    log.info("port_probe_started", image=image_ref, port=port, path=path, timeout=timeout, command=list(command or []))
+    if progress is not None and phase:
+        report = progress
+
+        def progress(event: dict) -> None:
+            report({"phase": phase, **event})
+
     try:
         container = client.containers.run(
             image_ref,
+            command=list(command) if command else None,
+            entrypoint=list(entrypoint) if entrypoint else None,
             detach=True,
             environment=dict(env or {}),
             ports={f"{port}/tcp": ("127.0.0.1", None)},

@@ -208,3 +208,128 @@ def test_snail_help_does_not_import_rich() -> None:
     )
     assert r.returncode == 0 and "logs" in r.stdout
     assert "rich" not in r.stderr and "orchestrator.cli.progress" not in r.stderr
+
+
+# ------------------------------------------------------------------ issue 19 item 7: 80 columns, colour, noise
+
+GATE_AT_HOOK = {
+    "phase": "enhanced",
+    "gate": "http /ml/status",
+    "stage": "POST_TEST_TRAFFIC_SHIFT",
+    "message": "[x] http /ml/status: 1 endpoint(s) answered 1x as expected with status ready, model loaded from "
+    "the cache in 120 ms, latency 35 ms (at POST_TEST_TRAFFIC_SHIFT)",
+}
+
+
+def _live(width: int = 80, color: bool = False, **kw) -> tuple[Progress, io.StringIO, Tick]:  # noqa: ANN003
+    out, tick = io.StringIO(), Tick()
+    return Progress(out, live=True, monotonic=tick, width=width, color=color, **kw), out, tick
+
+
+def test_live_lines_at_80_columns_wrap_at_words_and_say_the_stage_once() -> None:
+    """At 80 columns a long event line is wrapped by rich at a space (no word cut in two, no row wider than 80);
+    gates judged at a hook say the stage once, on its own line, not at the end of each gate line."""
+    p, out, _ = _live()
+    try:
+        p("gate_passed", GATE_AT_HOOK)
+        p(
+            "gate_passed",
+            {
+                **GATE_AT_HOOK,
+                "gate": "ecs-rollout",
+                "message": "[x] ecs-rollout: 2/2 running (at POST_TEST_TRAFFIC_SHIFT)",
+            },
+        )
+    finally:
+        p.close()
+    rows = [r for r in out.getvalue().splitlines() if r.strip()]
+    assert rows and max(len(r) for r in rows) <= 80, rows
+    text = " ".join(r.strip() for r in rows)
+    for word in GATE_AT_HOOK["message"].replace(" (at POST_TEST_TRAFFIC_SHIFT)", "").split():
+        assert f" {word} " in f" {text} ", word  # every word whole: wrapped between words, never inside one
+    assert text.count("POST_TEST_TRAFFIC_SHIFT") == 1 and "gates at POST_TEST_TRAFFIC_SHIFT:" in text
+
+
+def test_live_status_rows_are_cut_to_one_row_of_the_terminal() -> None:
+    """A waiting state longer than the terminal is one row, ended with an ellipsis (the area never grows)."""
+    from rich.console import Console, Group
+
+    p, _, _ = _live()
+    try:
+        p(
+            "gate_waiting",
+            {
+                "phase": "v2",
+                "gate": "blue-green",
+                "waiting_for": "ECS IN_PROGRESS at SCALE_UP " + "x" * 90,
+                "counts": {"running": 0, "desired": 2, "failed": 3},
+                "next_in": 2,
+            },
+        )
+        rec = Console(file=io.StringIO(), width=80, record=True)
+        rec.print(Group(*p._view.status_lines()))  # type: ignore[union-attr]
+        rows = [r for r in rec.export_text().splitlines() if r.strip()]
+    finally:
+        p.close()
+    assert len(rows) == 1 and len(rows[0]) <= 80 and rows[0].rstrip().endswith("…"), rows
+
+
+def test_colour_on_a_terminal_and_none_without() -> None:
+    """On a colour terminal a passed gate is green and a failed one red; forced off (NO_COLOR, a pipe) no escape."""
+    p, out, _ = _live(color=True)
+    try:
+        p("gate_passed", {"phase": "v1", "message": "[x] http /health: ok"})
+        p("gate_failed", {"phase": "v1", "message": "[ ] http /health: failed: 500"})
+    finally:
+        p.close()
+    coloured = out.getvalue()
+    assert "\x1b[32m" in coloured and "\x1b[1;31m" in coloured, repr(coloured)
+    p, out, _ = _live(color=False)
+    try:
+        p("gate_passed", {"phase": "v1", "message": "[x] http /health: ok"})
+    finally:
+        p.close()
+    assert "\x1b[" not in out.getvalue()
+
+
+def test_what_the_result_says_is_not_said_first_by_the_display() -> None:
+    """The no-op (and paused, blocked) message is the result on stdout: the display does not print it too; the
+    commands a line suggests are rewritten for where it ran (the sandbox)."""
+    from orchestrator.cli.app import RESULT_KINDS, sandbox_hints
+
+    out, tick = io.StringIO(), Tick()
+    p = Progress(out, live=False, monotonic=tick, said_by_result=RESULT_KINDS, rewrite=sandbox_hints)
+    p("noop", {"message": "nothing to do: phase v1 is already live and good"})
+    p("blocked", {"phase": "v2", "message": "not deployed: … lifted by `snail release v2`"})
+    p("decision", {"phase": "v2", "message": "rolling back; `snail run --retry-failed` deploys it again"})
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and "`snail --sandbox run --retry-failed`" in lines[0], lines
+
+
+def test_sandbox_hints_put_the_global_option_before_the_command() -> None:
+    """Suggested commands get --sandbox; `snail sandbox …`, prose and commands that have it are left alone."""
+    from orchestrator.cli.app import sandbox_hints
+
+    assert sandbox_hints("`snail release demo:3` (or `snail release v2`)") == (
+        "`snail --sandbox release demo:3` (or `snail --sandbox release v2`)"
+    )
+    assert sandbox_hints("trail: snail trail --run r-1") == "trail: snail --sandbox trail --run r-1"
+    for same in ("`snail sandbox up`", "snail --sandbox run", "snail-trail run", "snail never deploys it"):
+        assert sandbox_hints(same) == same
+
+
+def test_plain_waiting_line_again_when_the_counts_change() -> None:
+    """Blue-green: ECS stays at SCALE_UP while green's tasks fail one by one: each new count is a line (the
+    stage alone did not change, and that used to be all a log showed for half a minute)."""
+    out, tick = io.StringIO(), Tick()
+    p = Progress(out, live=False, monotonic=tick)
+    wait = {"phase": "v2", "gate": "blue-green", "waiting_for": "ECS IN_PROGRESS at SCALE_UP", "next_in": 2}
+    for failed in (0, 1, 1, 2):
+        p("gate_waiting", {**wait, "counts": {"running": 0, "desired": 1, "failed": failed}})
+        tick.t += 2
+    lines = out.getvalue().splitlines()
+    assert [line.rsplit("(", 1)[1] for line in lines] == [
+        "0/1 running, 0 failed)",
+        "0/1 running, 1 failed)",
+        "0/1 running, 2 failed)",
+    ]
