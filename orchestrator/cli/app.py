@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -60,7 +63,9 @@ class App:
             with translated():
                 if start:
                     port = requested_port()  # SNAIL_SANDBOX_PORT: honoured wherever the sandbox starts
-                    info = box.ensure_up(spec_for(self.pipeline), state_dir, port=port, log_processor=LOG_PROCESSOR)
+                    spec = spec_for(self.pipeline)
+                    with self.saying_sandbox_start(spec):
+                        info = box.ensure_up(spec, state_dir, port=port, log_processor=LOG_PROCESSOR)
                 else:
                     info = box.status(state_dir)
             if info is None or not info.healthy:
@@ -69,6 +74,32 @@ class App:
                 raise UsageError(SANDBOX_NOT_RUNNING)
             self._sandbox_info = info
         return self._sandbox_info
+
+    @contextlib.contextmanager
+    def saying_sandbox_start(self, spec: Any) -> Iterator[None]:
+        """Starting (or seeding) the sandbox takes seconds: say so first, show the time it takes on a terminal,
+        and say when it is up. Says nothing when it is already up and seeded for this service."""
+        from orchestrator.cli.sandboxing import ecsbox
+
+        before = ecsbox().status(self.pipeline.state_dir())
+        fresh = before is None or not before.healthy
+        if before is not None and not fresh and spec is not None and spec.key() in before.seeded_for:
+            yield
+            return
+        say = self.progress()
+        what = (
+            "starting the sandbox on 127.0.0.1 (moto, the registry, the ECS agent)"
+            if fresh
+            else f"seeding the sandbox for service {spec.service}"
+        )
+        say("sandbox_starting", {"message": what})
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            say("sandbox_ready", {"message": f"{what}: done in {time.monotonic() - started:.1f}s"})
+            if hasattr(say, "close"):
+                say.close()
 
     def aws(self, start_sandbox: bool = False) -> AwsContext:
         """How to reach AWS: the sandbox's endpoint, an explicit endpoint, or the real thing."""
@@ -141,7 +172,7 @@ class App:
         text = self.hints(text)
         self.result_text = text
         if self.output != "json" and not (self.quiet and routine):
-            click.echo(text)
+            click.echo(fit_terminal(text))
 
     def note(self, text: str, **data: Any) -> None:
         """A side remark on stderr: a plain `note:` line, or a JSON log line with --log-format json."""
@@ -231,6 +262,29 @@ RESULT_KINDS = frozenset({"noop", "paused", "blocked"})
 
 _COMMANDS = "run|release|rollback|promote|trail|status|plan|history|logs|unlock|state|doctor|validate"
 _SUGGESTED = re.compile(rf"(?<![\w-])snail (?=(?:{_COMMANDS})\b)")
+
+
+def fit_terminal(text: str, stream: Any = None) -> str:
+    """On a terminal, long result lines wrap at spaces to its width (the terminal itself cuts words in two);
+    continuation lines are indented. A pipe or a file gets the lines whole."""
+    import shutil
+    import sys
+    import textwrap
+
+    stream = stream or sys.stdout
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        return text
+    width = shutil.get_terminal_size((100, 24)).columns
+    return "\n".join(
+        textwrap.fill(line, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+        if len(line) > width
+        else line
+        for line in text.splitlines()
+    )
 
 
 def sandbox_hints(text: str) -> str:

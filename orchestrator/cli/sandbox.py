@@ -33,7 +33,8 @@ def up(app: App, port: int | None, no_service: bool) -> int:
         before = box.status(app.pipeline.state_dir())
         if before is None or not before.healthy:
             forget_sandbox_state(app.pipeline)  # a new world: revisions recorded for the old one mean nothing here
-        info = box.up(spec, app.pipeline.state_dir(), port=port, log_processor=LOG_PROCESSOR)
+        with app.saying_sandbox_start(spec):
+            info = box.up(spec, app.pipeline.state_dir(), port=port, log_processor=LOG_PROCESSOR)
     seeded = info.seeded
     lines = [
         f"sandbox up: pid {info.pid}, endpoint {info.endpoint_url}, region {info.region}",

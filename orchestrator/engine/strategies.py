@@ -491,7 +491,8 @@ class _Driver:
             {
                 "gate": self.ph.strategy.kind,
                 "attempt": self.polls,
-                "waiting_for": f"ECS {view.status} at {view.stage or '-'}",
+                # "blue-green: SCALE_UP (0/2 running, 1 failed)": the stage while in progress, else the status
+                "waiting_for": view.stage if view.status == "IN_PROGRESS" and view.stage else view.status,
                 "counts": counts,
                 "next_in": POLL,
             },

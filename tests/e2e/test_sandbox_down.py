@@ -26,8 +26,13 @@ def test_down_is_quick_and_removes_the_containers(make_pipeline, docker_client) 
     up = snail("sandbox", "up")
     try:
         assert up.returncode == 0, up.stderr[-2000:]
+        # the seconds it takes are not silent: said first, and said when done (issue 19 item 7)
+        said = [line for line in up.stderr.splitlines() if "starting the sandbox" in line]
+        assert len(said) == 2 and "done in" in said[1], up.stderr[-2000:]
         label = f"snail-sandbox-id={sandbox_id_for(path.parent / '.snail')}"
         assert docker_client.containers.list(filters={"label": label})  # the bootstrap task really runs
+        again = snail("sandbox", "up")  # already up and seeded for this service: nothing to announce
+        assert again.returncode == 0 and "starting the sandbox" not in again.stderr, again.stderr[-2000:]
     finally:
         started = time.monotonic()
         down = snail("sandbox", "down")

@@ -333,3 +333,20 @@ def test_plain_waiting_line_again_when_the_counts_change() -> None:
         "0/1 running, 1 failed)",
         "0/1 running, 2 failed)",
     ]
+
+
+def test_a_result_wraps_at_spaces_on_a_terminal_and_stays_whole_in_a_pipe(monkeypatch) -> None:  # noqa: ANN001
+    """At 80 columns a long result line is wrapped between words (a terminal would cut a word in two); piped,
+    the line is left whole for grep and CI logs."""
+    from orchestrator.cli.app import fit_terminal
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("COLUMNS", "80")
+    line = "phase v2 failed: ECS ROLLBACK_SUCCESSFUL: the circuit breaker triggered (3 tasks failed): " * 2
+    wrapped = fit_terminal(line.strip(), Tty()).splitlines()
+    assert len(wrapped) > 1 and max(len(row) for row in wrapped) <= 80
+    assert " ".join(row.strip() for row in wrapped) == line.strip()
+    assert fit_terminal(line, io.StringIO()) == line
