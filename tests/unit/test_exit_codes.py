@@ -63,3 +63,16 @@ def test_report_prints_one_document(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert code == 2 and doc["exit_code"] == 2 and doc["outcome"] == "usage_error"
     assert set(doc) >= {"exit_code", "outcome", "message", "diagnosis", "run_id"}
+
+
+def test_an_error_in_the_sandbox_suggests_commands_with_sandbox(capsys: pytest.CaptureFixture[str]) -> None:
+    """A failed command against the sandbox: the `error:` line and its `snail trail` pointer carry --sandbox, so a
+    pasted hint reads the sandbox's own record, not a real account's (issue 19 item 8)."""
+    from orchestrator.cli.app import App
+
+    app = App(sandbox=True, command="run")
+    app.outcome = object()  # no notification: the outcome was reported already
+    ended = Ended(1, "quarantined", "not deployed: … or `snail run --retry-failed`", run_id="r-1", failed=True)
+    assert report(ended, app, []) == 1
+    err = capsys.readouterr().err
+    assert "`snail --sandbox run --retry-failed`" in err and "`snail --sandbox trail --run r-1`" in err
