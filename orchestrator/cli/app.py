@@ -94,10 +94,12 @@ class App:
         )
         say("sandbox_starting", {"message": what})
         started = time.monotonic()
+        ended = "failed after"  # the error itself is said by the CLI boundary
         try:
             yield
+            ended = "done in"
         finally:
-            say("sandbox_ready", {"message": f"{what}: done in {time.monotonic() - started:.1f}s"})
+            say("sandbox_ready", {"message": f"{what}: {ended} {time.monotonic() - started:.1f}s"})
             if hasattr(say, "close"):
                 say.close()
 
