@@ -13,6 +13,7 @@ from orchestrator import taskdef
 from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
 from orchestrator.config.gates import GateSpec, with_rollout
 from orchestrator.config.model import Phase, Pipeline
+from orchestrator.config.names import unpinned_warning
 from orchestrator.config.strategy import hook_timeout_warnings, pause_stages, plan_lines
 from orchestrator.images import Images
 from orchestrator.release_memory import Block, blocked
@@ -70,10 +71,14 @@ class PhasePlan:
 
     @property
     def warnings(self) -> list[str]:
-        """What a person should know before running this phase: a build arg that looks secret (its history)."""
+        """What a person should know before running this phase: a build arg that looks secret (its history), an
+        image.ref not pinned by digest (a tag can move)."""
         from orchestrator.build.buildkit import build_arg_warnings
 
-        return build_arg_warnings(self.phase.image.build_args) if self.phase.image.context else []
+        unpinned = unpinned_warning(self.phase.image.ref)
+        return (build_arg_warnings(self.phase.image.build_args) if self.phase.image.context else []) + (
+            [unpinned] if unpinned else []
+        )
 
 
 @dataclass

@@ -7,6 +7,7 @@ import click
 from orchestrator.build.buildkit import build_arg_warnings
 from orchestrator.cli.app import App, pass_app
 from orchestrator.config.gates import with_rollout
+from orchestrator.config.names import unpinned_warning
 from orchestrator.config.strategy import hook_timeout_warnings
 from orchestrator.config.yamlio import neutralise
 from orchestrator.errors import ConfigError, ConfigErrors, ExitCode
@@ -32,6 +33,7 @@ def command(app: App) -> int:
     warnings += [  # issue 25: a secret build arg ends up in the image's history
         f"phase {ph.name}: {w}" for ph in p.phases if ph.image.context for w in build_arg_warnings(ph.image.build_args)
     ]
+    warnings += [f"phase {ph.name}: {w}" for ph in p.phases if (w := unpinned_warning(ph.image.ref))]  # a tag moves
     app.emit(
         {"valid": True, "file": str(p.path), "phases": p.phase_names(), "warnings": warnings},
         f"ok: {p.path.name} and {len(p.phases)} phase file(s) are valid: {' -> '.join(p.phase_names())}"

@@ -76,6 +76,9 @@ def _json_expectations(node: yaml.Node, key: str, errors: s.Errors) -> Any:
     out: dict[str, tuple[Any, ...]] = {}
     for knode, vnode in node.value:
         field = str(knode.value)
+        if "${" in field:
+            errors.add(knode, f"{key}.{field}", s.KEY_REFERENCE)
+            continue
         if isinstance(vnode, yaml.MappingNode):
             errors.add(vnode, f"{key}.{field}", "expected a value or a list of allowed values, got a mapping")
             continue
@@ -90,8 +93,8 @@ def _json_expectations(node: yaml.Node, key: str, errors: s.Errors) -> Any:
 
 def _argv(node: yaml.Node, key: str, errors: s.Errors) -> Any:
     """A shell line (string) or an argv list of strings; no NUL anywhere."""
-    if isinstance(node, yaml.ScalarNode):
-        v = s.string(node, key, errors)
+    if isinstance(node, yaml.ScalarNode):  # a shell line: the shell expands ${SNAIL_ENDPOINT} and the rest
+        v = s.shell_line(node, key, errors)
         if v is s._MISSING:
             return v
         if not v.strip():
@@ -110,7 +113,7 @@ def _argv(node: yaml.Node, key: str, errors: s.Errors) -> Any:
             if "\x00" in n.value:
                 errors.add(n, key, f"argument {i} contains a NUL character")
                 return s._MISSING
-            value = s.expand(n.value, n, key, errors)
+            value = s.expand(n.value, n, key, errors, run_time=True)  # snail expands SNAIL_* when it runs
             if value is s._MISSING:
                 return value
             items.append(value)
@@ -165,8 +168,8 @@ _FIELDS: dict[str, dict[str, s.Field]] = {
     },
     "command": {
         "run": s.Field(_argv, required=True),
-        "env": s.Field(s.str_map),
-        "cwd": s.Field(s.string),
+        "env": s.Field(s.run_time_str_map),  # SNAIL_ENDPOINT and the rest: expanded when the gate runs
+        "cwd": s.Field(s.run_time_string),
     },
     "target-health": {"target_group_arn": s.Field(s.string)},
     "alarm": {"alarms": s.Field(s.list_of(s.string, 1), required=True)},

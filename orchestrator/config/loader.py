@@ -34,7 +34,7 @@ _gate = gate_schema.gate
 _image = s.Mapping(
     {
         "context": s.Field(s.file_path),
-        "ref": s.Field(s.string),
+        "ref": s.Field(s.image_ref),
         "dockerfile": s.Field(s.file_path),
         "build_args": s.Field(s.str_map),
         "build_secrets": s.Field(s.str_map),
@@ -93,10 +93,10 @@ _phase = s.Mapping(
 
 _service = s.Mapping(
     {
-        "cluster": s.Field(s.string, required=True),
-        "name": s.Field(s.string, required=True),
-        "region": s.Field(s.string, default="us-east-1"),
-        "container": s.Field(s.string, required=True),
+        "cluster": s.Field(s.ecs_name("cluster"), required=True),
+        "name": s.Field(s.ecs_name("service"), required=True),
+        "region": s.Field(s.region, default="us-east-1"),
+        "container": s.Field(s.ecs_name("container"), required=True),
         "port": s.Field(s.port, required=True),
         "task_definition": s.Field(s.file_path),
         "desired_count": s.Field(s.integer(0, 1000), default=1),
@@ -129,7 +129,7 @@ _service = s.Mapping(
 )
 
 _registry = s.Mapping(
-    {"ecr": s.Field(s.string), "url": s.Field(s.string), "create": s.Field(s.boolean, default=False)},
+    {"ecr": s.Field(s.ecr_repository), "url": s.Field(s.registry_url), "create": s.Field(s.boolean, default=False)},
     extra=lambda d: (
         [("registry", "give exactly one of `ecr` or `url`")] if bool(d.get("ecr")) == bool(d.get("url")) else []
     ),

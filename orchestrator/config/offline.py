@@ -13,6 +13,7 @@ import yaml
 
 from orchestrator.config import yamlio
 from orchestrator.config.model import Phase
+from orchestrator.config.names import ecs_name_problem
 from orchestrator.errors import ConfigError, ConfigErrors
 
 OPT_IN = "allow_outside_repo: true"
@@ -139,7 +140,9 @@ class _Checker:
             return
         dockerfile = Path(phase.image.dockerfile) if phase.image.dockerfile else Path("Dockerfile")
         full = dockerfile if dockerfile.is_absolute() else ctx / dockerfile
-        if phase.image.dockerfile and self._outside(full, phase.path, ("image", "dockerfile"), "Dockerfile"):
+        # the default Dockerfile too: a symlink in the context that leads out of the repository is read by the build
+        keys = ("image", "dockerfile") if phase.image.dockerfile else ("image", "context")
+        if self._outside(full, phase.path, keys, "Dockerfile"):
             return
         if not full.is_file():
             keys = ("image", "dockerfile") if phase.image.dockerfile else ("image", "context")
@@ -169,7 +172,12 @@ class _Checker:
             self.errors.extend(exc.errors)
             return None
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_no_constant)
+        except _Constant as exc:  # NaN / Infinity: Python's json reads them, ECS's JSON parser refuses them
+            word = exc.args[0]
+            at = _json_line(text, None, rf"(?<![\w\"]){re.escape(word)}(?![\w\"])")
+            self.add(file, at, None, f"{word} is not JSON (write a number)")
+            return None
         except json.JSONDecodeError as exc:
             self.add(file, exc.lineno, None, f"invalid JSON at column {exc.colno}: {exc.msg}")
             return None
@@ -184,6 +192,17 @@ class _Checker:
         if not isinstance(defs, list) or not all(isinstance(d, dict) for d in defs):
             self.add(file, line or 1, "containerDefinitions", "expected a list of container definitions")
             return data
+        for i, d in enumerate(defs):
+            name = d.get("name") if isinstance(d.get("name"), str) else ""
+            problem = ecs_name_problem(name, "container")
+            if problem:
+                at = _json_line(text, None, rf'"name"\s*:\s*{re.escape(json.dumps(name))}') or line
+                self.add(file, at, f"containerDefinitions[{i}].name", problem)
+        family = data.get("family")
+        if family is not None:
+            problem = ecs_name_problem(family if isinstance(family, str) else "", "task definition family")
+            if problem:
+                self.add(file, _json_line(text, "family") or 1, "family", problem)
         names = [str(d.get("name")) for d in defs]
         container = self.service.get("container")
         if container and container not in names:
@@ -217,10 +236,18 @@ class _Checker:
             self.add(phase.path, self._line(phase.path, "task", key), f"task.{key}", problem)
 
 
-def _json_line(text: str, key: str) -> int | None:
-    """The line of the first `"key":` in a JSON text (json keeps no positions)."""
-    m = re.search(rf'"{re.escape(key)}"\s*:', text)
+def _json_line(text: str, key: str | None, pattern: str = "") -> int | None:
+    """The line of the first `"key":` (or match of `pattern`) in a JSON text (json keeps no positions)."""
+    m = re.search(rf'"{re.escape(key)}"\s*:' if key is not None else pattern, text)
     return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+class _Constant(ValueError):
+    """NaN, Infinity or -Infinity in a JSON text."""
+
+
+def _no_constant(word: str) -> Any:
+    raise _Constant(word)
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from orchestrator.config import interpolation, names
 from orchestrator.config.yamlio import neutralise, to_data
 from orchestrator.errors import ConfigError
 
 # ASCII digits only: `\d` would take "٥٠٠٠" or "²" (str.isdigit() is True for both, and int("²") raises).
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$", re.ASCII)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DIGITS = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _PHASE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*", re.ASCII)
@@ -46,13 +46,14 @@ def parse_duration(text: Any) -> float:
 
 
 def interpolate(text: str, env: dict[str, str] | os._Environ = os.environ) -> str:
-    """Expand ${VAR} and ${VAR:-default} from the environment (an unset ${VAR} becomes ""; see undefined())."""
-    return _ENV.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), text)
+    """Expand ${VAR}, ${VAR:-default} (nested defaults too) and $${ from the environment (an unset ${VAR} becomes
+    ""; see undefined()); InterpolationError for a malformed reference."""
+    return interpolation.expand(text, env)[0]
 
 
 def undefined(text: str, env: dict[str, str] | os._Environ = os.environ) -> list[str]:
-    """The ${VAR} references in `text` that are not set and have no :-default."""
-    return [m.group(1) for m in _ENV.finditer(text) if m.group(2) is None and m.group(1) not in env]
+    """The ${VAR} references in `text` that are needed, not set, and have no :-default."""
+    return interpolation.expand(text, env)[1]
 
 
 def phase_name_problem(name: str) -> str | None:
@@ -106,15 +107,22 @@ def _kind(node: yaml.Node) -> str:
     return f"value {node.value!r}"
 
 
-def expand(text: str, node: yaml.Node, key: str, errors: Errors) -> Any:
-    """${VAR} and ${VAR:-default} expanded; an unset ${VAR} without a default, or a result over the length cap
-    or with control characters in it, is a mistake."""
-    missing = undefined(text)
-    if missing:
-        names = ", ".join(f"${{{n}}}" for n in dict.fromkeys(missing))
-        errors.add(node, key, f"{names} is not set (set it, or give a default: ${{{missing[0]}:-value}})")
+def expand(text: str, node: yaml.Node, key: str, errors: Errors, run_time: bool = False, shell: bool = False) -> Any:
+    """${VAR} and ${VAR:-default} expanded; an unset ${VAR} without a default, a malformed reference, or a result
+    over the length cap or with control characters in it, is a mistake.
+
+    With `run_time` (a command gate's run/env/cwd), references to the variables snail sets when the gate runs are
+    kept for then, and so is `$${` (snail's second pass reads it); with `shell` too, the shell is that second pass
+    (it reads `${`, so `$${` becomes `${` now)."""
+    keep = interpolation.RUN_TIME_VARIABLES if run_time else frozenset()
+    try:
+        out, missing = interpolation.expand(text, os.environ, keep=keep, keep_escapes=run_time and not shell)
+    except interpolation.InterpolationError as exc:
+        errors.add(node, key, str(exc))
         return _MISSING
-    out = interpolate(text)
+    if missing:
+        errors.add(node, key, _not_set(missing))
+        return _MISSING
     if len(out) > MAX_STRING:
         errors.add(node, key, f"value of {len(out)} characters is longer than the limit ({MAX_STRING})")
         return _MISSING
@@ -125,7 +133,20 @@ def expand(text: str, node: yaml.Node, key: str, errors: Errors) -> Any:
     return out
 
 
-def string(node: yaml.Node, key: str, errors: Errors) -> Any:
+def _not_set(missing: list[str]) -> str:
+    """What to say about unset variables: set them or give a default, except for the ones snail sets for a command
+    gate when it runs (a default there would freeze a stand-in value into the file)."""
+    shown = ", ".join(f"${{{n}}}" for n in missing)
+    run_time = [n for n in missing if n in interpolation.RUN_TIME_VARIABLES]
+    if run_time:
+        return (
+            f"{shown} is not set: snail sets ${{{run_time[0]}}} only for a command gate, when it runs (use it in "
+            "the gate's run:, env: or cwd:, where it is expanded then)"
+        )
+    return f"{shown} is not set (set it, or give a default: ${{{missing[0]}:-value}})"
+
+
+def string(node: yaml.Node, key: str, errors: Errors, run_time: bool = False, shell: bool = False) -> Any:
     """A string (numbers are accepted and turned into text; ${VAR} expanded)."""
     v = _scalar(node, key, errors, "a string")
     if v is _MISSING:
@@ -136,7 +157,65 @@ def string(node: yaml.Node, key: str, errors: Errors) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         errors.add(node, key, f"expected a string, got {node.value!r} (quote it)")
         return _MISSING
-    return expand(str(v), node, key, errors)
+    return expand(str(v), node, key, errors, run_time, shell)
+
+
+def run_time_string(node: yaml.Node, key: str, errors: Errors) -> Any:
+    """A string of a command gate: the variables snail sets when the gate runs are expanded then, not now."""
+    return string(node, key, errors, run_time=True)
+
+
+def shell_line(node: yaml.Node, key: str, errors: Errors) -> Any:
+    """A command gate's shell line: the variables snail sets when the gate runs are left to the shell."""
+    return string(node, key, errors, run_time=True, shell=True)
+
+
+def _named(check: Callable[[str], str | None]) -> Checker:
+    """A string that must also pass `check` (which says why not, or None)."""
+
+    def checker(node: yaml.Node, key: str, errors: Errors) -> Any:
+        v = string(node, key, errors)
+        if v is _MISSING:
+            return v
+        problem = check(v)
+        if problem:
+            errors.add(node, key, problem + _from_env(node))
+            return _MISSING
+        return v
+
+    return checker
+
+
+def _from_env(node: yaml.Node) -> str:
+    """' (after ${X} was expanded)' when the node's text has a reference, so the mistake is traced to its source."""
+    raw = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+    return f" (after {neutralise(raw[:80])} was expanded)" if "${" in raw else ""
+
+
+def ecs_name(what: str) -> Checker:
+    """An ECS cluster, service, family or container name (see names.py for AWS's rule)."""
+    return _named(lambda v: names.ecs_name_problem(v, what))
+
+
+region = _named(names.region_problem)
+ecr_repository = _named(names.ecr_repository_problem)
+image_ref = _named(names.image_ref_problem)
+
+
+def registry_url(node: yaml.Node, key: str, errors: Errors) -> Any:
+    """HOST[:PORT]/NAME of an OCI registry, read by the same rule a push uses (so validate refuses what it would)."""
+    from orchestrator.build.target import RegistryTarget
+    from orchestrator.errors import UsageError
+
+    v = string(node, key, errors)
+    if v is _MISSING:
+        return v
+    try:
+        RegistryTarget.from_url(v, env={})
+    except UsageError as exc:
+        errors.add(node, key, str(exc) + _from_env(node))
+        return _MISSING
+    return v
 
 
 def file_path(node: yaml.Node, key: str, errors: Errors) -> Any:
@@ -293,8 +372,24 @@ def one_of(*choices: str) -> Checker:
 
 
 def anything(node: yaml.Node, key: str, errors: Errors) -> Any:
-    """Any YAML value, as Python data."""
-    return to_data(node)
+    """Any YAML value, as Python data; ${VAR} expanded in its strings, which stay strings whatever they expand to."""
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag != "tag:yaml.org,2002:str":
+            return to_data(node)
+        return expand(node.value, node, key, errors)
+    if isinstance(node, yaml.SequenceNode):
+        return [anything(n, f"{key}[{i}]", errors) for i, n in enumerate(node.value)]
+    out: dict[Any, Any] = {}
+    for k, v in node.value:
+        name = to_data(k) if isinstance(k, yaml.ScalarNode) else None
+        if isinstance(name, str) and "${" in name:
+            errors.add(k, f"{key}.{name}", KEY_REFERENCE)
+            continue
+        if name is None and not isinstance(k, yaml.ScalarNode):
+            errors.add(k, key, f"a key must be a plain name, not a {_kind(k)}")
+            continue
+        out[name] = anything(v, f"{key}.{name}", errors)
+    return out
 
 
 def list_of(item: Checker, min_items: int = 0) -> Checker:
@@ -312,7 +407,12 @@ def list_of(item: Checker, min_items: int = 0) -> Checker:
     return check
 
 
-def _map_of_strings(node: yaml.Node, key: str, errors: Errors, what: str, empty_ok: bool) -> Any:
+KEY_REFERENCE = "a name is read as written: ${…} is expanded in values, never in names (keys)"
+
+
+def _map_of_strings(
+    node: yaml.Node, key: str, errors: Errors, what: str, empty_ok: bool, run_time: bool = False
+) -> Any:
     if not isinstance(node, yaml.MappingNode):
         errors.add(node, key, f"expected a mapping, got a {_kind(node)}")
         return _MISSING
@@ -326,13 +426,16 @@ def _map_of_strings(node: yaml.Node, key: str, errors: Errors, what: str, empty_
         if not name.strip():
             errors.add(k, path, "empty name")
             continue
+        if "${" in name:
+            errors.add(k, path, KEY_REFERENCE)
+            continue
         if "=" in name or any(c.isspace() for c in name):
             errors.add(k, path, f"bad name {name!r} (no '=' or spaces)")
             continue
         if name in out:
             errors.add(k, path, "duplicate name (each may appear once)")
             continue
-        val = string(v, path, errors)
+        val = string(v, path, errors, run_time)
         if val is _MISSING:
             out[name] = ""  # keep the name so a later duplicate is still caught
             continue
@@ -345,6 +448,11 @@ def _map_of_strings(node: yaml.Node, key: str, errors: Errors, what: str, empty_
 def str_map(node: yaml.Node, key: str, errors: Errors) -> Any:
     """A mapping of names to strings (environment variables, build args): names unique and non-empty."""
     return _map_of_strings(node, key, errors, "value", empty_ok=True)
+
+
+def run_time_str_map(node: yaml.Node, key: str, errors: Errors) -> Any:
+    """A command gate's `env:`: like str_map, with the variables snail sets when the gate runs expanded then."""
+    return _map_of_strings(node, key, errors, "value", empty_ok=True, run_time=True)
 
 
 def secret_map(node: yaml.Node, key: str, errors: Errors) -> Any:
@@ -389,12 +497,16 @@ class Mapping:
             return _MISSING
         out: dict[str, Any] = {}
         seen: dict[str, yaml.Node] = {}
+        refused: set[str] = set()
         for knode, vnode in node.value:
             if not isinstance(knode, yaml.ScalarNode):
                 errors.add(knode, key, f"a key must be a plain name, not a {_kind(knode)}")
                 continue
             name = str(knode.value)
             path = f"{key}.{name}" if key else name
+            if "${" in name:
+                errors.add(knode, path, KEY_REFERENCE)
+                continue
             if name in seen:
                 errors.add(knode, path, "duplicate key")
                 continue
@@ -408,8 +520,13 @@ class Mapping:
                 errors.add(knode, path, f"unknown key{hint}; known keys: {', '.join(sorted(self.fields))}")
                 continue
             v = spec.check(vnode, path, errors)
+            if spec.required and isinstance(v, str) and not v.strip():
+                errors.add(vnode, path, "is required and is empty" + _from_env(vnode))
+                v = _MISSING
             if v is not _MISSING:
                 out[name] = v
+            else:
+                refused.add(name)
         for name, spec in self.fields.items():
             if name not in seen:
                 if spec.required:
@@ -417,7 +534,8 @@ class Mapping:
                 else:
                     out.setdefault(name, spec.default)
         if self.extra:
-            for k, msg in self.extra(out):
+            # a key given but refused counts as given: its own error is the one to read, not a follow-on
+            for k, msg in self.extra({**out, **{n: _MISSING for n in refused}}):
                 errors.add(seen.get(k.split(".")[-1], node), f"{key}.{k}" if key else k, msg)
         return out
 

@@ -12,6 +12,7 @@ import threading
 from typing import IO
 
 from orchestrator.config.gates import CommandGate
+from orchestrator.gates.command_env import at_run_time, command_argv
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.endpoints import resolve
 from orchestrator.gates.verdict import FAILED, PASSED, Verdict
@@ -103,7 +104,6 @@ def _environment(spec: CommandGate, snail_vars: dict[str, str]) -> dict[str, str
 
 def evaluate(spec: CommandGate, ctx: GateContext) -> Verdict:
     """Run the command with SNAIL_* variables (service, revision, endpoints); exit 0 passes."""
-    argv = list(spec.run) if isinstance(spec.run, tuple) else ["/bin/sh", "-c", spec.run]
     try:
         endpoints = resolve(ctx, None, None) if ctx.ecs is not None or ctx.endpoint else []
     except Exception:  # endpoints are a convenience for the script, not a precondition
@@ -119,13 +119,14 @@ def evaluate(spec: CommandGate, ctx: GateContext) -> Verdict:
             "SNAIL_ENDPOINT": endpoints[0] if endpoints else "",
         },
     )
+    argv = command_argv(spec.run, env)  # ${SNAIL_ENDPOINT} and the rest are expanded now, when they are known
     timeout = spec.timeout or CommandGate.timeout or 300.0
     left = ctx.left()
     if left is not None:  # the gate's timeout bounds the whole gate, retries included
         timeout = max(0.001, min(timeout, left))
     shown = mask_text(" ".join(shlex.quote(a) for a in argv))
     try:
-        code, output = _run(argv, env, spec.cwd or ctx.workdir, timeout)
+        code, output = _run(argv, env, at_run_time(spec.cwd, env) if spec.cwd else ctx.workdir, timeout)
     except (OSError, ValueError) as exc:
         return Verdict(spec.label, FAILED, f"command could not start: {exc}", {"command": shown}, definitive=True)
     if code is None:

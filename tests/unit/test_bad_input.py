@@ -90,6 +90,36 @@ def _phase_is_folder(tmp: Path) -> None:
     target.mkdir()
 
 
+def _dockerfile_symlinked_out(tmp: Path) -> None:
+    """A build context inside the repository whose Dockerfile is a symlink to one outside it."""
+    out = _outside_dir(tmp)
+    (tmp / "images" / "one").mkdir(parents=True, exist_ok=True)
+    (tmp / "images" / "one" / "Dockerfile").symlink_to(out / "Dockerfile")
+
+
+def _template(text: str) -> Callable[[Path], None]:
+    """Set-up writing taskdef.json next to pipeline.yaml (the pipeline must name it: WITH_TEMPLATE)."""
+
+    def setup(tmp: Path) -> None:
+        (tmp / "taskdef.json").write_text(text)
+
+    return setup
+
+
+WITH_TEMPLATE = _p("  port: 5000\n", "  port: 5000\n  task_definition: taskdef.json\n")
+DIGEST_REF = "127.0.0.1:5055/shine-api-gateway@sha256:"
+
+
+def _ref(ref: str) -> str:
+    """Phase `one` with this image reference."""
+    return f'name: one\nimage: {{ref: "{ref}"}}\n'
+
+
+def _registry(line: str) -> str:
+    """The test pipeline with another registry line."""
+    return _p("  url: 127.0.0.1:5055/shine-api-gateway", line)
+
+
 CORPUS: list[Bad] = [
     # ---- bytes and encodings
     Bad(
@@ -545,6 +575,402 @@ CORPUS: list[Bad] = [
         "outside the repository",
         pipeline=_p("  port: 5000\n", "  port: 5000\n  task_definition: /dev/zero\n"),
     ),
+    # ---- issue 25: AWS's own naming rules (orchestrator/config/names.py cites them)
+    Bad(
+        "cluster-slash",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "has '/'",
+        pipeline=_p("cluster: shine", "cluster: shine/prod"),
+    ),
+    Bad(
+        "cluster-space",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "U+0020",
+        pipeline=_p("cluster: shine", 'cluster: "shine prod"'),
+    ),
+    Bad(
+        "cluster-newline",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "U+000A",
+        pipeline=_p("cluster: shine", 'cluster: "shine\\n"'),
+    ),
+    Bad(
+        "cluster-256",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "256 characters; ECS takes at most 255",
+        pipeline=_p("cluster: shine", "cluster: " + "c" * 256),
+    ),
+    Bad(
+        "cluster-arn",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "give the cluster's name, not its ARN (here: 'shine')",
+        pipeline=_p("cluster: shine", "cluster: arn:aws:ecs:us-east-1:123456789012:cluster/shine"),
+    ),
+    Bad(
+        "cluster-unicode",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "has 'ѕ'",
+        pipeline=_p("cluster: shine", "cluster: ѕhine"),
+    ),
+    Bad(
+        "service-slash",
+        "pipeline.yaml",
+        4,
+        "service.name",
+        "has '/'",
+        pipeline=_p("name: shine-api-gateway", "name: api/v2"),
+    ),
+    Bad(
+        "service-dot",
+        "pipeline.yaml",
+        4,
+        "service.name",
+        "has '.'",
+        pipeline=_p("name: shine-api-gateway", "name: shine.api"),
+    ),
+    Bad(
+        "service-256",
+        "pipeline.yaml",
+        4,
+        "service.name",
+        "256 characters",
+        pipeline=_p("name: shine-api-gateway", "name: " + "s" * 256),
+    ),
+    Bad(
+        "container-empty",
+        "pipeline.yaml",
+        6,
+        "service.container",
+        "the container name is empty",
+        pipeline=_p("container: api", 'container: ""'),
+    ),
+    Bad(
+        "container-blank",
+        "pipeline.yaml",
+        6,
+        "service.container",
+        "the container name is empty",
+        pipeline=_p("container: api", 'container: "  "'),
+    ),
+    Bad(
+        "container-space",
+        "pipeline.yaml",
+        6,
+        "service.container",
+        "U+0020",
+        pipeline=_p("container: api", 'container: "my api"'),
+    ),
+    Bad(
+        "container-colon",
+        "pipeline.yaml",
+        6,
+        "service.container",
+        "has ':'",
+        pipeline=_p("container: api", 'container: "api:1"'),
+    ),
+    Bad(
+        "template-container-empty",
+        "taskdef.json",
+        1,
+        "containerDefinitions[1].name",
+        "the container name is empty",
+        pipeline=WITH_TEMPLATE,
+        setup=_template('{"containerDefinitions": [{"name": "api"}, {"name": ""}]}'),
+    ),
+    Bad(
+        "template-container-slash",
+        "taskdef.json",
+        3,
+        "containerDefinitions[1].name",
+        "has '/'",
+        pipeline=WITH_TEMPLATE,
+        setup=_template('{"containerDefinitions": [\n  {"name": "api"},\n  {"name": "side/car"}\n]}'),
+    ),
+    Bad(
+        "template-family-space",
+        "taskdef.json",
+        1,
+        "family",
+        "U+0020",
+        pipeline=WITH_TEMPLATE,
+        setup=_template('{"family": "shine api", "containerDefinitions": [{"name": "api"}]}'),
+    ),
+    Bad(
+        "ecr-uppercase",
+        "pipeline.yaml",
+        9,
+        "registry.ecr",
+        "(write 'shine-api')",
+        pipeline=_registry("  ecr: Shine-Api"),
+    ),
+    Bad(
+        "ecr-with-host",
+        "pipeline.yaml",
+        9,
+        "registry.ecr",
+        "takes the repository name, not its URI",
+        pipeline=_registry("  ecr: 123456789012.dkr.ecr.us-east-1.amazonaws.com/shine"),
+    ),
+    Bad("ecr-one-char", "pipeline.yaml", 9, "registry.ecr", "2 to 256 characters", pipeline=_registry("  ecr: s")),
+    Bad(
+        "ecr-trailing-slash",
+        "pipeline.yaml",
+        9,
+        "registry.ecr",
+        "not an ECR repository name",
+        pipeline=_registry("  ecr: shine/"),
+    ),
+    Bad(
+        "ecr-double-dot",
+        "pipeline.yaml",
+        9,
+        "registry.ecr",
+        "not an ECR repository name",
+        pipeline=_registry("  ecr: shine..api"),
+    ),
+    Bad(
+        "url-no-host",
+        "pipeline.yaml",
+        9,
+        "registry.url",
+        "must be HOST[:PORT]/NAME",
+        pipeline=_registry("  url: /shine-api-gateway"),
+    ),
+    Bad(
+        "url-name-only",
+        "pipeline.yaml",
+        9,
+        "registry.url",
+        "must be HOST[:PORT]/NAME",
+        pipeline=_registry("  url: shine-api-gateway"),
+    ),
+    Bad(
+        "url-scheme-no-host",
+        "pipeline.yaml",
+        9,
+        "registry.url",
+        "must be HOST[:PORT]/NAME",
+        pipeline=_registry('  url: "http:///shine"'),
+    ),
+    Bad(
+        "url-uppercase-name",
+        "pipeline.yaml",
+        9,
+        "registry.url",
+        "not a valid repository name",
+        pipeline=_registry("  url: 127.0.0.1:5055/Shine"),
+    ),
+    Bad("digest-short", "one.yaml", 2, "image.ref", "has 3 hex digits, not 64", phase=_ref(DIGEST_REF + "abc")),
+    Bad("digest-65", "one.yaml", 2, "image.ref", "has 65 hex digits, not 64", phase=_ref(DIGEST_REF + "a" * 65)),
+    Bad("digest-not-hex", "one.yaml", 2, "image.ref", "has 'g'", phase=_ref(DIGEST_REF + "g" * 64)),
+    Bad(
+        "digest-sha512",
+        "one.yaml",
+        2,
+        "image.ref",
+        "sha256 is the only hash",
+        phase=_ref(DIGEST_REF.replace("256", "512") + "a" * 128),
+    ),
+    Bad(
+        "digest-empty",
+        "one.yaml",
+        2,
+        "image.ref",
+        "sha256 is the only hash",
+        phase=_ref("127.0.0.1:5055/shine-api-gateway@"),
+    ),
+    Bad(
+        "digest-no-repository",
+        "one.yaml",
+        2,
+        "image.ref",
+        "no repository before the '@'",
+        phase=_ref("@sha256:" + "a" * 64),
+    ),
+    Bad("ref-space", "one.yaml", 2, "image.ref", "U+0020", phase=_ref("127.0.0.1:5055/shine api:1")),
+    Bad("ref-256", "one.yaml", 2, "image.ref", "at most 255", phase=_ref("r" * 256 + "@sha256:" + "a" * 64)),
+    Bad(
+        "region-garbage",
+        "pipeline.yaml",
+        5,
+        "service.region",
+        "is not an AWS region name",
+        pipeline=_p("region: us-east-1", "region: us-east-1/../../evil.com#"),
+    ),
+    Bad(
+        "region-host",
+        "pipeline.yaml",
+        5,
+        "service.region",
+        "is not an AWS region name",
+        pipeline=_p("region: us-east-1", "region: evil.com"),
+    ),
+    Bad(
+        "region-upper",
+        "pipeline.yaml",
+        5,
+        "service.region",
+        "is not an AWS region name",
+        pipeline=_p("region: us-east-1", "region: US-EAST-1"),
+    ),
+    Bad(
+        "region-from-env",
+        "pipeline.yaml",
+        5,
+        "service.region",
+        "(after ${SNAIL_TEST_REGION} was expanded)",
+        pipeline=_p("region: us-east-1", "region: ${SNAIL_TEST_REGION}"),
+        env={"SNAIL_TEST_REGION": "us-east-1.evil.com"},
+    ),
+    # ---- issue 25: interpolation
+    Bad(
+        "nested-default-unset",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "${SNAIL_TEST_UNSET2} is not set",
+        pipeline=_p("cluster: shine", "cluster: ${SNAIL_TEST_UNSET:-${SNAIL_TEST_UNSET2}}"),
+    ),
+    Bad(
+        "reference-unclosed",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "no closing '}'",
+        pipeline=_p("cluster: shine", 'cluster: "${SNAIL_TEST_UNSET"'),
+    ),
+    Bad(
+        "default-unclosed",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "no closing '}'",
+        pipeline=_p("cluster: shine", 'cluster: "${SNAIL_TEST_UNSET:-${A}"'),
+    ),
+    Bad(
+        "reference-shell-operator",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "snail reads ${SNAIL_TEST_UNSET} and",
+        pipeline=_p("cluster: shine", 'cluster: "${SNAIL_TEST_UNSET:?required}"'),
+    ),
+    Bad(
+        "reference-no-name",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "after '${' comes a variable name",
+        pipeline=_p("cluster: shine", 'cluster: "${1}"'),
+    ),
+    Bad(
+        "defaults-nested-too-deep",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "nested more than 8 deep",
+        pipeline=_p("cluster: shine", 'cluster: "' + "${A:-" * 20 + "x" + "}" * 20 + '"'),
+    ),
+    Bad(
+        "empty-required-from-env",
+        "pipeline.yaml",
+        3,
+        "service.cluster",
+        "the cluster name is empty (after ${SNAIL_TEST_EMPTY} was expanded)",
+        pipeline=_p("cluster: shine", "cluster: ${SNAIL_TEST_EMPTY}"),
+        env={"SNAIL_TEST_EMPTY": ""},
+    ),
+    Bad(
+        "empty-required-default",
+        "pipeline.yaml",
+        4,
+        "service.name",
+        "the service name is empty",
+        pipeline=_p("name: shine-api-gateway", 'name: "${SNAIL_TEST_UNSET:-}"'),
+    ),
+    Bad(
+        "empty-required-target-group",
+        "pipeline.yaml",
+        8,
+        "service.load_balancer.target_group_arn",
+        "is required and is empty (after ${SNAIL_TEST_EMPTY} was expanded)",
+        pipeline=_p("  port: 5000\n", '  port: 5000\n  load_balancer: {target_group_arn: "${SNAIL_TEST_EMPTY}"}\n'),
+        env={"SNAIL_TEST_EMPTY": ""},
+    ),
+    Bad(
+        "reference-in-environment-name",
+        "one.yaml",
+        3,
+        "task.environment.${SNAIL_TEST_KEY}",
+        "never in names (keys)",
+        phase=_phase('task: {environment: {"${SNAIL_TEST_KEY}": x}}\n'),
+        env={"SNAIL_TEST_KEY": "K"},
+    ),
+    Bad(
+        "reference-in-json-field",
+        "one.yaml",
+        4,
+        "gates[0].expect.json.${SNAIL_TEST_KEY}",
+        "never in names (keys)",
+        phase=_phase('gates:\n  - {type: http, path: /x, expect: {json: {"${SNAIL_TEST_KEY}": 1}}}\n'),
+        env={"SNAIL_TEST_KEY": "ready"},
+    ),
+    Bad(
+        "unset-in-json-value",
+        "one.yaml",
+        4,
+        "gates[0].expect.json.status",
+        "${SNAIL_TEST_UNSET} is not set",
+        phase=_phase('gates:\n  - {type: http, path: /x, expect: {json: {status: "${SNAIL_TEST_UNSET}"}}}\n'),
+    ),
+    Bad(
+        "malformed-in-command-gate",
+        "one.yaml",
+        4,
+        "gates[0].run",
+        "snail reads ${SNAIL_ENDPOINT} and ${SNAIL_ENDPOINT:-default} only",
+        phase=_phase('gates:\n  - {type: command, run: "curl ${SNAIL_ENDPOINT%/}/health"}\n'),
+    ),
+    # ---- issue 25: other
+    Bad(
+        "dockerfile-symlink-out",
+        "one.yaml",
+        2,
+        "image.context",
+        "outside the repository",
+        phase="name: one\nimage: {context: images/one}\n",
+        setup=_dockerfile_symlinked_out,
+    ),
+    Bad(
+        "template-NaN",
+        "taskdef.json",
+        2,
+        None,
+        "NaN is not JSON",
+        pipeline=WITH_TEMPLATE,
+        setup=_template('{"containerDefinitions": [{"name": "api"}],\n "cpu": NaN}'),
+    ),
+    Bad(
+        "template-minus-Infinity",
+        "taskdef.json",
+        1,
+        None,
+        "-Infinity is not JSON",
+        pipeline=WITH_TEMPLATE,
+        setup=_template('{"memory": -Infinity, "containerDefinitions": [{"name": "api"}]}'),
+    ),
 ]
 
 
@@ -574,7 +1000,8 @@ def test_bad_input_is_one_located_error(
 ) -> None:
     """Each hostile input: ConfigErrors naming its file, line and key (no raw control character), and
     `snail validate` exits 2 printing one `error: file:line: key: message` line per mistake, no traceback."""
-    monkeypatch.delenv("SNAIL_TEST_UNSET", raising=False)
+    for name in ("SNAIL_TEST_UNSET", "SNAIL_TEST_UNSET2", "A"):
+        monkeypatch.delenv(name, raising=False)
     for k, v in case.env.items():
         monkeypatch.setenv(k, v)
     errors = _errors(_write(tmp_path, case))
