@@ -41,7 +41,9 @@ def test_defaults_merged_into_phases(make_pipeline) -> None:
     path = make_pipeline(
         phases={
             "one": 'name: one\nimage: {ref: "r@sha256:' + "1" * 64 + '"}\ngates:\n  - {type: command, run: "true"}\n',
-            "two": 'name: two\nimage: {ref: "r@sha256:' + "2" * 64 + '"}\ninherit_gates: false\ngates:\n  - {type: command, run: "true"}\n',
+            "two": 'name: two\nimage: {ref: "r@sha256:'
+            + "2" * 64
+            + '"}\ninherit_gates: false\ngates:\n  - {type: command, run: "true"}\n',
         }
     )
     p = load_pipeline(path)
