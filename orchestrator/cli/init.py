@@ -33,7 +33,7 @@ service:
   desired_count: 1
   # task_definition: phases/taskdef.json   # a base template; without it phases start from the live revision
 registry:
-  ecr: {name}                # an ECR repository (or url: HOST/REPO for any OCI registry)
+  ecr: {repository}          # an ECR repository (or url: HOST/REPO for any OCI registry)
   create: true                   # create it when missing
 state:
   backend: local                 # .snail/state.db (dynamodb: shared by several runners)
@@ -99,6 +99,12 @@ http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "{port}")
 def _default_name(folder: Path) -> str:
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", folder.resolve().name).strip("-_") or "my-service"
     return slug[:64]
+
+
+def _repository(name: str) -> str:
+    """An ECR repository name for the service: ECR takes lowercase only, parts joined by '-' (Shop-API: shop-api)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "app"
+    return slug if len(slug) >= 2 else f"{slug}-app"
 
 
 def _check_name(what: str, value: str) -> str:
@@ -168,6 +174,7 @@ def command(
         name = _check_name("name", name or _default_name(root))
         fields = {
             "name": name,
+            "repository": _repository(name),
             "cluster": cluster,
             "region": app.region or "us-east-1",
             "container": container,
