@@ -51,19 +51,6 @@ def expand(
     return out, list(dict.fromkeys(missing))
 
 
-def references(text: str) -> list[str]:
-    """The variable names `text` refers to (defaults included), in order; InterpolationError if malformed."""
-    names: list[str] = []
-
-    class _Spy(dict[str, str]):
-        def get(self, key: str, default: object = None) -> str | None:  # type: ignore[override]
-            names.append(key)
-            return None
-
-    expand(text, _Spy())
-    return list(dict.fromkeys(names))
-
-
 def _scan(
     text: str,
     i: int,

@@ -139,7 +139,7 @@ _state = s.Mapping(
     {
         "backend": s.Field(s.one_of("local", "dynamodb"), default="local"),
         "path": s.Field(s.file_path, default=".snail"),
-        "table": s.Field(s.string),
+        "table": s.Field(s.dynamodb_table),
         "lease": s.Field(s.lease, default=300.0),
     },
     extra=lambda d: (

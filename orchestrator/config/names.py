@@ -15,6 +15,8 @@ read from):
   applies only to the repository URL and image name (everything before the @ sign). The only supported hash
   function is sha256, and the hash value after sha256: must be exactly 64 characters (only letters A-F, a-f, and
   numbers 0-9 are allowed)."
+- DynamoDB CreateTable `TableName`: length 3 to 255, pattern `[a-zA-Z0-9_.-]+`.
+  https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_CreateTable.html
 - Regions are named like us-east-1, eu-central-2, us-gov-west-1, ap-southeast-4: letters, dashes, a number.
 """
 
@@ -30,6 +32,7 @@ _ECR_REPOSITORY = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|
 _IMAGE_CHARS = re.compile(r"[A-Za-z0-9_:./#-]+", re.ASCII)
 _DIGEST = re.compile(r"sha256:[0-9A-Fa-f]{64}", re.ASCII)
 _HEX = re.compile(r"[0-9A-Fa-f]*", re.ASCII)
+_TABLE = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}", re.ASCII)
 MAX_IMAGE = 255
 
@@ -124,3 +127,12 @@ def region_problem(region: str) -> str | None:
     if REGION.fullmatch(region):
         return None
     return f"{neutralise(region[:80])!r} is not an AWS region name (e.g. us-east-1, eu-central-2, us-gov-west-1)"
+
+
+def dynamodb_table_problem(name: str) -> str | None:
+    """Why DynamoDB refuses `name` as a table name (None if it takes it)."""
+    if not 3 <= len(name) <= 255:
+        return f"a DynamoDB table name has 3 to 255 characters, this one {len(name)}"
+    if not _TABLE.fullmatch(name):
+        return f"the table name has {_first_bad(name, _TABLE)}: DynamoDB takes letters, digits, '_', '-' and '.'"
+    return None

@@ -200,6 +200,7 @@ def ecs_name(what: str) -> Checker:
 region = _named(names.region_problem)
 ecr_repository = _named(names.ecr_repository_problem)
 image_ref = _named(names.image_ref_problem)
+dynamodb_table = _named(names.dynamodb_table_problem)
 
 
 def registry_url(node: yaml.Node, key: str, errors: Errors) -> Any:

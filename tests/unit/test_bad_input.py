@@ -834,6 +834,22 @@ CORPUS: list[Bad] = [
         pipeline=_p("region: us-east-1", "region: ${SNAIL_TEST_REGION}"),
         env={"SNAIL_TEST_REGION": "us-east-1.evil.com"},
     ),
+    Bad(
+        "dynamodb-table-slash",
+        "pipeline.yaml",
+        17,
+        "state.table",
+        "has '/'",
+        pipeline=PIPELINE + "state:\n  backend: dynamodb\n  table: snail/state\n",
+    ),
+    Bad(
+        "dynamodb-table-short",
+        "pipeline.yaml",
+        17,
+        "state.table",
+        "3 to 255 characters",
+        pipeline=PIPELINE + "state:\n  backend: dynamodb\n  table: sn\n",
+    ),
     # ---- issue 25: interpolation
     Bad(
         "nested-default-unset",
