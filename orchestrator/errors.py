@@ -18,6 +18,32 @@ class ExitCode:
     INTERRUPTED = 130
 
 
+# AWS error codes that a later call may not see again (throttling, 5xx, connection faults as botocore names them)
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "InternalServerError",
+        "InternalFailure",
+        "InternalError",
+        "ServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+    }
+)
+
+
 class SnailError(Exception):
     """Base of every error snail raises on purpose; `exit_code` is what the CLI exits with."""
 
@@ -66,6 +92,11 @@ class ConfigErrors(Exception):
 class AwsError(SnailError):
     """An AWS call failed after our retries; `operation` and `code` say which and why."""
 
+    @property
+    def transient(self) -> bool:
+        """Throttling, a 5xx or a connection fault: the same call may succeed if made again later."""
+        return self.code in TRANSIENT_CODES or self.code.endswith(("Timeout", "TimeoutError", "ConnectionError"))
+
     def __init__(self, operation: str, code: str, message: str) -> None:
         self.operation = operation
         self.code = code
@@ -74,6 +105,12 @@ class AwsError(SnailError):
 
 class AccessDenied(AwsError):
     """AWS refused a call for lack of permission; never retried."""
+
+
+class CredentialsExpired(AwsError):
+    """The AWS credentials expired (a session token past its end): nothing more can be done until they are renewed."""
+
+    exit_code = ExitCode.USAGE  # before anything changed: fix your credentials (exit 2)
 
 
 class NotFound(AwsError):

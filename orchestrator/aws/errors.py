@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from orchestrator.errors import AccessDenied, AwsError, NotFound
+from orchestrator.errors import AccessDenied, AwsError, CredentialsExpired, NotFound
 
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnrecognizedClientException"}
+_EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
 _MISSING = {
     "ServiceNotFoundException",
     "ClusterNotFoundException",
@@ -32,6 +33,10 @@ def aws_call(operation: str) -> Iterator[None]:
         msg = err.get("Message", str(exc))
         if code in _DENIED:
             raise AccessDenied(operation, code, f"{msg} (the caller needs permission for {operation})") from None
+        if code in _EXPIRED:
+            raise CredentialsExpired(
+                operation, code, f"{msg} (the AWS credentials expired: renew them, e.g. `aws sso login`)"
+            ) from None
         if code in _MISSING:
             raise NotFound(operation, code, msg) from None
         raise AwsError(operation, code, msg) from None

@@ -54,6 +54,8 @@ def command(
         command="run",
         retry_failed=retry_failed,
     )
+    if not dry_run:  # what an earlier run could not write to the store (an outage) is written before planning
+        engine.replay_spool()
     # The plan is the contract: made here, rendered for a dry run, executed exactly as made otherwise.
     plan = engine.plan(opts, with_diff=dry_run)
     if dry_run:

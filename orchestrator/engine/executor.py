@@ -30,6 +30,7 @@ from orchestrator.engine.rollback import Rollback, RollbackOutcome
 from orchestrator.errors import (
     AccessDenied,
     AwsError,
+    CredentialsExpired,
     ExitCode,
     LockLost,
     PreflightFailed,
@@ -108,6 +109,7 @@ class Engine:
         self._checks = True
         self._marks: Any = None  # MarkWriter, made on the first verdict
         self._definitions: dict[str, dict[str, Any]] = {}  # revisions this run registered or described, by ARN
+        self._unsaved_marks: list[Mark] = []  # verdicts the store refused (spooled at the end of the run)
         self.rollbacks = Rollback(
             self.ecs,
             store,
@@ -117,6 +119,7 @@ class Engine:
             on_interrupt=pipeline.on_interrupt,
             diagnose=diagnose,
             owned_alarms=strategies.owned_alarms(pipeline),
+            clock=self.clock,
         )
 
     # ---------------------------------------------------------------- selection and planning
@@ -148,6 +151,9 @@ class Engine:
                 allow_failed=opts.retry_failed,
                 sync=self.sync,
             )
+        except CredentialsExpired as exc:  # exit 2: nothing changed, fix the credentials
+            detail = exc.message.split(": ", 2)[-1]
+            raise CredentialsExpired(exc.operation, exc.code, f"{detail}; nothing was changed") from None
         except AwsError as exc:  # after botocore's retries (throttling, 5xx), or denied: planning only reads
             later = "" if isinstance(exc, AccessDenied) else ": try again later"
             raise PlanFailed(f"{exc}; nothing was changed (planning only reads){later}", status="failed") from None
@@ -174,6 +180,8 @@ class Engine:
 
     def run(self, opts: RunOptions) -> Outcome:
         """Plan, then execute exactly that plan (the dry run only renders it)."""
+        if not opts.dry_run:
+            self.replay_spool()
         plan = self.plan(opts, with_diff=opts.dry_run)
         if opts.dry_run:
             out = Outcome.of("dry_run", "dry run: nothing was changed")
@@ -273,7 +281,37 @@ class Engine:
         except Exception as exc:  # noqa: BLE001
             failures["the lock's release"] = exc
         outcome.message = _noted(outcome.message, failures)
+        if failures:
+            self._spool_unsaved(j, outcome, failures)
         return outcome
+
+    def _spool_unsaved(self, j: Journal, outcome: Outcome, failures: dict[str, Exception]) -> None:
+        """What the store refused at the end of a run goes to the local spool; the next run replays it."""
+        from orchestrator.state import spool
+
+        entries = [spool.step_entry(j.run_id, *s) for s in j.unsaved_steps]
+        entries += [spool.event_entry(ev) for ev in j.unsaved]
+        entries += [spool.mark_entry(m) for m in self._unsaved_marks]
+        if "how it ended" in failures:
+            entries.append(spool.finish_entry(j.run_id, outcome.status, outcome.exit_code, outcome.message, j.now()))
+        if "the lock's release" in failures:
+            entries.append(spool.release_entry(self.svc.name, j.run_id))
+        kept = self.spool().keep(j.run_id, self.svc.name, entries)
+        if kept is not None:
+            outcome.message += f"; kept in {kept} for the next run to write"
+
+    def spool(self) -> Any:
+        """Where this machine keeps what a run could not write to the state store."""
+        from orchestrator.state.spool import Spool
+
+        return Spool(self.p.state_dir() / "spool")
+
+    def replay_spool(self) -> list[str]:
+        """Write what earlier runs on this machine could not (before planning: the plan must see it)."""
+        try:
+            return list(self.spool().replay(self.store, self.svc.name))
+        except Exception:  # noqa: BLE001 - a spool we cannot read never stops a run; its file stays
+            return []
 
     def _reconcile(self, j: Journal) -> None:
         """What a crashed run left behind is closed with what ECS really shows, and the trail says so.
@@ -578,6 +616,10 @@ class Engine:
             return FailedBeforeDeploy(ph.name, exc, interrupted=True)
         except Exception as exc:  # noqa: BLE001 - nothing changed yet: any failure is "failed before deploy"
             return FailedBeforeDeploy(ph.name, exc)
+        try:  # the rollback target, chosen before the update and kept in memory: a rollback never needs the store
+            self.rollbacks.choose(arn)
+        except Exception as exc:  # noqa: BLE001 - nothing changed yet
+            return FailedBeforeDeploy(ph.name, exc)
         deployed_at = self.clock.now()
         before = svc.task_definition if svc else None
         # --- issue 13 hook (helper "traffic"): blue-green / canary / linear, and a rolling phase after one, are
@@ -839,6 +881,7 @@ class Engine:
             warning = self._marks.write(mark, definition)
         except Exception as exc:  # noqa: BLE001 - the local record is what matters for this run
             warning = f"could not record the {mark.verdict!r} verdict on {mark.short}: {exc}"
+            self._unsaved_marks.append(mark)  # the spool keeps it for the next run
         if mark.verdict != "good":
             j.event(
                 K.MARKED,
@@ -904,6 +947,7 @@ class Engine:
         does not roll forward again until `snail release` or a spec change."""
         from orchestrator.release_memory import Refusal, rollback_holds, rollback_target
 
+        self.replay_spool()
         svc = self.ecs.require_service(self.svc.cluster, self.svc.name)
         self.sync(svc.task_definition, force=True)
         marks = self.store.marks(self.svc.name)

@@ -10,12 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import tenacity
+
 from orchestrator.aws.ecs import EcsClient, short_name
-from orchestrator.config.gates import GateSpec, gates_from_data, with_rollout
+from orchestrator.clock import Clock, SystemClock
+from orchestrator.config.gates import EcsRolloutGate, GateSpec, gates_from_data, with_rollout
 from orchestrator.config.model import ServiceSpec
 from orchestrator.engine import strategies
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.results import FailedAfterDeploy
+from orchestrator.errors import AwsError, CredentialsExpired
+from orchestrator.gates.retry import stop_at_deadline
 from orchestrator.gates.verdict import Verdict
 from orchestrator.state.base import GoodRecord, StateStore
 from orchestrator.trail.kinds import EventKind as K
@@ -23,6 +28,7 @@ from orchestrator.trail.kinds import EventKind as K
 # judge(journal, gates, revision_arn, phase) -> the failing verdict, or None when every gate passed
 Judge = Callable[[Journal, tuple[GateSpec, ...], str, str], "Verdict | None"]
 Diagnose = Callable[[str, Any, Any], str]
+DEFAULT_BUDGET = 600.0  # seconds a rollback's act rides out throttling when its gates name no ecs-rollout timeout
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,9 @@ class Rollback:
         on_interrupt: str = "rollback",
         diagnose: Diagnose | None = None,
         owned_alarms: frozenset[str] = frozenset(),
+        clock: Clock | None = None,
     ) -> None:
+        self.clock = clock or SystemClock()
         self.owned_alarms = owned_alarms  # deployment alarms snail set (a rollback switches them off)
         self.ecs = ecs
         self.store = store
@@ -63,10 +71,20 @@ class Rollback:
         self.fallback_gates = fallback_gates
         self.on_interrupt = on_interrupt
         self.diagnose = diagnose
+        self._chosen: dict[str, GoodRecord | None] = {}  # deployed revision -> its rollback target, chosen before
 
     def target_after(self, failed_arn: str) -> GoodRecord | None:
-        """The newest good revision that is not the one that just failed."""
+        """The newest good revision that is not the one that just failed (as chosen before its update)."""
+        if failed_arn in self._chosen:
+            return self._chosen[failed_arn]
         return next((g for g in self.store.good_history(self.svc.name) if g.revision_arn != failed_arn), None)
+
+    def choose(self, deploying_arn: str) -> GoodRecord | None:
+        """Choose the target before `deploying_arn` goes live, and keep it: the store may be out by the time a
+        rollback is due, and a rollback must not depend on it."""
+        self._chosen.pop(deploying_arn, None)
+        self._chosen[deploying_arn] = self.target_after(deploying_arn)
+        return self._chosen[deploying_arn]
 
     def after_failure(self, j: Journal, failure: FailedAfterDeploy) -> RollbackOutcome:
         """The automatic rollback after a phase failed on a deployed revision."""
@@ -123,22 +141,31 @@ class Rollback:
                 revision=target.revision_arn,
                 traffic_returned=True,
             )
+        gates = self.verification_gates(target)
         try:
-            svc = self.ecs.service(self.svc.cluster, self.svc.name)
             if act:
-                with j.step("rollback", **{"from": svc.task_definition if svc else None, "to": target.revision_arn}):
-                    strategies.restore(
-                        self.ecs, self.svc.cluster, self.svc.name, target.revision_arn, svc, self.owned_alarms
-                    )
+                self._act(j, target, gates)
                 j.event(K.ROLLBACK_STARTED, f"service {self.svc.name} -> {short}", revision=target.revision_arn)
-        except BaseException as exc:  # noqa: BLE001 - whatever stopped the act, a human must now look
-            msg = f"rollback to {short} could not be started: {_why(exc)}. A human is needed."
-            j.event(K.ROLLBACK_FAILED, msg, revision=target.revision_arn)
-            return RollbackOutcome("failed", msg, target, self._diagnose(failure) if failure else "")
+        except BaseException as exc:  # noqa: BLE001 - whatever stopped the act: did it happen? ECS says
+            if not isinstance(exc, KeyboardInterrupt) and self._runs(target.revision_arn):
+                j.event(
+                    K.ROLLBACK_STARTED,
+                    f"service {self.svc.name} -> {short}: the update's answers were lost ({_why(exc)}), but the "
+                    "service reads back on the target; verifying it",
+                    revision=target.revision_arn,
+                    answers_lost=True,
+                )
+            else:
+                msg = f"rollback to {short} could not be started: {_why(exc)}; {self._live_now(failure)}. " + (
+                    "Renew the credentials, then `snail rollback`. A human is needed."
+                    if isinstance(exc, CredentialsExpired)
+                    else "A human is needed."
+                )
+                j.event(K.ROLLBACK_FAILED, msg, revision=target.revision_arn)
+                return RollbackOutcome("failed", msg, target, self._diagnose(failure) if failure else "")
         diagnosis = self._diagnose(failure) if failure is not None else ""
         if diagnosis:
             j.event(K.DIAGNOSIS, f"diagnosis: {diagnosis}", diagnosis=diagnosis)
-        gates = self.verification_gates(target)
         try:
             failed = self.judge(j, gates, target.revision_arn, target.phase)
         except BaseException as exc:  # noqa: BLE001 - the act happened; the verification did not finish
@@ -158,6 +185,64 @@ class Rollback:
         )
         return RollbackOutcome(
             "verified", f"rolled back to {short} (phase {target.phase}), verified by its gates", target, diagnosis
+        )
+
+    def budget(self, gates: tuple[GateSpec, ...]) -> float:
+        """How long the rollback's act may ride out throttling and 5xx: its own ecs-rollout gate's timeout."""
+        return next((g.timeout for g in gates if isinstance(g, EcsRolloutGate) and g.timeout), DEFAULT_BUDGET)
+
+    def _act(self, j: Journal, target: GoodRecord, gates: tuple[GateSpec, ...]) -> None:
+        """Describe, then update the service to the target; a transient fault (throttling, 5xx, a lost connection)
+        is retried with backoff on our clock until the rollback's budget is spent. Before each new try the service
+        is read back: an update whose answer was lost may have happened."""
+        deadline = self.clock.monotonic() + self.budget(gates)
+        tries = {"n": 0}
+
+        def attempt() -> None:
+            tries["n"] += 1
+            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+            if tries["n"] > 1 and svc is not None and svc.task_definition == target.revision_arn:
+                return  # an earlier try took effect; its answer was lost
+            with j.step("rollback", **{"from": svc.task_definition if svc else None, "to": target.revision_arn}):
+                strategies.restore(
+                    self.ecs, self.svc.cluster, self.svc.name, target.revision_arn, svc, self.owned_alarms
+                )
+
+        def retry_transient(state: tenacity.RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            return isinstance(exc, AwsError) and exc.transient
+
+        def show(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            j.progress(
+                "rollback_retry", {"attempt": state.attempt_number, "error": str(exc), "next_in": state.upcoming_sleep}
+            )
+
+        tenacity.Retrying(
+            stop=stop_at_deadline(self.clock, deadline),
+            wait=tenacity.wait_exponential(multiplier=1, min=1, max=20),
+            sleep=self.clock.sleep,
+            retry=retry_transient,
+            before_sleep=show,
+            reraise=True,
+        )(attempt)
+
+    def _live_now(self, failure: FailedAfterDeploy | None) -> str:
+        """What is live, as far as we can tell (the service may not be describable: the same fault)."""
+        try:
+            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+        except Exception:  # noqa: BLE001 - say what we last saw
+            if failure is None:
+                return "the service could not be described"
+            return (
+                f"the service could not be described; it was last seen on {short_name(failure.revision_arn)}, "
+                f"which failed phase {failure.phase}"
+            )
+        if svc is None:
+            return "the service is missing"
+        bad = failure is not None and svc.task_definition == failure.revision_arn
+        return f"the service runs {short_name(svc.task_definition)}" + (
+            f", which failed phase {failure.phase}" if bad and failure is not None else ""
         )
 
     def verification_gates(self, target: GoodRecord) -> tuple[GateSpec, ...]:

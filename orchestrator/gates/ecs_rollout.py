@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.aws.ecs import ServiceView, short_name
 from orchestrator.config.gates import EcsRolloutGate
+from orchestrator.errors import AwsError
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.retry import poll_until
 from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, SUPERSEDED, Verdict
@@ -232,9 +233,13 @@ def watch(ctx: GateContext, label: str = "ecs-rollout", completed: bool = False)
     """One look while another gate waits: the terminal verdict when ECS failed our deployment or another actor's
     replaced it (`completed`: ours had completed, as in the bake)."""
     assert ctx.ecs is not None
-    v = judge(
-        ctx.ecs.service(ctx.cluster, ctx.service), ctx.revision_arn, label, since=ctx.deployed_at, completed=completed
-    )
+    try:
+        svc = ctx.ecs.service(ctx.cluster, ctx.service)
+    except AwsError as exc:
+        if exc.transient:  # throttled: this look tells nothing; the gate's own attempts go on
+            return None
+        raise
+    v = judge(svc, ctx.revision_arn, label, since=ctx.deployed_at, completed=completed)
     return v if v.status in (FAILED, SUPERSEDED) else None
 
 
@@ -252,7 +257,13 @@ def evaluate(spec: EcsRolloutGate, ctx: GateContext) -> Verdict:
     def look() -> Verdict:
         polls["n"] += 1
         looked = ctx.clock.now()
-        svc = ecs.service(ctx.cluster, ctx.service)
+        try:
+            svc = ecs.service(ctx.cluster, ctx.service)
+        except AwsError as exc:
+            if not exc.transient:
+                raise
+            # throttling or a 5xx is ridden out inside the gate's own timeout: this poll saw nothing
+            return Verdict(label, INCONCLUSIVE, f"ECS did not answer ({exc.code}); polling on", {"error": exc.code})
         ctx.service_view = svc
         v = judge(svc, ctx.revision_arn, label, since=ctx.deployed_at, max_failed_tasks=spec.max_failed_tasks)
         if v.status == PASSED and svc is not None and svc.primary is not None:
