@@ -537,6 +537,16 @@ ev(
     "hold on shine-api-gateway:6 (phase enhanced) lifted by oncall@ci-runner-7",
     revision=TD.format(6),
 )
+ev(
+    r,
+    J + 1,
+    "superseded",
+    "superseded by another actor while its gates were judged: phase enhanced stopped judging shine-api-gateway:7",
+    phase="enhanced",
+    revision=TD.format(7),
+    live=TD.format(8),
+    superseded_by="ecs-svc/9121",
+)
 ev("unlock-1", H + 30, "unlocked", "lock of run r-y removed by oncall@ci-runner-7 (--force)")
 
 with open(Path(__file__).with_name("trail_recorded.json"), "w") as out:
