@@ -9,12 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator import taskdef
+from orchestrator import ladder, taskdef
 from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
 from orchestrator.config.gates import GateSpec, with_rollout
 from orchestrator.config.model import Phase, Pipeline
 from orchestrator.config.names import unpinned_warning
 from orchestrator.config.strategy import hook_timeout_warnings, pause_stages, plan_lines
+from orchestrator.errors import AwsError, NotFound
 from orchestrator.images import Images
 from orchestrator.release_memory import Block, blocked
 from orchestrator.state.base import GoodRecord, StateStore
@@ -22,10 +23,16 @@ from orchestrator.state.base import GoodRecord, StateStore
 
 @dataclass(frozen=True)
 class Base:
-    """The task definition phases start from, and where it came from."""
+    """The task definition phases start from, and where it came from.
+
+    Without a template the base is a revision snail did not register: the one the service ran before snail's
+    first release (recorded as `snail:base` on every revision snail registers, and read back from the live
+    revision's tags), never the live revision itself. So a phase's spec is a function of its files and that
+    one immutable revision, whatever phase is live."""
 
     definition: dict[str, Any]
-    origin: str  # template | service | bootstrap | empty
+    origin: str  # template | service | bootstrap | legacy | empty
+    revision_arn: str = ""  # the base revision (recorded on what snail registers); "" for a template or nothing
 
     @property
     def from_template(self) -> bool:
@@ -44,9 +51,11 @@ class PhasePlan:
     spec_hash: str
     good: GoodRecord | None
     gates: tuple[GateSpec, ...] = ()  # what the phase is judged by: ecs-rollout first, always
-    skip: str | None = None  # why the phase needs no work
+    skip: str | None = None  # why this run does not deploy the phase (the ladder's reason)
     diff: str = ""
     block: Block | None = None  # quarantined (failed its gates) or held (a human rolled back from it)
+    case: str = ""  # the ladder's case: live | deliver | behind | changed-behind | passed (orchestrator/ladder.py)
+    reason: str = ""  # why, in the words plan prints
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `plan --output json`."""
@@ -55,6 +64,8 @@ class PhasePlan:
             "image": self.image_action,
             "spec_hash": self.spec_hash,
             "skip": self.skip,
+            "case": self.case,
+            "reason": self.reason,
             "approval": self.phase.approval,
             "gates": [g.label for g in self.gates],
             "bake_seconds": self.phase.bake,
@@ -90,6 +101,7 @@ class Plan:
     phases: list[PhasePlan] = field(default_factory=list)
     live_good: GoodRecord | None = None
     notes: list[str] = field(default_factory=list)
+    behind: list[str] = field(default_factory=list)  # changed phases behind the live one: reported, not deployed
 
     @property
     def todo(self) -> list[PhasePlan]:
@@ -109,29 +121,85 @@ class Plan:
                 "revision": self.live_revision,
                 "live_good_phase": self.live_good.phase if self.live_good else None,
                 "base": self.base.origin,
+                "base_revision": self.base.revision_arn or None,
             },
             "phases": [p.to_dict() for p in self.phases],
             "notes": self.notes,
+            "behind": self.behind,
         }
 
 
-def base_definition(pipeline: Pipeline, ecs: EcsClient, svc: ServiceView | None) -> Base | None:
-    """The task definition phases start from: the template file, else the service's current revision.
+def _as_base(definition: dict[str, Any], tags: dict[str, str], arn: str) -> Base:
+    """A described revision as the base. A revision tagged `snail:bootstrap` (taskdef.TAG_BOOTSTRAP: a placeholder,
+    such as the one the sandbox seeds) is never a release: its inline `command` never reaches one."""
+    base = taskdef.strip_read_only(definition)
+    if tags.get(taskdef.TAG_BOOTSTRAP):
+        for cd in base.get("containerDefinitions", []):
+            for key in taskdef.RUN_OVERRIDES:
+                cd.pop(key, None)
+        return Base(base, "bootstrap", arn)
+    return Base(base, "service", arn)
 
-    A revision tagged `snail:bootstrap` (taskdef.TAG_BOOTSTRAP: a placeholder, such as the one the sandbox seeds)
-    is never a release: its inline `command` never reaches one."""
+
+def _described(ecs: EcsClient, arn: str) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """A revision and its tags, or None when ECS no longer has it (deleted); other errors are raised: a base that
+    could not be read must never be replaced by another one."""
+    try:
+        return ecs.task_definition(arn)
+    except AwsError as exc:
+        if isinstance(exc, NotFound) or exc.code == "ClientException":  # ECS: "Unable to describe task definition"
+            return None
+        raise
+
+
+def base_definition(
+    pipeline: Pipeline, ecs: EcsClient, live: tuple[str, dict[str, Any], dict[str, str]] | None
+) -> tuple[Base | None, str]:
+    """The task definition phases start from, and the plan's note about it.
+
+    The template file, if set. Else the revision the live one records as its base (`snail:base`), else the live
+    revision itself when snail did not register it (the service as it was before snail: it becomes the base of
+    what snail registers). A revision snail registered before it recorded bases is the base as a last resort
+    (and says so). `live`: the live revision's ARN, definition and tags, or None."""
     if pipeline.service.task_definition:
-        return Base(taskdef.load_template(pipeline.service.task_definition), "template")
-    if svc is not None and svc.task_definition:
-        definition, tags = ecs.task_definition(svc.task_definition)
-        base = taskdef.strip_read_only(definition)
-        if tags.get(taskdef.TAG_BOOTSTRAP):
-            for cd in base.get("containerDefinitions", []):
-                for key in taskdef.RUN_OVERRIDES:
-                    cd.pop(key, None)
-            return Base(base, "bootstrap")
-        return Base(base, "service")
-    return None
+        return Base(taskdef.load_template(pipeline.service.task_definition), "template"), ""
+    if live is None:
+        return None, "the service does not exist and service.task_definition is not set: nothing to start from"
+    arn, definition, tags = live
+    recorded = tags.get(taskdef.TAG_BASE)
+    if recorded and recorded != arn:
+        found = _described(ecs, recorded)
+        if found is not None:
+            bdef, btags = found
+            base = _as_base(bdef, btags, recorded)
+            what = "the sandbox's bootstrap revision" if base.origin == "bootstrap" else "the revision"
+            return base, (
+                f"no service.task_definition: each phase is composed over {what} {short_name(recorded)}, which "
+                f"the service ran before snail's first release (recorded on {short_name(arn)}), not over the live "
+                "revision"
+            )
+        base = Base(taskdef.strip_read_only(definition), "legacy", "")
+        return base, (
+            f"no service.task_definition: the base {short_name(recorded)} recorded on {short_name(arn)} is gone; "
+            f"composing over the live revision {short_name(arn)} (set service.task_definition for stable specs)"
+        )
+    if tags.get(taskdef.TAG_PHASE) and not recorded:
+        base = Base(taskdef.strip_read_only(definition), "legacy", arn)
+        return base, (
+            f"no service.task_definition: the live revision {short_name(arn)} was registered by a snail that did "
+            "not record its base; composing over it, and recording it as the base from now on (specs change once)"
+        )
+    base = _as_base(definition, tags, arn)
+    if base.origin == "bootstrap":
+        return base, (
+            f"starting from the sandbox's bootstrap revision {short_name(arn)}: its placeholder command is dropped, "
+            "each image runs as built; it is recorded as the base of every revision snail registers"
+        )
+    return base, (
+        f"no service.task_definition: starting from the live revision {short_name(arn)} (not registered by snail), "
+        "recorded as the base of every revision snail registers, so later runs compose over it again whatever is "
+        "live (a phase that builds its image drops the old command/entryPoint and runs the image as built)"
+    )
 
 
 def make_plan(
@@ -146,21 +214,25 @@ def make_plan(
     allow_failed: bool = False,
     sync: Callable[[str | None], None] | None = None,
 ) -> Plan:
-    """Plan `phases` (in order). Unless the start was named, a leading run of phases whose identical spec
-    already passed its gates is skipped; if that covers every phase and the live revision is the last one's
-    good revision, there is nothing to do."""
+    """Plan `phases` (in order) as the ladder decides (orchestrator/ladder.py): once a phase is live, its new spec
+    is delivered directly and phases behind it are not deployed; before that the ladder is climbed in order. A
+    named start (`--from`, `promote`) delivers every selected phase."""
     svc = ecs.service(pipeline.service.cluster, pipeline.service.name)
     if sync is not None:  # the local marks are a cache of the revisions' tags: rebuilt when empty or behind
         sync(svc.task_definition if svc else None)
-    base = base_definition(pipeline, ecs, svc)
+    live = svc.task_definition if svc else None
+    described: tuple[str, dict[str, Any], dict[str, str]] | None = None
+    if live and (with_diff or not pipeline.service.task_definition):
+        definition, tags = ecs.task_definition(live)
+        described = (live, definition, tags)
+    base, note = base_definition(pipeline, ecs, described)
     start = base or Base(_empty(pipeline), "empty")
     plan = Plan(service=svc, base=start)
-    live = svc.task_definition if svc else None
+    if note:
+        plan.notes.append(note)
     history = store.good_history(pipeline.service.name)
     plan.live_good = next((g for g in history if g.revision_arn == live), None) if live else None
-    current: dict[str, Any] | None = None
-    if with_diff and live:
-        current = ecs.task_definition(live)[0]
+    current = described[1] if with_diff and described else None
     for ph in phases:
         ident = images.identity(ph)
         action = images.planned_action(ph, ident) if with_diff else ident
@@ -168,20 +240,21 @@ def make_plan(
         spec = taskdef.spec_hash(desired)
         good = next((g for g in history if g.phase == ph.name), None)
         plan.phases.append(PhasePlan(ph, ident, action, desired, spec, good, with_rollout(ph.gates)))
-    if base is None:
-        plan.notes.append("the service does not exist and service.task_definition is not set: nothing to start from")
-    elif base.origin == "bootstrap":
-        plan.notes.append(
-            f"starting from the sandbox's bootstrap revision {short_name(live or '')}: its placeholder command is "
-            "dropped, each image runs as built"
-        )
-    elif base.origin == "service":
-        plan.notes.append(
-            f"no service.task_definition: starting from the live revision {short_name(live or '')} (a phase that "
-            "builds its image drops the old command/entryPoint and runs the image as built)"
-        )
-    if not explicit_start:
-        _skip_done(plan, live)
+    steps = ladder.climb(
+        pipeline.phase_names(),
+        [
+            ladder.Rung(pp.phase.name, pp.spec_hash, pp.good.spec_hash if pp.good else "", _rev(pp.good))
+            for pp in plan.phases
+        ],
+        live_phase=plan.live_good.phase if plan.live_good else None,
+        live_spec=plan.live_good.spec_hash if plan.live_good else "",
+        explicit_start=explicit_start,
+    )
+    for pp, step in zip(plan.phases, steps, strict=True):
+        pp.case, pp.reason = step.case, step.reason
+        if not step.delivers:
+            pp.skip = step.reason
+    plan.behind = ladder.behind_notes(steps)
     marks = store.marks(pipeline.service.name)
     for pp in plan.todo:
         pp.block = blocked(marks, pp.spec_hash, pp.phase.name, allow_failed=allow_failed)
@@ -194,23 +267,8 @@ def make_plan(
     return plan
 
 
-def _skip_done(plan: Plan, live: str | None) -> None:
-    """Skip the leading phases whose identical spec already passed (all of them when the last one is live)."""
-    prefix = 0
-    for pp in plan.phases:
-        if pp.good is not None and pp.good.spec_hash == pp.spec_hash:
-            prefix += 1
-        else:
-            break
-    last = plan.phases[-1] if plan.phases else None
-    if prefix == len(plan.phases) and last is not None and last.good is not None and live == last.good.revision_arn:
-        for pp in plan.phases:
-            pp.skip = "already live and good" if pp is last else "passed earlier with the same image and spec"
-        return
-    # keep the last good phase of the prefix out of the skip set when the service left it
-    keep = prefix if prefix < len(plan.phases) else prefix - 1
-    for pp in plan.phases[:keep]:
-        pp.skip = "passed earlier with the same image and spec"
+def _rev(good: GoodRecord | None) -> str:
+    return good.revision_arn if good else ""
 
 
 def _empty(pipeline: Pipeline) -> dict[str, Any]:
@@ -247,12 +305,22 @@ def render_plan(plan: Plan, pipeline: Pipeline) -> str:
     for n in plan.notes:
         lines.append(f"note: {n}")
     if not plan.todo:
-        lines.append("nothing to do: every phase already passed its gates with the same image and spec")
+        live = f": phase {plan.live_good.phase} is live and good" if plan.live_good else ""
+        tail = "; a changed phase behind it is not deployed (below)" if plan.behind else ""
+        lines.append(f"nothing to do{live}{tail}")
     for pp in plan.phases:
         head = f"phase {pp.phase.name}" + (" [manual approval]" if pp.phase.manual else "")
-        if pp.skip:
-            lines.append(f"- {head}: skip ({pp.skip})")
+        if pp.case == ladder.LIVE:
+            lines.append(f"- {head}: skip (live and good on {short_name(plan.live_revision or '')})")
             continue
+        if pp.case == ladder.CHANGED_BEHIND:
+            lines.append(f"- {head}: NOT DEPLOYED: {pp.reason}")
+            continue
+        if pp.skip:
+            lines.append(f"- {head}: {pp.reason or pp.skip}")
+            continue
+        if pp.reason:
+            head += f" ({pp.reason})"
         lines.append(f"- {head}")
         if pp.block:
             lines.append(f"    BLOCKED:  {pp.block.message()}")

@@ -47,7 +47,9 @@ def finish(app: App, outcome: Any, plan: Any = None) -> int:
         data["plan"] = plan.to_dict()
     elif outcome.status != "dry_run":
         data.update(delivered(app, outcome, plan))
-    app.emit(data, text, routine=outcome.status == "noop")
+    # A no-op is routine (silent with -q) unless a changed phase was left undeployed behind the live one.
+    routine = outcome.status == "noop" and not (plan is not None and plan.behind)
+    app.emit(data, text, routine=routine)
     notify_outcome(app, outcome.status, outcome.exit_code, outcome.message, diagnosis, outcome.run_id)
     return int(outcome.exit_code)
 

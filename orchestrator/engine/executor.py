@@ -406,14 +406,18 @@ class Engine:
 
     def _noop(self, plan: Plan, opts: RunOptions) -> Outcome:
         """Nothing to do: said once per streak of no-op runs (a scheduled run every minute writes one record)."""
-        last = plan.phases[-1] if plan.phases else None
+        good = plan.live_good
+        live = next((pp for pp in plan.phases if good is not None and pp.phase.name == good.phase), None)
         msg = (
-            f"nothing to do: phase {last.phase.name} is already live and good "
-            f"({short_name(last.good.revision_arn)}, image {last.identity})"
-            if last and last.good
+            f"nothing to do: phase {live.phase.name} is already live and good "
+            f"({short_name(good.revision_arn)}, image {live.identity})"
+            if live is not None and good is not None
             else "nothing to do"
         )
+        if plan.behind:  # a changed phase is not deployed: news, printed even with -q (cli/common.finish)
+            msg += "; " + "; ".join(plan.behind)
         out = Outcome.of("noop", msg)
+        out.plan = plan
         return self._once_per_streak(out, opts, [], lambda j: j.event(K.NOOP, msg))
 
     def _blocked(self, pp: PhasePlan, opts: RunOptions) -> Outcome:
@@ -476,7 +480,7 @@ class Engine:
             if pp.skip:
                 j.phase = pp.phase.name
                 j.event(K.PHASE_SKIPPED, f"{pp.phase.name}: {pp.skip}")
-        done = []
+        done: list[str] = []
         for pp in plan.todo:
             if pp.phase.manual and pp.phase.name not in opts.approved and opts.only != pp.phase.name:
                 j.phase = pp.phase.name
@@ -487,6 +491,10 @@ class Engine:
                 j.phase = pp.phase.name
                 msg = f"not deployed: {pp.block.message()}"
                 j.event(K.BLOCKED, msg, block=pp.block.kind, revision=pp.block.revision_arn)
+                if done:  # the climb delivered what it could and stops below the block: the run changed things
+                    return Outcome.of(
+                        "succeeded", f"done: {', '.join(done)} passed their gates; the climb stops: {msg}"
+                    )
                 return Outcome.of("quarantined" if pp.block.kind == "quarantined" else "held", msg)
             if opts.retry_failed:
                 j.event(K.WARNING, f"--retry-failed: phase {pp.phase.name} is deployed even if its spec failed before")
@@ -516,7 +524,8 @@ class Engine:
                 fresh = result.service if isinstance(result, PhasePassed) else None  # the bake just looked
                 live = fresh or self.ecs.service(self.svc.cluster, self.svc.name)
         its = "its" if len(done) == 1 else "their"
-        return Outcome.of("succeeded", f"done: {', '.join(done)} passed {its} gates")
+        behind = "".join(f"; {note}" for note in plan.behind)
+        return Outcome.of("succeeded", f"done: {', '.join(done)} passed {its} gates{behind}")
 
     def _superseded(self, j: Journal, failure: FailedAfterDeploy) -> Outcome:
         """Another actor's deployment replaced ours (or scaled the service to 0): not our failure. Nothing is rolled
@@ -604,7 +613,7 @@ class Engine:
             desired = taskdef.compose(
                 plan.base.definition, self.svc, ph, img.ref, from_template=plan.base.from_template
             )
-            arn = self._register(j, ph, desired, pp.spec_hash, img.digest, svc)
+            arn = self._register(j, pp, desired, img.digest, svc, base=plan.base.revision_arn)
             if svc is None:
                 if not create:
                     raise PreflightFailed(f"service {self.svc.name!r} disappeared")
@@ -908,27 +917,41 @@ class Engine:
         )
 
     def _register(
-        self, j: Journal, ph: Phase, desired: dict[str, Any], spec: str, digest: str | None, svc: ServiceView | None
+        self,
+        j: Journal,
+        pp: PhasePlan,
+        desired: dict[str, Any],
+        digest: str | None,
+        svc: ServiceView | None,
+        base: str = "",
     ) -> str:
         """Register the phase's revision, or reuse an identical one (same spec hash and image): the service's
-        current revision or the family's newest are the candidates."""
+        current revision, the revisions release memory knows with this phase's spec (its good one: a promote of an
+        unchanged phase), and the family's newest are the candidates. `base` is recorded on a new revision."""
+        ph, spec = pp.phase, pp.spec_hash
         image = (taskdef.container(desired, self.svc.container) or {}).get("image")
         candidates = []
         if svc is not None and svc.task_definition:
             candidates.append(svc.task_definition)
+        for arn in self._same_spec(pp):
+            if arn not in candidates:
+                candidates.append(arn)
         latest = self.ecs.latest_revision(desired["family"])
         if latest and latest not in candidates:
             candidates.append(latest)
         for arn in candidates:
             td, tags = self.ecs.task_definition(arn)
             cd = taskdef.container(td, self.svc.container)
-            if tags.get(taskdef.TAG_SPEC) == spec and cd is not None and cd.get("image") == image:
+            reusable = td.get("status", "ACTIVE") == "ACTIVE" and cd is not None and cd.get("image") == image
+            if tags.get(taskdef.TAG_SPEC) == spec and reusable:
                 j.event(K.REVISION_REUSED, f"identical revision {short_name(arn)} reused (spec {spec})", revision=arn)
                 self._definitions[arn] = td
                 return arn
         tags = {taskdef.TAG_PHASE: ph.name, taskdef.TAG_SPEC: spec, taskdef.TAG_RUN: j.run_id}
         if digest:
             tags[taskdef.TAG_DIGEST] = digest
+        if base:
+            tags[taskdef.TAG_BASE] = base
         with j.step("register", family=desired["family"], spec=spec, image=image) as r:
             arn = self.ecs.register_revision(desired, tags)
             r["revision"] = arn
@@ -939,6 +962,16 @@ class Engine:
             revision=arn,
         )
         return arn
+
+    def _same_spec(self, pp: PhasePlan) -> list[str]:
+        """Still-registered revisions that carried this phase's spec, newest first (from the marks: no AWS call)."""
+        from orchestrator.state.base import current_marks
+
+        marks = current_marks(self.store.marks(self.svc.name))
+        found = [m.revision_arn for m in marks if m.phase == pp.phase.name and m.spec_hash == pp.spec_hash and m.active]
+        if pp.good is not None and pp.good.spec_hash == pp.spec_hash and pp.good.revision_arn not in found:
+            found.append(pp.good.revision_arn)
+        return found
 
     # ---------------------------------------------------------------- manual rollback
     def rollback(self, to_revision: str | None = None, to_phase: str | None = None, reason: str = "") -> Outcome:

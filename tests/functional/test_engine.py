@@ -187,15 +187,25 @@ def test_identical_revision_is_reused(aws, tmp_path, http_server) -> None:
     assert any(e.kind == "revision_reused" for e in w.store.events("shine-api-gateway"))
 
 
-def test_changed_phase_redeploys_it_and_later_phases(aws, tmp_path, http_server) -> None:
-    """Changing phase one's image re-runs phase one and then phase two (the pipeline re-delivers in order)."""
+def test_a_changed_phase_behind_the_live_one_is_reported_not_deployed(aws, tmp_path, http_server) -> None:
+    """Changing phase one's image while phase two is live deploys nothing and says why (the ladder is climbed
+    once); `run --from health-only` re-climbs: phase one, then phase two."""
     w = World(tmp_path, http_server, {"health-only": "a", "hybrid-ml": "b"})
     w.server("a"), w.server("b"), w.server("c")
     w.engine().run(RunOptions())
+    live, before = w.live(), w.revisions()
     (tmp_path / "phases" / "health-only.yaml").write_text(f'name: health-only\nimage: {{ref: "{image("c")}"}}\n')
     w.pipeline = load_pipeline(w.path)
     plan = w.engine().plan(RunOptions())
-    assert [p.phase.name for p in plan.todo] == ["health-only", "hybrid-ml"]
+    assert plan.todo == []
+    assert [p.case for p in plan.phases] == ["changed-behind", "live"]
+    out = w.engine().run(RunOptions())
+    assert (out.status, out.exit_code) == ("noop", 0)
+    assert "health-only changed; it is behind the live phase hybrid-ml: not deployed" in out.message
+    assert "`snail run --from health-only` re-climbs" in out.message
+    assert (w.live(), w.revisions()) == (live, before)
+    again = w.engine().plan(RunOptions(from_phase="health-only"))
+    assert [p.phase.name for p in again.todo] == ["health-only", "hybrid-ml"]
 
 
 def test_manual_approval_pauses_then_promote(aws, tmp_path, http_server) -> None:
