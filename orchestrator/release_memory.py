@@ -40,7 +40,10 @@ class Block:
         """What lifts the block, in the words a release engineer types."""
         short = short_name(self.revision_arn)
         if self.kind == HELD:
-            return f"`snail release {short}` (or `snail release {self.phase}`), or a change of the phase's spec"
+            return (
+                f"`snail release {short}` (or `snail release {self.phase}` while this is the phase's spec), or a change "
+                "of the phase's spec"
+            )
         return "a change of the phase's spec (image, environment, gates...), or `snail run --retry-failed`"
 
     def message(self) -> str:
@@ -238,12 +241,38 @@ def release(held: Mark, *, by: str, at: str, run_id: str, reason: str = "") -> M
     return replace(held, verdict=restored, prior="", by=by, reason=reason or "hold lifted", at=at, run_id=run_id)
 
 
-def held_marks(
-    marks: Sequence[Mark], target: str, phases: Sequence[str], live_revision: str | None = None
-) -> list[Mark]:
-    """The held revisions `snail release TARGET` names: a phase name (all its held revisions) or a revision."""
-    current = [m for m in current_marks(list(marks)) if m.verdict == HELD]
-    if target in phases:
-        return [m for m in current if m.phase == target]
+def release_target(
+    marks: Sequence[Mark],
+    target: str,
+    current_specs: dict[str, str],
+    live_revision: str | None = None,
+) -> Mark | Refusal:
+    """The one held revision `snail release TARGET` lifts, or why there is none.
+
+    A phase name (a key of `current_specs`, each phase's spec as its files compose it now): the hold on that
+    phase's current spec, and only it. An older revision of the phase a human rolled back from keeps its hold until
+    it is released by name ('7', 'family:7' or its ARN): it never becomes a rollback target again by accident."""
+    held = [m for m in current_marks(list(marks)) if m.verdict == HELD]
+    listed = ", ".join(m.short + (f" ({m.phase})" if m.phase else "") for m in held) or "nothing"
+    if target in current_specs:
+        spec = current_specs[target]
+        mine = [m for m in held if m.phase == target]
+        match = next((m for m in mine if spec and m.spec_hash == spec), None)  # newest first
+        if match is not None:
+            return match
+        if not mine:
+            return Refusal(f"phase {target} has nothing held; held: {listed}", usage=True)
+        others = "; ".join(
+            f"{m.short} (spec {m.spec_hash or '?'}, held since {m.at} by {m.by or '?'}: {m.reason or 'no reason'})"
+            for m in mine
+        )
+        return Refusal(
+            f"phase {target}'s current spec {spec or '?'} is not held, so nothing blocks it; its held revisions have "
+            f"other specs: {others}. Each is lifted only by name (`snail release {mine[0].short}`)",
+            usage=True,
+        )
     family = family_of(live_revision) if live_revision else None
-    return [m for m in current if _matches(m, target, family)]
+    found = next((m for m in held if _matches(m, target, family)), None)
+    if found is None:
+        return Refusal(f"nothing held matches {target!r}; held: {listed}", usage=True)
+    return found

@@ -27,7 +27,8 @@ step "4/8  snail run: health-only -> hybrid-ml -> optimized -> enhanced (build, 
 step "5/8  snail run again, as cron would: nothing changed, nothing to do"
 "$SNAIL" run
 
-step "6/8  a broken release: enhanced with its ML subsystem failing (DEMO_BREAK_ML=1), blue-green, production under load"
+step "6/8  a broken release of the live phase: enhanced with its ML subsystem failing (DEMO_BREAK_ML=1), blue-green, production under load"
+echo "   the ladder is climbed once: run delivers the live phase's new spec directly (health-only, hybrid-ml, optimized are not redeployed)"
 # Steady traffic on the production listener while the broken release is judged on the test listener.
 PROD_URL=$("$SNAIL" --output json sandbox status 2>/dev/null | python3 -c \
   'import json,sys; print((json.load(sys.stdin).get("seeded") or {}).get("production_url") or "")' || true)
@@ -38,7 +39,7 @@ if [ -n "$PROD_URL" ]; then
   LOAD_PID=$!
 fi
 set +e
-DEMO_BREAK_ML=1 "$SNAIL" run --from enhanced
+DEMO_BREAK_ML=1 "$SNAIL" run
 rc=$?
 set -e
 if [ -n "${LOAD_PID:-}" ]; then

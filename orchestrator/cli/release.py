@@ -1,4 +1,7 @@
-"""snail release REVISION|PHASE: lift the hold a manual rollback put on a release (recorded; the tag is updated)."""
+"""snail release PHASE|REVISION: lift the hold a manual rollback put on one revision (recorded; the tag is updated).
+
+PHASE means the hold on the phase's current spec (as its files compose it now); any other held revision of the
+phase is lifted only by its own name, so a revision a human rolled back from never becomes a target by accident."""
 
 from __future__ import annotations
 
@@ -17,12 +20,12 @@ from orchestrator.errors import ExitCode, UsageError
 @click.option("--reason", default="", help="why the hold is lifted (recorded in the trail and on the revision)")
 @pass_app
 def command(app: App, target: str, reason: str) -> int:
-    """Lift the hold on REVISION (7, family:7 or an ARN) or on every held revision of PHASE."""
+    """Lift the hold on PHASE's current spec, or on REVISION (7, family:7 or an ARN): one revision, named."""
     from orchestrator.aws.ecs import EcsClient
     from orchestrator.clock import SystemClock
     from orchestrator.marks import MarkWriter, ensure_synced, family_for
-    from orchestrator.release_memory import held_marks, release
-    from orchestrator.state.base import RunRecord, TrailEvent, current_marks
+    from orchestrator.release_memory import Refusal, release, release_target
+    from orchestrator.state.base import RunRecord, TrailEvent
 
     p, store = app.pipeline, app.store
     svc_name = p.service.name
@@ -43,10 +46,15 @@ def command(app: App, target: str, reason: str) -> int:
     for problem in report.ignored:
         click.echo(f"warning: {problem}", err=True)
     marks = store.marks(svc_name)
-    found = held_marks(marks, target, p.phase_names(), live)
-    if not found:
-        held = [m.short + (f" ({m.phase})" if m.phase else "") for m in current_marks(marks) if m.verdict == "held"]
-        raise UsageError(f"nothing held matches {target!r}; held: {', '.join(held) or 'nothing'}")
+    specs: dict[str, str] = {}
+    if target in p.phase_names():  # the phase's spec as its files compose it now (the planner, read-only)
+        from orchestrator.engine.executor import RunOptions
+
+        plan = app.engine().plan(RunOptions(), with_diff=False)
+        specs = {pp.phase.name: pp.spec_hash for pp in plan.phases}
+    found = release_target(marks, target, specs, live)
+    if isinstance(found, Refusal):
+        raise UsageError(found.message)
     clock = SystemClock()
     now = clock.now()
     at = now.isoformat(timespec="seconds")
@@ -56,31 +64,28 @@ def command(app: App, target: str, reason: str) -> int:
         RunRecord(run_id, svc_name, "release", "running", at, user=getpass.getuser(), host=socket.gethostname())
     )
     writer = MarkWriter(ecs, store)
-    lines, data = [], []
-    for held_mark in found:
-        lifted = release(held_mark, by=by, at=at, run_id=run_id, reason=reason)
-        warning = writer.write(lifted)
-        if warning:
-            click.echo(f"warning: {warning}", err=True)
-        msg = (
-            f"hold on {held_mark.short} ({held_mark.phase or 'no phase'}) lifted by {by}"
-            + (f": {reason}" if reason else "")
-            + f"; held since {held_mark.at} by {held_mark.by or '?'}; now {lifted.verdict}"
+    lifted = release(found, by=by, at=at, run_id=run_id, reason=reason)
+    warning = writer.write(lifted)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    spec = f", spec {found.spec_hash}" if found.spec_hash else ""
+    msg = (
+        f"hold on {found.short} ({found.phase or 'no phase'}{spec}) lifted by {by}"
+        + (f": {reason}" if reason else "")
+        + f"; held since {found.at} by {found.by or '?'}; now {lifted.verdict}"
+    )
+    store.append_event(
+        TrailEvent(
+            run_id=run_id,
+            service=svc_name,
+            at=at,
+            kind="released",
+            message=msg,
+            phase=found.phase or None,
+            data={"revision": found.revision_arn, "verdict": lifted.verdict, "by": by, "reason": reason},
         )
-        store.append_event(
-            TrailEvent(
-                run_id=run_id,
-                service=svc_name,
-                at=at,
-                kind="released",
-                message=msg,
-                phase=held_mark.phase or None,
-                data={"revision": held_mark.revision_arn, "verdict": lifted.verdict, "by": by, "reason": reason},
-            )
-        )
-        lines.append(msg)
-        data.append(lifted.to_dict())
-    summary = "; ".join(lines)
+    )
+    summary = msg
     store.finish_run(run_id, "succeeded", ExitCode.OK, summary, at)
-    app.emit({"released": data, "run_id": run_id, "warnings": writer.warnings}, "\n".join(lines))
+    app.emit({"released": [lifted.to_dict()], "run_id": run_id, "warnings": writer.warnings}, msg)
     return ExitCode.OK

@@ -13,9 +13,9 @@ from orchestrator.release_memory import (
     Refusal,
     blocked,
     blocks,
-    held_marks,
     hold,
     release,
+    release_target,
     rollback_holds,
     rollback_target,
     status_lines,
@@ -259,15 +259,51 @@ def test_a_changed_spec_is_not_held() -> None:
     assert blocked(marks, "spec4-changed", "enhanced") is None
 
 
-def test_held_marks_by_phase_or_revision() -> None:
-    """`snail release enhanced` and `snail release 4` name the same held revision; nothing else is held."""
+def test_release_target_by_phase_or_revision() -> None:
+    """`snail release enhanced` (its current spec is held) and `snail release 4` name the same held revision."""
     marks = newest_first(
         history(), hold(mk(4), service="svc", revision_arn=arn(4), by="o", reason="", at="t9", run_id="r")
     )
-    assert [m.short for m in held_marks(marks, "enhanced", PHASES)] == ["svc:4"]
-    assert [m.short for m in held_marks(marks, "4", PHASES, arn(3))] == ["svc:4"]
-    assert [m.short for m in held_marks(marks, "svc:4", PHASES)] == ["svc:4"]
-    assert held_marks(marks, "3", PHASES, arn(3)) == []
+    specs = {p: f"spec{i + 1}" for i, p in enumerate(PHASES)}
+    assert release_target(marks, "enhanced", specs) == marks[0]
+    assert release_target(marks, "4", specs, arn(3)) == marks[0]
+    assert release_target(marks, "svc:4", specs) == marks[0]
+    refused = release_target(marks, "3", specs, arn(3))
+    assert isinstance(refused, Refusal) and refused.usage and "held: svc:4 (enhanced)" in refused.message
+
+
+def test_release_of_a_phase_lifts_only_the_hold_on_its_current_spec() -> None:
+    """Two held revisions of enhanced: the one a human rolled back from long ago (svc:4, another spec) and the
+    current spec's (svc:8). `release enhanced` names svc:8 only; svc:4 is lifted only by its own name, so it
+    never becomes a rollback target again by accident."""
+    old = hold(mk(4), service="svc", revision_arn=arn(4), by="o", reason="/health 500 after bake", at="t5", run_id="a")
+    new = hold(
+        mk(8, phase="enhanced", spec_hash="spec8"),
+        service="svc",
+        revision_arn=arn(8),
+        by="o",
+        reason="",
+        at="t9",
+        run_id="b",
+    )
+    marks = newest_first([mk(8, phase="enhanced", spec_hash="spec8"), *history()], old, new)
+    specs = {"health-only": "spec1", "hybrid-ml": "spec2", "optimized": "spec3", "enhanced": "spec8"}
+    assert release_target(marks, "enhanced", specs).revision_arn == arn(8)
+    lifted = release(new, by="o", at="t10", run_id="rel")
+    after = newest_first(marks, lifted)
+    again = release_target(after, "enhanced", specs)
+    assert isinstance(again, Refusal) and "current spec spec8 is not held" in again.message
+    assert "svc:4 (spec spec4" in again.message and "/health 500 after bake" in again.message
+    assert "`snail release svc:4`" in again.message
+    target = rollback_target(after, arn(1), to_phase="enhanced")
+    assert isinstance(target, Mark) and target.revision_arn == arn(8)
+    assert isinstance(rollback_target(after, arn(1), to_revision="4"), Refusal)
+
+
+def test_release_of_a_phase_with_nothing_held_is_a_usage_error() -> None:
+    """Nothing held for the phase: exit 2, naming what is held."""
+    refused = release_target(history(), "enhanced", {"enhanced": "spec4"})
+    assert isinstance(refused, Refusal) and refused.usage and "phase enhanced has nothing held" in refused.message
 
 
 # ---------------------------------------------------------------- quarantine
