@@ -261,7 +261,7 @@ def release_target(
         if match is not None:
             return match
         if not mine:
-            return Refusal(f"phase {target} has nothing held; held: {listed}", usage=True)
+            return Refusal(f"nothing held matches {target!r} (phase {target}); held: {listed}", usage=True)
         others = "; ".join(
             f"{m.short} (spec {m.spec_hash or '?'}, held since {m.at} by {m.by or '?'}: {m.reason or 'no reason'})"
             for m in mine

@@ -68,11 +68,11 @@ def command(app: App, target: str, reason: str) -> int:
     warning = writer.write(lifted)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    spec = f", spec {found.spec_hash}" if found.spec_hash else ""
     msg = (
-        f"hold on {found.short} ({found.phase or 'no phase'}{spec}) lifted by {by}"
+        f"hold on {found.short} ({found.phase or 'no phase'}) lifted by {by}"
         + (f": {reason}" if reason else "")
         + f"; held since {found.at} by {found.by or '?'}; now {lifted.verdict}"
+        + (f" (spec {found.spec_hash})" if found.spec_hash else "")
     )
     store.append_event(
         TrailEvent(
