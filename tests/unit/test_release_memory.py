@@ -303,7 +303,11 @@ def test_release_of_a_phase_lifts_only_the_hold_on_its_current_spec() -> None:
 def test_release_of_a_phase_with_nothing_held_is_a_usage_error() -> None:
     """Nothing held for the phase: exit 2, naming what is held."""
     refused = release_target(history(), "enhanced", {"enhanced": "spec4"})
-    assert isinstance(refused, Refusal) and refused.usage and "nothing held matches 'enhanced' (phase enhanced)" in refused.message
+    assert (
+        isinstance(refused, Refusal)
+        and refused.usage
+        and "nothing held matches 'enhanced' (phase enhanced)" in refused.message
+    )
 
 
 # ---------------------------------------------------------------- quarantine
