@@ -145,7 +145,7 @@ def test_a_hold_is_lifted_for_one_revision_and_a_released_phase_is_delivered(wor
 
     four = snail(world, "release", "v4")
     assert four.returncode == 0, four.stdout + four.stderr
-    assert "hold on shine-api-gateway:6 (v4" in four.stdout and ":5" not in four.stdout
+    assert "hold on shine-api-gateway:6 (v4" in four.stdout and "gateway:5" not in four.stdout
     status = json.loads(snail(world, "--output", "json", "status").stdout)
     held = {b["revision"].rsplit("/", 1)[1] for b in status["blocked"] if b["kind"] == "held"}
     assert f"{SERVICE}:5" in held and f"{SERVICE}:6" not in held
