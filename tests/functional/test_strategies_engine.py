@@ -1348,3 +1348,25 @@ def test_deployment_alarms_an_operator_set_are_left_as_they_were(world) -> None:
     out = world.engine(p).run(RunOptions(from_phase="two"))
     assert out.status == "succeeded", out.message
     assert alarms() == theirs
+
+
+def test_an_http_gate_failing_in_the_phase_bake_after_a_blue_green_shift_fails_the_phase(world) -> None:
+    """blue-green: green passes on the test listener, ECS shifts production and completes; then, during the phase's
+    own bake, green answers 500. The bake judges the http gate again: exit 1, back on phase one (verified), phase
+    two quarantined, "failed during the bake" (it used to be "still ours and healthy ... marked good")."""
+    p, one, production_before = phase_one_live(world, "bake: 1m\n")
+    shipped = len(world.deployments())
+
+    def fail_once_ecs_completed() -> None:
+        deps = world.deployments()
+        if len(deps) > shipped and deps[0]["status"] == "SUCCESSFUL" and not world.events("decision"):
+            world.behaviours["b"].status = 500
+
+    world.clock.on_sleep.append(fail_once_ecs_completed)
+    out = world.engine(p).run(RunOptions(from_phase="two"))
+    assert_back_on_phase_one(world, out, one, production_before)
+    assert "failed during the bake" in out.message and "status 500" in out.message
+    assert world.store.last_good(SERVICE, "two") is None
+    two = next(e.data["revision"] for e in world.events("service_updated") if e.run_id == out.run_id)
+    assert [m.verdict for m in world.store.marks(SERVICE) if m.revision_arn == two] == ["failed"]
+    assert answers(world, out.run_id) == [("POST_TEST_TRAFFIC_SHIFT", "CONTINUE")]  # ECS was done: a new deployment
