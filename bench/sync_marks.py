@@ -23,12 +23,13 @@ FAMILY = SERVICE = "shine-api-gateway"
 
 def seed(ecs: object, n: int) -> None:
     """n revisions of the family, every one carrying a good mark (the worst case: every one is adopted)."""
+    from orchestrator.aws.tagging import RevisionTags
     from orchestrator.marks import MarkWriter
     from orchestrator.state.base import GOOD, Mark
     from orchestrator.state.sqlite import SqliteStore
 
     with tempfile.TemporaryDirectory() as d:
-        writer = MarkWriter(ecs, SqliteStore(Path(d) / "seed.db"))
+        writer = MarkWriter(RevisionTags(ecs), SqliteStore(Path(d) / "seed.db"))
         for i in range(n):
             td = ecs.register_task_definition(  # type: ignore[attr-defined]
                 family=FAMILY,
@@ -47,6 +48,7 @@ def measure(url: str, n: int) -> list[dict[str, object]]:
     import boto3
     import requests
 
+    from orchestrator.aws.tagging import RevisionTags
     from orchestrator.marks import ensure_synced, sync
     from orchestrator.state.sqlite import SqliteStore
 
@@ -69,7 +71,8 @@ def measure(url: str, n: int) -> list[dict[str, object]]:
             store = SqliteStore(Path(d) / f"{i}.db")
             calls.clear()
             t = time.perf_counter()
-            report = sync(store, ecs, SERVICE, FAMILY, **kw)  # type: ignore[arg-type]
+            tags = RevisionTags(ecs, kw.pop("tagging", None))
+            report = sync(store, tags, SERVICE, FAMILY, **kw)  # type: ignore[arg-type]
             rows.append({"revisions": n, "case": label, "calls": dict(calls), "seconds": time.perf_counter() - t})
             assert len(report.adopted) == report.described
         store = SqliteStore(Path(d) / "1.db")  # the --full one: every revision cached and verified
@@ -80,7 +83,7 @@ def measure(url: str, n: int) -> list[dict[str, object]]:
         ):
             calls.clear()
             t = time.perf_counter()
-            ensure_synced(store, ecs, SERVICE, FAMILY, live_revision=latest, force=force, tagging=tagging)
+            ensure_synced(store, RevisionTags(ecs, tagging), SERVICE, FAMILY, live_revision=latest, force=force)
             rows.append({"revisions": n, "case": label, "calls": dict(calls), "seconds": time.perf_counter() - t})
     return rows
 

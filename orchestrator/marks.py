@@ -27,7 +27,7 @@ import structlog
 from orchestrator import taskdef
 from orchestrator.arns import short_name
 from orchestrator.aws.ecs import family_of, revision_of
-from orchestrator.aws.errors import aws_call
+from orchestrator.aws.tagging import RevisionTags
 from orchestrator.errors import AccessDenied, AwsError
 from orchestrator.redact import mask_text
 from orchestrator.state.base import VERDICTS, Mark, StateStore
@@ -167,19 +167,13 @@ def read_mark(
 
 
 # ---------------------------------------------------------------- writing
-def _describe(ecs: Any, arn: str) -> tuple[dict[str, Any], dict[str, str]]:
-    with aws_call("ecs:DescribeTaskDefinition"):
-        out = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-    return out["taskDefinition"], {t["key"]: t["value"] for t in out.get("tags", [])}
-
-
 class MarkWriter:
     """Writes marks for one run: the local store first (always kept), then the revision's tags on AWS.
 
     A refused TagResource never fails the run: `write` returns a warning naming the missing permission, once."""
 
-    def __init__(self, ecs: Any, store: StateStore) -> None:
-        self.ecs = ecs  # a boto3 ECS client (AwsContext.client("ecs"))
+    def __init__(self, revisions: RevisionTags, store: StateStore) -> None:
+        self.revisions = revisions
         self.store = store
         self.warnings: list[str] = []
         self.api_calls = 0
@@ -192,7 +186,7 @@ class MarkWriter:
         if not mark.content_hash:
             if definition is None:
                 self.api_calls += 1
-                definition, registered = _describe(self.ecs, mark.revision_arn)
+                definition, registered = self.revisions.describe(mark.revision_arn)
                 # A hold on a revision without a mark: its registration tags still say which phase and spec it is.
                 mark.phase = mark.phase or registered.get(TAG_PHASE, "")
                 mark.spec_hash = mark.spec_hash or registered.get(TAG_SPEC, "")
@@ -201,11 +195,7 @@ class MarkWriter:
         self.store.cache_revisions(mark.service, {mark.revision_arn: "ACTIVE"})
         try:
             self.api_calls += 1
-            with aws_call("ecs:TagResource"):
-                self.ecs.tag_resource(
-                    resourceArn=mark.revision_arn,
-                    tags=[{"key": k, "value": v} for k, v in mark_tags(mark).items()],
-                )
+            self.revisions.tag(mark.revision_arn, mark_tags(mark))
         except AwsError as exc:
             return self._warn(mark, exc)
         log.info("mark_written", revision=mark.short, verdict=mark.verdict, phase=mark.phase)
@@ -233,17 +223,16 @@ class MarkWriter:
         return text
 
 
-def probe_tagging(ecs: Any, revision_arn: str) -> tuple[bool | None, str]:
+def probe_tagging(revisions: RevisionTags, revision_arn: str) -> tuple[bool | None, str]:
     """Whether ecs:TagResource is allowed on a revision, without changing anything: its own existing tags are
     written back unchanged (TagResource is idempotent). (True, how) allowed; (False, fix) denied; (None, why) not
     probed (a revision without tags). For `doctor`, which checks the permission before a run needs it."""
-    _, tags = _describe(ecs, revision_arn)
+    _, tags = revisions.describe(revision_arn)
     if not tags:
         return None, f"{revision_arn.rsplit('/', 1)[-1]} has no tags to write back: ecs:TagResource not probed"
     key = TAG_PHASE if TAG_PHASE in tags else sorted(tags)[0]
     try:
-        with aws_call("ecs:TagResource"):
-            ecs.tag_resource(resourceArn=revision_arn, tags=[{"key": key, "value": tags[key]}])
+        revisions.tag(revision_arn, {key: tags[key]})
     except AccessDenied:
         return False, (
             "ecs:TagResource is denied: verdict marks cannot be written to AWS, so other checkouts and CI runners "
@@ -298,42 +287,12 @@ class SyncReport:
         return "\n".join(lines)
 
 
-def list_active(ecs: Any, family: str) -> tuple[list[str], int]:
-    """Every ACTIVE revision ARN of exactly this family (familyPrefix also matches longer names), and the pages read."""
-    arns: list[str] = []
-    pages = 0
-    with aws_call("ecs:ListTaskDefinitions"):
-        for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
-            pages += 1
-            arns.extend(a for a in page.get("taskDefinitionArns", []) if family_of(a) == family)
-    return arns, pages
-
-
-def tagged_revisions(tagging: Any, family: str) -> tuple[dict[str, dict[str, str]], int]:
-    """Every revision of this family that carries a verdict tag, with all its tags, read a page of up to 500 tags
-    at a time through the Resource Groups Tagging API (the batched read ECS itself lacks); and the pages read."""
-    found: dict[str, dict[str, str]] = {}
-    pages = 0
-    with aws_call("tag:GetResources"):
-        paginator = tagging.get_paginator("get_resources")
-        # Pages are cut at TagsPerPage tags too (a marked revision carries ~12): ask for the most, 500.
-        for page in paginator.paginate(
-            TagFilters=[{"Key": TAG_VERDICT}], ResourceTypeFilters=["ecs:task-definition"], TagsPerPage=500
-        ):
-            pages += 1
-            for r in page.get("ResourceTagMappingList", []):
-                if family_of(r["ResourceARN"]) == family:
-                    found[r["ResourceARN"]] = {t["Key"]: t["Value"] for t in r.get("Tags", [])}
-    return found, pages
-
-
 def sync(
     store: StateStore,
-    ecs: Any,
+    revisions: RevisionTags,
     service: str,
     family: str,
     *,
-    tagging: Any = None,
     full: bool = False,
     container: str | None = None,
     workers: int = DESCRIBE_WORKERS,
@@ -342,23 +301,23 @@ def sync(
     """Rebuild the local marks from the revisions' tags, adopt those that verify, report those that do not, and
     flag cached revisions that were deregistered.
 
-    With a tagging client (resourcegroupstaggingapi): list the family + read every verdict tag in pages of 100,
+    With the tagging API (`revisions.batched`): list the family + read every verdict tag in pages of 100,
     then describe only the marked revisions whose tags say something the store does not know yet (a mark another
     checkout wrote is found even on a cached revision). Without one, or when tag:GetResources is denied: describe
     every revision not cached yet. At most the newest `recent` revisions are described; `full`: every (marked)
     revision, again."""
     started = time.perf_counter()
     report = SyncReport(family=family)
-    active, pages = list_active(ecs, family)
+    active, pages = revisions.list_active(family)
     report.listed, report.api_calls = len(active), pages
     cached = store.cached_revisions(service)
     newest: dict[str, Mark] = {}
     for m in store.marks(service):
         newest.setdefault(m.revision_arn, m)
     tags_by_arn: dict[str, dict[str, str]] | None = None
-    if tagging is not None:
+    if revisions.batched:
         try:
-            tags_by_arn, tag_pages = tagged_revisions(tagging, family)
+            tags_by_arn, tag_pages = revisions.tagged(TAG_VERDICT, family)
             report.api_calls += tag_pages
         except AccessDenied as exc:
             report.notes.append(f"{exc}; describing every revision not cached instead (allow tag:GetResources)")
@@ -382,7 +341,7 @@ def sync(
         todo = todo[:recent]
     known_marks = {(m.revision_arn, m.verdict, m.at) for m in newest.values()}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        described = list(pool.map(lambda arn: _describe(ecs, arn), todo))
+        described = list(pool.map(revisions.describe, todo))
     report.described = len(described)
     report.api_calls += len(described)
     # With the tags in hand every listed revision is accounted for; without them, only what was described.
@@ -411,13 +370,12 @@ def sync(
 
 def ensure_synced(
     store: StateStore,
-    ecs: Any,
+    revisions: RevisionTags,
     service: str,
     family: str,
     *,
     live_revision: str | None = None,
     force: bool = False,
-    tagging: Any = None,
     container: str | None = None,
 ) -> SyncReport:
     """Sync when the cache is empty or behind; free when it is current.
@@ -429,7 +387,7 @@ def ensure_synced(
         cached = store.cached_revisions(service)
         if cached and (live_revision is None or live_revision in cached):
             return SyncReport(family=family, synced=False)
-    return sync(store, ecs, service, family, tagging=tagging, container=container)
+    return sync(store, revisions, service, family, container=container)
 
 
 def family_for(pipeline: Any, live_revision: str | None = None) -> str:

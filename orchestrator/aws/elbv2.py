@@ -145,9 +145,25 @@ class Elbv2Client:
 
     def listener_port(self, listener_arn: str) -> int | None:
         """The port a listener answers on."""
+        found = self.listener(listener_arn)
+        return found.get("Port") if found else None
+
+    def listener(self, listener_arn: str) -> dict[str, Any] | None:
+        """A listener as DescribeListeners says it (port, protocol), or None."""
         with aws_call("elasticloadbalancing:DescribeListeners"):
-            found = self._elbv2.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
-        return found[0].get("Port") if found else None
+            found = self._elbv2.describe_listeners(ListenerArns=[listener_arn]).get("Listeners") or []
+        return dict(found[0]) if found else None
+
+    def load_balancers(self, arns: list[str]) -> list[dict[str, Any]]:
+        """Load balancers as DescribeLoadBalancers says them (DNS name, scheme, state, VPC)."""
+        with aws_call("elasticloadbalancing:DescribeLoadBalancers"):
+            return list(self._elbv2.describe_load_balancers(LoadBalancerArns=arns).get("LoadBalancers") or [])
+
+    def target_groups(self, **by: Any) -> list[TargetGroupView]:
+        """Target groups by `TargetGroupArns=`, `Names=` or `LoadBalancerArn=` (DescribeTargetGroups)."""
+        with aws_call("elasticloadbalancing:DescribeTargetGroups"):
+            groups = self._elbv2.describe_target_groups(**by).get("TargetGroups") or []
+        return [TargetGroupView.from_api(g) for g in groups]
 
     def target_health(self, target_group_arn: str) -> list[TargetHealthView]:
         """Every registered target of a group with its health."""

@@ -22,6 +22,7 @@ from orchestrator.errors import ExitCode, UsageError
 def command(app: App, target: str, reason: str) -> int:
     """Lift the hold on PHASE's current spec, or on REVISION (7, family:7 or an ARN): one revision, named."""
     from orchestrator.aws.ecs import EcsClient
+    from orchestrator.aws.tagging import RevisionTags
     from orchestrator.clock import SystemClock
     from orchestrator.marks import MarkWriter, ensure_synced, family_for
     from orchestrator.release_memory import Refusal, release, release_target
@@ -30,17 +31,16 @@ def command(app: App, target: str, reason: str) -> int:
     p, store = app.pipeline, app.store
     svc_name = p.service.name
     aws = app.aws()
-    ecs = aws.client("ecs")
+    revisions = RevisionTags.of(aws)
     svc = EcsClient(aws).service(p.service.cluster, svc_name)
     live = svc.task_definition if svc else None
     # Another checkout may have written the hold: read the revisions' tags first.
     report = ensure_synced(
         store,
-        ecs,
+        revisions,
         svc_name,
         family_for(p, live),
         force=True,
-        tagging=aws.client("resourcegroupstaggingapi"),
         container=p.service.container,
     )
     for problem in report.ignored:
@@ -63,7 +63,7 @@ def command(app: App, target: str, reason: str) -> int:
     store.start_run(
         RunRecord(run_id, svc_name, "release", "running", at, user=getpass.getuser(), host=socket.gethostname())
     )
-    writer = MarkWriter(ecs, store)
+    writer = MarkWriter(revisions, store)
     lifted = release(found, by=by, at=at, run_id=run_id, reason=reason)
     warning = writer.write(lifted)
     if warning:

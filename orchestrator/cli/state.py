@@ -49,6 +49,7 @@ def init(app: App) -> int:
 def sync(app: App, full: bool) -> int:
     """Rebuild the local cache of verdict marks from the task-definition revisions' tags on AWS."""
     from orchestrator.aws.ecs import EcsClient
+    from orchestrator.aws.tagging import RevisionTags
     from orchestrator.marks import family_for
     from orchestrator.marks import sync as sync_marks
     from orchestrator.release_memory import blocks
@@ -60,10 +61,9 @@ def sync(app: App, full: bool) -> int:
     family = family_for(p, svc.task_definition if svc else None)
     report = sync_marks(
         app.store,
-        aws.client("ecs"),
+        RevisionTags.of(aws),
         p.service.name,
         family,
-        tagging=aws.client("resourcegroupstaggingapi"),
         full=full,
         container=p.service.container,
     )

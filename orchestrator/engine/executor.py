@@ -161,6 +161,7 @@ class Engine:
     def sync(self, live_revision: str | None, force: bool = False) -> None:
         """Rebuild the local marks from the revisions' tags when the cache is empty or behind (free when current)."""
         from orchestrator import marks
+        from orchestrator.aws.tagging import RevisionTags
 
         if not force:  # current cache: no call, and no client made (a scheduled no-op stays at one call)
             cached = self.store.cached_revisions(self.svc.name)
@@ -169,13 +170,12 @@ class Engine:
         family = marks.family_for(self.p, live_revision)
         marks.ensure_synced(
             self.store,
-            self.aws.client("ecs"),
+            RevisionTags.of(self.aws),
             self.svc.name,
             family,
             live_revision=live_revision,
             force=force,
             container=self.svc.container,
-            tagging=self.aws.client("resourcegroupstaggingapi"),
         )
 
     def run(self, opts: RunOptions) -> Outcome:
@@ -882,10 +882,11 @@ class Engine:
 
     def _write_mark(self, j: Journal, mark: Mark, definition: dict[str, Any] | None = None) -> None:
         """The verdict, locally and as the revision's tags on AWS; a refused tag is a warning, never a failure."""
+        from orchestrator.aws.tagging import RevisionTags
         from orchestrator.marks import MarkWriter
 
         if self._marks is None:
-            self._marks = MarkWriter(self.aws.client("ecs"), self.store)
+            self._marks = MarkWriter(RevisionTags.of(self.aws), self.store)
         try:
             warning = self._marks.write(mark, definition)
         except Exception as exc:  # noqa: BLE001 - the local record is what matters for this run

@@ -216,13 +216,15 @@ def _listener_url(engine: Engine, listener_arn: str, port: int | None) -> str | 
         return configured.rstrip("/")
     if engine.aws.test_url:
         return engine.aws.test_url.rstrip("/")
-    client = engine.aws.client("elbv2")
+    from orchestrator.aws.elbv2 import Elbv2Client
+
+    elbv2 = Elbv2Client(engine.aws)
     lb_arn = listener_arn.replace(":listener/", ":loadbalancer/").rsplit("/", 1)[0]
-    found = client.describe_load_balancers(LoadBalancerArns=[lb_arn]).get("LoadBalancers") or []
-    listeners = client.describe_listeners(ListenerArns=[listener_arn]).get("Listeners") or []
-    if not found or not listeners:
+    found = elbv2.load_balancers([lb_arn])
+    listener = elbv2.listener(listener_arn)
+    if not found or not listener:
         return None
-    scheme = "https" if listeners[0].get("Protocol") == "HTTPS" else "http"
+    scheme = "https" if listener.get("Protocol") == "HTTPS" else "http"
     return f"{scheme}://{found[0]['DNSName']}:{port}"
 
 

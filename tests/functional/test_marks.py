@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 
 from orchestrator import marks as marks_mod
+from orchestrator.aws.tagging import RevisionTags
 from orchestrator.marks import MarkWriter, content_hash, ensure_synced, mark_tags, read_mark, sync, tag_value
 from orchestrator.release_memory import Refusal, blocked, hold, rollback_target
 from orchestrator.state.base import FAILED, GOOD, HELD, GoodRecord, Mark
@@ -112,12 +113,12 @@ def test_mark_round_trips_through_the_revision_tags(ecs, store, tmp_path) -> Non
     """A good mark written to a revision is read back from AWS into a fresh store with the same verdict and data."""
     arn, td = register(ecs, "a")
     mark = good(arn, "health-only", 1, image=image("a"), digest="sha256:" + "a" * 64)
-    assert MarkWriter(ecs, store).write(mark, td) is None
+    assert MarkWriter(RevisionTags(ecs), store).write(mark, td) is None
     tags = tags_of(ecs, arn)
     assert tags["snail:verdict"] == "good" and tags["snail:phase"] == "health-only"
     assert tags["snail:content"] == content_hash(td) and tags["snail:live-since"] == mark.at
     fresh = SqliteStore(tmp_path / "fresh.db")
-    report = sync(fresh, ecs, SERVICE, FAMILY, container="api")
+    report = sync(fresh, RevisionTags(ecs), SERVICE, FAMILY, container="api")
     assert report.adopted == ["shine-api-gateway:1 good (health-only)"] and report.ignored == []
     (back,) = fresh.marks(SERVICE)
     assert (back.verdict, back.phase, back.spec_hash, back.gates_hash, back.live_since, back.run_id) == (
@@ -153,7 +154,7 @@ def test_mark_without_a_definition_describes_the_revision_once(ecs, store) -> No
     """Without the definition at hand, writing a mark costs one describe and one TagResource."""
     arn, td = register(ecs, "a")
     calls = count_calls(ecs)
-    MarkWriter(ecs, store).write(good(arn, "health-only", 1))
+    MarkWriter(RevisionTags(ecs), store).write(good(arn, "health-only", 1))
     assert calls == Counter({"DescribeTaskDefinition": 1, "TagResource": 1})
     assert tags_of(ecs, arn)["snail:content"] == content_hash(td)
 
@@ -162,7 +163,7 @@ def test_mark_without_a_definition_describes_the_revision_once(ecs, store) -> No
 def test_sync_from_an_empty_store_rebuilds_every_verdict(ecs, store, tmp_path) -> None:
     """A fresh checkout rebuilds good, failed and held marks and what they decide: target, quarantine, hold."""
     laptop = SqliteStore(tmp_path / "laptop.db")
-    w = MarkWriter(ecs, laptop)
+    w = MarkWriter(RevisionTags(ecs), laptop)
     arns = {}
     for n, (tag, phase) in enumerate([("a", "health-only"), ("b", "hybrid-ml"), ("c", "optimized"), ("d", "enhanced")]):
         arns[phase], td = register(ecs, tag, phase)
@@ -183,7 +184,7 @@ def test_sync_from_an_empty_store_rebuilds_every_verdict(ecs, store, tmp_path) -
         )
     )
 
-    report = sync(store, ecs, SERVICE, FAMILY, container="api")
+    report = sync(store, RevisionTags(ecs), SERVICE, FAMILY, container="api")
     assert (report.listed, report.described, len(report.adopted), report.ignored) == (6, 6, 5, [])
     assert [g.phase for g in store.good_history(SERVICE)] == ["optimized", "hybrid-ml", "health-only"]
     target = rollback_target(store.marks(SERVICE), arns["optimized"])
@@ -200,17 +201,17 @@ def test_a_current_cache_costs_no_call_or_one(ecs, store) -> None:
     for tag in "abc":
         register(ecs, tag)
     calls = count_calls(ecs)
-    first = ensure_synced(store, ecs, SERVICE, FAMILY)
+    first = ensure_synced(store, RevisionTags(ecs), SERVICE, FAMILY)
     assert first.synced and calls == Counter({"ListTaskDefinitions": 1, "DescribeTaskDefinition": 3})
     latest = f"arn:aws:ecs:us-east-1:123456789012:task-definition/{FAMILY}:3"
     calls.clear()
-    assert not ensure_synced(store, ecs, SERVICE, FAMILY, live_revision=latest).synced
+    assert not ensure_synced(store, RevisionTags(ecs), SERVICE, FAMILY, live_revision=latest).synced
     assert calls == Counter()
-    ensure_synced(store, ecs, SERVICE, FAMILY, live_revision=latest, force=True)
+    ensure_synced(store, RevisionTags(ecs), SERVICE, FAMILY, live_revision=latest, force=True)
     assert calls == Counter({"ListTaskDefinitions": 1})
     new, _ = register(ecs, "d")
     calls.clear()
-    ensure_synced(store, ecs, SERVICE, FAMILY, live_revision=new)
+    ensure_synced(store, RevisionTags(ecs), SERVICE, FAMILY, live_revision=new)
     assert calls == Counter({"ListTaskDefinitions": 1, "DescribeTaskDefinition": 1})
 
 
@@ -224,7 +225,7 @@ def test_sync_cost_is_one_list_and_one_describe_per_new_revision(ecs, store, n: 
     rounds = []
     for _ in range(3):
         calls.clear()
-        report = sync(store, ecs, SERVICE, FAMILY)
+        report = sync(store, RevisionTags(ecs), SERVICE, FAMILY)
         rounds.append((calls["ListTaskDefinitions"], calls["DescribeTaskDefinition"], report.api_calls))
     if n == 10:
         assert rounds == [(1, 10, 11), (1, 0, 1), (1, 0, 1)]
@@ -232,13 +233,13 @@ def test_sync_cost_is_one_list_and_one_describe_per_new_revision(ecs, store, n: 
         assert rounds == [(1, 50, 51), (1, 50, 51), (1, 0, 1)]
     assert len(store.cached_revisions(SERVICE)) == n
     calls.clear()
-    assert sync(store, ecs, SERVICE, FAMILY, full=True).described == n
+    assert sync(store, RevisionTags(ecs), SERVICE, FAMILY, full=True).described == n
 
 
 def test_first_sync_reads_the_newest_revisions_first(ecs, store) -> None:
     """Past the 50-revision window, the newest revisions are verified first and the report says what is left."""
     arns = [register(ecs, f"{i:x}")[0] for i in range(60)]
-    report = sync(store, ecs, SERVICE, FAMILY)
+    report = sync(store, RevisionTags(ecs), SERVICE, FAMILY)
     assert set(store.cached_revisions(SERVICE)) == set(arns[10:])
     assert "10 older revisions not read yet" in report.notes[0]
 
@@ -253,19 +254,19 @@ def tagging(ecs) -> Any:  # noqa: ANN001
 def test_sync_with_the_tagging_api_describes_only_marked_revisions(ecs, tagging, store, tmp_path, n: int) -> None:
     """n revisions, every tenth marked: list + GetResources + one describe per marked revision; a current cache
     forced costs the list and GetResources only."""
-    laptop = MarkWriter(ecs, SqliteStore(tmp_path / "laptop.db"))
+    laptop = MarkWriter(RevisionTags(ecs), SqliteStore(tmp_path / "laptop.db"))
     for i in range(n):
         arn, td = register(ecs, f"{i:x}")
         if i % 10 == 0:
             laptop.write(good(arn, "health-only", i % 60, spec_hash=f"s{i}"), td)
     calls, tag_calls = count_calls(ecs), count_calls(tagging)
-    report = sync(store, ecs, SERVICE, FAMILY, tagging=tagging)
+    report = sync(store, RevisionTags(ecs, tagging), SERVICE, FAMILY)
     assert calls == Counter({"ListTaskDefinitions": 1, "DescribeTaskDefinition": n // 10})
     assert tag_calls == Counter({"GetResources": 1}) and report.api_calls == 2 + n // 10
     assert len(report.adopted) == n // 10 and len(store.cached_revisions(SERVICE)) == n
     calls.clear()
     tag_calls.clear()
-    ensure_synced(store, ecs, SERVICE, FAMILY, force=True, tagging=tagging)
+    ensure_synced(store, RevisionTags(ecs, tagging), SERVICE, FAMILY, force=True)
     assert calls + tag_calls == Counter({"ListTaskDefinitions": 1, "GetResources": 1})
 
 
@@ -273,17 +274,17 @@ def test_a_mark_written_elsewhere_on_a_cached_revision_is_picked_up(ecs, tagging
     """CI synced revision 1 as good; a laptop then holds it: the next sync sees the changed tags and adopts the hold."""
     laptop = SqliteStore(tmp_path / "laptop.db")
     arn, td = register(ecs, "a")
-    MarkWriter(ecs, laptop).write(good(arn, "health-only", 1), td)
-    sync(store, ecs, SERVICE, FAMILY, tagging=tagging)
+    MarkWriter(RevisionTags(ecs), laptop).write(good(arn, "health-only", 1), td)
+    sync(store, RevisionTags(ecs, tagging), SERVICE, FAMILY)
     (mine,) = laptop.marks(SERVICE)
     held = hold(
         mine, service=SERVICE, revision_arn=arn, by="ops@laptop", reason="", at="2026-11-29T07:00:00+00:00", run_id="r"
     )
-    MarkWriter(ecs, laptop).write(held)
-    report = sync(store, ecs, SERVICE, FAMILY, tagging=tagging)
+    MarkWriter(RevisionTags(ecs), laptop).write(held)
+    report = sync(store, RevisionTags(ecs, tagging), SERVICE, FAMILY)
     assert report.adopted == ["shine-api-gateway:1 held (health-only)"] and report.described == 1
     assert blocked(store.marks(SERVICE), mine.spec_hash, "health-only") is not None
-    assert sync(store, ecs, SERVICE, FAMILY, tagging=tagging).described == 0
+    assert sync(store, RevisionTags(ecs, tagging), SERVICE, FAMILY).described == 0
 
 
 def test_tagging_api_denied_falls_back_to_describing_every_revision(ecs, tagging, store) -> None:
@@ -291,7 +292,7 @@ def test_tagging_api_denied_falls_back_to_describing_every_revision(ecs, tagging
     deny_any(tagging, "resourcegroupstaggingapi", "GetResources")
     for tag in "ab":
         register(ecs, tag)
-    report = sync(store, ecs, SERVICE, FAMILY, tagging=tagging)
+    report = sync(store, RevisionTags(ecs, tagging), SERVICE, FAMILY)
     assert report.described == 2 and "allow tag:GetResources" in report.notes[0]
 
 
@@ -299,7 +300,7 @@ def test_family_prefix_does_not_leak_other_families(ecs, store) -> None:
     """familyPrefix 'shine-api-gateway' also matches 'shine-api-gateway-canary': those revisions are left out."""
     register(ecs, "a")
     register(ecs, "b", family=FAMILY + "-canary")
-    assert sync(store, ecs, SERVICE, FAMILY).listed == 1
+    assert sync(store, RevisionTags(ecs), SERVICE, FAMILY).listed == 1
 
 
 # ---------------------------------------------------------------- bad input and faults
@@ -307,12 +308,12 @@ def test_forged_good_tag_is_reported_and_ignored(ecs, store, tmp_path) -> None:
     """A good mark's tags copied onto another revision (other content) do not verify: reported, not adopted."""
     laptop = SqliteStore(tmp_path / "laptop.db")
     arn1, td1 = register(ecs, "a")
-    MarkWriter(ecs, laptop).write(good(arn1, "health-only", 1), td1)
+    MarkWriter(RevisionTags(ecs), laptop).write(good(arn1, "health-only", 1), td1)
     arn2, _ = register(ecs, "bad")
     ecs.tag_resource(resourceArn=arn2, tags=[{"key": k, "value": v} for k, v in tags_of(ecs, arn1).items()])
     arn3, _ = register(ecs, "c")
     ecs.tag_resource(resourceArn=arn3, tags=[{"key": "snail:verdict", "value": "good"}])
-    report = sync(store, ecs, SERVICE, FAMILY)
+    report = sync(store, RevisionTags(ecs), SERVICE, FAMILY)
     assert [m.revision_arn for m in store.marks(SERVICE)] == [arn1]
     assert len(report.ignored) == 2
     assert "shine-api-gateway:2: 'good' mark does not match the revision's content" in report.ignored[0]
@@ -367,7 +368,7 @@ def test_tagging_denied_keeps_the_local_record_and_warns_once(server, store) -> 
     refused = deny(ecs, "TagResource")
     arn1, td1 = register(ecs, "a")
     arn2, td2 = register(ecs, "b", "hybrid-ml")
-    w = MarkWriter(ecs, store)
+    w = MarkWriter(RevisionTags(ecs), store)
     first = w.write(good(arn1, "health-only", 1), td1)
     second = w.write(good(arn2, "hybrid-ml", 2), td2)
     assert first is not None and "ecs:TagResource was denied" in first
@@ -382,14 +383,14 @@ def test_tagging_denied_keeps_the_local_record_and_warns_once(server, store) -> 
 
 def test_deregistered_revision_is_flagged_and_never_a_target(ecs, store) -> None:
     """A good revision deregistered after a sync is flagged INACTIVE by the next sync and never a rollback target."""
-    w = MarkWriter(ecs, store)
+    w = MarkWriter(RevisionTags(ecs), store)
     arns = []
     for n, tag in enumerate("abc"):
         arn, td = register(ecs, tag)
         w.write(good(arn, "health-only", n + 1, spec_hash=f"s{n}"), td)
         arns.append(arn)
     ecs.deregister_task_definition(taskDefinition=arns[1])
-    report = sync(store, ecs, SERVICE, FAMILY)
+    report = sync(store, RevisionTags(ecs), SERVICE, FAMILY)
     assert report.deregistered == ["shine-api-gateway:2"]
     assert store.cached_revisions(SERVICE)[arns[1]] == "INACTIVE"
     assert [m.active for m in store.marks(SERVICE)] == [True, False, True]
@@ -404,10 +405,10 @@ def test_fresh_sync_never_adopts_a_deregistered_revision(ecs, store, tmp_path) -
     laptop = SqliteStore(tmp_path / "laptop.db")
     arn1, td1 = register(ecs, "a")
     arn2, td2 = register(ecs, "b")
-    MarkWriter(ecs, laptop).write(good(arn1, "health-only", 1), td1)
-    MarkWriter(ecs, laptop).write(good(arn2, "health-only", 2, spec_hash="s2"), td2)
+    MarkWriter(RevisionTags(ecs), laptop).write(good(arn1, "health-only", 1), td1)
+    MarkWriter(RevisionTags(ecs), laptop).write(good(arn2, "health-only", 2, spec_hash="s2"), td2)
     ecs.deregister_task_definition(taskDefinition=arn1)
-    sync(store, ecs, SERVICE, FAMILY)
+    sync(store, RevisionTags(ecs), SERVICE, FAMILY)
     assert [m.revision_arn for m in store.marks(SERVICE)] == [arn2]
     assert isinstance(rollback_target(store.marks(SERVICE), arn2), Refusal)
 
@@ -486,7 +487,7 @@ def test_sqlite_store_adopts_good_rows_written_before_marks(tmp_path: Path) -> N
 def _aws_marks_for_local_good(world) -> None:  # noqa: ANN001, F811
     """What the engine will do once wired: the good marks of the local store also written to the revisions."""
     s = SqliteStore(world["root"] / ".snail" / "state.db")
-    w = MarkWriter(world["ecs"], s)
+    w = MarkWriter(RevisionTags(world["ecs"]), s)
     for n, g in enumerate(reversed(s.good_history(SERVICE))):
         w.write(
             Mark(
@@ -541,7 +542,7 @@ def test_cli_release_lifts_a_hold_and_updates_the_tag(world) -> None:  # noqa: F
     _aws_marks_for_local_good(world)
     s = SqliteStore(world["root"] / ".snail" / "state.db")
     held = next(m for m in s.marks(SERVICE) if m.revision_arn.endswith(":3"))
-    MarkWriter(world["ecs"], s).write(
+    MarkWriter(RevisionTags(world["ecs"]), s).write(
         hold(
             held,
             service=SERVICE,
@@ -569,7 +570,9 @@ def test_gates_hash_is_derived_from_the_gate_specs(ecs, store) -> None:
     """A mark written with its gate specs carries their hash in snail:gates; the specs stay in the store only."""
     arn, td = register(ecs, "a")
     gates = [{"type": "ecs-rollout", "timeout": 600.0}, {"type": "http", "path": "/health"}]
-    MarkWriter(ecs, store).write(Mark(SERVICE, arn, "health-only", GOOD, gates=gates, at="t1", live_since="t1"), td)
+    MarkWriter(RevisionTags(ecs), store).write(
+        Mark(SERVICE, arn, "health-only", GOOD, gates=gates, at="t1", live_since="t1"), td
+    )
     assert tags_of(ecs, arn)["snail:gates"] == marks_mod.gates_hash(gates) != ""
     assert store.last_good(SERVICE).gates == gates
 
@@ -582,12 +585,12 @@ def test_probe_tagging_changes_nothing_and_names_the_permission(server) -> None:
     requests.post(f"{server['url']}/moto-api/reset", timeout=10)
     ecs = boto3.client("ecs", region_name="us-east-1", endpoint_url=server["url"])
     arn, _ = register(ecs, "a")
-    assert marks_mod.probe_tagging(ecs, arn)[0] is None
+    assert marks_mod.probe_tagging(RevisionTags(ecs), arn)[0] is None
     ecs.tag_resource(resourceArn=arn, tags=[{"key": "snail:phase", "value": "health-only"}])
     before = tags_of(ecs, arn)
-    assert marks_mod.probe_tagging(ecs, arn)[0] is True and tags_of(ecs, arn) == before
+    assert marks_mod.probe_tagging(RevisionTags(ecs), arn)[0] is True and tags_of(ecs, arn) == before
     deny(ecs, "TagResource")
-    ok, fix = marks_mod.probe_tagging(ecs, arn)
+    ok, fix = marks_mod.probe_tagging(RevisionTags(ecs), arn)
     assert ok is False and "allow ecs:TagResource on arn:aws:ecs:*:*:task-definition/shine-api-gateway:*" in fix
 
 
@@ -608,7 +611,7 @@ def test_hold_on_an_unjudged_revision_keeps_its_phase_and_spec(ecs, store) -> No
         containerDefinitions=[{"name": "api", "image": image("a"), "memory": 256}],
         tags=[{"key": "snail:phase", "value": "enhanced"}, {"key": "snail:spec-hash", "value": "s-enh"}],
     )["taskDefinition"]["taskDefinitionArn"]
-    MarkWriter(ecs, store).write(
+    MarkWriter(RevisionTags(ecs), store).write(
         hold(None, service=SERVICE, revision_arn=arn, by="ops@laptop", reason="", at="t1", run_id="r")
     )
     assert tags_of(ecs, arn)["snail:phase"] == "enhanced"
