@@ -61,8 +61,9 @@ def _noted(message: str, failures: dict[str, Exception]) -> str:
 
 
 def new_run_id(clock: Clock) -> str:
-    """A sortable, readable run id: r-YYYYmmdd-HHMMSS-xxxx."""
-    return clock.now().strftime("r-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    """A sortable, readable run id: r-YYYYmmdd-HHMMSS-xxxxxxxxxx. 40 random bits: two services' runs in the same
+    second (a shared DynamoDB history) drew the same 16-bit suffix often enough to collide."""
+    return clock.now().strftime("r-%Y%m%d-%H%M%S-") + secrets.token_hex(5)
 
 
 @dataclass
