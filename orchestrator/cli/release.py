@@ -6,7 +6,6 @@ phase is lifted only by its own name, so a revision a human rolled back from nev
 from __future__ import annotations
 
 import getpass
-import secrets
 import socket
 
 import click
@@ -24,6 +23,7 @@ def command(app: App, target: str, reason: str) -> int:
     from orchestrator.aws.ecs import EcsClient
     from orchestrator.aws.tagging import RevisionTags
     from orchestrator.clock import SystemClock
+    from orchestrator.engine.executor import new_run_id
     from orchestrator.marks import MarkWriter, ensure_synced, family_for
     from orchestrator.release_memory import Refusal, release, release_target
     from orchestrator.state.base import RunRecord, TrailEvent
@@ -59,7 +59,7 @@ def command(app: App, target: str, reason: str) -> int:
     now = clock.now()
     at = now.isoformat(timespec="seconds")
     by = f"{getpass.getuser()}@{socket.gethostname()}"
-    run_id = now.strftime("r-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    run_id = new_run_id(clock)
     store.start_run(
         RunRecord(run_id, svc_name, "release", "running", at, user=getpass.getuser(), host=socket.gethostname())
     )

@@ -197,18 +197,46 @@ class Engine:
 
         holder = holder_record(run_id, command, self.clock.now().isoformat(timespec="seconds"))
         taken = self._acquire(holder)
-        self.store.start_run(
-            RunRecord(
-                run_id,
-                self.svc.name,
-                command,
-                "running",
-                holder["since"],
-                user=holder["user"],
-                host=holder["host"],
-                phases=phases,
+        recorded = False
+        try:
+            self.store.start_run(
+                RunRecord(
+                    run_id,
+                    self.svc.name,
+                    command,
+                    "running",
+                    holder["since"],
+                    user=holder["user"],
+                    host=holder["host"],
+                    phases=phases,
+                )
             )
-        )
+            recorded = True
+            return self._started(run_id, command, phases, holder, taken)
+        except BaseException:
+            # nothing was changed yet: what this run took goes back, or the next run would find a lock that no
+            # running process holds and wait out its lease (or exit 4) for nothing
+            self._abandon(run_id, recorded)
+            raise
+
+    def _abandon(self, run_id: str, recorded: bool) -> None:
+        """Release the lock of a run that could not start (its record refused, or the reconciliation failed), and
+        close its record if this run wrote one (a refused id may be another run's: that record is not ours)."""
+        if recorded:
+            try:
+                at = self.clock.now().isoformat(timespec="seconds")
+                self.store.finish_run(run_id, "failed", ExitCode.ROLLED_BACK, "could not start: nothing changed", at)
+            except Exception:  # noqa: BLE001 - the next run reconciles a record left running
+                pass
+        try:
+            self.store.release_lock(self.svc.name, run_id)
+        except Exception:  # noqa: BLE001 - its lease expires, and a dead process is taken over at once
+            pass
+
+    def _started(
+        self, run_id: str, command: str, phases: list[str], holder: dict[str, Any], taken: dict[str, Any] | None
+    ) -> Journal:
+        """The run's first trail events and the reconciliation of what crashed runs left (lock held, run recorded)."""
         j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
         j.event(
             K.RUN_STARTED,
