@@ -186,13 +186,14 @@ class App:
         elif not self.quiet:
             click.echo(f"note: {text}", err=True)
 
-    def engine(self, start_sandbox: bool = False) -> Any:
-        """An engine wired to this context."""
+    def engine(self, start_sandbox: bool = False, clock: Any = None, watch: Any = None) -> Any:
+        """An engine wired to this context. `clock`: injected time (the fleet's interruptible clock); `watch`:
+        also called with every progress event (the fleet hears a target decide to roll back)."""
         from orchestrator.engine.executor import Engine
         from orchestrator.images import Images
 
         aws = self.aws(start_sandbox=start_sandbox)
-        progress = self.progress()
+        progress = self.progress() if watch is None else _tee(watch, self.progress())
         publish = None
         if self.sandbox and self.pipeline.registry.ecr:
             from orchestrator.aws.ecr_mirror import mirror_to_ecr
@@ -218,6 +219,7 @@ class App:
             diagnose=_diagnoser(self.pipeline, aws),
             log_lines=_log_lines(self.pipeline, aws),
             lock_wait=self.wait_lock,
+            clock=clock,
         )
 
 
@@ -237,6 +239,14 @@ class JsonProgress:
         if "message" in fields:
             fields["message"] = self.rewrite(str(fields["message"]))
         structlog.get_logger("snail.progress").info("progress", kind=kind, **fields)
+
+
+def _tee(watch: Any, shown: Any) -> Any:
+    def progress(kind: str, data: dict[str, Any]) -> None:
+        watch(kind, data)
+        shown(kind, data)
+
+    return progress
 
 
 def _log_lines(pipeline: Pipeline, aws: AwsContext) -> Any:

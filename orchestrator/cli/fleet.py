@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,9 @@ class CliTargets:
                 wait_lock=self.app.wait_lock,
                 command="fleet",
             )
-            a._pipeline = pipeline
+            # told to go back, a target always rolls back (rollback.on_interrupt: record is for a person's Ctrl-C,
+            # to resume later; a stopped line must leave every target on a good revision)
+            a._pipeline = replace(pipeline, on_interrupt="rollback")
             if target.role_arn:
                 a._aws = a.aws().assumed(target.role_arn, f"snail-fleet-{target.name}")
             self._apps[target.name] = a
@@ -97,22 +100,33 @@ class CliTargets:
         live = plan.service.task_definition if plan.service else None
         return {"target": target.name, "live": live, "phases": phases}
 
-    def deliver(self, target: Any, to_phase: str | None, retry_failed: bool) -> Any:
-        """`snail run` on this target; its outcome in the fleet's words."""
+    def deliver(self, target: Any, to_phase: str | None, retry_failed: bool, recall: Any = None) -> Any:
+        """`snail run` on this target; its outcome in the fleet's words. Told to go back (`recall.told`) while in
+        flight, the engine stops at its next wait and goes back (its interrupt path): RETURNED, on a known revision."""
         from orchestrator.cli.common import preflight
         from orchestrator.fleet import decide as d
+        from orchestrator.fleet.goback import GoBack, GoBackClock, Recall
         from orchestrator.fleet.run import TargetResult
 
+        recall = recall or Recall()
         app = self._app(target)
-        engine = app.engine()
+        engine = app.engine(clock=GoBackClock(recall.told), watch=recall.watch)
         opts = self._opts(target, to_phase, retry_failed)
-        plan = engine.plan(opts, with_diff=False)
-        if not self.skip_preflight:
-            try:
-                preflight(app, described=plan.service.raw if plan.service is not None else None)
-            except Exception as exc:
-                return TargetResult(d.FAILED, f"{exc}", getattr(exc, "exit_code", ExitCode.PREFLIGHT), delivered=False)
-        out = engine.execute(plan, opts)
+        try:
+            plan = engine.plan(opts, with_diff=False)
+            if not self.skip_preflight:
+                try:
+                    preflight(app, described=plan.service.raw if plan.service is not None else None)
+                except Exception as exc:
+                    code = getattr(exc, "exit_code", ExitCode.PREFLIGHT)
+                    return TargetResult(d.FAILED, f"{exc}", code, delivered=False)
+            if recall.told.is_set():
+                raise GoBack("told before it started")
+            out = engine.execute(plan, opts)
+        except GoBack:  # told while it waited before changing anything (a lock, a poll): it stays where it was
+            live = self.live(target)
+            where = f"; it stays on {live.rsplit('/', 1)[-1]}" if live else ""
+            return TargetResult(d.RETURNED, f"told to go back before it changed anything{where}", 0, revision=live)
         live = plan.service.task_definition if plan.service is not None else None
         if out.status == "noop":
             return TargetResult(d.PASSED, "live and good", 0, revision=live, run_id=out.run_id, delivered=False)
@@ -120,6 +134,9 @@ class CliTargets:
             view = engine.ecs.service(app.pipeline.service.cluster, app.pipeline.service.name)
             revision = view.task_definition if view else None
             return TargetResult(d.PASSED, out.message, 0, revision=revision, run_id=out.run_id)
+        if recall.told.is_set() and out.status == "interrupted":  # went back as told: nothing deployed, or verified
+            now = self.live(target)
+            return TargetResult(d.RETURNED, f"told to go back: {out.message}", 0, revision=now, run_id=out.run_id)
         status = (
             d.FAILED if out.exit_code in (ExitCode.ROLLED_BACK, ExitCode.USAGE, ExitCode.PREFLIGHT) else d.NEEDS_HUMAN
         )

@@ -6,13 +6,14 @@ decisions in `decide`."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
 import threading
 import time as _time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import ExitCode
 from orchestrator.fleet import decide as d
+from orchestrator.fleet.goback import Recall
 from orchestrator.fleet.journal import FleetJournal
 from orchestrator.fleet.model import Fleet, Target
 
@@ -41,7 +43,7 @@ class Targets(Protocol):
 
     def release_of(self, fleet: Fleet, to_phase: str | None) -> str: ...
     def plan(self, target: Target, to_phase: str | None) -> dict[str, Any]: ...
-    def deliver(self, target: Target, to_phase: str | None, retry_failed: bool) -> TargetResult: ...
+    def deliver(self, target: Target, to_phase: str | None, retry_failed: bool, recall: Recall) -> TargetResult: ...
     def give_back(self, target: Target, reason: str) -> TargetResult: ...
     def look(self, target: Target, revision: str | None) -> str | None: ...  # None: still ours and running
 
@@ -107,6 +109,7 @@ class FleetExecutor:
     clock: Clock = field(default_factory=SystemClock)
     say: Callable[[str], None] = field(default=lambda _text: None)
     poll: float = 5.0  # how often a wave's bake looks at its targets
+    stop_poll: float = 1.0  # while targets are in flight: how often to look for a `snail fleet stop` from elsewhere
     _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _t(self) -> float:
@@ -226,23 +229,72 @@ class FleetExecutor:
             run = run.with_target(t, status=d.RUNNING, started_at=now).with_event(now, "target_started", target=t)
         self._save(run)
         holder = {"run": run}
+        ended: set[str] = set()
+        recalls: dict[str, Recall] = {}
+
+        def tell_all(reason: str, by: str | None) -> None:
+            """Tell every target of this batch still in flight to go back (under the mutex)."""
+            told = [n for n, r in recalls.items() if n not in ended and n != by and r.tell(reason)]
+            if told:
+                holder["run"] = holder["run"].with_event(self._t(), "targets_told", targets=told, reason=reason)
+                self.say(f"  told to go back now: {', '.join(told)} ({reason})")
+                self._save(holder["run"])
+
+        def failing(name: str, reason: str) -> None:
+            """`name` decided to roll back: with this_wave: rollback its siblings go back now, not after its rollback."""
+            if self.fleet.on_failure.this_wave != "rollback":
+                return
+            with self._mutex:
+                tell_all(f"{name} failed: {reason}", by=name)
+
+        for n in action.targets:
+            recalls[n] = Recall(failing=functools.partial(failing, n))
 
         def one(name: str) -> tuple[str, TargetResult]:
             try:
-                return name, self.targets.deliver(self.fleet.target(name), run.to_phase, opts.retry_failed)
+                return name, self.targets.deliver(
+                    self.fleet.target(name), run.to_phase, opts.retry_failed, recalls[name]
+                )
             except Exception as exc:  # the per-target engine rolls back itself; this is what it could not say
                 return name, TargetResult(d.NEEDS_HUMAN, f"{type(exc).__name__}: {exc}", ExitCode.HUMAN_NEEDED)
 
-        with ThreadPoolExecutor(max_workers=max(1, len(action.targets))) as pool:
-            for fut in as_completed([pool.submit(one, n) for n in action.targets]):
-                name, res = fut.result()
+        pool = ThreadPoolExecutor(max_workers=max(1, len(action.targets)))
+        interrupted = False
+        try:
+            pending = {pool.submit(one, n) for n in action.targets}
+            while pending:
+                try:
+                    done, pending = wait(pending, timeout=self.stop_poll, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:  # Ctrl-C / SIGTERM on the fleet: in flight goes back, the run resumes later
+                    interrupted = True
+                    with self._mutex:
+                        tell_all("the fleet run was interrupted", by=None)
+                    continue
+                for fut in done:
+                    name, res = fut.result()
+                    with self._mutex:
+                        ended.add(name)
+                        requeue = interrupted and recalls[name].told.is_set()
+                        holder["run"] = self._record_target(holder["run"], name, res, requeue)
+                        self._save(holder["run"])
+                        if res.status in (d.FAILED, d.NEEDS_HUMAN) and self.fleet.on_failure.this_wave == "rollback":
+                            tell_all(f"{name} failed: {res.message}", by=name)
+                if pending and self.journal.stop_requested() is not None:  # `snail fleet stop` from elsewhere
+                    with self._mutex:
+                        tell_all("the line was stopped by `snail fleet stop`", by=None)
+        finally:
+            if len(ended) < len(action.targets):  # leaving early (an error, a second Ctrl-C): nothing left running
                 with self._mutex:
-                    holder["run"] = self._record_target(holder["run"], name, res)
-                    self._save(holder["run"])
+                    tell_all("the fleet run ended while it was in flight", by=None)
+            pool.shutdown(wait=True)
+        if interrupted:
+            raise KeyboardInterrupt
         return holder["run"]
 
-    def _record_target(self, run: d.FleetRun, name: str, res: TargetResult) -> d.FleetRun:
+    def _record_target(self, run: d.FleetRun, name: str, res: TargetResult, requeue: bool = False) -> d.FleetRun:
         now = self._t()
+        if requeue and res.status == d.RETURNED:  # went back because the fleet run was interrupted: deliver it again
+            res = replace(res, status=d.PENDING, message=f"{res.message}; `snail fleet run --resume` delivers it again")
         run = run.with_target(
             name,
             status=res.status,
@@ -344,7 +396,11 @@ class FleetExecutor:
             return FleetOutcome(
                 "succeeded", f"release {run.release} passed on every target ({len(delivered)} delivered)", run
             )
-        lines = [f"{t}: {r.status}" + (f" (on {r.revision})" if r.revision else "") for t, r in run.targets.items()]
+        order = [t for w in self.fleet.waves for t in w.targets]  # wave order (the journal keeps names sorted)
+        lines = []
+        for t in sorted(run.targets, key=lambda n: order.index(n) if n in order else len(order)):
+            r = run.targets[t]
+            lines.append(f"{t}: {r.status}" + (f" (on {r.revision.rsplit('/', 1)[-1]})" if r.revision else ""))
         head = "the line stopped; a human is needed" if run.status == "needs_human" else "the line stopped"
         return FleetOutcome(run.status, f"{head}: {run.stopped}\n  " + "\n  ".join(lines), run)
 

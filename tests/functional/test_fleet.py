@@ -289,3 +289,48 @@ def test_a_freeze_blocks_forward_moves_but_not_fleet_stop(fleet: dict[str, Any])
     stop = snail(fleet, "fleet", "stop", "--reason", "audit found a problem")
     assert stop.returncode == 1, stop.stdout + stop.stderr
     assert image_of(fleet, "staging") == image("a")
+
+
+def test_fleet_stop_sends_an_in_flight_target_back_at_once(fleet: dict[str, Any]) -> None:
+    """staging is on v2 and baking (10 minutes): `snail fleet stop` from another shell makes it go back to v1 now,
+    verified; the later waves are cancelled and untouched, and the run exits 1 naming each target's revision."""
+    assert snail(fleet, "fleet", "run", "--skip-preflight", "--to", "v1").returncode == 0
+    before = {t: (live(fleet, t), deployments(fleet, t)) for t in ("cell1", "cell2", "euw1")}
+    v2 = fleet["root"] / "phases" / "v2.yaml"
+    v2.write_text(v2.read_text() + "bake: 10m\n")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SNAIL_ENDPOINT_URL": fleet["url"],
+        "SNAIL_FLEET_POLL": "0.1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "fleet", "run", "--skip-preflight"],
+        cwd=fleet["root"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120  # a hang guard: the wait is on the event "staging runs v2"
+        while image_of(fleet, "staging") != image("b") and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert image_of(fleet, "staging") == image("b"), proc.poll()
+        stop = snail(fleet, "fleet", "stop", "--reason", "pager went off")
+        assert stop.returncode == 0 and "stops the line" in stop.stdout, stop.stdout + stop.stderr
+        out, err = proc.communicate(timeout=120)  # far less than the 10-minute bake: it did not wait for it
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out + err
+    assert image_of(fleet, "staging") == image("a")
+    assert "staging: returned (on shine-api-gateway:" in out and "pager went off" in out
+    for t in ("cell1", "cell2", "euw1"):
+        assert (live(fleet, t), deployments(fleet, t)) == before[t], t
+    doc = journal(fleet)
+    assert doc["targets"]["staging"]["status"] == "returned"
+    assert {doc["targets"][t]["status"] for t in ("cell1", "cell2", "euw1")} == {"cancelled"}
+    told = [e for e in doc["events"] if e["kind"] == "targets_told"]
+    assert told and told[0]["targets"] == ["staging"]

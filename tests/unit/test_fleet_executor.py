@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.clock import FakeClock
 from orchestrator.fleet import decide as d
+from orchestrator.fleet.goback import Recall
 from orchestrator.fleet.journal import FleetJournal
 from orchestrator.fleet.loader import load_fleet
 from orchestrator.fleet.run import FleetExecutor, FleetOptions, TargetResult
@@ -46,7 +47,7 @@ class FakeTargets:
     def plan(self, target: Any, to_phase: str | None) -> dict[str, Any]:
         return {}
 
-    def deliver(self, target: Any, to_phase: str | None, retry_failed: bool) -> TargetResult:
+    def deliver(self, target: Any, to_phase: str | None, retry_failed: bool, recall: Recall) -> TargetResult:
         self.calls.append(("deliver", target.name))
         if target.name == self.crash_on:
             raise SystemExit("killed")  # stands in for kill -9: nothing after this point runs
