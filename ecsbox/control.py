@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from ecsbox import bootstrap
 from ecsbox._util import pid_alive, private_file, write_private
 from ecsbox.daemon import DEFAULT_ACCOUNT_ID, sandbox_id_for
 from ecsbox.docker_setup import RegistryChoice
@@ -39,8 +40,8 @@ BOOTSTRAP_IMAGE = "python:3.12-slim"  # any image with python3; SandboxSpec.boot
 
 
 def default_bootstrap_image() -> str:
-    """The bootstrap revision's image: $SNAIL_BASE_IMAGE (where a local base image stands in for a public one,
-    as for the pipeline's builds), else python:3.12-slim."""
+    """The base of the bootstrap revision's image: $SNAIL_BASE_IMAGE (where a local base image stands in for a
+    public one, as for the pipeline's builds), else python:3.12-slim."""
     return os.environ.get("SNAIL_BASE_IMAGE") or BOOTSTRAP_IMAGE
 
 
@@ -49,29 +50,6 @@ EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionR
 NAME_TAG = "snail-sandbox"
 VPC_CIDR = "10.42.0.0/16"
 SUBNETS = (("10.42.1.0/24", "a"), ("10.42.2.0/24", "b"))
-
-# The tag on the bootstrap revision (a placeholder, never a release): a client reads it by name, from
-# SandboxInfo.endpoints()["bootstrap_tag"].
-BOOTSTRAP_TAG = "snail:bootstrap"
-
-# The bootstrap revision: answers 200 on /health (and /) so the first phase starts from a healthy service,
-# and exits on SIGTERM (a Python PID 1 ignores it otherwise, and every drain would wait for SIGKILL).
-BOOTSTRAP_SERVER = """
-import http.server, json, os, signal, sys
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        ok = self.path.split('?')[0] in ('/', '/health')
-        body = json.dumps({'status': 'healthy' if ok else 'not found', 'phase': 'bootstrap'}).encode()
-        self.send_response(200 if ok else 404)
-        self.send_header('Content-Type', 'application/json')
-        self.send_header('Content-Length', str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(('0.0.0.0', int(os.environ.get('PORT', '5000'))), H).serve_forever()
-"""
 
 
 @dataclass(frozen=True)
@@ -88,7 +66,7 @@ class SandboxSpec:
     create_service: bool = True
     circuit_breaker: bool = True
     load_balancer: LoadBalancerSeed | None = None  # service.load_balancer: seeded when pipeline.yaml has one
-    # the bootstrap revision's image (it runs `python3 -c SERVER`)
+    # the base (with python3) of the image the service's first revision runs (ecsbox.bootstrap)
     bootstrap_image: str = field(default_factory=default_bootstrap_image)
 
     def key(self) -> str:
@@ -140,7 +118,6 @@ class SandboxInfo:
             "credentials": dict(CREDENTIALS),
             "production_url": self.seeded.get("production_url"),
             "test_url": self.seeded.get("test_url"),
-            "bootstrap_tag": BOOTSTRAP_TAG,
         }
 
     def registry_description(self) -> str:
@@ -192,9 +169,11 @@ def up(
         _remove_containers(sandbox_id_for(state_dir))
         (state_dir / INFO_FILE).unlink(missing_ok=True)
         info = None
+    if info is None and port:
+        _refuse_taken_port(port)  # before anything starts: a taken port is the user's to resolve
+    if spec is not None and manage_docker:
+        _ensure_bootstrap_image(spec)  # before anything starts: a base image that cannot be had is the user's too
     if info is None:
-        if port:
-            _refuse_taken_port(port)  # before anything starts: a taken port is the user's to resolve
         choice = _ensure_docker(state_dir, registry_port) if manage_docker else None
         registry = choice.address if choice else f"127.0.0.1:{registry_port}"
         try:
@@ -487,10 +466,8 @@ def _seed_task_definition(ecs: Any, spec: SandboxSpec, seeded: dict[str, Any]) -
         return max(existing, key=lambda a: int(a.rsplit(":", 1)[-1]))
     container = {
         "name": spec.container,
-        "image": spec.bootstrap_image,
+        "image": bootstrap.image_ref(spec.bootstrap_image, spec.port),
         "essential": True,
-        "command": ["python3", "-c", BOOTSTRAP_SERVER],
-        "environment": [{"name": "PORT", "value": str(spec.port)}],
         "portMappings": [{"containerPort": spec.port, "hostPort": spec.port, "protocol": "tcp"}],
         "memory": 512,
         "logConfiguration": {
@@ -502,6 +479,8 @@ def _seed_task_definition(ecs: Any, spec: SandboxSpec, seeded: dict[str, Any]) -
             },
         },
     }
+    # An ordinary revision, as a service has before anyone's first release: no command, environment or tag that
+    # a client would have to recognise and strip (the image itself is the placeholder).
     return ecs.register_task_definition(
         family=spec.service,
         containerDefinitions=[container],
@@ -510,7 +489,6 @@ def _seed_task_definition(ecs: Any, spec: SandboxSpec, seeded: dict[str, Any]) -
         cpu="256",
         memory="512",
         executionRoleArn=seeded["execution_role_arn"],
-        tags=[{"key": BOOTSTRAP_TAG, "value": "true"}],
     )["taskDefinition"]["taskDefinitionArn"]
 
 
@@ -558,10 +536,25 @@ def wait_for_steady(info: SandboxInfo, spec: SandboxSpec, timeout: float) -> dic
             break
         time.sleep(0.25)
     events = [e["message"] for e in service.get("events", [])[:5]]
+    stopped = _last_stopped_reason(ecs, spec)
+    failed = bool(service.get("deployments")) and service["deployments"][0].get("rolloutState") == "FAILED"
     raise SandboxError(
-        f"sandbox service {spec.service} did not reach a steady state in {timeout:.0f}s; latest events: {events}",
+        f"sandbox service {spec.service} "
+        + ("failed its deployment" if failed else f"did not reach a steady state in {timeout:.0f}s")
+        + (f"; its tasks stopped: {stopped}" if stopped else "")
+        + f"; latest events: {events}",
         service=spec.service,
     )
+
+
+def _last_stopped_reason(ecs: Any, spec: SandboxSpec) -> str:
+    """Why the service's newest stopped task stopped (e.g. CannotPullContainerError ...), or ""."""
+    arns = ecs.list_tasks(cluster=spec.cluster, serviceName=spec.service, desiredStatus="STOPPED")["taskArns"]
+    if not arns:
+        return ""
+    tasks = ecs.describe_tasks(cluster=spec.cluster, tasks=arns[:20])["tasks"]
+    tasks.sort(key=lambda t: str(t.get("stoppedAt") or t.get("createdAt") or ""), reverse=True)
+    return next((str(t["stoppedReason"]) for t in tasks if t.get("stoppedReason")), "")
 
 
 # ------------------------------------------------------------------------------------------------ process
@@ -788,6 +781,17 @@ def _ensure_docker(state_dir: Path, registry_port: int) -> RegistryChoice:
         client.close()
     log.info("sandbox_docker_ready", registry=choice.describe(), seconds=round(time.monotonic() - started, 2))
     return choice
+
+
+def _ensure_bootstrap_image(spec: SandboxSpec) -> str:
+    """The image the service's first revision runs, built here from the spec's base if it is not yet."""
+    from ecsbox.docker_setup import docker_client
+
+    client = docker_client()
+    try:
+        return bootstrap.ensure_image(client, spec.bootstrap_image, spec.port)
+    finally:
+        client.close()
 
 
 def _remove_containers(sandbox_id: str | None) -> int:

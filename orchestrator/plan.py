@@ -31,7 +31,7 @@ class Base:
     one immutable revision, whatever phase is live."""
 
     definition: dict[str, Any]
-    origin: str  # template | service | bootstrap | legacy | empty
+    origin: str  # template | service | legacy | empty
     revision_arn: str = ""  # the base revision (recorded on what snail registers); "" for a template or nothing
 
     @property
@@ -129,16 +129,9 @@ class Plan:
         }
 
 
-def _as_base(definition: dict[str, Any], tags: dict[str, str], arn: str) -> Base:
-    """A described revision as the base. A revision tagged `snail:bootstrap` (taskdef.TAG_BOOTSTRAP: a placeholder,
-    such as the one the sandbox seeds) is never a release: its inline `command` never reaches one."""
-    base = taskdef.strip_read_only(definition)
-    if tags.get(taskdef.TAG_BOOTSTRAP):
-        for cd in base.get("containerDefinitions", []):
-            for key in taskdef.RUN_OVERRIDES:
-                cd.pop(key, None)
-        return Base(base, "bootstrap", arn)
-    return Base(base, "service", arn)
+def _as_base(definition: dict[str, Any], arn: str) -> Base:
+    """A described revision (one snail did not register) as the base."""
+    return Base(taskdef.strip_read_only(definition), "service", arn)
 
 
 def _described(ecs: EcsClient, arn: str) -> tuple[dict[str, Any], dict[str, str]] | None:
@@ -170,11 +163,9 @@ def base_definition(
     if recorded and recorded != arn:
         found = _described(ecs, recorded)
         if found is not None:
-            bdef, btags = found
-            base = _as_base(bdef, btags, recorded)
-            what = "the sandbox's bootstrap revision" if base.origin == "bootstrap" else "the revision"
+            base = _as_base(found[0], recorded)
             return base, (
-                f"no service.task_definition: each phase is composed over {what} {short_name(recorded)}, which "
+                f"no service.task_definition: each phase is composed over the revision {short_name(recorded)}, which "
                 f"the service ran before snail's first release (recorded on {short_name(arn)}), not over the live "
                 "revision"
             )
@@ -189,12 +180,7 @@ def base_definition(
             f"no service.task_definition: the live revision {short_name(arn)} was registered by a snail that did "
             "not record its base; composing over it, and recording it as the base from now on (specs change once)"
         )
-    base = _as_base(definition, tags, arn)
-    if base.origin == "bootstrap":
-        return base, (
-            f"starting from the sandbox's bootstrap revision {short_name(arn)}: its placeholder command is dropped, "
-            "each image runs as built; it is recorded as the base of every revision snail registers"
-        )
+    base = _as_base(definition, arn)
     return base, (
         f"no service.task_definition: starting from the live revision {short_name(arn)} (not registered by snail), "
         "recorded as the base of every revision snail registers, so later runs compose over it again whatever is "

@@ -18,7 +18,6 @@ TAG_PHASE = "snail:phase"
 TAG_SPEC = "snail:spec-hash"
 TAG_DIGEST = "snail:image-digest"
 TAG_RUN = "snail:run"
-TAG_BOOTSTRAP = "snail:bootstrap"  # the sandbox's placeholder revision: never a base for a release
 # Without a template: the revision phases were composed over (the one the service ran before snail), recorded on
 # every revision snail registers, so the next plan composes over it again instead of over whatever is live.
 TAG_BASE = "snail:base"

@@ -22,7 +22,7 @@ from orchestrator.redact import mask_text
 
 PULL_ERROR = "CannotPullContainerError"
 # Stops ECS (or a person) decided, not failures: a deployment draining old tasks, a scale-in, our own rollback.
-DRAIN_PREFIXES = ("Scaling activity initiated", "Task stopped by the sandbox", "Service deleted")
+DRAIN_PREFIXES = ("Scaling activity initiated", "Service deleted")
 # How a refused or dropped connection reads in a gate's evidence (urllib / requests / http.client).
 _REFUSED = re.compile(r"Refused|Reset|RemoteDisconnected|Connection aborted|closed connection|EOF", re.I)
 LOG_LINES = 20

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import requests
 
 from ecsbox import control
 from ecsbox.daemon import sandbox_id_for
+from ecsbox.errors import DockerUnavailable
 
 pytestmark = pytest.mark.e2e
 
@@ -159,6 +162,17 @@ def test_bootstrap_task_serves_health_on_its_network_binding(sandbox, docker_cli
     assert response.status_code == 200 and response.json()["status"] == "healthy"
     [container] = _labelled(docker_client, sandbox.sandbox_id)
     assert container.labels["snail-task"] == task["taskArn"].rsplit("/", 1)[-1]
+
+
+def test_up_without_its_base_image_says_what_to_set_and_starts_nothing(docker_client, tmp_path):
+    """The first revision's image is built FROM the base image: one that is neither here nor pullable is named,
+    with SNAIL_BASE_IMAGE as the way out, before any daemon, registry or container starts."""
+    spec = dataclasses.replace(SPEC, bootstrap_image=f"snail-e2e/no-such-base:{uuid.uuid4().hex[:8]}")
+    with pytest.raises(DockerUnavailable) as raised:
+        control.up(spec, tmp_path, port=_free_port())
+    assert spec.bootstrap_image in raised.value.message and "SNAIL_BASE_IMAGE" in raised.value.message
+    assert control.status(tmp_path) is None
+    assert _labelled(docker_client, sandbox_id_for(tmp_path)) == []
 
 
 def test_image_that_exits_reports_essential_container_exited(sandbox):

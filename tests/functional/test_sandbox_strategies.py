@@ -22,7 +22,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from ecsbox import alarms, control, extension, lb
+from ecsbox import alarms, bootstrap, control, extension, lb
 from ecsbox import deployments as sd
 from ecsbox.agent import EcsAgent
 from ecsbox.launchers import InstantLauncher
@@ -736,8 +736,9 @@ class Plane:
 def plane(endpoint, monkeypatch):
     """Blue answers 'blue', green 'green', broken answers 500 on /health; the bootstrap image is blue."""
     monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    monkeypatch.setenv("SNAIL_BASE_IMAGE", "snail-base/python:3.11")  # the bootstrap image: tag 3.11 is blue
-    servers = {"3.11": serve("blue"), "green": serve("green"), "broken": serve("broken", 500)}
+    monkeypatch.setenv("SNAIL_BASE_IMAGE", "snail-base/python:3.11")  # the bootstrap image (built FROM it) is blue
+    first = bootstrap.image_ref("snail-base/python:3.11", 5000).rsplit(":", 1)[-1]
+    servers = {first: serve("blue"), "green": serve("green"), "broken": serve("broken", 500)}
     world = Plane(endpoint, {tag: s.server_address[1] for tag, s in servers.items()})
     world.wait(lambda: world.describe()["deployments"][0]["rolloutState"] == "COMPLETED")
     yield world
@@ -763,6 +764,16 @@ def test_seeding_creates_listeners_rules_and_a_service_behind_them(plane):
     assert {k: again[k] for k in ("production_url", "test_url", "target_group_arns")} == {
         k: seeded[k] for k in ("production_url", "test_url", "target_group_arns")
     }
+
+
+def test_the_first_revision_is_an_ordinary_one(plane):
+    """The seeded first revision runs the placeholder image as built: no command, entry point, environment or tag
+    that a client would have to recognise and strip (the product's planner has no case for it)."""
+    found = plane.ecs.describe_task_definition(taskDefinition=plane.seeded["task_definition_arn"], include=["TAGS"])
+    [cd] = found["taskDefinition"]["containerDefinitions"]
+    assert cd["image"] == bootstrap.image_ref("snail-base/python:3.11", 5000)
+    assert {k for k in ("command", "entryPoint", "environment") if cd.get(k)} == set()
+    assert found.get("tags", []) == []
 
 
 def test_target_health_is_measured_not_assumed(plane):
