@@ -69,12 +69,14 @@ class CliTargets:
         parts: dict[str, list[tuple[str, str]]] = {}
         for t in fleet.targets:
             p = self.pipelines[t.name]
-            if str(t.pipeline) in parts:
+            # relative to fleet.yaml: two checkouts (two CI runners sharing a DynamoDB journal) name one release alike
+            where = os.path.relpath(t.pipeline, fleet.root)
+            if where in parts:
                 continue
             names = p.phase_names()
             upto = names[: names.index(to_phase) + 1] if to_phase in names else names
             images = Images(p, None)  # type: ignore[arg-type]  # identity needs neither AWS nor Docker
-            parts[str(t.pipeline)] = [(n, images.identity(p.phase(n))) for n in upto]
+            parts[where] = [(n, images.identity(p.phase(n))) for n in upto]
         return release_key(parts)
 
     def _opts(self, target: Any, to_phase: str | None, retry_failed: bool = False) -> Any:
@@ -188,14 +190,47 @@ def _by() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _executor(app: App, fleet: Any, pipelines: dict[str, Any], skip_preflight: bool = False) -> Any:
+def _journal(app: App, fleet: Any) -> Any:
+    """The fleet journal fleet.yaml's `state:` asks for: a local file, or a DynamoDB table shared by runners."""
     from orchestrator.fleet.journal import FleetJournal
+
+    if fleet.state.backend != "dynamodb":
+        return FleetJournal(fleet)
+    from orchestrator.aws.session import AwsContext
+    from orchestrator.fleet.journal_dynamodb import DynamoFleetJournal
+
+    region = fleet.state.region or app.region or _first_region(fleet)
+    if app.sandbox:
+        ends = app.sandbox_info().endpoints()
+        ctx = AwsContext(
+            region=region, endpoint_url=app.endpoint_url or ends["endpoint_url"], credentials=ends["credentials"]
+        )
+    else:
+        ctx = AwsContext(region=region, profile=app.profile, endpoint_url=app.endpoint_url)
+    return DynamoFleetJournal(fleet, ctx.client("dynamodb"))
+
+
+def _first_region(fleet: Any) -> str:
+    from orchestrator.config import load_pipeline
+
+    for t in fleet.targets:
+        if t.region:
+            return str(t.region)
+    return str(load_pipeline(fleet.pipeline).service.region)
+
+
+def _executor(app: App, fleet: Any, pipelines: dict[str, Any], skip_preflight: bool = False) -> Any:
     from orchestrator.fleet.run import FleetExecutor
 
     say = (lambda _t: None) if app.quiet or app.output == "json" else (lambda t: click.echo(t, err=True))
     poll = float(os.environ.get("SNAIL_FLEET_POLL", "5"))
     return FleetExecutor(
-        fleet, FleetJournal(fleet), CliTargets(app, fleet, pipelines, skip_preflight), say=say, poll=poll
+        fleet,
+        _journal(app, fleet),
+        CliTargets(app, fleet, pipelines, skip_preflight),
+        say=say,
+        poll=poll,
+        stop_poll=min(1.0, poll),
     )
 
 
@@ -310,11 +345,10 @@ def run(
 def approve(app: App, fleet_file: str | None, wave: str, reason: str) -> int:
     """Approve a manual wave of the current fleet run (then `snail fleet run` continues)."""
     from orchestrator.errors import UsageError
-    from orchestrator.fleet.journal import FleetJournal
     from orchestrator.fleet.loader import load_fleet
 
     fleet = load_fleet(fleet_file)
-    journal = FleetJournal(fleet)
+    journal = _journal(app, fleet)
     cur = journal.current()
     if cur is None or cur.finished:
         raise UsageError("no fleet run is waiting: start one with `snail fleet run`")
@@ -359,11 +393,10 @@ def stop(app: App, fleet_file: str | None, reason: str) -> int:
 @pass_app
 def status(app: App, fleet_file: str | None, live: bool) -> int:
     """Per wave and per target: status, revision, message of the current fleet run."""
-    from orchestrator.fleet.journal import FleetJournal
     from orchestrator.fleet.render import status_table
 
     fleet, pipelines = _load(app, fleet_file)
-    cur = FleetJournal(fleet).current()
+    cur = _journal(app, fleet).current()
     lives: dict[str, str | None] = {}
     if live:
         targets = CliTargets(app, fleet, pipelines)
@@ -383,12 +416,11 @@ def trail(app: App, fleet_file: str | None, fmt: str, out: str | None) -> int:
     import json
 
     from orchestrator.errors import UsageError
-    from orchestrator.fleet.journal import FleetJournal
     from orchestrator.fleet.loader import load_fleet
     from orchestrator.fleet.render import html_page, markdown
 
     fleet = load_fleet(fleet_file)
-    cur = FleetJournal(fleet).current()
+    cur = _journal(app, fleet).current()
     if cur is None:
         raise UsageError("no fleet run recorded yet: start one with `snail fleet run`")
     if fmt == "json":

@@ -27,13 +27,6 @@ class FleetJournal:
     """Read and write the fleet journal of one fleet.yaml (local backend)."""
 
     def __init__(self, fleet: Fleet) -> None:
-        if fleet.state.backend != "local":
-            from orchestrator.errors import UsageError
-
-            raise UsageError(
-                "fleet state backend 'dynamodb' is not available yet: use `state: {backend: local}` in fleet.yaml "
-                "(each target keeps its own pipeline's state backend)"
-            )
         self.dir = fleet.state_dir() / "fleet"
         self.path = self.dir / "journal.json"
         self._lock_fd: int | None = None

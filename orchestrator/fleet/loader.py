@@ -208,6 +208,7 @@ _fleet = s.Mapping(
                     "path": s.Field(s.file_path, default=".snail"),
                     "table": s.Field(s.string),
                     "region": s.Field(s.string),
+                    "name": s.Field(_name("fleet"), default="default"),
                 },
                 extra=lambda d: (
                     [("table", "the dynamodb backend needs `table`")]
@@ -305,6 +306,7 @@ def load_fleet(path: str | Path | None = None) -> Fleet:
             path=st.get("path", ".snail"),
             table=st.get("table"),
             region=st.get("region"),
+            name=st.get("name", "default"),
         ),
     )
 

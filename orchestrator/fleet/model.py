@@ -101,6 +101,7 @@ class FleetState:
     path: str = ".snail"
     table: str | None = None
     region: str | None = None
+    name: str = "default"  # the fleet's key in a shared table (several fleets may share one table)
 
 
 @dataclass(frozen=True)

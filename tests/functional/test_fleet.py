@@ -334,3 +334,28 @@ def test_fleet_stop_sends_an_in_flight_target_back_at_once(fleet: dict[str, Any]
     assert {doc["targets"][t]["status"] for t in ("cell1", "cell2", "euw1")} == {"cancelled"}
     told = [e for e in doc["events"] if e["kind"] == "targets_told"]
     assert told and told[0]["targets"] == ["staging"]
+
+
+def test_two_checkouts_share_one_fleet_run_through_dynamodb(fleet: dict[str, Any], tmp_path: Path) -> None:
+    """state: dynamodb: a runner delivers staging and stops at the manual one-box; a second checkout (another CI
+    runner) approves it and finishes the same fleet run, wave by wave; neither keeps a local fleet journal."""
+    import shutil
+
+    from orchestrator.state.dynamodb import create_table
+
+    create_table(boto3.client("dynamodb", region_name="us-east-1", endpoint_url=fleet["url"]), "snail-fleet", 0)
+    state = "state: {backend: dynamodb, table: snail-fleet, region: us-east-1}\n"
+    (fleet["root"] / "fleet.yaml").write_text(FLEET.format(one_box=", approval: manual", extra=state))
+    other = {**fleet, "root": tmp_path / "runner-b" / "svc"}
+    shutil.copytree(fleet["root"], other["root"])
+    r = snail(fleet, "fleet", "run", "--skip-preflight")
+    assert r.returncode == 0 and "snail fleet approve one-box" in r.stdout, r.stdout + r.stderr
+    assert image_of(fleet, "staging") == image("b") and image_of(fleet, "cell1") == image("0")
+    assert snail(other, "fleet", "approve", "one-box").returncode == 0
+    r = snail(other, "fleet", "run", "--skip-preflight")
+    assert r.returncode == 0 and "passed on every target" in r.stdout, r.stdout + r.stderr
+    for t in TARGETS:
+        assert image_of(fleet, t) == image("b"), t
+    doc = json.loads(snail(fleet, "--output", "json", "fleet", "status").stdout)["fleet_run"]
+    assert doc["status"] == "succeeded" and order_of(doc, "target_started").count("staging") == 1
+    assert not (fleet["root"] / ".snail" / "fleet").exists() and not (other["root"] / ".snail" / "fleet").exists()
