@@ -129,6 +129,7 @@ class CliTargets:
             live = self.live(target)
             where = f"; it stays on {live.rsplit('/', 1)[-1]}" if live else ""
             return TargetResult(d.RETURNED, f"told to go back before it changed anything{where}", 0, revision=live)
+        plan = out.plan or plan  # a run that waited for the lock planned again
         live = plan.service.task_definition if plan.service is not None else None
         if out.status == "noop":
             return TargetResult(d.PASSED, "live and good", 0, revision=live, run_id=out.run_id, delivered=False)

@@ -64,4 +64,5 @@ def command(
     if not skip_preflight:
         described = plan.service.raw if plan.service is not None else None  # the plan's describe, reused
         preflight(app, allow_missing_service=create_service, described=described or None)
-    return finish(app, engine.execute(plan, opts), plan)
+    outcome = engine.execute(plan, opts)
+    return finish(app, outcome, outcome.plan or plan)  # a run that waited for the lock planned again

@@ -60,6 +60,21 @@ def _noted(message: str, failures: dict[str, Exception]) -> str:
     return f"{message} (not recorded: {', '.join(failures)}: {type(first).__name__}: {first})"
 
 
+def _nothing_to_do(plan: Plan) -> str:
+    """What a plan with nothing to deploy says: the phase live and good, and any changed phase left behind it."""
+    good = plan.live_good
+    live = next((pp for pp in plan.phases if good is not None and pp.phase.name == good.phase), None)
+    msg = (
+        f"nothing to do: phase {live.phase.name} is already live and good "
+        f"({short_name(good.revision_arn)}, image {live.identity})"
+        if live is not None and good is not None
+        else "nothing to do"
+    )
+    if plan.behind:  # a changed phase is not deployed: news, printed even with -q (cli/common.finish)
+        msg += "; " + "; ".join(plan.behind)
+    return msg
+
+
 def new_run_id(clock: Clock) -> str:
     """A sortable, readable run id: r-YYYYmmdd-HHMMSS-xxxxxxxxxx. 40 random bits: two services' runs in the same
     second (a shared DynamoDB history) drew the same 16-bit suffix often enough to collide."""
@@ -107,6 +122,7 @@ class Engine:
         self.lock_wait = lock_wait
         self.log_lines = log_lines  # the last container log lines of a revision (a failed gate's evidence)
         self._heartbeat: Heartbeat | None = None
+        self._contended = False  # the lock was held when this run asked for it: another run may have changed things
         self._checks = True
         self._marks: Any = None  # MarkWriter, made on the first verdict
         self._definitions: dict[str, dict[str, Any]] = {}  # revisions this run registered or described, by ARN
@@ -240,7 +256,8 @@ class Engine:
         j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
         j.event(
             K.RUN_STARTED,
-            f"{command} started by {holder['user']}@{holder['host']}: phases {', '.join(phases) or '-'}",
+            f"{command} started by {holder['user']}@{holder['host']}: phases {', '.join(phases) or '-'}"
+            + (" (after waiting for the lock)" if self._contended else ""),
             command=command,
         )
         if taken:
@@ -275,6 +292,10 @@ class Engine:
                     },
                 )
 
+        def busy() -> None:
+            self._contended = True
+
+        self._contended = False
         taken = lock.acquire(
             self.store,
             self.svc.name,
@@ -284,9 +305,11 @@ class Engine:
             clock=self.clock,
             on_wait=waiting,
             observations=observations,
+            on_busy=busy,
         )
         if taken is None:
             return None
+        self._contended = True
         return {**taken.previous, "dead_pid": taken.reason == "dead_process", "detail": taken.detail}
 
     def _finish(self, j: Journal, outcome: Outcome) -> Outcome:
@@ -413,10 +436,15 @@ class Engine:
             return self._blocked(plan.todo[0], opts)
         j = self._begin(opts.command, [pp.phase.name for pp in plan.todo])
         outcome = Outcome.of("failed", "the run ended before it decided anything")
+        replanned: Plan | None = None
         try:
             with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease) as hb:
                 self._heartbeat = hb
-                outcome = self._execute(j, plan, opts)
+                settled = None
+                if self._contended:  # we queued behind another run: plan again from what it left
+                    replanned = plan = self.plan(opts, with_diff=False)
+                    settled = self._settled(j, plan)
+                outcome = settled or self._execute(j, plan, opts)
         except KeyboardInterrupt:
             outcome = Outcome.of("interrupted", "interrupted before anything was deployed; nothing changed")
         except SnailError as exc:  # between phases: the service is on a good revision or unchanged
@@ -431,20 +459,30 @@ class Engine:
         finally:
             self._heartbeat = None
             self._finish(j, outcome)
+            if replanned is not None:
+                outcome.plan = replanned  # what was executed (the CLI reports what was live before from it)
         return outcome
+
+    def _settled(self, j: Journal, plan: Plan) -> Outcome | None:
+        """A run that waited for the lock, on its fresh plan: what the run before it left may already be what was
+        asked for (a no-op, exit 0), or blocked (quarantined, held); None when there is something to deliver.
+        Either way this run holds the lock and is recorded: every queued run is a row in the history."""
+        if plan.service is None or plan.todo and plan.todo[0].block is None:
+            return None
+        if not plan.todo:
+            msg = _nothing_to_do(plan) + " (planned again after waiting for the lock)"
+            j.event(K.NOOP, msg)
+            return Outcome.of("noop", msg)
+        pp = plan.todo[0]
+        assert pp.block is not None
+        j.phase = pp.phase.name
+        msg = f"not deployed: {pp.block.message()}"
+        j.event(K.BLOCKED, msg, block=pp.block.kind, revision=pp.block.revision_arn, failed_by=pp.block.run_id)
+        return Outcome.of("quarantined" if pp.block.kind == "quarantined" else "held", msg)
 
     def _noop(self, plan: Plan, opts: RunOptions) -> Outcome:
         """Nothing to do: said once per streak of no-op runs (a scheduled run every minute writes one record)."""
-        good = plan.live_good
-        live = next((pp for pp in plan.phases if good is not None and pp.phase.name == good.phase), None)
-        msg = (
-            f"nothing to do: phase {live.phase.name} is already live and good "
-            f"({short_name(good.revision_arn)}, image {live.identity})"
-            if live is not None and good is not None
-            else "nothing to do"
-        )
-        if plan.behind:  # a changed phase is not deployed: news, printed even with -q (cli/common.finish)
-            msg += "; " + "; ".join(plan.behind)
+        msg = _nothing_to_do(plan)
         out = Outcome.of("noop", msg)
         out.plan = plan
         return self._once_per_streak(out, opts, [], lambda j: j.event(K.NOOP, msg))

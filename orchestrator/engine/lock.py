@@ -230,8 +230,10 @@ def acquire(
     observations: Observations | None = None,
     alive_here: Callable[[dict[str, Any]], bool | None] = holder_alive_here,
     poll: float = POLL,
+    on_busy: Callable[[], None] | None = None,
 ) -> TakenOver | None:
     """Take the service's lock, waiting up to `wait` seconds; None if it was free, TakenOver if we replaced a holder.
+    `on_busy` is called each time the lock was found held (another run may have changed the service meanwhile).
 
     Raises Locked (exit 4) naming the holder when it is still held after `wait`."""
     seen = observations if observations is not None else default_observations(store, clock)
@@ -242,7 +244,8 @@ def acquire(
             store.acquire_lock(service, holder, lease, clock.now().timestamp())  # wall time: display only
             return None
         except Locked:
-            pass
+            if on_busy is not None:
+                on_busy()
         row = store.lock_state(service)
         if row is None:
             continue  # released between our two looks: try again
