@@ -16,6 +16,7 @@ from typing import Any
 CI_COMMANDS = ("plan", "run", "promote", "rollback", "status", "doctor", "history", "trail", "unlock", "state-show")
 ALL_COMMANDS = (*CI_COMMANDS, "state-init", "state-sync", "release", "logs", "create-service")
 _DEPLOY = frozenset({"run", "promote", "rollback"})
+_FLEET = frozenset({"fleet"})  # `snail fleet run|stop|approve|status|trail`: the fleet runner's own calls
 _FORWARD = frozenset({"run", "promote"})
 _READS_SERVICE = frozenset({"plan", "run", "promote", "rollback", "status", "doctor", "release"})
 # Commands that rebuild the local cache of verdict marks from AWS when it is empty or behind (a fresh checkout).
@@ -208,6 +209,18 @@ TABLE: tuple[Permission, ...] = (
     _p("dynamodb:CreateTable", "table", {"state-init"}, "`snail state init`", "StateTable", "dynamodb"),
     # Notifications (notify: - sns: ARN)
     _p("sns:Publish", "topic", _DEPLOY, "notify: sns", "Notify", "sns"),
+    # Fleets (`snail iam-policy --fleet`): what the fleet runner itself calls, beside each target's own rows
+    _p("sts:AssumeRole", "fleet-role", _FLEET, "a fleet target's role_arn (its account)", "FleetAssumeRole"),
+    *(
+        _p(a, "fleet-table", _FLEET, "fleet journal: run, quarantine, stop, lease", "FleetJournal", "fleet-dynamodb")
+        for a in (
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+        )
+    ),
 )
 
 
@@ -217,7 +230,6 @@ NOT_RUNNER = {
     "logs:CreateLogStream": "doctor checks the EXECUTION role has it (ECS's awslogs driver writes with that role)",
     "logs:PutLogEvents": "doctor checks the EXECUTION role has it (ECS's awslogs driver writes with that role)",
     "ecr:GetDownloadUrlForLayer": "doctor checks the EXECUTION role has it (to pull); snail never pulls from ECR",
-    "sts:AssumeRole": "doctor checks the execution role's trust policy names ecs-tasks.amazonaws.com",
 }
 
 
@@ -368,3 +380,90 @@ def policy(
 def actions_in_table() -> set[str]:
     """Every IAM action the table knows."""
     return {p.action for p in TABLE}
+
+
+# ------------------------------------------------------------------------------------------------ fleets
+# What a fleet run calls on each target: plan, deliver (run), give back (rollback), look (status), preflight.
+FLEET_TARGET_COMMANDS = ("plan", "run", "rollback", "status", "doctor")
+
+
+@dataclass
+class AccountPolicy:
+    """One set of credentials a fleet run uses (the runner's own, a profile, an assumed role) and its policy."""
+
+    account: str  # the account id, or "*" when it cannot be known offline (a profile, the runner's own)
+    credentials: str  # "runner" | "profile NAME" | "role ARN"
+    targets: list[str]
+    policy: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for --output json."""
+        return {
+            "account": self.account,
+            "credentials": self.credentials,
+            "targets": self.targets,
+            "policy": self.policy,
+        }
+
+
+def _merge(into: dict[str, dict[str, Any]], statements: list[dict[str, Any]]) -> None:
+    """Statements of one Sid are one statement: their actions and resources united."""
+    for st in statements:
+        have = into.setdefault(st["Sid"], {**st, "Action": [], "Resource": []})
+        for key in ("Action", "Resource"):
+            values = st[key] if isinstance(st[key], list) else [st[key]]
+            have[key] += [v for v in values if v not in have[key]]
+
+
+def _document(statements: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out = []
+    for st in statements.values():
+        res = st["Resource"]
+        out.append({**st, "Action": sorted(st["Action"]), "Resource": res[0] if len(res) == 1 else res})
+    return {"Version": "2012-10-17", "Statement": out}
+
+
+def fleet_policies(
+    fleet: Any, pipelines: dict[str, Any], account: str = "*", partition: str = "aws"
+) -> tuple[list[AccountPolicy], list[str]]:
+    """Per set of credentials a fleet run uses: the policy its targets need (each target's pipeline policy for
+    what a fleet run calls on it, in its region and account), plus, for the runner's own credentials, the fleet
+    journal's table and sts:AssumeRole on every target's role_arn. Notes say what had to be assumed."""
+    groups: dict[str, tuple[str, list[str], dict[str, dict[str, Any]]]] = {}
+    said: dict[str, list[str]] = {}  # a pipeline's note -> the targets it holds for (said once)
+    for t in fleet.targets:
+        p = pipelines[t.name]
+        if t.role_arn:
+            who, acct = f"role {t.role_arn}", t.role_arn.split(":")[4] or account
+        elif t.profile:
+            who, acct = f"profile {t.profile}", account
+        else:
+            who, acct = "runner", account
+        report = policy(
+            p, FLEET_TARGET_COMMANDS, region=t.region or p.service.region, account=acct, partition=partition
+        )
+        _, names, statements = groups.setdefault(who, (acct, [], {}))
+        names.append(t.name)
+        _merge(statements, report.policy["Statement"])
+        for n in report.notes:
+            if not n.startswith("account is '*'"):
+                said.setdefault(n, []).append(t.name)
+    notes = [f"{', '.join(names)}: {n}" for n, names in said.items()]
+    runner = groups.setdefault("runner", (account, [], {}))[2]
+    roles = [t.role_arn for t in fleet.targets if t.role_arn]
+    on = {"fleet-dynamodb"} if fleet.state.backend == "dynamodb" else set()
+    region = fleet.state.region or next((t.region for t in fleet.targets if t.region), None)
+    region = region or next(iter(pipelines.values())).service.region
+    table = f"arn:{partition}:dynamodb:{region}:{account}:table/{fleet.state.table}"
+    where = {"fleet-role": roles, "fleet-table": [table]}
+    fleet_rows = [r for r in TABLE if r.commands & _FLEET and (r.when is None or r.when in on) and where[r.resource]]
+    _merge(
+        runner,
+        [{"Sid": r.sid, "Effect": "Allow", "Action": [r.action], "Resource": where[r.resource]} for r in fleet_rows],
+    )
+    for arn in roles:
+        notes.append(f"{arn} must trust the runner's principal (its trust policy allows sts:AssumeRole from it)")
+    if account == "*":
+        notes.append("account is '*' where it cannot be read from a role_arn: pass --account ID to pin it")
+    out = [AccountPolicy(acct, who, names, _document(st)) for who, (acct, names, st) in groups.items() if st]
+    return out, notes

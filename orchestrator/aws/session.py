@@ -58,7 +58,7 @@ class AwsContext:
         """A context in another account: this one's credentials assume `role_arn` (a fleet target's `role_arn`)."""
         from orchestrator.aws.errors import aws_call
 
-        with aws_call("AssumeRole"):
+        with aws_call("sts:AssumeRole"):
             creds = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64])["Credentials"]
         return AwsContext(
             region=self.region,
