@@ -22,30 +22,37 @@ from orchestrator.errors import ExitCode, UsageError
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 
 PIPELINE = """\
-# snail's pipeline: one ECS service, delivered phase by phase (reference: docs/pipeline.md).
+# snail's pipeline: one ECS service, delivered phase by phase. `snail validate` checks it; the reference is
+# docs/pipeline.md in snail-trail's repository.
 version: 1
 service:
   cluster: {cluster}
   name: {name}
   region: {region}
-  container: {container}           # the container phases change
-  port: {port}                    # what the app listens on; doctor checks it everywhere
+  # the container phases change, and the port its app listens on (doctor checks it everywhere)
+  container: {container}
+  port: {port}
   desired_count: 1
-  # task_definition: phases/taskdef.json   # a base template; without it phases start from the live revision
+  # A base task definition (JSON). Without it, each phase is composed over the revision the service ran
+  # before snail's first release (over nothing, for a service snail creates).
+  # task_definition: phases/taskdef.json
 registry:
-  ecr: {repository}          # an ECR repository (or url: HOST/REPO for any OCI registry)
-  create: true                   # create it when missing
+  # an ECR repository, created when missing (or url: HOST/REPO for any OCI registry)
+  ecr: {repository}
+  create: true
 state:
-  backend: local                 # .snail/state.db (dynamodb: shared by several runners)
+  backend: local  # .snail/state.db (dynamodb: shared by several runners)
 defaults:
   build_args:
     # the image the Dockerfile builds FROM; set SNAIL_BASE_IMAGE where a local base image must stand in
     BASE_IMAGE: ${{SNAIL_BASE_IMAGE:-python:3.12-slim}}
-  gates:                         # every phase must pass these, or snail rolls back
+  # every phase must pass these, or snail rolls back
+  gates:
     - {{type: ecs-rollout, timeout: 5m}}
     - {{type: http, path: /health, expect: {{status: 200}}, consecutive: 2, retries: {{attempts: 10, wait: 1s}}}}
-  bake: 2s                       # traffic held this long after the rollout, then judged once more
-phases: [{phase}]                 # each is phases/NAME.yaml, delivered in order
+  bake: 2s  # traffic held this long after the rollout, then judged once more
+# each is phases/NAME.yaml, delivered in order
+phases: [{phase}]
 """
 
 PHASE = """\
