@@ -129,7 +129,9 @@ def notify_outcome(
 def waiting_phase(app: App) -> str | None:
     """The manual phase the newest run paused before (it is waiting for `snail promote`), if that is so."""
     svc = app.pipeline.service.name
-    runs = [r for r in app.store.runs(svc, 10) if r.status != "noop"]
+    from orchestrator.engine.outcome import UNEVENTFUL
+
+    runs = [r for r in app.store.runs(svc, 10) if r.status not in UNEVENTFUL]
     if not runs or runs[0].status != "paused":
         return None
     paused = [e.phase for e in app.store.events(svc, runs[0].run_id) if e.kind == "paused" and e.phase]

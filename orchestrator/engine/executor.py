@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import structlog
+
 from orchestrator import taskdef
 from orchestrator.aws.ecs import EcsClient, ServiceView, revision_of, short_name
 from orchestrator.aws.session import AwsContext
@@ -24,7 +26,7 @@ from orchestrator.config.model import Phase, Pipeline
 from orchestrator.engine import bake, strategies
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.lease import Heartbeat
-from orchestrator.engine.outcome import Outcome
+from orchestrator.engine.outcome import UNEVENTFUL, Outcome
 from orchestrator.engine.results import FailedAfterDeploy, FailedBeforeDeploy, PhasePassed, PhaseResult
 from orchestrator.engine.rollback import Rollback, RollbackOutcome
 from orchestrator.errors import (
@@ -32,6 +34,7 @@ from orchestrator.errors import (
     AwsError,
     CredentialsExpired,
     ExitCode,
+    Locked,
     LockLost,
     PreflightFailed,
     RollbackFailed,
@@ -212,7 +215,11 @@ class Engine:
         from orchestrator.engine.lock import holder_record
 
         holder = holder_record(run_id, command, self.clock.now().isoformat(timespec="seconds"))
-        taken = self._acquire(holder)
+        try:
+            taken = self._acquire(holder)
+        except Locked as exc:
+            self._refused_by_lock(command, phases, exc)
+            raise
         recorded = False
         try:
             self.store.start_run(
@@ -234,6 +241,21 @@ class Engine:
             # running process holds and wait out its lease (or exit 4) for nothing
             self._abandon(run_id, recorded)
             raise
+
+    def _refused_by_lock(self, command: str, phases: list[str], exc: Locked) -> None:
+        """A run refused because another run holds the lock is a row in the history, once per streak (the holder's
+        own row comes first, so every new holder starts a new streak). Never in the way of the exit 4 itself."""
+        waited = f" (after waiting {self.lock_wait:g}s)" if self.lock_wait else ""
+        out = Outcome.of("locked", f"not run: {Locked(exc.holder).message}{waited}")
+        holder = exc.holder
+
+        def record(j: Journal) -> None:
+            j.event(K.BLOCKED, out.message, block="locked", holder=holder)
+
+        try:
+            self._once_per_streak(out, RunOptions(command=command), phases, record)
+        except Exception as err:  # noqa: BLE001 - the refusal is told on stderr and by exit 4 all the same
+            structlog.get_logger(__name__).warning("refusal_not_recorded", error=str(err))
 
     def _abandon(self, run_id: str, recorded: bool) -> None:
         """Release the lock of a run that could not start (its record refused, or the reconciliation failed), and
@@ -418,7 +440,7 @@ class Engine:
                     if ph in names:
                         return ph
                 return r.phases[0] if r.phases else names[0]
-            if r.status not in ("noop",):
+            if r.status not in UNEVENTFUL:
                 break
         raise UsageError("nothing to resume: the last run was not interrupted (see `snail history`)")
 

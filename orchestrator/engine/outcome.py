@@ -21,10 +21,14 @@ EXIT_FOR = {
     "quarantined": ExitCode.ROLLED_BACK,
     "held": ExitCode.ROLLED_BACK,
     "rollback_failed": ExitCode.HUMAN_NEEDED,
+    "locked": ExitCode.LOCKED,  # refused: another run held the lock (a history row, once per streak)
     "lock_lost": ExitCode.LOCKED,
     "superseded": ExitCode.LOCKED,  # another actor's deployment replaced ours: not rolled back, not marked
     "interrupted": ExitCode.INTERRUPTED,
 }
+
+# Rows of the history that changed nothing and decided nothing: "what did the last run do" looks past them.
+UNEVENTFUL = frozenset({"noop", "locked"})
 
 
 @dataclass

@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from orchestrator.engine import executor
 from orchestrator.engine.executor import RunOptions
-from orchestrator.errors import UsageError
+from orchestrator.errors import Locked, UsageError
 from orchestrator.state.base import RunRecord
 from orchestrator.state.dynamodb import DynamoStore, create_table
 from tests.functional.test_engine import World
@@ -70,3 +70,29 @@ def test_a_run_whose_reconciliation_fails_releases_its_lock_and_closes_its_recor
     assert w.store.lock_state(SERVICE) is None
     (run,) = w.store.runs(SERVICE)
     assert run.status == "failed" and "nothing changed" in run.message
+
+
+def test_runs_refused_by_the_lock_are_history_rows_once_per_streak(aws, tmp_path: Path, http_server) -> None:
+    """Three runs refused while one run holds the lock are one history row (status locked, exit 4, naming the
+    holder); a refusal by the next holder is a new row; `run --resume` still finds the run they queued behind."""
+    w = World(tmp_path, http_server, {"health-only": "a"})
+    w.server("a")
+    foreign = {"run_id": "r-holder-1", "user": "ci", "host": "runner-9", "pid": 1, "command": "run", "since": "t0"}
+    w.store.start_run(RunRecord("r-holder-1", SERVICE, "run", "running", w.clock.now().isoformat()))
+    w.store.acquire_lock(SERVICE, foreign, 300.0)
+    for _ in range(3):
+        w.clock.sleep(1)
+        with pytest.raises(Locked, match="r-holder-1"):
+            w.engine().run(RunOptions())
+    runs = w.store.runs(SERVICE)
+    assert [r.status for r in runs] == ["locked", "running"], [(r.status, r.message) for r in runs]
+    assert runs[0].exit_code == 4 and "another run holds the lock: run r-holder-1 by ci@runner-9" in runs[0].message
+    (event,) = w.store.events(SERVICE, runs[0].run_id)
+    assert event.kind == "blocked" and event.data["block"] == "locked"
+    assert w.engine().resume_point() == "health-only", "a refusal hides the run it queued behind"
+    token = w.store.lock_state(SERVICE).token
+    assert w.store.take_over(SERVICE, token, {**foreign, "run_id": "r-holder-2"}, 300.0)
+    w.clock.sleep(1)
+    with pytest.raises(Locked, match="r-holder-2"):
+        w.engine().run(RunOptions())
+    assert [r.status for r in w.store.runs(SERVICE)] == ["locked", "locked", "running"]
