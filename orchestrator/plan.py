@@ -20,6 +20,13 @@ from orchestrator.images import Images
 from orchestrator.release_memory import Block, blocked
 from orchestrator.state.base import GoodRecord, StateStore
 
+ROLLING = "rolling"  # the deployers (orchestrator/engine/rolling.py, traffic.py); the engine dispatches on the name
+TRAFFIC = "traffic"
+DEPLOYER_WORDS = {
+    ROLLING: "ECS replaces the tasks, then snail judges the new ones",
+    TRAFFIC: "ECS shifts traffic to green; snail judges at each PAUSE hook",
+}
+
 
 @dataclass(frozen=True)
 class Base:
@@ -56,6 +63,7 @@ class PhasePlan:
     block: Block | None = None  # quarantined (failed its gates) or held (a human rolled back from it)
     case: str = ""  # the ladder's case: live | deliver | behind | changed-behind | passed (orchestrator/ladder.py)
     reason: str = ""  # why, in the words plan prints
+    deployer: str = ROLLING  # who deploys it: rolling (ECS's rolling update) | traffic (ECS shifts, PAUSE hooks)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `plan --output json`."""
@@ -69,6 +77,7 @@ class PhasePlan:
             "approval": self.phase.approval,
             "gates": [g.label for g in self.gates],
             "bake_seconds": self.phase.bake,
+            "deployer": self.deployer,
             "strategy": {
                 **self.phase.strategy.to_dict(),
                 "pauses": pause_stages(self.phase.strategy, self.gates),
@@ -225,7 +234,8 @@ def make_plan(
         desired = taskdef.compose(start.definition, pipeline.service, ph, ident, from_template=start.from_template)
         spec = taskdef.spec_hash(desired)
         good = next((g for g in history if g.phase == ph.name), None)
-        plan.phases.append(PhasePlan(ph, ident, action, desired, spec, good, with_rollout(ph.gates)))
+        deployer = TRAFFIC if ph.strategy.uses_traffic else ROLLING  # chosen once, here; the engine dispatches on it
+        plan.phases.append(PhasePlan(ph, ident, action, desired, spec, good, with_rollout(ph.gates), deployer=deployer))
     steps = ladder.climb(
         pipeline.phase_names(),
         [
@@ -314,7 +324,8 @@ def render_plan(plan: Plan, pipeline: Pipeline) -> str:
         lines.extend(f"    warning:  {w}" for w in pp.warnings)
         lines.append(f"    register: revision of {pp.desired.get('family')} (spec {pp.spec_hash}; reused if identical)")
         lines.append(f"    update:   service {pipeline.service.name} -> that revision")
-        lines.extend(plan_lines(pp.phase.strategy, pp.gates))  # blue-green / canary / linear (issue 13)
+        lines.append(f"    deployer: {pp.deployer} ({DEPLOYER_WORDS[pp.deployer]})")
+        lines.extend(plan_lines(pp.phase.strategy, pp.gates))  # blue-green / canary / linear
         lines.append(f"    gates:    {', '.join(g.label for g in pp.gates) or '(none)'}")
         lines.append(f"    bake:     {pp.phase.bake:g}s, then mark good")
         if pp.diff:

@@ -11,8 +11,8 @@ As argo-rollouts' background analysis does, the bake is not a sleep:
 A failed look fails the phase ("failed during the bake": rollback, quarantine). A look that finds our deployment
 replaced by someone else's (or the service scaled to 0) is superseded: the run stops judging and touches nothing.
 
-`judge(gates, look, final)` is the engine's "judge these gates once" (Engine.judge_once): the one judgment the gates before the bake,
-the bake and (later) a rolling rollout's early look at new tasks all share."""
+`judge(gates, look, final)` is "judge these gates once" (engine/judging.py, `Judge.once`): the one judgment the
+gates before the bake, the bake and a rollback's verification share."""
 
 from __future__ import annotations
 

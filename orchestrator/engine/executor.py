@@ -6,29 +6,32 @@ A phase returns a result value; a failure after the update, whatever raised it, 
 
 from __future__ import annotations
 
-import dataclasses
 import getpass
 import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import structlog
 
 from orchestrator import taskdef
+from orchestrator.aws.deployments import DeploymentsClient
 from orchestrator.aws.ecs import EcsClient, ServiceView, revision_of, short_name
 from orchestrator.aws.session import AwsContext
 from orchestrator.clock import Clock, SystemClock
-from orchestrator.config.gates import EcsRolloutGate, GateSpec, gates_hash
+from orchestrator.config.gates import GateSpec, gates_hash
 from orchestrator.config.model import Phase, Pipeline
-from orchestrator.engine import bake, strategies
+from orchestrator.engine import bake, manual, strategies
+from orchestrator.engine.deployer import ROLLING, TRAFFIC, DeployContext, Deployer, failed_after
 from orchestrator.engine.journal import Journal
+from orchestrator.engine.judging import Judge
 from orchestrator.engine.lease import Heartbeat
 from orchestrator.engine.outcome import UNEVENTFUL, Outcome
 from orchestrator.engine.results import FailedAfterDeploy, FailedBeforeDeploy, PhasePassed, PhaseResult
 from orchestrator.engine.rollback import Rollback, RollbackOutcome
+from orchestrator.engine.rolling import RollingDeployer
+from orchestrator.engine.traffic import TrafficDeployer
 from orchestrator.errors import (
     AccessDenied,
     AwsError,
@@ -37,16 +40,16 @@ from orchestrator.errors import (
     Locked,
     LockLost,
     PreflightFailed,
-    RollbackFailed,
     SnailError,
     UsageError,
 )
-from orchestrator.gates import GateContext, ecs_rollout, run_gate
-from orchestrator.gates.verdict import FAILED, Verdict
+from orchestrator.gates.verdict import FAILED
 from orchestrator.images import Images, ResolvedImage
 from orchestrator.plan import PhasePlan, Plan, make_plan
 from orchestrator.state.base import Mark, RunRecord, StateStore
 from orchestrator.trail.kinds import EventKind as K
+
+DEPLOYERS: dict[str, Deployer] = {ROLLING: RollingDeployer(), TRAFFIC: TrafficDeployer()}  # plan's name -> who
 
 
 class PlanFailed(SnailError):
@@ -119,27 +122,39 @@ class Engine:
         self.store = store
         self.clock = clock or SystemClock()
         self.ecs = EcsClient(aws)
+        self.deployments = DeploymentsClient(aws)
         self.images = images or Images(pipeline, aws)
         self.progress = progress
         self.svc = pipeline.service
         self.lock_wait = lock_wait
-        self.log_lines = log_lines  # the last container log lines of a revision (a failed gate's evidence)
         self._heartbeat: Heartbeat | None = None
         self._contended = False  # the lock was held when this run asked for it: another run may have changed things
         self._checks = True
         self._marks: Any = None  # MarkWriter, made on the first verdict
         self._definitions: dict[str, dict[str, Any]] = {}  # revisions this run registered or described, by ARN
         self._unsaved_marks: list[Mark] = []  # verdicts the store refused (spooled at the end of the run)
+        self.owned_alarms = strategies.owned_alarms(pipeline)
+        self.judge = Judge(
+            spec=pipeline.service,
+            ecs=self.ecs,
+            aws=aws,
+            clock=self.clock,
+            workdir=str(pipeline.root),
+            lease=pipeline.state.lease,
+            checkpoint=lambda: self._checkpoint(),  # late-bound: the lease is taken per run
+            log_lines=log_lines,
+        )
         self.rollbacks = Rollback(
             self.ecs,
             store,
             pipeline.service,
-            self._judge,
+            self.judge.gates,
             fallback_gates=self._phase_gates,
             on_interrupt=pipeline.on_interrupt,
             diagnose=diagnose,
-            owned_alarms=strategies.owned_alarms(pipeline),
+            owned_alarms=self.owned_alarms,
             clock=self.clock,
+            deployments=self.deployments,
         )
 
     # ---------------------------------------------------------------- selection and planning
@@ -719,62 +734,33 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - nothing changed yet
             return FailedBeforeDeploy(ph.name, exc)
         deployed_at = self.clock.now()
-        before = svc.task_definition if svc else None
-        # --- issue 13 hook (helper "traffic"): blue-green / canary / linear, and a rolling phase after one, are
-        # deployed by orchestrator/engine/strategies.py (update with PAUSE hooks, judge at each, CONTINUE/ROLLBACK).
-        if svc is not None and strategies.applies(ph.strategy, svc, arn):
-            failure = strategies.deploy(self, j, pp, arn, svc, deployed_at)
-            if failure is not None:
-                return failure
-            try:
-                self._checkpoint()
-                self._mark_good(j, ph, pp, arn, img)
-            except BaseException as exc:  # noqa: BLE001 - after the update, anything at all ends in a rollback
-                return self._failed_after(ph.name, arn, deployed_at, exc)
-            return PhasePassed(ph.name, arn, img.ref)
-        # --- end of the issue 13 hook
-        if before is not None and before != arn:
-            try:
-                with j.step("update_service", **{"from": before, "to": arn}) as r:
-                    after = self.ecs.update_service(self.svc.cluster, self.svc.name, arn)
-                    r["deployment"] = after.primary.id if after.primary else None
-            except BaseException as exc:  # noqa: BLE001 - did the update take effect? ECS says.
-                if not self._runs(arn):
-                    return FailedBeforeDeploy(ph.name, exc, interrupted=isinstance(exc, KeyboardInterrupt))
-                return self._failed_after(ph.name, arn, deployed_at, exc)
+        ctx = DeployContext(
+            plan=pp,
+            revision_arn=arn,
+            service=svc,
+            deployed_at=deployed_at,
+            image=img.ref,
+            spec=self.svc,
+            journal=j,
+            clock=self.clock,
+            judge=self.judge,
+            checkpoint=self._checkpoint,
+            ecs=self.ecs,
+            deployments=self.deployments,
+            aws=self.aws,
+            store=self.store,
+            owned_alarms=self.owned_alarms,
+            on_interrupt=self.p.on_interrupt,
+        )
+        result = DEPLOYERS[pp.deployer].deploy(ctx)
+        if not isinstance(result, PhasePassed):
+            return result
         try:
-            if before is not None and before != arn:
-                j.event(
-                    K.SERVICE_UPDATED, f"service {self.svc.name} -> {short_name(arn)}", previous=before, revision=arn
-                )
-            elif before == arn:
-                j.event(K.SERVICE_UNCHANGED, f"service already runs {short_name(arn)}; gating it again")
-            seen: list[ServiceView] = []  # the bake's look at the service: the next phase starts from it
-            failed = self._judge_and_bake(j, ph, pp.gates, pp.gates, arn, deployed_at, seen=seen)
-            if failed is not None:
-                return FailedAfterDeploy(ph.name, arn, bake.reason(failed), deployed_at, verdict=failed)
             self._checkpoint()
             self._mark_good(j, ph, pp, arn, img)
         except BaseException as exc:  # noqa: BLE001 - after the update, anything at all ends in a rollback
-            return self._failed_after(ph.name, arn, deployed_at, exc)
-        return PhasePassed(ph.name, arn, img.ref, service=seen[-1] if seen else None)
-
-    def _failed_after(self, phase: str, arn: str, deployed_at: Any, exc: BaseException) -> FailedAfterDeploy:
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        lost = isinstance(exc, LockLost)
-        reason = "interrupted" if interrupted else (str(exc) or type(exc).__name__)
-        if not isinstance(exc, (SnailError, KeyboardInterrupt)):
-            reason = f"unexpected {type(exc).__name__}: {reason}"
-        return FailedAfterDeploy(phase, arn, reason, deployed_at, cause=exc, interrupted=interrupted, lock_lost=lost)
-
-    def _runs(self, arn: str) -> bool:
-        """True when the service's PRIMARY deployment is `arn` (an update whose answer we never saw may have
-        happened)."""
-        try:
-            svc = self.ecs.service(self.svc.cluster, self.svc.name)
-        except Exception:  # cannot tell: assume it happened, so a rollback decision is made
-            return True
-        return svc is not None and svc.task_definition == arn
+            return failed_after(ph.name, arn, deployed_at, exc)
+        return result
 
     def _image(self, j: Journal, pp: PhasePlan) -> ResolvedImage:
         with j.step("image", phase=pp.phase.name, identity=pp.identity) as r:
@@ -802,160 +788,6 @@ class Engine:
             return self.p.phase(phase).gates
         except KeyError:
             return self.p.defaults_gates
-
-    def _ctx(self, j: Journal, revision_arn: str, phase: str, deployed_at: Any = None) -> GateContext:
-        ctx = GateContext(
-            cluster=self.svc.cluster,
-            service=self.svc.name,
-            revision_arn=revision_arn,
-            port=self.svc.port,
-            ecs=self.ecs,
-            aws=self.aws,
-            endpoint=self.svc.endpoint,
-            deployed_at=deployed_at or self.clock.now(),
-            clock=self.clock,
-            progress=j.progress,
-            phase=phase,
-            workdir=str(self.p.root),
-            checkpoint=self._checkpoint,
-        )
-        ctx.watch = lambda: ecs_rollout.watch(ctx)
-        return ctx
-
-    def _judge(
-        self,
-        j: Journal,
-        gates: tuple[GateSpec, ...],
-        revision_arn: str,
-        phase: str,
-        deployed_at: Any = None,
-        passed: list[tuple[GateSpec, Verdict]] | None = None,
-        ctx: GateContext | None = None,
-    ) -> Verdict | None:
-        """Run the gates in order; record each verdict; the first failing (or superseded) verdict, or None when all
-        passed (`passed` collects the passing verdicts)."""
-        ctx = ctx or self._ctx(j, revision_arn, phase, deployed_at)
-        return self.judge_once(j, gates, ctx, passed=passed)
-
-    def judge_once(
-        self,
-        j: Journal,
-        gates: tuple[GateSpec, ...],
-        ctx: GateContext,
-        *,
-        passed: list[tuple[GateSpec, Verdict]] | None = None,
-        look: int = 0,
-        final: bool = False,
-    ) -> Verdict | None:
-        """Judge these gates once each, in order, with their retry policies: the first verdict that is not a pass,
-        or None. The one judgment that the gates after an update, each look of the bake (`look` > 0: its passes are
-        not recorded, its verdicts say "during the bake"; `final`: the bake's last look, recorded) and a rollback's
-        verification share."""
-        for g in gates:
-            v = run_gate(g, ctx)
-            if look:
-                v = bake.during_bake(v)
-            data = {"gate": g.label, "status": v.status, "attempts": v.attempts, "evidence": v.evidence}
-            where = (" (at the bake's end)" if final else f" (during the bake, look {look})") if look else ""
-            if v.passed:
-                if passed is not None:
-                    passed.append((g, v))
-                if look and not final:
-                    continue
-                after = f" (after {v.attempts} attempts)" if v.attempts > 1 else ""
-                j.event(K.GATE_PASSED, f"[x] {g.label}: {v.summary}{after}{where}", **data)
-                continue
-            # A gate stopped by our lost lock (LockLost at its checkpoint, which run_gate turns into an error
-            # verdict) did not fail the revision: raise the loss here, so it is handled as one (exit 4, and a
-            # lock taken by another run leaves the service to that run instead of rolling back its work).
-            self._checkpoint()
-            if v.superseded:  # not a verdict on our revision: no log lines, no failure
-                j.event(K.SUPERSEDED, f"[-] {g.label}: {v.summary}{where}", **data)
-                return v
-            if self.log_lines is not None:
-                try:  # the first thing anyone asks for: what the containers printed (masked)
-                    data["evidence"] = {**v.evidence, "log_lines": self.log_lines(ctx.revision_arn)}
-                except Exception:  # noqa: BLE001 - evidence is best effort
-                    pass
-            j.event(K.GATE_FAILED, f"[ ] {g.label}: {v.status}: {v.summary}{where}", **data)
-            return v
-        return None
-
-    def _judge_and_bake(
-        self,
-        j: Journal,
-        ph: Phase,
-        gates: tuple[GateSpec, ...],
-        phase_gates: tuple[GateSpec, ...],
-        arn: str,
-        deployed_at: Any,
-        seen: list[ServiceView] | None = None,
-    ) -> Verdict | None:
-        """`gates` in order, then the bake (judging `phase_gates` again) counted from when the ecs-rollout gate saw
-        the rollout complete: the first failing (or superseded) verdict, or None. The bake shares the gates'
-        context: the tasks they found are the ones it holds to, and its http looks ask them without listing them."""
-        passed: list[tuple[GateSpec, Verdict]] = []
-        ctx = self._ctx(j, arn, ph.name, deployed_at)
-        failed = self._judge(j, gates, arn, ph.name, deployed_at, passed=passed, ctx=ctx)
-        if failed is not None:
-            return failed
-        done = next((ecs_rollout.completed_at(v) for g, v in passed if isinstance(g, EcsRolloutGate)), None)
-        return self._bake(j, ph, phase_gates, arn, deployed_at, since=done, seen=seen, ctx=ctx)
-
-    def _bake(
-        self,
-        j: Journal,
-        ph: Phase,
-        gates: tuple[GateSpec, ...],
-        arn: str,
-        deployed_at: Any,
-        since: datetime | None = None,
-        seen: list[ServiceView] | None = None,
-        ctx: GateContext | None = None,
-    ) -> Verdict | None:
-        """The bake (engine/bake.py): the revision holds all traffic for `bake` seconds, counted from when its
-        rollout completed (`since`, as ECS stamped it, within what our polls saw; the gates after the rollout run
-        inside it), while its http, target-health, command and alarm gates are judged again on their interval and
-        the service and our tasks are looked at (still ours, none crashed or replaced)."""
-        if ph.bake <= 0:
-            return None
-        held = (self.clock.now() - since).total_seconds() if since is not None else 0.0
-        left = max(0.0, ph.bake - max(0.0, held))
-        looks = dataclasses.replace(ctx or self._ctx(j, arn, ph.name, deployed_at), progress=bake.silent)
-        looks.watch = lambda: ecs_rollout.watch(looks, completed=True)
-        watched = [g.label for g in bake.rejudged(gates)]
-        j.progress("baking", {"seconds": ph.bake, "left": round(left, 1), "judged": watched})
-
-        def failed_look(v: Verdict, look: int) -> None:
-            data = {"gate": "bake", "status": v.status, "evidence": v.evidence}
-            if v.superseded:
-                j.event(K.SUPERSEDED, f"[-] bake: {v.summary} (during the bake)", **data)
-            else:
-                j.event(K.GATE_FAILED, f"[ ] bake: failed during the bake: {v.summary}", **data)
-
-        baking = bake.Bake(
-            ctx=looks,
-            gates=gates,
-            judge=lambda gs, look, final: self.judge_once(j, gs, looks, look=look, final=final),
-            ecs=self.ecs,
-            left=left,
-            slice_=max(1.0, self.p.state.lease / 3),  # a lost lock is noticed during a long bake, not after it
-            checkpoint=self._checkpoint,
-            on_failed=failed_look,
-        )
-        failed = baking.run()
-        if baking.service is not None and seen is not None:
-            seen.append(baking.service)
-        if failed is None:
-            counted = f" (since the rollout completed at {since:%H:%M:%S})" if since is not None else ""
-            j.event(
-                K.BAKE_DONE,
-                f"baked {ph.bake:g}s{counted}: {baking.summary()}",
-                seconds=ph.bake,
-                looks=baking.looks,
-                judged=baking.judged,
-            )
-        return failed
 
     def _mark(self, j: Journal, pp: PhasePlan, arn: str, verdict: str, **extra: Any) -> Mark:
         return Mark(
@@ -1065,50 +897,21 @@ class Engine:
 
     # ---------------------------------------------------------------- manual rollback
     def rollback(self, to_revision: str | None = None, to_phase: str | None = None, reason: str = "") -> Outcome:
-        """Manual rollback: to a revision, a phase's last good revision, or the good revision that was live
-        immediately before the live one (never a newer one). The revisions it leaves are held, so a scheduled run
-        does not roll forward again until `snail release` or a spec change."""
-        from orchestrator.release_memory import Refusal, rollback_holds, rollback_target
-
+        """Manual rollback (engine/manual.py): decided before the run starts, acted under the lock."""
         self.replay_spool()
-        svc = self.ecs.require_service(self.svc.cluster, self.svc.name)
-        self.sync(svc.task_definition, force=True)
+        service = self.ecs.require_service(self.svc.cluster, self.svc.name)
+        self.sync(service.task_definition, force=True)
         marks = self.store.marks(self.svc.name)
-        target = rollback_target(
-            marks, svc.task_definition, to_phase=to_phase, to_revision=to_revision, phases=self.p.phase_names()
+        chosen = manual.ManualRollback.choose(
+            self.svc.name, service, marks, self.p.phase_names(), to_revision=to_revision, to_phase=to_phase
         )
-        if isinstance(target, Refusal):
-            raise UsageError(target.message) if target.usage else RollbackFailed(target.message)
-        j = self._begin("rollback", [target.phase])
+        j = self._begin("rollback", [chosen.target.phase])
         outcome = Outcome.of("rollback_failed", "the rollback ended before it decided anything")
-        why = f": {reason}" if reason else ""
         try:
             with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease) as hb:
                 self._heartbeat = hb
-                j.phase = target.phase
-                j.event(
-                    K.DECISION,
-                    f"manual rollback to {target.short} (phase {target.phase}) from "
-                    f"{short_name(svc.task_definition)}{why}",
-                    target=target.revision_arn,
-                    manual=True,
-                    reason=reason,
-                )
-                ro = self.rollbacks.restore(j, target.to_good())
-                outcome = Outcome.of("succeeded" if ro.verified else "rollback_failed", ro.message)
-                if ro.verified:
-                    by = f"{getpass.getuser()}@{socket.gethostname()}"
-                    for held in rollback_holds(
-                        marks,
-                        target,
-                        svc.task_definition,
-                        service=self.svc.name,
-                        by=by,
-                        reason=reason or "manual rollback",
-                        at=j.now(),
-                        run_id=j.run_id,
-                    ):
-                        self._write_mark(j, held)
+                j.phase = chosen.target.phase
+                outcome = chosen.act(j, self.rollbacks, self._write_mark, reason)
         except KeyboardInterrupt:
             outcome = Outcome.of("rollback_failed", "interrupted while rolling back; the trail says where it stopped")
         finally:

@@ -12,6 +12,7 @@ from typing import Any
 
 import tenacity
 
+from orchestrator.aws.deployments import DeploymentsClient
 from orchestrator.aws.ecs import EcsClient, short_name
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.config.gates import EcsRolloutGate, GateSpec, gates_from_data, with_rollout
@@ -61,8 +62,10 @@ class Rollback:
         diagnose: Diagnose | None = None,
         owned_alarms: frozenset[str] = frozenset(),
         clock: Clock | None = None,
+        deployments: DeploymentsClient,
     ) -> None:
         self.clock = clock or SystemClock()
+        self.deployments = deployments  # a service carrying snail's PAUSE hooks is restored through it
         self.owned_alarms = owned_alarms  # deployment alarms snail set (a rollback switches them off)
         self.ecs = ecs
         self.store = store
@@ -205,7 +208,13 @@ class Rollback:
                 return  # an earlier try took effect; its answer was lost
             with j.step("rollback", **{"from": svc.task_definition if svc else None, "to": target.revision_arn}):
                 strategies.restore(
-                    self.ecs, self.svc.cluster, self.svc.name, target.revision_arn, svc, self.owned_alarms
+                    self.ecs,
+                    self.deployments,
+                    self.svc.cluster,
+                    self.svc.name,
+                    target.revision_arn,
+                    svc,
+                    self.owned_alarms,
                 )
 
         def retry_transient(state: tenacity.RetryCallState) -> bool:

@@ -74,6 +74,17 @@ def test_cli_plan_is_read_only_and_shows_diff(world) -> None:
     assert world["ecs"].list_task_definitions()["taskDefinitionArns"] == before
 
 
+def test_cli_plan_and_dry_run_name_each_phases_deployer(world) -> None:
+    """`plan` and `run --dry-run` say which deployer runs each phase (rolling here), in text and in JSON."""
+    write_pipeline(world["root"], {"health-only": "a"})
+    line = "deployer: rolling (ECS replaces the tasks, then snail judges the new ones)"
+    for args in (("plan",), ("run", "--dry-run")):
+        r = snail(world, *args)
+        assert r.returncode == 0 and line in r.stdout, r.stdout
+        shown = json.loads(snail(world, "--output", "json", *args).stdout)
+        assert [ph["deployer"] for ph in shown["phases"]] == ["rolling"], shown
+
+
 def test_cli_validate_reports_file_line(world) -> None:
     """A YAML mistake exits 2 and names file, line and key; nothing is touched."""
     path = write_pipeline(world["root"], {"health-only": "a"})

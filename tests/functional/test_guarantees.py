@@ -28,7 +28,7 @@ from ecsbox.agent import EcsAgent
 from ecsbox.launchers import InstantLauncher
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
-from orchestrator.engine import executor
+from orchestrator.engine import judging
 from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.engine.outcome import Outcome
 from orchestrator.state.sqlite import SqliteStore
@@ -161,14 +161,14 @@ def test_overflow_error_in_a_gates_retry_wait_rolls_back(rig: Rig, monkeypatch: 
 
 def test_value_error_nan_around_a_gate_rolls_back(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """ValueError('cannot convert float NaN to integer') from the gate machinery (a `timeout: .nan`)."""
-    real = executor.run_gate
+    real = judging.run_gate
 
     def run_gate(spec: Any, ctx: Any) -> Any:
         if _in_hybrid_ml(ctx) and spec.type == "http":
             raise ValueError("cannot convert float NaN to integer")
         return real(spec, ctx)
 
-    monkeypatch.setattr(executor, "run_gate", run_gate)
+    monkeypatch.setattr(judging, "run_gate", run_gate)
     out = rig.engine.run(RunOptions())
     assert_rolled_back(rig, out, "unexpected ValueError: cannot convert float NaN to integer")
 
@@ -550,7 +550,7 @@ def test_lock_lost_before_the_update_stops_with_exit_4_and_changes_nothing(rig: 
 def test_lock_taken_during_a_gate_is_a_lost_lock_not_a_gate_failure(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another run takes the lock while phase hybrid-ml's ecs-rollout gate polls: the gate's LockLost is not a
     failed gate (no rollback undoing the other run's work, no failed mark on the revision); exit 4."""
-    real = executor.run_gate
+    real = judging.run_gate
     other = {"run_id": "r-other", "user": "ci", "host": "elsewhere", "pid": 1, "command": "run", "since": "-"}
 
     def run_gate(spec: Any, ctx: Any) -> Any:
@@ -561,7 +561,7 @@ def test_lock_taken_during_a_gate_is_a_lost_lock_not_a_gate_failure(rig: Rig, mo
             rig.engine._heartbeat.beat()
         return real(spec, ctx)
 
-    monkeypatch.setattr(executor, "run_gate", run_gate)
+    monkeypatch.setattr(judging, "run_gate", run_gate)
     out = rig.engine.run(RunOptions())
     assert (out.exit_code, out.status) == (4, "lock_lost"), out.message
     kinds = rig.kinds(out.run_id)

@@ -8,7 +8,7 @@ import io
 from typing import Any
 
 from orchestrator.cli.progress import Progress
-from orchestrator.engine import strategies
+from orchestrator.engine import traffic
 from orchestrator.engine.executor import Engine, RunOptions
 from tests.functional.test_strategies_engine import REGION, SERVICE, World, aws  # noqa: F401 (fixture)
 from tests.functional.world import image
@@ -43,7 +43,7 @@ def test_a_blue_green_phase_whose_green_tasks_fail_says_something_every_poll(aws
         polls: list[tuple[int, list[str]]] = []  # (reports so far, the status area's rows) at each strategy poll
 
         def at_poll(seconds: float) -> None:
-            if seconds != strategies.POLL or screen._view is None:
+            if seconds != traffic.POLL or screen._view is None:
                 return
             rec = Console(file=io.StringIO(), width=80, record=True)
             rec.print(Group(*screen._view.status_lines()))

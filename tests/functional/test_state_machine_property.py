@@ -27,7 +27,7 @@ from ecsbox.launchers import InstantLauncher
 from orchestrator import taskdef
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
-from orchestrator.engine import executor
+from orchestrator.engine import judging
 from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.errors import SnailError
 from orchestrator.gates import ecs_rollout
@@ -145,7 +145,7 @@ class Fault:
 
             return wrapped
 
-        real_gate, real_judge = executor.run_gate, ecs_rollout.judge
+        real_gate, real_judge = judging.run_gate, ecs_rollout.judge
 
         def judge(svc: Any, arn: str, gate: str, **kw: Any) -> Any:
             if gate == "bake":
@@ -156,12 +156,12 @@ class Fault:
         e.ecs.register_revision = before("register", e.ecs.register_revision)  # type: ignore[method-assign]
         e.ecs.update_service = after("update", e.ecs.update_service)  # type: ignore[method-assign]
         e.ecs.service = before("describe", e.ecs.service)  # type: ignore[method-assign]
-        executor.run_gate = before("gate", real_gate)  # type: ignore[assignment]
+        judging.run_gate = before("gate", real_gate)  # type: ignore[assignment]
         ecs_rollout.judge = judge  # type: ignore[assignment]
         try:
             yield
         finally:
-            executor.run_gate, ecs_rollout.judge = real_gate, real_judge  # type: ignore[assignment]
+            judging.run_gate, ecs_rollout.judge = real_gate, real_judge  # type: ignore[assignment]
 
 
 def _deliver(

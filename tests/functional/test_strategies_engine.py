@@ -530,6 +530,15 @@ def test_plan_shows_the_strategy_its_pauses_and_traffic_steps(world) -> None:
     assert "production on green 25% -> 50% -> 75% -> 100%" in text
 
 
+def test_plan_records_the_traffic_deployer_for_a_strategy_phase(world) -> None:
+    """A blue-green phase is planned for the traffic deployer: the plan's text and JSON say so."""
+    p = world.pipeline({"one": "a"})
+    plan = world.engine(p).plan(RunOptions())
+    text = render_plan(plan, p)
+    assert "deployer: traffic (ECS shifts traffic to green; snail judges at each PAUSE hook)" in text
+    assert [pp.to_dict()["deployer"] for pp in plan.phases] == ["traffic"]
+
+
 def test_doctor_checks_what_the_strategies_need_with_the_exact_fix(world) -> None:
     """doctor: ECS controller, both groups on service.port, rules forwarding to both groups (a rule that names
     one group fails with the modify-rule command that fixes it), the infrastructure role trusting ECS."""

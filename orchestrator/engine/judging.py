@@ -1,0 +1,194 @@
+"""Judging a revision: its gates in order, each with its retry policy, then the bake.
+
+One judgment serves the gates after an update, each look of the bake (engine/bake.py) and a rollback's
+verification: both deployers and the rollback collaborator call it, and none of them reaches into the engine."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from orchestrator.aws.ecs import EcsClient, ServiceView
+from orchestrator.aws.session import AwsContext
+from orchestrator.clock import Clock
+from orchestrator.config.gates import EcsRolloutGate, GateSpec
+from orchestrator.config.model import Phase, ServiceSpec
+from orchestrator.engine import bake
+from orchestrator.engine.journal import Journal
+from orchestrator.gates import GateContext, ecs_rollout, run_gate
+from orchestrator.gates.verdict import Verdict
+from orchestrator.trail.kinds import EventKind as K
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Judges one service's revisions: the gate context, the gates once each, the bake."""
+
+    spec: ServiceSpec
+    ecs: EcsClient
+    aws: AwsContext
+    clock: Clock
+    workdir: str
+    lease: float  # seconds: the bake sleeps in slices of a third of it, so a lost lock is noticed during it
+    checkpoint: Callable[[], None]  # a safe point: raises LockLost when our lease was lost
+    log_lines: Callable[[str], list[str]] | None = None  # a revision's last container log lines (evidence)
+
+    def context(self, journal: Journal, revision_arn: str, phase: str, deployed_at: Any = None) -> GateContext:
+        """What the gates of one judgment share (the tasks the first http gate found, the service last seen)."""
+        ctx = GateContext(
+            cluster=self.spec.cluster,
+            service=self.spec.name,
+            revision_arn=revision_arn,
+            port=self.spec.port,
+            ecs=self.ecs,
+            aws=self.aws,
+            endpoint=self.spec.endpoint,
+            deployed_at=deployed_at or self.clock.now(),
+            clock=self.clock,
+            progress=journal.progress,
+            phase=phase,
+            workdir=self.workdir,
+            checkpoint=self.checkpoint,
+        )
+        ctx.watch = lambda: ecs_rollout.watch(ctx)
+        return ctx
+
+    def gates(
+        self,
+        journal: Journal,
+        gates: tuple[GateSpec, ...],
+        revision_arn: str,
+        phase: str,
+        deployed_at: Any = None,
+        passed: list[tuple[GateSpec, Verdict]] | None = None,
+        ctx: GateContext | None = None,
+    ) -> Verdict | None:
+        """Run the gates in order; record each verdict; the first failing (or superseded) verdict, or None when all
+        passed (`passed` collects the passing verdicts)."""
+        ctx = ctx or self.context(journal, revision_arn, phase, deployed_at)
+        return self.once(journal, gates, ctx, passed=passed)
+
+    def once(
+        self,
+        journal: Journal,
+        gates: tuple[GateSpec, ...],
+        ctx: GateContext,
+        *,
+        passed: list[tuple[GateSpec, Verdict]] | None = None,
+        look: int = 0,
+        final: bool = False,
+    ) -> Verdict | None:
+        """Judge these gates once each, in order, with their retry policies: the first verdict that is not a pass,
+        or None. The one judgment that the gates after an update, each look of the bake (`look` > 0: its passes are
+        not recorded, its verdicts say "during the bake"; `final`: the bake's last look, recorded) and a rollback's
+        verification share."""
+        for g in gates:
+            v = run_gate(g, ctx)
+            if look:
+                v = bake.during_bake(v)
+            data = {"gate": g.label, "status": v.status, "attempts": v.attempts, "evidence": v.evidence}
+            where = (" (at the bake's end)" if final else f" (during the bake, look {look})") if look else ""
+            if v.passed:
+                if passed is not None:
+                    passed.append((g, v))
+                if look and not final:
+                    continue
+                after = f" (after {v.attempts} attempts)" if v.attempts > 1 else ""
+                journal.event(K.GATE_PASSED, f"[x] {g.label}: {v.summary}{after}{where}", **data)
+                continue
+            # A gate stopped by our lost lock (LockLost at its checkpoint, which run_gate turns into an error
+            # verdict) did not fail the revision: raise the loss here, so it is handled as one (exit 4, and a
+            # lock taken by another run leaves the service to that run instead of rolling back its work).
+            self.checkpoint()
+            if v.superseded:  # not a verdict on our revision: no log lines, no failure
+                journal.event(K.SUPERSEDED, f"[-] {g.label}: {v.summary}{where}", **data)
+                return v
+            if self.log_lines is not None:
+                try:  # the first thing anyone asks for: what the containers printed (masked)
+                    data["evidence"] = {**v.evidence, "log_lines": self.log_lines(ctx.revision_arn)}
+                except Exception:  # noqa: BLE001 - evidence is best effort
+                    pass
+            journal.event(K.GATE_FAILED, f"[ ] {g.label}: {v.status}: {v.summary}{where}", **data)
+            return v
+        return None
+
+    def and_bake(
+        self,
+        journal: Journal,
+        phase: Phase,
+        gates: tuple[GateSpec, ...],
+        phase_gates: tuple[GateSpec, ...],
+        revision_arn: str,
+        deployed_at: Any,
+        seen: list[ServiceView] | None = None,
+    ) -> Verdict | None:
+        """`gates` in order, then the bake (judging `phase_gates` again) counted from when the ecs-rollout gate saw
+        the rollout complete: the first failing (or superseded) verdict, or None. The bake shares the gates'
+        context: the tasks they found are the ones it holds to, and its http looks ask them without listing them."""
+        passed: list[tuple[GateSpec, Verdict]] = []
+        ctx = self.context(journal, revision_arn, phase.name, deployed_at)
+        failed = self.gates(journal, gates, revision_arn, phase.name, deployed_at, passed=passed, ctx=ctx)
+        if failed is not None:
+            return failed
+        done = next((ecs_rollout.completed_at(v) for g, v in passed if isinstance(g, EcsRolloutGate)), None)
+        return self.bake(journal, phase, phase_gates, revision_arn, deployed_at, since=done, seen=seen, ctx=ctx)
+
+    def bake(
+        self,
+        journal: Journal,
+        phase: Phase,
+        gates: tuple[GateSpec, ...],
+        revision_arn: str,
+        deployed_at: Any,
+        since: datetime | None = None,
+        seen: list[ServiceView] | None = None,
+        ctx: GateContext | None = None,
+    ) -> Verdict | None:
+        """The bake (engine/bake.py): the revision holds all traffic for `bake` seconds, counted from when its
+        rollout completed (`since`, as ECS stamped it, within what our polls saw; the gates after the rollout run
+        inside it), while its http, target-health, command and alarm gates are judged again on their interval and
+        the service and our tasks are looked at (still ours, none crashed or replaced)."""
+        if phase.bake <= 0:
+            return None
+        held = (self.clock.now() - since).total_seconds() if since is not None else 0.0
+        left = max(0.0, phase.bake - max(0.0, held))
+        looks = dataclasses.replace(
+            ctx or self.context(journal, revision_arn, phase.name, deployed_at), progress=bake.silent
+        )
+        looks.watch = lambda: ecs_rollout.watch(looks, completed=True)
+        watched = [g.label for g in bake.rejudged(gates)]
+        journal.progress("baking", {"seconds": phase.bake, "left": round(left, 1), "judged": watched})
+
+        def failed_look(v: Verdict, look: int) -> None:
+            data = {"gate": "bake", "status": v.status, "evidence": v.evidence}
+            if v.superseded:
+                journal.event(K.SUPERSEDED, f"[-] bake: {v.summary} (during the bake)", **data)
+            else:
+                journal.event(K.GATE_FAILED, f"[ ] bake: failed during the bake: {v.summary}", **data)
+
+        baking = bake.Bake(
+            ctx=looks,
+            gates=gates,
+            judge=lambda gs, look, final: self.once(journal, gs, looks, look=look, final=final),
+            ecs=self.ecs,
+            left=left,
+            slice_=max(1.0, self.lease / 3),  # a lost lock is noticed during a long bake, not after it
+            checkpoint=self.checkpoint,
+            on_failed=failed_look,
+        )
+        failed = baking.run()
+        if baking.service is not None and seen is not None:
+            seen.append(baking.service)
+        if failed is None:
+            counted = f" (since the rollout completed at {since:%H:%M:%S})" if since is not None else ""
+            journal.event(
+                K.BAKE_DONE,
+                f"baked {phase.bake:g}s{counted}: {baking.summary()}",
+                seconds=phase.bake,
+                looks=baking.looks,
+                judged=baking.judged,
+            )
+        return failed
