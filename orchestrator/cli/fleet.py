@@ -112,7 +112,11 @@ class CliTargets:
 
         recall = recall or Recall()
         app = self._app(target)
-        engine = app.engine(clock=GoBackClock(recall.told), watch=recall.watch)
+        clock = GoBackClock(recall.told)
+        engine = app.engine(clock=clock, watch=recall.watch)
+        if recall.hold is not None:
+            hold = recall.hold
+            engine.test_traffic_hold = lambda: hold(clock)
         opts = self._opts(target, to_phase, retry_failed)
         try:
             plan = engine.plan(opts, with_diff=False)
@@ -144,6 +148,13 @@ class CliTargets:
             d.FAILED if out.exit_code in (ExitCode.ROLLED_BACK, ExitCode.USAGE, ExitCode.PREFLIGHT) else d.NEEDS_HUMAN
         )
         return TargetResult(status, out.message, out.exit_code, run_id=out.run_id)
+
+    def holds_at_test_traffic(self, target: Any, to_phase: str | None) -> bool:
+        """Does this target deliver with a traffic strategy (a test-traffic hook a barrier can hold it at)?"""
+        p = self.pipelines[target.name]
+        names = p.phase_names()
+        upto = names[: names.index(to_phase) + 1] if to_phase in names else names
+        return any(p.phase(n).strategy.uses_traffic for n in upto)
 
     def give_back(self, target: Any, reason: str) -> Any:
         """`snail rollback` on this target: back to the good revision live before this release, verified."""

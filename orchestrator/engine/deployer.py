@@ -63,6 +63,9 @@ class DeployContext:
     store: StateStore  # read only: an earlier run's journal says which deployment it left in flight
     owned_alarms: frozenset[str] = frozenset()  # the deployment alarms snail manages (the pipeline's alarm gates)
     on_interrupt: str = "rollback"
+    # A fleet's `barrier: test-traffic`: called at the test-traffic hook once green passed its gates, before
+    # CONTINUE; returns when the whole wave passed, or raises (the fleet's GoBack, an interrupt: back to blue).
+    test_traffic_hold: Callable[[], None] | None = None
 
     @property
     def phase(self) -> Phase:

@@ -144,6 +144,9 @@ class Engine:
             checkpoint=lambda: self._checkpoint(),  # late-bound: the lease is taken per run
             log_lines=log_lines,
         )
+        # A fleet's `barrier: test-traffic`: called at the test-traffic hook once green passed its gates, before
+        # CONTINUE; it returns when the whole wave passed, or raises (KeyboardInterrupt: go back, ROLLBACK).
+        self.test_traffic_hold: Callable[[], None] | None = None
         self.rollbacks = Rollback(
             self.ecs,
             store,
@@ -751,6 +754,7 @@ class Engine:
             store=self.store,
             owned_alarms=self.owned_alarms,
             on_interrupt=self.p.on_interrupt,
+            test_traffic_hold=self.test_traffic_hold,
         )
         result = DEPLOYERS[pp.deployer].deploy(ctx)
         if not isinstance(result, PhasePassed):

@@ -304,6 +304,8 @@ class _Deployment:
             failed = self._judge_hook(view)
             if failed is not None:
                 return self._roll_back(view, hook.hook_id, failed)
+            if view.stage == TEST_STAGE and self.ctx.test_traffic_hold is not None:
+                self._held_at_barrier(view)  # a fleet's barrier: the whole wave passes on test traffic first
             try:
                 self._answer(view, hook.hook_id, "CONTINUE")
             except AccessDenied as exc:
@@ -321,6 +323,21 @@ class _Deployment:
                 if late is None:
                     raise
                 return late
+
+    def _held_at_barrier(self, view: ServiceDeploymentView) -> None:
+        """Green passed on test traffic; the fleet holds it here (the hook's timeout still guards it) until every
+        target of the wave has. A wave that goes back raises GoBack (an interrupt): back to blue."""
+        assert self.ctx.test_traffic_hold is not None
+        wait = {"gate": "fleet barrier", "attempt": 1, "waiting_for": "the wave's other targets", "next_in": 0}
+        self.journal.progress("gate_waiting", wait)
+        self.ctx.test_traffic_hold()
+        self.journal.event(
+            K.GATE_PASSED,
+            f"[x] fleet barrier: every target of the wave passed at {view.stage}",
+            gate="fleet barrier",
+            status="passed",
+            stage=view.stage,
+        )
 
     def _wait(self, stage: str = "", judge_bake: bool = False) -> Waited:
         """Poll until a hook we have not answered awaits action, or ECS is done with the deployment; the answer

@@ -242,7 +242,9 @@ def decide(fleet: Fleet, run: FleetRun, now: float, wall: datetime, allow: Permi
                 return WaitApproval(wave.name)
         waiting = tuple(t for t in wave.targets if run.targets[t].status in (PENDING, RUNNING))
         if waiting:
-            return Deliver(wave.name, waiting[: wave.max_parallel])
+            # a test-traffic barrier holds the wave's targets at their hooks together: they all start at once
+            together = len(waiting) if wave.barrier == "test-traffic" else wave.max_parallel
+            return Deliver(wave.name, waiting[:together])
         start = rec.bake_from if rec.bake_from is not None else now
         if now < start + wave.bake:
             return Bake(wave.name, start + wave.bake)

@@ -62,6 +62,8 @@ class Recall:
     failing: Callable[[str], None] = field(default=lambda _reason: None)
     told: threading.Event = field(default_factory=threading.Event)
     reason: str = ""
+    # barrier: test-traffic: called by the engine at the test-traffic hook once its gates passed, before CONTINUE
+    hold: Callable[[Clock], None] | None = None
 
     def tell(self, reason: str) -> bool:
         """Tell the target to go back; False if it was told already."""

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from orchestrator.clock import Clock, SystemClock
 from orchestrator.errors import ExitCode
 from orchestrator.fleet import decide as d
+from orchestrator.fleet.barrier import TestTrafficBarrier
 from orchestrator.fleet.goback import Recall
 from orchestrator.fleet.journal import FleetJournal
 from orchestrator.fleet.model import Fleet, Target
@@ -240,15 +241,40 @@ class FleetExecutor:
                 self.say(f"  told to go back now: {', '.join(told)} ({reason})")
                 self._save(holder["run"])
 
-        def failing(name: str, reason: str) -> None:
-            """`name` decided to roll back: with this_wave: rollback its siblings go back now, not after its rollback."""
-            if self.fleet.on_failure.this_wave != "rollback":
-                return
+        def tell_locked(reason: str, by: str | None) -> None:
             with self._mutex:
-                tell_all(f"{name} failed: {reason}", by=name)
+                tell_all(reason, by=by)
+
+        def record(kind: str, data: dict[str, Any]) -> None:
+            with self._mutex:
+                holder["run"] = holder["run"].with_event(self._t(), kind, wave=action.wave, **data)
+                self._save(holder["run"])
+            if kind == "barrier_opened":
+                self.say(f"wave {action.wave}: every target passed on test traffic: CONTINUE together")
+
+        wave = next(w for w in self.fleet.waves if w.name == action.wave)
+        barrier = None
+        if wave.barrier == "test-traffic":
+            members = {n for n in action.targets if self._holds_at_test_traffic(n, run.to_phase)}
+            barrier = TestTrafficBarrier(members, tell_locked, record) if members else None
+
+        def failing(name: str, reason: str) -> None:
+            """`name` decided to roll back: with this_wave: rollback its siblings go back now, not after its rollback;
+            before a barrier opened, every member goes back whatever on_failure says."""
+            if barrier is not None:
+                barrier.fail(name, reason)
+            if self.fleet.on_failure.this_wave == "rollback":
+                tell_locked(f"{name} failed: {reason}", by=name)
 
         for n in action.targets:
-            recalls[n] = Recall(failing=functools.partial(failing, n))
+            hold = functools.partial(barrier.hold, n) if barrier is not None and n in barrier.members else None
+            recalls[n] = Recall(failing=functools.partial(failing, n), hold=hold)
+        if barrier is not None:
+            holder["run"] = holder["run"].with_event(
+                self._t(), "barrier_set", wave=wave.name, targets=sorted(barrier.members)
+            )
+            self._save(holder["run"])
+            self.say(f"wave {wave.name}: held at test traffic until all pass: {', '.join(sorted(barrier.members))}")
 
         def one(name: str) -> tuple[str, TargetResult]:
             try:
@@ -279,6 +305,8 @@ class FleetExecutor:
                         self._save(holder["run"])
                         if res.status in (d.FAILED, d.NEEDS_HUMAN) and self.fleet.on_failure.this_wave == "rollback":
                             tell_all(f"{name} failed: {res.message}", by=name)
+                    if barrier is not None and name in barrier.members:
+                        barrier.leave(name, failed=res.status != d.PASSED, reason=res.message)
                 if pending and self.journal.stop_requested() is not None:  # `snail fleet stop` from elsewhere
                     with self._mutex:
                         tell_all("the line was stopped by `snail fleet stop`", by=None)
@@ -290,6 +318,12 @@ class FleetExecutor:
         if interrupted:
             raise KeyboardInterrupt
         return holder["run"]
+
+    def _holds_at_test_traffic(self, name: str, to_phase: str | None) -> bool:
+        """Is `name` held by a test-traffic barrier (does it deliver with a traffic strategy)? Targets that cannot
+        say are held: a target that ends without reaching a hook leaves the barrier when its delivery ends."""
+        ask = getattr(self.targets, "holds_at_test_traffic", None)
+        return True if ask is None else bool(ask(self.fleet.target(name), to_phase))
 
     def _record_target(self, run: d.FleetRun, name: str, res: TargetResult, requeue: bool = False) -> d.FleetRun:
         now = self._t()
