@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import click
 
 from orchestrator.aws.session import AwsContext
+from orchestrator.clock import Clock, SystemClock
 from orchestrator.config.model import Pipeline
 
 
@@ -31,6 +32,7 @@ class App:
     quiet: bool = False
     wait_lock: float = 0.0
     command: str | None = None
+    clock: Clock = field(default_factory=SystemClock, repr=False)  # the one clock the engine and its waits use
     result: Any = field(default=None, repr=False)
     result_text: str = field(default="", repr=False)
     outcome: Any = field(default=None, repr=False)
@@ -187,8 +189,9 @@ class App:
             click.echo(f"note: {text}", err=True)
 
     def engine(self, start_sandbox: bool = False, clock: Any = None, watch: Any = None) -> Any:
-        """An engine wired to this context. `clock`: injected time (the fleet's interruptible clock); `watch`:
-        also called with every progress event (the fleet hears a target decide to roll back)."""
+        """An engine wired to this context, on this context's clock. `clock`: other injected time (the fleet's
+        interruptible clock); `watch`: also called with every progress event (the fleet hears a target decide to
+        roll back)."""
         from orchestrator.engine.executor import Engine
         from orchestrator.images import Images
 
@@ -219,7 +222,7 @@ class App:
             diagnose=_diagnoser(self.pipeline, aws),
             log_lines=_log_lines(self.pipeline, aws),
             lock_wait=self.wait_lock,
-            clock=clock,
+            clock=clock if clock is not None else self.clock,
         )
 
 

@@ -25,7 +25,7 @@ from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
 from orchestrator.config.gates import AlarmGate, GateSpec
 from orchestrator.gates import ecs_rollout
 from orchestrator.gates.context import GateContext
-from orchestrator.gates.verdict import FAILED, PASSED, SUPERSEDED, Verdict
+from orchestrator.gates.verdict import FAILED, PASSED, Action, Verdict, Where, action
 
 REJUDGED = ("http", "target-health", "command", "alarm")
 EVERY = 5.0  # how often a re-judged gate without `retries.wait` is judged again
@@ -88,7 +88,7 @@ def judge_service(
 ) -> Verdict:
     """One look at the service and our tasks during the bake: passed, failed (terminal) or superseded."""
     v = ecs_rollout.judge(svc, arn, "bake", since=since, completed=True)
-    if v.status in (FAILED, SUPERSEDED):
+    if action(Where.ROLLOUT_LOOK, v) in (Action.ROLLBACK, Action.STOP):
         return v
     assert svc is not None
     primary = svc.primary
@@ -210,7 +210,7 @@ class Bake:
                 b = self.baseline
                 self.baseline = Baseline(b.deployment, b.desired, b.failed, frozenset(listed))
             v = judge_service(svc, ctx.revision_arn, self.baseline, listed, ctx.deployed_at)
-        if v.passed:
+        if action(Where.GATE, v) is Action.CONTINUE:
             self.service_summary = v.summary
             return None
         if v.status == FAILED and v.evidence.get("gone"):

@@ -43,7 +43,7 @@ from orchestrator.errors import (
     SnailError,
     UsageError,
 )
-from orchestrator.gates.verdict import FAILED
+from orchestrator.gates.verdict import Action, Where, action
 from orchestrator.images import Images, ResolvedImage
 from orchestrator.plan import PhasePlan, Plan, make_plan
 from orchestrator.state.base import Mark, RunRecord, StateStore
@@ -608,7 +608,12 @@ class Engine:
             result = self._phase(j, plan, pp, live, create=opts.create_service)
             if isinstance(result, FailedBeforeDeploy):
                 return self._failed_before(j, result)
-            if isinstance(result, FailedAfterDeploy) and result.verdict is not None and result.verdict.superseded:
+            judged = (
+                action(Where.QUARANTINE, result.verdict)
+                if isinstance(result, FailedAfterDeploy) and result.verdict
+                else None
+            )
+            if isinstance(result, FailedAfterDeploy) and judged is Action.STOP:  # superseded: theirs now
                 return self._superseded(j, result)
             if isinstance(result, FailedAfterDeploy):
                 self._checks = False  # the rollback runs to its end, lease or not
@@ -622,7 +627,7 @@ class Engine:
                     j.event(K.INTERRUPTED, msg, revision=result.revision_arn, lock_lost=True)
                     return Outcome.of("lock_lost", msg)
                 ro = self.rollbacks.after_failure(j, result)
-                if result.verdict is not None and result.verdict.status == FAILED:
+                if judged is Action.QUARANTINE:
                     # quarantined: the release itself failed a gate (not a snail bug, an AWS fault or a lost lock)
                     self._write_mark(j, self._mark(j, pp, result.revision_arn, "failed", reason=result.reason))
                 return self._rolled_back(result, ro)

@@ -19,7 +19,7 @@ from orchestrator.config.model import Phase, ServiceSpec
 from orchestrator.engine import bake
 from orchestrator.engine.journal import Journal
 from orchestrator.gates import GateContext, ecs_rollout, run_gate
-from orchestrator.gates.verdict import Verdict
+from orchestrator.gates.verdict import Action, Verdict, Where, action
 from orchestrator.trail.kinds import EventKind as K
 
 
@@ -91,7 +91,8 @@ class Judge:
                 v = bake.during_bake(v)
             data = {"gate": g.label, "status": v.status, "attempts": v.attempts, "evidence": v.evidence}
             where = (" (at the bake's end)" if final else f" (during the bake, look {look})") if look else ""
-            if v.passed:
+            act = action(Where.GATE, v)
+            if act is Action.CONTINUE:
                 if passed is not None:
                     passed.append((g, v))
                 if look and not final:
@@ -103,7 +104,7 @@ class Judge:
             # verdict) did not fail the revision: raise the loss here, so it is handled as one (exit 4, and a
             # lock taken by another run leaves the service to that run instead of rolling back its work).
             self.checkpoint()
-            if v.superseded:  # not a verdict on our revision: no log lines, no failure
+            if act is Action.STOP:  # superseded: not a verdict on our revision (no log lines, no failure)
                 journal.event(K.SUPERSEDED, f"[-] {g.label}: {v.summary}{where}", **data)
                 return v
             if self.log_lines is not None:
@@ -164,7 +165,7 @@ class Judge:
 
         def failed_look(v: Verdict, look: int) -> None:
             data = {"gate": "bake", "status": v.status, "evidence": v.evidence}
-            if v.superseded:
+            if action(Where.GATE, v) is Action.STOP:
                 journal.event(K.SUPERSEDED, f"[-] bake: {v.summary} (during the bake)", **data)
             else:
                 journal.event(K.GATE_FAILED, f"[ ] bake: failed during the bake: {v.summary}", **data)

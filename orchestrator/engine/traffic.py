@@ -42,7 +42,7 @@ from orchestrator.errors import AccessDenied, PreflightFailed, UsageError
 from orchestrator.gates import run_gate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.target_health import group_name
-from orchestrator.gates.verdict import FAILED, PASSED, Verdict
+from orchestrator.gates.verdict import FAILED, PASSED, Action, Verdict, Where, action
 from orchestrator.trail.kinds import EventKind as K
 
 log = structlog.get_logger(__name__)
@@ -435,7 +435,7 @@ class _Deployment:
                 v = run_gate(self._aim(g), ctx)
             data = {"gate": g.label, "status": v.status, "attempts": v.attempts, "evidence": v.evidence}
             data["stage"] = view.stage
-            if v.passed:
+            if action(Where.PAUSE_HOOK, v) is Action.CONTINUE:
                 self.journal.event(K.GATE_PASSED, f"[x] {g.label}: {v.summary} (at {view.stage})", **data)
                 continue
             self.journal.event(K.GATE_FAILED, f"[ ] {g.label}: {v.status}: {v.summary} (at {view.stage})", **data)
@@ -461,7 +461,7 @@ class _Deployment:
         for g in gates:
             v = run_gate(self._aim(g), self.bake_ctx)
             self.bake_seen[g.label] = v
-            if v.status != FAILED:
+            if action(Where.ECS_BAKE, v) is not Action.ROLLBACK:  # no verdict yet: the next poll looks again
                 continue
             self.journal.event(
                 K.GATE_FAILED,
@@ -480,7 +480,7 @@ class _Deployment:
         """ECS finished its bake: the trail says what the bake gates saw (a pass, or no verdict at all)."""
         for label, v in self.bake_seen.items():
             data = {"gate": label, "status": v.status, "evidence": v.evidence, "stage": BAKE_STAGE}
-            if v.passed:
+            if action(Where.ECS_BAKE, v) is Action.CONTINUE:
                 self.journal.event(
                     K.GATE_PASSED,
                     f"[x] {label}: {v.summary} (judged {self.bake_looks} time(s) during ECS's bake)",

@@ -16,7 +16,7 @@ from orchestrator.config.gates import EcsRolloutGate
 from orchestrator.errors import AwsError
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.retry import poll_until
-from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, SUPERSEDED, Verdict
+from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, SUPERSEDED, Action, Verdict, Where, action
 
 # Service events that mean our tasks will not come up by waiting (ECS's own wording).
 FAILING_EVENTS = ("unable to consistently start tasks", "unable to place a task")
@@ -240,7 +240,7 @@ def watch(ctx: GateContext, label: str = "ecs-rollout", completed: bool = False)
             return None
         raise
     v = judge(svc, ctx.revision_arn, label, since=ctx.deployed_at, completed=completed)
-    return v if v.status in (FAILED, SUPERSEDED) else None
+    return v if action(Where.ROLLOUT_LOOK, v) in (Action.ROLLBACK, Action.STOP) else None
 
 
 def evaluate(spec: EcsRolloutGate, ctx: GateContext) -> Verdict:
