@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 SNAIL  := $(VENV)/bin/snail
 export SNAIL_BASE_IMAGE ?= snail-base/python:3.11
 
-.PHONY: setup docker lint test test-unit test-functional test-e2e demo bench bench-compare bench-strategies clean down
+.PHONY: setup docker lint test test-unit test-functional test-e2e demo demo-fleet bench bench-fleet bench-compare bench-strategies clean down
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -55,6 +55,9 @@ test-e2e: setup docker
 
 demo: setup docker                   ## the reference pipeline in the sandbox, a broken release, the rollback, the trail
 	bash scripts/demo.sh
+
+demo-fleet: setup docker             ## a fleet in the sandbox: 3 waves, 4 targets, 2 regions; a broken release stops the line
+	bash scripts/demo-fleet.sh
 
 bench: setup docker                  ## benchmarks (figures go to bench/README.md)
 	$(PY) bench/run.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,14 @@ class CliTargets:
         self.pipelines = pipelines
         self.skip_preflight = skip_preflight
         self._apps: dict[str, App] = {}
+        self._sandbox: Any = None
+        self._making = threading.Lock()  # a wave's targets ask for their Apps from several threads at once
 
     def _app(self, target: Any) -> App:
+        with self._making:
+            return self._make_app(target)
+
+    def _make_app(self, target: Any) -> App:
         if target.name not in self._apps:
             from orchestrator.redact import learn_pipeline
 
@@ -56,6 +63,12 @@ class CliTargets:
             # told to go back, a target always rolls back (rollback.on_interrupt: record is for a person's Ctrl-C,
             # to resume later; a stopped line must leave every target on a good revision)
             a._pipeline = replace(pipeline, on_interrupt="rollback")
+            if self.app.sandbox:  # one sandbox for the whole fleet (fleet.yaml's), seeded for every target
+                from orchestrator.cli import fleet_sandbox
+
+                if self._sandbox is None:
+                    self._sandbox = fleet_sandbox.seed(self.app, self.fleet, self.pipelines)
+                fleet_sandbox.attach(a, self._sandbox, pipeline.service.region, self.app.endpoint_url)
             if target.role_arn:
                 a._aws = a.aws().assumed(target.role_arn, f"snail-fleet-{target.name}")
             self._apps[target.name] = a
@@ -76,7 +89,7 @@ class CliTargets:
             names = p.phase_names()
             upto = names[: names.index(to_phase) + 1] if to_phase in names else names
             images = Images(p, None)  # type: ignore[arg-type]  # identity needs neither AWS nor Docker
-            parts[where] = [(n, images.identity(p.phase(n))) for n in upto]
+            parts[where] = [(n, f"{images.identity(p.phase(n))}|{_phase_spec(p.phase(n))}") for n in upto]
         return release_key(parts)
 
     def _opts(self, target: Any, to_phase: str | None, retry_failed: bool = False) -> Any:
@@ -147,7 +160,11 @@ class CliTargets:
         status = (
             d.FAILED if out.exit_code in (ExitCode.ROLLED_BACK, ExitCode.USAGE, ExitCode.PREFLIGHT) else d.NEEDS_HUMAN
         )
-        return TargetResult(status, out.message, out.exit_code, run_id=out.run_id)
+        try:
+            now = self.live(target)  # the message names what every target is on
+        except Exception:  # noqa: BLE001 - AWS itself may be the fault: the engine's message says what it knows
+            now = None
+        return TargetResult(status, out.message, out.exit_code, revision=now, run_id=out.run_id)
 
     def holds_at_test_traffic(self, target: Any, to_phase: str | None) -> bool:
         """Does this target deliver with a traffic strategy (a test-traffic hook a barrier can hold it at)?"""
@@ -187,6 +204,24 @@ class CliTargets:
         return view.task_definition if view else None
 
 
+def _phase_spec(phase: Any) -> str:
+    """What a phase changes besides its image (task settings, environment, gates, strategy, bake): a release whose
+    environment changed is another release (a hash: secret references never leave as text)."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from orchestrator.config.gates import gates_hash
+
+    doc = {
+        "task": dataclasses.asdict(phase.task),
+        "gates": gates_hash(phase.gates),
+        "strategy": repr(phase.strategy),
+        "bake": phase.bake,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def _load(app: App, fleet_file: str | None) -> tuple[Any, dict[str, Any]]:
     from orchestrator.fleet.loader import load_fleet, validate_fleet
 
@@ -213,7 +248,10 @@ def _journal(app: App, fleet: Any) -> Any:
 
     region = fleet.state.region or app.region or _first_region(fleet)
     if app.sandbox:
-        ends = app.sandbox_info().endpoints()
+        from orchestrator.cli import fleet_sandbox
+        from orchestrator.fleet.loader import validate_fleet
+
+        ends = fleet_sandbox.seed(app, fleet, validate_fleet(fleet)).endpoints()
         ctx = AwsContext(
             region=region, endpoint_url=app.endpoint_url or ends["endpoint_url"], credentials=ends["credentials"]
         )

@@ -11,6 +11,46 @@ from orchestrator.cli.sandboxing import LOG_PROCESSOR, ecsbox, spec_for, transla
 from orchestrator.errors import ExitCode
 
 
+def _fleet_option(f: Any) -> Any:
+    return click.option(
+        "--fleet",
+        is_flag=False,
+        flag_value="",
+        default=None,
+        metavar="[FILE]",
+        help="the sandbox of a fleet: every target's cluster and service (FILE, or the nearest fleet.yaml)",
+    )(f)
+
+
+def _where(app: App, fleet: str | None) -> tuple[Any, list[Any]]:
+    """The sandbox's folder and the pipelines whose sandbox state goes with it: pipeline.yaml's, or the fleet's."""
+    if fleet is None:
+        return app.pipeline.state_dir(), [app.pipeline]
+    from orchestrator.cli import fleet_sandbox
+    from orchestrator.fleet.loader import load_fleet, validate_fleet
+
+    f = load_fleet(fleet_sandbox.fleet_file(fleet))
+    return fleet_sandbox.sandbox_dir(f), list(validate_fleet(f).values())
+
+
+def _up_fleet(app: App, fleet: str, port: int | None) -> int:
+    """Every target of fleet.yaml seeded in one sandbox: its clusters, services and repositories, in every region."""
+    from orchestrator.cli import fleet_sandbox
+    from orchestrator.fleet.loader import load_fleet, validate_fleet
+
+    f = load_fleet(fleet_sandbox.fleet_file(fleet))
+    pipelines = validate_fleet(f)
+    info = fleet_sandbox.seed(app, f, pipelines, port=port)
+    lines = [f"sandbox up: pid {info.pid}, endpoint {info.endpoint_url}, {len(f.targets)} targets seeded"]
+    for t in f.targets:
+        s = pipelines[t.name].service
+        lines.append(f"  {t.name:<14} {s.region}/{s.cluster}/{s.name}")
+    lines.append(f"  pushes to      {info.registry_description()}")
+    lines.append("use it: snail --sandbox fleet run   (or SNAIL_SANDBOX=1)")
+    app.emit({**info.to_json(), "targets": [t.name for t in f.targets]}, "\n".join(lines))
+    return ExitCode.OK
+
+
 @click.group("sandbox")
 def group() -> None:
     """ECS in a box: moto, a local registry and real containers, no AWS account needed."""
@@ -24,9 +64,12 @@ def group() -> None:
     help="moto's port on 127.0.0.1 (default 4577, else a free one) [SNAIL_SANDBOX_PORT]",
 )
 @click.option("--no-service", is_flag=True, help="seed everything but the ECS service (reproduces 'service MISSING')")
+@_fleet_option
 @pass_app
-def up(app: App, port: int | None, no_service: bool) -> int:
-    """Start the sandbox if it is not running and seed what pipeline.yaml needs."""
+def up(app: App, port: int | None, no_service: bool, fleet: str | None) -> int:
+    """Start the sandbox if it is not running and seed what pipeline.yaml needs (every target, with --fleet)."""
+    if fleet is not None:
+        return _up_fleet(app, fleet, port)
     box = ecsbox()
     spec = spec_for(app.pipeline, create_service=not no_service)
     with translated():
@@ -63,12 +106,14 @@ def up(app: App, port: int | None, no_service: bool) -> int:
 @click.option(
     "--all", "all_containers", is_flag=True, help="also remove containers of other sandboxes (label snail-sandbox=1)"
 )
+@_fleet_option
 @pass_app
-def down(app: App, all_containers: bool) -> int:
+def down(app: App, all_containers: bool, fleet: str | None) -> int:
     """Stop the sandbox and remove every container it started."""
+    where, pipelines = _where(app, fleet)
     with translated():
-        result = ecsbox().down(app.pipeline.state_dir(), all_containers=all_containers)
-    result["state_forgotten"] = forget_sandbox_state(app.pipeline)
+        result = ecsbox().down(where, all_containers=all_containers)
+    result["state_forgotten"] = any([forget_sandbox_state(p) for p in pipelines])
     text = (
         f"sandbox down: daemon {result['daemon'] or 'was not recorded'}, "
         f"{result['containers_removed']} leftover container(s) removed"
@@ -80,11 +125,13 @@ def down(app: App, all_containers: bool) -> int:
 
 
 @group.command("status")
+@_fleet_option
 @pass_app
-def status(app: App) -> int:
+def status(app: App, fleet: str | None) -> int:
     """Whether the sandbox runs and answers, and its services, deployments and tasks."""
+    where, _ = _where(app, fleet)
     with translated():
-        info = ecsbox().status(app.pipeline.state_dir(), with_services=True)
+        info = ecsbox().status(where, with_services=True)
     if info is None:
         app.emit({"running": False}, "sandbox: not running (start it with `snail sandbox up`)")
         return ExitCode.OK

@@ -12,6 +12,7 @@ hears it through `Recall.watch`, before that target's own rollback has even begu
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,6 +65,7 @@ class Recall:
     reason: str = ""
     # barrier: test-traffic: called by the engine at the test-traffic hook once its gates passed, before CONTINUE
     hold: Callable[[Clock], None] | None = None
+    verdict_at: float | None = None  # monotonic time of this target's last failed gate verdict
 
     def tell(self, reason: str) -> bool:
         """Tell the target to go back; False if it was told already."""
@@ -74,6 +76,9 @@ class Recall:
         return True
 
     def watch(self, kind: str, data: dict[str, Any]) -> None:
-        """The engine's progress: a rollback decision of a target not told to go back is a failure of its own."""
+        """The engine's progress: a rollback decision of a target not told to go back is a failure of its own.
+        The last failed gate verdict's time is kept: the fleet records how soon after it the others were told."""
+        if kind == "gate_failed":
+            self.verdict_at = time.monotonic()
         if kind in FAILING_KINDS and not self.told.is_set():
             self.failing(str(data.get("message") or kind))

@@ -343,7 +343,7 @@ def validate_fleet(fleet: Fleet) -> dict[str, Pipeline]:
     """Every target's pipeline, loaded with its overrides; ConfigErrors naming every mistake in any of them."""
     from orchestrator.config import load_pipeline
 
-    loaded: dict[Path, Pipeline] = {}
+    loaded: dict[Path, Pipeline | None] = {}
     out: dict[str, Pipeline] = {}
     problems: list[ConfigError] = []
     for t in fleet.targets:
@@ -352,8 +352,10 @@ def validate_fleet(fleet: Fleet) -> dict[str, Pipeline]:
                 loaded[t.pipeline] = load_pipeline(t.pipeline)
             except ConfigErrors as exc:
                 problems.extend(exc.errors)
-                continue
-        out[t.name] = target_pipeline(fleet, t, loaded[t.pipeline])
+                loaded[t.pipeline] = None  # said once, not once per target that runs it
+        base = loaded[t.pipeline]
+        if base is not None:
+            out[t.name] = target_pipeline(fleet, t, base)
     if problems:
         raise ConfigErrors(problems)
     return out

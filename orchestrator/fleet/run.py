@@ -237,7 +237,11 @@ class FleetExecutor:
             """Tell every target of this batch still in flight to go back (under the mutex)."""
             told = [n for n, r in recalls.items() if n not in ended and n != by and r.tell(reason)]
             if told:
-                holder["run"] = holder["run"].with_event(self._t(), "targets_told", targets=told, reason=reason)
+                verdict = recalls[by].verdict_at if by in recalls else None
+                after = {"after_verdict_s": round(_time.monotonic() - verdict, 3)} if verdict is not None else {}
+                holder["run"] = holder["run"].with_event(
+                    self._t(), "targets_told", targets=told, reason=reason, by=by, **after
+                )
                 self.say(f"  told to go back now: {', '.join(told)} ({reason})")
                 self._save(holder["run"])
 

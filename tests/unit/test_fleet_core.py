@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,3 +197,55 @@ def test_the_journal_value_round_trips_through_plain_data(tmp_path: Path) -> Non
     f = _fleet(tmp_path)
     run = _run(f, staging=d.PASSED).with_wave("staging", status="baking", bake_from=5.0).with_event(1.0, "x", a=1)
     assert d.FleetRun.from_dict(run.to_dict()) == run
+
+
+def _release_of(root: Path, monkeypatch: Any, env: dict[str, str]) -> str:
+    """The release key `fleet run` computes for the fleet in `root`, with these environment variables set."""
+    from orchestrator.cli.app import App
+    from orchestrator.cli.fleet import CliTargets
+    from orchestrator.fleet.loader import validate_fleet
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    fleet = load_fleet(root / "fleet.yaml")
+    return CliTargets(App(), fleet, validate_fleet(fleet)).release_of(fleet, None)
+
+
+def _release_folder(root: Path) -> Path:
+    (root / "phases").mkdir(parents=True)
+    (root / "pipeline.yaml").write_text(
+        "version: 1\nservice: {cluster: shine, name: shine-api-gateway, region: us-east-1, container: api, port: 5000}\n"
+        "registry: {url: 127.0.0.1:5055/shine-api-gateway}\nphases: [v1]\n"
+    )
+    (root / "phases" / "v1.yaml").write_text(
+        'name: v1\nimage: {ref: "127.0.0.1:5055/shine-api-gateway@sha256:' + "a" * 64 + '"}\n'
+        'task: {environment: {ML_FORCE_FAIL: "${DEMO_BREAK_ML:-0}"}}\n'
+    )
+    (root / "fleet.yaml").write_text(
+        "version: 1\ntargets:\n  a: {cluster: a}\n  b: {cluster: b}\nwaves:\n  - {name: all, targets: [a, b]}\n"
+    )
+    return root
+
+
+def test_the_release_is_its_images_and_its_phase_specs_wherever_it_is_checked_out(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Same image, another environment value: another release (its quarantine is not the good one's); the same
+    files in another folder (another CI runner's checkout): the same release."""
+    one = _release_folder(tmp_path / "runner-a")
+    other = _release_folder(tmp_path / "runner-b" / "deep")
+    good = _release_of(one, monkeypatch, {"DEMO_BREAK_ML": "0"})
+    assert _release_of(other, monkeypatch, {"DEMO_BREAK_ML": "0"}) == good
+    assert _release_of(one, monkeypatch, {"DEMO_BREAK_ML": "1"}) != good
+
+
+def test_a_broken_pipeline_shared_by_targets_is_reported_once(tmp_path: Path) -> None:
+    """Two targets run one pipeline with a mistake: validate names it once, not once per target."""
+    from orchestrator.errors import ConfigErrors
+    from orchestrator.fleet.loader import validate_fleet
+
+    root = _release_folder(tmp_path)
+    (root / "pipeline.yaml").write_text((root / "pipeline.yaml").read_text().replace("port: 5000", "port: lots"))
+    with pytest.raises(ConfigErrors) as err:
+        validate_fleet(load_fleet(root / "fleet.yaml"))
+    assert len(err.value.errors) == 1

@@ -137,7 +137,8 @@ def test_a_failing_target_tells_its_in_flight_sibling_before_its_own_rollback(tm
     assert seen["told_before_rollback"] is True
     assert "euw1 failed" in seen["cell2"].reason
     told = [e for e in run.events if e["kind"] == "targets_told"]
-    assert told and told[0]["targets"] == ["cell2"]
+    assert told and told[0]["targets"] == ["cell2"] and told[0]["by"] == "euw1"
+    assert 0 <= told[0]["after_verdict_s"] < PATIENCE  # measured from euw1's failed gate verdict
     assert ("give_back", "cell2") not in t.calls  # it went back itself, once
     assert run.targets["staging"].status == d.PASSED
     assert "rel-a" in FleetJournal(load_fleet(tmp_path / "fleet.yaml")).quarantined()
