@@ -199,7 +199,7 @@ class Bake:
         svc = self.ecs.service(ctx.cluster, ctx.service)
         if svc is not None:
             self.service = svc
-            ctx.service_view = svc  # a later target-health look reads the load balancer entries here
+            ctx.found.service_view = svc  # a later target-health look reads the load balancer entries here
         if self.baseline is None:
             self.baseline = Baseline.of(svc, ())
         listed = self.ecs.task_arns(ctx.cluster, ctx.service) if svc is not None else []

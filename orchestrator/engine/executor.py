@@ -6,6 +6,7 @@ A phase returns a result value; a failure after the update, whatever raised it, 
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import secrets
 import socket
@@ -222,9 +223,7 @@ class Engine:
             self.replay_spool()
         plan = self.plan(opts, with_diff=opts.dry_run)
         if opts.dry_run:
-            out = Outcome.of("dry_run", "dry run: nothing was changed")
-            out.plan = plan
-            return out
+            return Outcome.of("dry_run", "dry run: nothing was changed", plan=plan)
         return self.execute(plan, opts)
 
     # ---------------------------------------------------------------- locking and run records
@@ -355,8 +354,8 @@ class Engine:
     def _finish(self, j: Journal, outcome: Outcome) -> Outcome:
         """Record how the run ended and release the lock. A store that still refuses writes (disk full, locked past
         its busy timeout) never changes the outcome or its exit code: the message says what was not recorded."""
-        j.phase = None
-        outcome.run_id = j.run_id
+        j = j.at(None)  # the run's own section
+        outcome = dataclasses.replace(outcome, run_id=j.run_id)
         j.event(K.RUN_FINISHED, outcome.message, status=outcome.status, exit_code=outcome.exit_code)
         failures: dict[str, Exception] = {}
         try:
@@ -372,13 +371,14 @@ class Engine:
             self.store.release_lock(self.svc.name, j.run_id)
         except Exception as exc:  # noqa: BLE001
             failures["the lock's release"] = exc
-        outcome.message = _noted(outcome.message, failures)
+        outcome = dataclasses.replace(outcome, message=_noted(outcome.message, failures))
         if failures:
-            self._spool_unsaved(j, outcome, failures)
+            outcome = self._spool_unsaved(j, outcome, failures)
         return outcome
 
-    def _spool_unsaved(self, j: Journal, outcome: Outcome, failures: dict[str, Exception]) -> None:
-        """What the store refused at the end of a run goes to the local spool; the next run replays it."""
+    def _spool_unsaved(self, j: Journal, outcome: Outcome, failures: dict[str, Exception]) -> Outcome:
+        """What the store refused at the end of a run goes to the local spool; the next run replays it. The outcome
+        then says where it was kept."""
         from orchestrator.state import spool
 
         entries = [spool.step_entry(j.run_id, *s) for s in j.unsaved_steps]
@@ -389,8 +389,9 @@ class Engine:
         if "the lock's release" in failures:
             entries.append(spool.release_entry(self.svc.name, j.run_id))
         kept = self.spool().keep(j.run_id, self.svc.name, entries)
-        if kept is not None:
-            outcome.message += f"; kept in {kept} for the next run to write"
+        if kept is None:
+            return outcome
+        return dataclasses.replace(outcome, message=f"{outcome.message}; kept in {kept} for the next run to write")
 
     def spool(self) -> Any:
         """Where this machine keeps what a run could not write to the state store."""
@@ -498,9 +499,9 @@ class Engine:
             )
         finally:
             self._heartbeat = None
-            self._finish(j, outcome)
-            if replanned is not None:
-                outcome.plan = replanned  # what was executed (the CLI reports what was live before from it)
+            outcome = self._finish(j, outcome)
+            if replanned is not None:  # what was executed (the CLI reports what was live before from it)
+                outcome = dataclasses.replace(outcome, plan=replanned)
         return outcome
 
     def _settled(self, j: Journal, plan: Plan) -> Outcome | None:
@@ -515,16 +516,15 @@ class Engine:
             return Outcome.of("noop", msg)
         pp = plan.todo[0]
         assert pp.block is not None
-        j.phase = pp.phase.name
         msg = f"not deployed: {pp.block.message()}"
-        j.event(K.BLOCKED, msg, block=pp.block.kind, revision=pp.block.revision_arn, failed_by=pp.block.run_id)
+        block = pp.block
+        j.at(pp.phase.name).event(K.BLOCKED, msg, block=block.kind, revision=block.revision_arn, failed_by=block.run_id)
         return Outcome.of("quarantined" if pp.block.kind == "quarantined" else "held", msg)
 
     def _noop(self, plan: Plan, opts: RunOptions) -> Outcome:
         """Nothing to do: said once per streak of no-op runs (a scheduled run every minute writes one record)."""
         msg = _nothing_to_do(plan)
-        out = Outcome.of("noop", msg)
-        out.plan = plan
+        out = Outcome.of("noop", msg, plan=plan)
         return self._once_per_streak(out, opts, [], lambda j: j.event(K.NOOP, msg))
 
     def _blocked(self, pp: PhasePlan, opts: RunOptions) -> Outcome:
@@ -535,8 +535,9 @@ class Engine:
         block = pp.block
 
         def record(j: Journal) -> None:
-            j.phase = pp.phase.name
-            j.event(K.BLOCKED, msg, block=block.kind, revision=block.revision_arn, failed_by=block.run_id)
+            j.at(pp.phase.name).event(
+                K.BLOCKED, msg, block=block.kind, revision=block.revision_arn, failed_by=block.run_id
+            )
 
         return self._once_per_streak(out, opts, [pp.phase.name], record)
 
@@ -551,8 +552,7 @@ class Engine:
             and previous[0].status == out.status
             and (out.status == "noop" or previous[0].message == out.message)
         ):
-            out.run_id = previous[0].run_id
-            return out
+            return dataclasses.replace(out, run_id=previous[0].run_id)
         run_id = new_run_id(self.clock)
         now = self.clock.now().isoformat(timespec="seconds")
         self.store.start_run(
@@ -570,8 +570,7 @@ class Engine:
         j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
         record(j)
         self.store.finish_run(run_id, out.status, out.exit_code, out.message, j.now())
-        out.run_id = run_id
-        return out
+        return dataclasses.replace(out, run_id=run_id)
 
     def _execute(self, j: Journal, plan: Plan, opts: RunOptions) -> Outcome:
         live = self.ecs.service(self.svc.cluster, self.svc.name)
@@ -585,36 +584,34 @@ class Engine:
             )
         for pp in plan.phases:
             if pp.skip:
-                j.phase = pp.phase.name
-                j.event(K.PHASE_SKIPPED, f"{pp.phase.name}: {pp.skip}")
+                j.at(pp.phase.name).event(K.PHASE_SKIPPED, f"{pp.phase.name}: {pp.skip}")
         done: list[str] = []
         for pp in plan.todo:
+            pj = j.at(pp.phase.name)  # this phase's section of the trail
             if pp.phase.manual and pp.phase.name not in opts.approved and opts.only != pp.phase.name:
-                j.phase = pp.phase.name
                 msg = f"phase {pp.phase.name} needs manual approval: run `snail promote {pp.phase.name}` to continue"
-                j.event(K.PAUSED, msg)
+                pj.event(K.PAUSED, msg)
                 return Outcome.of("paused", msg)
             if pp.block is not None:
-                j.phase = pp.phase.name
                 msg = f"not deployed: {pp.block.message()}"
-                j.event(K.BLOCKED, msg, block=pp.block.kind, revision=pp.block.revision_arn)
+                pj.event(K.BLOCKED, msg, block=pp.block.kind, revision=pp.block.revision_arn)
                 if done:  # the climb delivered what it could and stops below the block: the run changed things
                     return Outcome.of(
                         "succeeded", f"done: {', '.join(done)} passed their gates; the climb stops: {msg}"
                     )
                 return Outcome.of("quarantined" if pp.block.kind == "quarantined" else "held", msg)
             if opts.retry_failed:
-                j.event(K.WARNING, f"--retry-failed: phase {pp.phase.name} is deployed even if its spec failed before")
-            result = self._phase(j, plan, pp, live, create=opts.create_service)
+                pj.event(K.WARNING, f"--retry-failed: phase {pp.phase.name} is deployed even if its spec failed before")
+            result = self._phase(pj, plan, pp, live, create=opts.create_service)
             if isinstance(result, FailedBeforeDeploy):
-                return self._failed_before(j, result)
+                return self._failed_before(pj, result)
             judged = (
                 action(Where.QUARANTINE, result.verdict)
                 if isinstance(result, FailedAfterDeploy) and result.verdict
                 else None
             )
             if isinstance(result, FailedAfterDeploy) and judged is Action.STOP:  # superseded: theirs now
-                return self._superseded(j, result)
+                return self._superseded(pj, result)
             if isinstance(result, FailedAfterDeploy):
                 self._checks = False  # the rollback runs to its end, lease or not
                 if result.lock_lost and getattr(result.cause, "taken_by", None):
@@ -624,12 +621,14 @@ class Engine:
                         f"{short_name(result.revision_arn)}, not rolled back (the run holding the lock decides "
                         "now; `snail run --resume` or `snail rollback` afterwards)"
                     )
-                    j.event(K.INTERRUPTED, msg, revision=result.revision_arn, lock_lost=True)
+                    pj.event(K.INTERRUPTED, msg, revision=result.revision_arn, lock_lost=True)
                     return Outcome.of("lock_lost", msg)
-                ro = self.rollbacks.after_failure(j, result)
+                ro = self.rollbacks.after_failure(pj, result)
                 if judged is Action.QUARANTINE:
-                    # quarantined: the release itself failed a gate (not a snail bug, an AWS fault or a lost lock)
-                    self._write_mark(j, self._mark(j, pp, result.revision_arn, "failed", reason=result.reason))
+                    # quarantined: the release itself failed a gate (not a snail bug, an AWS fault or a lost lock);
+                    # the mark follows the rollback's events, in the target phase's section when there was one
+                    after = pj.at(ro.target.phase) if ro.target is not None else pj
+                    self._write_mark(after, self._mark(after, pp, result.revision_arn, "failed", reason=result.reason))
                 return self._rolled_back(result, ro)
             done.append(pp.phase.name)
             if pp is not plan.todo[-1]:  # the next phase starts from the service as it is now
@@ -711,7 +710,6 @@ class Engine:
     def _phase(self, j: Journal, plan: Plan, pp: PhasePlan, svc: ServiceView | None, create: bool) -> PhaseResult:
         """Image, register, update, gates, bake, mark good: a result value, whatever happens on the way."""
         ph = pp.phase
-        j.phase = ph.name
         try:
             j.event(K.PHASE_STARTED, f"phase {ph.name} started", gates=[g.label for g in pp.gates])
             if svc is not None and svc.desired == 0:  # no task of ours would run: nothing could answer the gates
@@ -919,11 +917,10 @@ class Engine:
         try:
             with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease) as hb:
                 self._heartbeat = hb
-                j.phase = chosen.target.phase
-                outcome = chosen.act(j, self.rollbacks, self._write_mark, reason)
+                outcome = chosen.act(j.at(chosen.target.phase), self.rollbacks, self._write_mark, reason)
         except KeyboardInterrupt:
             outcome = Outcome.of("rollback_failed", "interrupted while rolling back; the trail says where it stopped")
         finally:
             self._heartbeat = None
-            self._finish(j, outcome)
+            outcome = self._finish(j, outcome)
         return outcome

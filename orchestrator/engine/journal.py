@@ -8,6 +8,7 @@ written, whole, once the store takes writes again."""
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,7 +24,8 @@ _Begun = tuple[str | None, str, dict[str, Any], str]  # a step's phase, kind, in
 
 
 class Journal:
-    """Append-only events for one run; steps are written as intent before acting and result after."""
+    """Append-only events for one run; steps are written as intent before acting and result after. A journal
+    records for one phase (`phase`, None for the run itself); `at(phase)` is the same run's journal for another."""
 
     def __init__(
         self,
@@ -37,11 +39,23 @@ class Journal:
         self.run_id = run_id
         self.service = service
         self.clock = clock
-        self.phase: str | None = None
+        self._phase: str | None = None
         self._progress = progress or (lambda event, data: None)
         self.log = structlog.get_logger().bind(run_id=run_id, service=service)
         self.unsaved: list[TrailEvent] = []
         self.unsaved_steps: list[tuple[_Begun, str, dict[str, Any]]] = []  # (intent, outcome, result)
+
+    @property
+    def phase(self) -> str | None:
+        """The phase this journal records for (its trail section), or None for the run itself."""
+        return self._phase
+
+    def at(self, phase: str | None) -> Journal:
+        """The same run's journal for `phase`: events and steps go to that phase's section of the trail. What the
+        store could not take yet is kept once, for the whole run (the views share it)."""
+        view = copy.copy(self)  # shallow: the unsaved lists, the store and the log are the run's, shared
+        view._phase = phase
+        return view
 
     def now(self) -> str:
         """The clock's time as ISO 8601."""

@@ -6,6 +6,7 @@ verification: both deployers and the rollback collaborator call it, and none of 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,7 @@ class Judge:
 
     def context(self, journal: Journal, revision_arn: str, phase: str, deployed_at: Any = None) -> GateContext:
         """What the gates of one judgment share (the tasks the first http gate found, the service last seen)."""
-        ctx = GateContext(
+        return GateContext(
             cluster=self.spec.cluster,
             service=self.spec.name,
             revision_arn=revision_arn,
@@ -52,9 +53,8 @@ class Judge:
             phase=phase,
             workdir=self.workdir,
             checkpoint=self.checkpoint,
+            watch=ecs_rollout.watch,
         )
-        ctx.watch = lambda: ecs_rollout.watch(ctx)
-        return ctx
 
     def gates(
         self,
@@ -157,9 +157,10 @@ class Judge:
         held = (self.clock.now() - since).total_seconds() if since is not None else 0.0
         left = max(0.0, phase.bake - max(0.0, held))
         looks = dataclasses.replace(
-            ctx or self.context(journal, revision_arn, phase.name, deployed_at), progress=bake.silent
+            ctx or self.context(journal, revision_arn, phase.name, deployed_at),
+            progress=bake.silent,
+            watch=functools.partial(ecs_rollout.watch, completed=True),
         )
-        looks.watch = lambda: ecs_rollout.watch(looks, completed=True)
         watched = [g.label for g in bake.rejudged(gates)]
         journal.progress("baking", {"seconds": phase.bake, "left": round(left, 1), "judged": watched})
 

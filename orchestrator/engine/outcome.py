@@ -31,9 +31,10 @@ EXIT_FOR = {
 UNEVENTFUL = frozenset({"noop", "locked"})
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
-    """How a command ended: exit code, one-line message, the diagnosis, the run id (if a run was recorded)."""
+    """How a command ended: exit code, one-line message, the diagnosis, the run id (if a run was recorded). Frozen:
+    what is learnt later (the run id, what the store did not take) makes a new outcome."""
 
     exit_code: int
     message: str
@@ -43,10 +44,18 @@ class Outcome:
     diagnosis: str = ""
 
     @classmethod
-    def of(cls, status: str, message: str, *, exit_code: int | None = None, diagnosis: str = "") -> Outcome:
+    def of(
+        cls,
+        status: str,
+        message: str,
+        *,
+        exit_code: int | None = None,
+        diagnosis: str = "",
+        plan: Plan | None = None,
+    ) -> Outcome:
         """An outcome whose exit code follows from its status (unless given)."""
         code = EXIT_FOR[status] if exit_code is None else exit_code
-        return cls(code, message, status=status, diagnosis=diagnosis)
+        return cls(code, message, status=status, diagnosis=diagnosis, plan=plan)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `--output json`."""

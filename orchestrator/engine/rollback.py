@@ -136,7 +136,7 @@ class Rollback:
         self, j: Journal, target: GoodRecord, failure: FailedAfterDeploy | None, act: bool = True
     ) -> RollbackOutcome:
         short = short_name(target.revision_arn)
-        j.phase = target.phase
+        j = j.at(target.phase)  # the rollback is the target phase's section of the trail
         if not act:  # a strategy's ROLLBACK returned traffic to blue: no second deployment, only the verification
             j.event(
                 K.ROLLBACK_STARTED,

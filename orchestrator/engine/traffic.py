@@ -159,7 +159,6 @@ class _Deployment:
         self.deployment: str | None = None
         self.wiring: Wiring | None = None
         self.polls = 0  # DescribeServiceDeployments polls while waiting (the progress display numbers them)
-        self.found_by = ""  # where a paused deployment was found on resume: journal | ecs
         self.bake_ctx: GateContext | None = None  # gates during ECS's bake: one context for every look
         self.bake_looks = 0
         self.bake_seen: dict[str, Verdict] = {}  # each bake gate's last verdict
@@ -179,7 +178,7 @@ class _Deployment:
             )
         try:
             self.wiring = wiring(self.ctx, service)
-            resumed = self._find_in_flight() if service.task_definition == self.arn else None
+            resumed, found_by = self._find_in_flight() if service.task_definition == self.arn else (None, "")
         except Exception as exc:  # noqa: BLE001 - nothing changed yet
             return FailedBeforeDeploy(self.phase.name, exc)
         if resumed is None and service.task_definition == self.arn:
@@ -199,7 +198,7 @@ class _Deployment:
                 deployment=resumed,
                 revision=self.arn,
                 resumed=True,
-                found_by=self.found_by,
+                found_by=found_by,
             )
         try:
             return self._drive()
@@ -220,21 +219,20 @@ class _Deployment:
                     return dep if view is not None and not view.finished else None
         return None
 
-    def _find_in_flight(self) -> str | None:
-        """The service deployment still in flight for our revision (a restarted snail's hook): from our journal
-        first, else from ECS (ListServiceDeployments), which also finds one whose result was never written."""
+    def _find_in_flight(self) -> tuple[str | None, str]:
+        """The service deployment still in flight for our revision (a restarted snail's hook) and where it was
+        found: from our journal first, else from ECS (ListServiceDeployments), which also finds one whose result
+        was never written."""
         recorded = self._from_journal()
         if recorded is not None:
-            self.found_by = "journal"
-            return recorded
-        self.found_by = "ecs"
+            return recorded, "journal"
         for dep_arn in self.deployments.in_flight(self.spec.cluster, self.spec.name):
             view = self.deployments.describe(dep_arn)
             if view is None or view.finished or not view.target_revision:
                 continue
             if self.deployments.task_definition_of(view.target_revision) == self.arn:
-                return dep_arn
-        return None
+                return dep_arn, "ecs"
+        return None, "ecs"
 
     def _note_unjudged(self) -> None:
         """The trail says when ECS rolled back a deployment of this revision that no snail answered (its PAUSE
@@ -426,8 +424,8 @@ class _Deployment:
         ctx = dataclasses.replace(
             self.ctx.judge.context(self.journal, self.arn, self.phase.name, self.deployed_at),
             endpoint=self.wiring.test_url,
+            watch=None,  # ECS's own status is watched between hooks; a paused deployment is not a failure
         )
-        ctx.watch = None  # ECS's own status is watched between hooks; a paused deployment is not a failure
         for g in gates:
             if isinstance(g, EcsRolloutGate):
                 v = _scaled(g, view)
@@ -449,10 +447,11 @@ class _Deployment:
         if not gates:
             return None
         if self.bake_ctx is None:
-            ctx = self.ctx.judge.context(self.journal, self.arn, self.phase.name, self.deployed_at)
-            ctx.watch = None  # ECS's own status is what _wait polls
-            ctx.progress = _quiet  # one look per poll: the progress display says it once, here
-            self.bake_ctx = ctx
+            self.bake_ctx = dataclasses.replace(
+                self.ctx.judge.context(self.journal, self.arn, self.phase.name, self.deployed_at),
+                watch=None,  # ECS's own status is what _wait polls
+                progress=_quiet,  # one look per poll: the progress display says it once, here
+            )
             judged = ", ".join(g.label for g in gates)
             self.journal.progress(
                 "strategy_wait", {"message": f"ECS bakes green with blue still up: {judged} judged each poll"}

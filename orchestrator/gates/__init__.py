@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ def run_gate(spec: GateSpec, ctx: GateContext) -> Verdict:
     attempts = {"n": 0, "definitive": 0}
     threshold = spec.consecutive if isinstance(spec, HttpGate) else 1
     deadline = ctx.clock.monotonic() + spec.timeout if spec.timeout and spec.type != "ecs-rollout" else None
+    gated = dataclasses.replace(ctx, deadline=deadline)  # the gate's own requests and commands see what is left
     watched: dict[str, Verdict] = {}
     at: list[str] = []  # when each attempt happened (the trail's timeline draws them as ticks)
 
@@ -47,13 +49,13 @@ def run_gate(spec: GateSpec, ctx: GateContext) -> Verdict:
         attempts["n"] += 1
         at.append(ctx.clock.now().isoformat(timespec="seconds"))
         if attempts["n"] > 1 and ctx.watch is not None:
-            stop = ctx.watch()
+            stop = ctx.watch(ctx)
             if stop is not None:
                 watched["v"] = stop
                 return Verdict(spec.label, stop.status, stop.summary, stop.evidence, terminal=True).after(attempts["n"])
         ctx.progress("gate_attempt", {"gate": spec.label, "attempt": attempts["n"], "of": spec.retries.attempts})
         try:
-            v = evaluate(spec, ctx)
+            v = evaluate(spec, gated)
         except Exception as exc:  # an AWS or OS failure inside a gate is an error verdict, never a crash
             v = Verdict(spec.label, ERROR, f"{type(exc).__name__}: {exc}", {"error": type(exc).__name__})
         attempts["definitive"] = attempts["definitive"] + 1 if (v.definitive and not v.passed) else 0
@@ -83,11 +85,7 @@ def run_gate(spec: GateSpec, ctx: GateContext) -> Verdict:
             ctx.checkpoint()
 
     policy = retrying(spec.retries, ctx.clock, retry_if=again, deadline=deadline, on_retry=before_sleep)
-    outer, ctx.deadline = ctx.deadline, deadline  # the gate's own requests and commands see what is left
-    try:
-        v: Verdict = policy(attempt)
-    finally:
-        ctx.deadline = outer
+    v: Verdict = policy(attempt)
     return Verdict(
         v.gate, v.status, v.summary, {**v.evidence, "attempts_at": at[-50:]}, v.terminal, v.attempts, v.definitive
     )

@@ -264,7 +264,7 @@ def evaluate(spec: EcsRolloutGate, ctx: GateContext) -> Verdict:
                 raise
             # throttling or a 5xx is ridden out inside the gate's own timeout: this poll saw nothing
             return Verdict(label, INCONCLUSIVE, f"ECS did not answer ({exc.code}); polling on", {"error": exc.code})
-        ctx.service_view = svc
+        ctx.found.service_view = svc
         v = judge(svc, ctx.revision_arn, label, since=ctx.deployed_at, max_failed_tasks=spec.max_failed_tasks)
         if v.status == PASSED and svc is not None and svc.primary is not None:
             lower = still_rolling[-1] if still_rolling else (ctx.deployed_at or looked)

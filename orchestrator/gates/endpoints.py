@@ -17,7 +17,7 @@ def task_endpoints(ctx: GateContext, port: int) -> list[str]:
         for t in ctx.ecs.tasks(ctx.cluster, ctx.service, desired_status="RUNNING")
         if t.task_definition == ctx.revision_arn and t.last_status == "RUNNING"
     ]
-    ctx.task_arns = tuple(t.arn for t in tasks)
+    ctx.found.task_arns = tuple(t.arn for t in tasks)
     urls: list[str] = []
     enis: dict[str, str] = {}
     for t in tasks:
@@ -63,5 +63,5 @@ def resolve(ctx: GateContext, url: str | None, port: int | None) -> list[str]:
         found = task_endpoints(ctx, port)
         if not found:
             return found
-        ctx.endpoints[port] = found
+        ctx.found.endpoints[port] = found
     return ctx.endpoints[port]

@@ -189,7 +189,7 @@ def test_the_production_group_costs_one_describe_services_and_one_describe_rules
         )
         assert calls == ["ecs:DescribeServices", "elbv2:DescribeTargetHealth"]
         calls.clear()  # a context carrying the service as ecs-rollout last saw it saves the DescribeServices
-        ctx.service_view = EcsClient(AwsContext(region=REGION)).service(CLUSTER, SERVICE)
+        ctx.found.service_view = EcsClient(AwsContext(region=REGION)).service(CLUSTER, SERVICE)
         assert target_health.evaluate(gate, ctx).evidence["target_group"] == world.blue_tg
         assert calls == ["elbv2:DescribeTargetHealth"]
     finally:

@@ -5,6 +5,7 @@ subprocesses."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import threading
 import time
@@ -296,8 +297,7 @@ def test_command_that_exits_0_leaving_a_child_on_stdout_passes_by_its_exit(tmp_p
 
 def test_command_gate_timeout_is_bounded_by_the_gate_deadline(clock) -> None:  # noqa: ANN001
     """A command's own time limit never exceeds what is left of the gate's timeout."""
-    ctx = ctx_for(clock, "http://127.0.0.1:1")
-    ctx.deadline = clock.monotonic() + 0.5
+    ctx = dataclasses.replace(ctx_for(clock, "http://127.0.0.1:1"), deadline=clock.monotonic() + 0.5)
     from orchestrator.gates.command import evaluate
 
     v = evaluate(CommandGate(run="sleep 30", timeout=300.0), ctx)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from orchestrator.config.gates import CommandGate, HttpGate, Retries
@@ -128,8 +130,7 @@ def test_http_gate_no_endpoint_is_inconclusive(clock) -> None:
         def tasks(self, *a, **k):  # noqa: ANN001, ANN002, ANN003
             return []
 
-    ctx = ctx_for(clock)
-    ctx.ecs = NoTasks()
+    ctx = dataclasses.replace(ctx_for(clock), ecs=NoTasks())
     v = run_gate(HttpGate(path="/health", retries=Retries(attempts=3, wait=2)), ctx)
     assert v.status == "inconclusive" and v.attempts == 3
 
@@ -189,11 +190,10 @@ def test_watch_ends_a_gate_wait_when_ecs_fails_the_deployment(clock) -> None:
         def tasks(self, *a, **k):  # noqa: ANN002, ANN003
             return []
 
-    ctx = ctx_for(clock)
-    ctx.ecs = NoTasks()  # type: ignore[assignment]
+    ctx = dataclasses.replace(ctx_for(clock), ecs=NoTasks())
     looks = {"n": 0}
 
-    def watch() -> Verdict | None:
+    def watch(_: object) -> Verdict | None:
         looks["n"] += 1
         return (
             Verdict("ecs-rollout", "failed", "deployment FAILED: circuit breaker", terminal=True)
@@ -201,7 +201,7 @@ def test_watch_ends_a_gate_wait_when_ecs_fails_the_deployment(clock) -> None:
             else None
         )
 
-    ctx.watch = watch
+    ctx = dataclasses.replace(ctx, watch=watch)
     v = run_gate(HttpGate(path="/health", retries=Retries(attempts=10, wait=2)), ctx)
     assert v.status == "failed" and "circuit breaker" in v.summary and v.attempts == 3
 
