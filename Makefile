@@ -62,6 +62,9 @@ demo-fleet: setup docker             ## a fleet in the sandbox: 3 waves, 4 targe
 bench: setup docker                  ## benchmarks (figures go to bench/README.md)
 	$(PY) bench/run.py
 
+bench-fleet: setup                   ## 50 targets in 3 waves on moto: good run, no-op run, stopping the line; into bench/README.md
+	$(PY) bench/fleet/run.py
+
 bench-compare: setup docker          ## snail vs ecs-deploy (pinned, own venv) on one sandbox; table into bench/README.md
 	$(PY) bench/compare/run.py
 
