@@ -29,8 +29,11 @@ def _fleet_option(f: Any) -> Any:
 class CliTargets:
     """The fleet's targets reached through the per-service engine, one App (options, AWS, store) per target."""
 
-    def __init__(self, app: App, fleet: Any, pipelines: dict[str, Any], skip_preflight: bool = False) -> None:
+    def __init__(
+        self, app: App, fleet: Any, pipelines: dict[str, Any], skip_preflight: bool = False, clock: Any = None
+    ) -> None:
         self.app = app
+        self.clock = clock  # the engines' base time (None: the system clock); each target's is interruptible over it
         self.fleet = fleet
         self.pipelines = pipelines
         self.skip_preflight = skip_preflight
@@ -125,7 +128,7 @@ class CliTargets:
 
         recall = recall or Recall()
         app = self._app(target)
-        clock = GoBackClock(recall.told)
+        clock = GoBackClock(recall.told, self.clock)
         engine = app.engine(clock=clock, watch=recall.watch)
         if recall.hold is not None:
             hold = recall.hold

@@ -77,3 +77,33 @@ def test_a_wave_that_goes_back_while_green_is_held_returns_traffic_without_a_tas
     assert not hooks_awaiting(world) and launched["before"] == len(world.launcher.started)
     assert "rollback_verified" in [e.kind for e in world.store.events(SERVICE, out.run_id)]
     assert world.engine(p).run(RunOptions(from_phase="two")).status != "quarantined"
+
+
+def test_a_cli_target_with_a_traffic_strategy_is_held_by_the_fleet_and_continues(world: Any, tmp_path: Any) -> None:  # noqa: F811
+    """`snail fleet run`'s target adapter: a blue-green pipeline is a barrier member, its engine calls the wave's
+    hold at the test-traffic hook (production still on phase one), then CONTINUEs: the target passed."""
+    from orchestrator.cli.app import App
+    from orchestrator.cli.fleet import CliTargets
+    from orchestrator.fleet import decide as d
+    from orchestrator.fleet.goback import Recall
+    from orchestrator.fleet.loader import load_fleet
+
+    world.serve("a")
+    world.serve("b")
+    p = world.pipeline({"one": "a", "two": "b"})
+    assert world.engine(p).run(RunOptions(to_phase="one")).status == "succeeded"
+    production_before = world.forward("production")
+    (world.tmp / "fleet.yaml").write_text(
+        "version: 1\ntargets:\n  use1: {}\nwaves:\n  - {name: rest, targets: [use1], barrier: test-traffic}\n"
+    )
+    fleet = load_fleet(world.tmp / "fleet.yaml")
+    targets = CliTargets(App(file=str(world.tmp / "pipeline.yaml")), fleet, {"use1": p}, True, clock=world.clock)
+    assert targets.holds_at_test_traffic(fleet.target("use1"), None)
+    targets._app(fleet.target("use1"))._aws = AwsContext(region=REGION)  # the world's AWS: moto, in process
+    held: list[dict[str, int]] = []
+    res = targets.deliver(
+        fleet.target("use1"), None, False, Recall(hold=lambda clock: held.append(world.forward("production")))
+    )
+    assert res.status == d.PASSED, res.message
+    assert held == [production_before]  # held once, at the test-traffic hook, production untouched
+    assert world.forward("production") != production_before and res.revision == world.live()
