@@ -141,17 +141,6 @@ class PortProbeFailed(SnailError):
     exit_code = ExitCode.ROLLED_BACK
 
 
-class GateFailed(SnailError):
-    """A gate's final verdict was not `passed`."""
-
-    exit_code = ExitCode.ROLLED_BACK
-
-    def __init__(self, phase: str, verdict: Any) -> None:
-        self.phase = phase
-        self.verdict = verdict
-        super().__init__(f"gate {verdict.gate} {verdict.status}: {verdict.summary}")
-
-
 class RolledBack(SnailError):
     """The run failed and the service was rolled back to the last good revision, verified by gates."""
 
@@ -208,9 +197,3 @@ class PreflightFailed(SnailError):
     """`doctor` found a failing check before the rollout; nothing was changed."""
 
     exit_code = ExitCode.PREFLIGHT
-
-
-class Interrupted(SnailError):
-    """The run was interrupted by a signal; what was in flight was rolled back or recorded."""
-
-    exit_code = ExitCode.INTERRUPTED

@@ -69,7 +69,7 @@ def command(app: App) -> int:
             )
         for d in svc.others:
             lines.append(f"  draining {d.id}: {d.task_definition.rsplit('/', 1)[-1]}, {d.running} running")
-        from orchestrator.engine import strategies  # blue-green / canary / linear in progress (issue 13)
+        from orchestrator.engine import strategies  # blue-green / canary / linear in progress
 
         data["service_deployment"], more = strategies.status(app.aws(), svc)
         lines.extend(more)

@@ -27,10 +27,10 @@ def command(app: App) -> int:
         where = app.file or "pipeline.yaml"
         what = f"cannot check this file ({type(exc).__name__}: {exc}); this is a bug in snail, please report it"
         return _invalid(app, [ConfigError(where, None, what)])
-    warnings = [  # valid, but a person should know (issue 13: gates slower than a PAUSE hook's timeout)
+    warnings = [  # valid, but a person should know (gates slower than a PAUSE hook's timeout)
         f"phase {ph.name}: {w}" for ph in p.phases for w in hook_timeout_warnings(ph.strategy, with_rollout(ph.gates))
     ]
-    warnings += [  # issue 25: a secret build arg ends up in the image's history
+    warnings += [  # a secret build arg ends up in the image's history
         f"phase {ph.name}: {w}" for ph in p.phases if ph.image.context for w in build_arg_warnings(ph.image.build_args)
     ]
     warnings += [f"phase {ph.name}: {w}" for ph in p.phases if (w := unpinned_warning(ph.image.ref))]  # a tag moves

@@ -118,7 +118,7 @@ class Engine:
         lock_wait: float = 0.0,
         log_lines: Callable[[str], list[str]] | None = None,
     ) -> None:
-        self.p = pipeline
+        self.pipeline = pipeline
         self.aws = aws
         self.store = store
         self.clock = clock or SystemClock()
@@ -126,7 +126,7 @@ class Engine:
         self.deployments = DeploymentsClient(aws)
         self.images = images or Images(pipeline, aws)
         self.progress = progress
-        self.svc = pipeline.service
+        self.spec = pipeline.service
         self.lock_wait = lock_wait
         self._heartbeat: Heartbeat | None = None
         self._contended = False  # the lock was held when this run asked for it: another run may have changed things
@@ -164,23 +164,23 @@ class Engine:
     # ---------------------------------------------------------------- selection and planning
     def select(self, opts: RunOptions) -> list[Phase]:
         """The phases a command covers, in pipeline order."""
-        names = self.p.phase_names()
+        names = self.pipeline.phase_names()
         for n in (opts.from_phase, opts.to_phase, opts.only):
             if n and n not in names:
                 raise UsageError(f"no phase named {n!r} (phases: {', '.join(names)})")
         if opts.only:
-            return [self.p.phase(opts.only)]
+            return [self.pipeline.phase(opts.only)]
         lo = names.index(opts.from_phase) if opts.from_phase else 0
         hi = names.index(opts.to_phase) if opts.to_phase else len(names) - 1
         if lo > hi:
             raise UsageError(f"--from {opts.from_phase} comes after --to {opts.to_phase}")
-        return list(self.p.phases[lo : hi + 1])
+        return list(self.pipeline.phases[lo : hi + 1])
 
     def plan(self, opts: RunOptions, with_diff: bool = True) -> Plan:
         """The read-only plan for these options (the diff costs one more describe; `run` does without it)."""
         try:
             return make_plan(
-                self.p,
+                self.pipeline,
                 self.ecs,
                 self.store,
                 self.images,
@@ -203,18 +203,18 @@ class Engine:
         from orchestrator.aws.tagging import RevisionTags
 
         if not force:  # current cache: no call, and no client made (a scheduled no-op stays at one call)
-            cached = self.store.cached_revisions(self.svc.name)
+            cached = self.store.cached_revisions(self.spec.name)
             if cached and (live_revision is None or live_revision in cached):
                 return
-        family = marks.family_for(self.p, live_revision)
+        family = marks.family_for(self.pipeline, live_revision)
         marks.ensure_synced(
             self.store,
             RevisionTags.of(self.aws),
-            self.svc.name,
+            self.spec.name,
             family,
             live_revision=live_revision,
             force=force,
-            container=self.svc.container,
+            container=self.spec.container,
         )
 
     def run(self, opts: RunOptions) -> Outcome:
@@ -242,7 +242,7 @@ class Engine:
             self.store.start_run(
                 RunRecord(
                     run_id,
-                    self.svc.name,
+                    self.spec.name,
                     command,
                     "running",
                     holder["since"],
@@ -284,7 +284,7 @@ class Engine:
             except Exception:  # noqa: BLE001 - the next run reconciles a record left running
                 pass
         try:
-            self.store.release_lock(self.svc.name, run_id)
+            self.store.release_lock(self.spec.name, run_id)
         except Exception:  # noqa: BLE001 - its lease expires, and a dead process is taken over at once
             pass
 
@@ -292,7 +292,7 @@ class Engine:
         self, run_id: str, command: str, phases: list[str], holder: dict[str, Any], taken: dict[str, Any] | None
     ) -> Journal:
         """The run's first trail events and the reconciliation of what crashed runs left (lock held, run recorded)."""
-        j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
+        j = Journal(self.store, run_id, self.spec.name, self.clock, self.progress)
         j.event(
             K.RUN_STARTED,
             f"{command} started by {holder['user']}@{holder['host']}: phases {', '.join(phases) or '-'}"
@@ -316,7 +316,7 @@ class Engine:
         from orchestrator.engine import lock
 
         observations = lock.FileObservations(
-            self.p.state_dir() / "lock-observed.json", clock_is_system=isinstance(self.clock, SystemClock)
+            self.pipeline.state_dir() / "lock-observed.json", clock_is_system=isinstance(self.clock, SystemClock)
         )
 
         def waiting(w: lock.LockWait) -> None:
@@ -337,9 +337,9 @@ class Engine:
         self._contended = False
         taken = lock.acquire(
             self.store,
-            self.svc.name,
+            self.spec.name,
             holder,
-            self.p.state.lease,
+            self.pipeline.state.lease,
             wait=self.lock_wait,
             clock=self.clock,
             on_wait=waiting,
@@ -368,7 +368,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001
             failures["how it ended"] = exc
         try:  # if not: a later run takes the lock over once this process is gone or its lease expired
-            self.store.release_lock(self.svc.name, j.run_id)
+            self.store.release_lock(self.spec.name, j.run_id)
         except Exception as exc:  # noqa: BLE001
             failures["the lock's release"] = exc
         outcome = dataclasses.replace(outcome, message=_noted(outcome.message, failures))
@@ -387,8 +387,8 @@ class Engine:
         if "how it ended" in failures:
             entries.append(spool.finish_entry(j.run_id, outcome.status, outcome.exit_code, outcome.message, j.now()))
         if "the lock's release" in failures:
-            entries.append(spool.release_entry(self.svc.name, j.run_id))
-        kept = self.spool().keep(j.run_id, self.svc.name, entries)
+            entries.append(spool.release_entry(self.spec.name, j.run_id))
+        kept = self.spool().keep(j.run_id, self.spec.name, entries)
         if kept is None:
             return outcome
         return dataclasses.replace(outcome, message=f"{outcome.message}; kept in {kept} for the next run to write")
@@ -397,12 +397,12 @@ class Engine:
         """Where this machine keeps what a run could not write to the state store."""
         from orchestrator.state.spool import Spool
 
-        return Spool(self.p.state_dir() / "spool")
+        return Spool(self.pipeline.state_dir() / "spool")
 
     def replay_spool(self) -> list[str]:
         """Write what earlier runs on this machine could not (before planning: the plan must see it)."""
         try:
-            return list(self.spool().replay(self.store, self.svc.name))
+            return list(self.spool().replay(self.store, self.spec.name))
         except Exception:  # noqa: BLE001 - a spool we cannot read never stops a run; its file stays
             return []
 
@@ -413,12 +413,12 @@ class Engine:
         result never) are closed as interrupted, and the run itself is marked interrupted."""
         live: str | None = None
         looked = False
-        for st in self.store.open_steps(self.svc.name):
+        for st in self.store.open_steps(self.spec.name):
             if st.run_id == j.run_id:
                 continue
             if not looked:
-                svc = self.ecs.service(self.svc.cluster, self.svc.name)
-                live, looked = (svc.task_definition if svc else None), True
+                service = self.ecs.service(self.spec.cluster, self.spec.name)
+                live, looked = (service.task_definition if service else None), True
             target = st.intent.get("to")
             happened = bool(target) and live == target
             self.store.end_step(
@@ -434,9 +434,9 @@ class Engine:
                 step=st.kind,
                 took_effect=happened,
             )
-        for run in self.store.runs(self.svc.name, 50):
+        for run in self.store.runs(self.spec.name, 50):
             if run.run_id != j.run_id and run.status == "running":
-                done = [e for e in self.store.events(self.svc.name, run.run_id) if e.kind != K.RUN_STARTED]
+                done = [e for e in self.store.events(self.spec.name, run.run_id) if e.kind != K.RUN_STARTED]
                 self._mark_interrupted(
                     j, run.run_id, f"after: {done[-1].message}" if done else "before it changed anything"
                 )
@@ -451,10 +451,10 @@ class Engine:
 
     def resume_point(self) -> str:
         """The phase an interrupted run was in (for `run --resume`); UsageError when nothing was interrupted."""
-        for r in self.store.runs(self.svc.name, 20):
+        for r in self.store.runs(self.spec.name, 20):
             if r.status in ("running", "interrupted"):
-                phases = [e.phase for e in self.store.events(self.svc.name, r.run_id) if e.phase]
-                names = self.p.phase_names()
+                phases = [e.phase for e in self.store.events(self.spec.name, r.run_id) if e.phase]
+                names = self.pipeline.phase_names()
                 for ph in reversed(phases):
                     if ph in names:
                         return ph
@@ -468,7 +468,7 @@ class Engine:
         """Execute exactly `plan`: every phase to a result; a failure after a deploy to a recorded rollback."""
         if plan.service is None and not opts.create_service:
             raise PreflightFailed(
-                f"service {self.svc.name!r} does not exist in cluster {self.svc.cluster!r} (the field log's first "
+                f"service {self.spec.name!r} does not exist in cluster {self.spec.cluster!r} (the field log's first "
                 "incident): run with --create-service to create it from pipeline.yaml, or check cluster/region"
             )
         if not plan.todo:
@@ -479,7 +479,7 @@ class Engine:
         outcome = Outcome.of("failed", "the run ended before it decided anything")
         replanned: Plan | None = None
         try:
-            with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease) as hb:
+            with Heartbeat(self.store, self.spec.name, j.run_id, self.pipeline.state.lease) as hb:
                 self._heartbeat = hb
                 settled = None
                 if self._contended:  # we queued behind another run: plan again from what it left
@@ -546,7 +546,7 @@ class Engine:
     ) -> Outcome:
         """A run that changes nothing (no-op, quarantined, held) is recorded once per streak: when the newest run
         already said the same, it is that run's answer again (a cron tick adds no run to the history)."""
-        previous = self.store.runs(self.svc.name, 1)
+        previous = self.store.runs(self.spec.name, 1)
         if (
             previous
             and previous[0].status == out.status
@@ -558,7 +558,7 @@ class Engine:
         self.store.start_run(
             RunRecord(
                 run_id,
-                self.svc.name,
+                self.spec.name,
                 opts.command,
                 "running",
                 now,
@@ -567,13 +567,13 @@ class Engine:
                 phases=phases,
             )
         )
-        j = Journal(self.store, run_id, self.svc.name, self.clock, self.progress)
+        j = Journal(self.store, run_id, self.spec.name, self.clock, self.progress)
         record(j)
         self.store.finish_run(run_id, out.status, out.exit_code, out.message, j.now())
         return dataclasses.replace(out, run_id=run_id)
 
     def _execute(self, j: Journal, plan: Plan, opts: RunOptions) -> Outcome:
-        live = self.ecs.service(self.svc.cluster, self.svc.name)
+        live = self.ecs.service(self.spec.cluster, self.spec.name)
         if plan.service is not None and (live is None or live.task_definition != plan.live_revision):
             now = short_name(live.task_definition) if live else "nothing (deleted)"
             return Outcome.of(
@@ -633,7 +633,7 @@ class Engine:
             done.append(pp.phase.name)
             if pp is not plan.todo[-1]:  # the next phase starts from the service as it is now
                 fresh = result.service if isinstance(result, PhasePassed) else None  # the bake just looked
-                live = fresh or self.ecs.service(self.svc.cluster, self.svc.name)
+                live = fresh or self.ecs.service(self.spec.cluster, self.spec.name)
         its = "its" if len(done) == 1 else "their"
         behind = "".join(f"; {note}" for note in plan.behind)
         return Outcome.of("succeeded", f"done: {', '.join(done)} passed {its} gates{behind}")
@@ -670,8 +670,8 @@ class Engine:
             j.event(K.INTERRUPTED, msg, lock_lost=True)
             return Outcome.of("lock_lost", msg)
         try:
-            svc = self.ecs.service(self.svc.cluster, self.svc.name)
-            where = short_name(svc.task_definition) if svc else "(no service)"
+            service = self.ecs.service(self.spec.cluster, self.spec.name)
+            where = short_name(service.task_definition) if service else "(no service)"
         except Exception:  # the fault may be AWS itself: say what we know
             where = "its last revision (it could not be described just now)"
         msg = (
@@ -707,29 +707,31 @@ class Engine:
         )
 
     # ---------------------------------------------------------------- one phase
-    def _phase(self, j: Journal, plan: Plan, pp: PhasePlan, svc: ServiceView | None, create: bool) -> PhaseResult:
+    def _phase(self, j: Journal, plan: Plan, pp: PhasePlan, service: ServiceView | None, create: bool) -> PhaseResult:
         """Image, register, update, gates, bake, mark good: a result value, whatever happens on the way."""
         ph = pp.phase
         try:
             j.event(K.PHASE_STARTED, f"phase {ph.name} started", gates=[g.label for g in pp.gates])
-            if svc is not None and svc.desired == 0:  # no task of ours would run: nothing could answer the gates
+            if (
+                service is not None and service.desired == 0
+            ):  # no task of ours would run: nothing could answer the gates
                 raise PreflightFailed(
-                    f"service {self.svc.name} has desiredCount 0: no task of phase {ph.name} would run, so no gate "
+                    f"service {self.spec.name} has desiredCount 0: no task of phase {ph.name} would run, so no gate "
                     "could judge it (a release is good only when a task of ours ran and answered its gates); "
-                    f"scale it up first: aws ecs update-service --cluster {self.svc.cluster} --service "
-                    f"{self.svc.name} --desired-count {max(self.svc.desired_count, 1)}"
+                    f"scale it up first: aws ecs update-service --cluster {self.spec.cluster} --service "
+                    f"{self.spec.name} --desired-count {max(self.spec.desired_count, 1)}"
                 )
             img = self._image(j, pp)
             desired = taskdef.compose(
-                plan.base.definition, self.svc, ph, img.ref, from_template=plan.base.from_template
+                plan.base.definition, self.spec, ph, img.ref, from_template=plan.base.from_template
             )
-            arn = self._register(j, pp, desired, img.digest, svc, base=plan.base.revision_arn)
-            if svc is None:
+            arn = self._register(j, pp, desired, img.digest, service, base=plan.base.revision_arn)
+            if service is None:
                 if not create:
-                    raise PreflightFailed(f"service {self.svc.name!r} disappeared")
+                    raise PreflightFailed(f"service {self.spec.name!r} disappeared")
                 with j.step("create_service", to=arn) as r:
-                    r["service_arn"] = self.ecs.create_service(self.svc, arn, str(self.p.path))
-                j.event(K.SERVICE_CREATED, f"created missing ECS service {self.svc.name!r} on {short_name(arn)}")
+                    r["service_arn"] = self.ecs.create_service(self.spec, arn, str(self.pipeline.path))
+                j.event(K.SERVICE_CREATED, f"created missing ECS service {self.spec.name!r} on {short_name(arn)}")
             self._checkpoint()
         except KeyboardInterrupt as exc:
             return FailedBeforeDeploy(ph.name, exc, interrupted=True)
@@ -743,10 +745,10 @@ class Engine:
         ctx = DeployContext(
             plan=pp,
             revision_arn=arn,
-            service=svc,
+            service=service,
             deployed_at=deployed_at,
             image=img.ref,
-            spec=self.svc,
+            spec=self.spec,
             journal=j,
             clock=self.clock,
             judge=self.judge,
@@ -756,7 +758,7 @@ class Engine:
             aws=self.aws,
             store=self.store,
             owned_alarms=self.owned_alarms,
-            on_interrupt=self.p.on_interrupt,
+            on_interrupt=self.pipeline.on_interrupt,
             test_traffic_hold=self.test_traffic_hold,
         )
         result = DEPLOYERS[pp.deployer].deploy(ctx)
@@ -792,13 +794,13 @@ class Engine:
 
     def _phase_gates(self, phase: str) -> tuple[GateSpec, ...]:
         try:
-            return self.p.phase(phase).gates
+            return self.pipeline.phase(phase).gates
         except KeyError:
-            return self.p.defaults_gates
+            return self.pipeline.defaults_gates
 
     def _mark(self, j: Journal, pp: PhasePlan, arn: str, verdict: str, **extra: Any) -> Mark:
         return Mark(
-            service=self.svc.name,
+            service=self.spec.name,
             revision_arn=arn,
             phase=pp.phase.name,
             verdict=verdict,
@@ -851,17 +853,17 @@ class Engine:
         pp: PhasePlan,
         desired: dict[str, Any],
         digest: str | None,
-        svc: ServiceView | None,
+        service: ServiceView | None,
         base: str = "",
     ) -> str:
         """Register the phase's revision, or reuse an identical one (same spec hash and image): the service's
         current revision, the revisions release memory knows with this phase's spec (its good one: a promote of an
         unchanged phase), and the family's newest are the candidates. `base` is recorded on a new revision."""
         ph, spec = pp.phase, pp.spec_hash
-        image = (taskdef.container(desired, self.svc.container) or {}).get("image")
+        image = (taskdef.container(desired, self.spec.container) or {}).get("image")
         candidates = []
-        if svc is not None and svc.task_definition:
-            candidates.append(svc.task_definition)
+        if service is not None and service.task_definition:
+            candidates.append(service.task_definition)
         for arn in self._same_spec(pp):
             if arn not in candidates:
                 candidates.append(arn)
@@ -870,7 +872,7 @@ class Engine:
             candidates.append(latest)
         for arn in candidates:
             td, tags = self.ecs.task_definition(arn)
-            cd = taskdef.container(td, self.svc.container)
+            cd = taskdef.container(td, self.spec.container)
             reusable = td.get("status", "ACTIVE") == "ACTIVE" and cd is not None and cd.get("image") == image
             if tags.get(taskdef.TAG_SPEC) == spec and reusable:
                 j.event(K.REVISION_REUSED, f"identical revision {short_name(arn)} reused (spec {spec})", revision=arn)
@@ -896,7 +898,7 @@ class Engine:
         """Still-registered revisions that carried this phase's spec, newest first (from the marks: no AWS call)."""
         from orchestrator.state.base import current_marks
 
-        marks = current_marks(self.store.marks(self.svc.name))
+        marks = current_marks(self.store.marks(self.spec.name))
         found = [m.revision_arn for m in marks if m.phase == pp.phase.name and m.spec_hash == pp.spec_hash and m.active]
         if pp.good is not None and pp.good.spec_hash == pp.spec_hash and pp.good.revision_arn not in found:
             found.append(pp.good.revision_arn)
@@ -906,16 +908,16 @@ class Engine:
     def rollback(self, to_revision: str | None = None, to_phase: str | None = None, reason: str = "") -> Outcome:
         """Manual rollback (engine/manual.py): decided before the run starts, acted under the lock."""
         self.replay_spool()
-        service = self.ecs.require_service(self.svc.cluster, self.svc.name)
+        service = self.ecs.require_service(self.spec.cluster, self.spec.name)
         self.sync(service.task_definition, force=True)
-        marks = self.store.marks(self.svc.name)
+        marks = self.store.marks(self.spec.name)
         chosen = manual.ManualRollback.choose(
-            self.svc.name, service, marks, self.p.phase_names(), to_revision=to_revision, to_phase=to_phase
+            self.spec.name, service, marks, self.pipeline.phase_names(), to_revision=to_revision, to_phase=to_phase
         )
         j = self._begin("rollback", [chosen.target.phase])
         outcome = Outcome.of("rollback_failed", "the rollback ended before it decided anything")
         try:
-            with Heartbeat(self.store, self.svc.name, j.run_id, self.p.state.lease) as hb:
+            with Heartbeat(self.store, self.spec.name, j.run_id, self.pipeline.state.lease) as hb:
                 self._heartbeat = hb
                 outcome = chosen.act(j.at(chosen.target.phase), self.rollbacks, self._write_mark, reason)
         except KeyboardInterrupt:

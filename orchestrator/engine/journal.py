@@ -79,7 +79,7 @@ class Journal:
             self.unsaved.append(ev)
             self._log("trail_write_deferred", error=f"{type(exc).__name__}: {exc}", event_kind=str(kind))
         # debug: the progress display (with --log-format json, its `progress` lines) says each event once; at info
-        # a JSON log had every event twice (issue 19)
+        # a JSON log had every event twice
         self._log(str(kind), debug=True, phase=self.phase, message=message)
         self._show(str(kind), {"phase": self.phase, "message": message, **data})
 

@@ -54,7 +54,7 @@ class Rollback:
         self,
         ecs: EcsClient,
         store: StateStore,
-        service: ServiceSpec,
+        spec: ServiceSpec,
         judge: Judge,
         *,
         fallback_gates: Callable[[str], tuple[GateSpec, ...]],
@@ -69,7 +69,7 @@ class Rollback:
         self.owned_alarms = owned_alarms  # deployment alarms snail set (a rollback switches them off)
         self.ecs = ecs
         self.store = store
-        self.svc = service
+        self.spec = spec
         self.judge = judge
         self.fallback_gates = fallback_gates
         self.on_interrupt = on_interrupt
@@ -80,7 +80,7 @@ class Rollback:
         """The newest good revision that is not the one that just failed (as chosen before its update)."""
         if failed_arn in self._chosen:
             return self._chosen[failed_arn]
-        return next((g for g in self.store.good_history(self.svc.name) if g.revision_arn != failed_arn), None)
+        return next((g for g in self.store.good_history(self.spec.name) if g.revision_arn != failed_arn), None)
 
     def choose(self, deploying_arn: str) -> GoodRecord | None:
         """Choose the target before `deploying_arn` goes live, and keep it: the store may be out by the time a
@@ -109,7 +109,7 @@ class Rollback:
             )
             j.event(K.ROLLBACK_IMPOSSIBLE, msg, reason=failure.reason, evidence=evidence, diagnosis=diagnosis)
             return RollbackOutcome("impossible", msg, diagnosis=diagnosis)
-        if failure.traffic_returned and self._runs(target.revision_arn):  # issue 13: ECS already switched back
+        if failure.traffic_returned and self._runs(target.revision_arn):  # ECS already switched back
             return self._restore(j, target, failure, act=False)
         j.event(
             K.DECISION,
@@ -127,10 +127,10 @@ class Rollback:
 
     def _runs(self, arn: str) -> bool:
         try:
-            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+            service = self.ecs.service(self.spec.cluster, self.spec.name)
         except Exception:  # cannot tell: act as if it did not
             return False
-        return svc is not None and svc.task_definition == arn
+        return service is not None and service.task_definition == arn
 
     def _restore(
         self, j: Journal, target: GoodRecord, failure: FailedAfterDeploy | None, act: bool = True
@@ -148,12 +148,12 @@ class Rollback:
         try:
             if act:
                 self._act(j, target, gates)
-                j.event(K.ROLLBACK_STARTED, f"service {self.svc.name} -> {short}", revision=target.revision_arn)
+                j.event(K.ROLLBACK_STARTED, f"service {self.spec.name} -> {short}", revision=target.revision_arn)
         except BaseException as exc:  # noqa: BLE001 - whatever stopped the act: did it happen? ECS says
             if not isinstance(exc, KeyboardInterrupt) and self._runs(target.revision_arn):
                 j.event(
                     K.ROLLBACK_STARTED,
-                    f"service {self.svc.name} -> {short}: the update's answers were lost ({_why(exc)}), but the "
+                    f"service {self.spec.name} -> {short}: the update's answers were lost ({_why(exc)}), but the "
                     "service reads back on the target; verifying it",
                     revision=target.revision_arn,
                     answers_lost=True,
@@ -203,17 +203,19 @@ class Rollback:
 
         def attempt() -> None:
             tries["n"] += 1
-            svc = self.ecs.service(self.svc.cluster, self.svc.name)
-            if tries["n"] > 1 and svc is not None and svc.task_definition == target.revision_arn:
+            service = self.ecs.service(self.spec.cluster, self.spec.name)
+            if tries["n"] > 1 and service is not None and service.task_definition == target.revision_arn:
                 return  # an earlier try took effect; its answer was lost
-            with j.step("rollback", **{"from": svc.task_definition if svc else None, "to": target.revision_arn}):
+            with j.step(
+                "rollback", **{"from": service.task_definition if service else None, "to": target.revision_arn}
+            ):
                 strategies.restore(
                     self.ecs,
                     self.deployments,
-                    self.svc.cluster,
-                    self.svc.name,
+                    self.spec.cluster,
+                    self.spec.name,
                     target.revision_arn,
-                    svc,
+                    service,
                     self.owned_alarms,
                 )
 
@@ -239,7 +241,7 @@ class Rollback:
     def _live_now(self, failure: FailedAfterDeploy | None) -> str:
         """What is live, as far as we can tell (the service may not be describable: the same fault)."""
         try:
-            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+            service = self.ecs.service(self.spec.cluster, self.spec.name)
         except Exception:  # noqa: BLE001 - say what we last saw
             if failure is None:
                 return "the service could not be described"
@@ -247,10 +249,10 @@ class Rollback:
                 f"the service could not be described; it was last seen on {short_name(failure.revision_arn)}, "
                 f"which failed phase {failure.phase}"
             )
-        if svc is None:
+        if service is None:
             return "the service is missing"
-        bad = failure is not None and svc.task_definition == failure.revision_arn
-        return f"the service runs {short_name(svc.task_definition)}" + (
+        bad = failure is not None and service.task_definition == failure.revision_arn
+        return f"the service runs {short_name(service.task_definition)}" + (
             f", which failed phase {failure.phase}" if bad and failure is not None else ""
         )
 
@@ -270,14 +272,18 @@ class Rollback:
 
     def _state(self) -> str:
         try:
-            svc = self.ecs.service(self.svc.cluster, self.svc.name)
+            service = self.ecs.service(self.spec.cluster, self.spec.name)
         except Exception as exc:  # the message must still be written
             return f"the service could not be described ({exc})"
-        if svc is None:
+        if service is None:
             return "the service is missing"
-        p = svc.primary
-        dep = f"primary deployment {p.rollout_state}, {p.running}/{p.desired} running" if p else "no primary deployment"
-        return f"the service runs {short_name(svc.task_definition)}; {dep}"
+        primary = service.primary
+        dep = (
+            f"primary deployment {primary.rollout_state}, {primary.running}/{primary.desired} running"
+            if primary
+            else "no primary deployment"
+        )
+        return f"the service runs {short_name(service.task_definition)}; {dep}"
 
 
 def _why(exc: BaseException) -> str:

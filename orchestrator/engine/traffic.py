@@ -372,7 +372,7 @@ class _Deployment:
 
     def _report_wait(self, view: ServiceDeploymentView) -> None:
         """Every poll says where ECS is and green's task counts (the display never goes quiet while green's tasks
-        fail and restart: issue 19); the display prints what changed, the status area redraws each poll."""
+        fail and restart); the display prints what changed, the status area redraws each poll."""
         self.polls += 1
         failed = view.breaker.get("failureCount")
         counts: dict[str, int] = {"running": view.running, "desired": view.requested}
