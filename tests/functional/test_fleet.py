@@ -359,3 +359,44 @@ def test_two_checkouts_share_one_fleet_run_through_dynamodb(fleet: dict[str, Any
     doc = json.loads(snail(fleet, "--output", "json", "fleet", "status").stdout)["fleet_run"]
     assert doc["status"] == "succeeded" and order_of(doc, "target_started").count("staging") == 1
     assert not (fleet["root"] / ".snail" / "fleet").exists() and not (other["root"] / ".snail" / "fleet").exists()
+
+
+def test_sigterm_on_a_fleet_run_sends_the_in_flight_target_back_and_leaves_the_run_resumable(
+    fleet: dict[str, Any],
+) -> None:
+    """SIGTERM (what CI sends on cancel) while staging bakes v2: staging goes back to v1, verified, the fleet exits
+    130, and the fleet run is left unfinished with staging to deliver again (`fleet run --resume`)."""
+    assert snail(fleet, "fleet", "run", "--skip-preflight", "--to", "v1").returncode == 0
+    v2 = fleet["root"] / "phases" / "v2.yaml"
+    v2.write_text(v2.read_text() + "bake: 10m\n")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SNAIL_ENDPOINT_URL": fleet["url"],
+        "SNAIL_FLEET_POLL": "0.1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "fleet", "run", "--skip-preflight"],
+        cwd=fleet["root"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120  # a hang guard: the wait is on the event "staging runs v2"
+        while image_of(fleet, "staging") != image("b") and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert image_of(fleet, "staging") == image("b"), proc.poll()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert image_of(fleet, "staging") == image("a")
+    doc = journal(fleet)
+    assert doc["status"] == "running" and doc["targets"]["staging"]["status"] == "pending"
+    assert "--resume" in doc["targets"]["staging"]["message"]
+    assert [e["targets"] for e in doc["events"] if e["kind"] == "targets_told"] == [["staging"]]
