@@ -82,6 +82,11 @@ def _nothing_to_do(plan: Plan) -> str:
     return msg
 
 
+def _seconds(value: Any) -> float:
+    """A number of seconds from a lock record (0 when absent or not a number)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
 def new_run_id(clock: Clock) -> str:
     """A sortable, readable run id: r-YYYYmmdd-HHMMSS-xxxxxxxxxx. 40 random bits: two services' runs in the same
     second (a shared DynamoDB history) drew the same 16-bit suffix often enough to collide."""
@@ -130,6 +135,7 @@ class Engine:
         self.lock_wait = lock_wait
         self._heartbeat: Heartbeat | None = None
         self._contended = False  # the lock was held when this run asked for it: another run may have changed things
+        self._not_before = 0.0  # monotonic (our clock): no change before it (a taken-over holder's late calls)
         self._checks = True
         self._marks: Any = None  # MarkWriter, made on the first verdict
         self._definitions: dict[str, dict[str, Any]] = {}  # revisions this run registered or described, by ARN
@@ -232,6 +238,7 @@ class Engine:
         from orchestrator.engine.lock import holder_record
 
         holder = holder_record(run_id, command, self.clock.now().isoformat(timespec="seconds"))
+        holder["call_bound"] = self.aws.call_bound  # what a run taking our lock over must wait out (docs/locks.md)
         try:
             taken = self._acquire(holder)
         except Locked as exc:
@@ -349,7 +356,27 @@ class Engine:
         if taken is None:
             return None
         self._contended = True
-        return {**taken.previous, "dead_pid": taken.reason == "dead_process", "detail": taken.detail}
+        detail = taken.detail
+        if taken.reason == "expired":
+            # a holder cut off from AWS may still have one call in flight, started before its lease ran out: it
+            # lands (or fails) within that call's bound, so our first change waits the bound out
+            bound = max(self.aws.call_bound, _seconds(taken.previous.get("call_bound")))
+            self._not_before = self.clock.monotonic() + bound
+            detail += f"; the first change waits {bound:g}s for any late call of it"
+        return {**taken.previous, "dead_pid": taken.reason == "dead_process", "detail": detail}
+
+    def _fence(self, operation: str) -> None:
+        """Before each attempt of a call that changes something (aws.fence): a taken-over lock's bound is waited out
+        first; once our lease may have expired, nothing more is sent (LockLost)."""
+        hb = self._heartbeat
+        if hb is None:
+            return
+        wait = self._not_before - self.clock.monotonic()
+        if wait > 0:
+            if self.progress is not None:
+                self.progress("lock_wait", {"message": f"{operation} waits {wait:.1f}s: the last holder's late calls"})
+            self.clock.sleep(wait)
+        hb.fence(operation)
 
     def _finish(self, j: Journal, outcome: Outcome) -> Outcome:
         """Record how the run ended and release the lock. A store that still refuses writes (disk full, locked past
@@ -480,7 +507,7 @@ class Engine:
         replanned: Plan | None = None
         try:
             with Heartbeat(self.store, self.spec.name, j.run_id, self.pipeline.state.lease) as hb:
-                self._heartbeat = hb
+                self._heartbeat, self.aws.fence = hb, self._fence
                 settled = None
                 if self._contended:  # we queued behind another run: plan again from what it left
                     replanned = plan = self.plan(opts, with_diff=False)
@@ -498,7 +525,7 @@ class Engine:
                 "please report it with the trail)",
             )
         finally:
-            self._heartbeat = None
+            self._heartbeat = self.aws.fence = None
             outcome = self._finish(j, outcome)
             if replanned is not None:  # what was executed (the CLI reports what was live before from it)
                 outcome = dataclasses.replace(outcome, plan=replanned)
@@ -918,11 +945,11 @@ class Engine:
         outcome = Outcome.of("rollback_failed", "the rollback ended before it decided anything")
         try:
             with Heartbeat(self.store, self.spec.name, j.run_id, self.pipeline.state.lease) as hb:
-                self._heartbeat = hb
+                self._heartbeat, self.aws.fence = hb, self._fence
                 outcome = chosen.act(j.at(chosen.target.phase), self.rollbacks, self._write_mark, reason)
         except KeyboardInterrupt:
             outcome = Outcome.of("rollback_failed", "interrupted while rolling back; the trail says where it stopped")
         finally:
-            self._heartbeat = None
+            self._heartbeat = self.aws.fence = None
             outcome = self._finish(j, outcome)
         return outcome

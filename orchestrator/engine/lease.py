@@ -87,6 +87,9 @@ class Heartbeat:
             before_sleep=self._log_retry,
             reraise=True,
         )
+        # The lease counts from when the beat was sent, not when its answer came back: an observer may have seen the
+        # new counter (and started its own count) as soon as the write landed.
+        sent = self._clock.monotonic()
         try:
             held = retrying(self.store.heartbeat, self.service, self.run_id, self.lease, self._clock.now().timestamp())
         except Exception as exc:
@@ -104,7 +107,7 @@ class Heartbeat:
                 return True  # the run ended and released its lock while this beat was in flight
             self._lose_to_whoever_holds_it()
             return False
-        self._last_ok = self._clock.monotonic()
+        self._last_ok = sent
         return True
 
     def _lose_to_whoever_holds_it(self) -> None:
@@ -135,6 +138,18 @@ class Heartbeat:
             self._lose(f"the lock's heartbeat has not succeeded for {since:.0f}s of its {self.lease:g}s lease", None)
         if self.lost.is_set():
             raise LockLost(self.reason, taken_by=self.taken_by)
+
+    def fence(self, operation: str) -> None:
+        """Before each attempt of a call that changes the service: raise LockLost once the lease may have expired
+        (lost, or no good beat for nearly a lease by our own monotonic clock), whatever the engine's checkpoints do.
+        An attempt that starts before then lasts at most its call bound, which a takeover waits out."""
+        if self._stop.is_set():
+            return
+        if not self.lost.is_set() and self._clock.monotonic() >= self._deadline():
+            since = self._clock.monotonic() - self._last_ok
+            self._lose(f"the lock's heartbeat has not succeeded for {since:.0f}s of its {self.lease:g}s lease", None)
+        if self.lost.is_set():
+            raise LockLost(f"{operation} not sent: {self.reason}", taken_by=self.taken_by)
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):

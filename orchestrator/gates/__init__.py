@@ -9,7 +9,8 @@ from typing import Any
 import structlog
 import tenacity
 
-from orchestrator.config.gates import GateSpec, HttpGate
+from orchestrator.aws.bounds import bounded
+from orchestrator.config.gates import EcsRolloutGate, GateSpec, HttpGate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.retry import retrying
 from orchestrator.gates.verdict import ERROR, Action, Verdict, decide
@@ -85,7 +86,11 @@ def run_gate(spec: GateSpec, ctx: GateContext) -> Verdict:
             ctx.checkpoint()
 
     policy = retrying(spec.retries, ctx.clock, retry_if=again, deadline=deadline, on_retry=before_sleep)
-    v: Verdict = policy(attempt)
+    # the gate's AWS calls are bounded by what is left of its timeout (ecs-rollout: the timeout of its polls)
+    rollout = spec.timeout or EcsRolloutGate.timeout or 600.0
+    budget = ctx.clock.monotonic() + rollout if spec.type == "ecs-rollout" else deadline
+    with bounded(lambda: None if budget is None else budget - ctx.clock.monotonic()):
+        v: Verdict = policy(attempt)
     return Verdict(
         v.gate, v.status, v.summary, {**v.evidence, "attempts_at": at[-50:]}, v.terminal, v.attempts, v.definitive
     )
