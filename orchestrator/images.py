@@ -4,6 +4,7 @@ Used by the planner (identity, planned action: read-only) and the engine (resolv
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,10 @@ class ResolvedImage:
 def digest_of(ref: str) -> str | None:
     """The sha256 digest pinned in a reference, if any."""
     return ref.split("@", 1)[1] if "@" in ref else None
+
+
+# An image in ECR: ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO[:TAG|@DIGEST]
+ECR_IMAGE = re.compile(r"^(?P<registry>\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?)/(?P<repo>[^:@]+)")
 
 
 class Images:
@@ -133,6 +138,30 @@ class Images:
 
         command = tuple(phase.task.command) if phase.task.command else listed(container.get("command"))
         return listed(container.get("entryPoint")), command
+
+    def same_image(self, ref: str, pinned: str) -> bool:
+        """True when `ref` (REPO:TAG in ECR) names the image `pinned` (REPO@sha256:...) names: ECR says which
+        digest the tag points at. Anything else, or ECR not answering, is not the same image."""
+        if "@" not in pinned or "@" in ref or ":" not in ref.rsplit("/", 1)[-1]:
+            return False
+        repo, tag = ref.rsplit(":", 1)
+        name, digest = pinned.split("@", 1)
+        found = ECR_IMAGE.match(repo)
+        if repo != name or found is None:
+            return False
+        try:
+            from orchestrator.aws.errors import aws_call
+
+            with aws_call("ecr:DescribeImages"):
+                details = (
+                    self.aws.client("ecr")
+                    .describe_images(repositoryName=found.group("repo"), imageIds=[{"imageTag": tag}])
+                    .get("imageDetails")
+                    or []
+                )
+        except Exception:  # noqa: BLE001 - cannot tell: not the same image (the phase is delivered as planned)
+            return False
+        return bool(details) and details[0].get("imageDigest") == digest
 
     def resolve(self, phase: Phase) -> ResolvedImage:
         """Build, probe and push when needed; a prebuilt ref is used as it is."""

@@ -26,6 +26,9 @@ DEPLOYER_WORDS = {
     ROLLING: "ECS replaces the tasks, then snail judges the new ones",
     TRAFFIC: "ECS shifts traffic to green; snail judges at each PAUSE hook",
 }
+# The ladder's first phase already runs on a revision snail did not register (`init --from-service`): run gates
+# the live revision and marks it good, with no deployment. The planner's case, not the ladder's: it needs content.
+ADOPT = "adopt"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class PhasePlan:
     case: str = ""  # the ladder's case: live | deliver | behind | changed-behind | passed (orchestrator/ladder.py)
     reason: str = ""  # why, in the words plan prints
     deployer: str = ROLLING  # who deploys it: rolling (ECS's rolling update) | traffic (ECS shifts, PAUSE hooks)
+    adopt: str = ""  # ADOPT: the live revision (not snail's) that already runs this spec
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `plan --output json`."""
@@ -74,6 +78,7 @@ class PhasePlan:
             "skip": self.skip,
             "case": self.case,
             "reason": self.reason,
+            "adopt": self.adopt or None,
             "approval": self.phase.approval,
             "gates": [g.label for g in self.gates],
             "bake_seconds": self.phase.bake,
@@ -251,16 +256,46 @@ def make_plan(
         if not step.delivers:
             pp.skip = step.reason
     plan.behind = ladder.behind_notes(steps)
+    if live and plan.live_good is None and start.from_template and not explicit_start:
+        _adopt(plan, pipeline, ecs, images, live, described)
     marks = store.marks(pipeline.service.name)
     for pp in plan.todo:
         pp.block = blocked(marks, pp.spec_hash, pp.phase.name, allow_failed=allow_failed)
     prev = current
     for pp in plan.todo:
-        if with_diff:
+        if with_diff and pp.case != ADOPT:
             label = short_name(live) if prev is current and live else "previous phase"
             pp.diff = taskdef.diff(prev, pp.desired, label, f"{pp.phase.name} (new)")
             prev = pp.desired
     return plan
+
+
+def _adopt(
+    plan: Plan,
+    pipeline: Pipeline,
+    ecs: EcsClient,
+    images: Images,
+    live: str,
+    described: tuple[str, dict[str, Any], dict[str, str]] | None,
+) -> None:
+    """The climb's first phase, pinned to an image (`init --from-service`), whose spec the live revision already
+    runs while snail never registered that revision: it is adopted (gated and marked good where it runs) instead
+    of registered again and rolled out. Only the first phase of the pipeline, with a template as the base."""
+    first = plan.phases[0] if plan.phases else None
+    if first is None or first.case != ladder.DELIVER or not first.phase.image.ref:
+        return
+    if first.phase.name != pipeline.phase_names()[0]:
+        return
+    definition, tags = (described[1], described[2]) if described else ecs.task_definition(live)
+    if tags.get(taskdef.TAG_PHASE):  # snail's own revision: release memory knows it, nothing to adopt
+        return
+    if not taskdef.runs_as(definition, first.desired, pipeline.service.container, images.same_image):
+        return
+    first.case, first.adopt = ADOPT, live
+    first.reason = (
+        f"already live: {short_name(live)}, which snail did not register, runs this spec; run gates it there and "
+        "marks it good, with no deployment"
+    )
 
 
 def _rev(good: GoodRecord | None) -> str:
@@ -300,6 +335,8 @@ def render_plan(plan: Plan, pipeline: Pipeline) -> str:
         )
     for n in plan.notes:
         lines.append(f"note: {n}")
+    if plan.todo and all(pp.case == ADOPT for pp in plan.todo):
+        lines.append(f"nothing to deploy: the service already runs phase {plan.todo[0].phase.name}'s spec")
     if not plan.todo:
         live = f": phase {plan.live_good.phase} is live and good" if plan.live_good else ""
         tail = "; a changed phase behind it is not deployed (below)" if plan.behind else ""
@@ -308,6 +345,9 @@ def render_plan(plan: Plan, pipeline: Pipeline) -> str:
         head = f"phase {pp.phase.name}" + (" [manual approval]" if pp.phase.manual else "")
         if pp.case == ladder.LIVE:
             lines.append(f"- {head}: skip (live and good on {short_name(plan.live_revision or '')})")
+            continue
+        if pp.case == ADOPT:
+            lines.append(f"- {head}: {pp.reason}")
             continue
         if pp.case == ladder.CHANGED_BEHIND:
             lines.append(f"- {head}: NOT DEPLOYED: {pp.reason}")

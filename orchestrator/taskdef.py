@@ -6,6 +6,7 @@ import copy
 import difflib
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,27 @@ def spec_hash(definition: dict[str, Any]) -> str:
     """A stable hash of what a revision would run, to reuse identical revisions instead of re-registering."""
     canon = _canon(strip_read_only(definition))
     return hashlib.sha256(json.dumps(canon, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def runs_as(live: dict[str, Any], desired: dict[str, Any], name: str, same_image: Callable[[str, str], bool]) -> bool:
+    """True when `live`, a revision snail did not register, already runs what `desired` would: the same
+    definition but for the SNAIL_PHASE variable snail adds to container `name`, and the same image there
+    (`same_image(live_ref, desired_ref)`: a tag and the digest it names are the same image)."""
+
+    def comparable(definition: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        td = copy.deepcopy(strip_read_only(definition))
+        image = ""
+        cds = td.get("containerDefinitions", [])
+        for cd in cds:
+            if cd.get("name") == name:
+                image = str(cd.pop("image", ""))
+                cd["environment"] = [e for e in cd.get("environment", []) if e.get("name") != "SNAIL_PHASE"]
+        # ECS fills in `cpu: 0` on every container it describes (as in diff()): not a difference
+        td["containerDefinitions"] = [{k: v for k, v in cd.items() if not (k == "cpu" and str(v) == "0")} for cd in cds]
+        return _canon(td), image
+
+    (a, live_image), (b, desired_image) = comparable(live), comparable(desired)
+    return a == b and bool(live_image) and (live_image == desired_image or same_image(live_image, desired_image))
 
 
 def container(definition: dict[str, Any], name: str) -> dict[str, Any] | None:

@@ -6,12 +6,10 @@ the live image by digest."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from orchestrator.errors import UsageError
-
-ECR_IMAGE = re.compile(r"^(?P<registry>\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?)/(?P<repo>[^:@]+)")
+from orchestrator.images import ECR_IMAGE
 
 
 def _q(value: Any) -> str:

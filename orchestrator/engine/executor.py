@@ -887,6 +887,16 @@ class Engine:
         current revision, the revisions release memory knows with this phase's spec (its good one: a promote of an
         unchanged phase), and the family's newest are the candidates. `base` is recorded on a new revision."""
         ph, spec = pp.phase, pp.spec_hash
+        if pp.adopt and service is not None and service.task_definition == pp.adopt:  # plan's ADOPT: it runs this spec
+            td, _tags = self.ecs.task_definition(pp.adopt)
+            j.event(
+                K.REVISION_REUSED,
+                f"{short_name(pp.adopt)} already runs this spec (snail did not register it): adopted, not registered "
+                "again",
+                revision=pp.adopt,
+            )
+            self._definitions[pp.adopt] = td
+            return pp.adopt
         image = (taskdef.container(desired, self.spec.container) or {}).get("image")
         candidates = []
         if service is not None and service.task_definition:

@@ -312,18 +312,23 @@ def test_sandbox_is_seeded_once_not_per_command(tmp_path, monkeypatch, moto_serv
     info = control.SandboxInfo(pid=os.getpid(), endpoint_url=moto_server, registry="127.0.0.1:5055", region="us-east-1")
     control._write_info(tmp_path, info)
     seeds: list[str] = []  # seeding itself is the e2e sandbox tests' business; here: when it happens
+    # manage_docker=False: this sandbox is a record over moto's server, with no Docker (no placeholder image build)
     monkeypatch.setattr(control, "seed", lambda i, s: seeds.append(s.service) or {"service": s.service})
 
-    first = control.ensure_up(spec, tmp_path, wait_steady=0)  # up, but never seeded for this service
+    first = control.ensure_up(
+        spec, tmp_path, wait_steady=0, manage_docker=False
+    )  # up, but never seeded for this service
     assert seeds == [SERVICE] and spec.key() in first.seeded_for
     for _ in range(3):  # every later --sandbox command
-        control.ensure_up(spec, tmp_path, wait_steady=0)
+        control.ensure_up(spec, tmp_path, wait_steady=0, manage_docker=False)
     assert seeds == [SERVICE]
     no_service = control.SandboxSpec(cluster=CLUSTER, service=SERVICE, repository=SERVICE, create_service=False)
-    control.ensure_up(no_service, tmp_path, wait_steady=0)  # the same world whether or not up made the service
+    control.ensure_up(
+        no_service, tmp_path, wait_steady=0, manage_docker=False
+    )  # the same world whether or not up made the service
     assert seeds == [SERVICE]
     other = replace(spec, service="other-api")
-    control.ensure_up(other, tmp_path, wait_steady=0)
+    control.ensure_up(other, tmp_path, wait_steady=0, manage_docker=False)
     assert seeds == [SERVICE, "other-api"]
 
 

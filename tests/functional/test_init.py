@@ -168,3 +168,40 @@ def test_init_from_service_writes_a_template_and_a_pinned_phase(tmp_path: Path, 
     assert again.returncode == 2 and "pipeline.yaml" in again.stderr
     missing = snail(tmp_path / "phases", "init", "--from-service", "prod/nope", extra=env)
     assert missing.returncode == 2 and "no ACTIVE service 'nope'" in missing.stderr
+
+
+def test_the_plan_after_init_from_service_has_nothing_to_deploy(tmp_path: Path, moto_server: str) -> None:
+    """The live revision, which snail never registered, already runs the written phase's spec (its image by tag,
+    the phase by the digest the tag names): plan says nothing to deploy and that run would adopt it (gate it where
+    it runs and mark it good), registers nothing and changes nothing."""
+    import json
+
+    import boto3
+
+    _live_service(moto_server)
+    env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "SNAIL_ENDPOINT_URL": moto_server}
+    assert snail(tmp_path, "init", "--from-service", "prod/shop", extra=env).returncode == 0
+    plan = snail(tmp_path, "plan", extra=env)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "nothing to deploy: the service already runs phase live's spec" in plan.stdout
+    assert "- phase live: already live: shop:1" in plan.stdout and "+++" not in plan.stdout  # no diff: no change
+    data = json.loads(snail(tmp_path, "--output", "json", "plan", extra=env).stdout)
+    [live] = data["plan"]["phases"] if "plan" in data else data["phases"]
+    assert (live["case"], live["adopt"].rsplit("/", 1)[-1]) == ("adopt", "shop:1")
+    ecs = boto3.client(
+        "ecs", endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    assert ecs.list_task_definitions(familyPrefix="shop")["taskDefinitionArns"][-1].endswith("shop:1")
+
+
+def test_a_changed_phase_after_init_from_service_is_delivered(tmp_path: Path, moto_server: str) -> None:
+    """Adoption needs the very spec: a phase that changes anything (here an environment variable) is a release."""
+    _live_service(moto_server)
+    env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "SNAIL_ENDPOINT_URL": moto_server}
+    assert snail(tmp_path, "init", "--from-service", "prod/shop", extra=env).returncode == 0
+    phase = tmp_path / "phases" / "live.yaml"
+    phase.write_text(phase.read_text() + "task: {environment: {FEATURE: 'on'}}\n")
+    plan = snail(tmp_path, "plan", extra=env)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "nothing to deploy" not in plan.stdout and "already live" not in plan.stdout
+    assert "FEATURE" in plan.stdout
