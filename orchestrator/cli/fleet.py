@@ -95,6 +95,81 @@ class CliTargets:
             parts[where] = [(n, f"{images.identity(p.phase(n))}|{_phase_spec(p.phase(n))}") for n in upto]
         return release_key(parts)
 
+    def registry(self, target: Any) -> Any:
+        """The target's registry repository (read-only: None when its ECR repository does not exist yet)."""
+        from orchestrator.build import RegistryTarget
+        from orchestrator.errors import NotFound
+        from orchestrator.images import Images
+
+        app = self._app(target)
+        url = app.registry_url()
+        p = app.pipeline
+        if url or p.registry.url:
+            return Images(p, None, registry_url=url).target()  # type: ignore[arg-type]  # a URL needs no AWS
+        try:
+            return RegistryTarget.from_ecr(app.aws().client("ecr"), p.registry.repository_name, create=False)
+        except NotFound:
+            return None
+
+    def release_images(self, fleet: Any, to_phase: str | None, tolerant: bool = False) -> list[Any]:
+        """Each built phase's image (its content tag) and the digest each target's registry holds under it."""
+        from orchestrator.fleet.release_images import PhaseImage, digests
+        from orchestrator.images import Images
+
+        tags: dict[str, tuple[str, list[Any]]] = {}  # content tag -> (phase, targets that run it)
+        for t in fleet.targets:
+            p = self.pipelines[t.name]
+            names = p.phase_names()
+            for n in names[: names.index(to_phase) + 1] if to_phase in names else names:
+                ph = p.phase(n)
+                if ph.image.ref:
+                    continue  # a prebuilt ref is one reference everywhere; nothing is built or copied
+                tag = Images(p, None).identity(ph)  # type: ignore[arg-type]  # identity needs neither AWS nor Docker
+                tags.setdefault(tag, (n, []))[1].append(t)
+        out = []
+        for tag, (phase, targets) in tags.items():
+            regs = {t.name: self.registry(t) for t in targets}
+            shown = {name: (r.repository if r is not None else "(no repository yet)") for name, r in regs.items()}
+            out.append(PhaseImage(phase, tag, digests(tag, regs, tolerant=tolerant), shown))
+        return out
+
+    def one_release(self, fleet: Any, to_phase: str | None, say: Any = None) -> list[Any]:
+        """Before any wave: refuse a target whose registry holds another digest under a release's tag (exit 2,
+        nothing changed); build each phase's image once (in the first target's registry) when no registry has it,
+        then copy it, same digest, to every target's registry that lacks it. Each target's engine then finds its
+        tag pushed and reuses it: never rebuilt per target."""
+        from orchestrator.fleet.release_images import PhaseImage, agreed, copy_image
+
+        images = self.release_images(fleet, to_phase)
+        agreed(images)
+        done = []
+        for im in images:
+            if not im.missing():
+                done.append(im)
+                continue
+            found = dict(im.found)
+            holder = next((t for t, d in found.items() if d), None)
+            if holder is None:  # built nowhere yet: build, probe and push once, through the first target's engine
+                holder = next(iter(found))
+                t = fleet.target(holder)
+                engine = self._app(t).engine()
+                resolved = engine.images.resolve(self.pipelines[holder].phase(im.phase))
+                found[holder] = resolved.digest
+                if say:
+                    say(f"phase {im.phase}: built {im.tag} once ({resolved.digest}) in {holder}'s registry")
+            src = self.registry(fleet.target(holder))
+            for name in [n for n, d in found.items() if not d]:
+                dst = self.registry(fleet.target(name))
+                if dst is None:  # an ECR repository that does not exist yet: the target's pipeline may create it
+                    t = fleet.target(name)
+                    dst = self._app(t).engine().images.target()
+                found[name] = copy_image(src, dst, im.tag)
+                if say:
+                    say(f"phase {im.phase}: copied {im.tag} ({found[name]}) to {name}'s registry {dst.repository}")
+            done.append(PhaseImage(im.phase, im.tag, found, im.registries))
+        agreed(done)
+        return done
+
     def _opts(self, target: Any, to_phase: str | None, retry_failed: bool = False) -> Any:
         from orchestrator.engine.executor import RunOptions
 
@@ -207,6 +282,13 @@ class CliTargets:
         return view.task_definition if view else None
 
 
+def _pinned(ref: str | None) -> str | None:
+    """The digest a prebuilt ref pins (repo@sha256:...), if it pins one."""
+    from orchestrator.images import digest_of
+
+    return digest_of(ref) if ref else None
+
+
 def _phase_spec(phase: Any) -> str:
     """What a phase changes besides its image (task settings, environment, gates, strategy, bake): a release whose
     environment changed is another release (a hash: secret references never leave as text)."""
@@ -312,8 +394,17 @@ def plan(app: App, fleet_file: str | None, to_phase: str | None) -> int:
     fleet, pipelines = _load(app, fleet_file)
     targets = CliTargets(app, fleet, pipelines)
     release = targets.release_of(fleet, to_phase)
+    from orchestrator.fleet.release_images import agreed
+
+    images = targets.release_images(fleet, to_phase, tolerant=True)
+    agreed(images)  # a target whose registry holds another image under a release's tag: refused, exit 2
+    digest_of = {(t, im.phase): im.digest for im in images for t in im.found}
     waves = []
     lines = [f"release {release}"]
+    for im in images:
+        have = len(im.found) - len(im.missing())
+        state = f"{im.digest} in {have}/{len(im.found)} registries" if im.digest else "not built yet: built once by run"
+        lines.append(f"image {im.phase} {im.tag}: {state}")
     for w in fleet.waves:
         extra = [f"bake {w.bake:g}s"] + ([f"max {w.max_parallel} at once"] if w.max_parallel > 1 else [])
         extra += ["manual approval"] if w.approval == "manual" else []
@@ -324,6 +415,8 @@ def plan(app: App, fleet_file: str | None, to_phase: str | None) -> int:
             t = fleet.target(name)
             p = pipelines[name]
             row = targets.plan(t, to_phase)
+            for ph in row["phases"]:
+                ph["digest"] = digest_of.get((name, ph["phase"])) or _pinned(ph["image"])
             rows.append(row)
             where = f"{p.service.region}/{p.service.cluster}/{p.service.name}"
             todo = [ph for ph in row["phases"] if ph["action"] != "skip"]
@@ -332,7 +425,7 @@ def plan(app: App, fleet_file: str | None, to_phase: str | None) -> int:
             )
             lines.append(f"  {name} ({where}): {what}")
         waves.append({**w.to_dict(), "plan": rows})
-    app.emit({"release": release, "waves": waves}, "\n".join(lines))
+    app.emit({"release": release, "images": [im.to_dict() for im in images], "waves": waves}, "\n".join(lines))
     return 0
 
 
@@ -374,6 +467,8 @@ def run(
     ex = _executor(app, fleet, pipelines, skip_preflight)
     ex.journal.lock()
     try:
+        say = (lambda _t: None) if app.quiet or app.output == "json" else (lambda t: click.echo(t, err=True))
+        ex.targets.one_release(fleet, to_phase, say)  # refused (exit 2) before any wave, or one digest everywhere
         out = ex.run(
             FleetOptions(
                 to_phase=to_phase,
