@@ -41,14 +41,19 @@ lint: setup $(VENV)/.actionlint      ## ruff (lint + format), mypy and actionlin
 	@if [ -x $(ACTIONLINT) ]; then $(ACTIONLINT) $(WORKFLOWS) && echo "actionlint: $(WORKFLOWS) ok"; \
 	else echo "actionlint: skipped, not installed (rm $(VENV)/.actionlint to retry the install)"; fi
 
+# pytest-xdist: a worker per core, each with its own moto server and ports (--dist loadgroup keeps a module that
+# says xdist_group on one worker). e2e shares one dockerd and registry, and runs after, in one process.
+XDIST := -n auto --dist loadgroup
+
 test: setup lint docker              ## lint, then the whole suite: unit, functional (moto), e2e (real Docker + registry)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(XDIST) --ignore=tests/e2e tests
+	$(PY) -m pytest -q tests/e2e
 
 test-unit: setup
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q $(XDIST) tests/unit
 
 test-functional: setup
-	$(PY) -m pytest -q tests/functional
+	$(PY) -m pytest -q $(XDIST) tests/functional
 
 test-e2e: setup docker
 	$(PY) -m pytest -q tests/e2e

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +22,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 from hypothesis import settings as _hypothesis_settings  # noqa: E402
 
 from orchestrator.clock import FakeClock  # noqa: E402
+from tests.harness.http import serve_in_thread
 
 _hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
@@ -122,7 +122,7 @@ def http_server() -> Callable[[Behaviour], tuple[str, Behaviour]]:
                 pass
 
         srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        serve_in_thread(srv)
         servers.append(srv)
         return f"http://127.0.0.1:{srv.server_address[1]}", b
 

@@ -16,7 +16,7 @@ from orchestrator.config import load_pipeline
 from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
-from tests.functional.world import ACCOUNT, REGION, AgentClock, image, seed_service, write_pipeline
+from tests.functional.world import ACCOUNT, INJECTED_CLOCK, REGION, AgentClock, image, seed_service, write_pipeline
 
 OPERATIONS = [
     "DescribeServices",
@@ -74,7 +74,7 @@ def setup(moto_url, tmp_path, http_server):
     seed_service(ecs)
     for _ in range(5):
         clock.agent.reconcile_once()
-    path = write_pipeline(tmp_path, {"health-only": "a", "hybrid-ml": "b"})
+    path = write_pipeline(tmp_path, {"health-only": "a", "hybrid-ml": "b"}, timing=INJECTED_CLOCK)
     aws = AwsContext(region=REGION, endpoint_url=moto_url)
     engine = Engine(load_pipeline(path), aws, SqliteStore(tmp_path / "state.db"), clock=clock)
     injected: Counter = Counter()

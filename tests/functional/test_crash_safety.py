@@ -97,7 +97,10 @@ def _start(world, *args: str) -> subprocess.Popen:
 def test_kill_at_a_random_moment_then_rerun(world, seed: int) -> None:
     """SIGKILL after a random delay (seeded); the next run ends with the store and ECS agreeing."""
     rnd = random.Random(seed)
-    write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
+    # the base pipeline does not bake; here each phase bakes 2 s, so the run outlasts the kill window (0.8-5 s)
+    # and the kill lands inside it, at a step, a gate or a bake
+    bakes = {"health-only": "bake: 2s\n", "hybrid-ml": "bake: 2s\n"}
+    write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"}, extra=bakes)
     world["serve"]("a"), world["serve"]("b")
     proc = _start(world, "run", "--skip-preflight")
     time.sleep(rnd.uniform(0.8, 5.0))

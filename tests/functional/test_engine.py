@@ -16,7 +16,16 @@ from orchestrator.errors import PreflightFailed, UsageError
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.trail import render
 from tests.conftest import Behaviour
-from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, image, seed_service, write_pipeline
+from tests.functional.world import (
+    ACCOUNT,
+    INJECTED_CLOCK,
+    REGION,
+    AgentClock,
+    boto,
+    image,
+    seed_service,
+    write_pipeline,
+)
 
 
 class World:
@@ -34,7 +43,7 @@ class World:
         self.bootstrap = seed_service(self.ecs, desired=desired)
         for _ in range(5):
             self.agent.reconcile_once()
-        self.path = write_pipeline(tmp_path, phases, extra)
+        self.path = write_pipeline(tmp_path, phases, extra, timing=INJECTED_CLOCK)
         self.pipeline = load_pipeline(self.path)
         self.store = SqliteStore(tmp_path / ".snail" / "state.db")
 

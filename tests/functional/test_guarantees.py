@@ -33,7 +33,18 @@ from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.engine.outcome import Outcome
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
-from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, image, live, seed_service, snail, write_pipeline
+from tests.functional.world import (
+    ACCOUNT,
+    INJECTED_CLOCK,
+    REGION,
+    AgentClock,
+    boto,
+    image,
+    live,
+    seed_service,
+    snail,
+    write_pipeline,
+)
 
 SERVICE = "shine-api-gateway"
 
@@ -82,7 +93,7 @@ def rig(tmp_path: Path, http_server) -> Iterator[Rig]:  # noqa: ANN001
         bootstrap = seed_service(ecs)
         for _ in range(5):
             clock.agent.reconcile_once()
-        path = write_pipeline(tmp_path, {"health-only": "a", "hybrid-ml": "b"})
+        path = write_pipeline(tmp_path, {"health-only": "a", "hybrid-ml": "b"}, timing=INJECTED_CLOCK)
         store = SqliteStore(tmp_path / ".snail" / "state.db", busy_timeout=0.3)
         pipeline = load_pipeline(path)
         first = Engine(pipeline, AwsContext(region=REGION), store, clock=clock).run(RunOptions(to_phase="health-only"))

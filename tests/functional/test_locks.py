@@ -35,6 +35,8 @@ from tests.functional.world import image, server, snail, world, write_pipeline  
 LEASE = 60.0
 SVC = "svc"
 RACES: collections.Counter[str] = collections.Counter()  # "won"/"lost" over every race below, for the report
+# the report at the end counts the races of this module: under xdist (--dist loadgroup) they all run in one worker
+pytestmark = pytest.mark.xdist_group("lock-races")
 
 
 def holder(run_id: str, host: str = "host-a", **extra: Any) -> dict[str, Any]:

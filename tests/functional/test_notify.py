@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,7 @@ from orchestrator.notify.send import SIGNATURE_HEADER, send_all
 from orchestrator.notify.spec import NotifySpec
 from tests.conftest import Behaviour
 from tests.functional.world import live, server, snail, world, write_pipeline  # noqa: F401 - fixtures
+from tests.harness.http import serve_in_thread
 
 PLANTED = "AKIAIOSFODNN7EXAMPLE"  # an AWS access key id shape: must never leave in a message
 
@@ -48,7 +48,7 @@ class Receiver:
                 pass
 
         self.srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        serve_in_thread(self.srv)
         self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
 
     def json(self, i: int = -1) -> Any:

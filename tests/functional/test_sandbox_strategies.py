@@ -31,6 +31,7 @@ from orchestrator.aws.elbv2 import Elbv2Client
 from orchestrator.aws.session import AwsContext
 from orchestrator.config import load_pipeline
 from orchestrator.errors import NotFound
+from tests.harness.http import serve_in_thread
 
 REGION = "us-east-1"
 CLUSTER = "shine"
@@ -642,7 +643,7 @@ def serve(color: str, health_status: int = 200) -> ThreadingHTTPServer:
     """A real HTTP server on 127.0.0.1 standing in for one task's container."""
     handler = type(f"App_{color}", (App,), {"color": color, "health_status": health_status})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     return server
 
 

@@ -12,7 +12,6 @@ import _thread
 import contextlib
 import errno
 import json
-import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,7 +32,17 @@ from orchestrator.errors import SnailError
 from orchestrator.gates import ecs_rollout
 from orchestrator.state.base import current_marks
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, image, seed_service, write_pipeline
+from tests.functional.world import (
+    ACCOUNT,
+    INJECTED_CLOCK,
+    REGION,
+    AgentClock,
+    boto,
+    image,
+    seed_service,
+    write_pipeline,
+)
+from tests.harness.http import serve_in_thread
 
 PHASES = ["health-only", "hybrid-ml", "optimized"]
 OUTCOMES = ["pass", "pass", "http_fail", "tasks_fail", "interrupt"]
@@ -80,7 +89,7 @@ class Scripted:
     def port(self, what: str) -> int:
         """A new server on 127.0.0.1 that behaves as `what`."""
         srv = ThreadingHTTPServer(("127.0.0.1", 0), self.Handler)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        serve_in_thread(srv)
         self.servers.append(srv)
         self.behaviour[srv.server_address[1]] = what
         return srv.server_address[1]
@@ -240,7 +249,10 @@ def test_service_is_always_on_a_recorded_revision(tmp_path_factory, runs) -> Non
                         else:
                             fails.pop(img, None)
                 engine = Engine(
-                    load_pipeline(write_pipeline(root, tags)), AwsContext(region=REGION), store, clock=clock
+                    load_pipeline(write_pipeline(root, tags, timing=INJECTED_CLOCK)),
+                    AwsContext(region=REGION),
+                    store,
+                    clock=clock,
                 )
                 fault = Fault(engine, store, *spec["fault"]) if spec["fault"] else None
                 blocked = blocked_specs(store)

@@ -71,6 +71,8 @@ def seed_service(ecs, desired: int = 1, circuit_breaker: bool = True) -> str:  #
     return td
 
 
+# The base pipeline. Against the real-time world (the CLI as a process) it does not bake and polls briefly, so a
+# run takes as long as its API calls; a test about baking says so in its own phase file (`bake: 4s`).
 PIPELINE = """\
 version: 1
 service:
@@ -85,17 +87,26 @@ state:
   path: {state}
 defaults:
   gates:
-    - {{type: ecs-rollout, timeout: 2m, poll: 1s}}
-    - {{type: http, path: /health, expect: {{status: 200}}, retries: {{attempts: 3, wait: 1s}}}}
-  bake: 5s
+    - {{type: ecs-rollout, timeout: 2m, poll: {poll}}}
+    - {{type: http, path: /health, expect: {{status: 200}}, retries: {{attempts: 3, wait: {wait}}}}}
+  bake: {bake}
 phases: [{phases}]
 """
 
 
-def write_pipeline(root: Path, phases: dict[str, str], extra: dict[str, str] | None = None) -> Path:
-    """pipeline.yaml + one phase file per (name -> image tag) in order."""
+REAL_TIME = {"bake": "0s", "poll": "0.1s", "wait": "0.1s"}
+# On the injected clock (AgentClock) time costs nothing real: a 5 s bake and 1 s polls are a few agent steps,
+# and the engine tests fault inside that bake.
+INJECTED_CLOCK = {"bake": "5s", "poll": "1s", "wait": "1s"}
+
+
+def write_pipeline(
+    root: Path, phases: dict[str, str], extra: dict[str, str] | None = None, timing: dict[str, str] = REAL_TIME
+) -> Path:
+    """pipeline.yaml + one phase file per (name -> image tag) in order; `timing` sets bake, poll and retry wait."""
     (root / "phases").mkdir(parents=True, exist_ok=True)
-    (root / "pipeline.yaml").write_text(PIPELINE.format(state=root / ".snail", phases=", ".join(phases)))
+    text = PIPELINE.format(state=root / ".snail", phases=", ".join(phases), **timing)
+    (root / "pipeline.yaml").write_text(text)
     for name, tag in phases.items():
         text = f'name: {name}\nimage: {{ref: "{image(tag)}"}}\n' + (extra or {}).get(name, "")
         (root / "phases" / f"{name}.yaml").write_text(text)
@@ -109,7 +120,8 @@ def boto(service: str):  # noqa: ANN201
 
 @pytest.fixture(scope="module")
 def server(moto_server):
-    """The session's moto server with the agent moving deployments (real time, 0.2 s rounds)."""
+    """The session's moto server with the agent moving deployments (real time: 0.05 s rounds, a task is steady
+    0.1 s after it runs, so a rollout completes well within a second)."""
     from ecsbox.agent import EcsAgent
     from ecsbox.launchers import InstantLauncher
 
@@ -119,8 +131,8 @@ def server(moto_server):
         InstantLauncher(host_port_for=lambda img: ports.get(img), fail_reason_for=lambda img: fail.get(img)),
         account_id=ACCOUNT,
         region=REGION,
-        interval=0.2,
-        steady_after=0.5,
+        interval=0.05,
+        steady_after=0.1,
     )
     agent.start()
     yield {"url": moto_server, "ports": ports, "fail": fail}
