@@ -41,13 +41,13 @@ lint: setup $(VENV)/.actionlint      ## ruff (lint + format), mypy and actionlin
 	@if [ -x $(ACTIONLINT) ]; then $(ACTIONLINT) $(WORKFLOWS) && echo "actionlint: $(WORKFLOWS) ok"; \
 	else echo "actionlint: skipped, not installed (rm $(VENV)/.actionlint to retry the install)"; fi
 
-# pytest-xdist: a worker per core, each with its own moto server and ports (--dist loadgroup keeps a module that
-# says xdist_group on one worker). e2e shares one dockerd and registry, and runs after, in one process.
-XDIST := -n auto --dist loadgroup
+# pytest-xdist: a worker per core, each with its own moto server and ports; --dist loadfile runs a file's tests on
+# one worker (module fixtures built once; the lock races never run beside themselves). e2e shares one dockerd and
+# registry, so it runs in one process, beside the others (scripts/test-suite.sh).
+XDIST := -n auto --dist loadfile
 
-test: setup lint docker              ## lint, then the whole suite: unit, functional (moto), e2e (real Docker + registry)
-	$(PY) -m pytest -q $(XDIST) --ignore=tests/e2e tests
-	$(PY) -m pytest -q tests/e2e
+test: setup lint docker              ## lint, then the whole suite: unit, ecsbox, functional (moto) and, beside them, e2e (real Docker)
+	PY=$(PY) bash scripts/test-suite.sh
 
 test-unit: setup
 	$(PY) -m pytest -q $(XDIST) tests/unit
