@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from orchestrator.aws.ecs import EcsClient
 from orchestrator.aws.session import AwsContext
@@ -28,6 +27,7 @@ from orchestrator.config.model import (
     StateSpec,
     TaskSpec,
 )
+from tests.harness.moto import plain_moto
 
 CLUSTER = "shine"
 SERVICE = "shine-api-gateway"
@@ -251,8 +251,8 @@ def aws_context() -> AwsContext:
 
 @pytest.fixture
 def aws():
-    """An AwsContext on in-process moto."""
-    with mock_aws():
+    """An AwsContext on in-process moto (plain moto, whatever the test before left installed)."""
+    with plain_moto():
         yield aws_context()
 
 

@@ -235,6 +235,7 @@ def test_promote_without_argument_promotes_the_waiting_manual_phase(world) -> No
     assert live(world).endswith("shine-api-gateway:3")
 
 
+@pytest.mark.process
 def test_interrupted_run_is_one_document_exit_130(world) -> None:  # noqa: F811
     """SIGTERM mid-bake (a cancelled CI job): exit 130, one document saying interrupted, JSON stderr lines."""
     import signal

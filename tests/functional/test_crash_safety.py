@@ -16,6 +16,8 @@ import pytest
 from orchestrator.state.sqlite import SqliteStore
 from tests.functional.world import image, live, snail, write_pipeline
 
+pytestmark = pytest.mark.process  # real processes killed at random moments: the process is the point
+
 FAILPOINTS = [
     "image:intent",
     "register:intent",

@@ -7,13 +7,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from moto import mock_aws
-from moto.moto_api import state_manager
 
 from orchestrator.doctor import diagnose
 from orchestrator.gates.verdict import Verdict
 from tests.doctor_env import LOG_GROUP, aws_context, good_env
 from tests.functional.test_doctor_diagnose import run_tasks, stop_like_aws
+from tests.harness.moto import plain_moto
 
 SCALE_IN = "Scaling activity initiated by (deployment ecs-svc/1234567890)"
 
@@ -21,8 +20,7 @@ SCALE_IN = "Scaling activity initiated by (deployment ecs-svc/1234567890)"
 @pytest.fixture
 def env(tmp_path):
     """The known-good environment on in-process moto, task states pinned."""
-    with mock_aws():
-        state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
+    with plain_moto(pinned_tasks=True):
         yield good_env(aws_context(), tmp_path)
 
 

@@ -6,14 +6,13 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from moto import mock_aws
-from moto.moto_api import state_manager
 
 from orchestrator.aws.ecs import EcsClient
 from orchestrator.config.model import LoadBalancerSpec, NetworkSpec
 from orchestrator.doctor import diagnose
 from orchestrator.errors import ConfigError
 from tests.doctor_env import CLUSTER, SERVICE, aws_context, good_env
+from tests.harness.moto import plain_moto
 
 PULL = (
     "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref "
@@ -24,8 +23,7 @@ PULL = (
 @pytest.fixture
 def aws():
     """An AwsContext on in-process moto, with task states pinned (moto drifts them on every describe)."""
-    with mock_aws():
-        state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
+    with plain_moto(pinned_tasks=True):
         yield aws_context()
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from moto.moto_api import state_manager
-
 from orchestrator.doctor import render_text, run_doctor
 from tests.doctor_env import CLUSTER, SERVICE, good_env
+from tests.harness.moto import pin_tasks
 
 
 def test_field_log_service_missing(aws, tmp_path):
@@ -102,7 +101,7 @@ def test_field_log_subnet_not_on_route_table_with_igw(env):
 
 def test_field_log_network_bindings_not_trusted(env):
     """19:00 'healthy but networkBindings empty': a standing check that reports the bindings and trusts the gates."""
-    state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
+    pin_tasks()  # the env fixture's plain_moto() unpins them afterwards
     env.client("ecs").run_task(
         cluster=CLUSTER,
         taskDefinition=env.taskdef_arn,

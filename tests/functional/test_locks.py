@@ -36,7 +36,7 @@ LEASE = 60.0
 SVC = "svc"
 RACES: collections.Counter[str] = collections.Counter()  # "won"/"lost" over every race below, for the report
 # the report at the end counts the races of this module: under xdist (--dist loadgroup) they all run in one worker
-pytestmark = pytest.mark.xdist_group("lock-races")
+pytestmark = [pytest.mark.process, pytest.mark.xdist_group("lock-races")]
 
 
 def holder(run_id: str, host: str = "host-a", **extra: Any) -> dict[str, Any]:

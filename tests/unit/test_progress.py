@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from orchestrator.cli.progress import HEARTBEAT, Progress, describe, live_terminal, rollout_counts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,6 +165,7 @@ print("RESULT")
 """
 
 
+@pytest.mark.process
 def test_on_a_real_terminal_the_display_never_goes_quiet() -> None:
     """In a pseudo-terminal, a 3 s wait redraws at least every half second with a moving countdown; a structlog
     warning in the middle is printed whole above the status area; the result comes after the area is gone."""
