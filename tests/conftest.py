@@ -92,6 +92,7 @@ class Behaviour:
 
     def __init__(self, status: int = 200, body: dict | str = None, delay: float = 0.0) -> None:
         self.status = status
+        self.paths: dict[str, int] = {}  # a status for one path only (the load balancer's /health stays as it is)
         self.body = body if body is not None else {"status": "ok"}
         self.delay = delay
         self.hits = 0
@@ -112,7 +113,7 @@ def http_server() -> Callable[[Behaviour], tuple[str, Behaviour]]:
                     time.sleep(b.delay)
                 payload = b.body if isinstance(b.body, str) else json.dumps({**b.body, "path": self.path})
                 data = payload.encode()
-                self.send_response(b.status)
+                self.send_response(b.paths.get(self.path.split("?", 1)[0], b.status))
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

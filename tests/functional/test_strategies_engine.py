@@ -1361,15 +1361,18 @@ def test_deployment_alarms_an_operator_set_are_left_as_they_were(world) -> None:
 
 def test_an_http_gate_failing_in_the_phase_bake_after_a_blue_green_shift_fails_the_phase(world) -> None:
     """blue-green: green passes on the test listener, ECS shifts production and completes; then, during the phase's
-    own bake, green answers 500. The bake judges the http gate again: exit 1, back on phase one (verified), phase
-    two quarantined, "failed during the bake" (it used to be "still ours and healthy ... marked good")."""
-    p, one, production_before = phase_one_live(world, "bake: 1m\n")
+    own bake, green answers 500 on the phase's /ready gate (the load balancer's /health check stays green, so ECS
+    replaces no task: the verdict is the gate's, whatever the real-time data plane sees first). The bake judges the
+    http gate again: exit 1, back on phase one (verified), phase two quarantined, "failed during the bake" (it used
+    to be "still ours and healthy ... marked good")."""
+    ready = "gates:\n  - {type: http, path: /ready, expect: {status: 200}}\n"
+    p, one, production_before = phase_one_live(world, "bake: 1m\n" + ready)
     shipped = len(world.deployments())
 
     def fail_once_ecs_completed() -> None:
         deps = world.deployments()
         if len(deps) > shipped and deps[0]["status"] == "SUCCESSFUL" and not world.events("decision"):
-            world.behaviours["b"].status = 500
+            world.behaviours["b"].paths["/ready"] = 500
 
     world.clock.on_sleep.append(fail_once_ecs_completed)
     out = world.engine(p).run(RunOptions(from_phase="two"))
