@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -194,8 +195,14 @@ def test_ctrl_c_on_the_fleet_sends_in_flight_back_and_the_run_resumes(tmp_path: 
 
     t = ScriptedTargets({"staging": staging})
     ex = _executor(tmp_path, t)
-    with pytest.raises(KeyboardInterrupt):
-        ex.run(FleetOptions())
+    # Python's own SIGINT handler, as in `snail`: a pytest-xdist worker ignores SIGINT, and interrupt_main() then
+    # does nothing
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ex.run(FleetOptions())
+    finally:
+        signal.signal(signal.SIGINT, before)
     recorded = FleetJournal(ex.fleet).current()
     assert recorded is not None and not recorded.finished
     assert recorded.targets["staging"].status in (d.PENDING, d.RUNNING)  # either way, resume delivers it again
