@@ -2,4 +2,4 @@
 doctor (doctor_env.py). They are registered here, so test modules use them by name and never import them."""
 
 from tests.doctor_env import aws, env  # noqa: F401 - fixtures
-from tests.functional.world import server, world  # noqa: F401 - fixtures
+from tests.functional.world import agent_server, server, world  # noqa: F401 - fixtures
