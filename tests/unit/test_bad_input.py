@@ -1118,32 +1118,31 @@ def test_any_value_at_any_key_is_loaded_or_refused_never_a_crash(tmp_path: Path,
 
 # ------------------------------------------------------------------ through the CLI, as a separate process
 
-_TIMED = """
-import sys, time
+_LOAD = """
+import sys
 from orchestrator.config import load_pipeline
 from orchestrator.errors import ConfigErrors
-t = time.perf_counter()
 try:
     load_pipeline(sys.argv[1])
     print("accepted")
 except ConfigErrors as exc:
     print("\\n".join(str(e) for e in exc.errors))
-print(f"elapsed={time.perf_counter() - t:.3f}")
 """
 
 
-def _timed_load(path: Path) -> tuple[str, float]:
-    """load_pipeline in a child process (a hang is killed by the timeout): its output and its own elapsed time."""
+def _child_load(path: Path) -> str:
+    """load_pipeline in a child process, its output. Opening or reading a FIFO with no writer blocks forever, so a
+    loader that waited on one never answers: the child is killed at the timeout and the test fails on that, not on
+    how long a refusal took."""
     proc = subprocess.run(
-        [sys.executable, "-c", _TIMED, str(path)],
+        [sys.executable, "-c", _LOAD, str(path)],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         cwd=Path(__file__).parents[2],
     )
     assert proc.returncode == 0, proc.stderr
-    out, _, elapsed = proc.stdout.rpartition("elapsed=")
-    return out, float(elapsed)
+    return proc.stdout
 
 
 def _fifo_pipeline(tmp: Path) -> Path:
@@ -1207,21 +1206,20 @@ HANGS = {
 
 
 @pytest.mark.parametrize("name", list(HANGS))
-def test_fifo_and_devices_refused_within_a_second(name: str, tmp_path: Path) -> None:
-    """A FIFO or /dev/zero is refused at once (fstat before reading), never read or waited on."""
+def test_fifo_and_devices_are_refused_never_read(name: str, tmp_path: Path) -> None:
+    """A FIFO or /dev/zero is refused by what it is (fstat before reading, the path's target), never read or waited
+    on: the message names the kind of file, and the load answers at all."""
     make, expected = HANGS[name]
-    out, elapsed = _timed_load(make(tmp_path))
+    out = _child_load(make(tmp_path))
     assert expected in out, out
-    assert elapsed < 1.0, elapsed
 
 
-def test_huge_file_refused_within_a_second(tmp_path: Path) -> None:
+def test_huge_file_refused_by_its_size(tmp_path: Path) -> None:
     """A 40 MB pipeline.yaml is refused by its size before it is parsed."""
     path = tmp_path / "pipeline.yaml"
     path.write_text(PIPELINE + ("# " + "y" * 1000 + "\n") * 40_000)
-    out, elapsed = _timed_load(path)
+    out = _child_load(path)
     assert "the limit is 1 MiB per file" in out, out
-    assert elapsed < 1.0, elapsed
 
 
 def _snail(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
