@@ -100,6 +100,7 @@ class AwsError(SnailError):
     def __init__(self, operation: str, code: str, message: str) -> None:
         self.operation = operation
         self.code = code
+        self.detail = message  # what AWS (or botocore) said, without the operation and the code
         super().__init__(f"{operation} failed: {code}: {message}", operation=operation, code=code)
 
 

@@ -84,12 +84,13 @@ class Images:
         if phase.image.dockerfile:  # a context shared by several phases: say which Dockerfile
             ctx = f"{ctx}/{phase.image.dockerfile}"
         try:
+            from orchestrator.aws.ecr import EcrClient
             from orchestrator.build import RegistryTarget, registry_digest
             from orchestrator.errors import NotFound
 
             if self._target is None and self.pipeline.registry.ecr and not self.registry_url:
                 try:  # read-only: plan never creates the repository, even with registry.create
-                    target = RegistryTarget.from_ecr(self.aws.client("ecr"), self.pipeline.registry.ecr, create=False)
+                    target = RegistryTarget.from_ecr(EcrClient(self.aws), self.pipeline.registry.ecr, create=False)
                 except NotFound:
                     return (
                         f"build {ctx} -> {self.repository()}:{identity} (repository "
@@ -107,6 +108,7 @@ class Images:
     def target(self) -> Any:
         """The registry target (ECR auth is fetched once)."""
         if self._target is None:
+            from orchestrator.aws.ecr import EcrClient
             from orchestrator.build import RegistryTarget
 
             if self.registry_url:
@@ -115,7 +117,7 @@ class Images:
                 self._target = RegistryTarget.from_url(self.pipeline.registry.url)
             else:
                 self._target = RegistryTarget.from_ecr(
-                    self.aws.client("ecr"), self.pipeline.registry.repository_name, create=self.pipeline.registry.create
+                    EcrClient(self.aws), self.pipeline.registry.repository_name, create=self.pipeline.registry.create
                 )
         return self._target
 

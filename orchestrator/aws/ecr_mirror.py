@@ -14,17 +14,17 @@ def mirror_to_ecr(aws: AwsContext, repository: str, built: Any, target: Any) -> 
     its ECR URI as a task definition on AWS would. The sandbox's agent pulls ECR URIs from the local registry."""
     import requests
 
-    from orchestrator.aws.errors import aws_call
     from orchestrator.build.registry import MANIFEST_TYPES
 
     resp = requests.get(
         f"{target.api_base}/{target.name}/manifests/{built.digest}", headers={"Accept": MANIFEST_TYPES}, timeout=10
     )
     resp.raise_for_status()
-    ecr = aws.client("ecr")
+    from orchestrator.aws.ecr import EcrClient
+
+    ecr = EcrClient(aws)
     name = repository
-    with aws_call("ecr:DescribeRepositories"):
-        uri = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryUri"]
+    uri = ecr.repository_uri(name)
     kwargs = {
         "repositoryName": name,
         "imageManifest": resp.text,
@@ -34,10 +34,5 @@ def mirror_to_ecr(aws: AwsContext, repository: str, built: Any, target: Any) -> 
     media = resp.headers.get("Content-Type", "").split(";")[0]
     if media:
         kwargs["imageManifestMediaType"] = media
-    try:
-        with aws_call("ecr:PutImage"):
-            ecr.put_image(**kwargs)
-    except Exception as exc:  # already recorded (same tag and digest): nothing to do
-        if "AlreadyExists" not in str(exc):
-            raise
+    ecr.put_image(**kwargs)
     return f"{uri}@{built.digest}"

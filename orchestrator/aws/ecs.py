@@ -180,14 +180,31 @@ class EcsClient:
     def __init__(self, aws: AwsContext) -> None:
         self._ecs = aws.client("ecs")
 
-    def service_record(self, cluster: str, name: str) -> dict[str, Any] | None:
-        """The service as ECS describes it (raw), or None when it is MISSING or INACTIVE (deleted)."""
+    def cluster(self, name: str) -> dict[str, Any] | None:
+        """The cluster as ECS describes it (raw, any status), or None when it is MISSING."""
+        with aws_call("ecs:DescribeClusters"):
+            out = self._ecs.describe_clusters(clusters=[name])
+        found = out.get("clusters") or []
+        return dict(found[0]) if found else None
+
+    def describe_service(self, cluster: str, name: str) -> dict[str, Any] | None:
+        """The service as ECS describes it (raw, any status: an INACTIVE one too), or None when it is MISSING."""
         with aws_call("ecs:DescribeServices"):
             out = self._ecs.describe_services(cluster=cluster, services=[name])
         svcs = out.get("services") or []
-        if not svcs or svcs[0].get("status") == "INACTIVE":
+        return dict(svcs[0]) if svcs else None
+
+    def service_record(self, cluster: str, name: str) -> dict[str, Any] | None:
+        """The service as ECS describes it (raw), or None when it is MISSING or INACTIVE (deleted)."""
+        found = self.describe_service(cluster, name)
+        if found is None or found.get("status") == "INACTIVE":
             return None
-        return dict(svcs[0])
+        return found
+
+    def definition(self, revision: str) -> dict[str, Any]:
+        """A revision's definition, without its tags."""
+        with aws_call("ecs:DescribeTaskDefinition"):
+            return dict(self._ecs.describe_task_definition(taskDefinition=revision)["taskDefinition"])
 
     def service(self, cluster: str, name: str) -> ServiceView | None:
         """The service, or None when ECS says it is MISSING."""
@@ -264,11 +281,19 @@ class EcsClient:
 
     def describe_tasks(self, cluster: str, arns: list[str]) -> list[TaskView]:
         """These tasks (up to 100), as views: their status and why they stopped."""
+        return [TaskView.from_api(t) for t in self.describe_task_records(cluster, arns)]
+
+    def describe_task_records(self, cluster: str, arns: list[str]) -> list[dict[str, Any]]:
+        """These tasks (up to 100) as DescribeTasks says them (raw)."""
         if not arns:
             return []
         with aws_call("ecs:DescribeTasks"):
             resp = self._ecs.describe_tasks(cluster=cluster, tasks=arns[:100])
-        return [TaskView.from_api(t) for t in resp.get("tasks", [])]
+        return list(resp.get("tasks", []))
+
+    def endpoint_url(self) -> str:
+        """Where this client's requests go (the regional endpoint, or the one given)."""
+        return str(self._ecs.meta.endpoint_url)
 
     def tasks(self, cluster: str, service: str, desired_status: str = "RUNNING") -> list[TaskView]:
         """The service's tasks with this desired status, as views."""

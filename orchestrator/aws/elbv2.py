@@ -161,9 +161,12 @@ class Elbv2Client:
 
     def target_groups(self, **by: Any) -> list[TargetGroupView]:
         """Target groups by `TargetGroupArns=`, `Names=` or `LoadBalancerArn=` (DescribeTargetGroups)."""
+        return [TargetGroupView.from_api(g) for g in self.target_group_records(**by)]
+
+    def target_group_records(self, **by: Any) -> list[dict[str, Any]]:
+        """Target groups as DescribeTargetGroups says them (raw), by ARNs, names or load balancer."""
         with aws_call("elasticloadbalancing:DescribeTargetGroups"):
-            groups = self._elbv2.describe_target_groups(**by).get("TargetGroups") or []
-        return [TargetGroupView.from_api(g) for g in groups]
+            return list(self._elbv2.describe_target_groups(**by).get("TargetGroups") or [])
 
     def target_health(self, target_group_arn: str) -> list[TargetHealthView]:
         """Every registered target of a group with its health."""

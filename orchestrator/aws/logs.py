@@ -113,6 +113,12 @@ class LogsClient:
 
     # ------------------------------------------------------------------------------------------ reading
 
+    def group_exists(self, name: str, region: str | None = None) -> bool:
+        """True when the log group exists (exact name: DescribeLogGroups matches by prefix)."""
+        with aws_call("logs:DescribeLogGroups"):
+            pages = self.client(region).get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name)
+            return any(g.get("logGroupName") == name for page in pages for g in page.get("logGroups", []))
+
     def tail(self, region: str | None, group: str, stream: str, n: int = 20) -> list[LogLine]:
         """The last `n` events of one stream, oldest first ([] when the stream does not exist yet)."""
         logs = self.client(region)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from orchestrator.errors import AccessDenied, AwsError, NotFound, UsageError
+from orchestrator.errors import UsageError
+
+if TYPE_CHECKING:
+    from orchestrator.aws.ecr import EcrClient
 
 _NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
@@ -85,32 +87,10 @@ class RegistryTarget:
         )
 
     @classmethod
-    def from_ecr(cls, ecr_client: Any, repository_name: str, create: bool = False) -> RegistryTarget:
+    def from_ecr(cls, ecr: EcrClient, repository_name: str, create: bool = False) -> RegistryTarget:
         """The ECR repository's URI and a push token (get_authorization_token); create it if missing and asked to."""
-        from botocore.exceptions import ClientError
-
-        try:
-            try:
-                repo = ecr_client.describe_repositories(repositoryNames=[repository_name])["repositories"][0]
-            except ClientError as e:
-                if _code(e) != "RepositoryNotFoundException":
-                    raise
-                if not create:
-                    raise NotFound(
-                        "ecr:DescribeRepositories",
-                        "RepositoryNotFoundException",
-                        f"ECR repository {repository_name!r} does not exist (create it, or allow snail to)",
-                    ) from None
-                # Content tags never change meaning, so immutable tags cost nothing and stop overwrites.
-                repo = ecr_client.create_repository(repositoryName=repository_name, imageTagMutability="IMMUTABLE")[
-                    "repository"
-                ]
-            auth = ecr_client.get_authorization_token(registryIds=[repo["registryId"]])["authorizationData"][0]
-        except ClientError as e:
-            code = _code(e)
-            err = AccessDenied if code in ("AccessDeniedException", "AccessDenied") else AwsError
-            raise err(e.operation_name, code, e.response.get("Error", {}).get("Message", "")) from None
-        username, _, password = base64.b64decode(auth["authorizationToken"]).decode().partition(":")
+        repo = ecr.require_repository(repository_name, create=create)
+        username, password = ecr.push_credentials(repo["registryId"])
         return cls(repository=repo["repositoryUri"], username=username, password=password)
 
 
@@ -118,10 +98,6 @@ def _shown(url: str) -> str:
     from orchestrator.redact import mask_text
 
     return mask_text(url)
-
-
-def _code(error: Any) -> str:
-    return error.response.get("Error", {}).get("Code", "")
 
 
 def _is_loopback(registry: str) -> bool:

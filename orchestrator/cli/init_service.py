@@ -117,19 +117,17 @@ def template_of(definition: dict[str, Any]) -> dict[str, Any]:
 
 def live_digest(aws: Any, service: dict[str, Any], container: dict[str, Any]) -> str:
     """The digest the live image runs as: pinned in the definition, else a running task's, else ECR's for the tag."""
-    from orchestrator.aws.errors import aws_call
+    from orchestrator.aws.ecr import EcrClient
+    from orchestrator.aws.ecs import EcsClient
 
     name, tag, digest = split_image(container["image"])
     if digest:
         return digest
-    ecs = aws.client("ecs")
+    ecs = EcsClient(aws)
     cluster = service["clusterArn"]
-    with aws_call("ecs:ListTasks"):
-        arns = ecs.list_tasks(cluster=cluster, serviceName=service["serviceName"], desiredStatus="RUNNING")["taskArns"]
+    arns = ecs.task_arns(cluster, service["serviceName"], "RUNNING")
     if arns:
-        with aws_call("ecs:DescribeTasks"):
-            tasks = ecs.describe_tasks(cluster=cluster, tasks=arns[:100])["tasks"]
-        for task in tasks:
+        for task in ecs.describe_task_records(cluster, arns):
             if task.get("taskDefinitionArn") != service.get("taskDefinition"):
                 continue
             for c in task.get("containers", []):
@@ -140,13 +138,9 @@ def live_digest(aws: Any, service: dict[str, Any], container: dict[str, Any]) ->
         from orchestrator.errors import SnailError
 
         try:
-            with aws_call("ecr:DescribeImages"):
-                found = aws.client("ecr").describe_images(
-                    repositoryName=ecr.group("repo"), imageIds=[{"imageTag": tag}]
-                )
+            details = EcrClient(aws).images(ecr.group("repo"), [{"imageTag": tag}])
         except SnailError as exc:
             raise UsageError(f"the digest of {container['image']} could not be read from ECR: {exc}") from None
-        details = found.get("imageDetails") or []
         if details and details[0].get("imageDigest"):
             return str(details[0]["imageDigest"])
     raise UsageError(
@@ -157,7 +151,7 @@ def live_digest(aws: Any, service: dict[str, Any], container: dict[str, Any]) ->
 
 def files_from_service(app: Any, target: str, phase: str) -> tuple[dict[str, str], str]:
     """Read CLUSTER/SERVICE and return {relative path: text} plus a one-line summary."""
-    from orchestrator.aws.errors import aws_call
+    from orchestrator.aws.ecs import EcsClient
     from orchestrator.cli.reach import checked_context
 
     cluster, _, name = target.partition("/")
@@ -165,14 +159,12 @@ def files_from_service(app: Any, target: str, phase: str) -> tuple[dict[str, str
         raise UsageError(f"--from-service {target!r}: give it as CLUSTER/SERVICE")
     region = app.region or "us-east-1"
     aws = checked_context(region, app.profile, app.endpoint_url, region_given=bool(app.region))
-    ecs = aws.client("ecs")
-    with aws_call("ecs:DescribeServices"):
-        found = ecs.describe_services(cluster=cluster, services=[name])["services"]
-    service = next((s for s in found if s.get("status") == "ACTIVE"), None)
+    ecs = EcsClient(aws)
+    found = ecs.describe_service(cluster, name)
+    service = found if found is not None and found.get("status") == "ACTIVE" else None
     if service is None:
         raise UsageError(f"no ACTIVE service {name!r} in cluster {cluster!r} ({region})")
-    with aws_call("ecs:DescribeTaskDefinition"):
-        definition = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    definition = ecs.definition(service["taskDefinition"])
     container = main_container(definition)
     digest = live_digest(aws, service, container)
     repo, _tag, _digest = split_image(container["image"])

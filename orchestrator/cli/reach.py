@@ -56,7 +56,9 @@ def checked_context(
     if not endpoint_url:
         # botocore would retry an unreachable AWS endpoint for 10-30 s (six attempts, 5 s connect timeout each):
         # one quick TCP connect to the endpoint the ECS client will use says it in seconds. The client is cached.
-        check_endpoint(aws.client("ecs").meta.endpoint_url, what=f"the AWS endpoint for {region}")
+        from orchestrator.aws.ecs import EcsClient
+
+        check_endpoint(EcsClient(aws).endpoint_url(), what=f"the AWS endpoint for {region}")
     return aws
 
 

@@ -17,7 +17,8 @@ def group() -> None:
 @pass_app
 def init(app: App) -> int:
     """Create the DynamoDB table named by state.table (idempotent) and wait until it is ACTIVE."""
-    from orchestrator.state.dynamodb import create_table, create_table_cli
+    from orchestrator.aws.dynamodb import DynamoTable
+    from orchestrator.state.dynamodb import create_table_cli
 
     p = app.pipeline
     if p.state.backend != "dynamodb":
@@ -27,7 +28,7 @@ def init(app: App) -> int:
         )
     assert p.state.table  # the schema requires it for the dynamodb backend
     aws = app.aws()
-    result = create_table(aws.client("dynamodb"), p.state.table)
+    result = DynamoTable.of(aws, p.state.table).create()
     cli = create_table_cli(p.state.table, aws.region)
     verb = "created" if result["created"] else "already exists"
     text = "\n".join(
@@ -81,10 +82,10 @@ def show(app: App) -> int:
     """Show the state backend, where it keeps its data and whether that is ready."""
     p = app.pipeline
     if p.state.backend == "dynamodb":
-        from orchestrator.state.dynamodb import table_status
+        from orchestrator.aws.dynamodb import DynamoTable
 
         aws = app.aws()
-        status = table_status(aws.client("dynamodb"), p.state.table or "")
+        status = DynamoTable.of(aws, p.state.table or "").status()
         data = {
             "backend": "dynamodb",
             "table": p.state.table,

@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from orchestrator.aws.ec2 import Ec2Client
+from orchestrator.aws.ecr import EcrClient
 from orchestrator.aws.ecs import EcsClient
-from orchestrator.aws.errors import aws_call
+from orchestrator.aws.elbv2 import Elbv2Client
+from orchestrator.aws.iam import IamClient
+from orchestrator.aws.logs import LogsClient
 from orchestrator.aws.session import AwsContext
+from orchestrator.aws.tagging import RevisionTags
 from orchestrator.config.model import Pipeline
 from orchestrator.errors import NotFound, SnailError
+
+# How old a still valid passed preflight of this service and pipeline is (None: none), given the service as
+# described: doctor/preflight.py's `lookup`, handed in by the diagnosis (the context never imports the preflight).
+PreflightAge = Callable[[Pipeline, AwsContext, "dict[str, Any] | None"], "float | None"]
 
 
 class Skip(Exception):
@@ -20,7 +29,7 @@ class DoctorContext:
     """What the checks read. Each describe runs at most once (errors are cached too, so every
     dependent check reports the same cause without asking AWS again)."""
 
-    def __init__(self, pipeline: Pipeline, aws: AwsContext, trust_preflight: bool = False) -> None:
+    def __init__(self, pipeline: Pipeline, aws: AwsContext, trust_preflight: PreflightAge | None = None) -> None:
         self.pipeline = pipeline
         self.aws = aws
         self.spec = pipeline.service
@@ -28,23 +37,21 @@ class DoctorContext:
         self._cache: dict[Any, tuple[bool, Any]] = {}
         self._preflight_age: float | None = None
         self._preflight_looked = False
+        self._tags: dict[str, str] = {}
 
     def preflight_age(self) -> float | None:
         """With `trust_preflight` (the diagnosis after a rollback): the age of a still valid passed preflight
         for this service and pipeline, whose infrastructure checks need not be made again; else None."""
-        if not self.trust_preflight:
+        if self.trust_preflight is None:
             return None
         if not self._preflight_looked:
-            from orchestrator.doctor.preflight import lookup
-
             self._preflight_looked = True
             try:
                 service = self.service()
             except SnailError:
                 service = None
-            self._preflight_age = lookup(self.pipeline, self.aws, service)
+            self._preflight_age = self.trust_preflight(self.pipeline, self.aws, service)
         return self._preflight_age
-        self._tags: dict[str, str] = {}
 
     def _once(self, key: Any, fn: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -63,25 +70,27 @@ class DoctorContext:
         if service.get("status") == "ACTIVE":
             self._cache.setdefault("service", (True, service))
 
-    def client(self, service: str) -> Any:
-        """A boto3 client from the AwsContext (never made here)."""
-        return self.aws.client(service)
-
     def ecs(self) -> EcsClient:
         """The same ECS adapter the engine reads through."""
         return EcsClient(self.aws)
+
+    def revisions(self) -> RevisionTags:
+        """Revision tags, as the engine writes verdict marks."""
+        return RevisionTags.of(self.aws, tagging=False)
+
+    def elbv2(self) -> Elbv2Client:
+        """Target groups, load balancers, target health."""
+        return Elbv2Client(self.aws)
+
+    def iam(self) -> IamClient:
+        """Role reads."""
+        return IamClient(self.aws)
 
     # --- ECS -------------------------------------------------------------------------------------
     def cluster(self) -> dict[str, Any] | None:
         """The cluster as described, or None when ECS says it is MISSING."""
 
-        def load() -> dict[str, Any] | None:
-            with aws_call("ecs:DescribeClusters"):
-                out = self.client("ecs").describe_clusters(clusters=[self.spec.cluster])
-            cl = out.get("clusters") or []
-            return cl[0] if cl else None
-
-        return self._once("cluster", load)
+        return self._once("cluster", lambda: self.ecs().cluster(self.spec.cluster))
 
     def service(self) -> dict[str, Any] | None:
         """The service as described (raw), or None when it is MISSING or INACTIVE (deleted)."""
@@ -111,12 +120,8 @@ class DoctorContext:
             svc = self.service()
             if svc is None or not svc.get("taskDefinition"):
                 return None
-            with aws_call("ecs:DescribeTaskDefinition"):
-                out = self.client("ecs").describe_task_definition(
-                    taskDefinition=svc["taskDefinition"], include=["TAGS"]
-                )
-            self._tags = {t["key"]: t["value"] for t in out.get("tags", [])}
-            return out["taskDefinition"]
+            definition, self._tags = self.revisions().describe(svc["taskDefinition"])
+            return definition
 
         return self._once("current_taskdef", load)
 
@@ -188,9 +193,7 @@ class DoctorContext:
             ids = list(self.awsvpc()[0].get("subnets") or [])
             if not ids:
                 return {}
-            with aws_call("ec2:DescribeSubnets"):
-                out = self.client("ec2").describe_subnets(SubnetIds=ids)
-            return {s["SubnetId"]: s for s in out.get("Subnets", [])}
+            return Ec2Client(self.aws).subnets(ids)
 
         return self._once("subnets", load)
 
@@ -205,13 +208,7 @@ class DoctorContext:
             vpcs = self.vpc_ids()
             if not vpcs:
                 return []
-            with aws_call("ec2:DescribeRouteTables"):
-                pages = (
-                    self.client("ec2")
-                    .get_paginator("describe_route_tables")
-                    .paginate(Filters=[{"Name": "vpc-id", "Values": vpcs}])
-                )
-                return [rt for page in pages for rt in page.get("RouteTables", [])]
+            return Ec2Client(self.aws).route_tables(vpcs)
 
         return self._once("route_tables", load)
 
@@ -222,24 +219,14 @@ class DoctorContext:
             vpcs = self.vpc_ids()
             if not vpcs:
                 return []
-            with aws_call("ec2:DescribeInternetGateways"):
-                out = self.client("ec2").describe_internet_gateways(
-                    Filters=[{"Name": "attachment.vpc-id", "Values": vpcs}]
-                )
-            return out.get("InternetGateways", [])
+            return Ec2Client(self.aws).internet_gateways(vpcs)
 
         return self._once("igws", load)
 
     def vpc_attribute(self, vpc_id: str, attribute: str) -> bool:
         """enableDnsSupport / enableDnsHostnames of a VPC (AWS answers one attribute per call)."""
 
-        def load() -> bool:
-            with aws_call("ec2:DescribeVpcAttribute"):
-                out = self.client("ec2").describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)
-            key = attribute[0].upper() + attribute[1:]
-            return bool(out.get(key, {}).get("Value"))
-
-        return self._once(("vpc_attr", vpc_id, attribute), load)
+        return self._once(("vpc_attr", vpc_id, attribute), lambda: Ec2Client(self.aws).vpc_attribute(vpc_id, attribute))
 
     def security_groups(self) -> dict[str, dict[str, Any]]:
         """The tasks' and the load balancer's security groups by id (one batched describe)."""
@@ -250,9 +237,7 @@ class DoctorContext:
                 ids.extend(g for g in lb.get("SecurityGroups", []) if g not in ids)
             if not ids:
                 return {}
-            with aws_call("ec2:DescribeSecurityGroups"):
-                out = self.client("ec2").describe_security_groups(GroupIds=ids)
-            return {g["GroupId"]: g for g in out.get("SecurityGroups", [])}
+            return Ec2Client(self.aws).security_groups(ids)
 
         return self._once("sgs", load)
 
@@ -264,11 +249,9 @@ class DoctorContext:
             lb = self.spec.load_balancer
             if lb is None:
                 return None
-            with aws_call("elasticloadbalancing:DescribeTargetGroups"):
-                name = lb.target_group_arn  # an ARN, or (in the sandbox, which seeds by name) a name
-                by = {"TargetGroupArns": [name]} if name.startswith("arn:") else {"Names": [name]}
-                out = self.client("elbv2").describe_target_groups(**by)
-            tgs = out.get("TargetGroups") or []
+            name = lb.target_group_arn  # an ARN, or (in the sandbox, which seeds by name) a name
+            by = {"TargetGroupArns": [name]} if name.startswith("arn:") else {"Names": [name]}
+            tgs = self.elbv2().target_group_records(**by)
             if not tgs:
                 raise NotFound("elasticloadbalancing:DescribeTargetGroups", "TargetGroupNotFound", lb.target_group_arn)
             return tgs[0]
@@ -283,8 +266,7 @@ class DoctorContext:
             arns = (tg or {}).get("LoadBalancerArns") or []
             if not arns:
                 return []
-            with aws_call("elasticloadbalancing:DescribeLoadBalancers"):
-                return self.client("elbv2").describe_load_balancers(LoadBalancerArns=arns).get("LoadBalancers", [])
+            return self.elbv2().load_balancers(arns)
 
         return self._once("lbs", load)
 
@@ -292,27 +274,13 @@ class DoctorContext:
     def repository(self) -> dict[str, Any] | None:
         """The ECR repository, or None when it does not exist."""
 
-        def load() -> dict[str, Any] | None:
-            try:
-                with aws_call("ecr:DescribeRepositories"):
-                    out = self.client("ecr").describe_repositories(
-                        repositoryNames=[self.pipeline.registry.repository_name]
-                    )
-            except NotFound:
-                return None
-            return (out.get("repositories") or [None])[0]
-
-        return self._once("repo", load)
+        return self._once("repo", lambda: EcrClient(self.aws).repository(self.pipeline.registry.repository_name))
 
     def image_count(self) -> int:
         """How many images the repository holds (first page only: 0, or at least 1)."""
 
         def load() -> int:
-            with aws_call("ecr:DescribeImages"):
-                out = self.client("ecr").describe_images(
-                    repositoryName=self.pipeline.registry.repository_name, maxResults=100
-                )
-            return len(out.get("imageDetails", []))
+            return len(EcrClient(self.aws).images(self.pipeline.registry.repository_name))
 
         return self._once("image_count", load)
 
@@ -321,74 +289,35 @@ class DoctorContext:
 
         def load() -> bool:
             try:
-                with aws_call("ecr:DescribeImages"):
-                    out = self.client("ecr").describe_images(
-                        repositoryName=self.pipeline.registry.repository_name, imageIds=[image_id]
-                    )
+                return bool(EcrClient(self.aws).images(self.pipeline.registry.repository_name, [image_id]))
             except NotFound:
                 return False
-            return bool(out.get("imageDetails"))
 
         return self._once(("image", tuple(sorted(image_id.items()))), load)
 
     def role(self, name: str) -> dict[str, Any] | None:
         """An IAM role, or None when it does not exist."""
 
-        def load() -> dict[str, Any] | None:
-            try:
-                with aws_call("iam:GetRole"):
-                    return self.client("iam").get_role(RoleName=name)["Role"]
-            except NotFound:
-                return None
-
-        return self._once(("role", name), load)
+        return self._once(("role", name), lambda: self.iam().role(name))
 
     def role_policies(self, name: str) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
         """A role's attached policies (ARN, name) and its inline policy documents (name, document)."""
 
         def load() -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]:
-            iam = self.client("iam")
-            with aws_call("iam:ListAttachedRolePolicies"):
-                attached = [
-                    p
-                    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
-                    for p in page.get("AttachedPolicies", [])
-                ]
-            with aws_call("iam:ListRolePolicies"):
-                names = [
-                    n
-                    for page in iam.get_paginator("list_role_policies").paginate(RoleName=name)
-                    for n in page.get("PolicyNames", [])
-                ]
-            inline = []
-            for n in names:
-                with aws_call("iam:GetRolePolicy"):
-                    inline.append((n, _doc(iam.get_role_policy(RoleName=name, PolicyName=n)["PolicyDocument"])))
-            return attached, inline
+            iam = self.iam()
+            return iam.attached_policies(name), iam.inline_policies(name)
 
         return self._once(("role_policies", name), load)
 
     def managed_policy_document(self, arn: str) -> dict[str, Any]:
         """The default version's document of a managed policy."""
 
-        def load() -> dict[str, Any]:
-            iam = self.client("iam")
-            with aws_call("iam:GetPolicy"):
-                version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-            with aws_call("iam:GetPolicyVersion"):
-                return _doc(iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
-
-        return self._once(("policy", arn), load)
+        return self._once(("policy", arn), lambda: self.iam().managed_policy_document(arn))
 
     def log_group_exists(self, name: str) -> bool:
         """True when the CloudWatch Logs group exists (exact name)."""
 
-        def load() -> bool:
-            with aws_call("logs:DescribeLogGroups"):
-                pages = self.client("logs").get_paginator("describe_log_groups").paginate(logGroupNamePrefix=name)
-                return any(g.get("logGroupName") == name for page in pages for g in page.get("logGroups", []))
-
-        return self._once(("log_group", name), load)
+        return self._once(("log_group", name), lambda: LogsClient(self.aws).group_exists(name))
 
     def rel(self, path: Any) -> str:
         """A path relative to the pipeline folder, for messages."""
@@ -396,13 +325,3 @@ class DoctorContext:
             return str(path.relative_to(self.pipeline.root))
         except (ValueError, AttributeError):
             return str(path)
-
-
-def _doc(document: Any) -> dict[str, Any]:
-    """IAM returns documents as dicts (boto3 decodes them) or URL-encoded JSON strings."""
-    if isinstance(document, dict):
-        return document
-    import json
-    from urllib.parse import unquote
-
-    return json.loads(unquote(document))

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.arns import short_name
-from orchestrator.aws.errors import aws_call
 from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import Pipeline
 from orchestrator.doctor.context import DoctorContext
@@ -212,9 +211,10 @@ def diagnose(
     `cause` is the failing gate's Verdict (or the exception): its answers say whether the endpoint refused
     connections or answered a bad status. It reads AWS only (the same on AWS as in the sandbox): which port the
     app does listen on is the pre-push probe's to say."""
-    from orchestrator.doctor import run_checks_on
+    from orchestrator.doctor.checks import run_checks_on
+    from orchestrator.doctor.preflight import lookup
 
-    ctx = DoctorContext(pipeline, aws, trust_preflight=True)  # a valid preflight pass vouches for the network
+    ctx = DoctorContext(pipeline, aws, trust_preflight=lookup)  # a valid preflight pass vouches for the network
     errors: list[str] = []
     cutoff = _utc(since)
     events: list[dict[str, str]] = []
@@ -243,20 +243,14 @@ def diagnose(
         errors.append(str(exc))
     if pipeline.service.load_balancer is not None:
         try:
-            with aws_call("elasticloadbalancing:DescribeTargetHealth"):
-                out = ctx.client("elbv2").describe_target_health(
-                    TargetGroupArn=pipeline.service.load_balancer.target_group_arn
-                )
-            for d in out.get("TargetHealthDescriptions", []):
-                th = d.get("TargetHealth", {})
-                if th.get("State") != "healthy":
-                    tgt = d.get("Target", {})
+            for target in ctx.elbv2().target_health(pipeline.service.load_balancer.target_group_arn):
+                if not target.is_healthy:
                     health.append(
                         {
-                            "target": f"{tgt.get('Id')}:{tgt.get('Port')}",
-                            "state": str(th.get("State")),
-                            "reason": str(th.get("Reason", "")),
-                            "description": str(th.get("Description", "")),
+                            "target": f"{target.id}:{target.port}",
+                            "state": target.state,
+                            "reason": target.reason or "",
+                            "description": target.description or "",
                         }
                     )
         except SnailError as exc:
@@ -333,8 +327,9 @@ def _log_lines(aws: AwsContext, revision_arn: str, task_ids: list[str], errors: 
     if not task_ids:
         return []
     try:
-        with aws_call("ecs:DescribeTaskDefinition"):
-            td = aws.client("ecs").describe_task_definition(taskDefinition=revision_arn)["taskDefinition"]
+        from orchestrator.aws.ecs import EcsClient
+
+        td = EcsClient(aws).definition(revision_arn)
         return last_log_lines(aws, td, task_ids[:5], LOG_LINES)
     except SnailError as exc:
         errors.append(str(exc))

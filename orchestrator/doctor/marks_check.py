@@ -11,7 +11,6 @@ from orchestrator.doctor.runner import Result, check, run_checks
 def tagging(ctx: DoctorContext) -> Result:
     """Without ecs:TagResource a run still completes, but other checkouts and CI runners never see its verdicts."""
     from orchestrator.arns import family_of, short_name
-    from orchestrator.aws.errors import aws_call
     from orchestrator.errors import AccessDenied
 
     svc = ctx.require_service()
@@ -23,8 +22,7 @@ def tagging(ctx: DoctorContext) -> Result:
         raise Skip(f"{short_name(live)} has no tags to write back unchanged: ecs:TagResource not probed")
     key = sorted(tags)[0]
     try:  # TagResource is idempotent: writing a tag back unchanged proves the permission and changes nothing
-        with aws_call("ecs:TagResource"):
-            ctx.client("ecs").tag_resource(resourceArn=live, tags=[{"key": key, "value": tags[key]}])
+        ctx.revisions().tag(live, {key: tags[key]})
     except AccessDenied:
         return Result(
             WARNING,

@@ -27,7 +27,6 @@ from typing import Any
 
 import structlog
 
-from orchestrator.aws.errors import aws_call
 from orchestrator.aws.session import AwsContext
 from orchestrator.config.model import Pipeline
 from orchestrator.doctor.model import DoctorReport
@@ -145,15 +144,14 @@ def _save(path: Path, data: dict[str, Any]) -> None:
 
 def describe_service(pipeline: Pipeline, aws: AwsContext) -> dict[str, Any] | None:
     """The service as ECS describes it (one call), or None when it is missing or cannot be read."""
+    from orchestrator.aws.ecs import EcsClient
+
     s = pipeline.service
     try:
-        with aws_call("ecs:DescribeServices"):
-            out = aws.client("ecs").describe_services(cluster=s.cluster, services=[s.name])
+        return EcsClient(aws).describe_service(s.cluster, s.name)
     except SnailError as exc:  # the full doctor run names the cause
         log.debug("preflight_describe_failed", error=str(exc))
         return None
-    found = out.get("services") or []
-    return found[0] if found else None
 
 
 def record(pipeline: Pipeline, aws: AwsContext, report: DoctorReport, service: dict[str, Any] | None) -> bool:
@@ -194,7 +192,7 @@ def lookup(pipeline: Pipeline, aws: AwsContext, service: dict[str, Any] | None) 
 def doctor_and_record(pipeline: Pipeline, aws: AwsContext, service: dict[str, Any] | None = None) -> DoctorReport:
     """Every check (what `snail doctor` runs), then the cache entry refreshed or dropped with the result.
     `service`: a DescribeServices answer just made, reused instead of asking again."""
-    from orchestrator.doctor import run_checks_on
+    from orchestrator.doctor.checks import run_checks_on
     from orchestrator.doctor.context import DoctorContext
 
     ctx = DoctorContext(pipeline, aws)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.aws.elbv2 import Elbv2Client, TargetGroupView
-from orchestrator.aws.errors import aws_call
 from orchestrator.doctor.context import DoctorContext, Skip
 from orchestrator.doctor.model import FAILED, PASSED, WARNING, Check
 from orchestrator.doctor.runner import Result, check, run_checks
@@ -128,10 +127,9 @@ def infrastructure_role(ctx: DoctorContext) -> Result:
     if not role:
         return Result(FAILED, "no service.load_balancer.infrastructure_role", _create_role("ecsInfrastructureRole"))
     name = role.rsplit("/", 1)[-1]
-    iam = ctx.client("iam")
+    iam = ctx.iam()
     try:
-        with aws_call("iam:GetRole"):
-            found = iam.get_role(RoleName=name)["Role"]
+        found = iam.require_role(name)
     except NotFound as exc:
         return Result(FAILED, f"role {name} does not exist: {exc}", _create_role(name))
     trust = str(found.get("AssumeRolePolicyDocument") or "")
@@ -143,8 +141,7 @@ def infrastructure_role(ctx: DoctorContext) -> Result:
             '\'{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs.amazonaws.com"},'
             '"Action":"sts:AssumeRole"}]}\'',
         )
-    with aws_call("iam:ListAttachedRolePolicies"):
-        attached = iam.list_attached_role_policies(RoleName=name).get("AttachedPolicies", [])
+    attached = iam.attached_policies(name)
     if not any(p.get("PolicyName") == LB_POLICY for p in attached):
         return Result(
             WARNING,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.aws.errors import aws_call
+from orchestrator.aws.cloudwatch import CloudWatchClient
 from orchestrator.config.gates import AlarmGate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, Verdict
@@ -12,9 +12,7 @@ def evaluate(spec: AlarmGate, ctx: GateContext) -> Verdict:
     """Describe the alarms once; any in ALARM fails, a missing one is inconclusive."""
     assert ctx.aws is not None
     names = list(spec.alarms)
-    with aws_call("cloudwatch:DescribeAlarms"):
-        out = ctx.aws.client("cloudwatch").describe_alarms(AlarmNames=names)
-    found = {a["AlarmName"]: a for a in out.get("MetricAlarms", []) + out.get("CompositeAlarms", [])}
+    found = CloudWatchClient(ctx.aws).alarms(names)
     evidence = {n: {"state": found[n]["StateValue"], "reason": found[n].get("StateReason", "")} for n in found}
     missing = [n for n in names if n not in found]
     firing = [n for n in found if found[n]["StateValue"] == "ALARM"]

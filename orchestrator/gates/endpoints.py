@@ -42,14 +42,10 @@ def task_endpoints(ctx: GateContext, port: int) -> list[str]:
 
 
 def _public_ips(ctx: GateContext, eni_ids: list[str]) -> dict[str, str]:
-    from orchestrator.aws.errors import aws_call
+    from orchestrator.aws.ec2 import Ec2Client
 
     assert ctx.aws is not None
-    with aws_call("ec2:DescribeNetworkInterfaces"):
-        out = ctx.aws.client("ec2").describe_network_interfaces(NetworkInterfaceIds=eni_ids)
-    return {
-        n["NetworkInterfaceId"]: n.get("Association", {}).get("PublicIp", "") for n in out.get("NetworkInterfaces", [])
-    }
+    return Ec2Client(ctx.aws).public_ips(eni_ids)
 
 
 def resolve(ctx: GateContext, url: str | None, port: int | None) -> list[str]:

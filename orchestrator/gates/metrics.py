@@ -11,7 +11,8 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.aws.errors import aws_call
+from orchestrator.aws.cloudwatch import CloudWatchClient
+from orchestrator.aws.elbv2 import Elbv2Client
 from orchestrator.config.gates import MetricsGate
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.verdict import FAILED, INCONCLUSIVE, PASSED, Verdict
@@ -23,9 +24,8 @@ def _dimensions(ctx: GateContext, group_arn: str) -> list[dict[str, str]]:
     """TargetGroup (+ LoadBalancer, when the group is behind one) dimensions of a target group."""
     assert ctx.aws is not None
     dims = [{"Name": "TargetGroup", "Value": group_arn.rsplit(":", 1)[-1]}]
-    with aws_call("elasticloadbalancing:DescribeTargetGroups"):
-        groups = ctx.aws.client("elbv2").describe_target_groups(TargetGroupArns=[group_arn])["TargetGroups"]
-    lbs = groups[0].get("LoadBalancerArns") or [] if groups else []
+    groups = Elbv2Client(ctx.aws).target_groups(TargetGroupArns=[group_arn])
+    lbs = groups[0].load_balancer_arns if groups else ()
     if lbs:
         dims.append({"Name": "LoadBalancer", "Value": lbs[0].split(":loadbalancer/", 1)[-1]})
     return dims
@@ -48,11 +48,7 @@ def read(ctx: GateContext, spec: MetricsGate, group_arn: str) -> dict[str, Any]:
         query("errors", "HTTPCode_Target_5XX_Count", "Sum"),
         query("p99", "TargetResponseTime", "p99"),
     ]
-    with aws_call("cloudwatch:GetMetricData"):
-        out = ctx.aws.client("cloudwatch").get_metric_data(
-            MetricDataQueries=queries, StartTime=start, EndTime=end + timedelta(seconds=1)
-        )
-    values = {r["Id"]: list(r.get("Values") or []) for r in out.get("MetricDataResults", [])}
+    values = CloudWatchClient(ctx.aws).metric_data(queries, start, end + timedelta(seconds=1))
     requests = sum(values.get("requests", []))
     errors = sum(values.get("errors", []))
     p99 = max(values["p99"]) if values.get("p99") else None

@@ -15,7 +15,6 @@ from typing import Any
 
 from orchestrator.aws.ecs import EcsClient, ServiceView
 from orchestrator.aws.elbv2 import Elbv2Client
-from orchestrator.aws.errors import aws_call
 from orchestrator.config.gates import TargetHealthGate
 from orchestrator.errors import NotFound
 from orchestrator.gates.context import GateContext
@@ -100,14 +99,12 @@ def evaluate(spec: TargetHealthGate, ctx: GateContext) -> Verdict:
             {"target_group": spec.target_group_arn},
             terminal=True,
         )
-    with aws_call("elasticloadbalancing:DescribeTargetHealth"):
-        out = ctx.aws.client("elbv2").describe_target_health(TargetGroupArn=tg)
-    targets = out.get("TargetHealthDescriptions", [])
+    targets = Elbv2Client(ctx.aws).target_health(tg)
     evidence: dict[str, Any] = {
-        f"{t['Target']['Id']}:{t['Target'].get('Port', '')}": {
-            "state": t["TargetHealth"]["State"],
-            "reason": t["TargetHealth"].get("Reason", ""),
-            "description": t["TargetHealth"].get("Description", ""),
+        f"{t.id}:{'' if t.port is None else t.port}": {
+            "state": t.state,
+            "reason": t.reason or "",
+            "description": t.description or "",
         }
         for t in targets
     }

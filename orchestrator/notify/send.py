@@ -81,32 +81,23 @@ def _webhook(spec: NotifySpec, notice: Notice, aws: Any) -> str:
 def _sns(spec: NotifySpec, notice: Notice, aws: Any) -> str:
     if aws is None:
         raise SendFailed("no AWS access for SNS", retry=False)
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
+    from orchestrator.aws.sns import SnsClient
+    from orchestrator.errors import AwsError
 
     region = spec.target.split(":")[3] or aws.region
-    client = aws.session().client(
-        "sns",
-        region_name=region,
-        endpoint_url=aws.endpoint_url,
-        config=Config(connect_timeout=spec.timeout, read_timeout=spec.timeout, retries={"total_max_attempts": 1}),
-    )
     # SNS subjects are ASCII, one line, under 100 characters.
     subject = f"snail: {notice.service} {notice.event or notice.outcome} (exit {notice.exit_code})"
     try:
-        out = client.publish(
-            TopicArn=spec.target,
-            Subject=subject.encode("ascii", "replace").decode()[:99],
-            Message=notice.text(),
-            MessageAttributes={"event": {"DataType": "String", "StringValue": notice.event or notice.outcome}},
+        message_id = SnsClient(aws, region, spec.timeout).publish(
+            spec.target,
+            subject.encode("ascii", "replace").decode()[:99],
+            notice.text(),
+            {"event": notice.event or notice.outcome},
         )
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        throttled = code in ("Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable")
-        raise SendFailed(f"{code}: {exc.response.get('Error', {}).get('Message', '')}", retry=throttled) from None
-    except BotoCoreError as exc:
-        raise SendFailed(str(exc)) from None
-    return f"message {out.get('MessageId', '?')}"
+    except AwsError as exc:
+        throttled = exc.code in ("Throttling", "ThrottlingException", "InternalError", "ServiceUnavailable")
+        raise SendFailed(f"{exc.code}: {exc.detail}", retry=throttled or exc.transient) from None
+    return f"message {message_id}"
 
 
 SENDERS: dict[str, Callable[[NotifySpec, Notice, Any], str]] = {"slack": _slack, "webhook": _webhook, "sns": _sns}

@@ -14,10 +14,12 @@ if TYPE_CHECKING:
 def open_store(pipeline: Pipeline, aws: AwsContext | None = None) -> StateStore:
     """The store pipeline.yaml asks for: SQLite under state.path, or DynamoDB."""
     if pipeline.state.backend == "dynamodb":
+        from orchestrator.aws.dynamodb import DynamoTable
         from orchestrator.state.dynamodb import DynamoStore
 
         assert aws is not None and pipeline.state.table
-        return DynamoStore(aws.client("dynamodb"), pipeline.state.table)
+        table = DynamoTable.of(aws, pipeline.state.table)
+        return DynamoStore(table.client, table.name)
     from orchestrator.state.sqlite import SqliteStore
 
     return SqliteStore(pipeline.state_dir() / "state.db")

@@ -24,14 +24,12 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 import structlog
 
-from orchestrator.aws.errors import aws_call
-from orchestrator.errors import Locked, NotFound, StateCorrupt, UsageError
+from orchestrator.aws.dynamodb import DynamoTable, item, key, plain, value
+from orchestrator.errors import Locked, StateCorrupt, UsageError
 from orchestrator.state.base import (
     GOOD,
     GoodRecord,
@@ -44,12 +42,7 @@ from orchestrator.state.base import (
     parse_token,
 )
 
-KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
-ATTRIBUTES = [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}]
 _PAD = 12
-_BATCH_GET = 100  # BatchGetItem's limit per request
-_BATCH_WRITE = 25  # BatchWriteItem's limit per request
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 log = structlog.get_logger(__name__)
 
@@ -57,39 +50,12 @@ log = structlog.get_logger(__name__)
 # ---------------------------------------------------------------- the table
 def create_table(client: Any, table: str, wait_delay: float = 2.0, wait_attempts: int = 150) -> dict[str, Any]:
     """Create the state table if it does not exist (idempotent) and wait until it is ACTIVE."""
-    from botocore.exceptions import ClientError
-
-    created = True
-    with aws_call("dynamodb:CreateTable"):
-        try:
-            client.create_table(
-                TableName=table, KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-                raise
-            created = False  # it exists already (or is being created by someone else): wait for it all the same
-    with aws_call("dynamodb:DescribeTable"):
-        client.get_waiter("table_exists").wait(
-            TableName=table, WaiterConfig={"Delay": wait_delay, "MaxAttempts": wait_attempts}
-        )
-        desc = client.describe_table(TableName=table)["Table"]
-    keys = sorted((k["AttributeName"], k["KeyType"]) for k in desc.get("KeySchema", []))
-    if keys != [("pk", "HASH"), ("sk", "RANGE")]:
-        raise UsageError(
-            f"DynamoDB table {table} exists but its key is {keys}, not pk (HASH) + sk (RANGE) strings: "
-            "it is not a snail state table; choose another state.table"
-        )
-    return {"table": table, "created": created, "status": desc.get("TableStatus"), "arn": desc.get("TableArn")}
+    return DynamoTable(client, table).create(wait_delay, wait_attempts)
 
 
 def table_status(client: Any, table: str) -> str | None:
     """The table's status (ACTIVE, CREATING, ...), or None if it does not exist."""
-    try:
-        with aws_call("dynamodb:DescribeTable"):
-            return client.describe_table(TableName=table)["Table"].get("TableStatus")
-    except NotFound:
-        return None
+    return DynamoTable(client, table).status()
 
 
 def create_table_cli(table: str, region: str | None = None) -> str:
@@ -104,59 +70,8 @@ def create_table_cli(table: str, region: str | None = None) -> str:
     )
 
 
-# ---------------------------------------------------------------- typed attribute values
-def _num(v: float | int) -> str:
-    # DynamoDB numbers are decimal strings; format without an exponent (repr(1e16) would be '1e+16').
-    return format(Decimal(repr(v)) if isinstance(v, float) else Decimal(v), "f")
-
-
-def _typed(v: Any) -> dict[str, Any]:
-    if isinstance(v, bool):
-        return {"BOOL": v}
-    if isinstance(v, (int, float)):
-        return {"N": _num(v)}
-    if isinstance(v, str):
-        return {"S": v}
-    raise TypeError(f"cannot store {type(v).__name__} in the state table")
-
-
-def _item(**attrs: Any) -> dict[str, Any]:
-    """A typed item; None values are left out (read back as None)."""
-    return {k: _typed(v) for k, v in attrs.items() if v is not None}
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, tv in item.items():
-        ((t, v),) = tv.items()
-        if t == "N":
-            out[k] = int(v) if v.lstrip("-").isdigit() else float(v)
-        elif t == "NULL":
-            out[k] = None
-        else:
-            out[k] = v
-    return out
-
-
-def _key(pk: str, sk: str) -> dict[str, Any]:
-    return {"pk": {"S": pk}, "sk": {"S": sk}}
-
-
 def _seq(n: int) -> str:
     return str(n).zfill(_PAD)
-
-
-def _code(exc: Exception) -> str:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-
-
-def _cancelled_by_condition(exc: Exception) -> bool:
-    if _code(exc) == _CONDITION_FAILED:
-        return True
-    reasons = getattr(exc, "response", {}).get("CancellationReasons", [])
-    return _code(exc) == "TransactionCanceledException" and any(
-        r.get("Code") == "ConditionalCheckFailed" for r in reasons
-    )
 
 
 def _guarded(fn: Any) -> Any:
@@ -189,117 +104,18 @@ class DynamoStore:
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
         self.table = table
+        self.db = DynamoTable(client, table)
         self._service_of_run: dict[str, str] = {}
         self._step_home: dict[int, tuple[str, str]] = {}  # step_id -> (run_id, service)
 
     def close(self) -> None:
         """Nothing to close (the client is shared); here for parity with SqliteStore."""
 
-    # ---------------------------------------------------------------- low-level helpers
-    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        with aws_call("dynamodb:GetItem"):
-            item = self.client.get_item(TableName=self.table, Key=_key(pk, sk), ConsistentRead=True).get("Item")
-        return _plain(item) if item else None
-
-    def _query(
-        self,
-        pk: str,
-        prefix: str,
-        newest_first: bool = False,
-        limit: int | None = None,
-        filters: dict[str, str] | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Items of a partition whose sort key starts with prefix, every page, stopping after `limit` matches."""
-        kw: dict[str, Any] = {
-            "TableName": self.table,
-            "ConsistentRead": True,
-            "ScanIndexForward": not newest_first,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": prefix}},
-        }
-        if filters:
-            kw["FilterExpression"] = " AND ".join(f"#f{i} = :f{i}" for i in range(len(filters)))
-            kw["ExpressionAttributeNames"] = {f"#f{i}": name for i, name in enumerate(filters)}
-            kw["ExpressionAttributeValues"].update({f":f{i}": {"S": v} for i, v in enumerate(filters.values())})
-        if limit is not None and not filters:
-            kw["Limit"] = limit
-        seen = 0
-        while True:
-            with aws_call("dynamodb:Query"):
-                page = self.client.query(**kw)
-            for item in page.get("Items", []):
-                yield _plain(item)
-                seen += 1
-                if limit is not None and seen >= limit:
-                    return
-            if "LastEvaluatedKey" not in page:
-                return
-            kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def _batch_get(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-        """Items by key (missing ones are absent), every chunk, retrying unprocessed keys."""
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        for i in range(0, len(keys), _BATCH_GET):
-            request = {
-                self.table: {"Keys": [_key(pk, sk) for pk, sk in keys[i : i + _BATCH_GET]], "ConsistentRead": True}
-            }
-            while request:
-                with aws_call("dynamodb:BatchGetItem"):
-                    resp = self.client.batch_get_item(RequestItems=request)
-                for item in resp.get("Responses", {}).get(self.table, []):
-                    d = _plain(item)
-                    found[(d["pk"], d["sk"])] = d
-                request = resp.get("UnprocessedKeys") or {}
-        return found
-
-    def _next(self, pk: str, sk: str) -> int:
-        """The next value of an atomic counter: unique across every writer of the table."""
-        with aws_call("dynamodb:UpdateItem"):
-            resp = self.client.update_item(
-                TableName=self.table,
-                Key=_key(pk, sk),
-                UpdateExpression="ADD #n :one",
-                ExpressionAttributeNames={"#n": "n"},
-                ExpressionAttributeValues={":one": {"N": "1"}},
-                ReturnValues="UPDATED_NEW",
-            )
-        return int(resp["Attributes"]["n"]["N"])
-
-    def _transact(self, operation: str, items: list[dict[str, Any]]) -> bool:
-        """One all-or-nothing write; False if a condition failed (nothing was written)."""
-        from botocore.exceptions import ClientError
-
-        with aws_call(operation):
-            try:
-                self.client.transact_write_items(TransactItems=items)
-            except ClientError as exc:
-                if _cancelled_by_condition(exc):
-                    return False
-                raise
-        return True
-
-    # ---------------------------------------------------------------- runs
-    def _conditional(self, operation: str, **request: Any) -> tuple[bool, dict[str, Any]]:
-        """One conditional write (`operation`: UpdateItem, PutItem or DeleteItem on this table): (True, its
-        response), or (False, the error's response) when its condition did not hold. Any other error is raised."""
-        from botocore.exceptions import ClientError
-
-        call = {"UpdateItem": self.client.update_item, "PutItem": self.client.put_item}.get(
-            operation, self.client.delete_item
-        )
-        with aws_call(f"dynamodb:{operation}"):
-            try:
-                return True, call(TableName=self.table, **request)
-            except ClientError as exc:
-                if _code(exc) != _CONDITION_FAILED:
-                    raise
-                return False, dict(exc.response)
-
     def start_run(self, run: RunRecord) -> None:
         """Record a new run as running (its id must be new)."""
-        seq = self._next(f"SVC#{run.service}", "SEQ#RUN")
+        seq = self.db.next(f"SVC#{run.service}", "SEQ#RUN")
         index_sk = f"RUN#{run.started_at}#{_seq(seq)}"
-        record = _item(
+        record = item(
             pk=f"RUN#{run.run_id}",
             sk="RUN",
             run_id=run.run_id,
@@ -315,20 +131,20 @@ class DynamoStore:
             phases=json.dumps(run.phases),
             index_sk=index_sk,
         )
-        ok = self._transact(
+        ok = self.db.transact(
             "dynamodb:TransactWriteItems",
             [
                 {"Put": {"TableName": self.table, "Item": record, "ConditionExpression": "attribute_not_exists(pk)"}},
                 {
                     "Put": {
                         "TableName": self.table,
-                        "Item": _item(pk="RUNS", sk=f"RUN#{run.run_id}", service=run.service),
+                        "Item": item(pk="RUNS", sk=f"RUN#{run.run_id}", service=run.service),
                     }
                 },
                 {
                     "Put": {
                         "TableName": self.table,
-                        "Item": _item(pk=f"SVC#{run.service}", sk=index_sk, run_id=run.run_id),
+                        "Item": item(pk=f"SVC#{run.service}", sk=index_sk, run_id=run.run_id),
                     }
                 },
             ],
@@ -339,17 +155,17 @@ class DynamoStore:
 
     def finish_run(self, run_id: str, status: str, exit_code: int, message: str, at: str) -> None:
         """Record how a run ended (a conditional write: never creates a run that was not started)."""
-        ok, _ = self._conditional(
+        ok, _ = self.db.conditional(
             "UpdateItem",
-            Key=_key(f"RUN#{run_id}", "RUN"),
+            Key=key(f"RUN#{run_id}", "RUN"),
             UpdateExpression="SET #status = :s, exit_code = :c, message = :m, finished_at = :at",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
-                ":s": _typed(status),
-                ":c": _typed(exit_code),
-                ":m": _typed(message),
-                ":at": _typed(at),
+                ":s": value(status),
+                ":c": value(exit_code),
+                ":m": value(message),
+                ":at": value(at),
             },
         )
         if not ok:
@@ -373,24 +189,24 @@ class DynamoStore:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """One run by id (a unique prefix works too)."""
-        d = self._get(f"RUN#{run_id}", "RUN")
+        d = self.db.get(f"RUN#{run_id}", "RUN")
         if d is None:
-            matches = list(self._query("RUNS", f"RUN#{run_id}", limit=2))
+            matches = list(self.db.query("RUNS", f"RUN#{run_id}", limit=2))
             if len(matches) != 1:
                 return None
-            d = self._get(f"RUN#{matches[0]['sk'][4:]}", "RUN")
+            d = self.db.get(f"RUN#{matches[0]['sk'][4:]}", "RUN")
         return self._run(d) if d else None
 
     def runs(self, service: str, limit: int = 20) -> list[RunRecord]:
         """Runs of a service, newest first."""
-        ids = [d["run_id"] for d in self._query(f"SVC#{service}", "RUN#", newest_first=True, limit=limit)]
-        found = self._batch_get([(f"RUN#{r}", "RUN") for r in ids])
+        ids = [d["run_id"] for d in self.db.query(f"SVC#{service}", "RUN#", newest_first=True, limit=limit)]
+        found = self.db.batch_get([(f"RUN#{r}", "RUN") for r in ids])
         return [self._run(found[(f"RUN#{r}", "RUN")]) for r in ids if (f"RUN#{r}", "RUN") in found]
 
     # ---------------------------------------------------------------- steps
     def _service(self, run_id: str) -> str:
         if run_id not in self._service_of_run:
-            run = self._get(f"RUN#{run_id}", "RUN")
+            run = self.db.get(f"RUN#{run_id}", "RUN")
             if run is None:
                 return ""  # as SqliteStore: a step of an unknown run belongs to no service
             self._service_of_run[run_id] = run["service"]
@@ -399,16 +215,16 @@ class DynamoStore:
     def begin_step(self, run_id: str, phase: str | None, kind: str, intent: dict[str, Any], at: str) -> int:
         """Write the intent of a mutation before acting; returns the step id (unique across runners)."""
         service = self._service(run_id)
-        step_id = self._next("SEQ", "STEP")
+        step_id = self.db.next("SEQ", "STEP")
         sk = f"STEP#{_seq(step_id)}"
-        ok = self._transact(
+        ok = self.db.transact(
             "dynamodb:TransactWriteItems",
             [
                 {
                     "Put": {
                         "TableName": self.table,
                         "ConditionExpression": "attribute_not_exists(pk)",
-                        "Item": _item(
+                        "Item": item(
                             pk=f"RUN#{run_id}",
                             sk=sk,
                             step_id=step_id,
@@ -424,13 +240,13 @@ class DynamoStore:
                 {
                     "Put": {
                         "TableName": self.table,
-                        "Item": _item(pk=f"STEP#{step_id}", sk="STEP", run_id=run_id, service=service),
+                        "Item": item(pk=f"STEP#{step_id}", sk="STEP", run_id=run_id, service=service),
                     }
                 },
                 {
                     "Put": {
                         "TableName": self.table,
-                        "Item": _item(pk=f"SVC#{service}", sk=f"OPEN#{_seq(step_id)}", run_id=run_id, step_id=step_id),
+                        "Item": item(pk=f"SVC#{service}", sk=f"OPEN#{_seq(step_id)}", run_id=run_id, step_id=step_id),
                     }
                 },
             ],
@@ -444,30 +260,30 @@ class DynamoStore:
         """Write the result of a mutation after acting (a conditional write) and clear its open marker."""
         home = self._step_home.get(step_id)
         if home is None:
-            ptr = self._get(f"STEP#{step_id}", "STEP")
+            ptr = self.db.get(f"STEP#{step_id}", "STEP")
             if ptr is None:
                 log.warning("state_end_unknown_step", step_id=step_id, table=self.table)
                 return
             home = (ptr["run_id"], ptr["service"])
         run_id, service = home
-        ok = self._transact(
+        ok = self.db.transact(
             "dynamodb:TransactWriteItems",
             [
                 {
                     "Update": {
                         "TableName": self.table,
-                        "Key": _key(f"RUN#{run_id}", f"STEP#{_seq(step_id)}"),
+                        "Key": key(f"RUN#{run_id}", f"STEP#{_seq(step_id)}"),
                         "UpdateExpression": "SET outcome = :o, #result = :r, finished_at = :at",
                         "ConditionExpression": "attribute_exists(pk)",
                         "ExpressionAttributeNames": {"#result": "result"},
                         "ExpressionAttributeValues": {
-                            ":o": _typed(outcome),
-                            ":r": _typed(json.dumps(result, default=str)),
-                            ":at": _typed(at),
+                            ":o": value(outcome),
+                            ":r": value(json.dumps(result, default=str)),
+                            ":at": value(at),
                         },
                     }
                 },
-                {"Delete": {"TableName": self.table, "Key": _key(f"SVC#{service}", f"OPEN#{_seq(step_id)}")}},
+                {"Delete": {"TableName": self.table, "Key": key(f"SVC#{service}", f"OPEN#{_seq(step_id)}")}},
             ],
         )
         if not ok:
@@ -489,44 +305,42 @@ class DynamoStore:
 
     def steps(self, run_id: str) -> list[StepRecord]:
         """A run's steps in order."""
-        return [self._step(d) for d in self._query(f"RUN#{run_id}", "STEP#")]
+        return [self._step(d) for d in self.db.query(f"RUN#{run_id}", "STEP#")]
 
     def open_steps(self, service: str) -> list[StepRecord]:
         """Steps whose intent was written but whose result never was (a crash mid-mutation)."""
-        markers = list(self._query(f"SVC#{service}", "OPEN#"))
+        markers = list(self.db.query(f"SVC#{service}", "OPEN#"))
         keys = [(f"RUN#{m['run_id']}", f"STEP#{_seq(int(m['step_id']))}") for m in markers]
-        found = self._batch_get(keys)
+        found = self.db.batch_get(keys)
         out = []
-        for m, key in zip(markers, keys, strict=True):
-            if key in found and found[key].get("outcome") is None:
+        for m, k in zip(markers, keys, strict=True):
+            if k in found and found[k].get("outcome") is None:
                 self._step_home[int(m["step_id"])] = (m["run_id"], service)
-                out.append(self._step(found[key]))
+                out.append(self._step(found[k]))
         return out
 
     # ---------------------------------------------------------------- events
     def append_event(self, event: TrailEvent) -> None:
         """Append one journal line; its place in the trail is a sequence number no other writer gets."""
-        seq = self._next(f"SVC#{event.service}", "SEQ#EVT")
-        with aws_call("dynamodb:PutItem"):
-            self.client.put_item(
-                TableName=self.table,
-                ConditionExpression="attribute_not_exists(pk)",
-                Item=_item(
-                    pk=f"SVC#{event.service}",
-                    sk=f"EVT#{_seq(seq)}",
-                    run_id=event.run_id,
-                    service=event.service,
-                    phase=event.phase,
-                    at=event.at,
-                    kind=event.kind,
-                    message=event.message,
-                    data=json.dumps(event.data, default=str),
-                ),
-            )
+        seq = self.db.next(f"SVC#{event.service}", "SEQ#EVT")
+        self.db.put(
+            ConditionExpression="attribute_not_exists(pk)",
+            typed=item(
+                pk=f"SVC#{event.service}",
+                sk=f"EVT#{_seq(seq)}",
+                run_id=event.run_id,
+                service=event.service,
+                phase=event.phase,
+                at=event.at,
+                kind=event.kind,
+                message=event.message,
+                data=json.dumps(event.data, default=str),
+            ),
+        )
 
     def events(self, service: str, run_id: str | None = None) -> list[TrailEvent]:
         """Journal lines, oldest first (one run's, or the service's whole trail)."""
-        items = self._query(f"SVC#{service}", "EVT#", filters={"run_id": run_id} if run_id else None)
+        items = self.db.query(f"SVC#{service}", "EVT#", filters={"run_id": run_id} if run_id else None)
         return [
             TrailEvent(
                 run_id=d["run_id"],
@@ -556,28 +370,26 @@ class DynamoStore:
     def put_mark(self, mark: Mark) -> None:
         """Journal one verdict on a revision (one PutItem; the sort key orders marks by time, then write order)."""
         data = {k: v for k, v in mark.to_dict().items() if k != "active"}
-        with aws_call("dynamodb:PutItem"):
-            self.client.put_item(
-                TableName=self.table,
-                Item=_item(
-                    pk=f"SVC#{mark.service}",
-                    sk=f"MARK#{mark.at}#{time.time_ns():020d}",
-                    revision_arn=mark.revision_arn,
-                    verdict=mark.verdict,
-                    data=json.dumps(data, default=str),
-                ),
-            )
+        self.db.put(
+            item(
+                pk=f"SVC#{mark.service}",
+                sk=f"MARK#{mark.at}#{time.time_ns():020d}",
+                revision_arn=mark.revision_arn,
+                verdict=mark.verdict,
+                data=json.dumps(data, default=str),
+            ),
+        )
 
     def marks(self, service: str) -> list[Mark]:
         """Every mark of the service, newest first; `active` is False for revisions known to be deregistered."""
         inactive = {arn for arn, status in self.cached_revisions(service).items() if status == "INACTIVE"}
         out = []
-        for d in self._query(f"SVC#{service}", "MARK#", newest_first=True):
+        for d in self.db.query(f"SVC#{service}", "MARK#", newest_first=True):
             m = Mark.from_dict(json.loads(d["data"]))
             m.active = m.revision_arn not in inactive
             out.append(m)
         if not out:  # a table written before marks: its GOOD# items become good marks, once (the first read)
-            legacy = [self._legacy_good(d) for d in self._query(f"SVC#{service}", "GOOD#")]
+            legacy = [self._legacy_good(d) for d in self.db.query(f"SVC#{service}", "GOOD#")]
             for g in legacy:
                 self.put_mark(
                     Mark(
@@ -612,20 +424,13 @@ class DynamoStore:
 
     def cached_revisions(self, service: str) -> dict[str, str]:
         """Revisions a sync already described (or a mark was written for): ARN -> ACTIVE | INACTIVE."""
-        return {d["sk"][4:]: d["status"] for d in self._query(f"SVC#{service}", "REV#")}
+        return {d["sk"][4:]: d["status"] for d in self.db.query(f"SVC#{service}", "REV#")}
 
     def cache_revisions(self, service: str, statuses: dict[str, str]) -> None:
         """Remember revisions as described (ARN -> ACTIVE | INACTIVE), 25 items per BatchWriteItem."""
-        puts = [
-            {"PutRequest": {"Item": _item(pk=f"SVC#{service}", sk=f"REV#{arn}", status=status)}}
-            for arn, status in statuses.items()
-        ]
-        for i in range(0, len(puts), _BATCH_WRITE):
-            request: dict[str, Any] = {self.table: puts[i : i + _BATCH_WRITE]}
-            while request:
-                with aws_call("dynamodb:BatchWriteItem"):
-                    resp = self.client.batch_write_item(RequestItems=request)
-                request = resp.get("UnprocessedItems") or {}
+        self.db.batch_put(
+            [item(pk=f"SVC#{service}", sk=f"REV#{arn}", status=status) for arn, status in statuses.items()]
+        )
 
     # ---------------------------------------------------------------- lock
     # The lease item carries a heartbeat counter (beats). Every change to it is a conditional write, so of two
@@ -636,52 +441,52 @@ class DynamoStore:
         """Take the service's lock if it is free (or already ours); raises Locked naming the holder otherwise."""
         me = str(holder["run_id"])
         # an upsert: a new lock starts its counter at 0; the holder taking it again moves the counter
-        ok, answer = self._conditional(
+        ok, answer = self.db.conditional(
             "UpdateItem",
-            Key=_key(f"SVC#{service}", "LOCK"),
+            Key=key(f"SVC#{service}", "LOCK"),
             UpdateExpression="SET run_id = :me, holder = :h, expires_at = :exp, lease = :lease, "
             "beats = if_not_exists(beats, :minus_one) + :one",
             ConditionExpression="attribute_not_exists(pk) OR run_id = :me",
             ExpressionAttributeValues={
-                ":me": _typed(me),
-                ":h": _typed(json.dumps(holder, default=str)),
-                ":exp": _typed(now + lease),
-                ":lease": _typed(lease),
-                ":minus_one": _typed(-1),
-                ":one": _typed(1),
+                ":me": value(me),
+                ":h": value(json.dumps(holder, default=str)),
+                ":exp": value(now + lease),
+                ":lease": value(lease),
+                ":minus_one": value(-1),
+                ":one": value(1),
             },
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
         if not ok:
             live: Any = answer.get("Item")
-            current = _plain(live) if live else self._get(f"SVC#{service}", "LOCK")
+            current = plain(live) if live else self.db.get(f"SVC#{service}", "LOCK")
             raise Locked(self._json(current["holder"], "the lock") if current else {"run_id": "?"})
         return None
 
     def heartbeat(self, service: str, run_id: str, lease: float, now: float = 0.0) -> bool:
         """Renew our lease (its counter moves); False if we no longer hold it."""
-        ok, _ = self._conditional(
+        ok, _ = self.db.conditional(
             "UpdateItem",
-            Key=_key(f"SVC#{service}", "LOCK"),
+            Key=key(f"SVC#{service}", "LOCK"),
             UpdateExpression="SET expires_at = :exp, lease = :lease, beats = if_not_exists(beats, :zero) + :one",
             ConditionExpression="run_id = :me",
             ExpressionAttributeValues={
-                ":exp": _typed(now + lease),
-                ":lease": _typed(lease),
-                ":zero": _typed(0),
-                ":one": _typed(1),
-                ":me": _typed(run_id),
+                ":exp": value(now + lease),
+                ":lease": value(lease),
+                ":zero": value(0),
+                ":one": value(1),
+                ":me": value(run_id),
             },
         )
         return ok
 
     def release_lock(self, service: str, run_id: str) -> None:
         """Give the lease back (only if we hold it: someone else's, or nobody's, is not ours to release)."""
-        self._conditional(
+        self.db.conditional(
             "DeleteItem",
-            Key=_key(f"SVC#{service}", "LOCK"),
+            Key=key(f"SVC#{service}", "LOCK"),
             ConditionExpression="run_id = :me",
-            ExpressionAttributeValues={":me": _typed(run_id)},
+            ExpressionAttributeValues={":me": value(run_id)},
         )
 
     def _lock_row(self, service: str, d: dict[str, Any]) -> LockRow:
@@ -696,7 +501,7 @@ class DynamoStore:
 
     def lock_state(self, service: str) -> LockRow | None:
         """The lock item as stored (no judgement of expiry), or None if the lock is free."""
-        d = self._get(f"SVC#{service}", "LOCK")
+        d = self.db.get(f"SVC#{service}", "LOCK")
         return self._lock_row(service, d) if d else None
 
     def lock_holder(self, service: str, now: float = 0.0) -> dict[str, Any] | None:
@@ -709,16 +514,16 @@ class DynamoStore:
         run_id, beats = parse_token(token)
         # an item written before the counter existed has no beats attribute: it reads as 0
         counter = "(beats = :beats OR attribute_not_exists(beats))" if beats == 0 else "beats = :beats"
-        return f"run_id = :rid AND {counter}", {":rid": _typed(run_id), ":beats": _typed(beats)}
+        return f"run_id = :rid AND {counter}", {":rid": value(run_id), ":beats": value(beats)}
 
     def take_over(
         self, service: str, expected_holder_token: str, new_holder: dict[str, Any], lease: float, now: float = 0.0
     ) -> bool:
         """Replace the holder in one conditional write: only if the item still carries the token observed."""
         condition, values = self._token_condition(expected_holder_token)
-        ok, _ = self._conditional(
+        ok, _ = self.db.conditional(
             "PutItem",
-            Item=_item(
+            Item=item(
                 pk=f"SVC#{service}",
                 sk="LOCK",
                 run_id=str(new_holder["run_id"]),
@@ -738,9 +543,9 @@ class DynamoStore:
         if expected_holder_token is not None:
             condition, values = self._token_condition(expected_holder_token)
             kw = {"ConditionExpression": condition, "ExpressionAttributeValues": values}
-        ok, answer = self._conditional("DeleteItem", Key=_key(f"SVC#{service}", "LOCK"), ReturnValues="ALL_OLD", **kw)
+        ok, answer = self.db.conditional("DeleteItem", Key=key(f"SVC#{service}", "LOCK"), ReturnValues="ALL_OLD", **kw)
         old = answer.get("Attributes") if ok else None
-        return self._json(_plain(old)["holder"], "the lock") if old else None
+        return self._json(plain(old)["holder"], "the lock") if old else None
 
     def _json(self, text: str, what: str) -> Any:
         """Parse a JSON attribute; an item that does not parse is StateCorrupt naming the table."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.aws.ecr import EcrClient
 from orchestrator.build import BuiltImage, RegistryTarget, content_tag, context_files
 from orchestrator.build.probe import listening_ports
 from orchestrator.build.registry import registry_digest
@@ -174,7 +175,7 @@ def test_from_ecr_uses_the_repository_uri_and_the_authorization_token(ecr):
     uri = ecr.create_repository(repositoryName="shine-api-gateway")["repository"]["repositoryUri"]
     token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
     user, password = base64.b64decode(token).decode().split(":", 1)
-    target = RegistryTarget.from_ecr(ecr, "shine-api-gateway")
+    target = RegistryTarget.from_ecr(EcrClient(client=ecr), "shine-api-gateway")
     assert (target.repository, target.username, target.password) == (uri, user, password)
     assert target.registry.endswith(".amazonaws.com") and target.name == "shine-api-gateway"
     assert password not in repr(target)
@@ -183,13 +184,13 @@ def test_from_ecr_uses_the_repository_uri_and_the_authorization_token(ecr):
 def test_from_ecr_missing_repository_is_not_found_unless_create(ecr):
     """A missing repository raises NotFound; with create=True it is created (immutable tags) and used."""
     with pytest.raises(NotFound, match="shine-api-gateway"):
-        RegistryTarget.from_ecr(ecr, "shine-api-gateway")
+        RegistryTarget.from_ecr(EcrClient(client=ecr), "shine-api-gateway")
     assert ecr.describe_repositories()["repositories"] == []
-    target = RegistryTarget.from_ecr(ecr, "shine-api-gateway", create=True)
+    target = RegistryTarget.from_ecr(EcrClient(client=ecr), "shine-api-gateway", create=True)
     repo = ecr.describe_repositories(repositoryNames=["shine-api-gateway"])["repositories"][0]
     assert target.repository == repo["repositoryUri"]
     assert repo["imageTagMutability"] == "IMMUTABLE"
-    assert RegistryTarget.from_ecr(ecr, "shine-api-gateway").repository == target.repository
+    assert RegistryTarget.from_ecr(EcrClient(client=ecr), "shine-api-gateway").repository == target.repository
 
 
 PROC_NET_TCP = """\

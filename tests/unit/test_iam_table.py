@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2] / "orchestrator"
 # The sandbox (ecsbox/, beside orchestrator/) plays AWS itself and is not scanned; iam.py is the table.
 EXCLUDED = ("iam.py",)
 # Files whose `self.client` is one AWS service's client.
-SELF_CLIENT = {"orchestrator/state/dynamodb.py": "dynamodb", "orchestrator/aws/logs.py": "logs"}
+SELF_CLIENT = {"orchestrator/aws/dynamodb.py": "dynamodb", "orchestrator/aws/logs.py": "logs"}
 PREFIXES = "ecs|ecr|ec2|iam|logs|dynamodb|sns|elasticloadbalancing|cloudwatch|tag|sts"
 # boto3 client names whose IAM prefix differs from the client name.
 IAM_PREFIX = {"elbv2": "elasticloadbalancing", "resourcegroupstaggingapi": "tag"}
@@ -70,7 +70,7 @@ def test_the_scan_finds_the_calls_it_should() -> None:
     """The scan itself works: it sees the deploy call and a direct client call (else the test above is empty)."""
     found = calls_in_code()
     assert "ecs:UpdateService" in found and "ecs:RegisterTaskDefinition" in found
-    assert "ecr:GetAuthorizationToken" in found  # build/target.py calls it on an ECR client directly
+    assert "ecr:GetAuthorizationToken" in found  # aws/ecr.py names it for the push credentials
     assert "dynamodb:TransactWriteItems" in found  # passed as data to a helper, then aws_call(operation)
 
 
