@@ -67,7 +67,7 @@ class EcrClient:
         with aws_call("ecr:DescribeRepositories"):
             return str(self._ecr.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryUri"])
 
-    def put_image(self, **kwargs: Any) -> None:
+    def record_image(self, **kwargs: Any) -> None:
         """Record a manifest under a tag and digest (PutImage); an image already recorded is not an error."""
         try:
             with aws_call("ecr:PutImage"):

@@ -34,5 +34,5 @@ def mirror_to_ecr(aws: AwsContext, repository: str, built: Any, target: Any) -> 
     media = resp.headers.get("Content-Type", "").split(";")[0]
     if media:
         kwargs["imageManifestMediaType"] = media
-    ecr.put_image(**kwargs)
+    ecr.record_image(**kwargs)
     return f"{uri}@{built.digest}"

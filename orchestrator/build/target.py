@@ -7,12 +7,18 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from orchestrator.errors import UsageError
 
-if TYPE_CHECKING:
-    from orchestrator.aws.ecr import EcrClient
+
+class EcrRepositories(Protocol):
+    """What a push to ECR needs of it (orchestrator/aws/ecr.py's EcrClient): the repository and a login."""
+
+    def require_repository(self, name: str, create: bool = False) -> dict[str, Any]: ...
+
+    def push_credentials(self, registry_id: str) -> tuple[str, str]: ...
+
 
 _NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
@@ -87,7 +93,7 @@ class RegistryTarget:
         )
 
     @classmethod
-    def from_ecr(cls, ecr: EcrClient, repository_name: str, create: bool = False) -> RegistryTarget:
+    def from_ecr(cls, ecr: EcrRepositories, repository_name: str, create: bool = False) -> RegistryTarget:
         """The ECR repository's URI and a push token (get_authorization_token); create it if missing and asked to."""
         repo = ecr.require_repository(repository_name, create=create)
         username, password = ecr.push_credentials(repo["registryId"])

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from orchestrator.config import gate_schema, yamlio
+from orchestrator.config import notify as notify_spec
 from orchestrator.config import schema as s
 from orchestrator.config import strategy as strategy_schema
 from orchestrator.config.model import (
@@ -26,7 +27,6 @@ from orchestrator.config.model import (
 )
 from orchestrator.config.offline import check_offline
 from orchestrator.errors import ConfigError, ConfigErrors
-from orchestrator.notify import spec as notify_spec
 
 _gate = gate_schema.gate
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.config.gates import GateSpec, Retries  # noqa: F401 (re-exported: the pipeline's vocabulary)
+from orchestrator.config.notify import NotifySpec
 from orchestrator.config.strategy import StrategySpec
-from orchestrator.notify.spec import NotifySpec
 
 
 @dataclass(frozen=True)

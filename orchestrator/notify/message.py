@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from orchestrator.notify.spec import EVENT_OF_OUTCOME
+from orchestrator.config.notify import EVENT_OF_OUTCOME
 
 _TITLES = {
     "failed": "FAILED",

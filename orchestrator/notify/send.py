@@ -25,8 +25,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from orchestrator.config.notify import NotifySpec
 from orchestrator.notify.message import Notice
-from orchestrator.notify.spec import NotifySpec
 
 log = structlog.get_logger(__name__)
 ATTEMPTS = 3

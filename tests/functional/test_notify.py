@@ -16,9 +16,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from orchestrator.config.notify import NotifySpec
 from orchestrator.notify.message import Notice
 from orchestrator.notify.send import SIGNATURE_HEADER, send_all
-from orchestrator.notify.spec import NotifySpec
 from tests.conftest import Behaviour
 from tests.functional.world import live, server, snail, world, write_pipeline  # noqa: F401 - fixtures
 from tests.harness.http import serve_in_thread

@@ -3,6 +3,7 @@ the generated policy names exact resources for this pipeline."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -166,3 +167,77 @@ def test_local_state_and_no_features_drop_their_statements(pipeline_dir: Path) -
     assert "ecs:DescribeServices" in actions and "ecs:UpdateService" not in actions and "iam:PassRole" not in actions
     init = iam.policy(load_pipeline(pipeline_dir / "pipeline.yaml"), ["state-init"]).policy
     assert init["Statement"] == []  # no dynamodb backend: nothing to create
+
+
+# ------------------------------------------------------------------ the adapters against the table
+ADAPTERS = ROOT / "aws"
+# boto3 client names of the services the adapters call (their operations, snake_case, are what a call looks like).
+SERVICES = ("ecs", "ecr", "ec2", "elbv2", "cloudwatch", "logs", "iam", "dynamodb", "sns", "resourcegroupstaggingapi")
+CLIENT_OF = {**{s: s for s in SERVICES}, "elasticloadbalancing": "elbv2", "tag": "resourcegroupstaggingapi"}
+
+
+def _operations() -> dict[str, set[str]]:
+    """snake_case operation name -> the boto3 clients that have it."""
+    out: dict[str, set[str]] = {}
+    session = botocore.session.get_session()
+    for client in SERVICES:
+        for op in session.get_service_model(client).operation_names:
+            out.setdefault(re.sub(r"(?<!^)(?=[A-Z])", "_", op).lower(), set()).add(client)
+    return out
+
+
+def adapter_calls(sources: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
+    """(calls of an AWS operation outside any `with aws_call(...)`, calls inside one that name another operation),
+    over every module of orchestrator/aws/ (or the given {name: source}). A paginator counts as its operation."""
+    ops = _operations()
+    unwrapped: list[str] = []
+    misnamed: list[str] = []
+
+    def operation(call: ast.Call) -> str | None:
+        if not isinstance(call.func, ast.Attribute):
+            return None
+        name = call.func.attr
+        if name == "get_paginator" and call.args and isinstance(call.args[0], ast.Constant):
+            name = str(call.args[0].value)
+        return name if name in ops else None
+
+    def visit(node: ast.AST, named: str | None, where: str) -> None:
+        if isinstance(node, ast.With):
+            for item in node.items:
+                ctx = item.context_expr
+                if isinstance(ctx, ast.Call) and getattr(ctx.func, "id", None) == "aws_call":
+                    arg = ctx.args[0] if ctx.args else None
+                    named = str(arg.value) if isinstance(arg, ast.Constant) else "?"  # a name passed in: unchecked
+        if isinstance(node, ast.Call) and (op := operation(node)) is not None:
+            line = f"{where}:{node.lineno} {op}"
+            if named is None:
+                unwrapped.append(line)
+            elif named != "?":
+                prefix, _, action = named.rpartition(":")
+                clients = {CLIENT_OF[prefix]} if prefix in CLIENT_OF else ops[op]
+                if not any(_api_name(c, op) == action for c in clients & ops[op]):
+                    misnamed.append(f"{line} inside aws_call({named!r})")
+        for child in ast.iter_child_nodes(node):
+            visit(child, named, where)
+
+    if sources is None:
+        sources = {path.name: path.read_text() for path in sorted(ADAPTERS.glob("*.py"))}
+    for name, text in sources.items():
+        visit(ast.parse(text), None, name)
+    return unwrapped, misnamed
+
+
+def test_every_call_in_the_adapters_is_named_by_its_aws_call() -> None:
+    """Inside orchestrator/aws/ (where every client lives) each AWS operation is called inside an aws_call naming
+    exactly it: the names the table is checked against are the calls the product makes, with one error translation."""
+    unwrapped, misnamed = adapter_calls()
+    assert not unwrapped, f"AWS calls outside aws_call: {unwrapped}"
+    assert not misnamed, f"aws_call names another operation than the call it wraps: {misnamed}"
+
+
+def test_the_adapter_scan_sees_the_calls() -> None:
+    """The scan itself works: a call of an operation outside aws_call, and a misnamed one, are both found."""
+    src = 'def f(c):\n    c.describe_services()\n    with aws_call("ecs:DescribeClusters"):\n        c.list_tasks()\n'
+    unwrapped, misnamed = adapter_calls({"probe.py": src})
+    assert unwrapped == ["probe.py:2 describe_services"]
+    assert misnamed == ["probe.py:4 list_tasks inside aws_call('ecs:DescribeClusters')"]

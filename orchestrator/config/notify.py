@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.config import schema as s
+
 EVENTS = ("failed", "rolled_back", "rollback_failed", "needs_approval", "succeeded")
 # Nothing for no-ops or successes unless asked: a scheduled run that finds nothing to do stays silent.
 DEFAULT_ON = ("failed", "rolled_back", "rollback_failed", "needs_approval")
@@ -54,7 +56,6 @@ class NotifySpec:
 
 def schema() -> Any:
     """The YAML checker for the `notify:` list (file:line errors like every other key)."""
-    from orchestrator.config import schema as s
 
     def target_count(d: dict[str, Any]) -> list[tuple[str, str]]:
         given = [k for k in KINDS if d.get(k) is not None]
