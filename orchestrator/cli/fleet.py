@@ -328,6 +328,7 @@ def _journal(app: App, fleet: Any) -> Any:
 
     if fleet.state.backend != "dynamodb":
         return FleetJournal(fleet)
+    from orchestrator.aws.dynamodb import DynamoTable
     from orchestrator.aws.session import AwsContext
     from orchestrator.fleet.journal_dynamodb import DynamoFleetJournal
 
@@ -342,7 +343,8 @@ def _journal(app: App, fleet: Any) -> Any:
         )
     else:
         ctx = AwsContext(region=region, profile=app.profile, endpoint_url=app.endpoint_url)
-    return DynamoFleetJournal(fleet, ctx.client("dynamodb"))
+    assert fleet.state.table, "the loader requires state.table with backend: dynamodb"
+    return DynamoFleetJournal(fleet, DynamoTable.of(ctx, fleet.state.table).client)
 
 
 def _first_region(fleet: Any) -> str:
