@@ -50,11 +50,6 @@ def test_the_emulator_imports_nothing_of_the_product() -> None:
 
 # ------------------------------------------------------------------ the import graph and the AWS boundary
 ORCHESTRATOR = Path(__file__).resolve().parents[2] / "orchestrator"
-# The one cycle left while the engine is being split into two deployers: a hard failure once it is gone (the mark
-# is strict: the test fails the day the cycle is broken, so the mark goes too).
-ENGINE_CYCLE = frozenset(
-    {"orchestrator.engine.executor", "orchestrator.engine.strategies", "orchestrator.engine.rollback"}
-)
 
 
 def _modules() -> dict[str, Path]:
@@ -145,17 +140,8 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 def test_no_import_cycle_among_the_modules() -> None:
     """No module of orchestrator/ imports, even lazily or for typing only, a module that imports it back."""
-    found = [sorted(c) for c in cycles(import_graph()) if c != ENGINE_CYCLE]
+    found = [sorted(c) for c in cycles(import_graph())]
     assert not found, f"import cycles: {found}"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/executor.py <-> engine/strategies.py <-> engine/rollback.py: broken by the two deployers",
-)
-def test_the_engine_has_no_import_cycle() -> None:
-    """The engine's modules import one way: the executor dispatches to deployers, which never import it back."""
-    assert ENGINE_CYCLE not in cycles(import_graph())
 
 
 def _client_calls(path: Path) -> list[str]:
