@@ -152,15 +152,9 @@ class Images:
         if repo != name or found is None:
             return False
         try:
-            from orchestrator.aws.errors import aws_call
+            from orchestrator.aws.ecr import EcrClient
 
-            with aws_call("ecr:DescribeImages"):
-                details = (
-                    self.aws.client("ecr")
-                    .describe_images(repositoryName=found.group("repo"), imageIds=[{"imageTag": tag}])
-                    .get("imageDetails")
-                    or []
-                )
+            details = EcrClient(self.aws).images(found.group("repo"), [{"imageTag": tag}])
         except Exception:  # noqa: BLE001 - cannot tell: not the same image (the phase is delivered as planned)
             return False
         return bool(details) and details[0].get("imageDigest") == digest
