@@ -97,6 +97,7 @@ class CliTargets:
 
     def registry(self, target: Any) -> Any:
         """The target's registry repository (read-only: None when its ECR repository does not exist yet)."""
+        from orchestrator.aws.ecr import EcrClient
         from orchestrator.build import RegistryTarget
         from orchestrator.errors import NotFound
         from orchestrator.images import Images
@@ -107,7 +108,7 @@ class CliTargets:
         if url or p.registry.url:
             return Images(p, None, registry_url=url).target()  # type: ignore[arg-type]  # a URL needs no AWS
         try:
-            return RegistryTarget.from_ecr(app.aws().client("ecr"), p.registry.repository_name, create=False)
+            return RegistryTarget.from_ecr(EcrClient(app.aws()), p.registry.repository_name, create=False)
         except NotFound:
             return None
 
