@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
-from tests.functional.world import live, server, snail, world, write_pipeline  # noqa: F401 - fixtures
+from tests.functional.world import live, snail, write_pipeline
 
 KEYS = ("exit_code", "outcome", "message", "diagnosis", "run_id")
 
@@ -52,7 +52,7 @@ def both(w: Any, *args: str, env: dict[str, str] | None = None) -> tuple[dict[st
     return doc, j, t
 
 
-def test_every_command_in_text_and_json(world) -> None:  # noqa: F811
+def test_every_command_in_text_and_json(world) -> None:
     """Read-only and deploy commands, exit 0: one document each, progress on stderr (also with --output json)."""
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
     world["serve"]("a"), world["serve"]("b")
@@ -90,7 +90,7 @@ def test_every_command_in_text_and_json(world) -> None:  # noqa: F811
     assert hist["runs"][0]["command"].startswith("rollback")
 
 
-def test_rolled_back_run_is_one_document_with_diagnosis(world) -> None:  # noqa: F811
+def test_rolled_back_run_is_one_document_with_diagnosis(world) -> None:
     """Exit 1: the document says rolled_back, names the run and carries the message; text says error: on stderr."""
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
     world["serve"]("a"), world["serve"]("b", Behaviour(500, {"error": "ML dependencies failed"}))
@@ -103,7 +103,7 @@ def test_rolled_back_run_is_one_document_with_diagnosis(world) -> None:  # noqa:
     assert live(world).endswith("shine-api-gateway:2")
 
 
-def test_usage_errors_exit_2_as_one_document(world) -> None:  # noqa: F811
+def test_usage_errors_exit_2_as_one_document(world) -> None:
     """Bad option, unknown phase, broken YAML, unknown command: exit 2, one document, JSON stderr lines."""
     path = write_pipeline(world["root"], {"health-only": "a"})
     for args in (("--bogus",), ("run", "--to", "nope"), ("rollback", "--to-phase", "nope"), ("nosuchcommand",)):
@@ -117,7 +117,7 @@ def test_usage_errors_exit_2_as_one_document(world) -> None:  # noqa: F811
     assert "error:" in t.stderr and "service.port" in t.stderr
 
 
-def test_human_needed_locked_and_preflight_exits(world) -> None:  # noqa: F811
+def test_human_needed_locked_and_preflight_exits(world) -> None:
     """Exit 3 (no good revision to roll back to), 4 (the lock is held), 5 (the service is missing)."""
     write_pipeline(world["root"], {"health-only": "a"})
     world["serve"]("a")
@@ -137,7 +137,7 @@ def test_human_needed_locked_and_preflight_exits(world) -> None:  # noqa: F811
     assert doc["exit_code"] == 5
 
 
-def test_quiet_noop_prints_nothing(world) -> None:  # noqa: F811
+def test_quiet_noop_prints_nothing(world) -> None:
     """A scheduled run that finds nothing to do: `snail -q run` prints nothing at all and exits 0."""
     write_pipeline(world["root"], {"health-only": "a"})
     world["serve"]("a")
@@ -148,7 +148,7 @@ def test_quiet_noop_prints_nothing(world) -> None:  # noqa: F811
     assert "nothing to do" in loud.stdout
 
 
-def test_wait_lock_waits_then_runs(world) -> None:  # noqa: F811
+def test_wait_lock_waits_then_runs(world) -> None:
     """--wait-lock: a held lock is waited for (with a countdown on stderr) instead of exit 4."""
     import threading
 
@@ -180,7 +180,7 @@ def test_wait_lock_waits_then_runs(world) -> None:  # noqa: F811
         ),
     ],
 )
-def test_setup_mistakes_exit_2_quickly_with_a_hint(world, args: tuple[str, ...], env: dict, expect: str) -> None:  # noqa: F811
+def test_setup_mistakes_exit_2_quickly_with_a_hint(world, args: tuple[str, ...], env: dict, expect: str) -> None:
     """A bad endpoint, region or profile is a usage error (exit 2) said in a few seconds, not 20 s of retries."""
     write_pipeline(world["root"], {"health-only": "a"})
     started = time.monotonic()
@@ -190,7 +190,7 @@ def test_setup_mistakes_exit_2_quickly_with_a_hint(world, args: tuple[str, ...],
     assert time.monotonic() - started < 8
 
 
-def test_missing_credentials_exit_2_with_hint(world) -> None:  # noqa: F811
+def test_missing_credentials_exit_2_with_hint(world) -> None:
     """No credentials anywhere: exit 2 naming --profile and --sandbox (not exit 3, 'a human is needed')."""
     write_pipeline(world["root"], {"health-only": "a"})
     env = {
@@ -206,7 +206,7 @@ def test_missing_credentials_exit_2_with_hint(world) -> None:  # noqa: F811
     assert doc["exit_code"] == 2 and "--profile" in doc["message"] and "--sandbox" in doc["message"]
 
 
-def test_sandbox_hint_parses_and_state_show_honours_sandbox(world) -> None:  # noqa: F811
+def test_sandbox_hint_parses_and_state_show_honours_sandbox(world) -> None:
     """`snail --sandbox doctor` with no sandbox suggests commands that parse; `state show` names the sandbox's store."""
     write_pipeline(world["root"], {"health-only": "a"})
     r = snail(world, "--sandbox", "doctor", env={"SNAIL_ENDPOINT_URL": ""})
@@ -224,7 +224,7 @@ def test_sandbox_hint_parses_and_state_show_honours_sandbox(world) -> None:  # n
     assert plain["sandbox"] is False and plain["path"].endswith(".snail/state.db")
 
 
-def test_promote_without_argument_promotes_the_waiting_manual_phase(world) -> None:  # noqa: F811
+def test_promote_without_argument_promotes_the_waiting_manual_phase(world) -> None:
     """`run` stops before the manual phase (exit 0, paused); `promote` with no argument delivers that phase."""
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"}, extra={"hybrid-ml": "approval: manual\n"})
     world["serve"]("a"), world["serve"]("b")
@@ -236,7 +236,7 @@ def test_promote_without_argument_promotes_the_waiting_manual_phase(world) -> No
 
 
 @pytest.mark.process
-def test_interrupted_run_is_one_document_exit_130(world) -> None:  # noqa: F811
+def test_interrupted_run_is_one_document_exit_130(world) -> None:
     """SIGTERM mid-bake (a cancelled CI job): exit 130, one document saying interrupted, JSON stderr lines."""
     import signal
     import subprocess

@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 
 from tests.conftest import Behaviour
-from tests.functional.world import image, live, server, snail, world, write_pipeline  # noqa: F401 - fixtures
+from tests.functional.world import image, live, snail, write_pipeline
 
 PHASES = {"health-only": "a", "hybrid-ml": "b"}
 
 
-def test_run_result_names_what_is_live_and_what_it_deployed(world) -> None:  # noqa: F811
+def test_run_result_names_what_is_live_and_what_it_deployed(world) -> None:
     """One phase: `passed its gates` (singular). Then the JSON document of the next run: revision, phase, image,
     digest of hybrid-ml's revision and deployed == [hybrid-ml]; its JSON log says each event once. A no-op's
     document names the same revision with nothing deployed, and its text is said once, not twice."""
@@ -41,7 +41,7 @@ def test_run_result_names_what_is_live_and_what_it_deployed(world) -> None:  # n
     assert (text.stdout + text.stderr).count("nothing to do") == 1, text.stdout + text.stderr
 
 
-def test_status_shows_held_as_held_and_drops_quarantines_no_file_names(world) -> None:  # noqa: F811
+def test_status_shows_held_as_held_and_drops_quarantines_no_file_names(world) -> None:
     """A third phase fails (quarantined: status lists it); its file changes (status no longer does, the spec it
     names is new). A manual rollback holds hybrid-ml's revision: status says `[h] hybrid-ml: … passed its gates,
     held`, not `never passed`."""

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import Behaviour
-from tests.functional.world import image, live, server, snail, world  # noqa: F401 - fixtures
+from tests.functional.world import image, live, snail
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "examples" / "github-actions" / "deploy.yml"
@@ -118,7 +118,7 @@ def test_workflow_shape() -> None:
     assert upload["if"] == "always()" and "trail.html" in upload["with"]["path"]
 
 
-def test_workflow_delivers_then_a_scheduled_tick_is_a_quiet_noop(world) -> None:  # noqa: F811
+def test_workflow_delivers_then_a_scheduled_tick_is_a_quiet_noop(world) -> None:
     """Push: every step passes, the result and the trail are written for the artifact; the hourly tick then
     finds nothing to do and stays green."""
     _project(world)
@@ -135,7 +135,7 @@ def test_workflow_delivers_then_a_scheduled_tick_is_a_quiet_noop(world) -> None:
     assert json.loads((world["root"] / "snail-result.json").read_text())["outcome"] == "noop"
 
 
-def test_workflow_rollback_is_a_red_job_with_the_trail_kept(world) -> None:  # noqa: F811
+def test_workflow_rollback_is_a_red_job_with_the_trail_kept(world) -> None:
     """A failing phase: the deliver step fails with an ::error annotation (exit 1 -> red), and the trail step
     still runs, so the artifact holds the trail of the rollback."""
     _project(world, broken=True)
@@ -148,7 +148,7 @@ def test_workflow_rollback_is_a_red_job_with_the_trail_kept(world) -> None:  # n
     assert live(world).endswith("shine-api-gateway:2")
 
 
-def test_crontab_line_runs_and_a_noop_is_silent(world) -> None:  # noqa: F811
+def test_crontab_line_runs_and_a_noop_is_silent(world) -> None:
     """The crontab's command (its `cd` pointed at this project): the first tick delivers; the next prints nothing,
     so cron sends no mail."""
     _project(world)

@@ -7,21 +7,23 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from orchestrator.aws.session import AwsContext
 from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.fleet.goback import GoBackClock
-from tests.functional.test_strategies_engine import (  # noqa: F401 - fixtures
-    REGION,
-    SERVICE,
-    answers,
-    aws,
-    hooks_awaiting,
-    production_serves,
-    world,
-)
+from tests.functional.test_strategies_engine import REGION, SERVICE, World, answers, hooks_awaiting, production_serves
 
 
-def test_green_is_held_at_the_test_traffic_hook_until_the_barrier_opens(world: Any) -> None:  # noqa: F811
+@pytest.fixture
+def world(aws, tmp_path, http_server):
+    """test_strategies_engine's world: a service behind a load balancer with production and test listener rules."""
+    w = World(tmp_path, http_server)
+    yield w
+    w.close()
+
+
+def test_green_is_held_at_the_test_traffic_hook_until_the_barrier_opens(world: Any) -> None:
     """While held: production on blue, green on the test listener, the hook awaiting action; then CONTINUE."""
     world.serve("a")
     world.serve("b")
@@ -47,7 +49,7 @@ def test_green_is_held_at_the_test_traffic_hook_until_the_barrier_opens(world: A
     assert len(barrier) == 1 and barrier[0].data["stage"] == "POST_TEST_TRAFFIC_SHIFT"
 
 
-def test_a_wave_that_goes_back_while_green_is_held_returns_traffic_without_a_task(world: Any) -> None:  # noqa: F811
+def test_a_wave_that_goes_back_while_green_is_held_returns_traffic_without_a_task(world: Any) -> None:
     """Told to go back while held (a sibling failed on test traffic): StopServiceDeployment (ROLLBACK), production
     never reached green, no task started for the rollback, phase one verified, and the revision is not quarantined."""
     world.serve("a")
@@ -79,7 +81,7 @@ def test_a_wave_that_goes_back_while_green_is_held_returns_traffic_without_a_tas
     assert world.engine(p).run(RunOptions(from_phase="two")).status != "quarantined"
 
 
-def test_a_cli_target_with_a_traffic_strategy_is_held_by_the_fleet_and_continues(world: Any, tmp_path: Any) -> None:  # noqa: F811
+def test_a_cli_target_with_a_traffic_strategy_is_held_by_the_fleet_and_continues(world: Any, tmp_path: Any) -> None:
     """`snail fleet run`'s target adapter: a blue-green pipeline is a barrier member, its engine calls the wave's
     hold at the test-traffic hook (production still on phase one), then CONTINUEs: the target passed."""
     from orchestrator.cli.app import App

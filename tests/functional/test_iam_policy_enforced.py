@@ -18,7 +18,7 @@ import boto3
 import pytest
 import requests
 
-from tests.functional.world import image, server, snail, world  # noqa: F401 - fixtures
+from tests.functional.world import image, snail
 
 PIPELINE = """\
 version: 1
@@ -124,7 +124,7 @@ def _matches(arn: str, resource: str | list[str]) -> bool:
     return any(fnmatch.fnmatchcase(arn, p) for p in patterns)
 
 
-def test_the_generated_policy_is_enough(world) -> None:  # noqa: F811
+def test_the_generated_policy_is_enough(world) -> None:
     """As a user holding exactly the policy: plan, run, status and rollback all exit 0, no AccessDenied; the ARNs
     they touched match the statements' exact resources."""
     _, policy = _setup(world)
@@ -153,7 +153,7 @@ EXERCISED = ("EcsService", "EcsCluster", "EcsAnyResource", "EcsTasks", "StateTab
 
 
 @pytest.mark.parametrize("sid", EXERCISED)
-def test_each_statement_is_needed(world, sid: str) -> None:  # noqa: F811
+def test_each_statement_is_needed(world, sid: str) -> None:
     """Without statement `sid`, some command of the sequence is refused and says which permission it lacked."""
     _, policy = _setup(world)
     statement = next(s for s in policy["Statement"] if s["Sid"] == sid)

@@ -30,7 +30,7 @@ from orchestrator.engine.lock import FileObservations, LockWait, MemoryObservati
 from orchestrator.errors import AwsError, ExitCode, Locked, LockLost, StateBusy, StateCorrupt
 from orchestrator.state.base import RunRecord, TrailEvent
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.world import image, server, snail, world, write_pipeline  # noqa: F401 - fixtures
+from tests.functional.world import image, snail, write_pipeline
 
 LEASE = 60.0
 SVC = "svc"
@@ -793,7 +793,7 @@ def test_processes_race_for_an_expired_lease_on_dynamodb(dynamo_url: str, tmp_pa
     _process_race("dynamodb", dynamo_url, tmp_path, seed)
 
 
-def test_two_snail_runs_race_for_a_killed_runs_lock(world) -> None:  # noqa: F811
+def test_two_snail_runs_race_for_a_killed_runs_lock(world) -> None:
     """`snail run` killed -9 holding the lock; two `snail run`s start at once: one takes over, the other exits 4."""
     write_pipeline(world["root"], {"health-only": "a"})
     world["serve"]("a")
@@ -833,7 +833,7 @@ def test_two_snail_runs_race_for_a_killed_runs_lock(world) -> None:  # noqa: F81
     assert store.lock_state("shine-api-gateway") is None
 
 
-def test_a_run_whose_lock_is_taken_over_stops_with_exit_4(world) -> None:  # noqa: F811
+def test_a_run_whose_lock_is_taken_over_stops_with_exit_4(world) -> None:
     """A real `snail run` baking a deployed phase loses its lock to another holder: it stops at its next safe
     point, exits 4 saying who took it, leaves the lock to the new holder and records how the run ended."""
     path = write_pipeline(world["root"], {"health-only": "a"})

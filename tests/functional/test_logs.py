@@ -14,7 +14,7 @@ from moto import mock_aws
 from ecsbox.launchers import LogShipper, MotoLogsSink
 from orchestrator.aws.logs import LogsClient, awslogs_targets, last_log_lines
 from orchestrator.aws.session import AwsContext
-from tests.functional.world import REGION, image, snail, world, write_pipeline  # noqa: F401
+from tests.functional.world import REGION, image, snail, write_pipeline
 
 GROUP = "/ecs/shine-api-gateway"
 
@@ -130,7 +130,7 @@ def test_log_shipper_ships_while_running_and_everything_at_exit() -> None:
     assert first[0]["timestamp"] == int(when.timestamp() * 1000)  # Docker's timestamp, not the shipping time
 
 
-def test_snail_logs_reads_the_live_revisions_task_streams(world) -> None:  # noqa: ANN001, F811
+def test_snail_logs_reads_the_live_revisions_task_streams(world) -> None:  # noqa: ANN001
     """`snail logs` finds the live revision's tasks, reads their `prefix/api/task-id` streams and prints them;
     a revision without awslogs says so; --follow is interruptible (covered by the sandbox e2e)."""
     write_pipeline(world["root"], {"health-only": "a"})

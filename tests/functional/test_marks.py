@@ -21,7 +21,7 @@ from orchestrator.marks import MarkWriter, content_hash, ensure_synced, mark_tag
 from orchestrator.release_memory import Refusal, blocked, hold, rollback_target
 from orchestrator.state.base import FAILED, GOOD, HELD, GoodRecord, Mark
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.world import image, live, server, snail, world, write_pipeline  # noqa: F401 - fixtures
+from tests.functional.world import image, live, snail, write_pipeline
 
 FAMILY = "shine-api-gateway"
 SERVICE = "shine-api-gateway"
@@ -358,7 +358,7 @@ def deny_any(client: Any, service: str, operation: str) -> list[str]:
     return refused
 
 
-def test_tagging_denied_keeps_the_local_record_and_warns_once(server, store) -> None:  # noqa: F811
+def test_tagging_denied_keeps_the_local_record_and_warns_once(server, store) -> None:
     """AccessDenied on TagResource: both marks kept locally, no tag on AWS, one warning naming ecs:TagResource,
     and the call is not retried. (moto's server: a refused call must have no side effect.)"""
     import requests
@@ -484,7 +484,7 @@ def test_sqlite_store_adopts_good_rows_written_before_marks(tmp_path: Path) -> N
 
 
 # ---------------------------------------------------------------- the CLI, as a separate process
-def _aws_marks_for_local_good(world) -> None:  # noqa: ANN001, F811
+def _aws_marks_for_local_good(world) -> None:  # noqa: ANN001
     """What the engine will do once wired: the good marks of the local store also written to the revisions."""
     s = SqliteStore(world["root"] / ".snail" / "state.db")
     w = MarkWriter(RevisionTags(world["ecs"]), s)
@@ -505,7 +505,7 @@ def _aws_marks_for_local_good(world) -> None:  # noqa: ANN001, F811
     s.close()
 
 
-def test_cli_fresh_checkout_syncs_then_status_and_rollback_work(world) -> None:  # noqa: F811
+def test_cli_fresh_checkout_syncs_then_status_and_rollback_work(world) -> None:
     """Run two phases, delete .snail/, `snail state sync`: status shows the same good phases, plan and run have
     nothing to do, and `rollback` goes back to phase one's revision, verified."""
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
@@ -533,7 +533,7 @@ def test_cli_fresh_checkout_syncs_then_status_and_rollback_work(world) -> None: 
     assert live(world).endswith("shine-api-gateway:2")
 
 
-def test_cli_release_lifts_a_hold_and_updates_the_tag(world) -> None:  # noqa: F811
+def test_cli_release_lifts_a_hold_and_updates_the_tag(world) -> None:
     """`snail release 3` after a hold: the tag says good again, the trail records who lifted it; nothing held
     left is a usage error (exit 2)."""
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
@@ -577,7 +577,7 @@ def test_gates_hash_is_derived_from_the_gate_specs(ecs, store) -> None:
     assert store.last_good(SERVICE).gates == gates
 
 
-def test_probe_tagging_changes_nothing_and_names_the_permission(server) -> None:  # noqa: F811
+def test_probe_tagging_changes_nothing_and_names_the_permission(server) -> None:
     """doctor's probe: allowed -> the tags are unchanged; denied -> the fix names ecs:TagResource; untagged -> not
     probed."""
     import requests

@@ -20,7 +20,7 @@ from orchestrator.config.notify import NotifySpec
 from orchestrator.notify.message import Notice
 from orchestrator.notify.send import SIGNATURE_HEADER, send_all
 from tests.conftest import Behaviour
-from tests.functional.world import live, server, snail, world, write_pipeline  # noqa: F401 - fixtures
+from tests.functional.world import live, snail, write_pipeline
 from tests.harness.http import serve_in_thread
 
 PLANTED = "AKIAIOSFODNN7EXAMPLE"  # an AWS access key id shape: must never leave in a message
@@ -206,7 +206,7 @@ def _dead_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_cli_rollback_notifies_and_a_dead_target_changes_nothing(world, receiver: Receiver) -> None:  # noqa: F811
+def test_cli_rollback_notifies_and_a_dead_target_changes_nothing(world, receiver: Receiver) -> None:
     """`snail run` whose phase rolls back: exit 1 as before, the webhook gets rolled_back with the trail, the
     dead second target is recorded as notify_failed in the trail; the no-op re-run sends nothing."""
     path = write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})

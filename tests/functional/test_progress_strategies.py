@@ -10,11 +10,11 @@ from typing import Any
 from orchestrator.cli.progress import Progress
 from orchestrator.engine import traffic
 from orchestrator.engine.executor import Engine, RunOptions
-from tests.functional.test_strategies_engine import REGION, SERVICE, World, aws  # noqa: F401 (fixture)
+from tests.functional.test_strategies_engine import REGION, SERVICE, World
 from tests.functional.world import image
 
 
-def test_a_blue_green_phase_whose_green_tasks_fail_says_something_every_poll(aws, tmp_path, http_server) -> None:  # noqa: F811
+def test_a_blue_green_phase_whose_green_tasks_fail_says_something_every_poll(aws, tmp_path, http_server) -> None:
     """Green's tasks exit 3 while ECS scales up green (the breaker rolls back after 3 failures): every poll of the
     deployment reports ECS's stage with green's counts; at each poll the live status area (80 columns) has one
     row for it, no wider than 80, with the counts of that poll; the plain log prints a line each time they move."""

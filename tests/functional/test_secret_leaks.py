@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 from tests.conftest import Behaviour
-from tests.functional.world import image, server, snail, world  # noqa: F401, F811 - fixtures
+from tests.functional.world import image, snail
 
 # Each value is unique and long enough that finding it anywhere is a leak, never a coincidence.
 PLANTED = {
@@ -141,7 +141,7 @@ def _write(root: Path, echo_url: str) -> None:
     (ctx / "app.py").write_text("print('never built')\n")
 
 
-def test_no_planted_secret_leaks_to_any_output_or_state_file(world, http_server) -> None:  # noqa: ANN001, F811
+def test_no_planted_secret_leaks_to_any_output_or_state_file(world, http_server) -> None:  # noqa: ANN001
     """19 kinds of secret, every command and format: 0 leaks in stdout, stderr and .snail/, files private."""
     root: Path = world["root"]
     echo_url, _ = http_server(
@@ -248,7 +248,7 @@ LOG_DSN_PASS = "p#ss-log-dsn-8e1f"
 LOG_LINE = f"connecting to postgres://app:{LOG_DSN_PASS}@db.internal:5432/app (pool 5)"
 
 
-def test_a_container_log_line_with_a_dsn_stays_masked_in_logs_trail_and_state(world) -> None:  # noqa: ANN001, F811
+def test_a_container_log_line_with_a_dsn_stays_masked_in_logs_trail_and_state(world) -> None:  # noqa: ANN001
     """A task logs a DSN whose password holds '#': `logs` (text, JSON), the trail that carries it as a failed
     gate's evidence (Markdown, JSON, HTML -o), the SQLite state file and DynamoDB items all show it masked."""
     import time
