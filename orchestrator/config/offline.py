@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from orchestrator.config import yamlio
-from orchestrator.config.model import Phase
+from orchestrator.config.model import Phase, ServiceSpec
 from orchestrator.config.names import ecs_name_problem
 from orchestrator.errors import ConfigError, ConfigErrors
 
@@ -84,7 +84,7 @@ class _Checker:
                 self.path, self._line(self.path, "service", "task_definition"), "service.task_definition", str(exc)
             )
             template = None
-        fargate = self.service.get("launch_type", "FARGATE") == "FARGATE"
+        fargate = (self.service.get("launch_type") or ServiceSpec.launch_type) == "FARGATE"
         for phase in phases:
             try:
                 self._image(phase)
@@ -214,7 +214,7 @@ class _Checker:
                 f"no container named {container!r} (service.container, {self.path.name}:{where}); "
                 f"the template has {', '.join(repr(n) for n in names) or 'none'}",
             )
-        if self.service.get("launch_type", "FARGATE") == "FARGATE":
+        if (self.service.get("launch_type") or ServiceSpec.launch_type) == "FARGATE":
             cpu, memory = _units(data.get("cpu"), 1024), _units(data.get("memory"), 1024)
             if cpu is not None and memory is not None:
                 problem = fargate_problem(cpu, memory)

@@ -461,28 +461,6 @@ def secret_map(node: yaml.Node, key: str, errors: Errors) -> Any:
     return _map_of_strings(node, key, errors, "valueFrom (an SSM parameter or Secrets Manager ARN)", empty_ok=False)
 
 
-def probe(node: yaml.Node, key: str, errors: Errors) -> Any:
-    """The local port probe: false, or {path: /health, timeout: 30s} (timeout finite, 1s to 1h)."""
-    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
-        v = to_data(node)
-        if v is True:
-            return {}
-        return False
-    checked = Mapping({"path": Field(string), "timeout": Field(duration)})(node, key, errors)
-    if checked is _MISSING:
-        return checked
-    out = {k: v for k, v in checked.items() if v is not None}
-    path = out.get("path")
-    if path is not None and not str(path).startswith("/"):
-        errors.add(node, f"{key}.path", f"a path starts with '/': write {'/' + str(path)!r}")
-        return _MISSING
-    t = out.get("timeout")
-    if t is not None and not 1.0 <= t <= 3600.0:
-        errors.add(node, f"{key}.timeout", f"must be between 1s and 1h, got {t:g}s")
-        return _MISSING
-    return out
-
-
 @dataclass
 class Mapping:
     """A mapping with known keys; unknown keys are mistakes (with a did-you-mean)."""
@@ -491,6 +469,7 @@ class Mapping:
     extra: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None
     allow_unknown: bool = False
     nodes: dict[str, yaml.Node] = field(default_factory=dict)
+    section: type | None = None  # the dataclass these keys are the fields of (config/section.py builds it)
 
     def __call__(self, node: yaml.Node, key: str, errors: Errors) -> Any:
         if not isinstance(node, yaml.MappingNode):
