@@ -16,7 +16,8 @@ from orchestrator.config import load_pipeline
 from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
-from tests.functional.world import ACCOUNT, INJECTED_CLOCK, REGION, AgentClock, image, seed_service, write_pipeline
+from tests.functional.world import ACCOUNT, REGION, AgentClock, seed_service
+from tests.harness.pipeline import INJECTED_CLOCK, image, write_pipeline
 
 OPERATIONS = [
     "DescribeServices",

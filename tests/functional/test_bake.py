@@ -9,7 +9,7 @@ from collections.abc import Callable
 from orchestrator.engine.executor import RunOptions
 from tests.conftest import Behaviour
 from tests.functional.test_engine import World
-from tests.functional.world import image
+from tests.harness.pipeline import image
 
 SERVICE = "shine-api-gateway"
 

@@ -13,7 +13,7 @@ from orchestrator.config import load_pipeline
 from orchestrator.engine.executor import RunOptions
 from tests.conftest import Behaviour
 from tests.functional.test_engine import World
-from tests.functional.world import image
+from tests.harness.pipeline import image
 
 
 def test_a_good_phase_stays_within_its_call_budget(aws, tmp_path, http_server) -> None:

@@ -4,13 +4,12 @@ results are checked through boto3, the state store and the trail's text."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 from tests.conftest import Behaviour
-from tests.functional.world import image, live, snail, write_pipeline
+from tests.functional.world import live
+from tests.harness.cli import snail, start_snail
+from tests.harness.pipeline import image, write_pipeline
 
 
 def test_cli_two_phase_run_then_status_history_trail(world) -> None:
@@ -103,21 +102,7 @@ def test_cli_second_run_is_locked_out(world) -> None:
         f'name: health-only\nimage: {{ref: "{image("a")}"}}\nbake: 6s\n'
     )
     world["serve"]("a")
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": world["url"],
-        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
-    }
-    first = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "run", "--skip-preflight"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=world["root"],
-    )
+    first = start_snail(world, "run", "--skip-preflight")
     deadline = time.time() + 60
     while time.time() < deadline:
         st = json.loads(snail(world, "--output", "json", "status").stdout)

@@ -15,7 +15,9 @@ import pytest
 
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
-from tests.functional.world import live, snail, write_pipeline
+from tests.functional.world import live
+from tests.harness.cli import snail, start_snail
+from tests.harness.pipeline import write_pipeline
 
 KEYS = ("exit_code", "outcome", "message", "diagnosis", "run_id")
 
@@ -240,25 +242,10 @@ def test_interrupted_run_is_one_document_exit_130(world) -> None:
     """SIGTERM mid-bake (a cancelled CI job): exit 130, one document saying interrupted, JSON stderr lines."""
     import signal
     import subprocess
-    import sys
 
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"}, extra={"hybrid-ml": "bake: 30s\n"})
     world["serve"]("a"), world["serve"]("b")
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": world["url"],
-        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "--output", "json", "--log-format", "json", "run", "--skip-preflight"],
-        env=env,
-        cwd=world["root"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_snail(world, "--output", "json", "--log-format", "json", "run", "--skip-preflight")
     assert proc.stderr is not None
     lines = []
     deadline = time.monotonic() + 120

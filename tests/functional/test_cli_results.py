@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 
 from tests.conftest import Behaviour
-from tests.functional.world import image, live, snail, write_pipeline
+from tests.functional.world import live
+from tests.harness.cli import snail
+from tests.harness.pipeline import image, write_pipeline
 
 PHASES = {"health-only": "a", "hybrid-ml": "b"}
 

@@ -13,6 +13,7 @@ import pytest
 
 from orchestrator.state.base import RunRecord
 from orchestrator.state.sqlite import SqliteStore
+from tests.harness.cli import snail
 
 BIN = Path(sys.executable).parent
 
@@ -55,10 +56,8 @@ def test_bash_completes_commands_phases_and_run_ids(project: Path) -> None:
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_prints_each_shells_script(project: Path, shell: str) -> None:
     """Each shell gets click's script bound to `snail` and _SNAIL_COMPLETE; an unknown shell is a usage error."""
-    r = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "completion", shell], cwd=project, capture_output=True, text=True
-    )
+    r = snail(project, "completion", shell)
     assert r.returncode == 0, r.stderr
     assert f"_SNAIL_COMPLETE={shell}_complete" in r.stdout or f"_SNAIL_COMPLETE={shell}_source" in r.stdout
-    bad = subprocess.run([sys.executable, "-m", "orchestrator", "completion", "tcsh"], capture_output=True, text=True)
+    bad = snail(project, "completion", "tcsh")
     assert bad.returncode == 2

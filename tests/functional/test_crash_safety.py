@@ -4,17 +4,16 @@ and the trail records the interruption."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.world import image, live, snail, write_pipeline
+from tests.functional.world import live
+from tests.harness.cli import snail, start_snail
+from tests.harness.pipeline import image, write_pipeline
 
 pytestmark = pytest.mark.process  # real processes killed at random moments: the process is the point
 
@@ -76,25 +75,6 @@ def test_resume_continues_the_interrupted_run(world) -> None:
     assert live(world) == store.last_good("shine-api-gateway", "hybrid-ml").revision_arn
 
 
-def _start(world, *args: str) -> subprocess.Popen:
-    """`snail …` as a background process against the moto server."""
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": world["url"],
-        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=world["root"],
-    )
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_kill_at_a_random_moment_then_rerun(world, seed: int) -> None:
     """SIGKILL after a random delay (seeded); the next run ends with the store and ECS agreeing."""
@@ -104,7 +84,7 @@ def test_kill_at_a_random_moment_then_rerun(world, seed: int) -> None:
     bakes = {"health-only": "bake: 2s\n", "hybrid-ml": "bake: 2s\n"}
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"}, extra=bakes)
     world["serve"]("a"), world["serve"]("b")
-    proc = _start(world, "run", "--skip-preflight")
+    proc = start_snail(world, "run", "--skip-preflight")
     time.sleep(rnd.uniform(0.8, 5.0))
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
@@ -123,7 +103,7 @@ def test_sigterm_during_a_rollout_rolls_back_and_exits_130(world) -> None:
         f'name: hybrid-ml\nimage: {{ref: "{image("b")}"}}\nbake: 30s\n'
     )
     world["serve"]("a"), world["serve"]("b")
-    proc = _start(world, "run", "--skip-preflight")
+    proc = start_snail(world, "run", "--skip-preflight")
     store = SqliteStore(world["root"] / ".snail" / "state.db")
     deadline = time.time() + 90
     while time.time() < deadline:

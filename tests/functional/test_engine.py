@@ -16,16 +16,8 @@ from orchestrator.errors import PreflightFailed, UsageError
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.trail import render
 from tests.conftest import Behaviour
-from tests.functional.world import (
-    ACCOUNT,
-    INJECTED_CLOCK,
-    REGION,
-    AgentClock,
-    boto,
-    image,
-    seed_service,
-    write_pipeline,
-)
+from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, seed_service
+from tests.harness.pipeline import INJECTED_CLOCK, image, write_pipeline
 
 
 class World:

@@ -14,25 +14,16 @@ from typing import Any
 import yaml
 
 from tests.conftest import Behaviour
-from tests.functional.world import image, live, snail
+from tests.functional.world import live
+from tests.harness.cli import snail
+from tests.harness.pipeline import write_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / "examples" / "github-actions" / "deploy.yml"
 CRONTAB = ROOT / "examples" / "cron" / "crontab"
 BIN = Path(sys.executable).parent
 
-PIPELINE = """\
-version: 1
-service: {cluster: shine, name: shine-api-gateway, region: us-east-1, container: api, port: 5000}
-registry: {url: "127.0.0.1:5055/shine-api-gateway"}
-state: {backend: dynamodb, table: snail-ci}
-defaults:
-  gates:
-    - {type: ecs-rollout, timeout: 2m, poll: 1s}
-    - {type: http, path: /health, expect: {status: 200}, retries: {attempts: 3, wait: 1s}}
-  bake: 0s
-phases: [health-only, hybrid-ml]
-"""
+CI_STATE = {"backend": "dynamodb", "table": "snail-ci"}  # the state a CI job shares (docs/ci.md)
 
 
 def load_workflow() -> dict[str, Any]:
@@ -96,10 +87,7 @@ def run_workflow(w: Any, event: str) -> list[dict[str, Any]]:
 
 
 def _project(w: Any, broken: bool = False) -> None:
-    (w["root"] / "phases").mkdir(exist_ok=True)
-    (w["root"] / "pipeline.yaml").write_text(PIPELINE)
-    for name, tag in (("health-only", "a"), ("hybrid-ml", "b")):
-        (w["root"] / "phases" / f"{name}.yaml").write_text(f'name: {name}\nimage: {{ref: "{image(tag)}"}}\n')
+    write_pipeline(w["root"], {"health-only": "a", "hybrid-ml": "b"}, state=CI_STATE)
     w["serve"]("a")
     w["serve"]("b", Behaviour(500, {"error": "ML dependencies failed"}) if broken else None)
     assert snail(w, "state", "init").returncode == 0  # done once by an admin (docs/ci.md)

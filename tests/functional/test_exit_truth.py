@@ -21,7 +21,8 @@ from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.state.dynamodb import DynamoStore, create_table
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
-from tests.functional.world import ACCOUNT, REGION, AgentClock, image, seed_service, write_pipeline
+from tests.functional.world import ACCOUNT, REGION, AgentClock, seed_service
+from tests.harness.pipeline import image, write_pipeline
 
 SERVICE = "shine-api-gateway"
 TABLE = "snail-state"

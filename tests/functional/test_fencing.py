@@ -18,7 +18,8 @@ from orchestrator.config import load_pipeline
 from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.state.dynamodb import DynamoStore, create_table
 from tests.functional.slow_proxy import SlowProxy
-from tests.functional.world import REGION, image, live, write_pipeline
+from tests.functional.world import REGION, live
+from tests.harness.pipeline import image, write_pipeline
 
 SERVICE = "shine-api-gateway"
 TABLE = "snail-fencing"

@@ -8,13 +8,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+
+from tests.harness import cli
 
 ACCOUNT = "123456789012"
 TARGETS = {  # name -> (region, cluster)
@@ -120,24 +121,14 @@ def fleet(stand_in: dict[str, Any], tmp_path: Path, http_server: Any) -> dict[st
     return {"root": root, "ecs": clients, "url": stand_in["url"], "behaviour": behaviours}
 
 
+def fleet_env(world: dict[str, Any]) -> dict[str, str]:
+    """The moto server, and the fleet's polls at 0.1 s (no SNAIL_FILE: the fleet names its pipelines)."""
+    return {"SNAIL_ENDPOINT_URL": world["url"], "SNAIL_FLEET_POLL": "0.1"}
+
+
 def snail(world: dict[str, Any], *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     """`snail` in the fleet's folder against the moto server."""
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": world["url"],
-        "SNAIL_FLEET_POLL": "0.1",
-    }
-    env.pop("SNAIL_FILE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=world["root"],
-    )
+    return cli.snail(world["root"], *args, timeout=timeout, env=fleet_env(world))
 
 
 def live(world: dict[str, Any], target: str) -> str:
@@ -235,16 +226,10 @@ def test_approval_and_resume_after_kill_9(fleet: dict[str, Any]) -> None:
     assert r.returncode == 0 and "snail fleet approve one-box" in r.stdout, r.stdout + r.stderr
     assert image_of(fleet, "staging") == image("b") and image_of(fleet, "cell1") == image("0")
     assert snail(fleet, "fleet", "approve", "one-box", "--reason", "staging looks fine").returncode == 0
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": fleet["url"],
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "-q", "fleet", "run", "--skip-preflight"],
-        cwd=fleet["root"],
-        env=env,
+    proc = cli.start_snail(
+        fleet["root"],
+        *("-q", "fleet", "run", "--skip-preflight"),
+        env={"SNAIL_ENDPOINT_URL": fleet["url"]},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -298,21 +283,7 @@ def test_fleet_stop_sends_an_in_flight_target_back_at_once(fleet: dict[str, Any]
     before = {t: (live(fleet, t), deployments(fleet, t)) for t in ("cell1", "cell2", "euw1")}
     v2 = fleet["root"] / "phases" / "v2.yaml"
     v2.write_text(v2.read_text() + "bake: 10m\n")
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": fleet["url"],
-        "SNAIL_FLEET_POLL": "0.1",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "fleet", "run", "--skip-preflight"],
-        cwd=fleet["root"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = cli.start_snail(fleet["root"], "fleet", "run", "--skip-preflight", env=fleet_env(fleet))
     try:
         deadline = time.monotonic() + 120  # a hang guard: the wait is on the event "staging runs v2"
         while image_of(fleet, "staging") != image("b") and time.monotonic() < deadline and proc.poll() is None:
@@ -369,21 +340,7 @@ def test_sigterm_on_a_fleet_run_sends_the_in_flight_target_back_and_leaves_the_r
     assert snail(fleet, "fleet", "run", "--skip-preflight", "--to", "v1").returncode == 0
     v2 = fleet["root"] / "phases" / "v2.yaml"
     v2.write_text(v2.read_text() + "bake: 10m\n")
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": fleet["url"],
-        "SNAIL_FLEET_POLL": "0.1",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "fleet", "run", "--skip-preflight"],
-        cwd=fleet["root"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = cli.start_snail(fleet["root"], "fleet", "run", "--skip-preflight", env=fleet_env(fleet))
     try:
         deadline = time.monotonic() + 120  # a hang guard: the wait is on the event "staging runs v2"
         while image_of(fleet, "staging") != image("b") and time.monotonic() < deadline and proc.poll() is None:

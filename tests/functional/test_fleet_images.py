@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,8 @@ from typing import Any
 import boto3
 import pytest
 import requests
+
+from tests.harness.cli import snail
 
 REGISTRY = "127.0.0.1:5055"
 ACCOUNT = "123456789012"
@@ -99,13 +98,7 @@ def digest_in(repo: str, tag: str) -> str | None:
     return registry_digest(RegistryTarget.from_url(f"{REGISTRY}/{repo}"), tag)
 
 
-def snail(root: Path, *args: str, endpoint: str = "http://127.0.0.1:9") -> subprocess.CompletedProcess:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    env["SNAIL_ENDPOINT_URL"] = endpoint
-    env.pop("SNAIL_FILE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args], env=env, capture_output=True, text=True, timeout=120, cwd=root
-    )
+CLOSED_PORT = {"SNAIL_ENDPOINT_URL": "http://127.0.0.1:9"}  # an AWS endpoint nothing answers on
 
 
 def test_an_image_built_once_is_copied_to_every_targets_registry_with_the_same_digest(world: dict[str, Any]) -> None:
@@ -126,7 +119,7 @@ def test_a_target_whose_registry_holds_another_digest_under_the_tag_is_refused(w
     good = push_image(world["repos"]["east"], tag, "good")
     stray = push_image(world["repos"]["west"], tag, "stray")
     for cmd in (["fleet", "plan"], ["fleet", "run", "--skip-preflight"]):
-        out = snail(world["root"], *cmd)  # the AWS endpoint is a closed port: the refusal comes first
+        out = snail(world["root"], *cmd, env=CLOSED_PORT)  # the AWS endpoint is a closed port: the refusal comes first
         assert out.returncode == 2, (cmd, out.stdout, out.stderr)
         assert "target west" in out.stderr and tag in out.stderr, out.stderr
         assert good in out.stderr and stray in out.stderr, out.stderr
@@ -147,10 +140,12 @@ def test_fleet_plan_shows_the_digest_per_phase(world: dict[str, Any], moto_serve
     tag = world["tag"]
     digest = push_image(world["repos"]["east"], tag, "one")
     push_image(world["repos"]["west"], tag, "one")  # the same bytes: the same digest
-    out = snail(world["root"], "fleet", "plan", endpoint=moto_server)
+    out = snail(world["root"], "fleet", "plan", env={"SNAIL_ENDPOINT_URL": moto_server})
     assert out.returncode == 0, out.stderr
     assert f"image v1 {tag}: {digest} in 2/2 registries" in out.stdout, out.stdout
-    doc = json.loads(snail(world["root"], "--output", "json", "fleet", "plan", endpoint=moto_server).stdout)
+    doc = json.loads(
+        snail(world["root"], "--output", "json", "fleet", "plan", env={"SNAIL_ENDPOINT_URL": moto_server}).stdout
+    )
     assert doc["images"] == [
         {"phase": "v1", "tag": tag, "digest": digest, "registries": {"east": digest, "west": digest}}
     ]

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,18 +31,9 @@ from orchestrator.engine.executor import Engine, RunOptions
 from orchestrator.engine.outcome import Outcome
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
-from tests.functional.world import (
-    ACCOUNT,
-    INJECTED_CLOCK,
-    REGION,
-    AgentClock,
-    boto,
-    image,
-    live,
-    seed_service,
-    snail,
-    write_pipeline,
-)
+from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, live, seed_service
+from tests.harness.cli import snail, start_snail
+from tests.harness.pipeline import INJECTED_CLOCK, image, write_pipeline
 
 SERVICE = "shine-api-gateway"
 
@@ -412,20 +401,7 @@ def test_a_closed_output_pipe_never_stops_the_rollout(world: dict[str, Any], sec
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
     world["serve"]("a")
     world["serve"]("b", Behaviour(status=500 if second_phase == "fails" else 200))
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": world["url"],
-        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "run", "--skip-preflight"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=world["root"],
-    )
+    proc = start_snail(world, "run", "--skip-preflight", stderr=subprocess.STDOUT, text=False)
     assert proc.stdout is not None
     head = [proc.stdout.readline() for _ in range(3)]
     proc.stdout.close()  # `head -3` exits

@@ -18,28 +18,9 @@ import boto3
 import pytest
 import requests
 
-from tests.functional.world import image, snail
+from tests.harness.cli import snail
+from tests.harness.pipeline import write_pipeline
 
-PIPELINE = """\
-version: 1
-service:
-  cluster: shine
-  name: shine-api-gateway
-  region: us-east-1
-  container: api
-  port: 5000
-registry:
-  url: 127.0.0.1:5055/shine-api-gateway
-state:
-  backend: dynamodb
-  table: snail-ci
-defaults:
-  gates:
-    - {type: ecs-rollout, timeout: 2m, poll: 1s}
-    - {type: http, path: /health, expect: {status: 200}, retries: {attempts: 3, wait: 1s}}
-  bake: 0s
-phases: [health-only, hybrid-ml]
-"""
 COMMANDS = ("plan", "run", "rollback", "status")
 # Statements the generated policy holds that this moto world cannot exercise, and why (each is still in the
 # table because the code calls it; tests/unit/test_iam_table.py checks that).
@@ -55,11 +36,10 @@ NOT_EXERCISED_HERE = {
 
 
 def _setup(w: Any) -> tuple[Path, dict[str, Any]]:
-    (w["root"] / "phases").mkdir(exist_ok=True)
-    (w["root"] / "pipeline.yaml").write_text(PIPELINE)
-    for name, tag in (("health-only", "a"), ("hybrid-ml", "b")):
-        (w["root"] / "phases" / f"{name}.yaml").write_text(f'name: {name}\nimage: {{ref: "{image(tag)}"}}\n')
-        w["serve"](tag)
+    write_pipeline(
+        w["root"], {"health-only": "a", "hybrid-ml": "b"}, state={"backend": "dynamodb", "table": "snail-ci"}
+    )
+    w["serve"]("a"), w["serve"]("b")
     assert snail(w, "state", "init").returncode == 0
     out = snail(w, "--output", "json", "iam-policy", "--account", "123456789012", *_cmd_args())
     assert out.returncode == 0, out.stderr

@@ -3,19 +3,11 @@ wrote. No AWS and no Docker: the sandbox run of the same scaffold is tests/e2e/t
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-
-def snail(root: Path, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**{k: v for k, v in os.environ.items() if k != "SNAIL_FILE"}, **(extra or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args], env=env, capture_output=True, text=True, timeout=60, cwd=root
-    )
+from tests.harness.cli import snail
 
 
 def test_init_scaffolds_a_pipeline_that_validates(tmp_path: Path) -> None:
@@ -136,7 +128,7 @@ def test_init_from_service_writes_a_template_and_a_pinned_phase(tmp_path: Path, 
 
     digest = _live_service(moto_server)
     env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "SNAIL_ENDPOINT_URL": moto_server}
-    r = snail(tmp_path, "init", "--from-service", "prod/shop", extra=env)
+    r = snail(tmp_path, "init", "--from-service", "prod/shop", env=env)
     assert r.returncode == 0, r.stderr
     assert [line.split("wrote ", 1)[1] for line in r.stdout.splitlines() if "wrote " in line] == [
         "pipeline.yaml",
@@ -162,11 +154,11 @@ def test_init_from_service_writes_a_template_and_a_pinned_phase(tmp_path: Path, 
     ]
     phase = yaml.safe_load((tmp_path / "phases/live.yaml").read_text())
     assert phase["image"]["ref"].endswith(f"/shop@{digest}")
-    v = snail(tmp_path, "validate", extra=env)
+    v = snail(tmp_path, "validate", env=env)
     assert v.returncode == 0, v.stdout + v.stderr
-    again = snail(tmp_path, "init", "--from-service", "prod/shop", extra=env)
+    again = snail(tmp_path, "init", "--from-service", "prod/shop", env=env)
     assert again.returncode == 2 and "pipeline.yaml" in again.stderr
-    missing = snail(tmp_path / "phases", "init", "--from-service", "prod/nope", extra=env)
+    missing = snail(tmp_path / "phases", "init", "--from-service", "prod/nope", env=env)
     assert missing.returncode == 2 and "no ACTIVE service 'nope'" in missing.stderr
 
 
@@ -180,12 +172,12 @@ def test_the_plan_after_init_from_service_has_nothing_to_deploy(tmp_path: Path, 
 
     _live_service(moto_server)
     env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "SNAIL_ENDPOINT_URL": moto_server}
-    assert snail(tmp_path, "init", "--from-service", "prod/shop", extra=env).returncode == 0
-    plan = snail(tmp_path, "plan", extra=env)
+    assert snail(tmp_path, "init", "--from-service", "prod/shop", env=env).returncode == 0
+    plan = snail(tmp_path, "plan", env=env)
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "nothing to deploy: the service already runs phase live's spec" in plan.stdout
     assert "- phase live: already live: shop:1" in plan.stdout and "+++" not in plan.stdout  # no diff: no change
-    data = json.loads(snail(tmp_path, "--output", "json", "plan", extra=env).stdout)
+    data = json.loads(snail(tmp_path, "--output", "json", "plan", env=env).stdout)
     [live] = data["plan"]["phases"] if "plan" in data else data["phases"]
     assert (live["case"], live["adopt"].rsplit("/", 1)[-1]) == ("adopt", "shop:1")
     ecs = boto3.client(
@@ -198,10 +190,10 @@ def test_a_changed_phase_after_init_from_service_is_delivered(tmp_path: Path, mo
     """Adoption needs the very spec: a phase that changes anything (here an environment variable) is a release."""
     _live_service(moto_server)
     env = {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "SNAIL_ENDPOINT_URL": moto_server}
-    assert snail(tmp_path, "init", "--from-service", "prod/shop", extra=env).returncode == 0
+    assert snail(tmp_path, "init", "--from-service", "prod/shop", env=env).returncode == 0
     phase = tmp_path / "phases" / "live.yaml"
     phase.write_text(phase.read_text() + "task: {environment: {FEATURE: 'on'}}\n")
-    plan = snail(tmp_path, "plan", extra=env)
+    plan = snail(tmp_path, "plan", env=env)
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "nothing to deploy" not in plan.stdout and "already live" not in plan.stdout
     assert "FEATURE" in plan.stdout

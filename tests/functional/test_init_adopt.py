@@ -6,7 +6,8 @@ moto's server and the sandbox agent (tests/functional/world.py)."""
 from __future__ import annotations
 
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.world import live, snail
+from tests.functional.world import live
+from tests.harness.cli import snail
 
 SERVICE = "shine-api-gateway"
 

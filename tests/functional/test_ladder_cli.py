@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.world import image, live, snail, write_pipeline
+from tests.functional.world import live
+from tests.harness.cli import snail
+from tests.harness.pipeline import image, write_pipeline
 
 SERVICE = "shine-api-gateway"
 FAST = "bake: 1s\n"

@@ -30,7 +30,8 @@ from orchestrator.engine.lock import FileObservations, LockWait, MemoryObservati
 from orchestrator.errors import AwsError, ExitCode, Locked, LockLost, StateBusy, StateCorrupt
 from orchestrator.state.base import RunRecord, TrailEvent
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.world import image, snail, write_pipeline
+from tests.harness.cli import snail, start_snail
+from tests.harness.pipeline import image, write_pipeline
 
 LEASE = 60.0
 SVC = "svc"
@@ -563,7 +564,7 @@ def test_corrupt_state_is_a_clear_error_naming_the_file(case: str, tmp_path: Pat
     where = _corrupt(case, tmp_path)
     before = where.read_bytes() if where.is_file() else None
     for command in (["history"], ["state", "show"]):
-        r = _cli(tmp_path, *command)
+        r = snail(tmp_path, *command)
         assert r.returncode == 2, (command, r.stdout, r.stderr)
         assert "Traceback" not in r.stderr
         assert f"state store {where}" in r.stderr and "Nothing was changed" in r.stderr
@@ -615,17 +616,6 @@ HOLD = textwrap.dedent(
 )
 
 
-def _cli(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        env={**os.environ, "SNAIL_FILE": str(root / "pipeline.yaml")},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=root,
-    )
-
-
 def test_unlock_force_refuses_a_live_holder_then_removes_a_killed_one(tmp_path: Path) -> None:
     """A real process holds the lock: unlock --force refuses (exit 4, pid, kill); after kill -9 it removes and records."""
     write_pipeline(tmp_path, {"health-only": "a"})
@@ -633,7 +623,7 @@ def test_unlock_force_refuses_a_live_holder_then_removes_a_killed_one(tmp_path: 
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(db)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "held"
-        refused = _cli(tmp_path, "unlock", "--force")
+        refused = snail(tmp_path, "unlock", "--force")
         assert refused.returncode == 4, refused.stderr
         assert f"its process {proc.pid} is alive on this host" in refused.stderr
         assert f"`kill {proc.pid}`" in refused.stderr and "Traceback" not in refused.stderr
@@ -641,14 +631,14 @@ def test_unlock_force_refuses_a_live_holder_then_removes_a_killed_one(tmp_path: 
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    removed = _cli(tmp_path, "unlock", "--force")
+    removed = snail(tmp_path, "unlock", "--force")
     assert removed.returncode == 0, removed.stderr
     assert "lock of run r-holder" in removed.stdout and "removed by" in removed.stdout
     store = SqliteStore(db)
     assert store.lock_state("shine-api-gateway") is None
     (event,) = [e for e in store.events("shine-api-gateway") if e.kind == "unlocked"]
     assert event.run_id == "r-holder" and event.data["holder"]["pid"] == proc.pid
-    assert _cli(tmp_path, "unlock", "--force").stdout.strip() == "no lock was held"
+    assert snail(tmp_path, "unlock", "--force").stdout.strip() == "no lock was held"
 
 
 def test_unlock_force_is_conditional_on_what_it_read(stores) -> None:
@@ -802,24 +792,7 @@ def test_two_snail_runs_race_for_a_killed_runs_lock(world) -> None:
     (world["root"] / "phases" / "health-only.yaml").write_text(
         f'name: health-only\nimage: {{ref: "{image("a")}"}}\nbake: 4s\n'
     )
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": world["url"],
-        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
-    }
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "run", "--skip-preflight"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=world["root"],
-        )
-        for _ in range(2)
-    ]
+    runs = [start_snail(world, "run", "--skip-preflight") for _ in range(2)]
     results = [(p.wait(timeout=180), p.stdout.read(), p.stderr.read()) for p in runs]
     codes = sorted(code for code, _, _ in results)
     ok = codes == [0, 4]
@@ -842,21 +815,7 @@ def test_a_run_whose_lock_is_taken_over_stops_with_exit_4(world) -> None:
         f'name: health-only\nimage: {{ref: "{image("a")}"}}\nbake: 12s\n'
     )
     world["serve"]("a")
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": world["url"],
-        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "run", "--skip-preflight"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=world["root"],
-    )
+    proc = start_snail(world, "run", "--skip-preflight")
     store = SqliteStore(world["root"] / ".snail" / "state.db")
     deadline = time.time() + 90
     while time.time() < deadline and not any(e.kind == "service_updated" for e in store.events("shine-api-gateway")):

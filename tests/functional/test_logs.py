@@ -14,7 +14,9 @@ from moto import mock_aws
 from ecsbox.launchers import LogShipper, MotoLogsSink
 from orchestrator.aws.logs import LogsClient, awslogs_targets, last_log_lines
 from orchestrator.aws.session import AwsContext
-from tests.functional.world import REGION, image, snail, write_pipeline
+from tests.functional.world import REGION
+from tests.harness.cli import snail
+from tests.harness.pipeline import image, write_pipeline
 
 GROUP = "/ecs/shine-api-gateway"
 

@@ -21,7 +21,9 @@ from orchestrator.marks import MarkWriter, content_hash, ensure_synced, mark_tag
 from orchestrator.release_memory import Refusal, blocked, hold, rollback_target
 from orchestrator.state.base import FAILED, GOOD, HELD, GoodRecord, Mark
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.world import image, live, snail, write_pipeline
+from tests.functional.world import live
+from tests.harness.cli import snail
+from tests.harness.pipeline import image, write_pipeline
 
 FAMILY = "shine-api-gateway"
 SERVICE = "shine-api-gateway"

@@ -20,8 +20,10 @@ from orchestrator.config.notify import NotifySpec
 from orchestrator.notify.message import Notice
 from orchestrator.notify.send import SIGNATURE_HEADER, send_all
 from tests.conftest import Behaviour
-from tests.functional.world import live, snail, write_pipeline
+from tests.functional.world import live
+from tests.harness.cli import snail
 from tests.harness.http import serve_in_thread
+from tests.harness.pipeline import write_pipeline
 
 PLANTED = "AKIAIOSFODNN7EXAMPLE"  # an AWS access key id shape: must never leave in a message
 

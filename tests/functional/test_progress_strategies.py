@@ -11,7 +11,7 @@ from orchestrator.cli.progress import Progress
 from orchestrator.engine import traffic
 from orchestrator.engine.executor import Engine, RunOptions
 from tests.functional.test_strategies_engine import REGION, SERVICE, World
-from tests.functional.world import image
+from tests.harness.pipeline import image
 
 
 def test_a_blue_green_phase_whose_green_tasks_fail_says_something_every_poll(aws, tmp_path, http_server) -> None:

@@ -5,38 +5,18 @@ processes against moto's server and the sandbox agent (tests/functional/world.py
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 
 from orchestrator.engine.lease import Heartbeat
 from orchestrator.engine.lock import holder_record
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.world import image, live, write_pipeline
+from tests.functional.world import live
+from tests.harness.cli import start_snail
+from tests.harness.pipeline import image, write_pipeline
 
 SERVICE = "shine-api-gateway"
 QUICK = {"health-only": "bake: 0s\n"}
-
-
-def start(w: dict, *args: str) -> subprocess.Popen:
-    """`snail ARGS` as a separate process, as a CI job would start it."""
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": w["url"],
-        "SNAIL_FILE": str(w["root"] / "pipeline.yaml"),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=w["root"],
-    )
 
 
 def run_id_of(text: str) -> str:
@@ -51,7 +31,7 @@ def test_concurrent_wait_lock_runs_on_one_service_all_succeed(world: dict) -> No
     live and good (exit 0, "planned again after waiting for the lock"); none exits 4; every run is in the history."""
     write_pipeline(world["root"], {"health-only": "a"}, QUICK)
     world["serve"]("a")
-    procs = [start(world, "run", "--skip-preflight", "--wait-lock", "2m") for _ in range(4)]
+    procs = [start_snail(world, "run", "--skip-preflight", "--wait-lock", "2m") for _ in range(4)]
     results = [(p.wait(timeout=240), p.stdout.read(), p.stderr.read()) for p in procs]
     assert [code for code, _, _ in results] == [0, 0, 0, 0], results
     store = SqliteStore(world["root"] / ".snail" / "state.db")
@@ -79,7 +59,7 @@ def test_a_queued_run_delivers_on_its_fresh_plan_when_something_else_went_live(w
     holder = holder_record("r-holder", "run", "2026-12-07T08:00:00+00:00")
     store.acquire_lock(SERVICE, holder, 10.0)
     with Heartbeat(store, SERVICE, "r-holder", 10.0):  # a live holder (its counter moves): never taken over
-        proc = start(world, "run", "--skip-preflight", "--wait-lock", "2m")
+        proc = start_snail(world, "run", "--skip-preflight", "--wait-lock", "2m")
         observed = world["root"] / ".snail" / "lock-observed.json"
         deadline = time.monotonic() + 60
         while not observed.exists():  # the queued run has planned and found the lock held

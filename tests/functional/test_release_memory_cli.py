@@ -9,7 +9,9 @@ import shutil
 
 from orchestrator.state.sqlite import SqliteStore
 from tests.conftest import Behaviour
-from tests.functional.world import image, live, snail, write_pipeline
+from tests.functional.world import live
+from tests.harness.cli import snail
+from tests.harness.pipeline import image, write_pipeline
 
 
 def _store(world) -> SqliteStore:  # noqa: ANN001

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ecsbox.control import port_holder
+from tests.harness.cli import snail
 
 
 @pytest.fixture
@@ -40,12 +41,7 @@ def test_sandbox_up_on_a_taken_port_exits_2_naming_the_holder(make_pipeline, tak
     """`snail sandbox up --port P`: exit 2 in about a second, `pid N (…)` in the message, nothing recorded."""
     path = make_pipeline()
     started = time.monotonic()
-    r = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "-f", str(path), "sandbox", "up", "--port", str(taken_port)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = snail(path.parent, "-f", str(path), "sandbox", "up", "--port", str(taken_port), timeout=60)
     assert r.returncode == 2, r.stderr
     assert f"port {taken_port} on 127.0.0.1 is taken by pid {os.getpid()}" in r.stderr
     assert "sandbox up:" not in r.stdout
@@ -89,14 +85,7 @@ def test_sandbox_run_honours_snail_sandbox_port(make_pipeline, taken_port: int) 
     """`snail --sandbox run` starts the sandbox on SNAIL_SANDBOX_PORT, as `sandbox up` does: a taken one is refused
     with exit 2 naming its holder (it used to be ignored, and the run took 4566)."""
     path = make_pipeline()
-    env = {**os.environ, "SNAIL_SANDBOX_PORT": str(taken_port)}
-    r = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "-f", str(path), "--sandbox", "run"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    r = snail(path.parent, "-f", str(path), "--sandbox", "run", env={"SNAIL_SANDBOX_PORT": str(taken_port)}, timeout=60)
     assert r.returncode == 2, r.stderr
     assert f"port {taken_port} on 127.0.0.1 is taken by pid {os.getpid()}" in r.stderr
     assert not (Path(path).parent / ".snail" / "sandbox.json").exists()

@@ -10,7 +10,8 @@ import stat
 from pathlib import Path
 
 from tests.conftest import Behaviour
-from tests.functional.world import image, snail
+from tests.harness.cli import snail
+from tests.harness.pipeline import REPO, image, pipeline_text
 
 # Each value is unique and long enough that finding it anywhere is a leak, never a coincidence.
 PLANTED = {
@@ -35,24 +36,7 @@ PLANTED = {
     "env Azure connection string AccountKey": "QXp1cmVMZWFrS2V5MDEyMzQ1Njc4OQ+/==",
 }
 
-PIPELINE = """\
-version: 1
-service:
-  cluster: shine
-  name: shine-api-gateway
-  region: us-east-1
-  container: api
-  port: 5000
-registry:
-  url: "leakuser:{registry_pass}@127.0.0.1:5055/shine-api-gateway"
-state:
-  path: {state}
-defaults:
-  gates:
-    - {{type: ecs-rollout, timeout: 2m, poll: 1s}}
-  bake: 0s
-phases: [health-only, hybrid-ml, optimized]
-"""
+TIMING = {"bake": "0s", "poll": "1s"}  # the base pipeline with only its ecs-rollout gate
 
 PHASE_ONE = """\
 name: health-only
@@ -105,10 +89,10 @@ RUN echo "installing with token $NPM_TOKEN" && echo "npm ERR! 401 for NPM_TOKEN=
 
 def _write(root: Path, echo_url: str) -> None:
     p = PLANTED
+    registry = f'"leakuser:{p["registry.url userinfo password"]}@{REPO}"'
     (root / "phases").mkdir(parents=True, exist_ok=True)
-    (root / "pipeline.yaml").write_text(
-        PIPELINE.format(registry_pass=p["registry.url userinfo password"], state=root / ".snail")
-    )
+    phases = ["health-only", "hybrid-ml", "optimized"]
+    (root / "pipeline.yaml").write_text(pipeline_text(root, phases, TIMING, registry=registry, gates=["ecs-rollout"]))
     (root / "phases" / "health-only.yaml").write_text(
         PHASE_ONE.format(
             image=image("a"),
@@ -260,7 +244,8 @@ def test_a_container_log_line_with_a_dsn_stays_masked_in_logs_trail_and_state(wo
     from orchestrator.state.dynamodb import DynamoStore, create_table
     from orchestrator.state.redacting import RedactingStore
     from orchestrator.state.sqlite import SqliteStore
-    from tests.functional.world import REGION, write_pipeline
+    from tests.functional.world import REGION
+    from tests.harness.pipeline import write_pipeline
 
     root: Path = world["root"]
     write_pipeline(root, {"health-only": "a"})

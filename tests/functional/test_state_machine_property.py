@@ -32,17 +32,9 @@ from orchestrator.errors import SnailError
 from orchestrator.gates import ecs_rollout
 from orchestrator.state.base import current_marks
 from orchestrator.state.sqlite import SqliteStore
-from tests.functional.world import (
-    ACCOUNT,
-    INJECTED_CLOCK,
-    REGION,
-    AgentClock,
-    boto,
-    image,
-    seed_service,
-    write_pipeline,
-)
+from tests.functional.world import ACCOUNT, REGION, AgentClock, boto, seed_service
 from tests.harness.http import serve_in_thread
+from tests.harness.pipeline import INJECTED_CLOCK, image, write_pipeline
 
 PHASES = ["health-only", "hybrid-ml", "optimized"]
 OUTCOMES = ["pass", "pass", "http_fail", "tasks_fail", "interrupt"]

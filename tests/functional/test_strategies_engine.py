@@ -28,7 +28,8 @@ from orchestrator.plan import render_plan
 from orchestrator.state.sqlite import SqliteStore
 from orchestrator.trail import render
 from tests.conftest import Behaviour
-from tests.functional.world import ACCOUNT, REGION, AgentClock, image
+from tests.functional.world import ACCOUNT, REGION, AgentClock
+from tests.harness.pipeline import image
 
 CLUSTER, SERVICE = "shine", "shine-api-gateway"
 

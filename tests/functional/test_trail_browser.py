@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.state.sqlite import SqliteStore
+from tests.harness.cli import snail
 from tests.unit.trail_recorded import PHASES, recorded
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -196,12 +197,7 @@ def _pipeline_first_run_traffic(tmp_path: Path, pipeline: Path) -> str:
 def test_trail_json_and_last(tmp_path: Path) -> None:
     """`--output json trail --last 2` is one JSON document with the two newest runs and only their events."""
     pipeline = _pipeline(tmp_path)
-    out = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "-f", str(pipeline), "--output", "json", "trail", "--last", "2"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = snail(tmp_path, "-f", str(pipeline), "--output", "json", "trail", "--last", "2", timeout=60)
     data = json.loads(out.stdout)
     assert [r["run_id"] for r in data["runs"]] == ["r-20261129-081500-i010", "r-20261129-081000-h009"]
     assert {e["run_id"] for e in data["events"]} == {"r-20261129-081500-i010", "r-20261129-081000-h009"}
@@ -211,12 +207,7 @@ def test_trail_json_and_last(tmp_path: Path) -> None:
 def test_history_lists_runs_newest_first_with_date_zone_and_who(tmp_path: Path) -> None:
     """`snail history -n 3`: the three newest runs, each with its start (date, seconds, zone), user@host, exit."""
     pipeline = _pipeline(tmp_path)
-    out = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "-f", str(pipeline), "history", "-n", "3"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = snail(tmp_path, "-f", str(pipeline), "history", "-n", "3", timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert [line.split()[0] for line in lines[:3]] == [

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tests.functional.world import image, snail, write_pipeline
+from tests.harness.cli import snail
+from tests.harness.pipeline import image, write_pipeline
 
 TAGGED = "127.0.0.1:5055/shine-api-gateway:latest"
 WARNING = f"warning: phase health-only: image.ref {TAGGED} is not pinned by digest"

@@ -8,35 +8,17 @@ import json
 from orchestrator.engine.executor import RunOptions
 from tests.conftest import Behaviour
 from tests.functional.test_engine import World
-from tests.functional.world import image, live, snail, write_pipeline
-
-HTTP_ONLY = """\
-version: 1
-service:
-  cluster: shine
-  name: shine-api-gateway
-  region: us-east-1
-  container: api
-  port: 5000
-  endpoint: {endpoint}
-registry:
-  url: 127.0.0.1:5055/shine-api-gateway
-state:
-  path: {state}
-defaults:
-  gates:
-    - {{type: http, path: /health, expect: {{status: 200}}, retries: {{attempts: 3, wait: 1s}}}}
-  bake: 0s
-phases: [health-only, hybrid-ml]
-"""
+from tests.functional.world import live
+from tests.harness.cli import snail
+from tests.harness.pipeline import image, write_pipeline
 
 
 def _http_only(root, endpoint: str) -> None:  # noqa: ANN001
     """A pipeline whose only gates probe a load balancer URL (no ecs-rollout listed)."""
-    (root / "phases").mkdir(parents=True, exist_ok=True)
-    (root / "pipeline.yaml").write_text(HTTP_ONLY.format(endpoint=endpoint, state=root / ".snail"))
-    for name, tag in (("health-only", "a"), ("hybrid-ml", "b")):
-        (root / "phases" / f"{name}.yaml").write_text(f'name: {name}\nimage: {{ref: "{image(tag)}"}}\n')
+    timing = {"bake": "0s", "wait": "1s"}
+    write_pipeline(
+        root, {"health-only": "a", "hybrid-ml": "b"}, timing=timing, service={"endpoint": endpoint}, gates=["http"]
+    )
 
 
 def test_changed_gate_fails_the_release_but_the_rollback_is_verified_with_the_gates_it_passed(world) -> None:

@@ -3,25 +3,16 @@ InstantLauncher, on a fake clock whose every sleep lets the agent take one step.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import boto3
 import pytest
 
 from orchestrator.clock import FakeClock
+from tests.harness.pipeline import image
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-REPO = "127.0.0.1:5055/shine-api-gateway"
-
-
-def image(tag: str) -> str:
-    """A pinned image reference whose digest is derived from a short tag."""
-    return f"{REPO}@sha256:{tag * (64 // len(tag))}{'0' * (64 % len(tag))}"
 
 
 class AgentClock(FakeClock):
@@ -69,48 +60,6 @@ def seed_service(ecs, desired: int = 1, circuit_breaker: bool = True) -> str:  #
         },
     )
     return td
-
-
-# The base pipeline. Against the real-time world (the CLI as a process) it does not bake and polls briefly, so a
-# run takes as long as its API calls; a test about baking says so in its own phase file (`bake: 4s`).
-PIPELINE = """\
-version: 1
-service:
-  cluster: shine
-  name: shine-api-gateway
-  region: us-east-1
-  container: api
-  port: 5000
-registry:
-  url: 127.0.0.1:5055/shine-api-gateway
-state:
-  path: {state}
-defaults:
-  gates:
-    - {{type: ecs-rollout, timeout: 2m, poll: {poll}}}
-    - {{type: http, path: /health, expect: {{status: 200}}, retries: {{attempts: 3, wait: {wait}}}}}
-  bake: {bake}
-phases: [{phases}]
-"""
-
-
-REAL_TIME = {"bake": "0s", "poll": "0.1s", "wait": "0.1s"}
-# On the injected clock (AgentClock) time costs nothing real: a 5 s bake and 1 s polls are a few agent steps,
-# and the engine tests fault inside that bake.
-INJECTED_CLOCK = {"bake": "5s", "poll": "1s", "wait": "1s"}
-
-
-def write_pipeline(
-    root: Path, phases: dict[str, str], extra: dict[str, str] | None = None, timing: dict[str, str] = REAL_TIME
-) -> Path:
-    """pipeline.yaml + one phase file per (name -> image tag) in order; `timing` sets bake, poll and retry wait."""
-    (root / "phases").mkdir(parents=True, exist_ok=True)
-    text = PIPELINE.format(state=root / ".snail", phases=", ".join(phases), **timing)
-    (root / "pipeline.yaml").write_text(text)
-    for name, tag in phases.items():
-        text = f'name: {name}\nimage: {{ref: "{image(tag)}"}}\n' + (extra or {}).get(name, "")
-        (root / "phases" / f"{name}.yaml").write_text(text)
-    return root / "pipeline.yaml"
 
 
 def boto(service: str):  # noqa: ANN201
@@ -177,26 +126,6 @@ def world(server, tmp_path, http_server):
         server["fail"][image(tag)] = reason
 
     return {"ecs": ecs, "url": server["url"], "root": tmp_path, "serve": serve, "fail": fail}
-
-
-def snail(world, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m orchestrator` against the moto server, as a user would run `snail`."""
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": world["url"],
-        "SNAIL_FILE": str(world["root"] / "pipeline.yaml"),
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=world["root"],
-    )
 
 
 def live(world) -> str:

@@ -21,6 +21,7 @@ from orchestrator.config import load_pipeline
 from orchestrator.config.yamlio import MAX_BYTES
 from orchestrator.errors import ConfigError, ConfigErrors
 from tests.conftest import PHASE, PIPELINE
+from tests.harness.cli import snail
 
 REF = "127.0.0.1:5055/shine-api-gateway@sha256:" + "a" * 64
 GOOD_PHASE = f'name: one\nimage: {{ref: "{REF}"}}\n'
@@ -1222,25 +1223,12 @@ def test_huge_file_refused_by_its_size(tmp_path: Path) -> None:
     assert "the limit is 1 MiB per file" in out, out
 
 
-def _snail(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`snail ARGS` as a user runs it (SNAIL_FILE unset, so pipeline.yaml is looked up from `cwd`)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SNAIL_")}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        env={**clean, "PYTHONPATH": str(Path(__file__).parents[2]), **(env or {})},
-    )
-
-
 def test_validate_cli_reports_each_error_and_exits_2_without_changes(tmp_path: Path) -> None:
     """`snail validate` prints one `error: file:line: key: message` line per mistake, exits 2, writes nothing."""
     _write(tmp_path, next(c for c in CORPUS if c.id == "lease-0"))
     (tmp_path / "phases" / "one.yaml").write_text(_phase('task: {environment: {A: "\\e]0;owned\\a"}}\n'))
     before = sorted(p.name for p in tmp_path.rglob("*"))
-    proc = _snail("validate", cwd=tmp_path)
+    proc = snail(tmp_path, "validate", hermetic=True)
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("error:")]
     assert any("pipeline.yaml:16: state.lease: " in line for line in lines), lines
@@ -1253,7 +1241,7 @@ def test_validate_cli_reports_each_error_and_exits_2_without_changes(tmp_path: P
 def test_validate_json_lists_errors(tmp_path: Path) -> None:
     """With --output json the errors are data: file, line, key, message."""
     _write(tmp_path, next(c for c in CORPUS if c.id == "lease-0"))
-    proc = _snail("--output", "json", "validate", cwd=tmp_path)
+    proc = snail(tmp_path, "--output", "json", "validate", hermetic=True)
     assert proc.returncode == 2
     doc = json.loads(proc.stdout)
     errors = doc.get("errors") or doc.get("result", {}).get("errors")
@@ -1263,14 +1251,14 @@ def test_validate_json_lists_errors(tmp_path: Path) -> None:
 def test_pipeline_found_from_a_subfolder(tmp_path: Path) -> None:
     """Without -f, validate finds pipeline.yaml in a folder above, as git finds .git."""
     path = _write(tmp_path, Bad("ok", "", None, None, ""))
-    proc = _snail("validate", cwd=path.parent / "phases")
+    proc = snail(path.parent / "phases", "validate", hermetic=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "are valid: one -> two" in proc.stdout
 
 
 def test_pipeline_not_found_says_where_it_looked(tmp_path: Path) -> None:
     """No pipeline.yaml anywhere above: exit 2, naming the folder searched and the -f option."""
-    proc = _snail("validate", cwd=tmp_path)
+    proc = snail(tmp_path, "validate", hermetic=True)
     assert proc.returncode == 2
     err = proc.stdout + proc.stderr
     assert f"not found in {tmp_path} or any folder above it" in err and "-f" in err, err
