@@ -18,11 +18,14 @@ from orchestrator.config import schema as s
 T = TypeVar("T")
 
 
-def key(check: s.Checker, default: Any = dataclasses.MISSING, *, relative: bool = False) -> Any:
-    """A field read from the YAML key of its name through `check` (no default: the key is required).
+def key(
+    check: s.Checker, default: Any = dataclasses.MISSING, *, relative: bool = False, name: str | None = None
+) -> Any:
+    """A field read from the YAML key of its name (or `name`, where the YAML's is not a Python name such as
+    `from`) through `check`; no default: the key is required.
 
-    A dict default is copied for each value; `relative` makes a path relative to the pipeline's folder."""
-    meta = {"check": check, "relative": relative}
+    A dict default is copied for each value; `relative` makes a path relative to the file's folder."""
+    meta = {"check": check, "relative": relative, "key": name}
     if isinstance(default, dict):
         return dataclasses.field(default_factory=lambda: dict(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -31,6 +34,11 @@ def key(check: s.Checker, default: Any = dataclasses.MISSING, *, relative: bool 
 def _read(cls: type) -> list[dataclasses.Field[Any]]:
     """The fields of `cls` that are read from the YAML."""
     return [f for f in dataclasses.fields(cls) if "check" in f.metadata]
+
+
+def _key(f: dataclasses.Field[Any]) -> str:
+    """The YAML key field `f` is read from."""
+    return f.metadata["key"] or f.name
 
 
 def checker(
@@ -43,7 +51,7 @@ def checker(
     fields: dict[str, s.Field] = {}
     for f in _read(cls):
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        fields[f.name] = s.Field(f.metadata["check"], required=required)
+        fields[_key(f)] = s.Field(f.metadata["check"], required=required)
     extra: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = getattr(cls, "problems", None)
     return s.Mapping({**fields, **(also or {})}, extra=extra, section=cls)
 
@@ -55,7 +63,7 @@ def build(cls: type[T], raw: dict[str, Any], root: Path | None = None, **given: 
     kwargs: dict[str, Any] = dict(given)
     for f in _read(cls):
         if f.name not in given:
-            value = _value(f, raw.get(f.name), root)
+            value = _value(f, raw.get(_key(f)), root)
             if value is not None:
                 kwargs[f.name] = value
     return cls(**kwargs)

@@ -1,4 +1,6 @@
-"""The fleet.yaml contract as frozen values: targets, waves, what a failure does, windows and freezes."""
+"""The fleet.yaml contract as frozen values: targets, waves, what a failure does, windows and freezes.
+
+As in config/model.py, each field read from fleet.yaml names its checker and states its default, once."""
 
 from __future__ import annotations
 
@@ -7,6 +9,10 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.config import schema as s
+from orchestrator.config.section import key
+from orchestrator.fleet import schema as fs
+
 FLEET_FILE = "fleet.yaml"
 
 
@@ -14,14 +20,21 @@ FLEET_FILE = "fleet.yaml"
 class Target:
     """One ECS service somewhere: its pipeline, and the keys that override that pipeline's service/registry."""
 
-    name: str
-    pipeline: Path  # absolute path of the pipeline.yaml this target runs
-    region: str | None = None
-    cluster: str | None = None
-    service: str | None = None  # the ECS service name, when it differs from the pipeline's
-    profile: str | None = None
-    role_arn: str | None = None
-    registry: dict[str, Any] | None = None  # {"ecr": NAME} or {"url": URL}: this target's own registry
+    name: str  # its key under `targets:`
+    pipeline: Path  # absolute path of the pipeline.yaml this target runs (the loader resolves it)
+    region: str | None = key(s.string, None)
+    cluster: str | None = key(s.string, None)
+    service: str | None = key(s.string, None)  # the ECS service name, when it differs from the pipeline's
+    profile: str | None = key(s.string, None)
+    role_arn: str | None = key(s.string, None)
+    registry: dict[str, Any] | None = key(fs.registry, None)  # {"ecr": NAME} or {"url": URL}: its own registry
+
+    @staticmethod
+    def problems(d: dict[str, Any]) -> list[tuple[str, str]]:
+        """A profile or a role, not both."""
+        return (
+            [("role_arn", "give `profile` or `role_arn`, not both")] if d.get("profile") and d.get("role_arn") else []
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (fleet plan, status, Step Functions input)."""
@@ -41,12 +54,13 @@ class Target:
 class Wave:
     """Targets released together; the next wave starts only when this one passed and its bake held."""
 
-    name: str
-    targets: tuple[str, ...]
-    bake: float = 0.0
-    approval: str = "auto"  # auto | manual: a manual wave waits for `snail fleet approve WAVE`
-    max_parallel: int = 1
-    barrier: str = "none"  # none | test-traffic
+    name: str = key(fs.name("wave"))
+    targets: tuple[str, ...] = key(s.list_of(s.string, 1))
+    bake: float = key(s.duration, 0.0)
+    # auto | manual: a manual wave waits for `snail fleet approve WAVE`
+    approval: str = key(s.one_of("auto", "manual"), "auto")
+    max_parallel: int = key(s.integer(1, 100), 1)
+    barrier: str = key(s.one_of("none", "test-traffic"), "none")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
@@ -64,18 +78,25 @@ class Wave:
 class OnFailure:
     """What stopping the line does: to the failing wave's other targets, and to the waves already through."""
 
-    this_wave: str = "rollback"  # rollback | finish
-    earlier_waves: str = "keep"  # keep | rollback
+    this_wave: str = key(s.one_of("rollback", "finish"), "rollback")
+    earlier_waves: str = key(s.one_of("keep", "rollback"), "keep")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Window:
     """When a wave may START (a running wave is never interrupted by a window closing)."""
 
-    days: frozenset[int]  # 0 = Monday
-    start: time
-    end: time
-    zone: str = "UTC"
+    days: frozenset[int] = key(fs.days, frozenset(range(7)))  # 0 = Monday
+    start: time = key(fs.clock, name="from")
+    end: time = key(fs.clock, name="to")
+    zone: str = key(fs.zone, "UTC")
+
+    @staticmethod
+    def problems(d: dict[str, Any]) -> list[tuple[str, str]]:
+        """`to` after `from`, on one day."""
+        if isinstance(d.get("from"), time) and isinstance(d.get("to"), time) and d["to"] <= d["from"]:
+            return [("to", "must be later than `from` (a window does not span midnight: write two)")]
+        return []
 
     def label(self) -> str:
         """'mon-thu 09:00-16:00 America/New_York'."""
@@ -88,20 +109,37 @@ class Window:
 class Freeze:
     """Days on which no forward move starts (rollbacks and `fleet stop` are never blocked)."""
 
-    start: date
-    end: date  # inclusive
-    reason: str = ""
+    start: date = key(fs.day, name="from")
+    end: date = key(fs.day, name="to")  # inclusive
+    reason: str = key(s.string, "")
+
+    @staticmethod
+    def problems(d: dict[str, Any]) -> list[tuple[str, str]]:
+        """`to` not before `from`."""
+        if isinstance(d.get("from"), date) and isinstance(d.get("to"), date) and d["to"] < d["from"]:
+            return [("to", "is before `from`")]
+        return []
 
 
 @dataclass(frozen=True)
 class FleetState:
     """Where the fleet journal and the fleet lock live."""
 
-    backend: str = "local"  # local | dynamodb
-    path: str = ".snail"
-    table: str | None = None
-    region: str | None = None
-    name: str = "default"  # the fleet's key in a shared table (several fleets may share one table)
+    backend: str = key(s.one_of("local", "dynamodb"), "local")
+    path: str = key(s.file_path, ".snail")
+    table: str | None = key(s.string, None)
+    region: str | None = key(s.string, None)
+    # the fleet's key in a shared table (several fleets may share one table)
+    name: str = key(fs.name("fleet"), "default")
+
+    @staticmethod
+    def problems(d: dict[str, Any]) -> list[tuple[str, str]]:
+        """The dynamodb backend needs a table."""
+        return (
+            [("table", "the dynamodb backend needs `table`")]
+            if d.get("backend") == "dynamodb" and not d.get("table")
+            else []
+        )
 
 
 @dataclass(frozen=True)

@@ -76,3 +76,13 @@ def test_defaults_are_the_classes_own(make_pipeline) -> None:
     assert p.state == model.StateSpec()
     assert p.on_interrupt == model.Rollback().on_interrupt
     assert p.service.launch_type == "FARGATE" and p.service.desired_count == 1 and p.service.circuit_breaker
+
+
+def test_fleet_sections_are_read_through_their_fields_too() -> None:
+    """fleet.yaml's waves, windows, freezes, on_failure and state are sections built the same way."""
+    from orchestrator.fleet import model as fleet
+
+    for cls in (fleet.Wave, fleet.OnFailure, fleet.Window, fleet.Freeze, fleet.FleetState):
+        assert all("check" in f.metadata for f in dataclasses.fields(cls)), cls
+    assert set(checker(fleet.Window).fields) == {"days", "from", "to", "zone"}  # the YAML's names
+    assert {f.name for f in dataclasses.fields(fleet.Target) if "check" not in f.metadata} == {"name", "pipeline"}
