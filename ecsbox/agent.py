@@ -17,6 +17,10 @@ Rules, and where they simplify ECS:
   `rollback`, a new PRIMARY on the last COMPLETED deployment's task definition replaces it; without
   rollback the FAILED deployment keeps retrying with backoff, as ECS does.
 - Stopped tasks stay describable; the oldest are forgotten beyond `keep_stopped` per service.
+- A service pointed back (UpdateService, nothing else changed) to the revision an older deployment still runs keeps
+  that deployment's tasks: they become the new PRIMARY's, no task is started. ECS itself starts new tasks of that
+  revision and drains the old ones once those are healthy (its minimum healthy count keeps them answering until
+  then); the sandbox simplifies that to keeping them, the end state of a rollback caught during the rollout.
 """
 
 from __future__ import annotations
@@ -417,6 +421,7 @@ class EcsAgent:
             return launches, stops
         if run is not None:
             primary = self._rolling_requests(service, run, primary)
+        self._keep_old_tasks(key, service, primary)
         desired = int(service.desired_count or 0)
         config = getattr(service, "deployment_configuration", None) or ext.DEFAULT_DEPLOYMENT_CONFIGURATION
         max_total = max(desired, math.floor(desired * int(config.get("maximumPercent", 200)) / 100))
@@ -505,6 +510,22 @@ class EcsAgent:
         else:
             service.sandbox_steady = False
         return launches, stops
+
+    def _keep_old_tasks(self, key: str, service: Any, primary: dict[str, Any]) -> None:
+        """The service was pointed back (UpdateService) to the revision an older deployment still runs: that
+        deployment's live tasks become the PRIMARY's, so no task is started and the old ones are never stopped."""
+        keep = getattr(service, "sandbox_keep", None) or {}
+        older = keep.pop(primary["id"], None)
+        if not older:
+            return
+        for record in self._records.values():
+            if record.service_key != key or record.deployment_id not in older:
+                continue
+            if record.done or record.stop_requested is not None:
+                continue
+            record.deployment_id = primary["id"]
+            record.task.started_by = primary["id"]
+            log.info("sandbox_task_kept", task=record.task.id, deployment=primary["id"])
 
     # ------------------------------------------------------------------------------------------ helpers
 

@@ -122,10 +122,13 @@ def start_deployment(
     task_definition_arn: str,
     reason: str = "update",
     backend: EC2ContainerServiceBackend | None = None,
+    keep_tasks: bool = False,
 ) -> dict[str, Any]:
     """Make a new PRIMARY deployment for `task_definition_arn`, demoting the current PRIMARY to ACTIVE.
 
-    With `backend`, the service deployment (ECS's ServiceDeployment record) is recorded too.
+    With `backend`, the service deployment (ECS's ServiceDeployment record) is recorded too. With `keep_tasks`
+    (an UpdateService that changes nothing but the revision), the tasks of an older deployment that still runs this
+    revision become the new PRIMARY's (the agent adopts them: see EcsAgent._keep_old_tasks).
     """
     new = make_deployment(service, task_definition_arn)
     others = []
@@ -133,6 +136,10 @@ def start_deployment(
         if dep.get("status") == "PRIMARY":
             dep = {**dep, "status": "ACTIVE", "updatedAt": utcnow()}
         others.append(dep)
+    if keep_tasks:
+        same = [d["id"] for d in others if d.get("taskDefinition") == task_definition_arn]
+        if same:
+            service.sandbox_keep = {new["id"]: same}
     service.deployments = [new, *others]
     service.task_definition = task_definition_arn
     service.sandbox_steady = False
@@ -394,7 +401,8 @@ def _update_service(self: EC2ContainerServiceBackend, service_properties: dict[s
         return service
     if (new_td_arn and new_td_arn != current_td) or force or netconf_changed:
         reason = "force_new_deployment" if force and not (new_td_arn and new_td_arn != current_td) else "update"
-        start_deployment(service, new_td_arn or current_td, reason=reason, backend=self)
+        keep = reason == "update" and not netconf_changed
+        start_deployment(service, new_td_arn or current_td, reason=reason, backend=self, keep_tasks=keep)
     return service
 
 

@@ -79,6 +79,13 @@ TABLE: tuple[Permission, ...] = (
         "EcsAnyResource",
     ),
     _p("ecs:DescribeTasks", "task", {*_DEPLOY, "doctor", "logs"}, "task addresses and stop reasons", "EcsTasks"),
+    _p(
+        "ecs:StopTask",
+        "task",
+        _DEPLOY,
+        "a rollback caught during the rollout stops our new tasks (the old ones keep serving)",
+        "EcsTasks",
+    ),
     _p("iam:PassRole", "role", _FORWARD, "register a revision naming its execution/task roles", "PassRole"),
     # ECR (registry.ecr): the repository, and the push from `docker push` (the registry's data plane)
     _p("ecr:GetAuthorizationToken", "any", _FORWARD, "docker login to ECR for the push", "EcrAuth", "ecr"),

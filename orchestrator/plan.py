@@ -16,6 +16,7 @@ from orchestrator.config.model import Phase, Pipeline
 from orchestrator.config.names import unpinned_warning
 from orchestrator.config.strategy import hook_timeout_warnings, pause_stages, plan_lines
 from orchestrator.errors import AwsError, NotFound
+from orchestrator.gates import early
 from orchestrator.images import Images
 from orchestrator.release_memory import Block, blocked
 from orchestrator.state.base import GoodRecord, StateStore
@@ -68,6 +69,8 @@ class PhasePlan:
     reason: str = ""  # why, in the words plan prints
     deployer: str = ROLLING  # who deploys it: rolling (ECS's rolling update) | traffic (ECS shifts, PAUSE hooks)
     adopt: str = ""  # ADOPT: the live revision (not snail's) that already runs this spec
+    # rolling: per gate, judged early on the new tasks while the rollout is in progress, or why not (gates/early.py)
+    early: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for `plan --output json`."""
@@ -83,6 +86,7 @@ class PhasePlan:
             "gates": [g.label for g in self.gates],
             "bake_seconds": self.phase.bake,
             "deployer": self.deployer,
+            "early": list(self.early),
             "strategy": {
                 **self.phase.strategy.to_dict(),
                 "pauses": pause_stages(self.phase.strategy, self.gates),
@@ -240,7 +244,9 @@ def make_plan(
         spec = taskdef.spec_hash(desired)
         good = next((g for g in history if g.phase == ph.name), None)
         deployer = TRAFFIC if ph.strategy.uses_traffic else ROLLING  # chosen once, here; the engine dispatches on it
-        plan.phases.append(PhasePlan(ph, ident, action, desired, spec, good, with_rollout(ph.gates), deployer=deployer))
+        gates = with_rollout(ph.gates)
+        judged = tuple(early.plan_data(gates, pipeline.service.endpoint)) if deployer == ROLLING else ()
+        plan.phases.append(PhasePlan(ph, ident, action, desired, spec, good, gates, deployer=deployer, early=judged))
     steps = ladder.climb(
         pipeline.phase_names(),
         [
@@ -367,7 +373,23 @@ def render_plan(plan: Plan, pipeline: Pipeline) -> str:
         lines.append(f"    deployer: {pp.deployer} ({DEPLOYER_WORDS[pp.deployer]})")
         lines.extend(plan_lines(pp.phase.strategy, pp.gates))  # blue-green / canary / linear
         lines.append(f"    gates:    {', '.join(g.label for g in pp.gates) or '(none)'}")
+        lines.extend(early_lines(pp.early))
         lines.append(f"    bake:     {pp.phase.bake:g}s, then mark good")
         if pp.diff:
             lines.extend("    " + d for d in pp.diff.rstrip("\n").splitlines())
     return "\n".join(lines)
+
+
+def early_lines(judged: tuple[dict[str, Any], ...]) -> list[str]:
+    """plan's words for a rolling phase: which gates are judged early on the new tasks, which wait for the rollout."""
+    on = [d["gate"] for d in judged if d["early"]]
+    off = [f"{d['gate']} ({d['why_not']})" for d in judged if not d["early"] and d["gate"] != "ecs-rollout"]
+    if not judged:
+        return []
+    lines = [
+        "    early:    "
+        + (f"{', '.join(on)}: judged on each new task while the rollout is in progress" if on else "(none)")
+    ]
+    if off:
+        lines.append(f"    not early: {'; '.join(off)}")
+    return lines

@@ -254,6 +254,11 @@ class EcsClient:
             out = self._ecs.update_service(cluster=cluster, service=name, taskDefinition=revision_arn)
         return ServiceView.from_api(out["service"])
 
+    def stop_task(self, cluster: str, arn: str, reason: str) -> None:
+        """Stop one task (ECS drains it; a service's scheduler replaces it with a task of the PRIMARY's revision)."""
+        with aws_call("ecs:StopTask"):
+            self._ecs.stop_task(cluster=cluster, task=arn, reason=reason[:255])
+
     def task_records(self, cluster: str, service: str, *statuses: str) -> list[dict[str, Any]]:
         """The service's tasks (raw) with these desired statuses (default RUNNING): one list per status, then one
         batched describe per 100 tasks."""

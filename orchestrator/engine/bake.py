@@ -23,7 +23,7 @@ from typing import Any
 
 from orchestrator.aws.ecs import EcsClient, ServiceView, short_name
 from orchestrator.config.gates import AlarmGate, GateSpec
-from orchestrator.gates import ecs_rollout
+from orchestrator.gates import early, ecs_rollout
 from orchestrator.gates.context import GateContext
 from orchestrator.gates.verdict import FAILED, PASSED, Action, Verdict, Where, action
 
@@ -55,8 +55,11 @@ def in_bake(v: Verdict) -> bool:
 
 
 def reason(v: Verdict) -> str:
-    """A failed phase's reason, in one line: `gate http /health failed during the bake: …`."""
+    """A failed phase's reason, in one line: `gate http /health failed during the bake: …` (or `… failed early, on
+    our new tasks while the rollout was in progress: …`)."""
     when = " during the bake" if in_bake(v) else ""
+    if v.evidence.get("during") == early.DURING:
+        when = " early, on our new tasks while the rollout was in progress"
     return f"gate {v.gate} {v.status}{when}: {v.summary}"
 
 

@@ -93,11 +93,21 @@ class DeployContext:
             return True
         return service is not None and service.task_definition == self.revision_arn
 
-    def judged(self, gates: tuple[GateSpec, ...], seen: list[ServiceView] | None = None) -> FailedAfterDeploy | None:
-        """`gates`, then the bake (the phase's gates again): the failure as a result, or None when it passed."""
+    def judged(
+        self, gates: tuple[GateSpec, ...], seen: list[ServiceView] | None = None, early: bool = False
+    ) -> FailedAfterDeploy | None:
+        """`gates`, then the bake (the phase's gates again): the failure as a result, or None when it passed.
+        `early`: a rolling update's new tasks are judged while its rollout is in progress (gates/early.py)."""
         try:
             failed = self.judge.and_bake(
-                self.journal, self.phase, gates, self.plan.gates, self.revision_arn, self.deployed_at, seen=seen
+                self.journal,
+                self.phase,
+                gates,
+                self.plan.gates,
+                self.revision_arn,
+                self.deployed_at,
+                seen=seen,
+                early=early,
             )
         except BaseException as exc:  # noqa: BLE001 - after the update, anything at all ends in a rollback
             return self.failed_after(exc)

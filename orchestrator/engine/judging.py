@@ -20,6 +20,7 @@ from orchestrator.config.model import Phase, ServiceSpec
 from orchestrator.engine import bake
 from orchestrator.engine.journal import Journal
 from orchestrator.gates import GateContext, ecs_rollout, run_gate
+from orchestrator.gates.early import EarlyLook, early_gates
 from orchestrator.gates.verdict import Action, Verdict, Where, action
 from orchestrator.trail.kinds import EventKind as K
 
@@ -80,22 +81,25 @@ class Judge:
         passed: list[tuple[GateSpec, Verdict]] | None = None,
         look: int = 0,
         final: bool = False,
+        early: str = "",
     ) -> Verdict | None:
         """Judge these gates once each, in order, with their retry policies: the first verdict that is not a pass,
         or None. The one judgment that the gates after an update, each look of the bake (`look` > 0: its passes are
-        not recorded, its verdicts say "during the bake"; `final`: the bake's last look, recorded) and a rollback's
-        verification share."""
+        not recorded, its verdicts say "during the bake"; `final`: the bake's last look, recorded), a rolling update's
+        early looks (`early`: the trail's note; passes not recorded) and a rollback's verification share."""
         for g in gates:
             v = run_gate(g, ctx)
             if look:
                 v = bake.during_bake(v)
             data = {"gate": g.label, "status": v.status, "attempts": v.attempts, "evidence": v.evidence}
-            where = (" (at the bake's end)" if final else f" (during the bake, look {look})") if look else ""
+            where = (" (at the bake's end)" if final else f" (during the bake, look {look})") if look else early
+            if early:
+                data["early"] = True
             act = action(Where.GATE, v)
             if act is Action.CONTINUE:
                 if passed is not None:
                     passed.append((g, v))
-                if look and not final:
+                if (look and not final) or early:  # an early pass is said once, by the rollout's verdict
                     continue
                 after = f" (after {v.attempts} attempts)" if v.attempts > 1 else ""
                 journal.event(K.GATE_PASSED, f"[x] {g.label}: {v.summary}{after}{where}", **data)
@@ -125,13 +129,23 @@ class Judge:
         revision_arn: str,
         deployed_at: Any,
         seen: list[ServiceView] | None = None,
+        early: bool = False,
     ) -> Verdict | None:
         """`gates` in order, then the bake (judging `phase_gates` again) counted from when the ecs-rollout gate saw
         the rollout complete: the first failing (or superseded) verdict, or None. The bake shares the gates'
-        context: the tasks they found are the ones it holds to, and its http looks ask them without listing them."""
+        context: the tasks they found are the ones it holds to, and its http looks ask them without listing them.
+        `early` (a rolling update): the ecs-rollout gate's polls judge `phase_gates` on our new tasks while the
+        rollout is in progress (gates/early.py)."""
         passed: list[tuple[GateSpec, Verdict]] = []
         ctx = self.context(journal, revision_arn, phase.name, deployed_at)
+        eligible = early_gates(phase_gates, self.spec.endpoint) if early else ()
+        looks: EarlyLook | None = None
+        if eligible and any(isinstance(g, EcsRolloutGate) for g in gates):
+            looks = EarlyLook(eligible, lambda gs, c, note: self.once(journal, gs, c, early=note))
+            ctx = dataclasses.replace(ctx, early=looks)
         failed = self.gates(journal, gates, revision_arn, phase.name, deployed_at, passed=passed, ctx=ctx)
+        if failed is not None and looks is not None and looks.failure is not None and not failed.superseded:
+            return looks.failure  # the phase failed on the gate judged early, not on the rollout
         if failed is not None:
             return failed
         done = next((ecs_rollout.completed_at(v) for g, v in passed if isinstance(g, EcsRolloutGate)), None)
@@ -160,6 +174,7 @@ class Judge:
             ctx or self.context(journal, revision_arn, phase.name, deployed_at),
             progress=bake.silent,
             watch=functools.partial(ecs_rollout.watch, completed=True),
+            early=None,
         )
         watched = [g.label for g in bake.rejudged(gates)]
         journal.progress("baking", {"seconds": phase.bake, "left": round(left, 1), "judged": watched})

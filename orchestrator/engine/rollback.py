@@ -21,6 +21,7 @@ from orchestrator.engine import strategies
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.results import FailedAfterDeploy
 from orchestrator.errors import AwsError, CredentialsExpired
+from orchestrator.gates import early
 from orchestrator.gates.retry import stop_at_deadline
 from orchestrator.gates.verdict import Verdict
 from orchestrator.state.base import GoodRecord, StateStore
@@ -145,10 +146,13 @@ class Rollback:
                 traffic_returned=True,
             )
         gates = self.verification_gates(target)
+        caught = early.new_tasks(failure.verdict) if failure is not None and act else []
         try:
             if act:
                 self._act(j, target, gates)
                 j.event(K.ROLLBACK_STARTED, f"service {self.spec.name} -> {short}", revision=target.revision_arn)
+                if caught:
+                    self._stop_new(j, caught, failure)
         except BaseException as exc:  # noqa: BLE001 - whatever stopped the act: did it happen? ECS says
             if not isinstance(exc, KeyboardInterrupt) and self._runs(target.revision_arn):
                 j.event(
@@ -180,15 +184,54 @@ class Rollback:
             )
             j.event(K.ROLLBACK_FAILED, msg, revision=target.revision_arn, evidence=failed.evidence)
             return RollbackOutcome("failed", msg, target, diagnosis)
+        kept = self._kept(failure) if act else ""
         j.event(
             K.ROLLBACK_VERIFIED,
-            f"rolled back to {short} (phase {target.phase}): the gates it passed, passed again",
+            f"rolled back to {short} (phase {target.phase}): the gates it passed, passed again{kept}",
             revision=target.revision_arn,
             gates=[g.label for g in gates],
+            **({"old_tasks_kept": early.old_tasks(failure.verdict)} if kept and failure is not None else {}),
         )
         return RollbackOutcome(
-            "verified", f"rolled back to {short} (phase {target.phase}), verified by its gates", target, diagnosis
+            "verified",
+            f"rolled back to {short} (phase {target.phase}), verified by its gates{kept}",
+            target,
+            diagnosis,
         )
+
+    def _stop_new(self, j: Journal, arns: list[str], failure: FailedAfterDeploy | None) -> None:
+        """A failure caught during the rollout: the service points back already, so stopping our new tasks starts no
+        task of theirs again, and ECS's minimum healthy count is kept by the old tasks alone (never drained for a
+        replacement while a bad task still counts as healthy). Best effort: a task already gone is fine."""
+        phase = failure.phase if failure is not None else ""
+        reason = f"snail: rolled back, phase {phase} failed its gates on this task during the rollout"
+        try:
+            with j.step("stop_new_tasks", tasks=arns) as r:
+                stopped = []
+                for arn in arns:
+                    try:
+                        self.ecs.stop_task(self.spec.cluster, arn, reason)
+                        stopped.append(arn)
+                    except AwsError as exc:
+                        if exc.code != "InvalidParameterException":  # already stopped: nothing to stop
+                            raise
+                r["stopped"] = stopped
+        except Exception as exc:  # noqa: BLE001 - ECS drains them anyway: the rollback goes on without it
+            j.event(K.WARNING, f"could not stop the failed revision's new tasks ({_why(exc)}); ECS drains them")
+
+    def _kept(self, failure: FailedAfterDeploy | None) -> str:
+        """The trail's words when the failure was caught during the rollout and the old tasks that ran then still
+        run now (one DescribeTasks): "" when it was not, or when they do not (ECS replaced them)."""
+        old = early.old_tasks(failure.verdict) if failure is not None else []
+        if not old:
+            return ""
+        try:
+            tasks = self.ecs.describe_tasks(self.spec.cluster, old)
+        except Exception:  # noqa: BLE001 - cannot tell: say nothing rather than something untrue
+            return ""
+        if len(tasks) != len(old) or any(t.last_status != "RUNNING" for t in tasks):
+            return ""
+        return "; caught before the rollout completed: the good tasks never stopped"
 
     def budget(self, gates: tuple[GateSpec, ...]) -> float:
         """How long the rollback's act may ride out throttling and 5xx: its own ecs-rollout gate's timeout."""

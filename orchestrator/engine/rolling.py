@@ -57,7 +57,7 @@ class RollingDeployer:
         except BaseException as exc:  # noqa: BLE001 - after the update, anything at all ends in a rollback
             return ctx.failed_after(exc)
         seen: list[ServiceView] = []  # the bake's look at the service: the next phase starts from it
-        failure = ctx.judged(ctx.plan.gates, seen=seen)
+        failure = ctx.judged(ctx.plan.gates, seen=seen, early=before is not None and before != arn)
         if failure is not None:
             return failure
         return PhasePassed(ctx.phase.name, arn, ctx.image, service=seen[-1] if seen else None)
@@ -81,7 +81,7 @@ class RollingDeployer:
             previous=service.task_definition,
             revision=arn,
         )
-        failure = ctx.judged(ctx.plan.gates)
+        failure = ctx.judged(ctx.plan.gates, early=True)
         if failure is not None:
             return failure
         return PhasePassed(ctx.phase.name, arn, ctx.image)

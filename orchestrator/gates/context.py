@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator.clock import Clock, SystemClock
 
@@ -17,6 +17,18 @@ if TYPE_CHECKING:
 
 def _quiet(event: str, data: dict[str, Any]) -> None:
     """No progress display."""
+
+
+class EarlyJudgment(Protocol):
+    """A rolling phase's early judgment (gates/early.py), called by the ecs-rollout gate's polls."""
+
+    def look(self, ctx: GateContext, svc: ServiceView) -> Verdict | None:
+        """A poll saw our rollout IN_PROGRESS: judge our new tasks; the failing verdict, or None."""
+        ...
+
+    def completed(self, ctx: GateContext, svc: ServiceView) -> str:
+        """The rollout completed: hand on what the early looks found; what passed early (for the trail)."""
+        ...
 
 
 @dataclass
@@ -58,6 +70,9 @@ class GateContext:
     # Between retries: raises when the run must stop (the lock was lost).
     checkpoint: Callable[[], None] | None = None
     found: Findings = field(default_factory=Findings)
+    # While our rolling update is IN_PROGRESS, each ecs-rollout poll hands it the service it saw: the phase's gates
+    # judged early on our new tasks (gates/early.py). None: no early judgment here.
+    early: EarlyJudgment | None = None
     # When the gate being judged must be done (monotonic seconds on `clock`; None: no timeout). run_gate hands each
     # gate a context with it, from the gate's `timeout`, so its requests and commands are bounded by what is left.
     deadline: float | None = None

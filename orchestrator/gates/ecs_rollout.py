@@ -211,6 +211,22 @@ def stopped_reasons(ctx: GateContext, limit: int = 5) -> list[dict[str, Any]]:
     return out
 
 
+EARLY = "early"  # the evidence key: a gate judged on our new tasks failed while the rollout was in progress
+
+
+def early_end(early: Verdict, v: Verdict, label: str) -> Verdict:
+    """The rollout's wait ended by a gate judged early on our new tasks: superseded as it says, else failed."""
+    if early.superseded:
+        return Verdict(label, SUPERSEDED, early.summary, early.evidence, terminal=True)
+    return Verdict(
+        label,
+        FAILED,
+        f"stopped waiting, the rollout still in progress: {early.gate} {early.status} on our new task(s)",
+        {**v.evidence, EARLY: {"gate": early.gate, "status": early.status}},
+        terminal=True,
+    )
+
+
 COMPLETED_AT = "completed_at"  # the evidence key: when the rollout completed (see completed_between)
 
 
@@ -269,14 +285,17 @@ def evaluate(spec: EcsRolloutGate, ctx: GateContext) -> Verdict:
         if v.status == PASSED and svc is not None and svc.primary is not None:
             lower = still_rolling[-1] if still_rolling else (ctx.deployed_at or looked)
             done = completed_between(svc.primary.updated_at, lower, looked)
-            return Verdict(v.gate, v.status, v.summary, {**v.evidence, COMPLETED_AT: done.isoformat()})
+            judged = ctx.early.completed(ctx, svc) if ctx.early is not None else ""
+            return Verdict(v.gate, v.status, v.summary + judged, {**v.evidence, COMPLETED_AT: done.isoformat()})
         if v.status == INCONCLUSIVE:
             still_rolling[:] = [looked]
         failed = svc.primary.failed if svc is not None and svc.primary is not None else 0
+        described = False
         if v.status == INCONCLUSIVE and failed > polls["failed_seen"]:
             # a task of ours just failed: one look at why, for the errors no waiting cures
             polls["failed_seen"] = failed
             seen["stopped"] = stopped_reasons(ctx)
+            described = True
             fatal = next((r for r in seen["stopped"] if any(f in r["stopped_reason"] for f in FATAL_STOPS)), None)
             if fatal is not None:
                 return Verdict(
@@ -286,6 +305,12 @@ def evaluate(spec: EcsRolloutGate, ctx: GateContext) -> Verdict:
                     v.evidence,
                     terminal=True,
                 )
+        if v.status == INCONCLUSIVE and ctx.early is not None and svc is not None and not described:
+            # our new tasks judged while the old ones still serve (one DescribeTasks per poll at most: not on a
+            # poll that already described the stopped ones)
+            early = ctx.early.look(ctx, svc)
+            if early is not None:
+                return early_end(early, v, label)
         return v
 
     def report(v: Verdict) -> None:

@@ -14,12 +14,20 @@ from tests.harness.pipeline import image
 SERVICE = "shine-api-gateway"
 
 
-def _after_the_gates(w: World, behaviour: Behaviour, act: Callable[[], None]) -> None:
-    """`act` once, at the first sleep after phase two's http gate got its first answer (the bake's first sleep)."""
+def _after_the_gates(w: World, behaviour: Behaviour, act: Callable[[], None], answered: bool = False) -> None:
+    """`act` once, at the first sleep after phase two's http gate passed on the completed rollout (the bake's first
+    sleep). Its first answer is not that point: the gate is judged early too, on the new task during the rollout.
+    `answered`: at the first sleep after its first answer, whatever it was."""
     done = {"acted": False}
 
+    def passed() -> bool:
+        return any(
+            e.kind == "gate_passed" and e.phase == "hybrid-ml" and e.data.get("gate") == "http /health"
+            for e in w.store.events(SERVICE)
+        )
+
     def hook() -> None:
-        if behaviour.hits and not done["acted"]:
+        if behaviour.hits and not done["acted"] and (answered or passed()):
             done["acted"] = True
             act()
 
@@ -141,7 +149,7 @@ def test_another_actors_deployment_during_the_bake_is_theirs(aws, tmp_path, http
         theirs["arn"] = arn
         w.ecs.update_service(cluster="shine", service=SERVICE, taskDefinition=arn)
 
-    _after_the_gates(w, two, deploy_theirs)
+    _after_the_gates(w, two, deploy_theirs, answered=True)
     engine = w.engine()
     out = engine.run(RunOptions())
     assert (out.exit_code, out.status) == (4, "superseded"), out.message
@@ -176,7 +184,7 @@ def test_another_actors_deployment_while_our_gates_retry_is_theirs(aws, tmp_path
         theirs["arn"] = arn
         w.ecs.update_service(cluster="shine", service=SERVICE, taskDefinition=arn)
 
-    _after_the_gates(w, two, deploy_theirs)
+    _after_the_gates(w, two, deploy_theirs, answered=True)
     out = w.engine().run(RunOptions())
     assert (out.exit_code, out.status) == (4, "superseded"), out.message
     assert "while its gates were judged" in out.message

@@ -143,7 +143,8 @@ def test_first_phase_failing_has_nothing_to_roll_back_to(aws, tmp_path, http_ser
     out = w.engine().run(RunOptions())
     assert (out.exit_code, out.status) == (3, "rollback_failed")
     assert "no revision has passed its gates yet" in out.message
-    assert "the service runs shine-api-gateway:2; primary deployment COMPLETED, 1/1 running" in out.message
+    # judged early (issue 24): the new task failed its gate while the rollout was still in progress
+    assert "the service runs shine-api-gateway:2; primary deployment IN_PROGRESS, 1/1 running" in out.message
 
 
 def test_tasks_that_cannot_start_fail_the_rollout_gate(aws, tmp_path, http_server) -> None:
