@@ -10,7 +10,8 @@ from typing import Any
 from orchestrator.engine.executor import RunOptions
 from tests.conftest import Behaviour
 from tests.functional.test_engine import World
-from tests.functional.world import snail, write_pipeline
+from tests.harness.cli import snail
+from tests.harness.pipeline import write_pipeline
 
 SERVICE = "shine-api-gateway"
 
