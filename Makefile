@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 SNAIL  := $(VENV)/bin/snail
 export SNAIL_BASE_IMAGE ?= snail-base/python:3.11
 
-.PHONY: setup docker lint test test-unit test-functional test-e2e demo demo-fleet bench bench-fleet bench-compare bench-strategies clean down
+.PHONY: setup docker lint test test-unit test-functional test-e2e test-tools demo demo-fleet bench bench-fleet bench-compare bench-strategies clean down
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -46,8 +46,11 @@ lint: setup $(VENV)/.actionlint      ## ruff (lint + format), mypy and actionlin
 # registry, so it runs in one process, beside the others (scripts/test-suite.sh).
 XDIST := -n auto --dist loadfile
 
-test: setup lint docker              ## lint, then the whole suite: unit, ecsbox, functional (moto) and, beside them, e2e (real Docker)
+test: setup lint docker test-tools   ## lint, then the whole suite: unit, ecsbox, functional (moto) and, beside them, e2e (real Docker)
 	PY=$(PY) bash scripts/test-suite.sh
+
+test-tools:                          ## Debian's Chromium for the browser tests of the HTML trail
+	bash scripts/test-tools.sh
 
 test-unit: setup
 	$(PY) -m pytest -q $(XDIST) tests/unit
