@@ -1,5 +1,7 @@
 """Typed gate specs: one frozen dataclass per gate type, every default stated once, here.
 
+Each field read from a `gates:` entry names its checker (config/section.py); `type:` picks the class.
+
 `timeout` means the same for every gate: the longest the gate may take in all, retries included (None: bounded
 by its retries alone). The loader builds these from YAML; a good mark stores `to_dict()` of the gates a revision
 passed, and `gates_from_data()` turns that record back into specs to verify a rollback with."""
@@ -13,15 +15,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
+from orchestrator.config import gate_checks as c
+from orchestrator.config import schema as s
+from orchestrator.config.section import checker, key
+
+_TIMEOUT = c.bounded(0.001, 24 * 3600, "timeout")
+
 
 @dataclass(frozen=True)
 class Retries:
     """How often a gate is tried and how long to wait between tries (tenacity policy as data)."""
 
-    attempts: int = 1
-    wait: float = 0.0
-    backoff: float = 1.0
-    max_wait: float = 60.0
+    attempts: int = key(s.integer(1, 1000), 1)
+    wait: float = key(c.bounded(0, c.MAX_WAIT, "retries.wait"), 0.0)
+    backoff: float = key(s.number(1.0), 1.0)
+    max_wait: float = key(c.bounded(0, c.MAX_WAIT, "retries.max_wait"), 60.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,9 +37,9 @@ class _Gate:
     """What every gate has: a name, an overall timeout, a retry policy, where it was written."""
 
     type: ClassVar[str] = ""
-    name: str | None = None
-    timeout: float | None = None
-    retries: Retries = Retries()
+    name: str | None = key(s.string, None)
+    timeout: float | None = key(_TIMEOUT, None)
+    retries: Retries = key(checker(Retries), Retries())
     source: str = field(default="", compare=False)
 
     def _target(self) -> str:
@@ -68,9 +76,9 @@ class EcsRolloutGate(_Gate):
     a service event saying tasks cannot start or be placed, an image that cannot be pulled."""
 
     type: ClassVar[str] = "ecs-rollout"
-    timeout: float | None = 600.0
-    poll: float = 2.0
-    max_failed_tasks: int = 3
+    timeout: float | None = key(_TIMEOUT, 600.0)
+    poll: float = key(c.bounded(0.1, 60, "poll"), 2.0)
+    max_failed_tasks: int = key(s.integer(1, 100), 3)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,18 +86,21 @@ class HttpGate(_Gate):
     """Each new task (or the URL / service.endpoint) answers as expected, `consecutive` times in a row."""
 
     type: ClassVar[str] = "http"
-    path: str | None = None
-    url: str | None = None
-    port: int | None = None
-    method: str = "GET"
+    path: str | None = key(c.url_path, None)
+    url: str | None = key(s.http_url, None)
+    port: int | None = key(s.port, None)
+    method: str = key(s.one_of("GET", "HEAD", "POST"), "GET")
+    # expect_*, body_contains and max_latency are written under `expect:` (EXPECT below)
     expect_status: tuple[int, ...] = (200,)
     expect_json: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     body_contains: str | None = None
     max_latency: float | None = None
-    consecutive: int = 1
-    interval: float = 0.5  # between the consecutive requests of one attempt
-    request_timeout: float = 5.0  # one whole request: connect, headers and body (and the redirects it follows)
-    follow_redirects: bool = False  # a 3xx is the answer unless this says follow it (hops kept as evidence)
+    consecutive: int = key(s.integer(1, 100), 1)
+    interval: float = key(c.bounded(0, 600, "interval"), 0.5)  # between the consecutive requests of one attempt
+    # one whole request: connect, headers and body (and the redirects it follows)
+    request_timeout: float = key(c.bounded(0.001, 600, "request_timeout"), 5.0)
+    # a 3xx is the answer unless this says follow it (hops kept as evidence)
+    follow_redirects: bool = key(s.boolean, False)
 
     def _target(self) -> str:
         return self.path or self.url or ""
@@ -106,10 +117,10 @@ class CommandGate(_Gate):
     """A smoke-test command's exit status decides; it runs with an explicit environment, never the runner's."""
 
     type: ClassVar[str] = "command"
-    run: tuple[str, ...] | str = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    cwd: str | None = None
-    timeout: float | None = 300.0
+    run: tuple[str, ...] | str = key(c.argv)
+    env: Mapping[str, str] = key(s.run_time_str_map, {})  # SNAIL_ENDPOINT and the rest: expanded when it runs
+    cwd: str | None = key(s.run_time_string, None)
+    timeout: float | None = key(_TIMEOUT, 300.0)
 
     def _target(self) -> str:
         return self.run if isinstance(self.run, str) else " ".join(self.run)
@@ -126,7 +137,7 @@ class AlarmGate(_Gate):
     """None of the named CloudWatch alarms is in ALARM (checked after the gates and again after the bake)."""
 
     type: ClassVar[str] = "alarm"
-    alarms: tuple[str, ...] = ()
+    alarms: tuple[str, ...] = key(s.list_of(s.string, 1))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +147,7 @@ class TargetHealthGate(_Gate):
     the other one), and service.load_balancer's group (an ARN or a name) is the fallback."""
 
     type: ClassVar[str] = "target-health"
-    target_group_arn: str | None = None
+    target_group_arn: str | None = key(s.string, None)
     from_service: bool = False
 
 
@@ -148,13 +159,14 @@ class MetricsGate(_Gate):
     by the strategy at each hook (green's own group, blue's as the baseline)."""
 
     type: ClassVar[str] = "metrics"
-    timeout: float | None = 300.0
-    window: float = 60.0  # seconds of metrics looked at, ending now (a whole number of minutes)
-    max_5xx_ratio: float = 0.01
-    max_p99_latency: float | None = None  # seconds
-    min_requests: int = 10
-    compare: bool = False
-    target_group_arn: str | None = None
+    timeout: float | None = key(_TIMEOUT, 300.0)
+    # seconds of metrics looked at, ending now (a whole number of minutes)
+    window: float = key(c.bounded(60, 3600, "window"), 60.0)
+    max_5xx_ratio: float = key(s.number(0.0, 1.0), 0.01)
+    max_p99_latency: float | None = key(c.bounded(0.001, 600, "max_p99_latency"), None)  # seconds
+    min_requests: int = key(s.integer(0, 10**9), 10)
+    compare: bool = key(s.boolean, False)
+    target_group_arn: str | None = key(s.string, None)
     baseline_target_group_arn: str | None = None
 
     def aimed(self, green: str, blue: str) -> MetricsGate:

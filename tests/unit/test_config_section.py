@@ -86,3 +86,14 @@ def test_fleet_sections_are_read_through_their_fields_too() -> None:
         assert all("check" in f.metadata for f in dataclasses.fields(cls)), cls
     assert set(checker(fleet.Window).fields) == {"days", "from", "to", "zone"}  # the YAML's names
     assert {f.name for f in dataclasses.fields(fleet.Target) if "check" not in f.metadata} == {"name", "pipeline"}
+
+
+def test_gate_specs_are_read_through_their_fields() -> None:
+    """Each gate type's keys are its class's fields (plus `type`, and an http gate's `expect:`), nowhere else."""
+    from orchestrator.config import gates
+
+    unread = {"source", "from_service", "baseline_target_group_arn"}
+    unread |= {"expect_status", "expect_json", "body_contains", "max_latency"}  # written under an http gate's `expect:`
+    for cls in gates.GATE_CLASSES.values():
+        assert {f.name for f in dataclasses.fields(cls) if "check" not in f.metadata} <= unread, cls
+    assert all("check" in f.metadata for f in dataclasses.fields(gates.Retries))
