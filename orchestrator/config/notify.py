@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.config import schema as s
+from orchestrator.config.section import build, checker, key
 
 EVENTS = ("failed", "rolled_back", "rollback_failed", "needs_approval", "succeeded")
 # Nothing for no-ops or successes unless asked: a scheduled run that finds nothing to do stays silent.
 DEFAULT_ON = ("failed", "rolled_back", "rollback_failed", "needs_approval")
 KINDS = ("slack", "sns", "webhook")
-DEFAULT_TIMEOUT = 5.0
 
 # How a command's outcome maps to a notification event; outcomes not listed never notify (noop, dry_run,
 # ok, locked, usage_error: nothing happened, or nothing a human must hear about from this run).
@@ -32,13 +32,25 @@ EVENT_OF_OUTCOME = {
 class NotifySpec:
     """One notification target: kind (slack | sns | webhook), its URL or topic ARN, and the events it wants."""
 
-    kind: str
+    kind: str  # the key the target is written under
     target: str
-    on: tuple[str, ...] = DEFAULT_ON
-    secret: str | None = None  # webhook only: HMAC-SHA256 key for the X-Snail-Signature header
-    headers: dict[str, str] = field(default_factory=dict)
-    timeout: float = DEFAULT_TIMEOUT
+    on: tuple[str, ...] = key(s.list_of(s.one_of(*EVENTS), 1), DEFAULT_ON)
+    secret: str | None = key(s.string, None)  # webhook only: HMAC-SHA256 key for the X-Snail-Signature header
+    headers: dict[str, str] = key(s.str_map, {})
+    timeout: float = key(s.duration, 5.0)
     source: str = ""
+
+    @staticmethod
+    def problems(d: dict[str, Any]) -> list[tuple[str, str]]:
+        """One target per entry; a secret only for a webhook."""
+        given = [k for k in KINDS if d.get(k) is not None]
+        if len(given) > 1:
+            return [(given[1], f"give exactly one of {', '.join(KINDS)} per entry (got {', '.join(given)})")]
+        if not given and all(k in d for k in KINDS):  # a kind that failed its own check is already reported
+            return [("slack", f"each entry needs one of {', '.join(KINDS)}")]
+        if d.get("secret") and given and given[0] != "webhook":
+            return [("secret", "`secret` signs webhook bodies; slack and sns do not use it")]
+        return []
 
     @property
     def label(self) -> str:
@@ -57,16 +69,6 @@ class NotifySpec:
 def schema() -> Any:
     """The YAML checker for the `notify:` list (file:line errors like every other key)."""
 
-    def target_count(d: dict[str, Any]) -> list[tuple[str, str]]:
-        given = [k for k in KINDS if d.get(k) is not None]
-        if len(given) > 1:
-            return [(given[1], f"give exactly one of {', '.join(KINDS)} per entry (got {', '.join(given)})")]
-        if not given and all(k in d for k in KINDS):  # a kind that failed its own check is already reported
-            return [("slack", f"each entry needs one of {', '.join(KINDS)}")]
-        if d.get("secret") and given and given[0] != "webhook":
-            return [("secret", "`secret` signs webhook bodies; slack and sns do not use it")]
-        return []
-
     def target_url(node: Any, key: str, errors: Any) -> Any:
         v = s.string(node, key, errors)
         if isinstance(v, str) and v and not v.startswith(("https://", "http://")):
@@ -81,19 +83,8 @@ def schema() -> Any:
             return s._MISSING
         return v
 
-    item = s.Mapping(
-        {
-            "slack": s.Field(target_url),
-            "webhook": s.Field(target_url),
-            "sns": s.Field(topic_arn),
-            "on": s.Field(s.list_of(s.one_of(*EVENTS), 1)),
-            "secret": s.Field(s.string),
-            "headers": s.Field(s.str_map),
-            "timeout": s.Field(s.duration),
-        },
-        extra=target_count,
-    )
-    return s.list_of(item)
+    kinds = {"slack": s.Field(target_url), "webhook": s.Field(target_url), "sns": s.Field(topic_arn)}
+    return s.list_of(checker(NotifySpec, also=kinds))
 
 
 def specs_from(raw: list[dict[str, Any]] | None, source: str = "") -> tuple[NotifySpec, ...]:
@@ -101,15 +92,8 @@ def specs_from(raw: list[dict[str, Any]] | None, source: str = "") -> tuple[Noti
     out = []
     for d in raw or ():
         kind = next(k for k in KINDS if d.get(k) is not None)
-        out.append(
-            NotifySpec(
-                kind=kind,
-                target=str(d[kind]),
-                on=tuple(d.get("on") or DEFAULT_ON),
-                secret=d.get("secret") or None,
-                headers=dict(d.get("headers") or {}),
-                timeout=float(d.get("timeout") or DEFAULT_TIMEOUT),
-                source=source,
-            )
-        )
+        target = str(d[kind])
+        # an empty secret signs nothing, and a timeout of 0 is the default one
+        given: dict[str, Any] = {"secret": d.get("secret") or None, "timeout": d.get("timeout") or NotifySpec.timeout}
+        out.append(build(NotifySpec, d, kind=kind, target=target, source=source, **given))
     return tuple(out)
