@@ -20,7 +20,7 @@ from orchestrator.config.model import Phase, ServiceSpec
 from orchestrator.engine import bake
 from orchestrator.engine.journal import Journal
 from orchestrator.gates import GateContext, ecs_rollout, run_gate
-from orchestrator.gates.early import EarlyLook, early_gates
+from orchestrator.gates.early import EarlyCrash, EarlyLook, early_gates
 from orchestrator.gates.verdict import Action, Verdict, Where, action
 from orchestrator.trail.kinds import EventKind as K
 
@@ -143,7 +143,10 @@ class Judge:
         if eligible and any(isinstance(g, EcsRolloutGate) for g in gates):
             looks = EarlyLook(eligible, lambda gs, c, note: self.once(journal, gs, c, early=note))
             ctx = dataclasses.replace(ctx, early=looks)
-        failed = self.gates(journal, gates, revision_arn, phase.name, deployed_at, passed=passed, ctx=ctx)
+        try:
+            failed = self.gates(journal, gates, revision_arn, phase.name, deployed_at, passed=passed, ctx=ctx)
+        except EarlyCrash as crash:
+            raise crash.error from None  # the early judge's own exception, as the gates after the rollout raise it
         if failed is not None and looks is not None and looks.failure is not None and not failed.superseded:
             return looks.failure  # the phase failed on the gate judged early, not on the rollout
         if failed is not None:

@@ -92,6 +92,17 @@ def new_tasks(v: Verdict | None) -> list[str]:
     return list(v.evidence.get("new_tasks") or []) if early(v) and v is not None else []
 
 
+class EarlyCrash(BaseException):  # noqa: N818 - not an error of its own: it carries one past the rollout gate
+    """An exception of the early judge's own (the gate machinery, the clock), carried out of the ecs-rollout gate's
+    poll untouched. The rollout gate turns what its own check raises into its error verdict; what the early look
+    raises is not the rollout's, so it leaves as it would from the gates after the rollout, and the engine reports
+    it as the unexpected error it is (judging.py unwraps it)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 # Judges gates once each on a context, with a note for the trail: the first verdict that is not a pass, or None.
 JudgeOnce = Callable[[tuple[GateSpec, ...], GateContext, str], "Verdict | None"]
 
@@ -145,7 +156,10 @@ class EarlyLook:
         )
         names = ", ".join(t.short_id for t in new)
         note = f" (early: on new task{'s' if len(new) > 1 else ''} {names}, while the rollout was in progress)"
-        failed = self.judge(self.gates, look, note)
+        try:
+            failed = self.judge(self.gates, look, note)
+        except Exception as exc:  # noqa: BLE001 - not the rollout's error: carried out of its poll (EarlyCrash)
+            raise EarlyCrash(exc) from exc
         if failed is not None:
             self.failure = during_rollout(failed, [t.arn for t in new], old)
             return self.failure

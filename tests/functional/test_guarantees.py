@@ -129,7 +129,9 @@ def test_type_error_inside_a_gate_check_rolls_back(rig: Rig, monkeypatch: pytest
 
     monkeypatch.setattr(http, "evaluate", broken)
     out = rig.engine.run(RunOptions())
-    assert_rolled_back(rig, out, "error: TypeError: expected str, bytes or os.PathLike object, not int")
+    # the phase is rolling, so the error verdict is reached early, on the new task (gates/early.py)
+    because = "error early, on our new tasks while the rollout was in progress: TypeError: expected str, bytes or"
+    assert_rolled_back(rig, out, because + " os.PathLike object, not int")
 
 
 def test_overflow_error_in_a_gates_retry_wait_rolls_back(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
