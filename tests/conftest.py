@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,24 @@ from tests.harness.http import serve_in_thread
 _hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     _hypothesis_settings.load_profile("ci")
+
+# A suite started as a background job of a script (`make test &`, nohup, a CI step's `cmd &`) inherits SIGINT
+# ignored (POSIX), and Python keeps it so: Ctrl-C and `_thread.interrupt_main()` then do nothing, in the tests and
+# in the processes they start. Every test process takes Python's own handler, as an interactive run has (the
+# processes it starts then get the default disposition back when they exec).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """The next test on this process finds the SIGINT and SIGTERM handlers this one found: snail's main() run in
+    process installs its SIGTERM handler (Ctrl-C semantics), and a test may install its own."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        if handler is not None and signal.getsignal(sig) is not handler:  # None: set outside Python, left alone
+            signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="session")
