@@ -17,20 +17,46 @@ import yaml
 
 from orchestrator.config import schema as s
 from orchestrator.config.gates import AlarmGate, CommandGate, EcsRolloutGate, GateSpec, HttpGate, TargetHealthGate
+from orchestrator.config.section import build, checker, key
 
 KINDS = ("rolling", "blue-green", "canary", "linear")
 ECS_NAMES = {"rolling": "ROLLING", "blue-green": "BLUE_GREEN", "canary": "CANARY", "linear": "LINEAR"}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g}m"
+
+
+def _whole_minutes(lo: float, hi: float) -> s.Checker:
+    """A duration that is a whole number of minutes within [lo, hi] seconds (ECS takes minutes)."""
+
+    def check(node: yaml.Node, key: str, errors: s.Errors) -> Any:
+        v = s.duration(node, key, errors)
+        if v is s._MISSING:
+            return v
+        if not math.isclose(v % 60, 0, abs_tol=1e-9) and not math.isclose(v % 60, 60, abs_tol=1e-9):
+            errors.add(node, key, f"{v:g}s is not a whole number of minutes (ECS counts this in minutes)")
+            return s._MISSING
+        if v < lo or v > hi:
+            errors.add(node, key, f"{v / 60:g}m is out of range ({lo / 60:g}m..{hi / 60:g}m)")
+            return s._MISSING
+        return v
+
+    return check
 
 
 @dataclass(frozen=True)
 class StrategySpec:
     """How a phase's revision reaches production traffic; every default stated once, here."""
 
-    kind: str = "rolling"
-    percent: float = 10.0  # canary: the slice of production; linear: each step
-    step_bake: float = 60.0  # canary: seconds on the slice; linear: seconds after each step (whole minutes)
-    bake: float = 0.0  # ECS's bakeTimeInMinutes: blue kept (instant rollback) after the full shift
-    hook_timeout: float = 600.0  # a PAUSE hook nobody answers rolls back after this (whole minutes)
+    kind: str = key(s.one_of(*KINDS), "rolling", name="type")
+    percent: float = key(s.number(0.1, 100.0), 10.0)  # canary: the slice of production; linear: each step
+    # canary: seconds on the slice; linear: seconds after each step (whole minutes)
+    step_bake: float = key(_whole_minutes(0, 1440 * 60), 60.0)
+    # ECS's bakeTimeInMinutes: blue kept (instant rollback) after the full shift
+    bake: float = key(_whole_minutes(0, 1440 * 60), 0.0)
+    # a PAUSE hook nobody answers rolls back after this (whole minutes)
+    hook_timeout: float = key(_whole_minutes(60, 1440 * 60), 600.0)
 
     @property
     def uses_traffic(self) -> bool:
@@ -79,37 +105,8 @@ class StrategySpec:
         }
 
 
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:g}m"
-
-
-def _whole_minutes(lo: float, hi: float) -> s.Checker:
-    """A duration that is a whole number of minutes within [lo, hi] seconds (ECS takes minutes)."""
-
-    def check(node: yaml.Node, key: str, errors: s.Errors) -> Any:
-        v = s.duration(node, key, errors)
-        if v is s._MISSING:
-            return v
-        if not math.isclose(v % 60, 0, abs_tol=1e-9) and not math.isclose(v % 60, 60, abs_tol=1e-9):
-            errors.add(node, key, f"{v:g}s is not a whole number of minutes (ECS counts this in minutes)")
-            return s._MISSING
-        if v < lo or v > hi:
-            errors.add(node, key, f"{v / 60:g}m is out of range ({lo / 60:g}m..{hi / 60:g}m)")
-            return s._MISSING
-        return v
-
-    return check
-
-
-_settings = s.Mapping(
-    {
-        "type": s.Field(s.one_of(*KINDS), required=True),
-        "percent": s.Field(s.number(0.1, 100.0)),
-        "step_bake": s.Field(_whole_minutes(0, 1440 * 60)),
-        "bake": s.Field(_whole_minutes(0, 1440 * 60)),
-        "hook_timeout": s.Field(_whole_minutes(60, 1440 * 60)),
-    }
-)
+# the mapping form names its type (the class's default, rolling, is for a phase that gives no strategy at all)
+_settings = checker(StrategySpec, also={"type": s.Field(s.one_of(*KINDS), required=True)})
 
 
 def check(node: yaml.Node, key: str, errors: s.Errors) -> Any:
@@ -140,13 +137,7 @@ def spec_from(raw: dict[str, Any] | None, defaults: dict[str, Any] | None = None
     own = dict(raw or {})
     if own and base and own.get("type") != base.get("type"):
         base = {}
-    merged = {**base, **own}
-    if not merged:
-        return StrategySpec()
-    return StrategySpec(
-        kind=str(merged.get("type", "rolling")),
-        **{k: float(merged[k]) for k in ("percent", "step_bake", "bake", "hook_timeout") if k in merged},
-    )
+    return build(StrategySpec, {**base, **own})
 
 
 WIRING = ("production_listener_rule", "test_listener_rule", "infrastructure_role")

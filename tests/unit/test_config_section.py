@@ -97,3 +97,12 @@ def test_gate_specs_are_read_through_their_fields() -> None:
     for cls in gates.GATE_CLASSES.values():
         assert {f.name for f in dataclasses.fields(cls) if "check" not in f.metadata} <= unread, cls
     assert all("check" in f.metadata for f in dataclasses.fields(gates.Retries))
+
+
+def test_strategy_and_notify_are_read_through_their_fields() -> None:
+    """A strategy's settings and a notify target's options are their classes' fields (`type` for StrategySpec.kind)."""
+    from orchestrator.config.notify import NotifySpec
+    from orchestrator.config.strategy import StrategySpec
+
+    assert set(checker(StrategySpec).fields) == {"type", "percent", "step_bake", "bake", "hook_timeout"}
+    assert {f.name for f in dataclasses.fields(NotifySpec) if "check" not in f.metadata} == {"kind", "target", "source"}
