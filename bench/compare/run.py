@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -400,6 +401,8 @@ class Bench:
             out["completed_to_exit_s"] = out["wall_s"] - out["completed_at_s"]
         if out["update_at_s"] is not None and out["rollback_update_at_s"] is not None:
             out["rollback_after_update_s"] = out["rollback_update_at_s"] - out["update_at_s"]
+        if out["new_task_answers_at_s"] is not None and out["rollback_update_at_s"] is not None:
+            out["rollback_after_new_task_answers_s"] = out["rollback_update_at_s"] - out["new_task_answers_at_s"]
         if out["failed_at_s"] is not None:
             react = out["rollback_update_at_s"] if out["rollback_update_at_s"] is not None else out["wall_s"]
             out["breaker_to_reaction_s"] = react - out["failed_at_s"]
@@ -410,8 +413,9 @@ class Bench:
         return out
 
 
-def serving(family: str) -> int:
-    """How many of the service's containers answer GET /ml/status 200 with status ready|degraded, now."""
+def serving(family: str, answered: set[str] | None = None) -> int:
+    """How many of the service's containers answer GET /ml/status 200 with status ready|degraded, now. `answered`
+    collects the ids of the containers that gave any HTTP answer at all (a broken release's 503 included)."""
     import docker
 
     n = 0
@@ -428,9 +432,24 @@ def serving(family: str) -> int:
             with urllib.request.urlopen(f"http://127.0.0.1:{host}/ml/status", timeout=0.5) as resp:
                 body = json.loads(resp.read() or b"{}")
                 n += resp.status == 200 and body.get("status") in ("ready", "degraded")
+            if answered is not None:
+                answered.add(c.id)
+        except urllib.error.HTTPError:  # an answer, not a good one
+            if answered is not None:
+                answered.add(c.id)
         except (OSError, ValueError):
             pass
     return n
+
+
+def running_containers(family: str) -> set[str]:
+    """The ids of the service's running containers, now (the old tasks', when taken before the tool starts)."""
+    import docker
+
+    try:
+        return {c.id for c in docker.from_env().containers.list(filters={"label": f"snail-family={family}"})}
+    except Exception:  # noqa: BLE001 - Docker busy: nothing known
+        return set()
 
 
 @dataclass
@@ -440,6 +459,7 @@ class Sample:
     at: float
     serving: int
     deployments: list[dict[str, Any]] = field(default_factory=list)
+    new_answered: bool = False  # a container started after the tool began answered HTTP (any status)
 
 
 class Sampler(threading.Thread):
@@ -451,17 +471,20 @@ class Sampler(threading.Thread):
         self.samples: list[Sample] = []
         self._stop_event = threading.Event()
         self.ecs = bench.client("ecs")
+        self.old = running_containers(name)  # the base's containers, before the tool starts
 
     def run(self) -> None:
         """Sample until stopped."""
         while not self._stop_event.is_set():
             t = time.monotonic()
             deps = self.ecs.describe_services(cluster=CLUSTER, services=[self.name])["services"][0]["deployments"]
+            answered: set[str] = set()
             self.samples.append(
                 Sample(
                     t,
-                    serving(self.name),
+                    serving(self.name, answered),
                     [{k: d.get(k) for k in ("status", "rolloutState", "taskDefinition")} for d in deps],
+                    bool(answered - self.old),
                 )
             )
             self._stop_event.wait(max(0.0, SAMPLE_EVERY - (time.monotonic() - t)))
@@ -485,7 +508,9 @@ class Sampler(threading.Thread):
         during = [s for s in self.samples if s.at <= watch_until]
         below = sum(SAMPLE_EVERY for s in during if s.serving < 1)
         after = [s for s in self.samples if s.at >= t_exit]
+        first = next((s.at - t0 for s in self.samples if s.new_answered), None)
         return {
+            "new_task_answers_at_s": first,
             "completed_at_s": completed,
             "failed_at_s": failed,
             "min_serving": min((s.serving for s in during), default=0),
@@ -571,7 +596,12 @@ def table(results: list[dict[str, Any]], cold: dict[str, float]) -> str:
         m("broken", "ecs-deploy", "rollback_after_update_s"),
     )
     add(
-        f"broken release: seconds not serving in the {WATCH:.0f} s after the tool started",
+        "broken release: rollback begun after the new task first answers (any status, seen by the sampler)",
+        m("broken", "snail", "rollback_after_new_task_answers_s"),
+        m("broken", "ecs-deploy", "rollback_after_new_task_answers_s"),
+    )
+    add(
+        f"broken release: seconds with no good version answering, in the {WATCH:.0f} s after the tool started",
         m("broken", "snail", "seconds_not_serving"),
         m("broken", "ecs-deploy", "seconds_not_serving"),
     )
