@@ -111,7 +111,8 @@ class Judge:
             if act is Action.STOP:  # superseded: not a verdict on our revision (no log lines, no failure)
                 journal.event(K.SUPERSEDED, f"[-] {g.label}: {v.summary}{where}", **data)
                 return v
-            if self.log_lines is not None:
+            # (not for the rollout's wait ended by an early verdict: that gate's own event has them)
+            if self.log_lines is not None and ecs_rollout.EARLY not in v.evidence:
                 try:  # the first thing anyone asks for: what the containers printed (masked)
                     data["evidence"] = {**v.evidence, "log_lines": self.log_lines(ctx.revision_arn)}
                 except Exception:  # noqa: BLE001 - evidence is best effort

@@ -331,7 +331,8 @@ def evaluate(spec: EcsRolloutGate, ctx: GateContext) -> Verdict:
     )
     if v.status == INCONCLUSIVE:
         v = Verdict(label, FAILED, f"timed out after {timeout:.0f}s: {v.summary}", v.evidence)
-    if v.status == FAILED and "stopped_tasks" not in v.evidence:
+    # ended by an early verdict: no task stopped, and the time until the rollback is the point
+    if v.status == FAILED and "stopped_tasks" not in v.evidence and EARLY not in v.evidence:
         evidence = dict(v.evidence)
         try:
             evidence["stopped_tasks"] = seen["stopped"] if "stopped" in seen else stopped_reasons(ctx)

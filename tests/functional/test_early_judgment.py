@@ -39,12 +39,12 @@ def _verdict_tag(w: World, arn: str) -> str | None:
 
 
 def test_a_new_task_failing_its_gate_is_rolled_back_while_the_old_task_still_serves(aws, tmp_path, http_server) -> None:
-    """The new task answers 500 while the old one runs: the phase fails before the rollout completes, the service
-    goes back to the old revision keeping its task (never stopped, no task started for it), the release is
-    quarantined, and the trail says the good tasks never stopped. (Before early judgment the gate waited for
-    COMPLETED: ECS had drained the old task first.)"""
+    """The new task answers 503 "failed" while the old one runs: the phase fails before the rollout completes,
+    the service goes back to the old revision keeping its task (never stopped, no task started for it), the
+    release is quarantined, and the trail says the good tasks never stopped. (Before early judgment the gate
+    waited for COMPLETED: ECS had drained the old task first.)"""
     w = World(tmp_path, http_server, {"health-only": "a", "hybrid-ml": "b"})
-    w.server("a"), w.server("b", Behaviour(500, {"status": "ML dependencies failing"}))
+    w.server("a"), w.server("b", Behaviour(503, {"status": "failed"}))  # the field log's ML failure: definitive
     assert w.engine().run(RunOptions(to_phase="health-only")).exit_code == 0
     good = w.live()
     (old,) = _running(w)
@@ -63,6 +63,9 @@ def test_a_new_task_failing_its_gate_is_rolled_back_while_the_old_task_still_ser
     events = w.store.events(SERVICE)
     failed = next(e for e in events if e.kind == "gate_failed" and e.data["gate"] == "http /health")
     assert failed.data.get("early") is True and "while the rollout was in progress" in failed.message
+    rollout = next(e for e in events if e.kind == "gate_failed" and e.data["gate"] == "ecs-rollout")
+    # the rollout's wait ended by it gathers nothing more before the rollback (no task stopped; logs said once)
+    assert not {"stopped_tasks", "log_lines"} & set(rollout.data["evidence"]), rollout.data["evidence"]
     decision = next(e for e in events if e.kind == "decision")
     assert "failed early, on our new tasks while the rollout was in progress" in decision.message
     stop = next(s for s in w.store.steps(w.store.runs(SERVICE)[0].run_id) if s.kind == "stop_new_tasks")
