@@ -9,8 +9,9 @@ fixed URL (`url:`, `service.endpoint`) are never judged early: the old tasks ans
 Budget: the look shares the ecs-rollout poll and lists the tasks only when the PRIMARY's counts say a task of ours is
 new since the last look (more running, or one failed), so at most one ListTasks and one DescribeTasks per poll while
 the rollout is in progress; only a gate's retry after an answer that is not a pass lists them again (run_gate forgets
-the endpoints then, as it does after the rollout). When the rollout completes on exactly the tasks judged early (ECS's counts say none was
-replaced), the gates after it ask those tasks without listing them again: a good phase costs no extra call."""
+the endpoints then, as it does after the rollout). When the rollout completes on exactly the tasks judged early
+(ECS's counts say none was replaced), the gates after it ask those tasks without listing them again: a good phase
+costs no extra call."""
 
 from __future__ import annotations
 
