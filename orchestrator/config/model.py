@@ -204,14 +204,7 @@ class StateSpec:
     table: str | None = key(s.dynamodb_table, None)
     lease: float = key(s.lease, 300.0)
 
-    @staticmethod
-    def problems(d: dict[str, Any]) -> list[tuple[str, str]]:
-        """The dynamodb backend needs a table."""
-        return (
-            [("table", "the dynamodb backend needs `table`")]
-            if d.get("backend") == "dynamodb" and not d.get("table")
-            else []
-        )
+    problems = staticmethod(s.dynamodb_needs_table)
 
 
 @dataclass(frozen=True)

@@ -525,3 +525,13 @@ def _did_you_mean(name: str, known: dict[str, Any]) -> str:
 
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def dynamodb_needs_table(d: dict[str, Any]) -> list[tuple[str, str]]:
+    """A `state:` section's cross-key rule (pipeline.yaml and fleet.yaml alike): the dynamodb backend needs a
+    table."""
+    return (
+        [("table", "the dynamodb backend needs `table`")]
+        if d.get("backend") == "dynamodb" and not d.get("table")
+        else []
+    )

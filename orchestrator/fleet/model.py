@@ -132,14 +132,7 @@ class FleetState:
     # the fleet's key in a shared table (several fleets may share one table)
     name: str = key(fs.name("fleet"), "default")
 
-    @staticmethod
-    def problems(d: dict[str, Any]) -> list[tuple[str, str]]:
-        """The dynamodb backend needs a table."""
-        return (
-            [("table", "the dynamodb backend needs `table`")]
-            if d.get("backend") == "dynamodb" and not d.get("table")
-            else []
-        )
+    problems = staticmethod(s.dynamodb_needs_table)
 
 
 @dataclass(frozen=True)
