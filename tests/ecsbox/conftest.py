@@ -165,8 +165,9 @@ class Aws:
             memory="512",
         )["taskDefinition"]["taskDefinitionArn"]
 
-    def create_service(self, desired: int = 1, blue_green: bool = False, **config: Any) -> None:
-        """The service on blue, behind the production rule; returns once its first deployment is COMPLETED."""
+    def create_service(self, desired: int = 1, blue_green: bool = False, grace: int = 0, **config: Any) -> None:
+        """The service on blue, behind the production rule; returns once its first deployment is COMPLETED. `grace`
+        is healthCheckGracePeriodSeconds; `config` goes into deploymentConfiguration."""
         balancer: dict[str, Any] = {"targetGroupArn": self.blue_tg, "containerName": "app", "containerPort": 5000}
         if blue_green:
             balancer["advancedConfiguration"] = {
@@ -189,6 +190,7 @@ class Aws:
                 }
             },
             loadBalancers=[balancer],
+            healthCheckGracePeriodSeconds=grace,
             deploymentConfiguration={"maximumPercent": 200, "minimumHealthyPercent": 100, **config},
         )
         self.wait(lambda: [d["rolloutState"] for d in self.service()["deployments"]] == ["COMPLETED"])

@@ -131,8 +131,11 @@ def test_target_health_follows_the_health_check_path(aws: Aws) -> None:
     """https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html: a
     registered target is `initial` until it passes HealthyThresholdCount checks, then `healthy`; one that answers
     the health check path with a code outside the matcher (200) becomes `unhealthy` with reason
-    Target.ResponseCodeMismatch."""
-    aws.create_service(deploymentCircuitBreaker={"enable": False, "rollback": False})
+    Target.ResponseCodeMismatch. https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html:
+    for healthCheckGracePeriodSeconds "the service scheduler ignores unhealthy Elastic Load Balancing target health
+    checks", so the unhealthy target stays registered and its task is not replaced while the period lasts (without
+    one, the state lasts until ECS's next look, too short to observe reliably)."""
+    aws.create_service(grace=600, deploymentCircuitBreaker={"enable": False, "rollback": False})
 
     def states() -> dict[str, str]:
         found = aws.elbv2.describe_target_health(TargetGroupArn=aws.blue_tg)["TargetHealthDescriptions"]
@@ -147,3 +150,6 @@ def test_target_health_follows_the_health_check_path(aws: Aws) -> None:
 
     health = aws.wait(mismatch)
     assert health["Reason"] == "Target.ResponseCodeMismatch"
+    assert "500" in health["Description"]
+    primary = aws.service()["deployments"][0]
+    assert (primary["rolloutState"], primary["failedTasks"]) == ("IN_PROGRESS", 0)
