@@ -111,8 +111,10 @@ class Judge:
             if act is Action.STOP:  # superseded: not a verdict on our revision (no log lines, no failure)
                 journal.event(K.SUPERSEDED, f"[-] {g.label}: {v.summary}{where}", **data)
                 return v
-            # (not for the rollout's wait ended by an early verdict: that gate's own event has them)
-            if self.log_lines is not None and ecs_rollout.EARLY not in v.evidence:
+            # Not for a verdict reached early, nor for the rollout's wait it ended: the old tasks still serve beside
+            # the failing one, so the rollback comes first, and the diagnosis after it reads the same containers'
+            # lines (the trail shows them from there).
+            if self.log_lines is not None and ecs_rollout.EARLY not in v.evidence and not early:
                 try:  # the first thing anyone asks for: what the containers printed (masked)
                     data["evidence"] = {**v.evidence, "log_lines": self.log_lines(ctx.revision_arn)}
                 except Exception:  # noqa: BLE001 - evidence is best effort

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orchestrator.engine.executor import RunOptions
+from orchestrator.aws.session import AwsContext
+from orchestrator.engine.executor import Engine, RunOptions
 from tests.conftest import Behaviour
 from tests.functional.test_engine import World
+from tests.functional.world import REGION
 from tests.harness.cli import snail
 from tests.harness.pipeline import write_pipeline
 
@@ -72,6 +74,35 @@ def test_a_new_task_failing_its_gate_is_rolled_back_while_the_old_task_still_ser
     assert stop.outcome == "ok" and stop.intent["tasks"] != [old["taskArn"]]
     assert "caught before the rollout completed: the good tasks never stopped" in w.trail()
     assert "the good tasks never stopped" in out.message
+
+
+def test_an_early_failure_rolls_back_before_reading_the_containers_logs(aws, tmp_path, http_server) -> None:
+    """A verdict reached early reads no log lines before the decision (the broken task serves beside the good one
+    meanwhile): the rollback is the first thing done, and the diagnosis after it reads the containers' lines."""
+    w = World(tmp_path, http_server, {"health-only": "a", "hybrid-ml": "b"})
+    w.server("a"), w.server("b", Behaviour(503, {"status": "failed"}))
+    assert w.engine().run(RunOptions(to_phase="health-only")).exit_code == 0
+    good = w.live()
+    read: list[tuple[str, str]] = []  # (what read, the revision live then)
+
+    def log_lines(arn: str) -> list[str]:
+        read.append(("gate", w.live()))
+        return ["model failed to load"]
+
+    def diagnose(arn: str, cause: Any, since: Any) -> str:
+        read.append(("diagnosis", w.live()))
+        return "last log line: model failed to load"
+
+    engine = Engine(
+        w.pipeline, AwsContext(region=REGION), w.store, clock=w.clock, log_lines=log_lines, diagnose=diagnose
+    )
+    out = engine.run(RunOptions())
+
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert read == [("diagnosis", good)], read  # after the service was pointed back, and only there
+    failed = next(e for e in w.store.events(SERVICE) if e.kind == "gate_failed" and e.data.get("early"))
+    assert "log_lines" not in failed.data["evidence"]
+    assert "model failed to load" in w.trail()
 
 
 def test_a_new_task_that_passes_early_but_fails_after_the_rollout_still_rolls_back(aws, tmp_path, http_server) -> None:
