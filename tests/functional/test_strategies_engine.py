@@ -29,39 +29,12 @@ from orchestrator.state.sqlite import SqliteStore
 from orchestrator.trail import render
 from tests.conftest import Behaviour
 from tests.functional.world import ACCOUNT, REGION, AgentClock
-from tests.harness.pipeline import image
+from tests.harness.pipeline import image, pipeline_text
 
 CLUSTER, SERVICE = "shine", "shine-api-gateway"
 
-PIPELINE = """\
-version: 1
-service:
-  cluster: shine
-  name: shine-api-gateway
-  region: us-east-1
-  container: api
-  port: 5000
-  load_balancer:
-    target_group_arn: {blue_tg}
-    production_listener_rule: {production}
-    test_listener_rule: {test}
-    target_groups: [{blue_tg}, {green_tg}]
-    infrastructure_role: arn:aws:iam::123456789012:role/ecsInfrastructureRole
-    test_url: {test_url}
-registry:
-  url: 127.0.0.1:5055/shine-api-gateway
-state:
-  path: {state}
-rollback:
-  on_interrupt: {on_interrupt}
-defaults:
-  gates:
-    - {{type: ecs-rollout, timeout: 2m, poll: 1s}}
-    - {{type: http, path: /health, expect: {{status: 200, json: {{status: ok}}}}, retries: {{attempts: 3, wait: 1s}}}}
-  bake: 0
-  strategy: {strategy}
-phases: [{phases}]
-"""
+# On the injected clock a 1 s poll and retry wait cost nothing real; these pipelines do not bake.
+TIMING = {"bake": "0", "poll": "1s", "wait": "1s"}
 
 
 def free_port() -> int:
@@ -199,16 +172,22 @@ class World:
     def pipeline(self, phases: dict[str, str], extra: dict[str, str] | None = None) -> Any:
         """pipeline.yaml + phase files (name -> image tag); returns the loaded pipeline."""
         (self.tmp / "phases").mkdir(exist_ok=True)
-        text = PIPELINE.format(
-            blue_tg=self.blue_tg,
-            green_tg=self.green_tg,
-            production=self.rules["production"],
-            test=self.rules["test"],
-            test_url=self.urls["test"],
-            state=self.tmp / ".snail",
-            on_interrupt=self.on_interrupt,
-            strategy=self.strategy,
-            phases=", ".join(phases),
+        balancer = {
+            "target_group_arn": self.blue_tg,
+            "production_listener_rule": self.rules["production"],
+            "test_listener_rule": self.rules["test"],
+            "target_groups": [self.blue_tg, self.green_tg],
+            "infrastructure_role": "arn:aws:iam::123456789012:role/ecsInfrastructureRole",
+            "test_url": self.urls["test"],
+        }
+        text = pipeline_text(
+            self.tmp,
+            list(phases),
+            TIMING,
+            service={"load_balancer": balancer},
+            gates=("ecs-rollout", "http-ok"),
+            sections={"rollback": {"on_interrupt": self.on_interrupt}},
+            defaults={"strategy": self.strategy},
         )
         (self.tmp / "pipeline.yaml").write_text(text)
         for name, tag in phases.items():

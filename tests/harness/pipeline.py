@@ -7,6 +7,7 @@ or `bake: 4s` in a phase file)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -29,15 +30,20 @@ service:
 {service}registry:
   url: {registry}
 state:
-{state}defaults:
+{state}{sections}defaults:
   gates:
 {gates}  bake: {bake}
-phases: [{phases}]
+{defaults}phases: [{phases}]
 """
 
 GATES = {
     "ecs-rollout": "    - {{type: ecs-rollout, timeout: 2m, poll: {poll}}}\n",
     "http": "    - {{type: http, path: /health, expect: {{status: 200}}, retries: {{attempts: 3, wait: {wait}}}}}\n",
+    # /health must also say {"status": "ok"} (the tests' servers do; a load balancer's fixed response does not)
+    "http-ok": (
+        "    - {{type: http, path: /health, expect: {{status: 200, json: {{status: ok}}}}, "
+        "retries: {{attempts: 3, wait: {wait}}}}}\n"
+    ),
 }
 
 REAL_TIME = {"bake": "0s", "poll": "0.1s", "wait": "0.1s"}
@@ -47,7 +53,11 @@ INJECTED_CLOCK = {"bake": "5s", "poll": "1s", "wait": "1s"}
 
 
 def _block(keys: Mapping[str, object]) -> str:
-    return "".join(f"  {key}: {value}\n" for key, value in keys.items())
+    """`  key: value` lines; a mapping or list value is written as JSON (YAML's flow style)."""
+    return "".join(
+        f"  {key}: {json.dumps(value, default=str) if isinstance(value, (Mapping, list)) else value}\n"
+        for key, value in keys.items()
+    )
 
 
 def pipeline_text(
@@ -59,15 +69,20 @@ def pipeline_text(
     service: Mapping[str, object] | None = None,
     registry: str = REPO,
     gates: Sequence[str] = ("ecs-rollout", "http"),
+    sections: Mapping[str, Mapping[str, object]] | None = None,
+    defaults: Mapping[str, object] | None = None,
 ) -> str:
     """The base pipeline.yaml: `state` replaces the state block (default: a SQLite store under root/.snail),
-    `service` adds keys to the service block, `gates` picks the default gates by type."""
+    `service` adds keys to the service block, `gates` picks the default gates by name (GATES), `sections` adds
+    top-level sections (e.g. rollback) and `defaults` keys to the defaults block (e.g. strategy)."""
     return PIPELINE.format(
         service=_block(service or {}),
         registry=registry,
         state=_block(state if state is not None else {"path": root / ".snail"}),
+        sections="".join(f"{name}:\n{_block(keys)}" for name, keys in (sections or {}).items()),
         gates="".join(GATES[g].format(**timing) for g in gates),
         bake=timing["bake"],
+        defaults=_block(defaults or {}),
         phases=", ".join(phases),
     )
 
