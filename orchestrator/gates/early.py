@@ -94,6 +94,18 @@ def new_tasks(v: Verdict | None) -> list[str]:
     return list(v.evidence.get("new_tasks") or []) if early(v) and v is not None else []
 
 
+def answers_needed(g: GateSpec) -> int:
+    """How many answers a gate needs before it can pass (an http gate's `consecutive`, else one)."""
+    return g.consecutive if isinstance(g, HttpGate) else 1
+
+
+def quickest_first(gates: tuple[GateSpec, ...]) -> tuple[GateSpec, ...]:
+    """The early look's order: the gates that conclude in fewer answers first, else the phase's order. Every gate
+    must pass on the new task either way, so the order decides only how soon a failure is seen: a `/ml/status`
+    that says "failed" on its first answer is not kept waiting behind `/health`'s `consecutive: 2` (one interval)."""
+    return tuple(sorted(gates, key=answers_needed))
+
+
 class EarlyCrash(BaseException):  # noqa: N818 - not an error of its own: it carries one past the rollout gate
     """An exception of the early judge's own (the gate machinery, the clock), carried out of the ecs-rollout gate's
     poll untouched. The rollout gate turns what its own check raises into its error verdict; what the early look
@@ -159,7 +171,7 @@ class EarlyLook:
         names = ", ".join(t.short_id for t in new)
         note = f" (early: on new task{'s' if len(new) > 1 else ''} {names}, while the rollout was in progress)"
         try:
-            failed = self.judge(self.gates, look, note)
+            failed = self.judge(quickest_first(self.gates), look, note)
         except Exception as exc:  # noqa: BLE001 - not the rollout's error: carried out of its poll (EarlyCrash)
             raise EarlyCrash(exc) from exc
         if failed is not None:

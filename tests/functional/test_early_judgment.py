@@ -105,6 +105,32 @@ def test_an_early_failure_rolls_back_before_reading_the_containers_logs(aws, tmp
     assert "model failed to load" in w.trail()
 
 
+def test_an_early_look_asks_first_the_gate_that_concludes_in_one_answer(aws, tmp_path, http_server) -> None:
+    """`/ml/status` says "failed" on its first answer, behind a `/ready` gate that needs three in a row: the early
+    look asks `/ml/status` before `/ready`, so the new task is asked twice (/health, /ml/status), not five times,
+    before the rollback, and the verdict names `/ml/status`."""
+    gates = (
+        "gates:\n"
+        "  - {type: http, path: /ready, expect: {status: 200}, consecutive: 3}\n"
+        "  - {type: http, path: /ml/status, expect: {status: 200, json: {status: [ready, degraded]}}}\n"
+    )
+    w = World(tmp_path, http_server, {"health-only": "a", "hybrid-ml": "b"}, {"hybrid-ml": gates})
+    w.server("a")
+    broken = Behaviour(200, {"status": "failed"})
+    broken.paths["/ml/status"] = 503
+    w.server("b", broken)
+    assert w.engine().run(RunOptions(to_phase="health-only")).exit_code == 0
+    good = w.live()
+
+    out = w.engine().run(RunOptions())
+
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert w.live() == good
+    failed = next(e for e in w.store.events(SERVICE) if e.kind == "gate_failed" and e.data.get("early"))
+    assert failed.data["gate"] == "http /ml/status", failed.data["gate"]
+    assert broken.hits == 2, broken.hits
+
+
 def test_a_new_task_that_passes_early_but_fails_after_the_rollout_still_rolls_back(aws, tmp_path, http_server) -> None:
     """A pass while the rollout is in progress ends nothing: the gate runs again once the rollout completed, and
     its failure there rolls back as before (and the trail does not claim the old tasks never stopped)."""

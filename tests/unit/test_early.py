@@ -147,3 +147,21 @@ def test_the_completed_rollout_is_handed_the_tasks_judged_early_when_ecs_counts_
         fresh = _ctx(ecs)
         look.completed(fresh, svc)
         assert fresh.endpoints == {} and fresh.task_arns == ()
+
+
+def test_a_look_asks_the_gates_that_conclude_in_one_answer_first() -> None:
+    """The early look's order is by answers needed (then the phase's): a `/ml/status` that fails on its first answer
+    is asked before `/health`'s `consecutive: 2`; the trail's words keep the phase's order."""
+    twice = HttpGate(path="/health", consecutive=2)
+    ml = HttpGate(path="/ml/status")
+    smoke = CommandGate(run='curl "$SNAIL_ENDPOINT"')
+    asked: list[tuple[str, ...]] = []
+
+    def judge(gates: Any, ctx: GateContext, note: str) -> Verdict | None:
+        asked.append(tuple(g.label for g in gates))
+        return None
+
+    look = EarlyLook((twice, ml, smoke), judge)
+    look.look(_ctx(FakeEcs([_task(1)])), _svc(running=1))
+    assert asked == [(ml.label, smoke.label, twice.label)]
+    assert look.passes == [f"{twice.label}, {ml.label}, {smoke.label} passed on new task(s) {_task(1).short_id}"]
