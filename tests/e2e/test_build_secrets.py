@@ -25,6 +25,7 @@ RUN --mount=type=secret,id=NPM_TOKEN,required=true wc -c < /run/secrets/NPM_TOKE
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
 
 
+@pytest.mark.process
 def test_a_build_secret_is_mounted_for_the_build_and_never_in_the_image_or_its_history(
     tmp_path, builder, target, build_args, docker_client
 ) -> None:  # noqa: ANN001

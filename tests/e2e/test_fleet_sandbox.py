@@ -35,6 +35,7 @@ def snail(root: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.process
 def test_a_fleet_of_two_regions_is_seeded_delivered_and_torn_down_in_the_sandbox(
     tmp_path: Path,
     docker_client,  # noqa: ANN001

@@ -23,6 +23,7 @@ def snail(root: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.process
 def test_init_then_sandbox_run_is_green_and_a_second_quiet_run_prints_nothing(
     tmp_path: Path,
     docker_client,  # noqa: ANN001

@@ -70,6 +70,7 @@ def endpoint(root: Path) -> str:
     return f"http://127.0.0.1:{task['containers'][0]['networkBindings'][0]['hostPort']}"
 
 
+@pytest.mark.process
 def test_logs_of_a_real_container_once_and_following(project) -> None:
     """After a run, `snail logs` prints the app's startup line from its stream; `--follow` prints a request made
     afterwards within seconds and stops on Ctrl-C with exit 0."""

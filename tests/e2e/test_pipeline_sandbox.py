@@ -73,6 +73,7 @@ def service_endpoint(root: Path) -> tuple[str, str]:
     return svc["taskDefinition"], f"http://127.0.0.1:{binding['hostPort']}"
 
 
+@pytest.mark.process
 def test_reference_pipeline_in_the_sandbox(project) -> None:
     """Up, doctor passes, the four phases are delivered (exit 0), and a second run is a no-op."""
     up = snail(project, "sandbox", "up")
@@ -91,6 +92,7 @@ def test_reference_pipeline_in_the_sandbox(project) -> None:
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
+@pytest.mark.process
 def test_broken_release_is_rolled_back_and_serves_the_good_revision(project) -> None:
     """An enhanced release whose ML fails: exit 1, back on the good revision, which answers over HTTP."""
     good = json.loads(snail(project, "--output", "json", "status").stdout)["good"]["enhanced"]["revision_arn"]
@@ -105,6 +107,7 @@ def test_broken_release_is_rolled_back_and_serves_the_good_revision(project) -> 
     assert "## 🚨 **EMERGENCY ROLLBACK EVENTS**" in trail and "JSON status='failed'" in trail
 
 
+@pytest.mark.process
 def test_port_8080_container_is_stopped_by_the_probe(project) -> None:
     """The field log's 8080 container never reaches ECS: the probe names the port; the service is untouched."""
     before, _ = service_endpoint(project)
@@ -115,6 +118,7 @@ def test_port_8080_container_is_stopped_by_the_probe(project) -> None:
     assert after == before
 
 
+@pytest.mark.process
 def test_down_leaves_no_container(project, docker_client) -> None:
     """`sandbox down` stops the daemon and removes every container it started."""
     assert snail(project, "sandbox", "down").returncode == 0

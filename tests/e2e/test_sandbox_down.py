@@ -14,6 +14,7 @@ from ecsbox.daemon import sandbox_id_for
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.process
 def test_down_is_quick_and_removes_the_containers(make_pipeline, docker_client) -> None:  # noqa: ANN001
     """up (service running as a real container), then down: under 5 s, no container of this sandbox left."""
     path = make_pipeline()

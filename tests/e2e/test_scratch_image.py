@@ -67,6 +67,7 @@ def project(tmp_path: Path, docker_client, registry):  # noqa: ANN001, ANN201
     snail(tmp_path, "sandbox", "down")
 
 
+@pytest.mark.process
 def test_scratch_image_runs_as_built_without_a_template(project: Path) -> None:
     """The bootstrap's inline python3 command never reaches the release: the busybox image answers and passes."""
     plan = snail(project, "plan")

@@ -63,6 +63,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return whl
 
 
+@pytest.mark.process
 def test_the_wheel_holds_only_the_product_packages(wheel: Path) -> None:
     """orchestrator/ and ecsbox/, every module of them and no other, and the metadata; none of the checkout's
     scripts, tests, images or phases."""
@@ -76,6 +77,7 @@ def test_the_wheel_holds_only_the_product_packages(wheel: Path) -> None:
     assert "Provides-Extra: sandbox" in metadata and 'extra == "sandbox"' in metadata
 
 
+@pytest.mark.process
 def test_installed_wheel_in_a_fresh_folder(
     wheel: Path,
     tmp_path: Path,

@@ -240,6 +240,7 @@ def _fresh_moto(url: str) -> AwsContext:
     )
 
 
+@pytest.mark.process
 def test_scheduled_noop_run_stays_within_budget(server, tmp_path, http_server) -> None:
     """A normal `snail run` (preflight on) delivers; the scheduled re-run makes <= 3 calls with only the ECS
     client; an ECS-side change to the service makes the next run check everything again."""
@@ -271,6 +272,7 @@ def test_scheduled_noop_run_stays_within_budget(server, tmp_path, http_server) -
     assert "ec2:DescribeSubnets" in rec["calls"]
 
 
+@pytest.mark.process
 def test_a_release_reads_the_service_twice_before_it_updates_it(server, tmp_path, http_server) -> None:
     """A new release by a normal `snail run` whose preflight is cached: the plan's DescribeServices serves the
     preflight too; the only other read before UpdateService is the stale-plan check under the lock."""

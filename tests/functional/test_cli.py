@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tests.conftest import Behaviour
 from tests.functional.world import live
 from tests.harness.cli import snail, start_snail
@@ -95,6 +97,7 @@ def test_cli_validate_reports_file_line(world) -> None:
     assert r.returncode == 2 and "service.port" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.process
 def test_cli_second_run_is_locked_out(world) -> None:
     """Two runs at once: the second exits 4 naming the holder; the first finishes normally."""
     write_pipeline(world["root"], {"health-only": "a"})

@@ -43,6 +43,7 @@ def project(make_pipeline) -> Path:  # noqa: ANN001
     return path.parent
 
 
+@pytest.mark.process
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_bash_completes_commands_phases_and_run_ids(project: Path) -> None:
     """TAB after `snail pro`, `promote `, `run --from `, `rollback --to-phase t`, `trail --run r-2026…0849`."""

@@ -34,7 +34,7 @@ def test_kill_at_step_boundary_then_rerun(world, failpoint: str) -> None:
     """SIGKILL at a step boundary; the next run reconciles, finishes, and the store agrees with ECS."""
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
     world["serve"]("a"), world["serve"]("b")
-    crashed = snail(world, "run", "--skip-preflight", env={"SNAIL_FAILPOINTS": failpoint})
+    crashed = snail(world, "run", "--skip-preflight", env={"SNAIL_FAILPOINTS": failpoint}, process=True)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
 
     store = SqliteStore(world["root"] / ".snail" / "state.db")
@@ -64,7 +64,7 @@ def test_resume_continues_the_interrupted_run(world) -> None:
     """`run --resume` after a kill in phase two starts at phase two and finishes the pipeline."""
     write_pipeline(world["root"], {"health-only": "a", "hybrid-ml": "b"})
     world["serve"]("a"), world["serve"]("b")
-    crashed = snail(world, "run", "--skip-preflight", env={"SNAIL_FAILPOINTS": "update_service:acted#2"})
+    crashed = snail(world, "run", "--skip-preflight", env={"SNAIL_FAILPOINTS": "update_service:acted#2"}, process=True)
     assert crashed.returncode == -signal.SIGKILL
     r = snail(world, "run", "--resume", "--skip-preflight")
     assert r.returncode == 0, r.stderr

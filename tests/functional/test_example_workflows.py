@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import Behaviour
@@ -106,6 +107,7 @@ def test_workflow_shape() -> None:
     assert upload["if"] == "always()" and "trail.html" in upload["with"]["path"]
 
 
+@pytest.mark.process
 def test_workflow_delivers_then_a_scheduled_tick_is_a_quiet_noop(world) -> None:
     """Push: every step passes, the result and the trail are written for the artifact; the hourly tick then
     finds nothing to do and stays green."""
@@ -123,6 +125,7 @@ def test_workflow_delivers_then_a_scheduled_tick_is_a_quiet_noop(world) -> None:
     assert json.loads((world["root"] / "snail-result.json").read_text())["outcome"] == "noop"
 
 
+@pytest.mark.process
 def test_workflow_rollback_is_a_red_job_with_the_trail_kept(world) -> None:
     """A failing phase: the deliver step fails with an ::error annotation (exit 1 -> red), and the trail step
     still runs, so the artifact holds the trail of the rollback."""
@@ -136,6 +139,7 @@ def test_workflow_rollback_is_a_red_job_with_the_trail_kept(world) -> None:
     assert live(world).endswith("shine-api-gateway:2")
 
 
+@pytest.mark.process
 def test_crontab_line_runs_and_a_noop_is_silent(world) -> None:
     """The crontab's command (its `cd` pointed at this project): the first tick delivers; the next prints nothing,
     so cron sends no mail."""

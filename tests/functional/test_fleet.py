@@ -219,6 +219,7 @@ def test_a_failure_in_the_last_wave_returns_its_passed_target(fleet: dict[str, A
     assert html.returncode == 0 and 'data-status="returned"' in html.stdout and 'class="stop"' in html.stdout
 
 
+@pytest.mark.process
 def test_approval_and_resume_after_kill_9(fleet: dict[str, Any]) -> None:
     """A manual one-box stops the run (exit 0); once approved, a run killed -9 mid-wave is resumed to the end."""
     (fleet["root"] / "fleet.yaml").write_text(FLEET.format(one_box=", approval: manual", extra=""))
@@ -276,6 +277,7 @@ def test_a_freeze_blocks_forward_moves_but_not_fleet_stop(fleet: dict[str, Any])
     assert image_of(fleet, "staging") == image("a")
 
 
+@pytest.mark.process
 def test_fleet_stop_sends_an_in_flight_target_back_at_once(fleet: dict[str, Any]) -> None:
     """staging is on v2 and baking (10 minutes): `snail fleet stop` from another shell makes it go back to v1 now,
     verified; the later waves are cancelled and untouched, and the run exits 1 naming each target's revision."""
@@ -332,6 +334,7 @@ def test_two_checkouts_share_one_fleet_run_through_dynamodb(fleet: dict[str, Any
     assert not (fleet["root"] / ".snail" / "fleet").exists() and not (other["root"] / ".snail" / "fleet").exists()
 
 
+@pytest.mark.process
 def test_sigterm_on_a_fleet_run_sends_the_in_flight_target_back_and_leaves_the_run_resumable(
     fleet: dict[str, Any],
 ) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from tests.harness.cli import snail
 
 DIGEST = "sha256:" + "a" * 64
 PIPELINE = """\
@@ -30,15 +29,7 @@ waves:
 
 def _policy(root: Path, *args: str) -> dict[str, Any]:
     """`snail --output json iam-policy --fleet ...` in `root` (no AWS is called)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SNAIL_", "AWS_"))}
-    r = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "--output", "json", "iam-policy", "--fleet", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = snail(root, "--output", "json", "iam-policy", "--fleet", *args, hermetic=True)
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout)
 

@@ -133,6 +133,7 @@ def test_the_fleet_lock_is_one_runner_at_a_time_and_a_stop_request_crosses_runne
     jb.unlock()
 
 
+@pytest.mark.process
 def test_a_lock_left_by_a_killed_runner_is_taken_over(tmp_path: Path, client: Any) -> None:
     """A runner killed -9 leaves its lease; another runner on the same host sees its process is gone and takes it."""
     fleet = _fleet(tmp_path / "a")

@@ -396,6 +396,7 @@ def test_docker_dying_mid_build_changes_nothing_and_exits_1(
 # ---------------------------------------------------------------- 1. the terminal goes away: `snail run 2>&1 | head -3`
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("second_phase", ["passes", "fails"])
 def test_a_closed_output_pipe_never_stops_the_rollout(world: dict[str, Any], second_phase: str) -> None:
     """stdout and stderr are one pipe whose reader leaves after 3 lines: the run still delivers (or rolls back),

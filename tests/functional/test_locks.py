@@ -787,7 +787,7 @@ def test_two_snail_runs_race_for_a_killed_runs_lock(world) -> None:
     """`snail run` killed -9 holding the lock; two `snail run`s start at once: one takes over, the other exits 4."""
     write_pipeline(world["root"], {"health-only": "a"})
     world["serve"]("a")
-    crashed = snail(world, "run", "--skip-preflight", env={"SNAIL_FAILPOINTS": "update_service:acted"})
+    crashed = snail(world, "run", "--skip-preflight", env={"SNAIL_FAILPOINTS": "update_service:acted"}, process=True)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     (world["root"] / "phases" / "health-only.yaml").write_text(
         f'name: health-only\nimage: {{ref: "{image("a")}"}}\nbake: 4s\n'

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
+
 from orchestrator.engine.lease import Heartbeat
 from orchestrator.engine.lock import holder_record
 from orchestrator.state.sqlite import SqliteStore
@@ -26,6 +28,7 @@ def run_id_of(text: str) -> str:
     return found.group(1)
 
 
+@pytest.mark.process
 def test_concurrent_wait_lock_runs_on_one_service_all_succeed(world: dict) -> None:
     """Four `snail run --wait-lock 2m` at once: one delivers, each that waited plans again and finds the release
     live and good (exit 0, "planned again after waiting for the lock"); none exits 4; every run is in the history."""
@@ -49,6 +52,7 @@ def test_concurrent_wait_lock_runs_on_one_service_all_succeed(world: dict) -> No
     assert all(r.status in ("succeeded", "noop") for r in history.values()), history
 
 
+@pytest.mark.process
 def test_a_queued_run_delivers_on_its_fresh_plan_when_something_else_went_live(world: dict) -> None:
     """While a run waits for the lock, another actor moves the service (the lock holder's release went live):
     the queued run plans again from what is live now and delivers its own release (exit 0), where it used to exit 4

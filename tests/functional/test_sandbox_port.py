@@ -49,6 +49,7 @@ def test_sandbox_up_on_a_taken_port_exits_2_naming_the_holder(make_pipeline, tak
     assert not (Path(path).parent / ".snail" / "sandbox.json").exists()
 
 
+@pytest.mark.process
 def test_the_daemon_exits_when_it_cannot_bind(tmp_path: Path, taken_port: int) -> None:
     """The daemon itself gives up with exit 2 (it used to wait forever for moto's thread to bind)."""
     started = time.monotonic()
@@ -103,6 +104,7 @@ sys.exit(main())
 """
 
 
+@pytest.mark.process
 def test_without_the_sandbox_extra_sandbox_up_says_what_to_install(make_pipeline) -> None:  # noqa: ANN001
     """moto missing (pip install snail-trail without [sandbox]): `sandbox up` exits 2 naming the extra, while
     `validate` still works."""

@@ -81,6 +81,7 @@ def _page_requests(netlog: Path) -> list[str]:
     ]
 
 
+@pytest.mark.process
 def test_html_trail_in_headless_chromium(tmp_path: Path) -> None:
     """The CLI writes the page; Chromium renders it (screenshot), its DOM has the runs newest first with header,
     SVG timeline, gate ticks, decision, rollback, traffic and diagnosis, and its net log shows no network request."""

@@ -21,6 +21,7 @@ def _imported_by(module: str) -> set[str]:
     return set(json.loads(out.stdout))
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("module", ["orchestrator.engine.executor", "orchestrator.plan", "orchestrator.gates"])
 def test_the_engine_needs_no_cli_sandbox_or_doctor(module: str) -> None:
     """Importing the engine, the planner or the gates loads neither the CLI, the sandbox nor doctor."""
@@ -28,11 +29,13 @@ def test_the_engine_needs_no_cli_sandbox_or_doctor(module: str) -> None:
     assert not {m for m in loaded if m.startswith(("orchestrator.cli", "ecsbox", "orchestrator.doctor"))}
 
 
+@pytest.mark.process
 def test_the_planner_does_not_import_the_engine() -> None:
     """The plan is handed to the engine; the planner never imports it (no plan <-> engine cycle)."""
     assert not {m for m in _imported_by("orchestrator.plan") if m.startswith("orchestrator.engine")}
 
 
+@pytest.mark.process
 def test_the_emulator_imports_nothing_of_the_product() -> None:
     """ecsbox/ is its own package: importing every one of its modules loads no orchestrator module, and its
     source names none (a lazy import inside a function would not show in sys.modules)."""

@@ -1206,6 +1206,7 @@ HANGS = {
 }
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("name", list(HANGS))
 def test_fifo_and_devices_are_refused_never_read(name: str, tmp_path: Path) -> None:
     """A FIFO or /dev/zero is refused by what it is (fstat before reading, the path's target), never read or waited
@@ -1215,6 +1216,7 @@ def test_fifo_and_devices_are_refused_never_read(name: str, tmp_path: Path) -> N
     assert expected in out, out
 
 
+@pytest.mark.process
 def test_huge_file_refused_by_its_size(tmp_path: Path) -> None:
     """A 40 MB pipeline.yaml is refused by its size before it is parsed."""
     path = tmp_path / "pipeline.yaml"

@@ -261,6 +261,7 @@ def test_registry_digest_follows_a_bearer_challenge():
     assert registry_digest(target, "missing", session=_Session()) is None
 
 
+@pytest.mark.process
 def test_importing_the_build_package_does_not_import_docker():
     """`snail --help` stays fast: orchestrator.build imports the docker SDK only when it talks to the engine."""
     import subprocess

@@ -200,6 +200,7 @@ def test_on_a_real_terminal_the_display_never_goes_quiet() -> None:
     assert text.rstrip().endswith("RESULT") and text.index("[x] http /health: ok") < text.index("RESULT")
 
 
+@pytest.mark.process
 def test_snail_help_does_not_import_rich() -> None:
     """`snail --help` stays fast: neither rich nor the progress display is imported."""
     r = subprocess.run(

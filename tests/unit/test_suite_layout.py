@@ -11,6 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parents[1]
 
 
@@ -71,6 +73,7 @@ def test_ctrl_c_is_a_keyboard_interrupt_in_the_tests() -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.process
 def test_a_suite_started_with_sigint_ignored_still_gets_pythons_handler() -> None:
     """A background job of a script inherits SIGINT ignored (the fleet Ctrl-C test failed so, DID NOT RAISE
     KeyboardInterrupt): pytest started that way still runs its tests with Python's handler."""
@@ -87,6 +90,7 @@ def test_a_suite_started_with_sigint_ignored_still_gets_pythons_handler() -> Non
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.process
 def test_a_signal_handler_a_test_installs_is_gone_for_the_next_test(tmp_path: Path) -> None:
     """tests/conftest.py puts back after each test the SIGTERM and SIGINT handlers it found (snail's main() in
     process installs a SIGTERM handler; under xdist the next file on that worker used to inherit it)."""
@@ -112,3 +116,129 @@ def test_a_signal_handler_a_test_installs_is_gone_for_the_next_test(tmp_path: Pa
         timeout=120,
     )
     assert r.returncode == 0 and "2 passed" in r.stdout, r.stdout + r.stderr
+
+
+# ---- the process mark ------------------------------------------------------------------------------------------
+
+_PROCESS_CALLS = {"run", "Popen", "call", "check_call", "check_output"}
+
+
+def _starts_a_process(call: ast.Call) -> bool:
+    """`start_snail(…)`, `snail(…, process=True)` (any helper passing process=True) or `subprocess.run(…)` etc."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    if name == "start_snail":
+        return True
+    if any(k.arg == "process" and isinstance(k.value, ast.Constant) and k.value.value is True for k in call.keywords):
+        return True
+    return (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "subprocess"
+        and (name in _PROCESS_CALLS)
+    )
+
+
+def _marked_process(decorators: list[ast.expr]) -> bool:
+    """One of the decorators (or pytestmark's values) is pytest.mark.process."""
+    for deco in decorators:
+        for node in ast.walk(deco):
+            if isinstance(node, ast.Attribute) and node.attr == "process":
+                value = node.value
+                if isinstance(value, ast.Attribute) and value.attr == "mark":
+                    return True
+    return False
+
+
+def unmarked_process_tests(path: Path) -> list[str]:
+    """The tests of a module that start a process (themselves, through a helper or a fixture of the same module)
+    without @pytest.mark.process on the test, its class or the module's pytestmark."""
+    tree = ast.parse(path.read_text())
+    module_marks = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in node.targets)
+    ]
+    if _marked_process(module_marks):
+        return []
+    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+    tests: list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, list[ast.expr]]] = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name.startswith("test"):
+                    tests.append((item, node.decorator_list + item.decorator_list))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            functions[node.name] = node
+            if node.name.startswith("test"):
+                tests.append((node, node.decorator_list))
+
+    def reaches(fn: ast.AST, seen: set[str]) -> bool:
+        used = {a.arg for a in fn.args.args} if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) else set()
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Call) and _starts_a_process(node):
+                return True
+            if isinstance(node, ast.Name):
+                used.add(node.id)
+        for name in sorted(used & functions.keys() - seen):
+            seen.add(name)
+            if reaches(functions[name], seen):
+                return True
+        return False
+
+    return [f"{path.name}::{fn.name}" for fn, marks in tests if reaches(fn, {fn.name}) and not _marked_process(marks)]
+
+
+def test_every_test_that_starts_a_process_is_marked_process() -> None:
+    """`snail()` runs the CLI in process; a test that starts a process (start_snail, snail(process=True), any
+    subprocess) is one where the process is the point, and says so with @pytest.mark.process."""
+    found = [hit for path in sorted(TESTS.rglob("test_*.py")) for hit in unmarked_process_tests(path)]
+    assert found == []
+
+
+def test_the_process_rule_sees_a_helper_and_a_fixture(tmp_path: Path) -> None:
+    """A test reaching a process through a helper or a same-module fixture is found unless it (or the module)
+    carries the mark; snail() without process=True is not a process."""
+    (tmp_path / "test_a.py").write_text(
+        textwrap.dedent("""\
+            import subprocess
+            import pytest
+
+            def helper():
+                return subprocess.run(["true"])
+
+            @pytest.fixture
+            def proc():
+                return start_snail(where, "run")
+
+            def test_helper():
+                helper()
+
+            def test_fixture(proc):
+                pass
+
+            def test_flag():
+                snail(where, "kill", process=True)
+
+            def test_in_process():
+                snail(where, "status")
+
+            @pytest.mark.process
+            def test_marked():
+                helper()
+
+            class TestGroup:
+                def test_in_a_class(self):
+                    helper()
+            """)
+    )
+    assert unmarked_process_tests(tmp_path / "test_a.py") == [
+        "test_a.py::test_helper",
+        "test_a.py::test_fixture",
+        "test_a.py::test_flag",
+        "test_a.py::test_in_a_class",
+    ]
+    (tmp_path / "test_b.py").write_text(
+        "import pytest, subprocess\npytestmark = [pytest.mark.process]\ndef test_x():\n    subprocess.run(['true'])\n"
+    )
+    assert unmarked_process_tests(tmp_path / "test_b.py") == []
