@@ -117,37 +117,36 @@ def _read(stream: IO[str]) -> str:
 
 
 class _Ours:
-    """Which threads are the snail call's: the caller and every thread started from one of them (the lease's
+    """Which threads are this snail call's: the caller and every thread started from one of them (the lease's
     heartbeat, a command gate's reader, rich's refresh). The test's own threads (the world's agent, moto's
     server, HTTP servers) write where they wrote before: their logs are not snail's output."""
 
-    _started = threading.Thread.start
+    _start = threading.Thread.start
 
     def __init__(self) -> None:
         self.running = False
 
-    @staticmethod
-    def mine() -> bool:
-        return getattr(threading.current_thread(), "_snail_call", False)
+    def mine(self) -> bool:
+        return self.running and getattr(threading.current_thread(), "_snail_call", None) is self
 
     @contextmanager
     def calling(self) -> Iterator[None]:
         ours = self
 
         def start(thread: threading.Thread) -> None:
-            if ours.running and ours.mine():
-                thread._snail_call = True  # type: ignore[attr-defined]
-            _Ours._started(thread)
+            if ours.mine():
+                thread._snail_call = ours  # type: ignore[attr-defined]
+            _Ours._start(thread)
 
         caller = threading.current_thread()
-        caller._snail_call = True  # type: ignore[attr-defined]
+        caller._snail_call = self  # type: ignore[attr-defined]
         threading.Thread.start = start  # type: ignore[method-assign]
         self.running = True
         try:
             yield
         finally:
             self.running = False
-            threading.Thread.start = _Ours._started  # type: ignore[method-assign]
+            threading.Thread.start = _Ours._start  # type: ignore[method-assign]
             del caller._snail_call  # type: ignore[attr-defined]
 
 
@@ -159,7 +158,7 @@ class _Routed:
         self._ours, self._capture, self._before = ours, capture, before
 
     def _target(self) -> Any:
-        return self._capture if self._ours.running and self._ours.mine() else self._before
+        return self._capture if self._ours.mine() else self._before
 
     def write(self, text: str) -> int:
         return self._target().write(text)
