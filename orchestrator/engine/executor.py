@@ -765,7 +765,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - nothing changed yet: any failure is "failed before deploy"
             return FailedBeforeDeploy(ph.name, exc)
         try:  # the rollback target, chosen before the update and kept in memory: a rollback never needs the store
-            self.rollbacks.choose(arn)
+            self.rollbacks.choose(arn, live=service.task_definition if service is not None else None)
         except Exception as exc:  # noqa: BLE001 - nothing changed yet
             return FailedBeforeDeploy(ph.name, exc)
         deployed_at = self.clock.now()

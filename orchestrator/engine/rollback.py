@@ -77,17 +77,21 @@ class Rollback:
         self.diagnose = diagnose
         self._chosen: dict[str, GoodRecord | None] = {}  # deployed revision -> its rollback target, chosen before
 
-    def target_after(self, failed_arn: str) -> GoodRecord | None:
-        """The newest good revision that is not the one that just failed (as chosen before its update)."""
+    def target_after(self, failed_arn: str, live: str | None = None) -> GoodRecord | None:
+        """The revision to go back to when `failed_arn` fails (as chosen before its update): the one `live` before
+        the update when it is good, else the newest good revision that is not the one that failed."""
         if failed_arn in self._chosen:
             return self._chosen[failed_arn]
-        return next((g for g in self.store.good_history(self.spec.name) if g.revision_arn != failed_arn), None)
+        good = [g for g in self.store.good_history(self.spec.name) if g.revision_arn != failed_arn]
+        return next((g for g in good if g.revision_arn == live), None) or next(iter(good), None)
 
-    def choose(self, deploying_arn: str) -> GoodRecord | None:
+    def choose(self, deploying_arn: str, live: str | None = None) -> GoodRecord | None:
         """Choose the target before `deploying_arn` goes live, and keep it: the store may be out by the time a
-        rollback is due, and a rollback must not depend on it."""
+        rollback is due, and a rollback must not depend on it. The revision `live` before the update comes first
+        when it is good: going back to it restores what served before the run, and its tasks, still running while
+        a rolling update is in progress, are kept (a newer good revision would need new tasks started)."""
         self._chosen.pop(deploying_arn, None)
-        self._chosen[deploying_arn] = self.target_after(deploying_arn)
+        self._chosen[deploying_arn] = self.target_after(deploying_arn, live)
         return self._chosen[deploying_arn]
 
     def after_failure(self, j: Journal, failure: FailedAfterDeploy) -> RollbackOutcome:

@@ -8,12 +8,13 @@ import json
 from typing import Any
 
 from orchestrator.aws.session import AwsContext
+from orchestrator.config import load_pipeline
 from orchestrator.engine.executor import Engine, RunOptions
 from tests.conftest import Behaviour
 from tests.functional.test_engine import World
 from tests.functional.world import REGION
 from tests.harness.cli import snail
-from tests.harness.pipeline import write_pipeline
+from tests.harness.pipeline import INJECTED_CLOCK, write_pipeline
 
 SERVICE = "shine-api-gateway"
 
@@ -129,6 +130,30 @@ def test_an_early_look_asks_first_the_gate_that_concludes_in_one_answer(aws, tmp
     failed = next(e for e in w.store.events(SERVICE) if e.kind == "gate_failed" and e.data.get("early"))
     assert failed.data["gate"] == "http /ml/status", failed.data["gate"]
     assert broken.hits == 2, broken.hits
+
+
+def test_the_rollback_returns_to_the_good_revision_that_was_live_keeping_its_task(aws, tmp_path, http_server) -> None:
+    """The service runs good revision A although a newer good B exists (someone pointed it back to A outside
+    snail): a release C that fails early goes back to A, whose task still runs and is kept, not forward to B,
+    which would need a new task started."""
+    w = World(tmp_path, http_server, {"health-only": "a", "hybrid-ml": "b"})
+    w.server("a"), w.server("b"), w.server("c", Behaviour(503, {"status": "failed"}))
+    assert w.engine().run(RunOptions(to_phase="health-only")).exit_code == 0
+    a = w.live()
+    assert w.engine().run(RunOptions()).exit_code == 0
+    w.ecs.update_service(cluster="shine", service=SERVICE, taskDefinition=a)  # back to A, not through snail
+    while w.primary().get("rolloutState") != "COMPLETED":
+        w.clock.sleep(1)
+    (old,) = _running(w)
+    write_pipeline(tmp_path, {"health-only": "a", "hybrid-ml": "c"}, timing=INJECTED_CLOCK)
+    w.pipeline = load_pipeline(w.path)
+
+    out = w.engine().run(RunOptions())
+
+    assert (out.exit_code, out.status) == (1, "rolled_back"), out.message
+    assert w.live() == a
+    assert [t["taskArn"] for t in _running(w)] == [old["taskArn"]]  # A's task kept, no task started
+    assert "the good tasks never stopped" in out.message
 
 
 def test_a_new_task_that_passes_early_but_fails_after_the_rollout_still_rolls_back(aws, tmp_path, http_server) -> None:
