@@ -4,10 +4,8 @@ is not): the preflight cache (hit, miss, what invalidates it, failures never cac
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 from orchestrator.aws.session import AwsContext
 from orchestrator.doctor import preflight as pf
 from tests.doctor_env import CLUSTER, MANIFEST, SERVICE, good_env
+from tests.harness.cli import snail
 
 NO_OP_BUDGET = 3  # AWS calls per service for a scheduled run that finds everything live and good
 
@@ -157,27 +156,6 @@ def test_missing_service_is_never_cached(aws, tmp_path) -> None:
 
 # ------------------------------------------------------------------------------------------ a real no-op run
 
-DRIVER = """
-import atexit, json, sys
-from orchestrator.aws.session import AwsContext
-calls, made = [], []
-original = AwsContext.client
-def client(self, service):
-    if service not in self._clients:
-        made.append(service)
-        c = original(self, service)
-        c.meta.events.register("before-call", lambda model=None, **_: calls.append(
-            model.service_model.service_name + ":" + model.name))
-        return c
-    return original(self, service)
-AwsContext.client = client
-out = sys.argv[1]
-atexit.register(lambda: open(out, "w").write(json.dumps({"calls": calls, "clients": made})))
-sys.argv = ["snail", *sys.argv[2:]]
-from orchestrator.cli.main import main
-main()
-"""
-
 
 def _pipeline_files(root: Path, known_good: Any, image: str) -> None:
     """pipeline.yaml + one phase for the known-good environment (same settings doctor_env's pipeline has)."""
@@ -206,26 +184,31 @@ def _pipeline_files(root: Path, known_good: Any, image: str) -> None:
 
 
 def _snail(root: Path, url: str, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]:
-    """`snail ARGS` in its own process against moto's server, with every AWS call it makes recorded."""
-    out = root / "calls.json"
-    environ = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "SNAIL_ENDPOINT_URL": url,
-        "SNAIL_FILE": str(root / "pipeline.yaml"),
-    }
-    environ.pop("SNAIL_PREFLIGHT_TTL", None)
-    r = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(out), *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=root,
-    )
-    assert out.exists(), r.stdout + r.stderr
-    return r, json.loads(out.read_text())
+    """`snail ARGS` against moto's server, with every AWS call it makes recorded (each call builds its own
+    AwsContext, as a new process does: its clients are the ones it made)."""
+    calls: list[str] = []
+    made: list[str] = []
+    original = AwsContext.client
+
+    def client(self: AwsContext, service: str) -> Any:
+        if service not in self._clients:
+            made.append(service)
+            c = original(self, service)
+            c.meta.events.register(
+                "before-call",
+                lambda model=None, **_: calls.append(model.service_model.service_name + ":" + model.name),
+            )
+            return c
+        return original(self, service)
+
+    AwsContext.client = client  # type: ignore[method-assign]
+    try:
+        r = snail(
+            root, *args, env={"SNAIL_ENDPOINT_URL": url, "SNAIL_FILE": str(root / "pipeline.yaml")}, hermetic=True
+        )
+    finally:
+        AwsContext.client = original  # type: ignore[method-assign]
+    return r, {"calls": calls, "clients": made}
 
 
 def _fresh_moto(url: str) -> AwsContext:
@@ -240,7 +223,6 @@ def _fresh_moto(url: str) -> AwsContext:
     )
 
 
-@pytest.mark.process
 def test_scheduled_noop_run_stays_within_budget(server, tmp_path, http_server) -> None:
     """A normal `snail run` (preflight on) delivers; the scheduled re-run makes <= 3 calls with only the ECS
     client; an ECS-side change to the service makes the next run check everything again."""
@@ -272,7 +254,6 @@ def test_scheduled_noop_run_stays_within_budget(server, tmp_path, http_server) -
     assert "ec2:DescribeSubnets" in rec["calls"]
 
 
-@pytest.mark.process
 def test_a_release_reads_the_service_twice_before_it_updates_it(server, tmp_path, http_server) -> None:
     """A new release by a normal `snail run` whose preflight is cached: the plan's DescribeServices serves the
     preflight too; the only other read before UpdateService is the stale-plan check under the lock."""
