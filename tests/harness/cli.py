@@ -64,7 +64,13 @@ def snail(
         )
     if environ.get("SNAIL_FAILPOINTS"):
         raise ValueError("a failpoint SIGKILLs its process: run this snail with process=True")
-    return _in_process(list(args), environ, _cwd(where))
+    if threading.current_thread() is not threading.main_thread() or not _ONE_CALL.acquire(blocking=False):
+        # the environment, the cwd and the std streams are the process's: one call at a time, from the main thread
+        raise RuntimeError("snails at the same time are processes: use start_snail or process=True")
+    try:
+        return _in_process(list(args), environ, _cwd(where))
+    finally:
+        _ONE_CALL.release()
 
 
 def start_snail(where: Where, *args: str, env: Mapping[str, str] | None = None, **popen: Any) -> subprocess.Popen:
@@ -77,6 +83,8 @@ def start_snail(where: Where, *args: str, env: Mapping[str, str] | None = None, 
 
 
 # ---- in process ------------------------------------------------------------------------------------------------
+
+_ONE_CALL = threading.Lock()
 
 
 def _in_process(args: list[str], environ: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:

@@ -64,6 +64,23 @@ def test_a_failpoint_is_refused_in_process(tmp_path: Path) -> None:
         snail(tmp_path, "run", env={"SNAIL_FAILPOINTS": "update_service:acted"})
 
 
+def test_snails_at_the_same_time_are_refused_in_process(tmp_path: Path) -> None:
+    """The environment, cwd and std streams belong to the process: a call from another thread (while the main
+    thread may be in one) is refused, naming the way to run snails side by side."""
+    refused: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            snail(tmp_path, "validate")
+        except RuntimeError as exc:
+            refused.append(exc)
+
+    other = threading.Thread(target=call)
+    other.start()
+    other.join()
+    assert refused and "start_snail or process=True" in str(refused[0])
+
+
 def test_only_the_calls_threads_write_to_its_output() -> None:
     """During a call, the caller and the threads it starts write to the call's capture; a thread the test had
     already started (the world's agent, moto's server) writes where it did before."""
