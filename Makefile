@@ -47,7 +47,7 @@ lint: setup $(VENV)/.actionlint      ## ruff (lint + format), mypy and actionlin
 XDIST := -n auto --dist loadfile
 
 test: setup lint docker test-tools   ## lint, then the whole suite: unit, ecsbox, functional (moto) and, beside them, e2e (real Docker)
-	PY=$(PY) bash scripts/test-suite.sh
+	PY=$(PY) bash scripts/test-suite.sh --durations=25  # the 25 slowest per lane: where the suite's time goes
 
 test-tools:                          ## Debian's Chromium for the browser tests of the HTML trail
 	bash scripts/test-tools.sh
