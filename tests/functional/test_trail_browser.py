@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -87,25 +86,7 @@ def test_html_trail_in_headless_chromium(tmp_path: Path) -> None:
     SVG timeline, gate ticks, decision, rollback, traffic and diagnosis, and its net log shows no network request."""
     pipeline = _pipeline(tmp_path)
     page = tmp_path / "trail.html"
-    cli = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "-f",
-            str(pipeline),
-            "trail",
-            "--format",
-            "html",
-            "--last",
-            "5",
-            "-o",
-            str(page),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    cli = snail(tmp_path, "-f", str(pipeline), "trail", "--format", "html", "--last", "5", "-o", str(page))
     assert cli.returncode == 0, cli.stderr
     html = page.read_text()
     assert not re.search(r"""(src|href)\s*=\s*['"]?\s*(https?:)?//""", html, re.I)
@@ -144,24 +125,8 @@ def test_html_trail_in_headless_chromium(tmp_path: Path) -> None:
 
     # one run's page: the traffic share and the escaped hostile text
     one = tmp_path / "one.html"
-    cli = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "-f",
-            str(pipeline),
-            "trail",
-            "--run",
-            "r-20261129-071500-b002",
-            "--format",
-            "html",
-            "-o",
-            str(one),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    cli = snail(
+        tmp_path, "-f", str(pipeline), "trail", "--run", "r-20261129-071500-b002", "--format", "html", "-o", str(one)
     )
     assert cli.returncode == 0, cli.stderr
     dom = _chromium(tmp_path, one, "--dump-dom").stdout
@@ -173,25 +138,10 @@ def test_html_trail_in_headless_chromium(tmp_path: Path) -> None:
 
 def _pipeline_first_run_traffic(tmp_path: Path, pipeline: Path) -> str:
     page = tmp_path / "first.html"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "-f",
-            str(pipeline),
-            "trail",
-            "--run",
-            "r-20261129-070849-a001",
-            "--format",
-            "html",
-            "-o",
-            str(page),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
+    cli = snail(
+        tmp_path, "-f", str(pipeline), "trail", "--run", "r-20261129-070849-a001", "--format", "html", "-o", str(page)
     )
+    assert cli.returncode == 0, cli.stderr
     return _chromium(tmp_path, page, "--dump-dom").stdout
 
 
