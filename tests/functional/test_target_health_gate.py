@@ -41,9 +41,11 @@ def named(world: World, phases: dict[str, str], extra: dict[str, str]) -> Any:
     """The world's pipeline with service.load_balancer.target_group_arn written as a NAME (`shine-blue`)."""
     world.pipeline(phases, extra)
     path: Path = world.tmp / "pipeline.yaml"
-    path.write_text(path.read_text().replace(f"target_group_arn: {world.blue_tg}", "target_group_arn: shine-blue"))
+    # the base pipeline writes the load_balancer block in flow style (JSON)
+    text = path.read_text()
+    path.write_text(text.replace(f'"target_group_arn": "{world.blue_tg}"', '"target_group_arn": "shine-blue"'))
     p = load_pipeline(path)
-    assert "target_group_arn: shine-blue" in path.read_text()
+    assert '"target_group_arn": "shine-blue"' in path.read_text()
     return p
 
 
