@@ -20,29 +20,28 @@ from tests.harness.pipeline import write_pipeline
 SECRET = "s3cr3t-registry-pass"
 
 
+def _process_state() -> tuple:
+    """What a call in process may change in this one: environment, cwd, std streams, SIGTERM handler, structlog's
+    configuration, the learnt secrets."""
+    return (
+        dict(os.environ),
+        os.getcwd(),
+        (sys.stdin, sys.stdout, sys.stderr),
+        signal.getsignal(signal.SIGTERM),
+        structlog.get_config() if structlog.is_configured() else None,
+        redact.known(),
+    )
+
+
 def test_a_call_in_process_puts_back_everything_it_changed(tmp_path: Path) -> None:
     """Environment, cwd, std streams, SIGTERM handler, structlog's configuration, the current App and the secrets
     the call learnt are this process's again after the call; the call itself ran in the world's folder with its
     environment and exit code."""
     write_pipeline(tmp_path, {"health-only": "a"})
-    before = (
-        dict(os.environ),
-        os.getcwd(),
-        (sys.stdin, sys.stdout, sys.stderr),
-        signal.getsignal(signal.SIGTERM),
-        structlog.get_config() if structlog.is_configured() else None,
-        redact.known(),
-    )
+    before = _process_state()
     r = snail(tmp_path, "--log-format", "json", "-q", "validate", env={"SNAIL_REGISTRY_PASSWORD": SECRET})
     assert r.returncode == 0 and "are valid" in r.stdout, r.stdout + r.stderr
-    after = (
-        dict(os.environ),
-        os.getcwd(),
-        (sys.stdin, sys.stdout, sys.stderr),
-        signal.getsignal(signal.SIGTERM),
-        structlog.get_config() if structlog.is_configured() else None,
-        redact.known(),
-    )
+    after = _process_state()
     assert after == before
     assert SECRET not in redact.known() and App.current is None
 
